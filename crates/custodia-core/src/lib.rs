@@ -1,0 +1,27 @@
+//! Domain types of custodia: identifiers, validated input, time, epochs and rate limits.
+//!
+//! This crate does no I/O and knows no wire format. Everything a user can type is parsed
+//! here into a checked type (`Username`, `MessageBody`, `ClientMsgId`, …), so the layers
+//! above never re-validate.
+//!
+//! Layout:
+//! - `ids` — opaque identifiers (`UserId`, `ConversationId`, …).
+//! - `input` — checked user input and its `ValidationError`.
+//! - `clock` — the injected clock and `Timestamp`.
+//! - `epoch` — how time is bucketed into key epochs.
+//! - `ratelimit` — a keyed token bucket driven by the clock.
+
+mod clock;
+mod epoch;
+mod ids;
+mod input;
+mod ratelimit;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use epoch::{Epoch, EpochScheme};
+pub use ids::{ConversationId, DeploymentId, MessageId, SessionId, UserId};
+pub use input::{
+    BirthDate, ClientMsgId, ConversationKind, GroupTitle, MAX_BODY_BYTES, MemberRole, MessageBody,
+    Password, Username, ValidationError,
+};
+pub use ratelimit::{KeyedRateLimiter, RateLimit};

@@ -1,0 +1,18 @@
+//! The key service: the only component that holds a key-encryption key (KEK) or an
+//! unwrapped data key (DEK).
+//!
+//! **Architecture invariant: only this crate holds key material.** It seals message
+//! bodies under a per-(conversation, epoch) DEK, stores DEKs only wrapped by a versioned
+//! KEK (through the `DekStore` seam), and opens bodies only for a named [`Purpose`].
+//!
+//! Layout:
+//! - `keyring` — the KEK file on disk (mode 0600, optionally passphrase-wrapped).
+//! - `aead` — XChaCha20-Poly1305 sealing with associated data; the key types.
+//! - `service` — [`KeyService`]: seal, open, the DEK cache.
+
+mod aead;
+mod keyring;
+mod service;
+
+pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
+pub use service::{CacheLimits, KeyError, KeyService, MessageContext, Purpose};

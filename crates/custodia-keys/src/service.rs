@@ -1,0 +1,209 @@
+//! [`KeyService`]: sealing and opening message bodies under per-(conversation, epoch) DEKs.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use custodia_core::{Clock, ConversationId, DeploymentId, Epoch, MessageId, Timestamp, UserId};
+use custodia_store::{DekStore, SealedBody, StoreError, WrappedDek};
+use lru::LruCache;
+use zeroize::Zeroizing;
+
+use crate::Keyring;
+use crate::aead::SecretKey;
+
+/// Format byte of a sealed body: XChaCha20-Poly1305 under the epoch DEK.
+const SEALED_V1: u8 = 1;
+/// Format byte of an unsealed body; only the bench build writes or reads it.
+#[cfg(feature = "dangerous-bench-unsealed")]
+const UNSEALED_BENCH: u8 = 0;
+
+/// Why the key service unwraps a key. Every unwrap names one; staff access adds variants
+/// that can only be built from an active grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Purpose {
+    /// Delivering a message to an authenticated member of its conversation.
+    Delivery {
+        /// The member it is delivered to.
+        reader: UserId,
+    },
+}
+
+/// What a sealed body is bound to. Opening with any other context fails.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageContext<'a> {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The key epoch.
+    pub epoch: &'a Epoch,
+    /// The message id.
+    pub message: MessageId,
+    /// The sender.
+    pub sender: UserId,
+}
+
+/// Bounds of the unwrapped-DEK cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    /// Most keys held unwrapped at once.
+    pub capacity: NonZeroUsize,
+    /// Longest a key stays unwrapped in memory.
+    pub max_age: Duration,
+}
+
+/// Why sealing or opening failed. Never contains key material or plaintext.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The sealed bytes or their context were altered; the body cannot be opened.
+    #[error("sealed data failed authentication")]
+    Unreadable,
+    /// No key exists for this epoch (never created, or destroyed).
+    #[error("no data key for this conversation epoch")]
+    NoKey,
+    /// The DEK was wrapped by a KEK version this keyring does not hold.
+    #[error("data key wrapped by unknown KEK version {0}")]
+    UnknownKek(u32),
+    /// The key store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Cached {
+    dek: Arc<SecretKey>,
+    loaded: Timestamp,
+}
+
+/// The key service. Holds the keyring and a bounded cache of unwrapped DEKs.
+pub struct KeyService {
+    deployment: DeploymentId,
+    keyring: Keyring,
+    store: Arc<dyn DekStore>,
+    clock: Arc<dyn Clock>,
+    max_age: Duration,
+    // std Mutex: held only for a map lookup or insert, never across an await.
+    cache: Mutex<LruCache<(ConversationId, Epoch), Cached>>,
+}
+
+impl KeyService {
+    /// A key service for one deployment.
+    pub fn new(
+        deployment: DeploymentId,
+        keyring: Keyring,
+        store: Arc<dyn DekStore>,
+        clock: Arc<dyn Clock>,
+        limits: CacheLimits,
+    ) -> Self {
+        Self {
+            deployment,
+            keyring,
+            store,
+            clock,
+            max_age: limits.max_age,
+            cache: Mutex::new(LruCache::new(limits.capacity)),
+        }
+    }
+
+    /// Seals a new message body, creating the epoch's DEK if it is the first message.
+    #[tracing::instrument(skip_all, fields(conversation = %ctx.conversation, epoch = %ctx.epoch))]
+    pub async fn seal(&self, ctx: MessageContext<'_>, plaintext: &[u8]) -> Result<SealedBody, KeyError> {
+        #[cfg(feature = "dangerous-bench-unsealed")]
+        {
+            let _ = ctx;
+            let mut out = vec![UNSEALED_BENCH];
+            out.extend_from_slice(plaintext);
+            return Ok(SealedBody(out));
+        }
+        #[cfg(not(feature = "dangerous-bench-unsealed"))]
+        {
+            let dek = self.dek(ctx.conversation, ctx.epoch, true).await?;
+            let mut out = vec![SEALED_V1];
+            out.extend_from_slice(&dek.seal(plaintext, &self.body_aad(&ctx)));
+            Ok(SealedBody(out))
+        }
+    }
+
+    /// Opens a sealed body for `purpose`.
+    #[tracing::instrument(skip_all, fields(conversation = %ctx.conversation, purpose = ?purpose))]
+    pub async fn open(
+        &self,
+        purpose: Purpose,
+        ctx: MessageContext<'_>,
+        sealed: &SealedBody,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let Purpose::Delivery { .. } = purpose;
+        match sealed.0.split_first() {
+            Some((&SEALED_V1, rest)) => {
+                let dek = self.dek(ctx.conversation, ctx.epoch, false).await?;
+                dek.open(rest, &self.body_aad(&ctx)).ok_or(KeyError::Unreadable)
+            }
+            #[cfg(feature = "dangerous-bench-unsealed")]
+            Some((&UNSEALED_BENCH, rest)) => Ok(Zeroizing::new(rest.to_vec())),
+            _ => Err(KeyError::Unreadable),
+        }
+    }
+
+    /// The unwrapped DEK of an epoch, from the cache or the store; creates it if allowed.
+    async fn dek(&self, conv: ConversationId, epoch: &Epoch, create: bool) -> Result<Arc<SecretKey>, KeyError> {
+        let now = self.clock.now();
+        let key = (conv, epoch.clone());
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.get(&key) {
+                Some(c) if now.since(c.loaded) < self.max_age => return Ok(c.dek.clone()),
+                Some(_) => {
+                    cache.pop(&key);
+                }
+                None => {}
+            }
+        }
+        let wrapped = match self.store.wrapped_dek(conv, epoch).await? {
+            Some(w) => w,
+            None if create => {
+                let fresh = SecretKey::generate();
+                let (version, kek) = self.keyring.current();
+                let bytes = kek.seal(fresh.expose(), &self.dek_aad(conv, epoch, version));
+                // If another writer raced us, the stored key wins and ours is dropped.
+                self.store.put_wrapped_dek(conv, epoch, WrappedDek { kek_version: version, bytes }).await?
+            }
+            None => return Err(KeyError::NoKey),
+        };
+        let kek = self.keyring.version(wrapped.kek_version).ok_or(KeyError::UnknownKek(wrapped.kek_version))?;
+        let raw = kek
+            .open(&wrapped.bytes, &self.dek_aad(conv, epoch, wrapped.kek_version))
+            .ok_or(KeyError::Unreadable)?;
+        let dek = Arc::new(SecretKey::from_slice(&raw).ok_or(KeyError::Unreadable)?);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.put(key, Cached { dek: dek.clone(), loaded: now });
+        Ok(dek)
+    }
+
+    fn body_aad(&self, ctx: &MessageContext<'_>) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(96);
+        aad.extend_from_slice(b"custodia/body/v1\0");
+        aad.extend_from_slice(self.deployment.as_bytes());
+        aad.extend_from_slice(ctx.conversation.as_bytes());
+        push_label(&mut aad, ctx.epoch.as_str());
+        aad.extend_from_slice(ctx.message.as_bytes());
+        aad.extend_from_slice(ctx.sender.as_bytes());
+        aad
+    }
+
+    fn dek_aad(&self, conv: ConversationId, epoch: &Epoch, kek_version: u32) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(64);
+        aad.extend_from_slice(b"custodia/dek/v1\0");
+        aad.extend_from_slice(self.deployment.as_bytes());
+        aad.extend_from_slice(conv.as_bytes());
+        push_label(&mut aad, epoch.as_str());
+        aad.extend_from_slice(&kek_version.to_be_bytes());
+        aad
+    }
+}
+
+/// Appends a length-prefixed label, so adjacent fields cannot be confused.
+fn push_label(buf: &mut Vec<u8>, label: &str) {
+    let len = u16::try_from(label.len()).unwrap_or(u16::MAX);
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(&label.as_bytes()[..usize::from(len)]);
+}

@@ -1,0 +1,28 @@
+//! The storage seam: one trait per aggregate, held as `Arc<dyn Trait>`.
+//!
+//! **Architecture invariant: storage never sees plaintext.** Message bodies arrive here
+//! already sealed ([`SealedBody`]) and data keys already wrapped ([`WrappedDek`]); session
+//! tokens arrive hashed ([`TokenHash`]). A backend stores and returns bytes; it cannot
+//! open them.
+//!
+//! Layout:
+//! - `records` — what is stored: users, sessions, conversations, messages, wrapped keys.
+//! - `traits` — the aggregates' interfaces and their duties.
+//! - `error` — [`StoreError`], which every backend maps its own errors into.
+//!
+//! Backends live in their own crates (`custodia-store-sqlite`, …) with their migrations.
+
+mod error;
+mod records;
+mod traits;
+
+pub use error::{StoreError, StoreResult};
+pub use records::{
+    AddMember, Appended, ConversationRecord, ConversationSummary, MemberRecord, NewConversation,
+    NewMessage, NewUser, SealedBody, SeqRange, SessionRecord, StoredMessage, TokenHash, UserRecord,
+    WrappedDek,
+};
+pub use traits::{
+    AccountStore, CommitObserver, ConversationStore, DekStore, Health, MessageStore, NoObserver, SessionStore,
+    Storage,
+};

@@ -1,0 +1,233 @@
+//! The records stores keep. None of them holds plaintext.
+
+use std::fmt;
+
+use custodia_core::{
+    BirthDate, ClientMsgId, ConversationId, ConversationKind, Epoch, MemberRole, MessageId, SessionId,
+    Timestamp, UserId, Username,
+};
+
+/// A message body after sealing: opaque bytes only the key service can open.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedBody(pub Vec<u8>);
+
+impl fmt::Debug for SealedBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SealedBody(<{} bytes>)", self.0.len())
+    }
+}
+
+/// A data key wrapped by a key-encryption key of the given version.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedDek {
+    /// Which KEK version wrapped it.
+    pub kek_version: u32,
+    /// The wrapped key bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for WrappedDek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrappedDek").field("kek_version", &self.kek_version).finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of a session token; the token itself is never stored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// New id.
+    pub id: UserId,
+    /// Unique, normalised name.
+    pub username: Username,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Date of birth.
+    pub birth_date: BirthDate,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// A stored user.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    /// Id.
+    pub id: UserId,
+    /// Name.
+    pub username: Username,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Date of birth.
+    pub birth_date: BirthDate,
+    /// When the account was created.
+    pub created_at: Timestamp,
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// Id (shown to the user to revoke it).
+    pub id: SessionId,
+    /// Whose.
+    pub user_id: UserId,
+    /// Hash of the bearer token.
+    pub token_hash: TokenHash,
+    /// A label the client gave, e.g. "laptop".
+    pub device: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// A conversation to create, with its first members.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    /// New id.
+    pub id: ConversationId,
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// Group title.
+    pub title: Option<String>,
+    /// Creator.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: Timestamp,
+    /// First members with their roles.
+    pub members: Vec<(UserId, MemberRole)>,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone)]
+pub struct ConversationRecord {
+    /// Id.
+    pub id: ConversationId,
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// Group title.
+    pub title: Option<String>,
+    /// Creator.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: Timestamp,
+    /// Sequence number of the newest message (0 when none).
+    pub last_seq: u64,
+}
+
+/// A member of a conversation.
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    /// Who.
+    pub user_id: UserId,
+    /// Their name.
+    pub username: Username,
+    /// Their role.
+    pub role: MemberRole,
+    /// The highest sequence number they have read.
+    pub read_seq: u64,
+    /// When they joined.
+    pub joined_at: Timestamp,
+}
+
+/// Outcome of adding a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddMember {
+    /// Added.
+    Added,
+    /// Was a member already.
+    AlreadyMember,
+    /// The conversation has reached the member limit.
+    Full,
+}
+
+/// One line of "my conversations".
+#[derive(Debug, Clone)]
+pub struct ConversationSummary {
+    /// The conversation.
+    pub conversation: ConversationRecord,
+    /// The caller's read position.
+    pub read_seq: u64,
+    /// The newest message, if any.
+    pub last_message: Option<StoredMessage>,
+    /// Member count.
+    pub member_count: u32,
+}
+
+/// A message to append; the store assigns its sequence number.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Server-assigned id (bound into the seal).
+    pub id: MessageId,
+    /// Where.
+    pub conversation_id: ConversationId,
+    /// Who sent it.
+    pub sender_id: UserId,
+    /// The sender's idempotency key.
+    pub client_id: ClientMsgId,
+    /// Server time of acceptance.
+    pub sent_at: Timestamp,
+    /// Key epoch of the seal.
+    pub epoch: Epoch,
+    /// Sealed body.
+    pub sealed: SealedBody,
+}
+
+/// A stored message.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    /// Id.
+    pub id: MessageId,
+    /// Where.
+    pub conversation_id: ConversationId,
+    /// Position in the conversation, from 1, without gaps.
+    pub seq: u64,
+    /// Sender.
+    pub sender_id: UserId,
+    /// The sender's idempotency key.
+    pub client_id: ClientMsgId,
+    /// Server time of acceptance.
+    pub sent_at: Timestamp,
+    /// Key epoch of the seal.
+    pub epoch: Epoch,
+    /// Sealed body; `None` once deleted for everyone.
+    pub sealed: Option<SealedBody>,
+    /// When it was deleted for everyone.
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// Outcome of an append.
+#[derive(Debug, Clone)]
+pub enum Appended {
+    /// Stored now, durably.
+    New(StoredMessage),
+    /// The same sender had already sent this client id here; the earlier message.
+    Duplicate(StoredMessage),
+}
+
+impl Appended {
+    /// The message, new or earlier.
+    pub fn message(&self) -> &StoredMessage {
+        match self {
+            Self::New(m) | Self::Duplicate(m) => m,
+        }
+    }
+}
+
+/// Which messages of a conversation to page through; results are always in ascending
+/// sequence order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqRange {
+    /// The oldest messages with `seq > n`.
+    After(u64),
+    /// The newest messages with `seq < n`.
+    Before(u64),
+}

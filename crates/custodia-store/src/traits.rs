@@ -1,0 +1,160 @@
+//! The aggregates' interfaces. Every method is one durable step: when it returns `Ok`,
+//! the change is committed; when it returns `Err`, nothing changed.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use custodia_core::{ConversationId, Epoch, MemberRole, SessionId, Timestamp, UserId, Username};
+
+use crate::{
+    AddMember, Appended, ConversationRecord, ConversationSummary, MemberRecord, NewConversation, NewMessage,
+    NewUser, SeqRange, SessionRecord, StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
+};
+
+/// User accounts.
+///
+/// Holds password hashes (argon2id PHC strings), never passwords.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates a user; `Conflict` if the username is taken.
+    async fn create_user(&self, user: NewUser) -> StoreResult<()>;
+    /// Looks a user up by normalised name.
+    async fn user_by_name(&self, name: &Username) -> StoreResult<Option<UserRecord>>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+}
+
+/// Signed-in sessions.
+///
+/// Security duty: sessions are bearer credentials. Only the SHA-256 of a token is stored
+/// and looked up; a deleted session must stop working at once.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session.
+    async fn create_session(&self, session: SessionRecord) -> StoreResult<()>;
+    /// The session whose token hashes to `hash`, if it exists (expired or not).
+    async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionRecord>>;
+    /// All sessions of a user, newest first.
+    async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
+    /// Deletes one of the user's sessions; `false` if there was none.
+    async fn delete_session(&self, user: UserId, id: SessionId) -> StoreResult<bool>;
+}
+
+/// Conversations and their members.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Creates a conversation with its first members. For a direct conversation, records
+    /// the pair so [`Self::direct_between`] finds it; `Conflict` if the pair has one.
+    async fn create_conversation(&self, conversation: NewConversation) -> StoreResult<()>;
+    /// The direct conversation between two users, if any.
+    async fn direct_between(&self, a: UserId, b: UserId) -> StoreResult<Option<ConversationId>>;
+    /// A conversation by id.
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>>;
+    /// One member's record, `None` if not a member.
+    async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>>;
+    /// All members.
+    async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>>;
+    /// Adds a member unless the conversation already has `max_members`.
+    async fn add_member(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        role: MemberRole,
+        at: Timestamp,
+        max_members: u32,
+    ) -> StoreResult<AddMember>;
+    /// Removes a member; `false` if they were not one.
+    async fn remove_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool>;
+    /// The user's conversations with read position and newest message, most recent first.
+    async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationSummary>>;
+    /// Moves the user's read position forward to `seq` (clamped to the newest message;
+    /// never backwards). Returns the position after the call.
+    async fn mark_read(&self, id: ConversationId, user: UserId, seq: u64) -> StoreResult<u64>;
+}
+
+/// Messages.
+///
+/// Security duty: bodies are sealed; a tombstone must destroy the sealed body, not hide it.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Appends a message, assigning the next sequence number of its conversation, and
+    /// returns only once the message is durable (committed and synced). The sender's
+    /// read position moves to the new message. If the sender already appended this
+    /// `client_id` to this conversation, returns that message instead (`Duplicate`).
+    async fn append(&self, message: NewMessage) -> StoreResult<Appended>;
+    /// A page of messages, ascending by sequence number.
+    async fn messages(&self, id: ConversationId, range: SeqRange, limit: u32) -> StoreResult<Vec<StoredMessage>>;
+    /// One message by sequence number.
+    async fn message(&self, id: ConversationId, seq: u64) -> StoreResult<Option<StoredMessage>>;
+    /// Deletes a message for everyone: its sealed body is destroyed and a tombstone kept.
+    /// `false` if there is no such message.
+    async fn tombstone(&self, id: ConversationId, seq: u64, at: Timestamp) -> StoreResult<bool>;
+}
+
+/// Wrapped data keys, one per (conversation, epoch).
+///
+/// Security duty: holds only wrapped keys; losing a row makes its epoch unreadable, so
+/// rows are never overwritten.
+#[async_trait]
+pub trait DekStore: Send + Sync {
+    /// The wrapped key of an epoch, if one was stored.
+    async fn wrapped_dek(&self, id: ConversationId, epoch: &Epoch) -> StoreResult<Option<WrappedDek>>;
+    /// Stores `dek` unless a key for this epoch exists; returns the key that is stored
+    /// (the earlier one if two writers raced).
+    async fn put_wrapped_dek(&self, id: ConversationId, epoch: &Epoch, dek: WrappedDek) -> StoreResult<WrappedDek>;
+}
+
+/// Liveness of the backend.
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// Succeeds if the backend can serve reads and writes.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Every store of one backend, as trait objects.
+#[derive(Clone)]
+pub struct Storage {
+    /// Accounts.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Conversations.
+    pub conversations: Arc<dyn ConversationStore>,
+    /// Messages.
+    pub messages: Arc<dyn MessageStore>,
+    /// Wrapped data keys.
+    pub deks: Arc<dyn DekStore>,
+    /// Health.
+    pub health: Arc<dyn Health>,
+}
+
+impl Storage {
+    /// One backend that implements every store.
+    pub fn from_backend<B>(backend: Arc<B>) -> Self
+    where
+        B: AccountStore + SessionStore + ConversationStore + MessageStore + DekStore + Health + 'static,
+    {
+        Self {
+            accounts: backend.clone(),
+            sessions: backend.clone(),
+            conversations: backend.clone(),
+            messages: backend.clone(),
+            deks: backend.clone(),
+            health: backend,
+        }
+    }
+}
+
+/// Told about every durable commit a backend makes, for metrics.
+pub trait CommitObserver: Send + Sync {
+    /// `operations` writes shared one commit, which took `elapsed` including the sync to disk.
+    fn committed(&self, operations: usize, elapsed: std::time::Duration);
+}
+
+/// A [`CommitObserver`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl CommitObserver for NoObserver {
+    fn committed(&self, _: usize, _: std::time::Duration) {}
+}
