@@ -1,14 +1,52 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The HTTP and WebSocket layer: the only crate that knows JSON and status codes.
+//!
+//! Layout:
+//! - `problem` — [`ApiError`], the one place service outcomes become status codes and
+//!   RFC 9457 problem+json bodies.
+//! - `routes` — the HTTPS endpoints and the authentication extractor.
+//! - `ws` — the WebSocket session (reader and writer joined by `select!`).
+//! - `convert` — domain values to wire types.
+//! - `tls` — the TLS 1.3-only listener.
+//! - `metrics` — Prometheus metrics.
+
+mod convert;
+mod metrics;
+mod problem;
+mod routes;
+mod tls;
+mod ws;
+
+use std::sync::Arc;
+
+use custodia_service::Service;
+use tokio_util::sync::CancellationToken;
+
+pub use metrics::Metrics;
+pub use problem::ApiError;
+pub use tls::{PeerAddr, TlsListener, tls13_server_config};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The domain service.
+    pub service: Service,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server shuts down; live sessions close.
+    pub shutdown: CancellationToken,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The client API router.
+pub fn router(state: AppState) -> axum::Router {
+    routes::router(state)
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+/// Serves `router` on `listener` until `state.shutdown` is cancelled, then waits for
+/// in-flight requests to finish.
+pub async fn serve(listener: TlsListener, state: AppState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }

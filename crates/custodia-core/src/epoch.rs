@@ -35,7 +35,10 @@ impl FromStr for EpochScheme {
         match s {
             "month" => Ok(Self::Month),
             "day" => Ok(Self::Day),
-            _ => Err(ValidationError::Malformed { field: "epoch", hint: "\"month\" or \"day\"" }),
+            _ => Err(ValidationError::Malformed {
+                field: "epoch",
+                hint: "\"month\" or \"day\"",
+            }),
         }
     }
 }

@@ -52,10 +52,18 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let s = raw.trim().to_ascii_lowercase();
         if s.len() < 3 {
-            return Err(ValidationError::TooShort { field: "username", min: 3, unit: "characters" });
+            return Err(ValidationError::TooShort {
+                field: "username",
+                min: 3,
+                unit: "characters",
+            });
         }
         if s.len() > 32 {
-            return Err(ValidationError::TooLong { field: "username", max: 32, unit: "characters" });
+            return Err(ValidationError::TooLong {
+                field: "username",
+                max: 32,
+                unit: "characters",
+            });
         }
         let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
         let first_ok = s.starts_with(|c: char| c.is_ascii_alphanumeric());
@@ -87,10 +95,18 @@ impl Password {
     pub fn parse(raw: String) -> Result<Self, ValidationError> {
         let raw = zeroize::Zeroizing::new(raw);
         if raw.chars().count() < 8 {
-            return Err(ValidationError::TooShort { field: "password", min: 8, unit: "characters" });
+            return Err(ValidationError::TooShort {
+                field: "password",
+                min: 8,
+                unit: "characters",
+            });
         }
         if raw.len() > 1024 {
-            return Err(ValidationError::TooLong { field: "password", max: 1024, unit: "bytes" });
+            return Err(ValidationError::TooLong {
+                field: "password",
+                max: 1024,
+                unit: "bytes",
+            });
         }
         Ok(Self(raw))
     }
@@ -113,7 +129,10 @@ pub struct BirthDate(Date);
 impl BirthDate {
     /// Parses `YYYY-MM-DD` and checks it against `today`.
     pub fn parse(raw: &str, today: Date) -> Result<Self, ValidationError> {
-        let bad = ValidationError::Malformed { field: "date_of_birth", hint: "a past date as YYYY-MM-DD" };
+        let bad = ValidationError::Malformed {
+            field: "date_of_birth",
+            hint: "a past date as YYYY-MM-DD",
+        };
         let mut parts = raw.trim().splitn(3, '-');
         let mut num = |len: usize| {
             parts
@@ -124,7 +143,10 @@ impl BirthDate {
         let (Some(y), Some(m), Some(d)) = (num(4), num(2), num(2)) else {
             return Err(bad);
         };
-        let month = u8::try_from(m).ok().and_then(|m| Month::try_from(m).ok()).ok_or(bad.clone())?;
+        let month = u8::try_from(m)
+            .ok()
+            .and_then(|m| Month::try_from(m).ok())
+            .ok_or(bad.clone())?;
         let day = u8::try_from(d).map_err(|_| bad.clone())?;
         let date = Date::from_calendar_date(i32::from(y), month, day).map_err(|_| bad.clone())?;
         if date > today || date.year() < 1900 {
@@ -166,10 +188,18 @@ impl ClientMsgId {
     /// Checks a client message id.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         if raw.is_empty() {
-            return Err(ValidationError::TooShort { field: "client_id", min: 1, unit: "character" });
+            return Err(ValidationError::TooShort {
+                field: "client_id",
+                min: 1,
+                unit: "character",
+            });
         }
         if raw.len() > 64 {
-            return Err(ValidationError::TooLong { field: "client_id", max: 64, unit: "characters" });
+            return Err(ValidationError::TooLong {
+                field: "client_id",
+                max: 64,
+                unit: "characters",
+            });
         }
         if !raw.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ValidationError::Malformed {
@@ -194,10 +224,18 @@ impl MessageBody {
     /// Checks a message body.
     pub fn parse(raw: String) -> Result<Self, ValidationError> {
         if raw.is_empty() {
-            return Err(ValidationError::TooShort { field: "body", min: 1, unit: "byte" });
+            return Err(ValidationError::TooShort {
+                field: "body",
+                min: 1,
+                unit: "byte",
+            });
         }
         if raw.len() > MAX_BODY_BYTES {
-            return Err(ValidationError::TooLong { field: "body", max: MAX_BODY_BYTES, unit: "bytes" });
+            return Err(ValidationError::TooLong {
+                field: "body",
+                max: MAX_BODY_BYTES,
+                unit: "bytes",
+            });
         }
         Ok(Self(raw))
     }
@@ -226,13 +264,24 @@ impl GroupTitle {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let s = raw.trim();
         if s.is_empty() {
-            return Err(ValidationError::TooShort { field: "title", min: 1, unit: "character" });
+            return Err(ValidationError::TooShort {
+                field: "title",
+                min: 1,
+                unit: "character",
+            });
         }
         if s.chars().count() > 128 {
-            return Err(ValidationError::TooLong { field: "title", max: 128, unit: "characters" });
+            return Err(ValidationError::TooLong {
+                field: "title",
+                max: 128,
+                unit: "characters",
+            });
         }
         if s.chars().any(char::is_control) {
-            return Err(ValidationError::Malformed { field: "title", hint: "text without control characters" });
+            return Err(ValidationError::Malformed {
+                field: "title",
+                hint: "text without control characters",
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -325,8 +374,18 @@ mod tests {
         let today = date!(2026 - 11 - 23);
         let d = BirthDate::parse("2010-11-24", today).unwrap();
         assert_eq!(d.age_on(today), 15);
-        assert_eq!(BirthDate::parse("2010-11-23", today).unwrap().age_on(today), 16);
-        for bad in ["2027-01-01", "1899-12-31", "2010-02-30", "2010-1-01", "20100101", "x"] {
+        assert_eq!(
+            BirthDate::parse("2010-11-23", today).unwrap().age_on(today),
+            16
+        );
+        for bad in [
+            "2027-01-01",
+            "1899-12-31",
+            "2010-02-30",
+            "2010-1-01",
+            "20100101",
+            "x",
+        ] {
             assert!(BirthDate::parse(bad, today).is_err(), "{bad}");
         }
     }

@@ -34,7 +34,11 @@ struct Bucket {
 impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
     /// A limiter applying `limit` to each key.
     pub fn new(limit: RateLimit, clock: Arc<dyn Clock>) -> Self {
-        Self { limit, clock, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            limit,
+            clock,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `key`. `Err(wait)` says how long until one is available.
@@ -47,7 +51,10 @@ impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
             let full_after = self.limit.per;
             buckets.retain(|_, b| now.since(b.at) < full_after);
         }
-        let b = buckets.entry(key.clone()).or_insert(Bucket { tokens: burst, at: now });
+        let b = buckets.entry(key.clone()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
         let elapsed = now.since(b.at).as_millis() as f64;
         b.tokens = (b.tokens + elapsed * rate_per_ms).min(burst);
         b.at = now;
@@ -69,7 +76,13 @@ mod tests {
     #[test]
     fn burst_then_refill() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(0)));
-        let rl = KeyedRateLimiter::new(RateLimit { burst: 3, per: Duration::from_secs(3) }, clock.clone());
+        let rl = KeyedRateLimiter::new(
+            RateLimit {
+                burst: 3,
+                per: Duration::from_secs(3),
+            },
+            clock.clone(),
+        );
         for _ in 0..3 {
             rl.check(&"a").unwrap();
         }

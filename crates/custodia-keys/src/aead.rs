@@ -40,7 +40,13 @@ impl SecretKey {
         // Encryption with a valid key and nonce fails only when the plaintext exceeds
         // the cipher's limit (~256 GiB), which our callers bound far below.
         let ct = cipher
-            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .unwrap_or_default();
         let mut out = Vec::with_capacity(NONCE + ct.len());
         out.extend_from_slice(&nonce);
@@ -56,7 +62,10 @@ impl SecretKey {
         let (nonce, ct) = sealed.split_at(NONCE);
         let nonce: [u8; NONCE] = nonce.try_into().ok()?;
         let cipher = XChaCha20Poly1305::new((&self.0).into());
-        cipher.decrypt(&XNonce::from(nonce), Payload { msg: ct, aad }).ok().map(Zeroizing::new)
+        cipher
+            .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad })
+            .ok()
+            .map(Zeroizing::new)
     }
 }
 

@@ -58,13 +58,17 @@ pub enum KeyringError {
     #[error("keyring file is malformed: {0}")]
     Malformed(&'static str),
     /// The keyring is passphrase-wrapped and no passphrase was configured.
-    #[error("the keyring is protected by a passphrase: set keyring_passphrase (CUSTODIA_KEYRING_PASSPHRASE)")]
+    #[error(
+        "the keyring is protected by a passphrase: set keyring_passphrase (CUSTODIA_KEYRING_PASSPHRASE)"
+    )]
     PassphraseRequired,
     /// The passphrase does not open the keyring.
     #[error("the keyring passphrase is wrong")]
     WrongPassphrase,
     /// A passphrase was configured for a keyring that has none.
-    #[error("a keyring passphrase is configured but the keyring is not protected by one; remove the setting")]
+    #[error(
+        "a keyring passphrase is configured but the keyring is not protected by one; remove the setting"
+    )]
     NotPassphraseProtected,
 }
 
@@ -76,7 +80,9 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keyring").field("current", &self.current).finish_non_exhaustive()
+        f.debug_struct("Keyring")
+            .field("current", &self.current)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,7 +95,8 @@ struct Kdf {
 
 impl Kdf {
     fn derive(&self, pass: &KeyringPassphrase) -> Result<SecretKey, KeyringError> {
-        let params = Params::new(self.m, self.t, self.p, Some(32)).map_err(|_| KeyringError::Malformed("kdf parameters"))?;
+        let params = Params::new(self.m, self.t, self.p, Some(32))
+            .map_err(|_| KeyringError::Malformed("kdf parameters"))?;
         let mut out = Zeroizing::new([0u8; 32]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into(pass.0.as_bytes(), &self.salt, &mut out[..])
@@ -105,15 +112,29 @@ fn key_aad(version: u32) -> Vec<u8> {
 impl Keyring {
     /// Loads the keyring at `path`, or creates one with a fresh KEK (version 1) if the
     /// file does not exist. Returns whether it was created.
-    pub fn load_or_create(path: &Path, pass: Option<&KeyringPassphrase>) -> Result<(Self, bool), KeyringError> {
-        let io = |source| KeyringError::Io { path: path.display().to_string(), source };
+    pub fn load_or_create(
+        path: &Path,
+        pass: Option<&KeyringPassphrase>,
+    ) -> Result<(Self, bool), KeyringError> {
+        let io = |source| KeyringError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         match fs::read_to_string(path) {
             Ok(text) => Ok((Self::parse(&Zeroizing::new(text), pass)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let ring = Self { current: 1, keys: BTreeMap::from([(1, SecretKey::generate())]) };
+                let ring = Self {
+                    current: 1,
+                    keys: BTreeMap::from([(1, SecretKey::generate())]),
+                };
                 let text = ring.render(pass)?;
                 let tmp = path.with_extension("tmp");
-                let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .map_err(io)?;
                 f.write_all(text.as_bytes()).map_err(io)?;
                 f.sync_all().map_err(io)?;
                 fs::rename(&tmp, path).map_err(io)?;
@@ -143,8 +164,19 @@ impl Keyring {
             Some(p) => {
                 let mut salt = vec![0u8; 16];
                 OsRng.fill_bytes(&mut salt);
-                let kdf = Kdf { m: 64 * 1024, t: 3, p: 1, salt };
-                out.push_str(&format!("kdf argon2id {} {} {} {}\n", kdf.m, kdf.t, kdf.p, B64.encode(&kdf.salt)));
+                let kdf = Kdf {
+                    m: 64 * 1024,
+                    t: 3,
+                    p: 1,
+                    salt,
+                };
+                out.push_str(&format!(
+                    "kdf argon2id {} {} {} {}\n",
+                    kdf.m,
+                    kdf.t,
+                    kdf.p,
+                    B64.encode(&kdf.salt)
+                ));
                 Some(kdf.derive(p)?)
             }
             None => None,
@@ -172,14 +204,34 @@ impl Keyring {
             let f: Vec<&str> = line.split_ascii_whitespace().collect();
             match f.as_slice() {
                 ["kdf", "argon2id", m, t, p, salt] => {
-                    let n = |s: &str| s.parse::<u32>().map_err(|_| KeyringError::Malformed("kdf line"));
-                    let salt = B64.decode(salt).map_err(|_| KeyringError::Malformed("kdf salt"))?;
-                    kdf = Some(Kdf { m: n(m)?, t: n(t)?, p: n(p)?, salt });
+                    let n = |s: &str| {
+                        s.parse::<u32>()
+                            .map_err(|_| KeyringError::Malformed("kdf line"))
+                    };
+                    let salt = B64
+                        .decode(salt)
+                        .map_err(|_| KeyringError::Malformed("kdf salt"))?;
+                    kdf = Some(Kdf {
+                        m: n(m)?,
+                        t: n(t)?,
+                        p: n(p)?,
+                        salt,
+                    });
                 }
-                ["current", v] => current = Some(v.parse::<u32>().map_err(|_| KeyringError::Malformed("current"))?),
+                ["current", v] => {
+                    current = Some(
+                        v.parse::<u32>()
+                            .map_err(|_| KeyringError::Malformed("current"))?,
+                    )
+                }
                 ["key", v, material] => {
-                    let v = v.parse::<u32>().map_err(|_| KeyringError::Malformed("key version"))?;
-                    let bytes = Zeroizing::new(B64.decode(material).map_err(|_| KeyringError::Malformed("key"))?);
+                    let v = v
+                        .parse::<u32>()
+                        .map_err(|_| KeyringError::Malformed("key version"))?;
+                    let bytes = Zeroizing::new(
+                        B64.decode(material)
+                            .map_err(|_| KeyringError::Malformed("key"))?,
+                    );
                     raw_keys.push((v, bytes));
                 }
                 _ => return Err(KeyringError::Malformed("unknown line")),
@@ -195,7 +247,9 @@ impl Keyring {
         for (v, bytes) in raw_keys {
             let key = match &unwrap_key {
                 Some(w) => {
-                    let plain = w.open(&bytes, &key_aad(v)).ok_or(KeyringError::WrongPassphrase)?;
+                    let plain = w
+                        .open(&bytes, &key_aad(v))
+                        .ok_or(KeyringError::WrongPassphrase)?;
                     SecretKey::from_slice(&plain)
                 }
                 None => SecretKey::from_slice(&bytes),
@@ -218,7 +272,8 @@ mod tests {
     use super::*;
 
     fn tmp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("custodia-keyring-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("custodia-keyring-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir.join("keyring")
@@ -229,7 +284,10 @@ mod tests {
         let path = tmp("plain");
         let (a, created) = Keyring::load_or_create(&path, None).unwrap();
         assert!(created);
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (b, created) = Keyring::load_or_create(&path, None).unwrap();
         assert!(!created);
         assert_eq!(a.current().1.expose(), b.current().1.expose());
@@ -245,10 +303,16 @@ mod tests {
         let pass = KeyringPassphrase::new("correct horse".into());
         let (a, _) = Keyring::load_or_create(&path, Some(&pass)).unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert!(!text.contains(&B64.encode(a.current().1.expose())), "KEK stored unwrapped");
+        assert!(
+            !text.contains(&B64.encode(a.current().1.expose())),
+            "KEK stored unwrapped"
+        );
         let (b, _) = Keyring::load_or_create(&path, Some(&pass)).unwrap();
         assert_eq!(a.current().1.expose(), b.current().1.expose());
-        assert!(matches!(Keyring::load_or_create(&path, None), Err(KeyringError::PassphraseRequired)));
+        assert!(matches!(
+            Keyring::load_or_create(&path, None),
+            Err(KeyringError::PassphraseRequired)
+        ));
         assert!(matches!(
             Keyring::load_or_create(&path, Some(&KeyringPassphrase::new("wrong".into()))),
             Err(KeyringError::WrongPassphrase)

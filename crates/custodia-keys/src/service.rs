@@ -107,7 +107,11 @@ impl KeyService {
 
     /// Seals a new message body, creating the epoch's DEK if it is the first message.
     #[tracing::instrument(skip_all, fields(conversation = %ctx.conversation, epoch = %ctx.epoch))]
-    pub async fn seal(&self, ctx: MessageContext<'_>, plaintext: &[u8]) -> Result<SealedBody, KeyError> {
+    pub async fn seal(
+        &self,
+        ctx: MessageContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<SealedBody, KeyError> {
         #[cfg(feature = "dangerous-bench-unsealed")]
         {
             let _ = ctx;
@@ -136,7 +140,8 @@ impl KeyService {
         match sealed.0.split_first() {
             Some((&SEALED_V1, rest)) => {
                 let dek = self.dek(ctx.conversation, ctx.epoch, false).await?;
-                dek.open(rest, &self.body_aad(&ctx)).ok_or(KeyError::Unreadable)
+                dek.open(rest, &self.body_aad(&ctx))
+                    .ok_or(KeyError::Unreadable)
             }
             #[cfg(feature = "dangerous-bench-unsealed")]
             Some((&UNSEALED_BENCH, rest)) => Ok(Zeroizing::new(rest.to_vec())),
@@ -145,7 +150,12 @@ impl KeyService {
     }
 
     /// The unwrapped DEK of an epoch, from the cache or the store; creates it if allowed.
-    async fn dek(&self, conv: ConversationId, epoch: &Epoch, create: bool) -> Result<Arc<SecretKey>, KeyError> {
+    async fn dek(
+        &self,
+        conv: ConversationId,
+        epoch: &Epoch,
+        create: bool,
+    ) -> Result<Arc<SecretKey>, KeyError> {
         let now = self.clock.now();
         let key = (conv, epoch.clone());
         {
@@ -165,17 +175,38 @@ impl KeyService {
                 let (version, kek) = self.keyring.current();
                 let bytes = kek.seal(fresh.expose(), &self.dek_aad(conv, epoch, version));
                 // If another writer raced us, the stored key wins and ours is dropped.
-                self.store.put_wrapped_dek(conv, epoch, WrappedDek { kek_version: version, bytes }).await?
+                self.store
+                    .put_wrapped_dek(
+                        conv,
+                        epoch,
+                        WrappedDek {
+                            kek_version: version,
+                            bytes,
+                        },
+                    )
+                    .await?
             }
             None => return Err(KeyError::NoKey),
         };
-        let kek = self.keyring.version(wrapped.kek_version).ok_or(KeyError::UnknownKek(wrapped.kek_version))?;
+        let kek = self
+            .keyring
+            .version(wrapped.kek_version)
+            .ok_or(KeyError::UnknownKek(wrapped.kek_version))?;
         let raw = kek
-            .open(&wrapped.bytes, &self.dek_aad(conv, epoch, wrapped.kek_version))
+            .open(
+                &wrapped.bytes,
+                &self.dek_aad(conv, epoch, wrapped.kek_version),
+            )
             .ok_or(KeyError::Unreadable)?;
         let dek = Arc::new(SecretKey::from_slice(&raw).ok_or(KeyError::Unreadable)?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.put(key, Cached { dek: dek.clone(), loaded: now });
+        cache.put(
+            key,
+            Cached {
+                dek: dek.clone(),
+                loaded: now,
+            },
+        );
         Ok(dek)
     }
 

@@ -1,14 +1,335 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The wire format of the client API: JSON bodies of the HTTPS endpoints and the frames
+//! of the WebSocket. Shared by the server's HTTP layer and the SDK so they cannot drift.
+//!
+//! Conventions: ids are UUID strings; times are Unix milliseconds (`*_ms`); errors are
+//! RFC 9457 problem details ([`Problem`]).
+//!
+//! WebSocket (`GET /v1/ws`, `Authorization: Bearer <token>`): the client sends
+//! [`ClientFrame`]s and receives [`ServerFrame`]s, one JSON object per text frame. A new
+//! connection receives nothing live until it sends [`ClientFrame::Sync`] with the last
+//! sequence number it has of each conversation; the server then sends what was missed
+//! (for conversations not named: from the start, up to `limit` each), a
+//! [`ServerFrame::Synced`], and from then on every event exactly once, in order.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// `POST /v1/accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// 3–32 of `a-z 0-9 _ . -`.
+    pub username: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: String,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// An account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    /// Id.
+    pub user_id: Uuid,
+    /// Name.
+    pub username: String,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// `POST /v1/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    /// Name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// A label for this device, e.g. "laptop".
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// A new session; the token is shown only here.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// Bearer token for `Authorization: Bearer …`.
+    pub token: String,
+    /// The session.
+    pub session: Session,
+    /// Whose.
+    pub user_id: Uuid,
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Id (to revoke it).
+    pub id: Uuid,
+    /// Device label.
+    pub device: String,
+    /// Created.
+    pub created_at_ms: i64,
+    /// Expires.
+    pub expires_at_ms: i64,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// `POST /v1/conversations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CreateConversation {
+    /// A direct conversation with one other user (returns the existing one if any).
+    Direct {
+        /// Their username.
+        peer: String,
+    },
+    /// A group owned by the caller.
+    Group {
+        /// Title.
+        title: String,
+        /// Usernames of the other first members.
+        #[serde(default)]
+        members: Vec<String>,
+    },
+}
+
+/// A conversation as the caller sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Id.
+    pub id: Uuid,
+    /// `direct` or `group`.
+    pub kind: String,
+    /// Group title.
+    pub title: Option<String>,
+    /// Newest sequence number.
+    pub last_seq: u64,
+    /// The caller's read position.
+    pub read_seq: u64,
+    /// Messages after the read position.
+    pub unread: u64,
+    /// Member count.
+    pub member_count: u32,
+    /// Newest message.
+    pub last_message: Option<Message>,
+    /// Members (only when fetching one conversation).
+    #[serde(default)]
+    pub members: Vec<Member>,
+    /// Created.
+    pub created_at_ms: i64,
+}
+
+/// A member of a conversation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Member {
+    /// Id.
+    pub user_id: Uuid,
+    /// Name.
+    pub username: String,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+    /// Read position.
+    pub read_seq: u64,
+}
+
+/// `POST /v1/conversations/{id}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMemberRequest {
+    /// Who to add.
+    pub username: String,
+}
+
+/// `POST /v1/conversations/{id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// Idempotency key chosen by the client (1–64 printable ASCII).
+    pub client_id: String,
+    /// Text, at most 16 KiB of UTF-8.
+    pub body: String,
+}
+
+/// The server's acknowledgement of a durable send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Where.
+    pub conversation_id: Uuid,
+    /// The client's idempotency key.
+    pub client_id: String,
+    /// Assigned sequence number.
+    pub seq: u64,
+    /// Server id.
+    pub id: Uuid,
+    /// Server time of acceptance.
+    pub sent_at_ms: i64,
+    /// Whether this client id had been sent before (nothing new was stored).
+    pub duplicate: bool,
+}
+
+/// A message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Where.
+    pub conversation_id: Uuid,
+    /// Position, from 1, without gaps.
+    pub seq: u64,
+    /// Server id.
+    pub id: Uuid,
+    /// The sender's idempotency key.
+    pub client_id: String,
+    /// Sender.
+    pub sender_id: Uuid,
+    /// Server time of acceptance.
+    pub sent_at_ms: i64,
+    /// `ok`, `deleted` or `unreadable`.
+    pub state: MessageState,
+    /// The text when `state` is `ok`.
+    pub body: Option<String>,
+}
+
+/// Whether a message has a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    /// Has its body.
+    Ok,
+    /// Deleted for everyone.
+    Deleted,
+    /// Stored body failed authentication.
+    Unreadable,
+}
+
+/// A page of history, ascending by `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// Messages.
+    pub messages: Vec<Message>,
+    /// Whether more exist in the paging direction.
+    pub has_more: bool,
+}
+
+/// `POST /v1/conversations/{id}/read`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadRequest {
+    /// Read up to this sequence number.
+    pub seq: u64,
+}
+
+/// The read position after a read receipt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadPosition {
+    /// Where.
+    pub conversation_id: Uuid,
+    /// Position.
+    pub read_seq: u64,
+}
+
+/// An RFC 9457 problem detail (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong here and what to fix.
+    pub detail: String,
+    /// Request id, for 5xx answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+/// Frames a client sends on the WebSocket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Start receiving: what was missed after these positions, then live events.
+    Sync {
+        /// Last sequence number held, per conversation.
+        #[serde(default)]
+        cursors: HashMap<Uuid, u64>,
+        /// Most messages per conversation in the catch-up (default 100, at most 200).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Send a message; answered by an [`ServerFrame::Ack`] once durable.
+    Send {
+        /// Where.
+        conversation_id: Uuid,
+        /// Idempotency key.
+        client_id: String,
+        /// Text.
+        body: String,
+    },
+    /// A read receipt.
+    Read {
+        /// Where.
+        conversation_id: Uuid,
+        /// Up to which sequence number.
+        seq: u64,
+    },
+    /// Keep-alive; answered by `pong`.
+    Ping,
+}
+
+/// Frames the server sends on the WebSocket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// A send is durable.
+    Ack(Ack),
+    /// A message (from catch-up or live).
+    Message(Message),
+    /// Catch-up is complete; `has_more` lists conversations whose backlog exceeded the
+    /// limit (page the rest through history).
+    Synced {
+        /// Conversations with more missed messages than were sent.
+        has_more: Vec<Uuid>,
+    },
+    /// A member's read position moved.
+    Read {
+        /// Where.
+        conversation_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+        /// Position.
+        seq: u64,
+    },
+    /// A message was deleted for everyone.
+    Deleted {
+        /// Where.
+        conversation_id: Uuid,
+        /// Which.
+        seq: u64,
+    },
+    /// Someone joined or left.
+    Membership {
+        /// Where.
+        conversation_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+        /// Their name.
+        username: String,
+        /// Joined or left.
+        joined: bool,
+    },
+    /// A frame could not be handled; the connection stays open.
+    Error {
+        /// The `client_id` of the send this answers, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        /// The problem.
+        problem: Problem,
+    },
+    /// Answer to `ping`.
+    Pong,
 }

@@ -1,14 +1,24 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The Rust SDK of custodia: an async client for the HTTPS API and the WebSocket.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), custodia_sdk::SdkError> {
+//! let ca = std::fs::read("custodia-data/tls/ca.pem").unwrap();
+//! let mut alice = custodia_sdk::Client::new("https://127.0.0.1:8443", &ca)?;
+//! alice.login("alice", "correct horse battery", "laptop").await?;
+//! let chat = alice.open_direct("bob").await?;
+//! alice.send(chat.id, "hello-1", "hi Bob").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout:
+//! - `client` — [`Client`]: accounts, sessions, conversations, messages over HTTPS.
+//! - `live` — [`Connection`]: the WebSocket, with catch-up and de-duplication.
+//! - `tls` — the TLS 1.3 client configuration trusting the deployment's CA.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod client;
+mod live;
+mod tls;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use client::{Client, SdkError, is_unauthorized};
+pub use custodia_proto as proto;
+pub use live::{Connection, Receiver, Sender};

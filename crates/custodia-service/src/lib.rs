@@ -1,14 +1,130 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The domain service: what users can do, independent of any wire format.
+//!
+//! It checks permissions, seals and opens bodies through the key service, writes through
+//! the storage seam and announces events through the fan-out seam. It knows no JSON and
+//! no status codes; its outcomes are [`ServiceError`] variants.
+//!
+//! Layout:
+//! - `accounts` — register, sign in (argon2id off the async threads), sessions.
+//! - `conversations` — direct conversations and groups, membership.
+//! - `messages` — send, history, catch-up, read receipts, delete for everyone.
+//! - `fanout` — [`Event`]s, the [`Hub`] of live sessions, the [`Fanout`] seam.
+//! - `error` — [`ServiceError`].
+
+mod accounts;
+mod conversations;
+mod error;
+mod fanout;
+mod messages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use custodia_core::{Clock, EpochScheme, KeyedRateLimiter, RateLimit};
+use custodia_keys::KeyService;
+use custodia_store::Storage;
+
+pub use accounts::{NewSession, Principal, SessionInfo};
+pub use conversations::{ConversationView, MemberView};
+pub use error::{ServiceError, ServiceResult};
+pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
+pub use messages::{
+    Admit, Content, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome,
+};
+
+/// Tunables of the service, validated by the caller's configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// How key epochs are cut.
+    pub epoch: EpochScheme,
+    /// Lifetime of a user session.
+    pub session_ttl: Duration,
+    /// Most members of a group.
+    pub max_group_members: u32,
+    /// Sign-in attempts per account.
+    pub login_per_account: RateLimit,
+    /// Sign-in attempts per client address.
+    pub login_per_address: RateLimit,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            epoch: EpochScheme::Month,
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_group_members: 1024,
+            login_per_account: RateLimit {
+                burst: 10,
+                per: Duration::from_secs(300),
+            },
+            login_per_address: RateLimit {
+                burst: 50,
+                per: Duration::from_secs(300),
+            },
+        }
+    }
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// The service. Cheap to clone: everything is behind `Arc`s.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Storage,
+    keys: Arc<KeyService>,
+    clock: Arc<dyn Clock>,
+    hub: Arc<Hub>,
+    fanout: Arc<dyn Fanout>,
+    config: ServiceConfig,
+    login_by_account: KeyedRateLimiter<String>,
+    login_by_address: KeyedRateLimiter<std::net::IpAddr>,
+}
+
+impl Service {
+    /// Assembles the service from its parts.
+    pub fn new(
+        store: Storage,
+        keys: Arc<KeyService>,
+        clock: Arc<dyn Clock>,
+        hub: Arc<Hub>,
+        fanout: Arc<dyn Fanout>,
+        config: ServiceConfig,
+    ) -> Self {
+        let login_by_account = KeyedRateLimiter::new(config.login_per_account, clock.clone());
+        let login_by_address = KeyedRateLimiter::new(config.login_per_address, clock.clone());
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                keys,
+                clock,
+                hub,
+                fanout,
+                config,
+                login_by_account,
+                login_by_address,
+            }),
+        }
+    }
+
+    /// The hub of live sessions on this node.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// Today's date (UTC) by the service's clock.
+    pub fn today(&self) -> time::Date {
+        self.inner.clock.now().to_datetime().date()
+    }
+
+    /// Succeeds if storage can serve reads and writes.
+    pub async fn ready(&self) -> ServiceResult<()> {
+        self.inner
+            .store
+            .health
+            .ping()
+            .await
+            .map_err(ServiceError::from)
     }
 }

@@ -20,11 +20,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use custodia_core::{ConversationId, Epoch, MemberRole, SessionId, Timestamp, UserId, Username};
 use custodia_store::{
-    AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore, ConversationSummary,
-    DekStore, Health, MemberRecord, MessageStore, NewConversation, NewMessage, NewUser, SeqRange, SessionRecord,
-    SessionStore, StoreError, StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
+    AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
+    ConversationSummary, DekStore, Health, MemberRecord, MessageStore, NewConversation, NewMessage,
+    NewUser, SeqRange, SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage,
+    TokenHash, UserRecord, WrappedDek,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, Row};
 
 use crate::rows::{conversation, member, message, session, user};
@@ -45,7 +48,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .pragma("secure_delete", "ON");
-        let mut write = base.clone().create_if_missing(true).connect().await.map_err(map_err)?;
+        let mut write = base
+            .clone()
+            .create_if_missing(true)
+            .connect()
+            .await
+            .map_err(map_err)?;
         sqlx::migrate!("./migrations")
             .run(&mut write)
             .await
@@ -55,7 +63,10 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Arc::new(Self { read, writer: Writer::spawn(write, observer) }))
+        Ok(Arc::new(Self {
+            read,
+            writer: Writer::spawn(write, observer),
+        }))
     }
 }
 
@@ -66,7 +77,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(e.to_string())
         }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(e.to_string()),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(e.to_string())
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -75,7 +88,8 @@ fn seq_param(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-const MESSAGE_COLUMNS: &str = "conversation_id, seq, id, sender_id, client_id, sent_at, epoch, sealed, deleted_at";
+const MESSAGE_COLUMNS: &str =
+    "conversation_id, seq, id, sender_id, client_id, sent_at, epoch, sealed, deleted_at";
 
 #[async_trait]
 impl AccountStore for SqliteStore {
@@ -110,11 +124,13 @@ impl AccountStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query("SELECT id, username, password_hash, birth_date, created_at FROM users WHERE id = ?")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
+        let row = sqlx::query(
+            "SELECT id, username, password_hash, birth_date, created_at FROM users WHERE id = ?",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(map_err)?;
         row.as_ref().map(user).transpose()
     }
 }
@@ -236,13 +252,20 @@ impl ConversationStore for SqliteStore {
 
     async fn direct_between(&self, a: UserId, b: UserId) -> StoreResult<Option<ConversationId>> {
         let (low, high) = if a <= b { (a, b) } else { (b, a) };
-        let row = sqlx::query("SELECT conversation_id FROM direct_pairs WHERE user_low = ? AND user_high = ?")
-            .bind(low.as_uuid())
-            .bind(high.as_uuid())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| r.try_get("conversation_id").map(ConversationId::from_uuid).map_err(map_err)).transpose()
+        let row = sqlx::query(
+            "SELECT conversation_id FROM direct_pairs WHERE user_low = ? AND user_high = ?",
+        )
+        .bind(low.as_uuid())
+        .bind(high.as_uuid())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| {
+            r.try_get("conversation_id")
+                .map(ConversationId::from_uuid)
+                .map_err(map_err)
+        })
+        .transpose()
     }
 
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>> {
@@ -327,12 +350,14 @@ impl ConversationStore for SqliteStore {
         self.writer
             .write(move |c| {
                 Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
-                        .bind(id.as_uuid())
-                        .bind(user.as_uuid())
-                        .execute(c)
-                        .await
-                        .map_err(map_err)?;
+                    let done = sqlx::query(
+                        "DELETE FROM members WHERE conversation_id = ? AND user_id = ?",
+                    )
+                    .bind(id.as_uuid())
+                    .bind(user.as_uuid())
+                    .execute(c)
+                    .await
+                    .map_err(map_err)?;
                     Ok(done.rows_affected() > 0)
                 })
             })
@@ -447,14 +472,23 @@ impl MessageStore for SqliteStore {
             .await
     }
 
-    async fn messages(&self, id: ConversationId, range: SeqRange, limit: u32) -> StoreResult<Vec<StoredMessage>> {
+    async fn messages(
+        &self,
+        id: ConversationId,
+        range: SeqRange,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredMessage>> {
         let (sql, bound) = match range {
             SeqRange::After(n) => (
-                format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?"),
+                format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?"
+                ),
                 n,
             ),
             SeqRange::Before(n) => (
-                format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"),
+                format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+                ),
                 n,
             ),
         };
@@ -473,12 +507,14 @@ impl MessageStore for SqliteStore {
     }
 
     async fn message(&self, id: ConversationId, seq: u64) -> StoreResult<Option<StoredMessage>> {
-        let row = sqlx::query(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?"))
-            .bind(id.as_uuid())
-            .bind(seq_param(seq))
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?"
+        ))
+        .bind(id.as_uuid())
+        .bind(seq_param(seq))
+        .fetch_optional(&self.read)
+        .await
+        .map_err(map_err)?;
         row.as_ref().map(message).transpose()
     }
 
@@ -505,17 +541,28 @@ impl MessageStore for SqliteStore {
 
 #[async_trait]
 impl DekStore for SqliteStore {
-    async fn wrapped_dek(&self, id: ConversationId, epoch: &Epoch) -> StoreResult<Option<WrappedDek>> {
-        let row = sqlx::query("SELECT kek_version, wrapped FROM deks WHERE conversation_id = ? AND epoch = ?")
-            .bind(id.as_uuid())
-            .bind(epoch.as_str())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
+    async fn wrapped_dek(
+        &self,
+        id: ConversationId,
+        epoch: &Epoch,
+    ) -> StoreResult<Option<WrappedDek>> {
+        let row = sqlx::query(
+            "SELECT kek_version, wrapped FROM deks WHERE conversation_id = ? AND epoch = ?",
+        )
+        .bind(id.as_uuid())
+        .bind(epoch.as_str())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(map_err)?;
         row.as_ref().map(rows::wrapped_dek).transpose()
     }
 
-    async fn put_wrapped_dek(&self, id: ConversationId, epoch: &Epoch, dek: WrappedDek) -> StoreResult<WrappedDek> {
+    async fn put_wrapped_dek(
+        &self,
+        id: ConversationId,
+        epoch: &Epoch,
+        dek: WrappedDek,
+    ) -> StoreResult<WrappedDek> {
         let epoch = epoch.clone();
         self.writer
             .write(move |c| {
@@ -547,7 +594,10 @@ impl DekStore for SqliteStore {
 #[async_trait]
 impl Health for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map_err(map_err)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(map_err)?;
         // A no-op write proves the writer task is alive and the disk accepts commits.
         self.writer.write(|_| Box::pin(async { Ok(()) })).await
     }

@@ -1,12 +1,12 @@
 //! Decoding rows into the seam's records. A value that does not decode is `Corrupt`.
 
 use custodia_core::{
-    BirthDate, ClientMsgId, ConversationId, ConversationKind, Epoch, MemberRole, MessageId, SessionId, Timestamp,
-    UserId, Username,
+    BirthDate, ClientMsgId, ConversationId, ConversationKind, Epoch, MemberRole, MessageId,
+    SessionId, Timestamp, UserId, Username,
 };
 use custodia_store::{
-    ConversationRecord, ConversationSummary, MemberRecord, SealedBody, SessionRecord, StoreError, StoreResult,
-    StoredMessage, TokenHash, UserRecord, WrappedDek,
+    ConversationRecord, ConversationSummary, MemberRecord, SealedBody, SessionRecord, StoreError,
+    StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -23,7 +23,9 @@ fn uuid(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
 }
 
 fn millis(row: &SqliteRow, col: &str) -> StoreResult<Timestamp> {
-    row.try_get::<i64, _>(col).map(Timestamp::from_millis).map_err(map_err)
+    row.try_get::<i64, _>(col)
+        .map(Timestamp::from_millis)
+        .map_err(map_err)
 }
 
 fn unsigned(row: &SqliteRow, col: &str) -> StoreResult<u64> {
@@ -89,7 +91,14 @@ fn message_with(row: &SqliteRow, prefix: &str) -> StoreResult<StoredMessage> {
     let deleted: Option<i64> = row.try_get(col("deleted_at").as_str()).map_err(map_err)?;
     Ok(StoredMessage {
         id: MessageId::from_uuid(uuid(row, &col("id"))?),
-        conversation_id: ConversationId::from_uuid(uuid(row, if prefix.is_empty() { "conversation_id" } else { "id" })?),
+        conversation_id: ConversationId::from_uuid(uuid(
+            row,
+            if prefix.is_empty() {
+                "conversation_id"
+            } else {
+                "id"
+            },
+        )?),
         seq: unsigned(row, &col("seq"))?,
         sender_id: UserId::from_uuid(uuid(row, &col("sender_id"))?),
         client_id: ClientMsgId::parse(&client_id).map_err(|_| corrupt("client_id"))?,

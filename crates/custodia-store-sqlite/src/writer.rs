@@ -41,7 +41,9 @@ impl Writer {
     pub(crate) async fn write<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -57,8 +59,13 @@ impl Writer {
                 }) as Completion
             })
         });
-        self.tx.send(job).await.map_err(|_| StoreError::Unavailable("the store is shut down".into()))?;
-        answer.await.map_err(|_| StoreError::Unavailable("the write was aborted".into()))?
+        self.tx
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shut down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the write was aborted".into()))?
     }
 }
 
@@ -78,10 +85,18 @@ where
 /// Runs one fixed statement. (`query`, not `raw_sql`: the latter's future cannot be
 /// proven `Send` here, sqlx issue #3150.)
 async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> StoreResult<()> {
-    sqlx::query(sql).execute(conn).await.map(|_| ()).map_err(map_err)
+    sqlx::query(sql)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, observer: Arc<dyn CommitObserver>) {
+async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    observer: Arc<dyn CommitObserver>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -103,7 +118,11 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, observer: 
         for job in batch.drain(..) {
             completions.push(job(&mut conn).await);
         }
-        let commit = sqlx::query("COMMIT").execute(&mut conn).await.map(|_| ()).map_err(map_err);
+        let commit = sqlx::query("COMMIT")
+            .execute(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(map_err);
         if let Err(e) = &commit {
             tracing::error!(error = %e, operations = completions.len(), "commit failed");
             let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use custodia_core::{
-    BirthDate, ClientMsgId, ConversationId, ConversationKind, Epoch, MemberRole, MessageId, SessionId,
-    Timestamp, UserId, Username,
+    BirthDate, ClientMsgId, ConversationId, ConversationKind, Epoch, MemberRole, MessageId,
+    SessionId, Timestamp, UserId, Username,
 };
 
 /// A message body after sealing: opaque bytes only the key service can open.
@@ -28,7 +28,9 @@ pub struct WrappedDek {
 
 impl fmt::Debug for WrappedDek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WrappedDek").field("kek_version", &self.kek_version).finish_non_exhaustive()
+        f.debug_struct("WrappedDek")
+            .field("kek_version", &self.kek_version)
+            .finish_non_exhaustive()
     }
 }
 

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use custodia_core::{ConversationId, Epoch, MemberRole, SessionId, Timestamp, UserId, Username};
 
 use crate::{
-    AddMember, Appended, ConversationRecord, ConversationSummary, MemberRecord, NewConversation, NewMessage,
-    NewUser, SeqRange, SessionRecord, StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
+    AddMember, Appended, ConversationRecord, ConversationSummary, MemberRecord, NewConversation,
+    NewMessage, NewUser, SeqRange, SessionRecord, StoreResult, StoredMessage, TokenHash,
+    UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -83,7 +84,12 @@ pub trait MessageStore: Send + Sync {
     /// `client_id` to this conversation, returns that message instead (`Duplicate`).
     async fn append(&self, message: NewMessage) -> StoreResult<Appended>;
     /// A page of messages, ascending by sequence number.
-    async fn messages(&self, id: ConversationId, range: SeqRange, limit: u32) -> StoreResult<Vec<StoredMessage>>;
+    async fn messages(
+        &self,
+        id: ConversationId,
+        range: SeqRange,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredMessage>>;
     /// One message by sequence number.
     async fn message(&self, id: ConversationId, seq: u64) -> StoreResult<Option<StoredMessage>>;
     /// Deletes a message for everyone: its sealed body is destroyed and a tombstone kept.
@@ -98,10 +104,19 @@ pub trait MessageStore: Send + Sync {
 #[async_trait]
 pub trait DekStore: Send + Sync {
     /// The wrapped key of an epoch, if one was stored.
-    async fn wrapped_dek(&self, id: ConversationId, epoch: &Epoch) -> StoreResult<Option<WrappedDek>>;
+    async fn wrapped_dek(
+        &self,
+        id: ConversationId,
+        epoch: &Epoch,
+    ) -> StoreResult<Option<WrappedDek>>;
     /// Stores `dek` unless a key for this epoch exists; returns the key that is stored
     /// (the earlier one if two writers raced).
-    async fn put_wrapped_dek(&self, id: ConversationId, epoch: &Epoch, dek: WrappedDek) -> StoreResult<WrappedDek>;
+    async fn put_wrapped_dek(
+        &self,
+        id: ConversationId,
+        epoch: &Epoch,
+        dek: WrappedDek,
+    ) -> StoreResult<WrappedDek>;
 }
 
 /// Liveness of the backend.
@@ -132,7 +147,13 @@ impl Storage {
     /// One backend that implements every store.
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where
-        B: AccountStore + SessionStore + ConversationStore + MessageStore + DekStore + Health + 'static,
+        B: AccountStore
+            + SessionStore
+            + ConversationStore
+            + MessageStore
+            + DekStore
+            + Health
+            + 'static,
     {
         Self {
             accounts: backend.clone(),

@@ -1,3 +1,114 @@
-fn main() {
-    println!("Hello, world!");
+//! `custodia`: the server, its command-line client, and tools.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use custodia::chat::{self, ChatCommand, ServerArgs};
+use custodia::{RawConfig, start};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "custodia",
+    version,
+    about = "Private messaging with governed, audited access"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (creates the data directory on first start).
+    Serve {
+        /// A TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (database, keyring, certificates).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Listener address, e.g. 127.0.0.1:8443 (port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// The command-line chat client.
+    Chat {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: ChatCommand,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+        } => {
+            serve(
+                config,
+                RawConfig {
+                    data_dir,
+                    listen,
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        Command::Chat { server, command } => chat::run(server, command).await,
+    }
+}
+
+async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()> {
+    let config = RawConfig::load(file.as_deref(), flags)?.validate()?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.json_logs {
+        logs.json().init()
+    } else {
+        logs.init()
+    }
+
+    let running = start(config).await?;
+    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    println!("custodia is listening on {}", running.url);
+    println!(
+        "  CA certificate: {}   (clients: --ca-cert or CUSTODIA_CA_CERT)",
+        abs(&running.ca_cert).display()
+    );
+    println!(
+        "  data directory: {}   (custodia.db, keyring, tls/)",
+        abs(&running.data_dir).display()
+    );
+    if running.first_start {
+        println!("  first start: created a new keyring, deployment id and certificates");
+    }
+
+    let stop = running.shutdown_token();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => drop(t.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    running.shutdown_token().cancelled().await;
+    running.shutdown().await.context("shutting down")
 }

@@ -1,0 +1,124 @@
+//! [`ApiError`]: service outcomes and request rejections as RFC 9457 problem+json.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use custodia_core::ValidationError;
+use custodia_proto::Problem;
+use custodia_service::ServiceError;
+use uuid::Uuid;
+
+/// An error answer. The only place status codes are chosen.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    detail: String,
+    retry_after: Option<u64>,
+    instance: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status and a detail that says what to fix.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            retry_after: None,
+            instance: None,
+        }
+    }
+
+    /// The problem body of this error.
+    pub fn problem(&self) -> Problem {
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
+        let slug = title.to_ascii_lowercase().replace(' ', "-");
+        Problem {
+            kind: format!("https://custodia.dev/problems/{slug}"),
+            title,
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            instance: self.instance.clone(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn internal(cause: &str) -> Self {
+        let id = Uuid::new_v4();
+        // The cause is logged once, here; the client sees only the request id.
+        tracing::error!(request = %id, cause, "internal error");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            detail: "internal error".into(),
+            retry_after: None,
+            instance: Some(format!("urn:uuid:{id}")),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(v) => v.into(),
+            ServiceError::Rejected(why) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, why),
+            ServiceError::NotFound(what) => {
+                Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+            }
+            ServiceError::Forbidden(why) => Self::new(StatusCode::FORBIDDEN, why),
+            ServiceError::Conflict(why) => Self::new(StatusCode::CONFLICT, why),
+            ServiceError::Unauthenticated => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "missing, unknown or expired session token: sign in and send Authorization: Bearer <token>",
+            ),
+            ServiceError::BadCredentials => {
+                Self::new(StatusCode::UNAUTHORIZED, "wrong username or password")
+            }
+            ServiceError::RateLimited { retry_after } => {
+                let secs = retry_after.as_secs().max(1);
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many attempts; retry in {secs} s"),
+                );
+                e.retry_after = Some(secs);
+                e
+            }
+            ServiceError::Unavailable(why) => {
+                tracing::warn!(cause = %why, "dependency unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily unavailable; nothing was stored, retry",
+                )
+            }
+            ServiceError::Internal(cause) => Self::internal(&cause),
+            _ => Self::internal("unmapped service error"),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(v: ValidationError) -> Self {
+        let status = match v {
+            ValidationError::TooLong { field: "body", .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self::new(status, v.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut res = (self.status, body).into_response();
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}

@@ -1,0 +1,384 @@
+//! The HTTPS endpoints.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use custodia_core::{
+    BirthDate, ClientMsgId, ConversationId, GroupTitle, MessageBody, Password, SessionId, Username,
+};
+use custodia_proto as wire;
+use custodia_service::Principal;
+use custodia_store::SeqRange;
+use serde::Deserialize;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::{ApiError, AppState, PeerAddr, convert, ws};
+
+/// Largest JSON request accepted (a 16 KiB body fully escaped, with room to spare).
+const MAX_REQUEST_BYTES: usize = 128 * 1024;
+
+pub(crate) fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/accounts", post(register))
+        .route("/v1/sessions", post(login).get(sessions))
+        .route("/v1/sessions/current", delete(logout))
+        .route("/v1/sessions/{id}", delete(revoke))
+        .route(
+            "/v1/conversations",
+            post(create_conversation).get(conversations),
+        )
+        .route("/v1/conversations/{id}", get(conversation))
+        .route("/v1/conversations/{id}/members", post(add_member))
+        .route(
+            "/v1/conversations/{id}/members/{username}",
+            delete(remove_member),
+        )
+        .route("/v1/conversations/{id}/messages", post(send).get(history))
+        .route(
+            "/v1/conversations/{id}/messages/{seq}",
+            delete(delete_message),
+        )
+        .route("/v1/conversations/{id}/read", post(mark_read))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            std::time::Duration::from_secs(30),
+        ));
+    Router::new()
+        .merge(api)
+        .route("/v1/ws", get(ws::upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such endpoint; see the API description in README",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not accept that method",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(state)
+}
+
+/// A JSON body whose rejections are problem+json.
+#[derive(FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+pub(crate) struct Body<T>(pub(crate) T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = match &r {
+            JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
+            JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => r.status(),
+        };
+        let detail = match &r {
+            JsonRejection::MissingJsonContentType(_) => {
+                "send the body as JSON with Content-Type: application/json".into()
+            }
+            JsonRejection::BytesRejection(_) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                format!("request body too large: at most {MAX_REQUEST_BYTES} bytes")
+            }
+            _ => format!("request body is not the expected JSON: {}", r.body_text()),
+        };
+        Self::new(status, detail)
+    }
+}
+
+/// Query parameters whose rejections are problem+json.
+#[derive(FromRequestParts)]
+#[from_request(via(Query), rejection(ApiError))]
+pub(crate) struct Params<T>(pub(crate) T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("bad query parameters: {}", r.body_text()),
+        )
+    }
+}
+
+/// The signed-in caller, from `Authorization: Bearer <token>`.
+pub(crate) struct Authed(pub(crate) Principal);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        Ok(Self(state.service.authenticate(token.trim()).await?))
+    }
+}
+
+fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
+    raw.parse().map_err(ApiError::from)
+}
+
+async fn ready(State(s): State<AppState>) -> Result<&'static str, ApiError> {
+    s.service.ready().await?;
+    Ok("ready")
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+async fn register(
+    State(s): State<AppState>,
+    Body(req): Body<wire::RegisterRequest>,
+) -> Result<(StatusCode, Json<wire::Account>), ApiError> {
+    let username = Username::parse(&req.username)?;
+    let password = Password::parse(req.password)?;
+    let today = s.service.today();
+    let dob = BirthDate::parse(&req.date_of_birth, today)?;
+    let id = s.service.register(username.clone(), password, dob).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::Account {
+            user_id: *id.as_uuid(),
+            username: username.to_string(),
+        }),
+    ))
+}
+
+async fn login(
+    State(s): State<AppState>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    Body(req): Body<wire::LoginRequest>,
+) -> Result<(StatusCode, Json<wire::LoginResponse>), ApiError> {
+    // A malformed password cannot be right; answer as for a wrong one.
+    let password = Password::parse(req.password)
+        .map_err(|_| custodia_service::ServiceError::BadCredentials)?;
+    let device = req.device.unwrap_or_default();
+    let new = s
+        .service
+        .login(&req.username, password, &device, peer.ip())
+        .await?;
+    let body = wire::LoginResponse {
+        token: new.token.to_string(),
+        session: convert::session(&new.session),
+        user_id: *new.user_id.as_uuid(),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn sessions(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Result<Json<Vec<wire::Session>>, ApiError> {
+    Ok(Json(
+        s.service
+            .sessions(&who)
+            .await?
+            .iter()
+            .map(convert::session)
+            .collect(),
+    ))
+}
+
+async fn logout(State(s): State<AppState>, Authed(who): Authed) -> Result<StatusCode, ApiError> {
+    s.service.revoke_session(&who, who.session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: SessionId = id.parse()?;
+    s.service.revoke_session(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_conversation(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Body(req): Body<wire::CreateConversation>,
+) -> Result<(StatusCode, Json<wire::Conversation>), ApiError> {
+    match req {
+        wire::CreateConversation::Direct { peer } => {
+            let (c, created) = s
+                .service
+                .open_direct(&who, &Username::parse(&peer)?)
+                .await?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(convert::conversation(&c))))
+        }
+        wire::CreateConversation::Group { title, members } => {
+            let title = GroupTitle::parse(&title)?;
+            let members = members
+                .iter()
+                .map(|m| Username::parse(m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let c = s.service.create_group(&who, title, &members).await?;
+            Ok((StatusCode::CREATED, Json(convert::conversation(&c))))
+        }
+    }
+}
+
+async fn conversations(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Result<Json<Vec<wire::Conversation>>, ApiError> {
+    Ok(Json(
+        s.service
+            .conversations(&who)
+            .await?
+            .iter()
+            .map(convert::conversation)
+            .collect(),
+    ))
+}
+
+async fn conversation(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<wire::Conversation>, ApiError> {
+    Ok(Json(convert::conversation(
+        &s.service.conversation(&who, conversation_id(&id)?).await?,
+    )))
+}
+
+async fn add_member(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Body(req): Body<wire::AddMemberRequest>,
+) -> Result<StatusCode, ApiError> {
+    s.service
+        .add_member(
+            &who,
+            conversation_id(&id)?,
+            &Username::parse(&req.username)?,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_member(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path((id, username)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.service
+        .remove_member(&who, conversation_id(&id)?, &Username::parse(&username)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn send(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Body(req): Body<wire::SendRequest>,
+) -> Result<(StatusCode, Json<wire::Ack>), ApiError> {
+    let id = conversation_id(&id)?;
+    let client_id = ClientMsgId::parse(&req.client_id)?;
+    let body = MessageBody::parse(req.body)?;
+    let outcome = s.service.send(&who, id, client_id, body).await?;
+    if !outcome.duplicate {
+        s.metrics.sends.inc();
+    }
+    let status = if outcome.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(convert::ack(&outcome))))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    after: Option<u64>,
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+async fn history(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Params(q): Params<HistoryQuery>,
+) -> Result<Json<wire::HistoryPage>, ApiError> {
+    let range = match (q.after, q.before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "give either after or before, not both",
+            ));
+        }
+        (Some(a), None) => Some(SeqRange::After(a)),
+        (None, Some(b)) => Some(SeqRange::Before(b)),
+        (None, None) => None,
+    };
+    let page = s
+        .service
+        .history(&who, conversation_id(&id)?, range, q.limit.unwrap_or(50))
+        .await?;
+    Ok(Json(wire::HistoryPage {
+        messages: page.messages.iter().map(convert::message).collect(),
+        has_more: page.has_more,
+    }))
+}
+
+async fn delete_message(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path((id, seq)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let seq: u64 = seq.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the message is named by its sequence number",
+        )
+    })?;
+    s.service
+        .delete_message(&who, conversation_id(&id)?, seq)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn mark_read(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Body(req): Body<wire::ReadRequest>,
+) -> Result<Json<wire::ReadPosition>, ApiError> {
+    let id = conversation_id(&id)?;
+    let read_seq = s.service.mark_read(&who, id, req.seq).await?;
+    Ok(Json(wire::ReadPosition {
+        conversation_id: *id.as_uuid(),
+        read_seq,
+    }))
+}

@@ -1,0 +1,297 @@
+//! The WebSocket session.
+//!
+//! Three parts per connection, joined so that when one ends the session ends:
+//! - the session loop reads client frames, answers sync/read/ping, and forwards live
+//!   events through a [`DeliveryCursor`] so each message arrives exactly once, in order;
+//! - the sender task performs sends one after another (a client's messages keep their
+//!   order) and acknowledges each only once it is durable;
+//! - the writer task owns the socket's sink.
+//!
+//! The session logic is generic over `Stream`/`Sink` of WebSocket messages, so tests can
+//! drive it without sockets.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::Response;
+use custodia_core::{ClientMsgId, ConversationId, MessageBody};
+use custodia_proto::{ClientFrame, ServerFrame};
+use custodia_service::{Admit, DeliveryCursor, Event, MAX_PAGE, Principal};
+use custodia_store::SeqRange;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::routes::Authed;
+use crate::{ApiError, AppState, convert};
+
+/// Largest frame a client may send.
+const MAX_FRAME: usize = 128 * 1024;
+/// Frames queued for the writer.
+const OUT_QUEUE: usize = 256;
+/// Sends queued for the sender task; reading pauses when it is full.
+const SEND_QUEUE: usize = 64;
+/// Default catch-up per conversation.
+const DEFAULT_SYNC_LIMIT: u32 = 100;
+
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    Authed(who): Authed,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            run(state, who, sink, stream)
+        })
+}
+
+struct SendCmd {
+    conversation: Option<ConversationId>,
+    client_id: String,
+    body: String,
+}
+
+/// Runs one session until the client leaves, the session is revoked, or shutdown.
+pub(crate) async fn run<S, R>(state: AppState, who: Principal, sink: S, mut stream: R)
+where
+    S: Sink<WsMessage> + Unpin + Send + 'static,
+    R: Stream<Item = Result<WsMessage, axum::Error>> + Unpin + Send,
+{
+    state.metrics.sessions.inc();
+    let mut sub = state.service.hub().subscribe(who.user_id, who.session_id);
+    let (out_tx, out_rx) = mpsc::channel::<ServerFrame>(OUT_QUEUE);
+    let (send_tx, send_rx) = mpsc::channel::<SendCmd>(SEND_QUEUE);
+    let writer = tokio::spawn(write_frames(sink, out_rx, state.clone()));
+    let sender = tokio::spawn(perform_sends(
+        state.clone(),
+        who.clone(),
+        send_rx,
+        out_tx.clone(),
+    ));
+
+    let mut cursor: Option<DeliveryCursor> = None;
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let text = match frame {
+                    Some(Ok(WsMessage::Text(t))) => t,
+                    Some(Ok(WsMessage::Binary(_))) => {
+                        let e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON objects in text frames");
+                        if !emit(&out_tx, error_frame(None, &e)).await { break; }
+                        continue;
+                    }
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue, // ping/pong are answered by the library
+                };
+                if !handle(&state, &who, &text, &mut cursor, &out_tx, &send_tx).await { break; }
+            }
+            event = sub.events.recv(), if cursor.is_some() => {
+                let Some(event) = event else { break }; // revoked, or too slow: reconnect and sync
+                let Some(cur) = cursor.as_mut() else { continue };
+                if !deliver(&state, &who, &event, cur, &out_tx).await { break; }
+            }
+            () = state.shutdown.cancelled() => break,
+        }
+    }
+    // Let an in-flight send finish and be acknowledged; take no new ones.
+    drop(send_tx);
+    let _ = sender.await;
+    drop(out_tx);
+    let _ = writer.await;
+    state.metrics.sessions.dec();
+}
+
+/// Handles one client frame; `false` ends the session.
+async fn handle(
+    state: &AppState,
+    who: &Principal,
+    text: &Utf8Bytes,
+    cursor: &mut Option<DeliveryCursor>,
+    out: &mpsc::Sender<ServerFrame>,
+    sends: &mpsc::Sender<SendCmd>,
+) -> bool {
+    let frame = match serde_json::from_str::<ClientFrame>(text.as_str()) {
+        Ok(f) => f,
+        Err(e) => {
+            let e = ApiError::new(StatusCode::BAD_REQUEST, format!("unrecognised frame: {e}"));
+            return emit(out, error_frame(None, &e)).await;
+        }
+    };
+    match frame {
+        ClientFrame::Send {
+            conversation_id,
+            client_id,
+            body,
+        } => {
+            let conversation = Some(ConversationId::from_uuid(conversation_id));
+            sends
+                .send(SendCmd {
+                    conversation,
+                    client_id,
+                    body,
+                })
+                .await
+                .is_ok()
+        }
+        ClientFrame::Sync { cursors, limit } => {
+            if cursor.is_some() {
+                let e = ApiError::new(StatusCode::CONFLICT, "this connection is already synced");
+                return emit(out, error_frame(None, &e)).await;
+            }
+            let cursors: HashMap<ConversationId, u64> = cursors
+                .into_iter()
+                .map(|(k, v)| (ConversationId::from_uuid(k), v))
+                .collect();
+            let limit = limit.unwrap_or(DEFAULT_SYNC_LIMIT).clamp(1, MAX_PAGE);
+            match state.service.catch_up(who, &cursors, limit).await {
+                Ok(pages) => {
+                    let mut cur = DeliveryCursor::default();
+                    let mut has_more = Vec::new();
+                    for (id, last_seq, page) in pages {
+                        let start = cursors.get(&id).copied().unwrap_or(0).min(last_seq);
+                        cur.advance(id, start);
+                        for m in &page.messages {
+                            cur.advance(id, m.seq);
+                            if !emit(out, ServerFrame::Message(convert::message(m))).await {
+                                return false;
+                            }
+                            state.metrics.deliveries.inc();
+                        }
+                        if page.has_more {
+                            has_more.push(*id.as_uuid());
+                        }
+                    }
+                    *cursor = Some(cur);
+                    emit(out, ServerFrame::Synced { has_more }).await
+                }
+                Err(e) => emit(out, error_frame(None, &e.into())).await,
+            }
+        }
+        ClientFrame::Read {
+            conversation_id,
+            seq,
+        } => {
+            match state
+                .service
+                .mark_read(who, ConversationId::from_uuid(conversation_id), seq)
+                .await
+            {
+                Ok(_) => true,
+                Err(e) => emit(out, error_frame(None, &e.into())).await,
+            }
+        }
+        ClientFrame::Ping => emit(out, ServerFrame::Pong).await,
+    }
+}
+
+/// Forwards one live event, filling any gap from history first.
+async fn deliver(
+    state: &AppState,
+    who: &Principal,
+    event: &Event,
+    cursor: &mut DeliveryCursor,
+    out: &mpsc::Sender<ServerFrame>,
+) -> bool {
+    if let Event::Message(m) = event {
+        match cursor.admit(m.conversation_id, m.seq) {
+            Admit::Duplicate => return true,
+            Admit::Gap { after } => {
+                let missing = m.seq - after;
+                let limit = u32::try_from(missing).unwrap_or(MAX_PAGE).min(MAX_PAGE);
+                match state
+                    .service
+                    .history(who, m.conversation_id, Some(SeqRange::After(after)), limit)
+                    .await
+                {
+                    Ok(page) => {
+                        for missed in page.messages.iter().filter(|x| x.seq < m.seq) {
+                            cursor.advance(missed.conversation_id, missed.seq);
+                            if !emit(out, ServerFrame::Message(convert::message(missed))).await {
+                                return false;
+                            }
+                        }
+                    }
+                    // Removed from the conversation meanwhile, or storage trouble: the
+                    // client's next sync fills the gap.
+                    Err(e) => tracing::debug!(error = %e, "gap fill failed"),
+                }
+            }
+            Admit::Deliver => {}
+        }
+        cursor.advance(m.conversation_id, m.seq);
+    }
+    let Some(frame) = convert::event(event) else {
+        return true;
+    };
+    state.metrics.deliveries.inc();
+    emit(out, frame).await
+}
+
+async fn perform_sends(
+    state: AppState,
+    who: Principal,
+    mut cmds: mpsc::Receiver<SendCmd>,
+    out: mpsc::Sender<ServerFrame>,
+) {
+    while let Some(cmd) = cmds.recv().await {
+        let client_id = cmd.client_id.clone();
+        let frame = match send_one(&state, &who, cmd).await {
+            Ok(ack) => ServerFrame::Ack(ack),
+            Err(e) => error_frame(Some(client_id), &e),
+        };
+        if !emit(&out, frame).await {
+            break;
+        }
+    }
+}
+
+async fn send_one(
+    state: &AppState,
+    who: &Principal,
+    cmd: SendCmd,
+) -> Result<custodia_proto::Ack, ApiError> {
+    let conversation = cmd
+        .conversation
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "conversation not found"))?;
+    let client_id = ClientMsgId::parse(&cmd.client_id)?;
+    let body = MessageBody::parse(cmd.body)?;
+    let outcome = state
+        .service
+        .send(who, conversation, client_id, body)
+        .await?;
+    if !outcome.duplicate {
+        state.metrics.sends.inc();
+    }
+    Ok(convert::ack(&outcome))
+}
+
+async fn write_frames<S>(mut sink: S, mut frames: mpsc::Receiver<ServerFrame>, _state: AppState)
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    while let Some(frame) = frames.recv().await {
+        let Ok(json) = serde_json::to_string(&frame) else {
+            continue;
+        };
+        if sink.send(WsMessage::Text(json.into())).await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.send(WsMessage::Close(None)).await;
+    let _ = sink.close().await;
+}
+
+fn error_frame(client_id: Option<String>, e: &ApiError) -> ServerFrame {
+    ServerFrame::Error {
+        client_id,
+        problem: e.problem(),
+    }
+}
+
+/// Queues a frame for the writer; `false` if the writer is gone.
+async fn emit(out: &mpsc::Sender<ServerFrame>, frame: ServerFrame) -> bool {
+    out.send(frame).await.is_ok()
+}

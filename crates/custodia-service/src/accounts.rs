@@ -1,0 +1,247 @@
+//! Accounts and sessions.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use custodia_core::{BirthDate, Password, SessionId, Timestamp, UserId, Username};
+use custodia_store::{NewUser, SessionRecord, TokenHash};
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::{Service, ServiceError, ServiceResult};
+
+const TOKEN_PREFIX: &str = "cst_";
+
+/// An authenticated user session.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Who.
+    pub user_id: UserId,
+    /// Their name.
+    pub username: Username,
+    /// Which session (device).
+    pub session_id: SessionId,
+}
+
+/// A fresh session: the bearer token is shown once and never stored.
+pub struct NewSession {
+    /// The bearer token.
+    pub token: Zeroizing<String>,
+    /// The session.
+    pub session: SessionInfo,
+    /// Whose.
+    pub user_id: UserId,
+}
+
+impl fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewSession")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Id.
+    pub id: SessionId,
+    /// Device label.
+    pub device: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Expires.
+    pub expires_at: Timestamp,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+fn hash_token(token: &str) -> TokenHash {
+    TokenHash(Sha256::digest(token.as_bytes()).into())
+}
+
+/// A PHC hash of a password nobody has, so unknown usernames cost the same as wrong
+/// passwords.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(b"custodia-decoy-password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+impl Service {
+    /// Creates an account.
+    pub async fn register(
+        &self,
+        username: Username,
+        password: Password,
+        birth_date: BirthDate,
+    ) -> ServiceResult<UserId> {
+        let hash = tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.expose(), &salt)
+                .map(|h| h.to_string())
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+        .map_err(|e| ServiceError::Internal(format!("hashing: {e}")))?;
+        let id = UserId::new();
+        let user = NewUser {
+            id,
+            username,
+            password_hash: hash,
+            birth_date,
+            created_at: self.inner.clock.now(),
+        };
+        match self.inner.store.accounts.create_user(user).await {
+            Ok(()) => Ok(id),
+            Err(custodia_store::StoreError::Conflict) => {
+                Err(ServiceError::Conflict("that username is taken"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Signs in. Rate limited per account and per client address; the error never says
+    /// whether the account exists.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Password,
+        device: &str,
+        from: IpAddr,
+    ) -> ServiceResult<NewSession> {
+        let inner = &self.inner;
+        let account_key = username.trim().to_ascii_lowercase();
+        inner
+            .login_by_address
+            .check(&from)
+            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+        inner
+            .login_by_account
+            .check(&account_key)
+            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+        let user = match Username::parse(username) {
+            Ok(name) => inner.store.accounts.user_by_name(&name).await?,
+            Err(_) => None,
+        };
+        let phc = user
+            .as_ref()
+            .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&phc).is_ok_and(|h| {
+                Argon2::default()
+                    .verify_password(password.expose(), &h)
+                    .is_ok()
+            })
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("verify task: {e}")))?;
+        let user = match (ok, user) {
+            (true, Some(u)) => u,
+            _ => return Err(ServiceError::BadCredentials),
+        };
+        let mut raw = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut raw[..]);
+        let token = Zeroizing::new(format!(
+            "{TOKEN_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(&raw[..])
+        ));
+        let now = inner.clock.now();
+        let device: String = device
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        let record = SessionRecord {
+            id: SessionId::new(),
+            user_id: user.id,
+            token_hash: hash_token(&token),
+            device: if device.is_empty() {
+                "unnamed device".into()
+            } else {
+                device
+            },
+            created_at: now,
+            expires_at: now.plus(inner.config.session_ttl),
+        };
+        inner.store.sessions.create_session(record.clone()).await?;
+        tracing::info!(user = %user.id, session = %record.id, "signed in");
+        Ok(NewSession {
+            token,
+            user_id: user.id,
+            session: info(&record, record.id),
+        })
+    }
+
+    /// Resolves a bearer token to its session.
+    pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let inner = &self.inner;
+        let s = inner
+            .store
+            .sessions
+            .session_by_token(&hash_token(token))
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        if s.expires_at <= inner.clock.now() {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let user = inner
+            .store
+            .accounts
+            .user_by_id(s.user_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            session_id: s.id,
+        })
+    }
+
+    /// The caller's sessions, newest first.
+    pub async fn sessions(&self, who: &Principal) -> ServiceResult<Vec<SessionInfo>> {
+        let all = self.inner.store.sessions.sessions_of(who.user_id).await?;
+        Ok(all.iter().map(|s| info(s, who.session_id)).collect())
+    }
+
+    /// Ends one of the caller's sessions (the current one to sign out); its live
+    /// connections are closed at once.
+    pub async fn revoke_session(&self, who: &Principal, id: SessionId) -> ServiceResult<()> {
+        if !self
+            .inner
+            .store
+            .sessions
+            .delete_session(who.user_id, id)
+            .await?
+        {
+            return Err(ServiceError::NotFound("session"));
+        }
+        self.inner.hub.disconnect_session(who.user_id, id);
+        Ok(())
+    }
+}
+
+fn info(s: &SessionRecord, current: SessionId) -> SessionInfo {
+    SessionInfo {
+        id: s.id,
+        device: s.device.clone(),
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        current: s.id == current,
+    }
+}

@@ -1,0 +1,347 @@
+//! Sending, history, catch-up, read receipts and delete-for-everyone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use custodia_core::{ClientMsgId, ConversationId, MessageBody, MessageId, Timestamp, UserId};
+use custodia_keys::{MessageContext, Purpose};
+use custodia_store::{Appended, NewMessage, SeqRange, StoredMessage};
+
+use crate::{Event, Principal, Service, ServiceError, ServiceResult};
+
+/// Most messages one history page or one conversation's catch-up returns.
+pub const MAX_PAGE: u32 = 200;
+
+/// What a member sees of a message.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    /// Where.
+    pub conversation_id: ConversationId,
+    /// Position, from 1, without gaps.
+    pub seq: u64,
+    /// Server id.
+    pub id: MessageId,
+    /// The sender's idempotency key.
+    pub client_id: ClientMsgId,
+    /// Sender.
+    pub sender_id: UserId,
+    /// Server time of acceptance.
+    pub sent_at: Timestamp,
+    /// The body, or why there is none.
+    pub content: Content,
+}
+
+/// The body of a message as delivered.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Content {
+    /// The text.
+    Text(MessageBody),
+    /// Deleted for everyone.
+    Deleted,
+    /// The sealed body failed authentication (corruption or tampering).
+    Unreadable,
+}
+
+/// Outcome of a send.
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    /// The message (the earlier one for a repeated client id).
+    pub message: MessageView,
+    /// Whether this client id had been sent before.
+    pub duplicate: bool,
+}
+
+/// A page of history, ascending.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// The messages.
+    pub messages: Vec<MessageView>,
+    /// Whether more exist beyond the page in the paging direction.
+    pub has_more: bool,
+}
+
+impl Service {
+    /// Sends a message. Returns once it is durable; members' live sessions get it after.
+    /// Repeating a `client_id` returns the earlier message and sends nothing.
+    #[tracing::instrument(skip_all, fields(user = %who.user_id, conversation = %id))]
+    pub async fn send(
+        &self,
+        who: &Principal,
+        id: ConversationId,
+        client_id: ClientMsgId,
+        body: MessageBody,
+    ) -> ServiceResult<SendOutcome> {
+        self.membership(who, id).await?;
+        let inner = &self.inner;
+        let msg_id = MessageId::new();
+        let sent_at = inner.clock.now();
+        let epoch = inner.config.epoch.epoch_of(sent_at);
+        let ctx = MessageContext {
+            conversation: id,
+            epoch: &epoch,
+            message: msg_id,
+            sender: who.user_id,
+        };
+        let sealed = inner.keys.seal(ctx, body.as_str().as_bytes()).await?;
+        let new = NewMessage {
+            id: msg_id,
+            conversation_id: id,
+            sender_id: who.user_id,
+            client_id,
+            sent_at,
+            epoch,
+            sealed,
+        };
+        match inner.store.messages.append(new).await? {
+            Appended::New(stored) => {
+                let view = view_of(&stored, Content::Text(body));
+                let recipients = self.member_ids(id).await?;
+                inner
+                    .fanout
+                    .publish(recipients, Arc::new(Event::Message(view.clone())))
+                    .await;
+                Ok(SendOutcome {
+                    message: view,
+                    duplicate: false,
+                })
+            }
+            Appended::Duplicate(stored) => Ok(SendOutcome {
+                message: self.open_for(who, stored).await,
+                duplicate: true,
+            }),
+        }
+    }
+
+    /// A page of history: after or before a sequence number, or the newest page.
+    pub async fn history(
+        &self,
+        who: &Principal,
+        id: ConversationId,
+        range: Option<SeqRange>,
+        limit: u32,
+    ) -> ServiceResult<HistoryPage> {
+        self.membership(who, id).await?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let range = range.unwrap_or(SeqRange::Before(u64::MAX));
+        let mut stored = self
+            .inner
+            .store
+            .messages
+            .messages(id, range, limit + 1)
+            .await?;
+        let has_more = stored.len() > limit as usize;
+        if has_more {
+            match range {
+                SeqRange::After(_) => drop(stored.pop()),
+                SeqRange::Before(_) => drop(stored.remove(0)),
+            }
+        }
+        let mut messages = Vec::with_capacity(stored.len());
+        for m in stored {
+            messages.push(self.open_for(who, m).await);
+        }
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    /// Everything the caller missed: for each of their conversations, its newest sequence
+    /// number and the messages after the given cursor (after 0 for conversations not
+    /// named), up to `limit` each.
+    pub async fn catch_up(
+        &self,
+        who: &Principal,
+        cursors: &HashMap<ConversationId, u64>,
+        limit: u32,
+    ) -> ServiceResult<Vec<(ConversationId, u64, HistoryPage)>> {
+        let mut out = Vec::new();
+        for s in self
+            .inner
+            .store
+            .conversations
+            .conversations_of(who.user_id)
+            .await?
+        {
+            let id = s.conversation.id;
+            let after = cursors.get(&id).copied().unwrap_or(0);
+            let page = if s.conversation.last_seq > after {
+                self.history(who, id, Some(SeqRange::After(after)), limit)
+                    .await?
+            } else {
+                HistoryPage {
+                    messages: Vec::new(),
+                    has_more: false,
+                }
+            };
+            out.push((id, s.conversation.last_seq, page));
+        }
+        Ok(out)
+    }
+
+    /// Moves the caller's read position and tells the other members.
+    pub async fn mark_read(
+        &self,
+        who: &Principal,
+        id: ConversationId,
+        seq: u64,
+    ) -> ServiceResult<u64> {
+        let me = self.membership(who, id).await?;
+        let pos = self
+            .inner
+            .store
+            .conversations
+            .mark_read(id, who.user_id, seq)
+            .await?;
+        if pos > me.read_seq {
+            let event = Event::Read {
+                conversation_id: id,
+                user_id: who.user_id,
+                seq: pos,
+            };
+            self.inner
+                .fanout
+                .publish(self.member_ids(id).await?, Arc::new(event))
+                .await;
+        }
+        Ok(pos)
+    }
+
+    /// Deletes one of the caller's own messages for everyone: the sealed body is
+    /// destroyed and a tombstone stays in its place.
+    pub async fn delete_message(
+        &self,
+        who: &Principal,
+        id: ConversationId,
+        seq: u64,
+    ) -> ServiceResult<()> {
+        self.membership(who, id).await?;
+        let store = &self.inner.store.messages;
+        let m = store
+            .message(id, seq)
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
+        if m.sender_id != who.user_id {
+            return Err(ServiceError::Forbidden(
+                "only the sender can delete a message for everyone",
+            ));
+        }
+        if m.deleted_at.is_none() {
+            store.tombstone(id, seq, self.inner.clock.now()).await?;
+            let event = Event::Deleted {
+                conversation_id: id,
+                seq,
+            };
+            self.inner
+                .fanout
+                .publish(self.member_ids(id).await?, Arc::new(event))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Opens a stored message for a member. A body that fails authentication is reported
+    /// as unreadable (and logged), never as an error for the whole request.
+    pub(crate) async fn open_for(&self, who: &Principal, m: StoredMessage) -> MessageView {
+        let Some(sealed) = &m.sealed else {
+            return view_of(&m, Content::Deleted);
+        };
+        let ctx = MessageContext {
+            conversation: m.conversation_id,
+            epoch: &m.epoch,
+            message: m.id,
+            sender: m.sender_id,
+        };
+        let opened = self
+            .inner
+            .keys
+            .open(
+                Purpose::Delivery {
+                    reader: who.user_id,
+                },
+                ctx,
+                sealed,
+            )
+            .await;
+        let content = match opened.map(|bytes| String::from_utf8(bytes.to_vec())) {
+            Ok(Ok(text)) => MessageBody::parse(text)
+                .map(Content::Text)
+                .unwrap_or(Content::Unreadable),
+            Ok(Err(_)) => Content::Unreadable,
+            Err(e) => {
+                tracing::warn!(conversation = %m.conversation_id, seq = m.seq, error = %e, "message cannot be opened");
+                Content::Unreadable
+            }
+        };
+        view_of(&m, content)
+    }
+}
+
+fn view_of(m: &StoredMessage, content: Content) -> MessageView {
+    MessageView {
+        conversation_id: m.conversation_id,
+        seq: m.seq,
+        id: m.id,
+        client_id: m.client_id.clone(),
+        sender_id: m.sender_id,
+        sent_at: m.sent_at,
+        content,
+    }
+}
+
+/// One live connection's delivery position per conversation, so it sees every message
+/// exactly once and in order, whether it arrives by catch-up, by fan-out, or both.
+#[derive(Debug, Default)]
+pub struct DeliveryCursor {
+    delivered: HashMap<ConversationId, u64>,
+}
+
+/// What to do with a message that arrived by fan-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Next in line: deliver it.
+    Deliver,
+    /// Already delivered: drop it.
+    Duplicate,
+    /// Messages after this position were missed: fetch them from history first.
+    Gap {
+        /// The last position delivered.
+        after: u64,
+    },
+}
+
+impl DeliveryCursor {
+    /// Decides what to do with message `seq` of `conversation`.
+    pub fn admit(&self, conversation: ConversationId, seq: u64) -> Admit {
+        match self.delivered.get(&conversation) {
+            Some(&last) if seq <= last => Admit::Duplicate,
+            Some(&last) if seq > last + 1 => Admit::Gap { after: last },
+            _ => Admit::Deliver,
+        }
+    }
+
+    /// Records that everything up to `seq` of `conversation` was delivered.
+    pub fn advance(&mut self, conversation: ConversationId, seq: u64) {
+        let e = self.delivered.entry(conversation).or_insert(0);
+        *e = (*e).max(seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_delivers_once_in_order_and_detects_gaps() {
+        let c1 = ConversationId::new();
+        let mut cur = DeliveryCursor::default();
+        assert_eq!(
+            cur.admit(c1, 7),
+            Admit::Deliver,
+            "unknown conversations start where they are"
+        );
+        cur.advance(c1, 7);
+        assert_eq!(cur.admit(c1, 7), Admit::Duplicate);
+        assert_eq!(cur.admit(c1, 3), Admit::Duplicate);
+        assert_eq!(cur.admit(c1, 8), Admit::Deliver);
+        assert_eq!(cur.admit(c1, 10), Admit::Gap { after: 7 });
+    }
+}

@@ -1,0 +1,417 @@
+//! `custodia chat`: the command-line client, built on the SDK.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use custodia_sdk::Client;
+use custodia_sdk::proto::{Message, MessageState, ServerFrame};
+use uuid::Uuid;
+
+/// Where to find the server.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Server URL, e.g. https://127.0.0.1:8443.
+    #[arg(long, env = "CUSTODIA_SERVER", global = true)]
+    pub server: Option<String>,
+    /// The server's CA certificate (DATA_DIR/tls/ca.pem).
+    #[arg(long, env = "CUSTODIA_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// Which saved sign-in to use, so several accounts can share one machine.
+    #[arg(
+        long,
+        env = "CUSTODIA_PROFILE",
+        default_value = "default",
+        global = true
+    )]
+    pub profile: String,
+}
+
+/// `custodia chat …` commands.
+#[derive(Subcommand, Debug)]
+pub enum ChatCommand {
+    /// Create an account.
+    Register {
+        /// Username (3–32 of a-z 0-9 _ . -).
+        username: String,
+        /// Date of birth, YYYY-MM-DD.
+        #[arg(long)]
+        date_of_birth: String,
+    },
+    /// Sign in and save the session token (mode 0600) for the other commands.
+    Login {
+        /// Username.
+        username: String,
+        /// A label for this device.
+        #[arg(long, default_value = "custodia chat")]
+        device: String,
+    },
+    /// Sign out and forget the saved token.
+    Logout,
+    /// Send a message to a user (direct conversation) or a conversation id.
+    Send {
+        /// A username or a conversation id.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// Print messages as they arrive (and what was missed since the last listen).
+    Listen,
+    /// Print a conversation's history.
+    History {
+        /// A username (direct conversation) or a conversation id.
+        with: String,
+        /// How many of the newest messages.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// List your conversations with unread counts.
+    Conversations,
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+/// `custodia chat group …`.
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create a group with you as owner.
+    Create {
+        /// Title.
+        title: String,
+        /// Usernames of the first members.
+        members: Vec<String>,
+    },
+    /// Add a member.
+    Add {
+        /// Conversation id.
+        group: Uuid,
+        /// Username.
+        username: String,
+    },
+    /// Remove a member (yourself: leave).
+    Remove {
+        /// Conversation id.
+        group: Uuid,
+        /// Username.
+        username: String,
+    },
+}
+
+/// Runs one chat command.
+pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
+    let profile = Profile::new(&server.profile)?;
+    match cmd {
+        ChatCommand::Register {
+            username,
+            date_of_birth,
+        } => {
+            let client = connect(&server, &profile, false)?;
+            let password = read_password("choose a password: ")?;
+            let acct = client
+                .register(&username, &password, &date_of_birth)
+                .await?;
+            println!(
+                "registered {} ({}); now run: custodia chat login {}",
+                acct.username, acct.user_id, acct.username
+            );
+        }
+        ChatCommand::Login { username, device } => {
+            let mut client = connect(&server, &profile, false)?;
+            let password = read_password("password: ")?;
+            let res = client.login(&username, &password, &device).await?;
+            profile.save(client.server(), &username, &res.token)?;
+            println!(
+                "signed in as {username}; token saved to {}",
+                profile.path.display()
+            );
+        }
+        ChatCommand::Logout => {
+            let mut client = connect(&server, &profile, true)?;
+            client.logout().await?;
+            profile.forget()?;
+            println!("signed out");
+        }
+        ChatCommand::Send { to, text } => {
+            let client = connect(&server, &profile, true)?;
+            let id = resolve(&client, &to).await?;
+            let ack = client.send(id, &Uuid::new_v4().to_string(), &text).await?;
+            println!("sent #{} to {id}", ack.seq);
+        }
+        ChatCommand::History { with, limit } => {
+            let client = connect(&server, &profile, true)?;
+            let id = resolve(&client, &with).await?;
+            let names = Names::of(&client, id).await?;
+            let page = client.history(id, None, None, limit).await?;
+            for m in &page.messages {
+                println!("{}", names.line(m));
+            }
+            if let Some(last) = page.messages.last() {
+                client.mark_read(id, last.seq).await?;
+            }
+        }
+        ChatCommand::Conversations => {
+            let client = connect(&server, &profile, true)?;
+            for c in client.conversations().await? {
+                let name = match (&c.title, c.kind.as_str()) {
+                    (Some(t), _) => t.clone(),
+                    (None, _) => Names::of(&client, c.id).await?.others(&profile.username()?),
+                };
+                let preview = c.last_message.as_ref().map(preview).unwrap_or_default();
+                println!("{}  {:<24} {:>3} unread  {}", c.id, name, c.unread, preview);
+            }
+        }
+        ChatCommand::Listen => {
+            let client = connect(&server, &profile, true)?;
+            let cursors: HashMap<Uuid, u64> = profile.cursors();
+            let mut conn = client.connect().await?;
+            conn.sync(cursors.clone()).await?;
+            let mut names: HashMap<Uuid, Names> = HashMap::new();
+            let mut seen = cursors;
+            eprintln!("listening; Ctrl-C to stop");
+            while let Some(frame) = conn.next().await {
+                match frame? {
+                    ServerFrame::Message(m) => {
+                        if !names.contains_key(&m.conversation_id) {
+                            names.insert(
+                                m.conversation_id,
+                                Names::of(&client, m.conversation_id).await?,
+                            );
+                        }
+                        println!(
+                            "[{}] {}",
+                            short(m.conversation_id),
+                            names[&m.conversation_id].line(&m)
+                        );
+                        seen.insert(m.conversation_id, m.seq);
+                        profile.save_cursors(&seen)?;
+                    }
+                    ServerFrame::Membership {
+                        conversation_id,
+                        username,
+                        joined,
+                        ..
+                    } => {
+                        names.remove(&conversation_id);
+                        let verb = if joined { "joined" } else { "left" };
+                        println!("[{}] {username} {verb}", short(conversation_id));
+                    }
+                    ServerFrame::Deleted {
+                        conversation_id,
+                        seq,
+                    } => {
+                        println!("[{}] message #{seq} was deleted", short(conversation_id));
+                    }
+                    ServerFrame::Error { problem, .. } => eprintln!("error: {}", problem.detail),
+                    _ => {}
+                }
+            }
+            bail!("the server closed the connection");
+        }
+        ChatCommand::Group(g) => {
+            let client = connect(&server, &profile, true)?;
+            match g {
+                GroupCommand::Create { title, members } => {
+                    let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+                    let c = client.create_group(&title, &refs).await?;
+                    println!("created group {} ({} members)", c.id, c.member_count);
+                }
+                GroupCommand::Add { group, username } => {
+                    client.add_member(group, &username).await?;
+                    println!("added {username}");
+                }
+                GroupCommand::Remove { group, username } => {
+                    client.remove_member(group, &username).await?;
+                    println!("removed {username}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn short(id: Uuid) -> String {
+    id.to_string()[..8].to_owned()
+}
+
+fn preview(m: &Message) -> String {
+    match (&m.state, &m.body) {
+        (MessageState::Ok, Some(b)) => b.chars().take(60).collect(),
+        (MessageState::Deleted, _) => "(deleted)".into(),
+        _ => "(unreadable)".into(),
+    }
+}
+
+/// Usernames of a conversation's members, for display.
+struct Names(HashMap<Uuid, String>);
+
+impl Names {
+    async fn of(client: &Client, id: Uuid) -> anyhow::Result<Self> {
+        let c = client.conversation(id).await?;
+        Ok(Self(
+            c.members
+                .into_iter()
+                .map(|m| (m.user_id, m.username))
+                .collect(),
+        ))
+    }
+
+    fn line(&self, m: &Message) -> String {
+        let who = self
+            .0
+            .get(&m.sender_id)
+            .cloned()
+            .unwrap_or_else(|| short(m.sender_id));
+        let when =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(m.sent_at_ms) * 1_000_000)
+                .map(|t| format!("{:02}:{:02}", t.hour(), t.minute()))
+                .unwrap_or_default();
+        format!("#{} {when} {who}: {}", m.seq, preview(m))
+    }
+
+    fn others(&self, me: &str) -> String {
+        let v: Vec<&str> = self
+            .0
+            .values()
+            .map(String::as_str)
+            .filter(|n| *n != me)
+            .collect();
+        v.join(", ")
+    }
+}
+
+/// A username or a conversation id.
+async fn resolve(client: &Client, target: &str) -> anyhow::Result<Uuid> {
+    if let Ok(id) = target.parse::<Uuid>() {
+        return Ok(id);
+    }
+    Ok(client.open_direct(target).await?.id)
+}
+
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("CUSTODIA_PASSWORD") {
+        return Ok(p);
+    }
+    rpassword::prompt_password(prompt).context("reading the password (or set CUSTODIA_PASSWORD)")
+}
+
+fn connect(server: &ServerArgs, profile: &Profile, signed_in: bool) -> anyhow::Result<Client> {
+    let saved = profile.load();
+    let url = server
+        .server
+        .clone()
+        .or_else(|| saved.get("server").cloned())
+        .context("no server: pass --server https://HOST:PORT or set CUSTODIA_SERVER")?;
+    let ca_path = server.ca_cert.clone().context(
+        "no CA certificate: pass --ca-cert DATA_DIR/tls/ca.pem or set CUSTODIA_CA_CERT (serve prints its path)",
+    )?;
+    let ca = fs::read(&ca_path)
+        .with_context(|| format!("reading the CA certificate {}", ca_path.display()))?;
+    let client = Client::new(&url, &ca)?;
+    if !signed_in {
+        return Ok(client);
+    }
+    let token = saved
+        .get("token")
+        .context("not signed in: run `custodia chat login USERNAME` first")?;
+    Ok(client.with_token(token.clone()))
+}
+
+/// A saved sign-in: `key=value` lines in the user's config directory, mode 0600.
+struct Profile {
+    path: PathBuf,
+}
+
+impl Profile {
+    fn new(name: &str) -> anyhow::Result<Self> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("profile names are letters, digits, '-' and '_'");
+        }
+        let base = match std::env::var_os("CUSTODIA_CONFIG_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => dirs::config_dir()
+                .context("no config directory; set CUSTODIA_CONFIG_DIR")?
+                .join("custodia"),
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&base)?;
+        Ok(Self {
+            path: base.join(format!("{name}.session")),
+        })
+    }
+
+    fn load(&self) -> HashMap<String, String> {
+        fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn username(&self) -> anyhow::Result<String> {
+        self.load()
+            .get("username")
+            .cloned()
+            .context("not signed in")
+    }
+
+    fn write(&self, map: &HashMap<String, String>) -> anyhow::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut keys: Vec<_> = map.keys().collect();
+        keys.sort();
+        for k in keys {
+            writeln!(f, "{k}={}", map[k])?;
+        }
+        f.sync_all()?;
+        fs::rename(&tmp, &self.path)?;
+        Ok(())
+    }
+
+    fn save(&self, server: &str, username: &str, token: &str) -> anyhow::Result<()> {
+        let map = HashMap::from([
+            ("server".to_owned(), server.to_owned()),
+            ("username".to_owned(), username.to_owned()),
+            ("token".to_owned(), token.to_owned()),
+        ]);
+        self.write(&map)
+    }
+
+    fn cursors(&self) -> HashMap<Uuid, u64> {
+        self.load()
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("seen.")?.parse().ok()?, v.parse().ok()?)))
+            .collect()
+    }
+
+    fn save_cursors(&self, seen: &HashMap<Uuid, u64>) -> anyhow::Result<()> {
+        let mut map = self.load();
+        for (k, v) in seen {
+            map.insert(format!("seen.{k}"), v.to_string());
+        }
+        self.write(&map)
+    }
+
+    fn forget(&self) -> anyhow::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Configuration: defaults, then a TOML file, then `CUSTODIA_*` environment variables
+//! (`__` separates nested keys), then command-line flags. Validated once into [`Config`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use custodia_core::EpochScheme;
+use custodia_keys::{CacheLimits, KeyringPassphrase};
+use custodia_service::ServiceConfig;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Settings as given, before validation. Every field is optional; unset means default.
+#[derive(Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RawConfig {
+    /// Where the database, keyring and certificates live. Default `./custodia-data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the TLS listener (HTTPS and WebSocket). Default `127.0.0.1:8443`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Key epoch: `month` (default) or `day`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    /// Passphrase that wraps the keyring (argon2id). Only used when the keyring is created
+    /// with one; afterwards it must always be given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring_passphrase: Option<String>,
+    /// Most data keys held unwrapped in memory. Default 10000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dek_cache_capacity: Option<usize>,
+    /// Longest a data key stays unwrapped in memory, in seconds. Default 300.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dek_cache_max_age_secs: Option<u64>,
+    /// Most members of one group. Default 1024.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_group_members: Option<u32>,
+    /// Lifetime of a user session, in hours. Default 720 (30 days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_ttl_hours: Option<u64>,
+    /// Log format: `text` (default) or `json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+impl RawConfig {
+    /// Layers the TOML file (if any), the environment and `flags` over the defaults.
+    pub fn load(file: Option<&Path>, flags: RawConfig) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                bail!("config file {} does not exist", f.display());
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig
+            .merge(Env::prefixed("CUSTODIA_").split("__").only(&KEYS))
+            .merge(Serialized::defaults(flags));
+        fig.extract().context("reading configuration")
+    }
+
+    /// Checks every setting and fills in defaults.
+    pub fn validate(self) -> anyhow::Result<Config> {
+        let listen: SocketAddr = self
+            .listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:8443")
+            .parse()
+            .context("listen must be an address like 127.0.0.1:8443")?;
+        let epoch: EpochScheme = self
+            .epoch
+            .as_deref()
+            .unwrap_or("month")
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let capacity = NonZeroUsize::new(self.dek_cache_capacity.unwrap_or(10_000))
+            .context("dek_cache_capacity must be at least 1")?;
+        let max_age = Duration::from_secs(self.dek_cache_max_age_secs.unwrap_or(300));
+        let max_group_members = self.max_group_members.unwrap_or(1024);
+        if !(2..=100_000).contains(&max_group_members) {
+            bail!("max_group_members must be between 2 and 100000");
+        }
+        let ttl_hours = self.session_ttl_hours.unwrap_or(720);
+        if ttl_hours == 0 {
+            bail!("session_ttl_hours must be at least 1");
+        }
+        let json_logs = match self.log_format.as_deref().unwrap_or("text") {
+            "text" => false,
+            "json" => true,
+            other => bail!("log_format must be \"text\" or \"json\", not {other:?}"),
+        };
+        if matches!(&self.keyring_passphrase, Some(p) if p.is_empty()) {
+            bail!("keyring_passphrase is set but empty; unset it or give a passphrase");
+        }
+        Ok(Config {
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("custodia-data")),
+            listen,
+            keyring_passphrase: self.keyring_passphrase.map(KeyringPassphrase::new),
+            dek_cache: CacheLimits { capacity, max_age },
+            service: ServiceConfig {
+                epoch,
+                max_group_members,
+                session_ttl: Duration::from_secs(ttl_hours * 3600),
+                ..ServiceConfig::default()
+            },
+            json_logs,
+        })
+    }
+}
+
+/// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
+/// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
+const KEYS: [&str; 9] = [
+    "data_dir",
+    "listen",
+    "epoch",
+    "keyring_passphrase",
+    "dek_cache_capacity",
+    "dek_cache_max_age_secs",
+    "max_group_members",
+    "session_ttl_hours",
+    "log_format",
+];
+
+/// Validated configuration. Code after validation never re-checks it.
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Listener address.
+    pub listen: SocketAddr,
+    /// Keyring passphrase, if any.
+    pub keyring_passphrase: Option<KeyringPassphrase>,
+    /// DEK cache bounds.
+    pub dek_cache: CacheLimits,
+    /// Service tunables.
+    pub service: ServiceConfig,
+    /// JSON logs.
+    pub json_logs: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field(
+                "keyring_passphrase",
+                &self.keyring_passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("dek_cache", &self.dek_cache)
+            .field("service", &self.service)
+            .field("json_logs", &self.json_logs)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_debug_redacts() {
+        let dir = std::env::temp_dir().join(format!("custodia-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("custodia.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nepoch = \"day\"\nkeyring_passphrase = \"hunter22\"\n",
+        )
+        .unwrap();
+        let flags = RawConfig {
+            listen: Some("127.0.0.1:9001".into()),
+            ..RawConfig::default()
+        };
+        let cfg = RawConfig::load(Some(&file), flags)
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(cfg.listen.port(), 9001);
+        assert_eq!(cfg.service.epoch, EpochScheme::Day);
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("hunter22") && shown.contains("redacted"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_values_say_what_to_fix() {
+        let bad = RawConfig {
+            epoch: Some("weekly".into()),
+            ..RawConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("month"));
+        let bad = RawConfig {
+            listen: Some("nowhere".into()),
+            ..RawConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("listen"));
+    }
+}

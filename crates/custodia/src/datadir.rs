@@ -1,0 +1,130 @@
+//! The data directory: created on first start, then reused.
+//!
+//! ```text
+//! DIR/                  mode 0700
+//!   custodia.db         SQLite database (+ -wal, -shm)
+//!   keyring             KEKs, mode 0600
+//!   deployment-id       this deployment's id (bound into every seal)
+//!   tls/ca.pem          the self-signed CA clients trust (--ca-cert)
+//!   tls/ca.key          its key, mode 0600
+//!   tls/server.pem      server certificate for localhost, 127.0.0.1 and ::1
+//!   tls/server.key      its key, mode 0600
+//! ```
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use custodia_core::DeploymentId;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+
+/// Paths inside one data directory.
+pub(crate) struct DataDir {
+    pub(crate) root: PathBuf,
+}
+
+impl DataDir {
+    /// Creates the directory (mode 0700) if missing.
+    pub(crate) fn open(root: &Path) -> anyhow::Result<Self> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root.join("tls"))
+            .with_context(|| format!("creating data directory {}", root.display()))?;
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    pub(crate) fn database(&self) -> PathBuf {
+        self.root.join("custodia.db")
+    }
+
+    pub(crate) fn keyring(&self) -> PathBuf {
+        self.root.join("keyring")
+    }
+
+    pub(crate) fn ca_cert(&self) -> PathBuf {
+        self.root.join("tls/ca.pem")
+    }
+
+    /// The deployment id, created on first start.
+    pub(crate) fn deployment_id(&self) -> anyhow::Result<DeploymentId> {
+        let path = self.root.join("deployment-id");
+        match fs::read_to_string(&path) {
+            Ok(s) => s
+                .trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = DeploymentId::new();
+                write_new(&path, id.to_string().as_bytes(), 0o644)?;
+                Ok(id)
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// The server certificate and key PEMs, creating a CA and a certificate on first start.
+    pub(crate) fn tls(&self) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+        let (cert, key) = (
+            self.root.join("tls/server.pem"),
+            self.root.join("tls/server.key"),
+        );
+        if !cert.exists() {
+            self.create_tls(&cert, &key)?;
+        }
+        let read = |p: &Path| fs::read(p).with_context(|| format!("reading {}", p.display()));
+        Ok((read(&cert)?, read(&key)?))
+    }
+
+    fn create_tls(&self, cert: &Path, key: &Path) -> anyhow::Result<()> {
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.distinguished_name
+            .push(DnType::CommonName, "custodia local CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate()?;
+        let ca_cert = ca.self_signed(&ca_key)?;
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+
+        let mut leaf = CertificateParams::new(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ])?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, "custodia server");
+        let leaf_key = KeyPair::generate()?;
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
+
+        write_new(
+            &self.root.join("tls/ca.key"),
+            issuer.key().serialize_pem().as_bytes(),
+            0o600,
+        )?;
+        write_new(&self.ca_cert(), ca_cert.pem().as_bytes(), 0o644)?;
+        write_new(key, leaf_key.serialize_pem().as_bytes(), 0o600)?;
+        // Written last: its presence means the set is complete.
+        write_new(cert, leaf_cert.pem().as_bytes(), 0o644)?;
+        Ok(())
+    }
+}
+
+/// Writes a new file with `mode`, synced, via a temporary name.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

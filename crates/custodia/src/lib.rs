@@ -1,0 +1,16 @@
+//! The `custodia` binary's library half: configuration, the data directory, and the
+//! commands (`serve`, `chat`, `bench`). `main.rs` only parses arguments and dispatches.
+//!
+//! Layout:
+//! - `config` — `RawConfig` (defaults, TOML, `CUSTODIA_*` env, flags) → validated [`Config`].
+//! - `datadir` — first-start creation of the data directory: keyring, deployment id, TLS.
+//! - `server` — assembling and running a server ([`start`]).
+//! - `chat` — the command-line client.
+
+pub mod chat;
+pub mod config;
+mod datadir;
+mod server;
+
+pub use config::{Config, RawConfig};
+pub use server::{Running, start};

@@ -1,0 +1,119 @@
+//! Assembling and running a server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use custodia_api::{AppState, Metrics, TlsListener, tls13_server_config};
+use custodia_core::SystemClock;
+use custodia_keys::{KeyService, Keyring};
+use custodia_service::{Hub, LocalFanout, Service};
+use custodia_store::Storage;
+use custodia_store_sqlite::SqliteStore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+use crate::datadir::DataDir;
+
+/// A started server.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// `https://…` base URL.
+    pub url: String,
+    /// The CA certificate clients must trust.
+    pub ca_cert: PathBuf,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Whether this start created the data directory's keyring (first start).
+    pub first_start: bool,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, closes live sessions (an in-flight send is acknowledged first),
+    /// waits for in-flight requests, and returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("server task")?.context("server")?;
+        Ok(())
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task)
+            .await
+            .context("server task")?
+            .context("server")
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Creates or opens the data directory, then starts listening.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    #[cfg(feature = "dangerous-bench-unsealed")]
+    tracing::warn!("DANGEROUS bench build: message bodies are stored WITHOUT sealing");
+
+    let dir = DataDir::open(&config.data_dir)?;
+    let (keyring, first_start) =
+        Keyring::load_or_create(&dir.keyring(), config.keyring_passphrase.as_ref())
+            .context("opening the keyring")?;
+    let deployment = dir.deployment_id()?;
+    let (cert, key) = dir.tls()?;
+    let tls = tls13_server_config(&cert, &key).map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
+
+    let metrics = Arc::new(Metrics::new());
+    let sqlite = SqliteStore::open(&dir.database(), metrics.clone())
+        .await
+        .context("opening the database")?;
+    let storage = Storage::from_backend(sqlite);
+    let clock = Arc::new(SystemClock);
+    let keys = Arc::new(KeyService::new(
+        deployment,
+        keyring,
+        storage.deks.clone(),
+        clock.clone(),
+        config.dek_cache,
+    ));
+    let hub = Hub::new();
+    let fanout = Arc::new(LocalFanout(hub.clone()));
+    let service = Service::new(storage, keys, clock, hub, fanout, config.service.clone());
+
+    let tcp = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = tcp.local_addr()?;
+    let listener = TlsListener::new(tcp, tls)?;
+    let shutdown = CancellationToken::new();
+    let state = AppState {
+        service,
+        metrics,
+        shutdown: shutdown.clone(),
+    };
+    let task = tokio::spawn(custodia_api::serve(listener, state));
+    tracing::info!(%addr, "listening");
+    Ok(Running {
+        addr,
+        url: format!("https://{}", display_host(addr)),
+        ca_cert: dir.ca_cert(),
+        data_dir: dir.root.clone(),
+        first_start,
+        shutdown,
+        task,
+    })
+}
+
+fn display_host(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
