@@ -297,6 +297,32 @@ impl Client {
         .await
     }
 
+    /// An arbitrary request with this client's session, returning the status, the
+    /// content type and the body as received. For tools and for testing the server's
+    /// handling of malformed requests.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, String, Vec<u8>), SdkError> {
+        let res = self
+            .req(method, path)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        let ctype = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((status, ctype, res.bytes().await?.to_vec()))
+    }
+
     /// Opens the WebSocket. Call [`Connection::sync`] to start receiving.
     pub async fn connect(&self) -> Result<Connection, SdkError> {
         let token = self

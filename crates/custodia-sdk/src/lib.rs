@@ -22,3 +22,5 @@ mod tls;
 pub use client::{Client, SdkError, is_unauthorized};
 pub use custodia_proto as proto;
 pub use live::{Connection, Receiver, Sender};
+pub use reqwest::Method;
+pub use tokio_tungstenite::tungstenite::Message as WsMessage;

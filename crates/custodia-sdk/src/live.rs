@@ -34,6 +34,7 @@ pub struct Sender {
 pub struct Receiver {
     stream: SplitStream<Ws>,
     seen: HashMap<Uuid, u64>,
+    dedupe: bool,
 }
 
 impl Connection {
@@ -62,6 +63,7 @@ impl Connection {
             receiver: Receiver {
                 stream,
                 seen: HashMap::new(),
+                dedupe: true,
             },
         })
     }
@@ -79,6 +81,17 @@ impl Connection {
             .await
     }
 
+    /// Sends a keep-alive; the server answers with [`ServerFrame::Pong`] after everything
+    /// queued for this connection before it.
+    pub async fn ping(&mut self) -> Result<(), SdkError> {
+        self.sender.frame(&ClientFrame::Ping).await
+    }
+
+    /// Sends a raw WebSocket message.
+    pub async fn raw(&mut self, m: WsMessage) -> Result<(), SdkError> {
+        self.sender.raw(m).await
+    }
+
     /// Sends a message; the [`ServerFrame::Ack`] arrives on the receiving side.
     pub async fn send(
         &mut self,
@@ -92,6 +105,13 @@ impl Connection {
     /// The next frame, `None` when the server closed the connection.
     pub async fn next(&mut self) -> Option<Result<ServerFrame, SdkError>> {
         self.receiver.next().await
+    }
+
+    /// Turns off the receiving side's de-duplication, so every frame the server sends is
+    /// seen as sent (for diagnostics and for testing the server's own guarantees).
+    pub fn without_dedupe(mut self) -> Self {
+        self.receiver.dedupe = false;
+        self
     }
 
     /// Splits into halves that can be used from different tasks.
@@ -157,7 +177,7 @@ impl Receiver {
                     ))));
                 }
             };
-            if let ServerFrame::Message(m) = &frame {
+            if let (true, ServerFrame::Message(m)) = (self.dedupe, &frame) {
                 let last = self.seen.entry(m.conversation_id).or_insert(0);
                 if m.seq <= *last {
                     continue;

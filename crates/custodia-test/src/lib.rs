@@ -1,14 +1,188 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Test support: real servers on `127.0.0.1:0` with fresh data directories, and ready
+//! clients. Used by the end-to-end tests of the `custodia` crate.
+//!
+//! - [`TestServer`] runs a server in-process (fast; can be restarted on the same data).
+//! - [`ProcessServer`] runs the real binary as a child process (for `SIGKILL` and for
+//!   reading its logs).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use custodia::{RawConfig, Running};
+use custodia_sdk::Client;
+use tempfile::TempDir;
+
+/// A password every test user has.
+pub const PASSWORD: &str = "correct horse battery staple";
+/// An adult's date of birth.
+pub const ADULT_DOB: &str = "1990-05-17";
+
+/// A server running in this process on a fresh data directory.
+pub struct TestServer {
+    dir: TempDir,
+    running: Option<Running>,
+    url: String,
+    ca: Vec<u8>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl TestServer {
+    /// Starts a server on `127.0.0.1:0` with a new temporary data directory.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let running = boot(dir.path(), "127.0.0.1:0").await;
+        let url = running.url.clone();
+        let ca = std::fs::read(&running.ca_cert).expect("CA certificate");
+        Self {
+            dir,
+            running: Some(running),
+            url,
+            ca,
+        }
+    }
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+    /// Stops the server gracefully and starts it again on the same data and port.
+    pub async fn restart(&mut self) {
+        let addr = self.running.as_ref().map(|r| r.addr).expect("running");
+        self.stop().await;
+        let running = boot(self.dir.path(), &addr.to_string()).await;
+        self.url = running.url.clone();
+        self.running = Some(running);
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A client that is not signed in.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, &self.ca).expect("client")
+    }
+
+    /// Registers `name` and returns a client signed in as them.
+    pub async fn user(&self, name: &str) -> Client {
+        let c = self.client();
+        c.register(name, PASSWORD, ADULT_DOB)
+            .await
+            .expect("register");
+        self.login(name).await
+    }
+
+    /// Another signed-in session (device) of an existing user.
+    pub async fn login(&self, name: &str) -> Client {
+        let mut c = self.client();
+        c.login(name, PASSWORD, "test device").await.expect("login");
+        c
+    }
+}
+
+async fn boot(dir: &Path, listen: &str) -> Running {
+    // Retry briefly: after a restart the port may still be held for a moment.
+    let mut last = None;
+    for _ in 0..50 {
+        let raw = RawConfig {
+            data_dir: Some(dir.to_owned()),
+            listen: Some(listen.to_owned()),
+            ..RawConfig::default()
+        };
+        match custodia::start(raw.validate().expect("test config")).await {
+            Ok(r) => return r,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server did not start: {last:?}");
+}
+
+/// The real `custodia` binary running as a child process.
+pub struct ProcessServer {
+    child: Child,
+    /// Base URL.
+    pub url: String,
+    /// CA certificate PEM.
+    pub ca: Vec<u8>,
+    /// Where its stderr (logs) goes.
+    pub log: PathBuf,
+}
+
+impl ProcessServer {
+    /// Starts `bin serve` on `data_dir` (port 0 unless `listen` is given), logging at
+    /// debug level to `log`.
+    pub fn start(bin: &Path, data_dir: &Path, listen: Option<&str>, log: &Path) -> Self {
+        let logfile = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut child = Command::new(bin)
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", listen.unwrap_or("127.0.0.1:0")])
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(logfile)
+            .spawn()
+            .expect("spawn custodia serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("https://"))
+            .unwrap_or_else(|| panic!("unexpected first line from serve: {first:?}"))
+            .to_owned();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let ca = std::fs::read(data_dir.join("tls/ca.pem")).expect("CA certificate");
+        Self {
+            child,
+            url,
+            ca,
+            log: log.to_owned(),
+        }
+    }
+
+    /// A client that is not signed in.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, &self.ca).expect("client")
+    }
+
+    /// The port it listens on.
+    pub fn listen_addr(&self) -> String {
+        self.url.trim_start_matches("https://").to_owned()
+    }
+
+    /// Kills it with SIGKILL (no chance to clean up).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks it to stop with SIGTERM and waits.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for ProcessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

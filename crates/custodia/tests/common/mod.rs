@@ -1,0 +1,84 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use custodia_sdk::proto::{Ack, Message, ServerFrame};
+use custodia_sdk::{Connection, SdkError};
+
+/// Generous bound for anything to arrive; tests never depend on speed, only on not hanging.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The next frame, failing the test on timeout, error or close.
+pub async fn frame(conn: &mut Connection) -> ServerFrame {
+    match tokio::time::timeout(PATIENCE, conn.next()).await {
+        Ok(Some(Ok(f))) => f,
+        Ok(Some(Err(e))) => panic!("connection error: {e}"),
+        Ok(None) => panic!("connection closed"),
+        Err(_) => panic!("no frame within {PATIENCE:?}"),
+    }
+}
+
+/// Syncs with the given cursors and returns the caught-up messages.
+pub async fn sync(
+    conn: &mut Connection,
+    cursors: std::collections::HashMap<uuid::Uuid, u64>,
+) -> Vec<Message> {
+    conn.sync(cursors).await.expect("sync");
+    let mut out = Vec::new();
+    loop {
+        match frame(conn).await {
+            ServerFrame::Message(m) => out.push(m),
+            ServerFrame::Synced { .. } => return out,
+            other => panic!("unexpected frame during sync: {other:?}"),
+        }
+    }
+}
+
+/// Reads frames until `n` messages arrived, ignoring other kinds.
+pub async fn messages(conn: &mut Connection, n: usize) -> Vec<Message> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        if let ServerFrame::Message(m) = frame(conn).await {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// Reads frames until the ack for `client_id`.
+pub async fn ack(conn: &mut Connection, client_id: &str) -> Ack {
+    loop {
+        match frame(conn).await {
+            ServerFrame::Ack(a) if a.client_id == client_id => return a,
+            ServerFrame::Error {
+                client_id: Some(c),
+                problem,
+            } if c == client_id => panic!("send refused: {problem:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Sends a ping and returns every message frame that arrives before the pong.
+pub async fn drain_until_pong(conn: &mut Connection) -> Vec<Message> {
+    conn.ping().await.expect("ping");
+    let mut extra = Vec::new();
+    loop {
+        match frame(conn).await {
+            ServerFrame::Pong => return extra,
+            ServerFrame::Message(m) => extra.push(m),
+            _ => {}
+        }
+    }
+}
+
+/// The status of an SDK error, failing the test if the call succeeded.
+pub fn status<T: std::fmt::Debug>(r: Result<T, SdkError>) -> u16 {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e
+            .status()
+            .unwrap_or_else(|| panic!("expected a problem answer, got {e}")),
+    }
+}
