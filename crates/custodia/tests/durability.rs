@@ -1,0 +1,280 @@
+//! Crash durability, graceful shutdown, tamper detection and the plaintext canary, with
+//! the real `custodia` binary as a child process.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use common::{ack, sync};
+use custodia_sdk::proto::{MessageState, ServerFrame};
+use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer, TestServer};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_custodia"))
+}
+
+async fn signed_in(server: &ProcessServer, name: &str, register: bool) -> custodia_sdk::Client {
+    let mut c = server.client();
+    if register {
+        c.register(name, PASSWORD, ADULT_DOB).await.unwrap();
+    }
+    c.login(name, PASSWORD, "test").await.unwrap();
+    c
+}
+
+/// Every way a string could be spelled out in bytes: raw, hex, and base64 (standard and
+/// URL-safe) at each of the three alignments.
+fn spellings(canary: &str) -> Vec<Vec<u8>> {
+    let raw = canary.as_bytes();
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = vec![
+        raw.to_vec(),
+        hex.clone().into_bytes(),
+        hex.to_uppercase().into_bytes(),
+    ];
+    for engine in [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE,
+    ] {
+        for shift in 0..3 {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(raw);
+            let enc = engine.encode(&shifted);
+            // Drop the characters that mix in the prefix or the padding.
+            out.push(enc.as_bytes()[4..enc.len() - 4].to_vec());
+        }
+    }
+    out
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_plaintext_canary_is_nowhere_on_disk_or_in_the_logs() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let log = work.path().join("server.log");
+    let canary = format!("canary-{}", uuid::Uuid::new_v4().simple());
+    let server = ProcessServer::start(&bin(), &data, None, &log);
+    let alice = signed_in(&server, "alice", true).await;
+    let bob = signed_in(&server, "bob", true).await;
+    let chat = alice.open_direct("bob").await.unwrap();
+
+    // Over HTTPS and over the WebSocket, read back by both, shown in previews.
+    alice
+        .send(chat.id, "c1", &format!("first {canary}"))
+        .await
+        .unwrap();
+    let mut ws = bob.connect().await.unwrap();
+    sync(&mut ws, HashMap::new()).await;
+    ws.send(chat.id, "c2", &format!("{canary} again"))
+        .await
+        .unwrap();
+    ack(&mut ws, "c2").await;
+    let history = alice.full_history(chat.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|m| m.body.as_deref().unwrap().contains(&canary)),
+        "the test itself must see it"
+    );
+    assert!(
+        bob.conversations().await.unwrap()[0]
+            .last_message
+            .as_ref()
+            .unwrap()
+            .body
+            .as_deref()
+            .unwrap()
+            .contains(&canary)
+    );
+    drop(ws);
+    assert!(server.terminate().success());
+
+    let files = files_under(&data)
+        .into_iter()
+        .chain([log.clone()])
+        .collect::<Vec<_>>();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("custodia.db-wal") || f.ends_with("custodia.db"))
+    );
+    assert!(
+        std::fs::metadata(&log).unwrap().len() > 0,
+        "the server logged something"
+    );
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        for s in spellings(&canary) {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s),
+                "{} contains the canary as {:?}",
+                f.display(),
+                String::from_utf8_lossy(&s)
+            );
+        }
+    }
+}
+
+/// Sends a burst over one WebSocket, stops the server with `stop` once `after` acks have
+/// arrived, restarts it, and checks that every acknowledged message is in history.
+async fn burst_then(stop: impl FnOnce(ProcessServer), after: usize) {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let log = work.path().join("server.log");
+    let server = ProcessServer::start(&bin(), &data, None, &log);
+    let alice = signed_in(&server, "alice", true).await;
+    signed_in(&server, "bob", true).await;
+    let chat = alice.open_direct("bob").await.unwrap();
+
+    let mut conn = alice.connect().await.unwrap();
+    sync(&mut conn, HashMap::new()).await;
+    let (mut tx, mut rx) = conn.split();
+    let sender = tokio::spawn(async move {
+        for i in 0..2_000 {
+            if tx
+                .send(
+                    chat.id,
+                    &format!("burst-{i}"),
+                    &format!("burst message {i}"),
+                )
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        tx
+    });
+    let mut acked: HashMap<String, u64> = HashMap::new();
+    let mut server = Some(server);
+    let mut stop = Some(stop);
+    while let Ok(Some(frame)) = tokio::time::timeout(common::PATIENCE, rx.next()).await {
+        match frame {
+            Ok(ServerFrame::Ack(a)) => {
+                acked.insert(a.client_id, a.seq);
+                if acked.len() == after
+                    && let (Some(stop), Some(s)) = (stop.take(), server.take())
+                {
+                    stop(s);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    drop(sender.await);
+    assert!(server.is_none(), "the burst ended before {after} acks");
+    assert!(acked.len() >= after);
+
+    let restarted = ProcessServer::start(&bin(), &data, None, &log);
+    let alice = signed_in(&restarted, "alice", false).await;
+    let history = alice.full_history(chat.id).await.unwrap();
+    let stored: HashMap<&str, u64> = history
+        .iter()
+        .map(|m| (m.client_id.as_str(), m.seq))
+        .collect();
+    for (client_id, seq) in &acked {
+        assert_eq!(
+            stored.get(client_id.as_str()),
+            Some(seq),
+            "acknowledged {client_id} is lost or moved"
+        );
+    }
+    let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=history.len() as u64).collect::<Vec<_>>(),
+        "sequence numbers have no gaps"
+    );
+    assert_eq!(stored.len(), history.len(), "no client id stored twice");
+    assert!(history.iter().all(|m| m.state == MessageState::Ok));
+}
+
+#[tokio::test]
+async fn every_acknowledged_message_survives_sigkill_during_a_burst() {
+    burst_then(ProcessServer::kill, 150).await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_during_a_burst_keeps_every_acknowledged_message() {
+    burst_then(
+        |s| {
+            let status = s.terminate();
+            assert!(status.success(), "serve exited with {status}");
+        },
+        150,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_sealed_body_makes_only_that_message_unreadable() {
+    use sqlx::Connection;
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    for i in 1..=3 {
+        alice
+            .send(chat.id, &i.to_string(), &format!("message {i}"))
+            .await
+            .unwrap();
+    }
+
+    let url = format!(
+        "sqlite://{}",
+        server.data_dir().join("custodia.db").display()
+    );
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (mut sealed,): (Vec<u8>,) = sqlx::query_as("SELECT sealed FROM messages WHERE seq = 2")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let middle = sealed.len() / 2;
+    sealed[middle] ^= 0x01;
+    sqlx::query("UPDATE messages SET sealed = ? WHERE seq = 2")
+        .bind(&sealed)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+
+    let history = alice.full_history(chat.id).await.unwrap();
+    let states: Vec<_> = history
+        .iter()
+        .map(|m| (m.state, m.body.as_deref()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (MessageState::Ok, Some("message 1")),
+            (MessageState::Unreadable, None),
+            (MessageState::Ok, Some("message 3"))
+        ]
+    );
+    // The server keeps running and serving.
+    assert_eq!(alice.send(chat.id, "4", "message 4").await.unwrap().seq, 4);
+    let unique: HashSet<u64> = alice
+        .full_history(chat.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(unique.len(), 4);
+}
