@@ -176,11 +176,8 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             while let Some(frame) = conn.next().await {
                 match frame? {
                     ServerFrame::Message(m) => {
-                        if !names.contains_key(&m.conversation_id) {
-                            names.insert(
-                                m.conversation_id,
-                                Names::of(&client, m.conversation_id).await?,
-                            );
+                        if let std::collections::hash_map::Entry::Vacant(e) = names.entry(m.conversation_id) {
+                            e.insert(Names::of(&client, m.conversation_id).await?);
                         }
                         println!(
                             "[{}] {}",
