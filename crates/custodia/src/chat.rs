@@ -176,7 +176,9 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             while let Some(frame) = conn.next().await {
                 match frame? {
                     ServerFrame::Message(m) => {
-                        if let std::collections::hash_map::Entry::Vacant(e) = names.entry(m.conversation_id) {
+                        if let std::collections::hash_map::Entry::Vacant(e) =
+                            names.entry(m.conversation_id)
+                        {
                             e.insert(Names::of(&client, m.conversation_id).await?);
                         }
                         println!(
@@ -294,6 +296,11 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
         return Ok(p);
     }
     rpassword::prompt_password(prompt).context("reading the password (or set CUSTODIA_PASSWORD)")
+}
+
+/// A client for `--server`/`--ca-cert`, not signed in.
+pub fn client_for(server: &ServerArgs) -> anyhow::Result<Client> {
+    connect(server, &Profile::new(&server.profile)?, false)
 }
 
 fn connect(server: &ServerArgs, profile: &Profile, signed_in: bool) -> anyhow::Result<Client> {

@@ -6,7 +6,9 @@
 //! - `datadir` — first-start creation of the data directory: keyring, deployment id, TLS.
 //! - `server` — assembling and running a server ([`start`]).
 //! - `chat` — the command-line client.
+//! - `bench` — the load generator.
 
+pub mod bench;
 pub mod chat;
 pub mod config;
 mod datadir;

@@ -33,6 +33,13 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Load generator: registers users, sends over WebSockets, reports rates and latency.
+    Bench {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        args: custodia::bench::BenchArgs,
+    },
     /// The command-line chat client.
     Chat {
         #[command(flatten)]
@@ -62,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Chat { server, command } => chat::run(server, command).await,
+        Command::Bench { server, args } => {
+            custodia::bench::run(chat::client_for(&server)?, args).await
+        }
     }
 }
 
