@@ -14,7 +14,6 @@ use custodia_proto as wire;
 use custodia_service::Principal;
 use custodia_store::SeqRange;
 use serde::Deserialize;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::{ApiError, AppState, PeerAddr, convert, ws};
 
@@ -43,10 +42,7 @@ pub(crate) fn router(state: AppState) -> Router {
             delete(delete_message),
         )
         .route("/v1/conversations/{id}/read", post(mark_read))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            std::time::Duration::from_secs(30),
-        ));
+        .layer(axum::middleware::from_fn(deadline));
     Router::new()
         .merge(api)
         .route("/v1/ws", get(ws::upgrade))
@@ -67,6 +63,24 @@ pub(crate) fn router(state: AppState) -> Router {
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
+}
+
+/// Longest an API request may take before it is answered with 503.
+const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Answers 503 problem+json when a request takes longer than [`REQUEST_DEADLINE`].
+async fn deadline(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is overloaded; retry later",
+        )
+        .into_response(),
+    }
 }
 
 /// A JSON body whose rejections are problem+json.

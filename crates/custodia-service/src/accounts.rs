@@ -87,6 +87,7 @@ impl Service {
         password: Password,
         birth_date: BirthDate,
     ) -> ServiceResult<UserId> {
+        let permit = self.hashing_permit().await?;
         let hash = tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
             Argon2::default()
@@ -96,6 +97,7 @@ impl Service {
         .await
         .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
         .map_err(|e| ServiceError::Internal(format!("hashing: {e}")))?;
+        drop(permit);
         let id = UserId::new();
         let user = NewUser {
             id,
@@ -139,6 +141,7 @@ impl Service {
         let phc = user
             .as_ref()
             .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+        let permit = self.hashing_permit().await?;
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&phc).is_ok_and(|h| {
                 Argon2::default()
@@ -148,6 +151,7 @@ impl Service {
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("verify task: {e}")))?;
+        drop(permit);
         let user = match (ok, user) {
             (true, Some(u)) => u,
             _ => return Err(ServiceError::BadCredentials),
@@ -183,6 +187,15 @@ impl Service {
             user_id: user.id,
             session: info(&record, record.id),
         })
+    }
+
+    /// Waits for one of the password-hashing slots.
+    async fn hashing_permit(&self) -> ServiceResult<tokio::sync::SemaphorePermit<'_>> {
+        self.inner
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::Unavailable("shutting down".into()))
     }
 
     /// Resolves a bearer token to its session.

@@ -80,6 +80,8 @@ struct Inner {
     config: ServiceConfig,
     login_by_account: KeyedRateLimiter<String>,
     login_by_address: KeyedRateLimiter<std::net::IpAddr>,
+    /// Password hashes running at once; each takes ~19 MiB and a core for tens of ms.
+    hashing: tokio::sync::Semaphore,
 }
 
 impl Service {
@@ -104,6 +106,9 @@ impl Service {
                 config,
                 login_by_account,
                 login_by_address,
+                hashing: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                ),
             }),
         }
     }

@@ -87,20 +87,21 @@ pub async fn run(base: Client, args: BenchArgs) -> anyhow::Result<()> {
     let run_id = &Uuid::new_v4().simple().to_string()[..8];
     let password = format!("bench-{run_id}-password");
     eprintln!("registering {} users…", args.users);
-    let clients: Vec<Client> = join_all((0..args.users).map(|i| {
-        let (mut c, name, pw) = (base.clone(), format!("b{run_id}-{i}"), password.clone());
-        async move {
-            c.register(&name, &pw, "1990-01-01").await?;
-            c.login(&name, &pw, "bench").await?;
-            Ok::<_, anyhow::Error>((c, name))
+    let mut clients: Vec<Client> = Vec::with_capacity(args.users);
+    for chunk in (0..args.users).collect::<Vec<_>>().chunks(16) {
+        let batch = join_all(chunk.iter().map(|i| {
+            let (mut c, name, pw) = (base.clone(), format!("b{run_id}-{i}"), password.clone());
+            async move {
+                c.register(&name, &pw, "1990-01-01").await?;
+                c.login(&name, &pw, "bench").await?;
+                Ok::<_, anyhow::Error>(c)
+            }
+        }))
+        .await;
+        for c in batch {
+            clients.push(c?);
         }
-    }))
-    .await
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?
-    .into_iter()
-    .map(|(c, _)| c)
-    .collect();
+    }
     let names: Vec<String> = (0..args.users).map(|i| format!("b{run_id}-{i}")).collect();
 
     // Conversations: consecutive pairs, then groups of random members.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use custodia_core::EpochScheme;
+use custodia_core::{EpochScheme, RateLimit};
 use custodia_keys::{CacheLimits, KeyringPassphrase};
 use custodia_service::ServiceConfig;
 use figment::Figment;
@@ -44,6 +44,12 @@ pub struct RawConfig {
     /// Lifetime of a user session, in hours. Default 720 (30 days).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_ttl_hours: Option<u64>,
+    /// Sign-in attempts allowed per account in five minutes. Default 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_attempts_per_account: Option<u32>,
+    /// Sign-in attempts allowed per client address in five minutes. Default 50.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_attempts_per_address: Option<u32>,
     /// Log format: `text` (default) or `json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
@@ -95,6 +101,24 @@ impl RawConfig {
             "json" => true,
             other => bail!("log_format must be \"text\" or \"json\", not {other:?}"),
         };
+        let five_minutes = Duration::from_secs(300);
+        let attempts = |v: Option<u32>, default: u32, name: &str| match v.unwrap_or(default) {
+            0 => Err(anyhow::anyhow!("{name} must be at least 1")),
+            burst => Ok(RateLimit {
+                burst,
+                per: five_minutes,
+            }),
+        };
+        let login_per_account = attempts(
+            self.login_attempts_per_account,
+            10,
+            "login_attempts_per_account",
+        )?;
+        let login_per_address = attempts(
+            self.login_attempts_per_address,
+            50,
+            "login_attempts_per_address",
+        )?;
         if matches!(&self.keyring_passphrase, Some(p) if p.is_empty()) {
             bail!("keyring_passphrase is set but empty; unset it or give a passphrase");
         }
@@ -109,7 +133,8 @@ impl RawConfig {
                 epoch,
                 max_group_members,
                 session_ttl: Duration::from_secs(ttl_hours * 3600),
-                ..ServiceConfig::default()
+                login_per_account,
+                login_per_address,
             },
             json_logs,
         })
@@ -118,7 +143,9 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 11] = [
+    "login_attempts_per_account",
+    "login_attempts_per_address",
     "data_dir",
     "listen",
     "epoch",
