@@ -2,84 +2,173 @@
 //!
 //! One file in WAL mode with `synchronous = FULL` (every commit is synced before it is
 //! acknowledged) and `secure_delete` (deleted bodies are overwritten, not left in free
-//! pages). Reads use a pool of read-only connections; every write goes through one
-//! writer task that batches concurrent writes into one commit (see `writer`).
+//! pages). Reads run on blocking threads over a small pool of read-only connections;
+//! every write goes through one writer thread that batches concurrent writes into one
+//! commit (see `writer`).
 //!
 //! Layout:
-//! - `writer` — the group-commit writer.
+//! - `writer` — the group-commit writer thread.
 //! - `rows` — decoding rows into records.
-//! - this file — opening the database and the store traits.
+//! - this file — opening and migrating the database, and the store traits.
 
 mod rows;
 mod writer;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use custodia_core::{ConversationId, Epoch, MemberRole, SessionId, Timestamp, UserId, Username};
+use custodia_core::{
+    ConversationId, ConversationKind, Epoch, MemberRole, SessionId, Timestamp, UserId, Username,
+};
 use custodia_store::{
     AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
     ConversationSummary, DekStore, Health, MemberRecord, MessageStore, NewConversation, NewMessage,
     NewUser, SeqRange, SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage,
     TokenHash, UserRecord, WrappedDek,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::Semaphore;
 
-use crate::rows::{conversation, member, message, session, user};
 use crate::writer::Writer;
+
+/// The schema, one step per entry; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+/// Read connections (and blocking threads reading) at once.
+const READERS: usize = 4;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
-    read: SqlitePool,
+    path: PathBuf,
+    // std Mutex: held only to take or return a connection, never across an await.
+    idle: Mutex<Vec<Connection>>,
+    readers: Semaphore,
     writer: Writer,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `path`, migrates it, and starts the writer.
     pub async fn open(path: &Path, observer: Arc<dyn CommitObserver>) -> StoreResult<Arc<Self>> {
-        let base = SqliteConnectOptions::new()
-            .filename(path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("secure_delete", "ON");
-        let mut write = base
-            .clone()
-            .create_if_missing(true)
-            .connect()
+        let owned = path.to_owned();
+        let conn = tokio::task::spawn_blocking(move || open_writer(&owned))
             .await
-            .map_err(map_err)?;
-        sqlx::migrate!("./migrations")
-            .run(&mut write)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrating the database: {e}")))?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(base.read_only(true))
-            .await
-            .map_err(map_err)?;
+            .map_err(|e| StoreError::Backend(format!("opening the database: {e}")))??;
+        let writer = Writer::spawn(conn, observer)
+            .map_err(|e| StoreError::Backend(format!("writer thread: {e}")))?;
         Ok(Arc::new(Self {
-            read,
-            writer: Writer::spawn(write, observer),
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            readers: Semaphore::new(READERS),
+            writer,
         }))
+    }
+
+    /// Runs `f` on a read-only connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let _permit = self
+            .readers
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("store closed".into()))?;
+        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let path = self.path.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let conn = match conn {
+                Some(c) => c,
+                None => match open_reader(&path) {
+                    Ok(c) => c,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let result = f(&conn).map_err(map_err);
+            (Some(conn), result)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task: {e}")))?;
+        if let Some(c) = conn {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        }
+        result
     }
 }
 
-/// Maps a sqlx error into the seam's error, inside the backend.
-pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+fn open_writer(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(map_err)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(map_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(map_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(map_err)?;
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(map_err)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(map_err)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let done: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(map_err)?;
+    let done =
+        usize::try_from(done).map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if done > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {done}, newer than this server knows ({}); upgrade custodia",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let step = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        );
+        conn.execute_batch(&step)
+            .map_err(|e| StoreError::Backend(format!("migration {}: {e}", i + 1)))?;
+    }
+    Ok(())
+}
+
+/// Maps a rusqlite error into the seam's error, inside the backend.
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi::ErrorCode;
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::Corrupt(e.to_string())
-        }
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::ConstraintViolation
+                if matches!(
+                    f.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
+                StoreError::Conflict
+            }
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::DiskFull => StoreError::Unavailable(e.to_string()),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Backend(e.to_string()),
+        },
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::InvalidColumnName(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -90,48 +179,53 @@ fn seq_param(seq: u64) -> i64 {
 
 const MESSAGE_COLUMNS: &str =
     "conversation_id, seq, id, sender_id, client_id, sent_at, epoch, sealed, deleted_at";
+const USER_COLUMNS: &str = "id, username, password_hash, birth_date, created_at";
+const SESSION_COLUMNS: &str = "token_hash, id, user_id, device, created_at, expires_at";
+const MEMBER_QUERY: &str = "SELECT m.user_id, u.username, m.role, m.read_seq, m.joined_at FROM members m \
+                            JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?1";
 
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn create_user(&self, u: NewUser) -> StoreResult<()> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO users (id, username, password_hash, birth_date, created_at) VALUES (?, ?, ?, ?, ?)",
-                    )
-                    .bind(u.id.as_uuid())
-                    .bind(u.username.as_str())
-                    .bind(&u.password_hash)
-                    .bind(u.birth_date.to_string())
-                    .bind(u.created_at.as_millis())
-                    .execute(c)
-                    .await
-                    .map_err(map_err)?;
-                    Ok(())
+                c.prepare_cached(
+                    "INSERT INTO users (id, username, password_hash, birth_date, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        u.id.as_uuid(),
+                        u.username.as_str(),
+                        u.password_hash,
+                        u.birth_date.to_string(),
+                        u.created_at.as_millis()
+                    ])
                 })
+                .map(drop)
+                .map_err(map_err)
             })
             .await
     }
 
     async fn user_by_name(&self, name: &Username) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query("SELECT id, username, password_hash, birth_date, created_at FROM users WHERE username = ?")
-            .bind(name.as_str())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(user).transpose()
+        let name = name.as_str().to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
+            ))?
+            .query_row([name], rows::user)
+            .optional()
+        })
+        .await
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query(
-            "SELECT id, username, password_hash, birth_date, created_at FROM users WHERE id = ?",
-        )
-        .bind(id.as_uuid())
-        .fetch_optional(&self.read)
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
+                .query_row([id.as_uuid()], rows::user)
+                .optional()
+        })
         .await
-        .map_err(map_err)?;
-        row.as_ref().map(user).transpose()
     }
 }
 
@@ -140,61 +234,57 @@ impl SessionStore for SqliteStore {
     async fn create_session(&self, s: SessionRecord) -> StoreResult<()> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO sessions (token_hash, id, user_id, device, created_at, expires_at) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(&s.token_hash.0[..])
-                    .bind(s.id.as_uuid())
-                    .bind(s.user_id.as_uuid())
-                    .bind(&s.device)
-                    .bind(s.created_at.as_millis())
-                    .bind(s.expires_at.as_millis())
-                    .execute(c)
-                    .await
-                    .map_err(map_err)?;
-                    Ok(())
+                c.prepare_cached(&format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ))
+                .and_then(|mut st| {
+                    st.execute(params![
+                        &s.token_hash.0[..],
+                        s.id.as_uuid(),
+                        s.user_id.as_uuid(),
+                        s.device,
+                        s.created_at.as_millis(),
+                        s.expires_at.as_millis()
+                    ])
                 })
+                .map(drop)
+                .map_err(map_err)
             })
             .await
     }
 
     async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionRecord>> {
-        let row = sqlx::query(
-            "SELECT token_hash, id, user_id, device, created_at, expires_at FROM sessions WHERE token_hash = ?",
-        )
-        .bind(&hash.0[..])
-        .fetch_optional(&self.read)
+        let hash = hash.0;
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"
+            ))?
+            .query_row([&hash[..]], rows::session)
+            .optional()
+        })
         .await
-        .map_err(map_err)?;
-        row.as_ref().map(session).transpose()
     }
 
     async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
-        let rows = sqlx::query(
-            "SELECT token_hash, id, user_id, device, created_at, expires_at FROM sessions \
-             WHERE user_id = ? ORDER BY created_at DESC",
-        )
-        .bind(user.as_uuid())
-        .fetch_all(&self.read)
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 ORDER BY created_at DESC"
+            ))?
+            .query_map([user.as_uuid()], rows::session)?
+            .collect()
+        })
         .await
-        .map_err(map_err)?;
-        rows.iter().map(session).collect()
     }
 
     async fn delete_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND id = ?")
-                        .bind(user.as_uuid())
-                        .bind(id.as_uuid())
-                        .execute(c)
-                        .await
-                        .map_err(map_err)?;
-                    Ok(done.rows_affected() > 0)
-                })
+                c.execute(
+                    "DELETE FROM sessions WHERE user_id = ?1 AND id = ?2",
+                    params![user.as_uuid(), id.as_uuid()],
+                )
+                .map(|n| n > 0)
+                .map_err(map_err)
             })
             .await
     }
@@ -205,101 +295,76 @@ impl ConversationStore for SqliteStore {
     async fn create_conversation(&self, conv: NewConversation) -> StoreResult<()> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO conversations (id, kind, title, created_by, created_at, last_seq, last_activity) \
-                         VALUES (?, ?, ?, ?, ?, 0, ?)",
-                    )
-                    .bind(conv.id.as_uuid())
-                    .bind(conv.kind.as_str())
-                    .bind(conv.title.as_deref())
-                    .bind(conv.created_by.as_uuid())
-                    .bind(conv.created_at.as_millis())
-                    .bind(conv.created_at.as_millis())
-                    .execute(&mut *c)
-                    .await
-                    .map_err(map_err)?;
-                    if conv.kind == custodia_core::ConversationKind::Direct {
-                        let mut pair: Vec<UserId> = conv.members.iter().map(|(u, _)| *u).collect();
-                        pair.sort();
-                        if let [low, high] = pair[..] {
-                            sqlx::query("INSERT INTO direct_pairs (user_low, user_high, conversation_id) VALUES (?, ?, ?)")
-                                .bind(low.as_uuid())
-                                .bind(high.as_uuid())
-                                .bind(conv.id.as_uuid())
-                                .execute(&mut *c)
-                                .await
-                                .map_err(map_err)?;
-                        }
-                    }
-                    for (user, role) in &conv.members {
-                        sqlx::query(
-                            "INSERT INTO members (conversation_id, user_id, role, read_seq, joined_at) VALUES (?, ?, ?, 0, ?)",
+                let at = conv.created_at.as_millis();
+                c.execute(
+                    "INSERT INTO conversations (id, kind, title, created_by, created_at, last_seq, last_activity) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)",
+                    params![conv.id.as_uuid(), conv.kind.as_str(), conv.title, conv.created_by.as_uuid(), at],
+                )
+                .map_err(map_err)?;
+                if conv.kind == ConversationKind::Direct {
+                    let mut pair: Vec<UserId> = conv.members.iter().map(|(u, _)| *u).collect();
+                    pair.sort();
+                    if let [low, high] = pair[..] {
+                        c.execute(
+                            "INSERT INTO direct_pairs (user_low, user_high, conversation_id) VALUES (?1, ?2, ?3)",
+                            params![low.as_uuid(), high.as_uuid(), conv.id.as_uuid()],
                         )
-                        .bind(conv.id.as_uuid())
-                        .bind(user.as_uuid())
-                        .bind(role.as_str())
-                        .bind(conv.created_at.as_millis())
-                        .execute(&mut *c)
-                        .await
                         .map_err(map_err)?;
                     }
-                    Ok(())
-                })
+                }
+                let mut add = c
+                    .prepare_cached(
+                        "INSERT INTO members (conversation_id, user_id, role, read_seq, joined_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                    )
+                    .map_err(map_err)?;
+                for (user, role) in &conv.members {
+                    add.execute(params![conv.id.as_uuid(), user.as_uuid(), role.as_str(), at]).map_err(map_err)?;
+                }
+                Ok(())
             })
             .await
     }
 
     async fn direct_between(&self, a: UserId, b: UserId) -> StoreResult<Option<ConversationId>> {
         let (low, high) = if a <= b { (a, b) } else { (b, a) };
-        let row = sqlx::query(
-            "SELECT conversation_id FROM direct_pairs WHERE user_low = ? AND user_high = ?",
-        )
-        .bind(low.as_uuid())
-        .bind(high.as_uuid())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(map_err)?;
-        row.map(|r| {
-            r.try_get("conversation_id")
-                .map(ConversationId::from_uuid)
-                .map_err(map_err)
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT conversation_id FROM direct_pairs WHERE user_low = ?1 AND user_high = ?2",
+            )?
+            .query_row(params![low.as_uuid(), high.as_uuid()], |r| {
+                r.get(0).map(ConversationId::from_uuid)
+            })
+            .optional()
         })
-        .transpose()
+        .await
     }
 
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>> {
-        let row = sqlx::query("SELECT id, kind, title, created_by, created_at, last_seq FROM conversations WHERE id = ?")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(conversation).transpose()
+        self.read(move |c| {
+            c.prepare_cached("SELECT id, kind, title, created_by, created_at, last_seq FROM conversations WHERE id = ?1")?
+                .query_row([id.as_uuid()], rows::conversation)
+                .optional()
+        })
+        .await
     }
 
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
-        let row = sqlx::query(
-            "SELECT m.user_id, u.username, m.role, m.read_seq, m.joined_at FROM members m \
-             JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ? AND m.user_id = ?",
-        )
-        .bind(id.as_uuid())
-        .bind(user.as_uuid())
-        .fetch_optional(&self.read)
+        self.read(move |c| {
+            c.prepare_cached(&format!("{MEMBER_QUERY} AND m.user_id = ?2"))?
+                .query_row(params![id.as_uuid(), user.as_uuid()], rows::member)
+                .optional()
+        })
         .await
-        .map_err(map_err)?;
-        row.as_ref().map(member).transpose()
     }
 
     async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>> {
-        let rows = sqlx::query(
-            "SELECT m.user_id, u.username, m.role, m.read_seq, m.joined_at FROM members m \
-             JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ? ORDER BY m.joined_at, u.username",
-        )
-        .bind(id.as_uuid())
-        .fetch_all(&self.read)
+        self.read(move |c| {
+            c.prepare_cached(&format!("{MEMBER_QUERY} ORDER BY m.joined_at, u.username"))?
+                .query_map([id.as_uuid()], rows::member)?
+                .collect()
+        })
         .await
-        .map_err(map_err)?;
-        rows.iter().map(member).collect()
     }
 
     async fn add_member(
@@ -312,36 +377,29 @@ impl ConversationStore for SqliteStore {
     ) -> StoreResult<AddMember> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    let existing = sqlx::query("SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?")
-                        .bind(id.as_uuid())
-                        .bind(user.as_uuid())
-                        .fetch_optional(&mut *c)
-                        .await
-                        .map_err(map_err)?;
-                    if existing.is_some() {
-                        return Ok(AddMember::AlreadyMember);
-                    }
-                    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE conversation_id = ?")
-                        .bind(id.as_uuid())
-                        .fetch_one(&mut *c)
-                        .await
-                        .map_err(map_err)?;
-                    if count >= i64::from(max_members) {
-                        return Ok(AddMember::Full);
-                    }
-                    sqlx::query(
-                        "INSERT INTO members (conversation_id, user_id, role, read_seq, joined_at) VALUES (?, ?, ?, 0, ?)",
+                let existing = c
+                    .query_row(
+                        "SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+                        params![id.as_uuid(), user.as_uuid()],
+                        |_| Ok(()),
                     )
-                    .bind(id.as_uuid())
-                    .bind(user.as_uuid())
-                    .bind(role.as_str())
-                    .bind(at.as_millis())
-                    .execute(&mut *c)
-                    .await
+                    .optional()
                     .map_err(map_err)?;
-                    Ok(AddMember::Added)
-                })
+                if existing.is_some() {
+                    return Ok(AddMember::AlreadyMember);
+                }
+                let count: i64 = c
+                    .query_row("SELECT COUNT(*) FROM members WHERE conversation_id = ?1", [id.as_uuid()], |r| r.get(0))
+                    .map_err(map_err)?;
+                if count >= i64::from(max_members) {
+                    return Ok(AddMember::Full);
+                }
+                c.execute(
+                    "INSERT INTO members (conversation_id, user_id, role, read_seq, joined_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                    params![id.as_uuid(), user.as_uuid(), role.as_str(), at.as_millis()],
+                )
+                .map_err(map_err)?;
+                Ok(AddMember::Added)
             })
             .await
     }
@@ -349,56 +407,48 @@ impl ConversationStore for SqliteStore {
     async fn remove_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "DELETE FROM members WHERE conversation_id = ? AND user_id = ?",
-                    )
-                    .bind(id.as_uuid())
-                    .bind(user.as_uuid())
-                    .execute(c)
-                    .await
-                    .map_err(map_err)?;
-                    Ok(done.rows_affected() > 0)
-                })
+                c.execute(
+                    "DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+                    params![id.as_uuid(), user.as_uuid()],
+                )
+                .map(|n| n > 0)
+                .map_err(map_err)
             })
             .await
     }
 
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationSummary>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq, m.read_seq, \
-               (SELECT COUNT(*) FROM members mm WHERE mm.conversation_id = c.id) AS member_count, \
-               lm.seq AS lm_seq, lm.id AS lm_id, lm.sender_id AS lm_sender_id, lm.client_id AS lm_client_id, \
-               lm.sent_at AS lm_sent_at, lm.epoch AS lm_epoch, lm.sealed AS lm_sealed, lm.deleted_at AS lm_deleted_at \
-             FROM members m JOIN conversations c ON c.id = m.conversation_id \
-             LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq \
-             WHERE m.user_id = ? ORDER BY c.last_activity DESC, c.id",
-        )
-        .bind(user.as_uuid())
-        .fetch_all(&self.read)
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq, m.read_seq, \
+                   (SELECT COUNT(*) FROM members mm WHERE mm.conversation_id = c.id) AS member_count, \
+                   lm.seq AS lm_seq, lm.id AS lm_id, lm.sender_id AS lm_sender_id, lm.client_id AS lm_client_id, \
+                   lm.sent_at AS lm_sent_at, lm.epoch AS lm_epoch, lm.sealed AS lm_sealed, \
+                   lm.deleted_at AS lm_deleted_at \
+                 FROM members m JOIN conversations c ON c.id = m.conversation_id \
+                 LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq \
+                 WHERE m.user_id = ?1 ORDER BY c.last_activity DESC, c.id",
+            )?
+            .query_map([user.as_uuid()], rows::summary)?
+            .collect()
+        })
         .await
-        .map_err(map_err)?;
-        rows.iter().map(rows::summary).collect()
     }
 
     async fn mark_read(&self, id: ConversationId, user: UserId, seq: u64) -> StoreResult<u64> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    let pos: Option<i64> = sqlx::query_scalar(
-                        "UPDATE members SET read_seq = MAX(read_seq, MIN(?, \
-                           (SELECT last_seq FROM conversations WHERE id = ?))) \
-                         WHERE conversation_id = ? AND user_id = ? RETURNING read_seq",
+                let pos: Option<i64> = c
+                    .query_row(
+                        "UPDATE members SET read_seq = MAX(read_seq, MIN(?1, \
+                           (SELECT last_seq FROM conversations WHERE id = ?2))) \
+                         WHERE conversation_id = ?2 AND user_id = ?3 RETURNING read_seq",
+                        params![seq_param(seq), id.as_uuid(), user.as_uuid()],
+                        |r| r.get(0),
                     )
-                    .bind(seq_param(seq))
-                    .bind(id.as_uuid())
-                    .bind(id.as_uuid())
-                    .bind(user.as_uuid())
-                    .fetch_optional(c)
-                    .await
+                    .optional()
                     .map_err(map_err)?;
-                    Ok(pos.map_or(0, |p| u64::try_from(p).unwrap_or(0)))
-                })
+                Ok(pos.map_or(0, |p| u64::try_from(p).unwrap_or(0)))
             })
             .await
     }
@@ -409,65 +459,66 @@ impl MessageStore for SqliteStore {
     async fn append(&self, m: NewMessage) -> StoreResult<Appended> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    let existing = sqlx::query(&format!(
+                let existing = c
+                    .prepare_cached(&format!(
                         "SELECT {MESSAGE_COLUMNS} FROM messages \
-                         WHERE conversation_id = ? AND sender_id = ? AND client_id = ?"
+                         WHERE conversation_id = ?1 AND sender_id = ?2 AND client_id = ?3"
                     ))
-                    .bind(m.conversation_id.as_uuid())
-                    .bind(m.sender_id.as_uuid())
-                    .bind(m.client_id.as_str())
-                    .fetch_optional(&mut *c)
-                    .await
+                    .and_then(|mut s| {
+                        s.query_row(
+                            params![m.conversation_id.as_uuid(), m.sender_id.as_uuid(), m.client_id.as_str()],
+                            rows::message,
+                        )
+                        .optional()
+                    })
                     .map_err(map_err)?;
-                    if let Some(row) = existing {
-                        return Ok(Appended::Duplicate(message(&row)?));
-                    }
-                    let seq: i64 = sqlx::query_scalar(
-                        "UPDATE conversations SET last_seq = last_seq + 1, last_activity = ? WHERE id = ? \
+                if let Some(earlier) = existing {
+                    return Ok(Appended::Duplicate(earlier));
+                }
+                let seq: i64 = c
+                    .prepare_cached(
+                        "UPDATE conversations SET last_seq = last_seq + 1, last_activity = ?1 WHERE id = ?2 \
                          RETURNING last_seq",
                     )
-                    .bind(m.sent_at.as_millis())
-                    .bind(m.conversation_id.as_uuid())
-                    .fetch_optional(&mut *c)
-                    .await
+                    .and_then(|mut s| {
+                        s.query_row(params![m.sent_at.as_millis(), m.conversation_id.as_uuid()], |r| r.get(0))
+                            .optional()
+                    })
                     .map_err(map_err)?
                     .ok_or_else(|| StoreError::Backend("append to a conversation that does not exist".into()))?;
-                    sqlx::query(
-                        "INSERT INTO messages (conversation_id, seq, id, sender_id, client_id, sent_at, epoch, sealed) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(m.conversation_id.as_uuid())
-                    .bind(seq)
-                    .bind(m.id.as_uuid())
-                    .bind(m.sender_id.as_uuid())
-                    .bind(m.client_id.as_str())
-                    .bind(m.sent_at.as_millis())
-                    .bind(m.epoch.as_str())
-                    .bind(&m.sealed.0[..])
-                    .execute(&mut *c)
-                    .await
-                    .map_err(map_err)?;
-                    sqlx::query("UPDATE members SET read_seq = MAX(read_seq, ?) WHERE conversation_id = ? AND user_id = ?")
-                        .bind(seq)
-                        .bind(m.conversation_id.as_uuid())
-                        .bind(m.sender_id.as_uuid())
-                        .execute(&mut *c)
-                        .await
-                        .map_err(map_err)?;
-                    let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative sequence".into()))?;
-                    Ok(Appended::New(StoredMessage {
-                        id: m.id,
-                        conversation_id: m.conversation_id,
+                c.prepare_cached(&format!(
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)"
+                ))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        m.conversation_id.as_uuid(),
                         seq,
-                        sender_id: m.sender_id,
-                        client_id: m.client_id,
-                        sent_at: m.sent_at,
-                        epoch: m.epoch,
-                        sealed: Some(m.sealed),
-                        deleted_at: None,
-                    }))
+                        m.id.as_uuid(),
+                        m.sender_id.as_uuid(),
+                        m.client_id.as_str(),
+                        m.sent_at.as_millis(),
+                        m.epoch.as_str(),
+                        &m.sealed.0[..]
+                    ])
                 })
+                .map_err(map_err)?;
+                c.prepare_cached(
+                    "UPDATE members SET read_seq = MAX(read_seq, ?1) WHERE conversation_id = ?2 AND user_id = ?3",
+                )
+                .and_then(|mut s| s.execute(params![seq, m.conversation_id.as_uuid(), m.sender_id.as_uuid()]))
+                .map_err(map_err)?;
+                let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative sequence".into()))?;
+                Ok(Appended::New(StoredMessage {
+                    id: m.id,
+                    conversation_id: m.conversation_id,
+                    seq,
+                    sender_id: m.sender_id,
+                    client_id: m.client_id,
+                    sent_at: m.sent_at,
+                    epoch: m.epoch,
+                    sealed: Some(m.sealed),
+                    deleted_at: None,
+                }))
             })
             .await
     }
@@ -481,25 +532,29 @@ impl MessageStore for SqliteStore {
         let (sql, bound) = match range {
             SeqRange::After(n) => (
                 format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?"
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq > ?2 \
+                     ORDER BY seq ASC LIMIT ?3"
                 ),
                 n,
             ),
             SeqRange::Before(n) => (
                 format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq < ?2 \
+                     ORDER BY seq DESC LIMIT ?3"
                 ),
                 n,
             ),
         };
-        let rows = sqlx::query(&sql)
-            .bind(id.as_uuid())
-            .bind(seq_param(bound))
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await
-            .map_err(map_err)?;
-        let mut out: Vec<StoredMessage> = rows.iter().map(message).collect::<StoreResult<_>>()?;
+        let mut out: Vec<StoredMessage> = self
+            .read(move |c| {
+                c.prepare_cached(&sql)?
+                    .query_map(
+                        params![id.as_uuid(), seq_param(bound), i64::from(limit)],
+                        rows::message,
+                    )?
+                    .collect()
+            })
+            .await?;
         if matches!(range, SeqRange::Before(_)) {
             out.reverse();
         }
@@ -507,33 +562,26 @@ impl MessageStore for SqliteStore {
     }
 
     async fn message(&self, id: ConversationId, seq: u64) -> StoreResult<Option<StoredMessage>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?"
-        ))
-        .bind(id.as_uuid())
-        .bind(seq_param(seq))
-        .fetch_optional(&self.read)
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq = ?2"
+            ))?
+            .query_row(params![id.as_uuid(), seq_param(seq)], rows::message)
+            .optional()
+        })
         .await
-        .map_err(map_err)?;
-        row.as_ref().map(message).transpose()
     }
 
     async fn tombstone(&self, id: ConversationId, seq: u64, at: Timestamp) -> StoreResult<bool> {
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE messages SET sealed = NULL, deleted_at = COALESCE(deleted_at, ?) \
-                         WHERE conversation_id = ? AND seq = ?",
-                    )
-                    .bind(at.as_millis())
-                    .bind(id.as_uuid())
-                    .bind(seq_param(seq))
-                    .execute(c)
-                    .await
-                    .map_err(map_err)?;
-                    Ok(done.rows_affected() > 0)
-                })
+                c.execute(
+                    "UPDATE messages SET sealed = NULL, deleted_at = COALESCE(deleted_at, ?1) \
+                     WHERE conversation_id = ?2 AND seq = ?3",
+                    params![at.as_millis(), id.as_uuid(), seq_param(seq)],
+                )
+                .map(|n| n > 0)
+                .map_err(map_err)
             })
             .await
     }
@@ -546,15 +594,15 @@ impl DekStore for SqliteStore {
         id: ConversationId,
         epoch: &Epoch,
     ) -> StoreResult<Option<WrappedDek>> {
-        let row = sqlx::query(
-            "SELECT kek_version, wrapped FROM deks WHERE conversation_id = ? AND epoch = ?",
-        )
-        .bind(id.as_uuid())
-        .bind(epoch.as_str())
-        .fetch_optional(&self.read)
+        let epoch = epoch.clone();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT kek_version, wrapped FROM deks WHERE conversation_id = ?1 AND epoch = ?2",
+            )?
+            .query_row(params![id.as_uuid(), epoch.as_str()], rows::wrapped_dek)
+            .optional()
+        })
         .await
-        .map_err(map_err)?;
-        row.as_ref().map(rows::wrapped_dek).transpose()
     }
 
     async fn put_wrapped_dek(
@@ -566,26 +614,18 @@ impl DekStore for SqliteStore {
         let epoch = epoch.clone();
         self.writer
             .write(move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO deks (conversation_id, epoch, kek_version, wrapped) VALUES (?, ?, ?, ?) \
-                         ON CONFLICT (conversation_id, epoch) DO NOTHING",
-                    )
-                    .bind(id.as_uuid())
-                    .bind(epoch.as_str())
-                    .bind(i64::from(dek.kek_version))
-                    .bind(&dek.bytes[..])
-                    .execute(&mut *c)
-                    .await
-                    .map_err(map_err)?;
-                    let row = sqlx::query("SELECT kek_version, wrapped FROM deks WHERE conversation_id = ? AND epoch = ?")
-                        .bind(id.as_uuid())
-                        .bind(epoch.as_str())
-                        .fetch_one(&mut *c)
-                        .await
-                        .map_err(map_err)?;
-                    rows::wrapped_dek(&row)
-                })
+                c.execute(
+                    "INSERT INTO deks (conversation_id, epoch, kek_version, wrapped) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (conversation_id, epoch) DO NOTHING",
+                    params![id.as_uuid(), epoch.as_str(), i64::from(dek.kek_version), dek.bytes],
+                )
+                .map_err(map_err)?;
+                c.query_row(
+                    "SELECT kek_version, wrapped FROM deks WHERE conversation_id = ?1 AND epoch = ?2",
+                    params![id.as_uuid(), epoch.as_str()],
+                    rows::wrapped_dek,
+                )
+                .map_err(map_err)
             })
             .await
     }
@@ -594,11 +634,9 @@ impl DekStore for SqliteStore {
 #[async_trait]
 impl Health for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map_err(map_err)?;
-        // A no-op write proves the writer task is alive and the disk accepts commits.
-        self.writer.write(|_| Box::pin(async { Ok(()) })).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+            .await?;
+        // A no-op write proves the writer thread is alive and the disk accepts commits.
+        self.writer.write(|_| Ok(())).await
     }
 }

@@ -1,62 +1,65 @@
-//! The single writer: owns the only write connection and commits whatever is queued in
-//! one transaction (group commit). Each operation runs inside its own savepoint, so one
-//! failing operation does not fail the others in its batch; nothing is answered before
-//! the batch's COMMIT has returned (and, with `synchronous = FULL`, reached the disk).
+//! The single writer: a thread that owns the only write connection and commits whatever
+//! is queued in one transaction (group commit). Each operation runs inside its own
+//! savepoint, so one failing operation does not fail the others in its batch; nothing is
+//! answered before the batch's COMMIT has returned (and, with `synchronous = FULL`,
+//! reached the disk). A whole batch runs on this thread without handing off per
+//! statement.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use custodia_store::{CommitObserver, StoreError, StoreResult};
-use futures_util::future::BoxFuture;
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::map_err;
 
 /// Most operations that share one commit.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 1024;
 /// Operations waiting for the writer; senders wait when it is full (backpressure).
-const QUEUE: usize = 4096;
+const QUEUE: usize = 8192;
 
 /// Runs after COMMIT with its outcome (`Some` if the commit failed) and answers the caller.
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// One queued operation: applies itself inside a savepoint and returns its completion.
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Completion> + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
-/// A handle to the writer task.
+/// A handle to the writer thread. The thread stops once every handle is dropped and
+/// the queue is drained.
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Starts the writer task on `conn`.
-    pub(crate) fn spawn(conn: SqliteConnection, observer: Arc<dyn CommitObserver>) -> Self {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn spawn(
+        conn: Connection,
+        observer: Arc<dyn CommitObserver>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(conn, rx, observer));
-        Self { tx }
+        std::thread::Builder::new()
+            .name("custodia-sqlite-writer".into())
+            .spawn(move || run(&conn, rx, &*observer))?;
+        Ok(Self { tx })
     }
 
     /// Queues `op` and waits until it is committed durably (or has failed).
     pub(crate) async fn write<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
-            + Send
-            + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = in_savepoint(conn, op).await;
-                Box::new(move |commit_error: Option<&StoreError>| {
-                    let outcome = match commit_error {
-                        Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
-                        None => result,
-                    };
-                    // The caller may have gone away; the write stands either way.
-                    let _ = reply.send(outcome);
-                }) as Completion
+            let result = in_savepoint(conn, op);
+            Box::new(move |commit_error: Option<&StoreError>| {
+                let outcome = match commit_error {
+                    Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                    None => result,
+                };
+                // The caller may have gone away; the write stands either way.
+                let _ = reply.send(outcome);
             })
         });
         self.tx
@@ -69,36 +72,24 @@ impl Writer {
     }
 }
 
-async fn in_savepoint<T, F>(conn: &mut SqliteConnection, op: F) -> StoreResult<T>
-where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>,
-{
-    exec(conn, "SAVEPOINT op").await?;
-    let result = op(&mut *conn).await;
-    if result.is_err() {
-        exec(conn, "ROLLBACK TO op").await?;
-    }
-    exec(conn, "RELEASE op").await?;
+fn in_savepoint<T>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("SAVEPOINT op").map_err(map_err)?;
+    let result = op(conn);
+    let end = if result.is_ok() {
+        "RELEASE op"
+    } else {
+        "ROLLBACK TO op; RELEASE op"
+    };
+    conn.execute_batch(end).map_err(map_err)?;
     result
 }
 
-/// Runs one fixed statement. (`query`, not `raw_sql`: the latter's future cannot be
-/// proven `Send` here, sqlx issue #3150.)
-async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> StoreResult<()> {
-    sqlx::query(sql)
-        .execute(conn)
-        .await
-        .map(|_| ())
-        .map_err(map_err)
-}
-
-async fn run(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<Job>,
-    observer: Arc<dyn CommitObserver>,
-) {
+fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>, observer: &dyn CommitObserver) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -107,25 +98,18 @@ async fn run(
             }
         }
         let started = Instant::now();
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the jobs drops their reply channels: every caller gets an error and
             // nothing was acknowledged.
             tracing::error!(error = %e, operations = batch.len(), "cannot begin a write transaction");
             batch.clear();
             continue;
         }
-        let mut completions = Vec::with_capacity(batch.len());
-        for job in batch.drain(..) {
-            completions.push(job(&mut conn).await);
-        }
-        let commit = sqlx::query("COMMIT")
-            .execute(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(map_err);
+        let completions: Vec<Completion> = batch.drain(..).map(|job| job(conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(map_err);
         if let Err(e) = &commit {
             tracing::error!(error = %e, operations = completions.len(), "commit failed");
-            let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+            let _ = conn.execute_batch("ROLLBACK");
         } else {
             observer.committed(completions.len(), started.elapsed());
         }

@@ -224,7 +224,6 @@ async fn graceful_shutdown_during_a_burst_keeps_every_acknowledged_message() {
 
 #[tokio::test]
 async fn a_flipped_byte_in_a_sealed_body_makes_only_that_message_unreadable() {
-    use sqlx::Connection;
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     server.user("bob").await;
@@ -236,23 +235,17 @@ async fn a_flipped_byte_in_a_sealed_body_makes_only_that_message_unreadable() {
             .unwrap();
     }
 
-    let url = format!(
-        "sqlite://{}",
-        server.data_dir().join("custodia.db").display()
-    );
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let (mut sealed,): (Vec<u8>,) = sqlx::query_as("SELECT sealed FROM messages WHERE seq = 2")
-        .fetch_one(&mut db)
-        .await
+    let db = rusqlite::Connection::open(server.data_dir().join("custodia.db")).unwrap();
+    let mut sealed: Vec<u8> = db
+        .query_row("SELECT sealed FROM messages WHERE seq = 2", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let middle = sealed.len() / 2;
     sealed[middle] ^= 0x01;
-    sqlx::query("UPDATE messages SET sealed = ? WHERE seq = 2")
-        .bind(&sealed)
-        .execute(&mut db)
-        .await
+    db.execute("UPDATE messages SET sealed = ?1 WHERE seq = 2", [&sealed])
         .unwrap();
-    db.close().await.unwrap();
+    drop(db);
 
     let history = alice.full_history(chat.id).await.unwrap();
     let states: Vec<_> = history

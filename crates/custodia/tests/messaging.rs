@@ -320,7 +320,7 @@ async fn delete_for_everyone_leaves_a_tombstone_and_destroys_the_body() {
     assert_eq!(history[0].body, None);
     assert_eq!(history[1].body.as_deref(), Some("keep this"));
 
-    let db = sqlx_bytes(server.data_dir()).await;
+    let db = sealed_bodies(server.data_dir()).await;
     assert_eq!(
         db,
         vec![None, Some(true)],
@@ -329,17 +329,19 @@ async fn delete_for_everyone_leaves_a_tombstone_and_destroys_the_body() {
 }
 
 /// Whether each message row of the database still has a sealed body.
-async fn sqlx_bytes(dir: &std::path::Path) -> Vec<Option<bool>> {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}?mode=ro", dir.join("custodia.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let rows: Vec<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT sealed FROM messages ORDER BY seq")
-        .fetch_all(&mut conn)
-        .await
+async fn sealed_bodies(dir: &std::path::Path) -> Vec<Option<bool>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("custodia.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT sealed FROM messages ORDER BY seq")
         .unwrap();
-    rows.into_iter()
-        .map(|(s,)| s.is_some().then_some(true))
-        .collect()
+    let rows = stmt
+        .query_map([], |r| r.get::<_, Option<Vec<u8>>>(0))
+        .unwrap();
+    rows.map(|s| s.unwrap().is_some().then_some(true)).collect()
 }
 
 #[tokio::test]
