@@ -139,6 +139,19 @@ pub async fn run(base: Client, args: BenchArgs) -> anyhow::Result<()> {
     }
 
     let idle = open_idle(&clients, args.idle, args.server_pid).await?;
+    // Every user is connected and synced before anyone sends, so no message is caught up
+    // (and skipped) during set-up.
+    let mut conns = Vec::with_capacity(clients.len());
+    for client in &clients {
+        let mut conn = client.connect().await?.without_dedupe();
+        conn.sync(HashMap::new()).await?;
+        while let Some(f) = conn.next().await {
+            if matches!(f?, ServerFrame::Synced { .. }) {
+                break;
+            }
+        }
+        conns.push(conn);
+    }
     let sent = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(AtomicU64::new(0));
     let epoch = Instant::now();
@@ -152,14 +165,7 @@ pub async fn run(base: Client, args: BenchArgs) -> anyhow::Result<()> {
 
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
-    for (u, client) in clients.iter().enumerate() {
-        let mut conn = client.connect().await?.without_dedupe();
-        conn.sync(HashMap::new()).await?;
-        while let Some(f) = conn.next().await {
-            if matches!(f?, ServerFrame::Synced { .. }) {
-                break;
-            }
-        }
+    for (u, conn) in conns.into_iter().enumerate() {
         let (mut tx, mut rx) = conn.split();
         let window = Arc::new(Semaphore::new(args.window.max(1)));
         let pending: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
