@@ -245,7 +245,11 @@ pub async fn run(base: Client, args: BenchArgs) -> anyhow::Result<()> {
             let mut counters: HashMap<usize, u64> = HashMap::new();
             let mut rng = rand::rngs::StdRng::from_entropy();
             let mut tick = per_user_rate.map(|r| {
-                let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r));
+                // Each user starts at a random point of its period, so the offered load
+                // is smooth rather than every user sending in the same instant.
+                let period = Duration::from_secs_f64(1.0 / r);
+                let offset = period.mul_f64(rng.r#gen::<f64>());
+                let mut i = tokio::time::interval_at((Instant::now() + offset).into(), period);
                 i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 i
             });
