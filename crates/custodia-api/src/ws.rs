@@ -32,6 +32,10 @@ const MAX_FRAME: usize = 128 * 1024;
 const OUT_QUEUE: usize = 256;
 /// Sends queued for the sender task; reading pauses when it is full.
 const SEND_QUEUE: usize = 64;
+/// WebSocket buffer sizes. The library's defaults (128 KiB read buffer, allocated per
+/// connection) would dominate the memory of an idle connection; frames larger than this
+/// still work, the buffer grows for them.
+const WS_BUFFER: usize = 4 * 1024;
 /// Default catch-up per conversation.
 const DEFAULT_SYNC_LIMIT: u32 = 100;
 
@@ -42,6 +46,8 @@ pub(crate) async fn upgrade(
 ) -> Response {
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
             run(state, who, sink, stream)
@@ -62,15 +68,9 @@ where
 {
     state.metrics.sessions.inc();
     let mut sub = state.service.hub().subscribe(who.user_id, who.session_id);
-    let (out_tx, out_rx) = mpsc::channel::<ServerFrame>(OUT_QUEUE);
-    let (send_tx, send_rx) = mpsc::channel::<SendCmd>(SEND_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel::<String>(OUT_QUEUE);
     let writer = tokio::spawn(write_frames(sink, out_rx, state.clone()));
-    let sender = tokio::spawn(perform_sends(
-        state.clone(),
-        who.clone(),
-        send_rx,
-        out_tx.clone(),
-    ));
+    let mut sends = Sends::default();
 
     let mut cursor: Option<DeliveryCursor> = None;
     loop {
@@ -86,7 +86,7 @@ where
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue, // ping/pong are answered by the library
                 };
-                if !handle(&state, &who, &text, &mut cursor, &out_tx, &send_tx).await { break; }
+                if !handle(&state, &who, &text, &mut cursor, &out_tx, &mut sends).await { break; }
             }
             event = sub.events.recv(), if cursor.is_some() => {
                 let Some(event) = event else { break }; // revoked, or too slow: reconnect and sync
@@ -97,8 +97,7 @@ where
         }
     }
     // Let an in-flight send finish and be acknowledged; take no new ones.
-    drop(send_tx);
-    let _ = sender.await;
+    sends.finish().await;
     drop(out_tx);
     let _ = writer.await;
     state.metrics.sessions.dec();
@@ -110,8 +109,8 @@ async fn handle(
     who: &Principal,
     text: &Utf8Bytes,
     cursor: &mut Option<DeliveryCursor>,
-    out: &mpsc::Sender<ServerFrame>,
-    sends: &mpsc::Sender<SendCmd>,
+    out: &Outbox,
+    sends: &mut Sends,
 ) -> bool {
     let frame = match serde_json::from_str::<ClientFrame>(text.as_str()) {
         Ok(f) => f,
@@ -127,14 +126,12 @@ async fn handle(
             body,
         } => {
             let conversation = Some(ConversationId::from_uuid(conversation_id));
-            sends
-                .send(SendCmd {
-                    conversation,
-                    client_id,
-                    body,
-                })
-                .await
-                .is_ok()
+            let cmd = SendCmd {
+                conversation,
+                client_id,
+                body,
+            };
+            sends.queue(state, who, out, cmd).await
         }
         ClientFrame::Sync { cursors, limit } => {
             if cursor.is_some() {
@@ -193,7 +190,7 @@ async fn deliver(
     who: &Principal,
     event: &Event,
     cursor: &mut DeliveryCursor,
-    out: &mpsc::Sender<ServerFrame>,
+    out: &Outbox,
 ) -> bool {
     if let Event::Message(m) = event {
         match cursor.admit(m.conversation_id, m.seq) {
@@ -230,15 +227,50 @@ async fn deliver(
     emit(out, frame).await
 }
 
+/// The connection's sender task, started on its first send (most connections are idle
+/// and never need one).
+#[derive(Default)]
+struct Sends {
+    task: Option<(mpsc::Sender<Box<SendCmd>>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Sends {
+    /// Queues a send; `false` if the sender task is gone.
+    async fn queue(
+        &mut self,
+        state: &AppState,
+        who: &Principal,
+        out: &Outbox,
+        cmd: SendCmd,
+    ) -> bool {
+        let (tx, _) = self.task.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(SEND_QUEUE);
+            (
+                tx,
+                tokio::spawn(perform_sends(state.clone(), who.clone(), rx, out.clone())),
+            )
+        });
+        tx.send(Box::new(cmd)).await.is_ok()
+    }
+
+    /// Takes no more sends and waits for the queued ones to be answered.
+    async fn finish(self) {
+        if let Some((tx, task)) = self.task {
+            drop(tx);
+            let _ = task.await;
+        }
+    }
+}
+
 async fn perform_sends(
     state: AppState,
     who: Principal,
-    mut cmds: mpsc::Receiver<SendCmd>,
-    out: mpsc::Sender<ServerFrame>,
+    mut cmds: mpsc::Receiver<Box<SendCmd>>,
+    out: Outbox,
 ) {
     while let Some(cmd) = cmds.recv().await {
         let client_id = cmd.client_id.clone();
-        let frame = match send_one(&state, &who, cmd).await {
+        let frame = match send_one(&state, &who, *cmd).await {
             Ok(ack) => ServerFrame::Ack(ack),
             Err(e) => error_frame(Some(client_id), &e),
         };
@@ -268,14 +300,11 @@ async fn send_one(
     Ok(convert::ack(&outcome))
 }
 
-async fn write_frames<S>(mut sink: S, mut frames: mpsc::Receiver<ServerFrame>, _state: AppState)
+async fn write_frames<S>(mut sink: S, mut frames: mpsc::Receiver<String>, _state: AppState)
 where
     S: Sink<WsMessage> + Unpin,
 {
-    while let Some(frame) = frames.recv().await {
-        let Ok(json) = serde_json::to_string(&frame) else {
-            continue;
-        };
+    while let Some(json) = frames.recv().await {
         if sink.send(WsMessage::Text(json.into())).await.is_err() {
             return;
         }
@@ -291,7 +320,15 @@ fn error_frame(client_id: Option<String>, e: &ApiError) -> ServerFrame {
     }
 }
 
+/// Frames for the writer, already serialized: a queue slot is then 24 bytes, and the
+/// queue's first block is allocated with every connection.
+type Outbox = mpsc::Sender<String>;
+
 /// Queues a frame for the writer; `false` if the writer is gone.
-async fn emit(out: &mpsc::Sender<ServerFrame>, frame: ServerFrame) -> bool {
-    out.send(frame).await.is_ok()
+async fn emit(out: &Outbox, frame: ServerFrame) -> bool {
+    match serde_json::to_string(&frame) {
+        Ok(json) => out.send(json).await.is_ok(),
+        // Our frames always serialize; skip rather than end the session if one did not.
+        Err(_) => true,
+    }
 }
