@@ -271,17 +271,15 @@ mod tests {
 
     use super::*;
 
-    fn tmp(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("custodia-keyring-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir.join("keyring")
+    fn tmp() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring");
+        (dir, path)
     }
 
     #[test]
     fn plain_keyring_round_trips_with_mode_0600() {
-        let path = tmp("plain");
+        let (_dir, path) = tmp();
         let (a, created) = Keyring::load_or_create(&path, None).unwrap();
         assert!(created);
         assert_eq!(
@@ -299,7 +297,7 @@ mod tests {
 
     #[test]
     fn passphrase_keyring_needs_the_right_passphrase() {
-        let path = tmp("wrapped");
+        let (_dir, path) = tmp();
         let pass = KeyringPassphrase::new("correct horse".into());
         let (a, _) = Keyring::load_or_create(&path, Some(&pass)).unwrap();
         let text = fs::read_to_string(&path).unwrap();

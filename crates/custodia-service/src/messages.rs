@@ -72,7 +72,12 @@ impl Service {
         client_id: ClientMsgId,
         body: MessageBody,
     ) -> ServiceResult<SendOutcome> {
-        self.membership(who, id).await?;
+        // One read serves the membership check and the fan-out. Membership changing while
+        // the send is in flight is ordered as if it happened just after the send.
+        let recipients = self.member_ids(id).await?;
+        if !recipients.contains(&who.user_id) {
+            return Err(ServiceError::NotFound("conversation"));
+        }
         let inner = &self.inner;
         let msg_id = MessageId::new();
         let sent_at = inner.clock.now();
@@ -96,7 +101,6 @@ impl Service {
         match inner.store.messages.append(new).await? {
             Appended::New(stored) => {
                 let view = view_of(&stored, Content::Text(body));
-                let recipients = self.member_ids(id).await?;
                 inner
                     .fanout
                     .publish(recipients, Arc::new(Event::Message(view.clone())))

@@ -195,9 +195,8 @@ mod tests {
 
     #[test]
     fn flags_override_file_and_debug_redacts() {
-        let dir = std::env::temp_dir().join(format!("custodia-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("custodia.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("custodia.toml");
         std::fs::write(
             &file,
             "listen = \"127.0.0.1:9000\"\nepoch = \"day\"\nkeyring_passphrase = \"hunter22\"\n",
