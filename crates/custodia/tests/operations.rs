@@ -1,0 +1,264 @@
+//! TLS, operations endpoints, history paging, and the `custodia chat` walkthrough.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use custodia_sdk::Method;
+use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer, TestServer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn client_config(
+    ca_pem: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+#[tokio::test]
+async fn only_tls13_is_spoken_and_there_is_no_plaintext_listener() {
+    let server = TestServer::start().await;
+    let addr = server.url().trim_start_matches("https://").to_owned();
+    let ca = std::fs::read(server.data_dir().join("tls/ca.pem")).unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+
+    let tls13 = tokio_rustls::TlsConnector::from(client_config(&ca, &[&rustls::version::TLS13]));
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let stream = tls13
+        .connect(name.clone(), tcp)
+        .await
+        .expect("TLS 1.3 handshake");
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+
+    let tls12 = tokio_rustls::TlsConnector::from(client_config(&ca, &[&rustls::version::TLS12]));
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        tls12.connect(name, tcp).await.is_err(),
+        "a TLS 1.2-only client must be refused"
+    );
+
+    // Plain HTTP on the same port gets no HTTP answer.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(common::PATIENCE, tcp.read_to_end(&mut buf)).await;
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"),
+        "plaintext HTTP was served"
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    alice.send(chat.id, "m", "counted").await.unwrap();
+    let anon = server.client();
+    for (path, expect) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let (status, _, body) = anon
+            .raw(Method::GET, path, "text/plain", Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, String::from_utf8(body).unwrap().as_str()),
+            (200, expect)
+        );
+    }
+    let (status, ctype, body) = anon
+        .raw(Method::GET, "/metrics", "text/plain", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("custodia_sends_total 1"), "{text}");
+    for name in [
+        "custodia_deliveries_total",
+        "custodia_sessions",
+        "custodia_commit_batch_size",
+        "custodia_commit_seconds",
+    ] {
+        assert!(text.contains(name), "missing {name}");
+    }
+}
+
+#[tokio::test]
+async fn history_pages_in_both_directions() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    for i in 1..=25 {
+        alice
+            .send(chat.id, &i.to_string(), &format!("n{i}"))
+            .await
+            .unwrap();
+    }
+    let seqs =
+        |p: &custodia_sdk::proto::HistoryPage| p.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+
+    let newest = alice.history(chat.id, None, None, 10).await.unwrap();
+    assert_eq!(
+        (seqs(&newest), newest.has_more),
+        ((16..=25).collect(), true)
+    );
+    let older = alice.history(chat.id, None, Some(16), 10).await.unwrap();
+    assert_eq!((seqs(&older), older.has_more), ((6..=15).collect(), true));
+    let oldest = alice.history(chat.id, None, Some(6), 10).await.unwrap();
+    assert_eq!((seqs(&oldest), oldest.has_more), ((1..=5).collect(), false));
+
+    let forward = alice.history(chat.id, Some(20), None, 10).await.unwrap();
+    assert_eq!(
+        (seqs(&forward), forward.has_more),
+        ((21..=25).collect(), false)
+    );
+    let middle = alice.history(chat.id, Some(3), None, 4).await.unwrap();
+    assert_eq!((seqs(&middle), middle.has_more), ((4..=7).collect(), true));
+    assert_eq!(alice.full_history(chat.id).await.unwrap().len(), 25);
+}
+
+/// Runs `custodia chat …` as README's walkthrough does and returns its stdout.
+fn chat(
+    config_dir: &std::path::Path,
+    server: &ProcessServer,
+    ca: &std::path::Path,
+    args: &[&str],
+) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_custodia"))
+        .arg("chat")
+        .args(args)
+        .env("CUSTODIA_SERVER", &server.url)
+        .env("CUSTODIA_CA_CERT", ca)
+        .env("CUSTODIA_CONFIG_DIR", config_dir)
+        .env("CUSTODIA_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough_works_with_the_chat_client() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let server = ProcessServer::start(
+        &PathBuf::from(env!("CARGO_BIN_EXE_custodia")),
+        &data,
+        None,
+        &work.path().join("log"),
+    );
+    let ca = data.join("tls/ca.pem");
+    let cfg = work.path().join("cfg");
+    let c = |args: &[&str]| chat(&cfg, &server, &ca, args);
+
+    assert!(
+        c(&[
+            "--profile",
+            "alice",
+            "register",
+            "alice",
+            "--date-of-birth",
+            ADULT_DOB
+        ])
+        .contains("registered alice")
+    );
+    c(&[
+        "--profile",
+        "bob",
+        "register",
+        "bob",
+        "--date-of-birth",
+        ADULT_DOB,
+    ]);
+    c(&["--profile", "alice", "login", "alice"]);
+    c(&["--profile", "bob", "login", "bob"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(cfg.join("alice.session"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the saved token must be private");
+
+    assert!(c(&["--profile", "alice", "send", "bob", "hello Bob"]).contains("sent #1"));
+    c(&["--profile", "bob", "send", "alice", "hi Alice"]);
+    let history = c(&["--profile", "alice", "history", "bob"]);
+    assert!(
+        history.contains("alice: hello Bob") && history.contains("bob: hi Alice"),
+        "{history}"
+    );
+    let list = c(&["--profile", "bob", "conversations"]);
+    assert!(
+        list.contains("alice") && list.contains("hi Alice"),
+        "{list}"
+    );
+    let group = c(&["--profile", "alice", "group", "create", "book club", "bob"]);
+    assert!(group.contains("2 members"), "{group}");
+
+    // `listen` catches up on what bob missed, then prints live messages.
+    let mut listen = Command::new(env!("CARGO_BIN_EXE_custodia"))
+        .args(["chat", "--profile", "bob", "listen"])
+        .env("CUSTODIA_SERVER", &server.url)
+        .env("CUSTODIA_CA_CERT", &ca)
+        .env("CUSTODIA_CONFIG_DIR", &cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = listen.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.contains("live one");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    // Wait until bob's listener has caught up (it prints the missed messages first).
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while !std::fs::read_to_string(cfg.join("bob.session"))
+        .unwrap()
+        .contains("seen.")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "listen did not catch up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    c(&["--profile", "alice", "send", "bob", "live one"]);
+    let seen = lines.join().unwrap();
+    let _ = listen.kill();
+    let _ = listen.wait();
+    assert!(seen.iter().any(|l| l.contains("hello Bob")), "{seen:?}");
+    assert!(seen.last().unwrap().contains("alice: live one"), "{seen:?}");
+}
