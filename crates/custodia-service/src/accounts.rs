@@ -8,7 +8,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use custodia_core::{BirthDate, Password, SessionId, Timestamp, UserId, Username};
-use custodia_store::{NewUser, SessionRecord, TokenHash};
+use custodia_store::{SessionRecord, TokenHash, UserRecord};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
@@ -99,7 +99,7 @@ impl Service {
         .map_err(|e| ServiceError::Internal(format!("hashing: {e}")))?;
         drop(permit);
         let id = UserId::new();
-        let user = NewUser {
+        let user = UserRecord {
             id,
             username,
             password_hash: hash,

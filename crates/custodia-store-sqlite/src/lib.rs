@@ -25,8 +25,8 @@ use custodia_core::{
 use custodia_store::{
     AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
     ConversationSummary, DekStore, Health, MemberRecord, MessageStore, NewConversation, NewMessage,
-    NewUser, SeqRange, SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage,
-    TokenHash, UserRecord, WrappedDek,
+    SeqRange, SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage, TokenHash,
+    UserRecord, WrappedDek,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::Semaphore;
@@ -186,7 +186,7 @@ const MEMBER_QUERY: &str = "SELECT m.user_id, u.username, m.role, m.read_seq, m.
 
 #[async_trait]
 impl AccountStore for SqliteStore {
-    async fn create_user(&self, u: NewUser) -> StoreResult<()> {
+    async fn create_user(&self, u: UserRecord) -> StoreResult<()> {
         self.writer
             .write(move |c| {
                 c.prepare_cached(

@@ -19,7 +19,7 @@ mod traits;
 pub use error::{StoreError, StoreResult};
 pub use records::{
     AddMember, Appended, ConversationRecord, ConversationSummary, MemberRecord, NewConversation,
-    NewMessage, NewUser, SealedBody, SeqRange, SessionRecord, StoredMessage, TokenHash, UserRecord,
+    NewMessage, SealedBody, SeqRange, SessionRecord, StoredMessage, TokenHash, UserRecord,
     WrappedDek,
 };
 pub use traits::{

@@ -44,22 +44,7 @@ impl fmt::Debug for TokenHash {
     }
 }
 
-/// A user to create.
-#[derive(Debug, Clone)]
-pub struct NewUser {
-    /// New id.
-    pub id: UserId,
-    /// Unique, normalised name.
-    pub username: Username,
-    /// Argon2id PHC string.
-    pub password_hash: String,
-    /// Date of birth.
-    pub birth_date: BirthDate,
-    /// When.
-    pub created_at: Timestamp,
-}
-
-/// A stored user.
+/// A user account, as created and as stored.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
     /// Id.

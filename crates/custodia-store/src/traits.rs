@@ -8,8 +8,8 @@ use custodia_core::{ConversationId, Epoch, MemberRole, SessionId, Timestamp, Use
 
 use crate::{
     AddMember, Appended, ConversationRecord, ConversationSummary, MemberRecord, NewConversation,
-    NewMessage, NewUser, SeqRange, SessionRecord, StoreResult, StoredMessage, TokenHash,
-    UserRecord, WrappedDek,
+    NewMessage, SeqRange, SessionRecord, StoreResult, StoredMessage, TokenHash, UserRecord,
+    WrappedDek,
 };
 
 /// User accounts.
@@ -18,7 +18,7 @@ use crate::{
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     /// Creates a user; `Conflict` if the username is taken.
-    async fn create_user(&self, user: NewUser) -> StoreResult<()>;
+    async fn create_user(&self, user: UserRecord) -> StoreResult<()>;
     /// Looks a user up by normalised name.
     async fn user_by_name(&self, name: &Username) -> StoreResult<Option<UserRecord>>;
     /// Looks a user up by id.

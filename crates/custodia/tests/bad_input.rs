@@ -34,6 +34,9 @@ async fn raw(
     (status, problem)
 }
 
+/// What the case is, method, path, content type, body, expected status.
+type Case<'a> = (&'a str, Method, String, &'a str, &'a [u8], u16);
+
 #[tokio::test]
 async fn bad_http_requests_get_problem_json_and_change_nothing() {
     let server = TestServer::start().await;
@@ -41,152 +44,144 @@ async fn bad_http_requests_get_problem_json_and_change_nothing() {
     server.user("bob").await;
     let chat = alice.open_direct("bob").await.unwrap();
     let path = format!("/v1/conversations/{}/messages", chat.id);
-    let json = "application/json";
 
-    // Oversized message body: over the 16 KiB limit, and a request over the transport limit.
     let big =
         serde_json::json!({ "client_id": "big", "body": "x".repeat(16 * 1024 + 1) }).to_string();
-    let (s, p) = raw(&alice, Method::POST, &path, json, big.as_bytes()).await;
-    assert_eq!(s, 413);
-    assert!(p.detail.contains("16384"), "{}", p.detail);
     let huge =
         serde_json::json!({ "client_id": "huge", "body": "y".repeat(300 * 1024) }).to_string();
-    assert_eq!(
-        raw(&alice, Method::POST, &path, json, huge.as_bytes())
-            .await
-            .0,
-        413
-    );
-
-    // Invalid UTF-8, malformed JSON, wrong shapes, missing content type.
-    let (s, _) = raw(
-        &alice,
+    let ghost = format!("/v1/conversations/{}/messages", Uuid::new_v4());
+    let (json, post, get) = ("application/json", Method::POST, Method::GET);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "message body over 16 KiB",
+            post.clone(),
+            path.clone(),
+            json,
+            big.as_bytes(),
+            413,
+        ),
+        (
+            "request over the transport limit",
+            post.clone(),
+            path.clone(),
+            json,
+            huge.as_bytes(),
+            413,
+        ),
+        (
+            "invalid UTF-8",
+            post.clone(),
+            path.clone(),
+            json,
+            b"{\"client_id\":\"u\",\"body\":\"\xff\xfe\"}",
+            400,
+        ),
+        (
+            "truncated JSON",
+            post.clone(),
+            path.clone(),
+            json,
+            b"{\"client_id\":",
+            400,
+        ),
+        (
+            "wrong JSON type",
+            post.clone(),
+            path.clone(),
+            json,
+            br#"{"client_id": 5, "body": "x"}"#,
+            422,
+        ),
+        (
+            "client id with a space",
+            post.clone(),
+            path.clone(),
+            json,
+            br#"{"client_id": "a b", "body": "x"}"#,
+            422,
+        ),
+        (
+            "empty body",
+            post.clone(),
+            path.clone(),
+            json,
+            br#"{"client_id": "e", "body": ""}"#,
+            422,
+        ),
+        (
+            "not JSON content type",
+            post.clone(),
+            path.clone(),
+            "text/plain",
+            br#"{"client_id":"t","body":"x"}"#,
+            415,
+        ),
+        (
+            "unknown conversation",
+            post.clone(),
+            ghost,
+            json,
+            br#"{"client_id":"g","body":"x"}"#,
+            404,
+        ),
+        (
+            "malformed conversation id",
+            get.clone(),
+            "/v1/conversations/not-a-uuid".into(),
+            json,
+            b"",
+            422,
+        ),
+        (
+            "unknown endpoint",
+            get.clone(),
+            "/v1/nowhere".into(),
+            json,
+            b"",
+            404,
+        ),
+        (
+            "wrong method",
+            Method::PUT,
+            "/v1/conversations".into(),
+            json,
+            b"{}",
+            405,
+        ),
+        (
+            "both paging cursors",
+            get.clone(),
+            format!("{path}?after=1&before=3"),
+            json,
+            b"",
+            422,
+        ),
+        (
+            "negative cursor",
+            get,
+            format!("{path}?after=-1"),
+            json,
+            b"",
+            422,
+        ),
+    ];
+    for (what, method, target, ctype, body, expected) in cases {
+        let (status, problem) = raw(&alice, method, &target, ctype, body).await;
+        assert_eq!(status, expected, "{what}: {}", problem.detail);
+        if what == "message body over 16 KiB" {
+            assert!(problem.detail.contains("16384"), "{}", problem.detail);
+        }
+    }
+    let stranger = server.client().with_token("cst_forged");
+    let (forged, _) = raw(
+        &stranger,
         Method::POST,
         &path,
         json,
-        b"{\"client_id\":\"u\",\"body\":\"\xff\xfe\"}",
+        br#"{"client_id":"t","body":"x"}"#,
     )
     .await;
-    assert_eq!(s, 400);
-    let (s, p) = raw(&alice, Method::POST, &path, json, b"{\"client_id\":").await;
-    assert_eq!(s, 400);
-    assert!(p.detail.contains("JSON"), "{}", p.detail);
-    assert_eq!(
-        raw(
-            &alice,
-            Method::POST,
-            &path,
-            json,
-            br#"{"client_id": 5, "body": "x"}"#
-        )
-        .await
-        .0,
-        422
-    );
-    assert_eq!(
-        raw(
-            &alice,
-            Method::POST,
-            &path,
-            json,
-            br#"{"client_id": "has space", "body": "x"}"#
-        )
-        .await
-        .0,
-        422
-    );
-    assert_eq!(
-        raw(
-            &alice,
-            Method::POST,
-            &path,
-            json,
-            br#"{"client_id": "e", "body": ""}"#
-        )
-        .await
-        .0,
-        422
-    );
-    assert_eq!(
-        raw(
-            &alice,
-            Method::POST,
-            &path,
-            "text/plain",
-            br#"{"client_id":"t","body":"x"}"#
-        )
-        .await
-        .0,
-        415
-    );
-
-    // Unknown conversation, malformed id, bad token, unknown endpoint, wrong method.
-    let ghost = format!("/v1/conversations/{}/messages", Uuid::new_v4());
-    assert_eq!(
-        raw(
-            &alice,
-            Method::POST,
-            &ghost,
-            json,
-            br#"{"client_id":"g","body":"x"}"#
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        raw(
-            &alice,
-            Method::GET,
-            "/v1/conversations/not-a-uuid",
-            json,
-            b""
-        )
-        .await
-        .0,
-        422
-    );
-    let stranger = server.client().with_token("cst_forged");
-    assert_eq!(
-        raw(
-            &stranger,
-            Method::POST,
-            &path,
-            json,
-            br#"{"client_id":"t","body":"x"}"#
-        )
-        .await
-        .0,
-        401
-    );
-    assert_eq!(
-        raw(&alice, Method::GET, "/v1/nowhere", json, b"").await.0,
-        404
-    );
-    assert_eq!(
-        raw(&alice, Method::PUT, "/v1/conversations", json, b"{}")
-            .await
-            .0,
-        405
-    );
-    assert_eq!(
-        raw(
-            &alice,
-            Method::GET,
-            &format!("{path}?after=1&before=3"),
-            json,
-            b""
-        )
-        .await
-        .0,
-        422
-    );
-    assert_eq!(
-        raw(&alice, Method::GET, &format!("{path}?after=-1"), json, b"")
-            .await
-            .0,
-        422
-    );
+    assert_eq!(forged, 401, "bad token");
 
     // Accounts: bad username, short password, impossible birth date, taken name.
     let anon = server.client();
