@@ -5,10 +5,18 @@
 //! Layout:
 //! - `merkle` — leaf and node hashes, tree heads, inclusion and consistency proofs
 //!   (generation over a [`SubtreeSource`], and verification).
+//! - `note` — C2SP signed notes with Ed25519 keys, and the key text formats.
+//! - `checkpoint` — C2SP checkpoint note text.
 
+mod checkpoint;
 mod merkle;
+mod note;
 
+pub use checkpoint::Checkpoint;
 pub use merkle::{
     EMPTY_ROOT, Hash, ProofError, SubtreeSource, consistency_proof, inclusion_proof, leaf_hash,
     node_hash, root_hash, verify_consistency, verify_inclusion,
+};
+pub use note::{
+    MAX_NOTE_BYTES, MAX_SIGNATURES, NoteError, NoteSignature, NoteSigner, NoteVerifier, SignedNote,
 };
