@@ -7,10 +7,12 @@
 //!   (generation over a [`SubtreeSource`], and verification).
 //! - `note` — C2SP signed notes with Ed25519 keys, and the key text formats.
 //! - `checkpoint` — C2SP checkpoint note text.
+//! - `tile` — C2SP tile coordinates and paths; subtree hashes from tile levels.
 
 mod checkpoint;
 mod merkle;
 mod note;
+mod tile;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::{
@@ -20,3 +22,4 @@ pub use merkle::{
 pub use note::{
     MAX_NOTE_BYTES, MAX_SIGNATURES, NoteError, NoteSignature, NoteSigner, NoteVerifier, SignedNote,
 };
+pub use tile::{TILE_HEIGHT, TILE_WIDTH, Tile, subtree_from_tile_levels, tile_root};
