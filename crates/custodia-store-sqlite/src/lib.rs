@@ -11,6 +11,7 @@
 //! - `rows` — decoding rows into records.
 //! - this file — opening and migrating the database, and the store traits.
 
+mod log;
 mod rows;
 mod writer;
 
@@ -24,9 +25,9 @@ use custodia_core::{
 };
 use custodia_store::{
     AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
-    ConversationSummary, DekStore, Health, MemberRecord, MessageStore, NewConversation, NewMessage,
-    SeqRange, SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage, TokenHash,
-    UserRecord, WrappedDek,
+    ConversationSummary, DekStore, Health, LogStore, MemberRecord, MessageStore, NewConversation,
+    NewMessage, SeqRange, SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage,
+    TokenHash, UserRecord, WrappedDek,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::Semaphore;
@@ -34,7 +35,10 @@ use tokio::sync::Semaphore;
 use crate::writer::Writer;
 
 /// The schema, one step per entry; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_log.sql"),
+];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;
 
@@ -70,6 +74,15 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.read_with(move |c| f(c).map_err(map_err)).await
+    }
+
+    /// Runs `f` on a read-only connection on a blocking thread.
+    async fn read_with<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
         let _permit = self
             .readers
             .acquire()
@@ -85,7 +98,7 @@ impl SqliteStore {
                     Err(e) => return (None, Err(e)),
                 },
             };
-            let result = f(&conn).map_err(map_err);
+            let result = f(&conn);
             (Some(conn), result)
         })
         .await
@@ -638,5 +651,86 @@ impl Health for SqliteStore {
             .await?;
         // A no-op write proves the writer thread is alive and the disk accepts commits.
         self.writer.write(|_| Ok(())).await
+    }
+}
+
+/// Maps a refused proof request to the seam's error.
+fn proof<T>(r: Result<T, custodia_tlog::ProofError>) -> StoreResult<T> {
+    r.map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+#[async_trait]
+impl LogStore for SqliteStore {
+    async fn append_entries(&self, entries: Vec<Vec<u8>>) -> StoreResult<u64> {
+        self.writer.write(move |c| log::append(c, entries)).await
+    }
+
+    async fn log_size(&self) -> StoreResult<u64> {
+        self.read_with(log::size).await
+    }
+
+    async fn log_entries(&self, start: u64, count: u64) -> StoreResult<Vec<Vec<u8>>> {
+        self.read_with(move |c| log::entries(c, start, count)).await
+    }
+
+    async fn tile_hashes(
+        &self,
+        tile_level: u8,
+        start: u64,
+        count: u64,
+    ) -> StoreResult<Vec<custodia_tlog::Hash>> {
+        self.read_with(move |c| log::hashes(c, tile_level, start, count))
+            .await
+    }
+
+    async fn log_root(&self, size: u64) -> StoreResult<custodia_tlog::Hash> {
+        self.read_with(move |c| {
+            log::within(c, size)?;
+            custodia_tlog::root_hash(&log::Source(c), size)
+        })
+        .await
+    }
+
+    async fn log_inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> StoreResult<Vec<custodia_tlog::Hash>> {
+        self.read_with(move |c| {
+            log::within(c, size)?;
+            proof(custodia_tlog::inclusion_proof(
+                &log::Source(c),
+                index,
+                size,
+            )?)
+        })
+        .await
+    }
+
+    async fn log_consistency_proof(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> StoreResult<Vec<custodia_tlog::Hash>> {
+        self.read_with(move |c| {
+            log::within(c, new)?;
+            proof(custodia_tlog::consistency_proof(&log::Source(c), old, new)?)
+        })
+        .await
+    }
+
+    async fn last_checkpoint(&self) -> StoreResult<Option<(u64, String)>> {
+        self.read_with(log::last_checkpoint).await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        previous: Option<u64>,
+        size: u64,
+        note: String,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |c| log::save_checkpoint(c, previous, size, &note))
+            .await
     }
 }

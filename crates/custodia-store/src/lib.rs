@@ -23,6 +23,6 @@ pub use records::{
     WrappedDek,
 };
 pub use traits::{
-    AccountStore, CommitObserver, ConversationStore, DekStore, Health, MessageStore, NoObserver,
-    SessionStore, Storage,
+    AccountStore, CommitObserver, ConversationStore, DekStore, Health, LogStore, MessageStore,
+    NoObserver, SessionStore, Storage,
 };

@@ -141,6 +141,8 @@ pub struct Storage {
     pub deks: Arc<dyn DekStore>,
     /// Health.
     pub health: Arc<dyn Health>,
+    /// The transparency log.
+    pub log: Arc<dyn LogStore>,
 }
 
 impl Storage {
@@ -151,6 +153,7 @@ impl Storage {
             + SessionStore
             + ConversationStore
             + MessageStore
+            + LogStore
             + DekStore
             + Health
             + 'static,
@@ -161,7 +164,8 @@ impl Storage {
             conversations: backend.clone(),
             messages: backend.clone(),
             deks: backend.clone(),
-            health: backend,
+            health: backend.clone(),
+            log: backend,
         }
     }
 }
@@ -178,4 +182,50 @@ pub struct NoObserver;
 
 impl CommitObserver for NoObserver {
     fn committed(&self, _: usize, _: std::time::Duration) {}
+}
+
+/// The transparency log's entries and Merkle hashes.
+///
+/// Security duty: append-only. An index once returned is never reused or lost; entries
+/// and hashes are never updated or deleted. The backend keeps leaf hashes and the hashes
+/// of every completed tile level, so any proof is computed without rehashing the log.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// Appends entries in order, durably; returns the index of the first.
+    async fn append_entries(&self, entries: Vec<Vec<u8>>) -> StoreResult<u64>;
+    /// The number of entries.
+    async fn log_size(&self) -> StoreResult<u64>;
+    /// Entries `[start, start + count)` (fewer if the log is shorter).
+    async fn log_entries(&self, start: u64, count: u64) -> StoreResult<Vec<Vec<u8>>>;
+    /// Hashes `[start, start + count)` of a tile level (0: leaf hashes; fewer if absent).
+    async fn tile_hashes(
+        &self,
+        tile_level: u8,
+        start: u64,
+        count: u64,
+    ) -> StoreResult<Vec<custodia_tlog::Hash>>;
+    /// The root hash of the first `size` entries.
+    async fn log_root(&self, size: u64) -> StoreResult<custodia_tlog::Hash>;
+    /// The inclusion proof of entry `index` in the tree of `size` entries.
+    async fn log_inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> StoreResult<Vec<custodia_tlog::Hash>>;
+    /// The consistency proof from `old` to `new` entries.
+    async fn log_consistency_proof(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> StoreResult<Vec<custodia_tlog::Hash>>;
+    /// The last checkpoint the log signed: its size and signed note.
+    async fn last_checkpoint(&self) -> StoreResult<Option<(u64, String)>>;
+    /// Records a newly signed checkpoint; `Conflict` unless the last one recorded still has
+    /// size `previous` (`None`: none yet), so two signers cannot both advance it.
+    async fn save_checkpoint(
+        &self,
+        previous: Option<u64>,
+        size: u64,
+        note: String,
+    ) -> StoreResult<()>;
 }
