@@ -1,0 +1,164 @@
+//! The audit log service: appends entries to the transparency log and signs checkpoints.
+//!
+//! Every append returns a [`Receipt`] (index, leaf hash, inclusion proof, and the signed
+//! checkpoint it is proved against). A checkpoint is signed only after the new tree is
+//! proven consistent with the last checkpoint the log signed; if that proof fails (the
+//! stored log was altered), signing stops and appends fail, closed.
+//!
+//! Layout: this file — [`AuditLog`], [`Receipt`], [`AuditError`].
+
+use std::sync::Arc;
+
+use custodia_store::{LogStore, StoreError};
+use custodia_tlog::{Checkpoint, Hash, NoteSigner, SignedNote, leaf_hash, verify_consistency};
+use tokio::sync::Mutex;
+
+/// The largest entry (entry bundles length-prefix entries with 16 bits).
+pub const MAX_ENTRY_BYTES: usize = u16::MAX as usize;
+
+/// Why an append or a checkpoint failed. Nothing is acknowledged on error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The entry is empty or larger than [`MAX_ENTRY_BYTES`].
+    #[error("an entry must be 1 to {MAX_ENTRY_BYTES} bytes")]
+    BadEntry,
+    /// The stored log is not consistent with the last signed checkpoint.
+    #[error("refusing to sign: {0}")]
+    Inconsistent(String),
+    /// The log's storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Proof that an entry is in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Position in the log.
+    pub index: u64,
+    /// RFC 6962 leaf hash of the entry.
+    pub leaf_hash: Hash,
+    /// Inclusion proof of the entry in the checkpoint's tree.
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint (a C2SP signed note) the proof is against.
+    pub checkpoint: String,
+}
+
+/// The audit log of one deployment.
+pub struct AuditLog {
+    store: Arc<dyn LogStore>,
+    signer: NoteSigner,
+    origin: String,
+    // Tokio Mutex: held across the store calls of one checkpoint signing, so signings
+    // happen one at a time and appenders waiting on it share the next checkpoint.
+    signing: Mutex<()>,
+}
+
+impl AuditLog {
+    /// A log named `origin`, signing with `signer`.
+    pub fn new(store: Arc<dyn LogStore>, signer: NoteSigner, origin: impl Into<String>) -> Self {
+        Self {
+            store,
+            signer,
+            origin: origin.into(),
+            signing: Mutex::new(()),
+        }
+    }
+
+    /// The verifier key of the log, for auditors.
+    pub fn verifier(&self) -> custodia_tlog::NoteVerifier {
+        self.signer.verifier()
+    }
+
+    /// Appends an entry durably and returns its receipt against a checkpoint that
+    /// includes it.
+    pub async fn append(&self, entry: Vec<u8>) -> Result<Receipt, AuditError> {
+        if entry.is_empty() || entry.len() > MAX_ENTRY_BYTES {
+            return Err(AuditError::BadEntry);
+        }
+        let leaf = leaf_hash(&entry);
+        let index = self.store.append_entries(vec![entry]).await?;
+        let (size, checkpoint) = self.checkpoint_covering(index + 1).await?;
+        let proof = self.store.log_inclusion_proof(index, size).await?;
+        Ok(Receipt {
+            index,
+            leaf_hash: leaf,
+            proof,
+            checkpoint,
+        })
+    }
+
+    /// The latest signed checkpoint, signing one for the current size if the log grew.
+    pub async fn checkpoint(&self) -> Result<String, AuditError> {
+        let size = self.store.log_size().await?;
+        Ok(self.checkpoint_covering(size).await?.1)
+    }
+
+    /// A signed checkpoint of at least `size` entries.
+    async fn checkpoint_covering(&self, size: u64) -> Result<(u64, String), AuditError> {
+        let _one_signer = self.signing.lock().await;
+        let last = self.store.last_checkpoint().await?;
+        if let Some((signed, note)) = &last
+            && *signed >= size
+        {
+            return Ok((*signed, note.clone()));
+        }
+        let new = self.store.log_size().await?;
+        let root = self.store.log_root(new).await?;
+        if let Some((old, note)) = &last {
+            self.check_consistent(*old, note, new, &root).await?;
+        }
+        let text = Checkpoint {
+            origin: self.origin.clone(),
+            size: new,
+            root,
+            extensions: Vec::new(),
+        }
+        .to_string();
+        let signature = self
+            .signer
+            .sign(&text)
+            .map_err(|e| AuditError::Inconsistent(format!("cannot sign checkpoint text: {e}")))?;
+        let note = SignedNote {
+            text,
+            signatures: vec![signature],
+        }
+        .to_string();
+        self.store
+            .save_checkpoint(last.as_ref().map(|(s, _)| *s), new, note.clone())
+            .await?;
+        tracing::debug!(size = new, "signed checkpoint");
+        Ok((new, note))
+    }
+
+    /// Proves the tree of `new` entries with `root` extends the last signed checkpoint.
+    async fn check_consistent(
+        &self,
+        old: u64,
+        note: &str,
+        new: u64,
+        root: &Hash,
+    ) -> Result<(), AuditError> {
+        let parsed = SignedNote::parse(note.as_bytes())
+            .and_then(|n| Checkpoint::parse(&n.text))
+            .map_err(|e| {
+                AuditError::Inconsistent(format!("the last checkpoint does not parse: {e}"))
+            })?;
+        if new < old {
+            return Err(AuditError::Inconsistent(format!(
+                "the log shrank from {old} to {new} entries"
+            )));
+        }
+        let proof = self.store.log_consistency_proof(old, new).await?;
+        verify_consistency(old, new, &parsed.root, root, &proof).map_err(|e| {
+            tracing::error!(
+                old,
+                new,
+                "stored log is inconsistent with the last signed checkpoint"
+            );
+            AuditError::Inconsistent(format!(
+                "size {new} is not consistent with the signed size {old}: {e}"
+            ))
+        })
+    }
+}
