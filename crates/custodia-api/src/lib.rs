@@ -5,10 +5,12 @@
 //!   RFC 9457 problem+json bodies.
 //! - `routes` — the HTTPS endpoints and the authentication extractor.
 //! - `ws` — the WebSocket session (reader and writer joined by `select!`).
+//! - `audit` — the read-only auditor listener (C2SP tlog-tiles).
 //! - `convert` — domain values to wire types.
 //! - `tls` — the TLS 1.3-only listener.
 //! - `metrics` — Prometheus metrics.
 
+mod audit;
 mod convert;
 mod metrics;
 mod problem;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use custodia_service::Service;
 use tokio_util::sync::CancellationToken;
 
+pub use audit::{AuditState, audit_router};
 pub use metrics::Metrics;
 pub use problem::ApiError;
 pub use tls::{PeerAddr, TlsListener, tls13_server_config};
@@ -39,6 +42,17 @@ pub struct AppState {
 /// The client API router.
 pub fn router(state: AppState) -> axum::Router {
     routes::router(state)
+}
+
+/// Serves the auditor router on `listener` until `shutdown` is cancelled.
+pub async fn serve_audit(
+    listener: TlsListener,
+    state: AuditState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, audit_router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 /// Serves `router` on `listener` until `state.shutdown` is cancelled, then waits for

@@ -63,6 +63,16 @@ impl TestServer {
         &self.url
     }
 
+    /// The auditor listener's base URL.
+    pub fn audit_url(&self) -> &str {
+        self.running.as_ref().map_or("", |r| r.audit_url.as_str())
+    }
+
+    /// The audit log, to append entries as the server's components will.
+    pub fn audit(&self) -> std::sync::Arc<custodia_audit::AuditLog> {
+        self.running.as_ref().map(|r| r.audit.clone()).expect("running")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
@@ -97,6 +107,7 @@ async fn boot(dir: &Path, listen: &str) -> Running {
         let raw = RawConfig {
             data_dir: Some(dir.to_owned()),
             listen: Some(listen.to_owned()),
+            audit_listen: Some("127.0.0.1:0".to_owned()),
             ..RawConfig::default()
         };
         match custodia::start(raw.validate().expect("test config")).await {
@@ -133,6 +144,7 @@ impl ProcessServer {
             .arg(data_dir)
             .args(["--listen", listen.unwrap_or("127.0.0.1:0")])
             .env("RUST_LOG", "debug")
+            .env("CUSTODIA_AUDIT_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(logfile)
             .spawn()

@@ -86,20 +86,26 @@ impl Tile {
         out
     }
 
-    /// Whether a tree of `size` leaves has this tile: a full tile lies wholly inside it,
-    /// a partial one is exactly its rightmost, unfinished tile at that level.
-    pub fn exists_in(&self, size: u64) -> bool {
+    /// Whether this tile can be served for a log whose signed size is `size`: all of its
+    /// hashes exist. A partial tile is an immutable prefix of its full tile, so partial
+    /// tiles of earlier checkpoints stay available as the log grows; empty tiles never are.
+    pub fn available_in(&self, size: u64) -> bool {
         let level = u32::from(self.level.unwrap_or(0));
         let Some(span) = TILE_WIDTH.checked_pow(level) else {
             return false;
         };
         let hashes_at_level = size / span; // complete subtrees of height 8·level
-        let full_tiles = hashes_at_level / TILE_WIDTH;
-        if u64::from(self.width) == TILE_WIDTH {
-            self.index < full_tiles
-        } else {
-            self.index == full_tiles && u64::from(self.width) == hashes_at_level % TILE_WIDTH
-        }
+        self.width >= 1
+            && self
+                .index
+                .checked_mul(TILE_WIDTH)
+                .and_then(|start| start.checked_add(u64::from(self.width)))
+                .is_some_and(|end| end <= hashes_at_level)
+    }
+
+    /// The first entry (or hash) index the tile covers at its level.
+    pub fn start(&self) -> u64 {
+        self.index.saturating_mul(TILE_WIDTH)
     }
 }
 

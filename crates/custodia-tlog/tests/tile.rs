@@ -42,7 +42,7 @@ fn paths_follow_the_spec() {
 }
 
 #[test]
-fn which_tiles_a_tree_has() {
+fn which_tiles_a_tree_can_serve() {
     // The spec's example: size 70,000 has 273 full level-0 tiles, a partial level-0 tile
     // of width 112, one full level-1 tile, a partial level-1 tile of width 17, and a
     // partial level-2 tile of width 1.
@@ -52,12 +52,16 @@ fn which_tiles_a_tree_has() {
             index,
             width,
         }
-        .exists_in(70_000)
+        .available_in(70_000)
     };
     assert!(has(0, 272, 256) && !has(0, 273, 256));
-    assert!(has(0, 273, 112) && !has(0, 273, 111));
-    assert!(has(1, 0, 256) && has(1, 1, 17) && !has(1, 1, 256));
-    assert!(has(2, 0, 1) && !has(2, 0, 256) && !has(3, 0, 1));
+    assert!(has(0, 273, 112) && !has(0, 273, 113));
+    assert!(
+        has(0, 273, 100),
+        "a partial tile of an earlier checkpoint stays available"
+    );
+    assert!(has(1, 0, 256) && has(1, 1, 17) && !has(1, 1, 18) && !has(1, 1, 256));
+    assert!(has(2, 0, 1) && !has(2, 0, 2) && !has(3, 0, 1));
     // "A tree of size 256 will be represented by a full level 0 tile and a partial level 1
     // tile of width 1."
     assert!(
@@ -66,7 +70,7 @@ fn which_tiles_a_tree_has() {
             index: 0,
             width: 256
         }
-        .exists_in(256)
+        .available_in(256)
     );
     assert!(
         Tile {
@@ -74,7 +78,7 @@ fn which_tiles_a_tree_has() {
             index: 0,
             width: 1
         }
-        .exists_in(256)
+        .available_in(256)
     );
     assert!(
         !Tile {
@@ -82,7 +86,7 @@ fn which_tiles_a_tree_has() {
             index: 1,
             width: 1
         }
-        .exists_in(256),
+        .available_in(256),
         "no empty tiles"
     );
     assert!(
@@ -91,7 +95,15 @@ fn which_tiles_a_tree_has() {
             index: 273,
             width: 112
         }
-        .exists_in(70_000)
+        .available_in(70_000)
+    );
+    assert!(
+        !Tile {
+            level: Some(0),
+            index: u64::MAX,
+            width: 1
+        }
+        .available_in(u64::MAX)
     );
 }
 

@@ -25,6 +25,13 @@ pub struct RawConfig {
     /// Address of the TLS listener (HTTPS and WebSocket). Default `127.0.0.1:8443`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// Address of the read-only auditor listener (transparency log tiles). Default
+    /// `127.0.0.1:8444`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_listen: Option<String>,
+    /// The audit log's origin line (and key name). Default `localhost/custodia/audit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_origin: Option<String>,
     /// Key epoch: `month` (default) or `day`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<String>,
@@ -79,6 +86,20 @@ impl RawConfig {
             .unwrap_or("127.0.0.1:8443")
             .parse()
             .context("listen must be an address like 127.0.0.1:8443")?;
+        let audit_listen: SocketAddr = self
+            .audit_listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:8444")
+            .parse()
+            .context("audit_listen must be an address like 127.0.0.1:8444")?;
+        let log_origin = self
+            .log_origin
+            .unwrap_or_else(|| "localhost/custodia/audit".to_owned());
+        if log_origin.is_empty() || log_origin.chars().any(|c| c.is_whitespace() || c == '+') {
+            bail!(
+                "log_origin must be non-empty, without spaces or '+', e.g. example.org/custodia/audit"
+            );
+        }
         let epoch: EpochScheme = self
             .epoch
             .as_deref()
@@ -127,6 +148,8 @@ impl RawConfig {
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("custodia-data")),
             listen,
+            audit_listen,
+            log_origin,
             keyring_passphrase: self.keyring_passphrase.map(KeyringPassphrase::new),
             dek_cache: CacheLimits { capacity, max_age },
             service: ServiceConfig {
@@ -143,7 +166,9 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 13] = [
+    "audit_listen",
+    "log_origin",
     "login_attempts_per_account",
     "login_attempts_per_address",
     "data_dir",
@@ -163,6 +188,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Listener address.
     pub listen: SocketAddr,
+    /// Auditor listener address.
+    pub audit_listen: SocketAddr,
+    /// Audit log origin.
+    pub log_origin: String,
     /// Keyring passphrase, if any.
     pub keyring_passphrase: Option<KeyringPassphrase>,
     /// DEK cache bounds.
@@ -178,6 +207,8 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
+            .field("audit_listen", &self.audit_listen)
+            .field("log_origin", &self.log_origin)
             .field(
                 "keyring_passphrase",
                 &self.keyring_passphrase.as_ref().map(|_| "<redacted>"),

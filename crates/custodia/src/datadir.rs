@@ -4,6 +4,7 @@
 //! DIR/                  mode 0700
 //!   custodia.db         SQLite database (+ -wal, -shm)
 //!   keyring             KEKs, mode 0600
+//!   log.key             the audit log's signing key (signed-note text), mode 0600
 //!   deployment-id       this deployment's id (bound into every seal)
 //!   tls/ca.pem          the self-signed CA clients trust (--ca-cert)
 //!   tls/ca.key          its key, mode 0600
@@ -48,6 +49,32 @@ impl DataDir {
 
     pub(crate) fn ca_cert(&self) -> PathBuf {
         self.root.join("tls/ca.pem")
+    }
+
+    /// The audit log's signing key, created on first start with the origin as its name.
+    pub(crate) fn log_signer(&self, origin: &str) -> anyhow::Result<custodia_tlog::NoteSigner> {
+        let path = self.root.join("log.key");
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let signer = custodia_tlog::NoteSigner::from_text(&zeroize::Zeroizing::new(text))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                if signer.name() != origin {
+                    anyhow::bail!(
+                        "{} is the key of log {:?}, but log_origin is {origin:?}; the origin of a log cannot change",
+                        path.display(),
+                        signer.name()
+                    );
+                }
+                Ok(signer)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let signer = custodia_tlog::NoteSigner::generate(origin)
+                    .map_err(|e| anyhow::anyhow!("log key: {e}"))?;
+                write_new(&path, signer.to_text().as_bytes(), 0o600)?;
+                Ok(signer)
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
     }
 
     /// The deployment id, created on first start.

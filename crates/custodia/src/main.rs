@@ -90,6 +90,8 @@ async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()> {
     let running = start(config).await?;
     let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
     println!("custodia is listening on {}", running.url);
+    println!("  auditor (transparency log tiles): {}", running.audit_url);
+    println!("  audit log key: {}", running.audit.verifier());
     println!(
         "  CA certificate: {}   (clients: --ca-cert or CUSTODIA_CA_CERT)",
         abs(&running.ca_cert).display()

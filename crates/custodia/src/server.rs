@@ -23,6 +23,10 @@ pub struct Running {
     pub addr: SocketAddr,
     /// `https://…` base URL.
     pub url: String,
+    /// `https://…` base URL of the auditor listener.
+    pub audit_url: String,
+    /// The audit log (for the components that append to it).
+    pub audit: Arc<custodia_audit::AuditLog>,
     /// The CA certificate clients must trust.
     pub ca_cert: PathBuf,
     /// The data directory.
@@ -74,6 +78,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("opening the database")?;
     let storage = Storage::from_backend(sqlite);
+    let audit = Arc::new(custodia_audit::AuditLog::new(
+        storage.log.clone(),
+        dir.log_signer(&config.log_origin)?,
+        config.log_origin.clone(),
+    ));
     let clock = Arc::new(SystemClock);
     let keys = Arc::new(KeyService::new(
         deployment,
@@ -84,24 +93,40 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ));
     let hub = Hub::new();
     let fanout = Arc::new(LocalFanout(hub.clone()));
+    let storage_log = storage.log.clone();
     let service = Service::new(storage, keys, clock, hub, fanout, config.service.clone());
 
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = tcp.local_addr()?;
-    let listener = TlsListener::new(tcp, tls)?;
+    let listener = TlsListener::new(tcp, tls.clone())?;
+    let audit_tcp = tokio::net::TcpListener::bind(config.audit_listen)
+        .await
+        .with_context(|| format!("listening on {} (audit_listen)", config.audit_listen))?;
+    let audit_addr = audit_tcp.local_addr()?;
+    let audit_listener = TlsListener::new(audit_tcp, tls)?;
     let shutdown = CancellationToken::new();
+    let audit_state = custodia_api::AuditState {
+        log: audit.clone(),
+        store: storage_log,
+    };
+    let auditor = custodia_api::serve_audit(audit_listener, audit_state, shutdown.clone());
     let state = AppState {
         service,
         metrics,
         shutdown: shutdown.clone(),
     };
-    let task = tokio::spawn(custodia_api::serve(listener, state));
+    let task = tokio::spawn(async move {
+        let (api, auditor) = tokio::join!(custodia_api::serve(listener, state), auditor);
+        api.and(auditor)
+    });
     tracing::info!(%addr, "listening");
     Ok(Running {
         addr,
         url: format!("https://{}", display_host(addr)),
+        audit_url: format!("https://{}", display_host(audit_addr)),
+        audit,
         ca_cert: dir.ca_cert(),
         data_dir: dir.root.clone(),
         first_start,
