@@ -51,6 +51,13 @@ impl TestServer {
         self.running = Some(running);
     }
 
+    /// Starts a stopped server again on its data directory (on a fresh port).
+    pub async fn restart_fresh(&mut self) {
+        let running = boot(self.dir.path(), "127.0.0.1:0").await;
+        self.url = running.url.clone();
+        self.running = Some(running);
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
@@ -70,7 +77,10 @@ impl TestServer {
 
     /// The audit log, to append entries as the server's components will.
     pub fn audit(&self) -> std::sync::Arc<custodia_audit::AuditLog> {
-        self.running.as_ref().map(|r| r.audit.clone()).expect("running")
+        self.running
+            .as_ref()
+            .map(|r| r.audit.clone())
+            .expect("running")
     }
 
     /// The data directory.

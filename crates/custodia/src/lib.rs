@@ -7,11 +7,13 @@
 //! - `server` — assembling and running a server ([`start`]).
 //! - `chat` — the command-line client.
 //! - `bench` — the load generator.
+//! - `logcmd` — `custodia log`: keys and the auditor's verifier.
 
 pub mod bench;
 pub mod chat;
 pub mod config;
 mod datadir;
+pub mod logcmd;
 mod server;
 
 pub use config::{Config, RawConfig};

@@ -40,6 +40,9 @@ enum Command {
         #[command(flatten)]
         args: custodia::bench::BenchArgs,
     },
+    /// Transparency log tools: keys and the auditor's verifier.
+    #[command(subcommand)]
+    Log(custodia::logcmd::LogCommand),
     /// The command-line chat client.
     Chat {
         #[command(flatten)]
@@ -69,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Chat { server, command } => chat::run(server, command).await,
+        Command::Log(command) => custodia::logcmd::run(command).await,
         Command::Bench { server, args } => {
             custodia::bench::run(chat::client_for(&server)?, args).await
         }

@@ -1,0 +1,298 @@
+//! `custodia log …`: key generation and the auditor's verifier.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use custodia_sdk::{Client, Method};
+use custodia_tlog::{
+    Checkpoint, Hash, NoteSigner, NoteVerifier, SignedNote, SubtreeSource, TILE_WIDTH, Tile,
+    leaf_hash, root_hash, tile_root,
+};
+
+/// `custodia log …` commands.
+#[derive(Subcommand, Debug)]
+pub enum LogCommand {
+    /// Generate a signing key (for a log or a witness) and print its verifier key.
+    Keygen {
+        /// Key name, e.g. example.org/custodia/audit.
+        #[arg(long)]
+        name: String,
+        /// Where to write the private key (mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the verifier key of a server's audit log.
+    PublicKey {
+        /// The server's data directory.
+        #[arg(long, default_value = "custodia-data")]
+        data_dir: PathBuf,
+    },
+    /// Verify a log: signature, entries, root, and consistency with the last run.
+    Verify {
+        /// The auditor URL, e.g. https://127.0.0.1:8444.
+        #[arg(long)]
+        url: String,
+        /// The log's verifier key (`custodia log public-key`).
+        #[arg(long, env = "CUSTODIA_LOG_KEY")]
+        key: String,
+        /// Where the last verified checkpoint is remembered.
+        #[arg(long)]
+        state: PathBuf,
+        /// The CA certificate of the auditor listener.
+        #[arg(long, env = "CUSTODIA_CA_CERT")]
+        ca_cert: PathBuf,
+    },
+}
+
+/// Runs one log command.
+pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
+    match cmd {
+        LogCommand::Keygen { name, out } => {
+            let signer = NoteSigner::generate(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
+            f.write_all(signer.to_text().as_bytes())?;
+            f.sync_all()?;
+            println!("{}", signer.verifier());
+        }
+        LogCommand::PublicKey { data_dir } => {
+            let path = data_dir.join("log.key");
+            let text = zeroize::Zeroizing::new(
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+            );
+            let signer = NoteSigner::from_text(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            println!("{}", signer.verifier());
+        }
+        LogCommand::Verify {
+            url,
+            key,
+            state,
+            ca_cert,
+        } => {
+            let ca = fs::read(&ca_cert)
+                .with_context(|| format!("reading the CA certificate {}", ca_cert.display()))?;
+            let key = NoteVerifier::parse(&key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let client = Client::new(&url, &ca)?;
+            let verified = verify(&client, &key, &state).await?;
+            println!(
+                "verified: {} entries, root {}",
+                verified.size,
+                hex(&verified.root)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks the log at `client` and remembers its checkpoint in `state`.
+pub async fn verify(
+    client: &Client,
+    key: &NoteVerifier,
+    state: &Path,
+) -> anyhow::Result<Checkpoint> {
+    let text = fetch(client, "/checkpoint").await?;
+    let (cp, note) = open_checkpoint(&text, key).context("the served checkpoint")?;
+    let remembered = match fs::read(state) {
+        Ok(bytes) => Some(
+            open_checkpoint(&bytes, key)
+                .context("the remembered checkpoint in the state file")?
+                .0,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", state.display())),
+    };
+    if let Some(old) = &remembered {
+        if old.origin != cp.origin {
+            bail!(
+                "the checkpoint is for log {:?}, but the state file remembers log {:?}",
+                cp.origin,
+                old.origin
+            );
+        }
+        if cp.size < old.size {
+            bail!(
+                "the log shrank from {} to {} entries: it was truncated or rolled back",
+                old.size,
+                cp.size
+            );
+        }
+    }
+
+    // Every entry, from the bundles, checked against the level-0 tiles.
+    let mut leaves: Vec<Hash> = Vec::with_capacity(usize::try_from(cp.size).unwrap_or(0));
+    for tile in tiles(None, cp.size) {
+        let bundle = fetch(client, &format!("/tile/{}", tile.path())).await?;
+        let entries =
+            parse_bundle(&bundle).with_context(|| format!("entry bundle {}", tile.path()))?;
+        if entries.len() != usize::from(tile.width) {
+            bail!(
+                "entry bundle {} holds {} entries where the checkpoint needs {}: entries are missing (deleted?)",
+                tile.path(),
+                entries.len(),
+                tile.width
+            );
+        }
+        leaves.extend(entries.iter().map(|e| leaf_hash(e)));
+    }
+    let mut levels = vec![leaves];
+    while levels.last().is_some_and(|l| l.len() as u64 >= TILE_WIDTH) {
+        let next = levels
+            .last()
+            .map(|l| l.chunks_exact(256).map(tile_root).collect())
+            .unwrap_or_default();
+        levels.push(next);
+    }
+    for (level, hashes) in levels.iter().enumerate() {
+        let level = u8::try_from(level).context("too many tile levels")?;
+        for tile in tiles(Some(level), cp.size) {
+            let served = fetch(client, &format!("/tile/{}", tile.path())).await?;
+            let start = usize::try_from(tile.start()).context("tile index")?;
+            let expected: Vec<u8> = hashes[start..start + usize::from(tile.width)].concat();
+            if served != expected {
+                let at = served
+                    .chunks(32)
+                    .zip(expected.chunks(32))
+                    .position(|(a, b)| a != b);
+                match (level, at) {
+                    (0, Some(i)) => bail!(
+                        "entry {} does not match its leaf hash in tile {}: the entry was altered",
+                        tile.start() + i as u64,
+                        tile.path()
+                    ),
+                    _ => bail!(
+                        "tile {} does not match the hashes recomputed from the entries",
+                        tile.path()
+                    ),
+                }
+            }
+        }
+    }
+    let source = Levels(levels);
+    let root = root_hash(&source, cp.size)
+        .map_err(|()| anyhow::anyhow!("internal: incomplete tile levels"))?;
+    if root != cp.root {
+        bail!(
+            "the entries do not hash to the checkpoint's root at size {}: the log was altered",
+            cp.size
+        );
+    }
+    if let Some(old) = &remembered {
+        let then = root_hash(&source, old.size)
+            .map_err(|()| anyhow::anyhow!("internal: incomplete tile levels"))?;
+        if then != old.root {
+            bail!(
+                "the log is not consistent with the remembered checkpoint at size {}: the log forked or its history was rewritten",
+                old.size
+            );
+        }
+    }
+    let tmp = state.with_extension("tmp");
+    fs::write(&tmp, note.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, state).with_context(|| format!("writing {}", state.display()))?;
+    Ok(cp)
+}
+
+/// Parses and verifies a signed checkpoint.
+fn open_checkpoint(bytes: &[u8], key: &NoteVerifier) -> anyhow::Result<(Checkpoint, SignedNote)> {
+    let note = SignedNote::parse(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    note.verify(std::slice::from_ref(key))
+        .map_err(|e| match e {
+            custodia_tlog::NoteError::NoKnownSignature => {
+                anyhow::anyhow!(
+                    "it is not signed by the log key {} (signed by an unknown key)",
+                    key.name()
+                )
+            }
+            other => anyhow::anyhow!("{other}"),
+        })?;
+    let cp = Checkpoint::parse(&note.text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if cp.origin != key.name() {
+        bail!(
+            "its origin {:?} is not the log key's name {:?}",
+            cp.origin,
+            key.name()
+        );
+    }
+    Ok((cp, note))
+}
+
+/// The tiles of one level (`None`: entry bundles) that a tree of `size` has.
+fn tiles(level: Option<u8>, size: u64) -> Vec<Tile> {
+    let span = TILE_WIDTH.saturating_pow(u32::from(level.unwrap_or(0)));
+    let hashes = size / span;
+    let mut out: Vec<Tile> = (0..hashes / TILE_WIDTH)
+        .map(|index| Tile {
+            level,
+            index,
+            width: 256,
+        })
+        .collect();
+    let rest = u16::try_from(hashes % TILE_WIDTH).unwrap_or(0);
+    if rest > 0 {
+        out.push(Tile {
+            level,
+            index: hashes / TILE_WIDTH,
+            width: rest,
+        });
+    }
+    out
+}
+
+fn parse_bundle(bytes: &[u8]) -> anyhow::Result<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_at_checked(2)
+            .context("a truncated length prefix")?;
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let (entry, tail) = tail.split_at_checked(len).context("a truncated entry")?;
+        out.push(entry);
+        rest = tail;
+    }
+    Ok(out)
+}
+
+async fn fetch(client: &Client, path: &str) -> anyhow::Result<Vec<u8>> {
+    let (status, _, body) = client
+        .raw(Method::GET, path, "text/plain", Vec::new())
+        .await
+        .with_context(|| format!("fetching {path}"))?;
+    if status != 200 {
+        bail!(
+            "fetching {path}: the log answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(body)
+}
+
+/// Recomputed tile levels, as a subtree source.
+struct Levels(Vec<Vec<Hash>>);
+
+impl SubtreeSource for Levels {
+    type Error = ();
+    fn subtree(&self, level: u8, index: u64) -> Result<Hash, ()> {
+        custodia_tlog::subtree_from_tile_levels(level, index, |tl, start, count| {
+            let l = self.0.get(usize::from(tl)).ok_or(())?;
+            let (s, c) = (
+                usize::try_from(start).map_err(|_| ())?,
+                usize::try_from(count).map_err(|_| ())?,
+            );
+            l.get(s..s + c).map(<[Hash]>::to_vec).ok_or(())
+        })
+    }
+}
+
+fn hex(h: &Hash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}

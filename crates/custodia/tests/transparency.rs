@@ -1,0 +1,246 @@
+//! The transparency log end to end: a server appends, `custodia log verify` checks the
+//! served log, and every kind of tampering with the stored log is detected and named.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use custodia::logcmd::verify;
+use custodia_test::TestServer;
+use custodia_tlog::{NoteSigner, NoteVerifier};
+
+struct Log {
+    server: TestServer,
+    key: NoteVerifier,
+    state: PathBuf,
+    _work: tempfile::TempDir,
+}
+
+impl Log {
+    async fn with_entries(n: u64) -> Self {
+        let server = TestServer::start().await;
+        let log = Self::around(server);
+        log.append(0..n).await;
+        log
+    }
+
+    fn around(server: TestServer) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let key = server.audit().verifier();
+        Self {
+            server,
+            key,
+            state: work.path().join("state"),
+            _work: work,
+        }
+    }
+
+    async fn append(&self, range: std::ops::Range<u64>) -> Vec<custodia_audit::Receipt> {
+        let mut receipts = Vec::new();
+        for i in range {
+            receipts.push(
+                self.server
+                    .audit()
+                    .append(format!("audit entry {i}").into_bytes())
+                    .await
+                    .unwrap(),
+            );
+        }
+        receipts
+    }
+
+    fn client(&self) -> custodia_sdk::Client {
+        let ca = std::fs::read(self.server.data_dir().join("tls/ca.pem")).unwrap();
+        custodia_sdk::Client::new(self.server.audit_url(), &ca).unwrap()
+    }
+
+    async fn verify(&self) -> anyhow::Result<custodia_tlog::Checkpoint> {
+        verify(&self.client(), &self.key, &self.state).await
+    }
+
+    async fn refused(&self) -> String {
+        format!(
+            "{:#}",
+            self.verify().await.expect_err("tampering went unnoticed")
+        )
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(db_path(self.server.data_dir())).unwrap()
+    }
+}
+
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join("custodia.db")
+}
+
+#[tokio::test]
+async fn verify_passes_then_passes_again_after_more_entries() {
+    let log = Log::with_entries(300).await;
+    assert_eq!(log.verify().await.unwrap().size, 300);
+    log.append(300..700).await;
+    let cp = log.verify().await.unwrap();
+    assert_eq!(
+        cp.size, 700,
+        "checked consistent with the remembered size 300"
+    );
+    assert_eq!(
+        log.verify().await.unwrap().size,
+        700,
+        "an unchanged log verifies again"
+    );
+}
+
+#[tokio::test]
+async fn an_altered_entry_is_named() {
+    let log = Log::with_entries(10).await;
+    log.verify().await.unwrap();
+    log.db()
+        .execute(
+            "UPDATE log_leaves SET entry = ?1 WHERE idx = 4",
+            [b"forged entry".to_vec()],
+        )
+        .unwrap();
+    let why = log.refused().await;
+    assert!(
+        why.contains("entry 4 does not match its leaf hash"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn an_altered_entry_with_a_matching_leaf_hash_breaks_the_root() {
+    let log = Log::with_entries(10).await;
+    let forged = custodia_tlog::leaf_hash(b"forged");
+    log.db()
+        .execute(
+            "UPDATE log_leaves SET entry = ?1, hash = ?2 WHERE idx = 4",
+            (b"forged".to_vec(), forged.to_vec()),
+        )
+        .unwrap();
+    let why = log.refused().await;
+    assert!(
+        why.contains("do not hash to the checkpoint's root"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_entry_is_named() {
+    let log = Log::with_entries(10).await;
+    log.db()
+        .execute("DELETE FROM log_leaves WHERE idx = 3", [])
+        .unwrap();
+    let why = log.refused().await;
+    assert!(why.contains("entries are missing"), "{why}");
+}
+
+#[tokio::test]
+async fn two_swapped_entries_are_detected() {
+    let log = Log::with_entries(10).await;
+    let db = log.db();
+    db.execute_batch(
+        "UPDATE log_leaves SET idx = -1 WHERE idx = 1; UPDATE log_leaves SET idx = 1 WHERE idx = 2; \
+         UPDATE log_leaves SET idx = 2 WHERE idx = -1;",
+    )
+    .unwrap();
+    let why = log.refused().await;
+    assert!(
+        why.contains("do not hash to the checkpoint's root"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_and_rolled_back_log_is_named() {
+    let log = Log::with_entries(5).await;
+    let older = log.append(5..6).await.remove(0).checkpoint; // signed at size 6
+    log.append(6..8).await;
+    assert_eq!(log.verify().await.unwrap().size, 8);
+    // The operator cuts the last two entries and serves the older, validly signed checkpoint.
+    let db = log.db();
+    db.execute("DELETE FROM log_leaves WHERE idx >= 6", [])
+        .unwrap();
+    db.execute("UPDATE log_checkpoint SET size = 6, note = ?1", [older])
+        .unwrap();
+    let why = log.refused().await;
+    assert!(why.contains("shrank from 8 to 6"), "{why}");
+}
+
+#[tokio::test]
+async fn a_fork_signed_by_the_log_key_is_detected() {
+    let log = Log::with_entries(20).await;
+    log.verify().await.unwrap();
+
+    // A second server with the same log key and a different history of larger size.
+    let mut fork = TestServer::start().await;
+    fork.stop().await;
+    std::fs::copy(
+        log.server.data_dir().join("log.key"),
+        fork.data_dir().join("log.key"),
+    )
+    .unwrap();
+    fork.restart_fresh().await;
+    let forked = Log {
+        state: log.state.clone(),
+        ..Log::around(fork)
+    };
+    assert_eq!(forked.key, log.key, "the fork is signed by the same key");
+    for i in 0..25 {
+        forked
+            .server
+            .audit()
+            .append(format!("another history {i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let why = forked.refused().await;
+    assert!(
+        why.contains("not consistent with the remembered checkpoint at size 20"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_signed_by_an_unknown_key_is_refused() {
+    let log = Log::with_entries(3).await;
+    let impostor = NoteSigner::generate(log.key.name()).unwrap().verifier();
+    let other = Log {
+        key: impostor,
+        ..Log::around(log.server)
+    };
+    let why = other.refused().await;
+    assert!(why.contains("not signed by the log key"), "{why}");
+}
+
+#[tokio::test]
+async fn the_cli_exits_non_zero_and_names_the_problem() {
+    let log = Log::with_entries(4).await;
+    log.db()
+        .execute("DELETE FROM log_leaves WHERE idx = 1", [])
+        .unwrap();
+    // Async: the in-process server runs on this test's runtime and must keep answering.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_custodia"))
+        .args([
+            "log",
+            "verify",
+            "--url",
+            log.server.audit_url(),
+            "--key",
+            &log.key.to_string(),
+            "--state",
+        ])
+        .arg(&log.state)
+        .arg("--ca-cert")
+        .arg(log.server.data_dir().join("tls/ca.pem"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("entries are missing"), "{stderr}");
+    assert!(
+        !log.state.exists(),
+        "nothing is remembered from a failed verification"
+    );
+}
