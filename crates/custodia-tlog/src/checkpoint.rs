@@ -34,17 +34,9 @@ impl Checkpoint {
         let size = lines
             .next()
             .ok_or(NoteError::Malformed("no tree size line"))?;
-        let size_ok = !size.is_empty()
-            && size.bytes().all(|b| b.is_ascii_digit())
-            && (size == "0" || !size.starts_with('0'));
-        if !size_ok {
-            return Err(NoteError::Malformed(
-                "the tree size must be decimal without leading zeros",
-            ));
-        }
-        let size = size
-            .parse()
-            .map_err(|_| NoteError::Malformed("the tree size is too large"))?;
+        let size = crate::witness::parse_decimal(size).ok_or(NoteError::Malformed(
+            "the tree size must be decimal without leading zeros, below 2^64",
+        ))?;
         let root = lines
             .next()
             .ok_or(NoteError::Malformed("no root hash line"))?;

@@ -8,11 +8,13 @@
 //! - `note` — C2SP signed notes with Ed25519 keys, and the key text formats.
 //! - `checkpoint` — C2SP checkpoint note text.
 //! - `tile` — C2SP tile coordinates and paths; subtree hashes from tile levels.
+//! - `witness` — the body of a C2SP tlog-witness `add-checkpoint` request.
 
 mod checkpoint;
 mod merkle;
 mod note;
 mod tile;
+mod witness;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::{
@@ -20,6 +22,8 @@ pub use merkle::{
     node_hash, root_hash, verify_consistency, verify_inclusion,
 };
 pub use note::{
-    MAX_NOTE_BYTES, MAX_SIGNATURES, NoteError, NoteSignature, NoteSigner, NoteVerifier, SignedNote,
+    KeyKind, MAX_NOTE_BYTES, MAX_SIGNATURES, NoteError, NoteSignature, NoteSigner, NoteVerifier,
+    SignedNote,
 };
 pub use tile::{TILE_HEIGHT, TILE_WIDTH, Tile, subtree_from_tile_levels, tile_root};
+pub use witness::{AddCheckpoint, MAX_PROOF_LINES};

@@ -1,6 +1,8 @@
-//! C2SP signed notes (c2sp.org/signed-note) with Ed25519 signatures, and the key text
-//! formats of the Go `note` package: a verifier key `<name>+<key id hex>+<base64(0x01 ||
-//! public key)>` and a signer key `PRIVATE+KEY+<name>+<key id hex>+<base64(0x01 || seed)>`.
+//! C2SP signed notes (c2sp.org/signed-note) with Ed25519 signatures and Ed25519
+//! cosignatures (c2sp.org/tlog-cosignature, `cosignature/v1`), and the key text formats of
+//! the Go `note` package: a verifier key `<name>+<key id hex>+<base64(type || public key)>`
+//! and a signer key `PRIVATE+KEY+<name>+<key id hex>+<base64(type || seed)>`, where the
+//! type byte is 0x01 for a note signer and 0x04 for a cosigner (a witness).
 
 use std::fmt;
 
@@ -10,8 +12,38 @@ use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-/// Signature type byte of Ed25519 note signatures.
-const ED25519: u8 = 0x01;
+/// What a key signs: plain Ed25519 note signatures, or timestamped cosignatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// Ed25519 over the note text (signature type 0x01); logs sign checkpoints with it.
+    Ed25519,
+    /// Ed25519 `cosignature/v1` over a timestamp and the note text (signature type 0x04);
+    /// witnesses cosign with it.
+    CosignatureV1,
+}
+
+impl KeyKind {
+    fn type_byte(self) -> u8 {
+        match self {
+            Self::Ed25519 => 0x01,
+            Self::CosignatureV1 => 0x04,
+        }
+    }
+
+    fn from_type_byte(b: u8) -> Option<Self> {
+        match b {
+            0x01 => Some(Self::Ed25519),
+            0x04 => Some(Self::CosignatureV1),
+            _ => None,
+        }
+    }
+}
+
+/// The message a `cosignature/v1` signs: a header line, a time line, then the note text.
+fn cosigned_message(text: &str, timestamp: u64) -> String {
+    format!("cosignature/v1\ntime {timestamp}\n{text}")
+}
 /// The most signatures a note may carry here (the spec requires accepting at least 16).
 pub const MAX_SIGNATURES: usize = 64;
 /// The largest note accepted, in bytes.
@@ -59,6 +91,7 @@ pub(crate) fn key_id(name: &str, sig_type: u8, public: &[u8]) -> u32 {
 pub struct NoteSigner {
     name: String,
     id: u32,
+    kind: KeyKind,
     key: SigningKey,
 }
 
@@ -67,30 +100,38 @@ impl fmt::Debug for NoteSigner {
         f.debug_struct("NoteSigner")
             .field("name", &self.name)
             .field("key_id", &format_args!("{:08x}", self.id))
+            .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
 }
 
 impl NoteSigner {
-    /// A fresh key named `name`.
+    /// A fresh note signing key named `name` (a log's key).
     pub fn generate(name: &str) -> Result<Self, NoteError> {
+        Self::generate_kind(name, KeyKind::Ed25519)
+    }
+
+    /// A fresh key of `kind` named `name`.
+    pub fn generate_kind(name: &str, kind: KeyKind) -> Result<Self, NoteError> {
         check_name(name)?;
         Ok(Self::from_key(
             name,
+            kind,
             SigningKey::generate(&mut rand_core::OsRng),
         ))
     }
 
-    fn from_key(name: &str, key: SigningKey) -> Self {
-        let id = key_id(name, ED25519, key.verifying_key().as_bytes());
+    fn from_key(name: &str, kind: KeyKind, key: SigningKey) -> Self {
+        let id = key_id(name, kind.type_byte(), key.verifying_key().as_bytes());
         Self {
             name: name.to_owned(),
             id,
+            kind,
             key,
         }
     }
 
-    /// Parses `PRIVATE+KEY+<name>+<id hex>+<base64(0x01 || 32-byte seed)>`.
+    /// Parses `PRIVATE+KEY+<name>+<id hex>+<base64(type || 32-byte seed)>`.
     pub fn from_text(text: &str) -> Result<Self, NoteError> {
         let rest = text
             .trim()
@@ -101,13 +142,15 @@ impl NoteSigner {
             B64.decode(material)
                 .map_err(|_| NoteError::BadKey("key material is not base64"))?,
         );
-        let seed: [u8; 32] = match bytes.split_first() {
-            Some((&ED25519, seed)) => seed
-                .try_into()
-                .map_err(|_| NoteError::BadKey("an Ed25519 seed is 32 bytes"))?,
-            _ => return Err(NoteError::BadKey("not an Ed25519 key")),
+        let (kind, seed) = match bytes.split_first() {
+            Some((&t, seed)) => (
+                KeyKind::from_type_byte(t).ok_or(NoteError::BadKey("not an Ed25519 key"))?,
+                <[u8; 32]>::try_from(seed)
+                    .map_err(|_| NoteError::BadKey("an Ed25519 seed is 32 bytes"))?,
+            ),
+            None => return Err(NoteError::BadKey("not an Ed25519 key")),
         };
-        let signer = Self::from_key(name, SigningKey::from_bytes(&seed));
+        let signer = Self::from_key(name, kind, SigningKey::from_bytes(&seed));
         if signer.id != id {
             return Err(NoteError::BadKey("the key id does not match the key"));
         }
@@ -116,7 +159,7 @@ impl NoteSigner {
 
     /// The signer key text (secret: store it with mode 0600).
     pub fn to_text(&self) -> Zeroizing<String> {
-        let mut material = Zeroizing::new(vec![ED25519]);
+        let mut material = Zeroizing::new(vec![self.kind.type_byte()]);
         material.extend_from_slice(self.key.as_bytes());
         Zeroizing::new(format!(
             "PRIVATE+KEY+{}+{:08x}+{}",
@@ -136,17 +179,46 @@ impl NoteSigner {
         NoteVerifier {
             name: self.name.clone(),
             id: self.id,
+            kind: self.kind,
             key: self.key.verifying_key(),
         }
     }
 
-    /// Signs a note text (which must be valid note text).
+    /// What the key signs.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// Signs a note text (which must be valid note text) with a note signing key.
     pub fn sign(&self, text: &str) -> Result<NoteSignature, NoteError> {
         check_text(text)?;
+        if self.kind != KeyKind::Ed25519 {
+            return Err(NoteError::BadKey("a cosigner key only makes cosignatures"));
+        }
         Ok(NoteSignature {
             name: self.name.clone(),
             key_id: self.id,
             signature: self.key.sign(text.as_bytes()).to_bytes().to_vec(),
+        })
+    }
+
+    /// Cosigns a note text at `timestamp` (POSIX seconds) with a cosigner key: the
+    /// signature is the timestamp (8 bytes, big-endian) then Ed25519 over
+    /// `cosignature/v1\ntime <timestamp>\n<text>`.
+    pub fn cosign(&self, text: &str, timestamp: u64) -> Result<NoteSignature, NoteError> {
+        check_text(text)?;
+        if self.kind != KeyKind::CosignatureV1 || timestamp > i64::MAX as u64 {
+            return Err(NoteError::BadKey(
+                "only a cosigner key cosigns, at a time below 2^63",
+            ));
+        }
+        let mut signature = timestamp.to_be_bytes().to_vec();
+        let message = cosigned_message(text, timestamp);
+        signature.extend_from_slice(&self.key.sign(message.as_bytes()).to_bytes());
+        Ok(NoteSignature {
+            name: self.name.clone(),
+            key_id: self.id,
+            signature,
         })
     }
 }
@@ -170,6 +242,7 @@ fn split_key(text: &str) -> Result<(&str, u32, &str), NoteError> {
 pub struct NoteVerifier {
     name: String,
     id: u32,
+    kind: KeyKind,
     key: VerifyingKey,
 }
 
@@ -180,37 +253,46 @@ impl fmt::Debug for NoteVerifier {
 }
 
 impl fmt::Display for NoteVerifier {
-    /// `<name>+<key id hex>+<base64(0x01 || public key)>`.
+    /// `<name>+<key id hex>+<base64(type || public key)>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut material = vec![ED25519];
+        let mut material = vec![self.kind.type_byte()];
         material.extend_from_slice(self.key.as_bytes());
         write!(f, "{}+{:08x}+{}", self.name, self.id, B64.encode(material))
     }
 }
 
 impl NoteVerifier {
-    /// Parses `<name>+<key id hex>+<base64(0x01 || 32-byte public key)>`.
+    /// Parses `<name>+<key id hex>+<base64(type || 32-byte public key)>`, type 0x01 (a
+    /// note signer) or 0x04 (a cosigner).
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let (name, id, material) = split_key(text.trim())?;
         let bytes = B64
             .decode(material)
             .map_err(|_| NoteError::BadKey("key material is not base64"))?;
-        let public: [u8; 32] = match bytes.split_first() {
-            Some((&ED25519, pk)) => pk
-                .try_into()
-                .map_err(|_| NoteError::BadKey("an Ed25519 public key is 32 bytes"))?,
-            _ => return Err(NoteError::BadKey("not an Ed25519 key")),
+        let (kind, public) = match bytes.split_first() {
+            Some((&t, pk)) => (
+                KeyKind::from_type_byte(t).ok_or(NoteError::BadKey("not an Ed25519 key"))?,
+                <[u8; 32]>::try_from(pk)
+                    .map_err(|_| NoteError::BadKey("an Ed25519 public key is 32 bytes"))?,
+            ),
+            None => return Err(NoteError::BadKey("not an Ed25519 key")),
         };
         let key = VerifyingKey::from_bytes(&public)
             .map_err(|_| NoteError::BadKey("not a valid Ed25519 public key"))?;
-        if key_id(name, ED25519, &public) != id {
+        if key_id(name, kind.type_byte(), &public) != id {
             return Err(NoteError::BadKey("the key id does not match the key"));
         }
         Ok(Self {
             name: name.to_owned(),
             id,
+            kind,
             key,
         })
+    }
+
+    /// What the key verifies.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
     }
 
     /// The key name.
@@ -223,12 +305,31 @@ impl NoteVerifier {
         self.id
     }
 
-    fn verifies(&self, text: &str, sig: &NoteSignature) -> bool {
-        let Ok(sig) = <[u8; 64]>::try_from(sig.signature.as_slice()) else {
+    /// Whether a signature line names this key (name and key id).
+    fn matches(&self, sig: &NoteSignature) -> bool {
+        sig.name == self.name && sig.key_id == self.id
+    }
+
+    /// Whether `sig` is this key's valid signature (or cosignature) of `text`.
+    pub fn verifies(&self, text: &str, sig: &NoteSignature) -> bool {
+        if !self.matches(sig) {
+            return false;
+        }
+        let (message, raw) = match self.kind {
+            KeyKind::Ed25519 => (text.to_owned(), sig.signature.as_slice()),
+            KeyKind::CosignatureV1 => match sig.cosigned_at() {
+                Some(t) if t <= i64::MAX as u64 => (cosigned_message(text, t), &sig.signature[8..]),
+                _ => return false,
+            },
+        };
+        let Ok(raw) = <[u8; 64]>::try_from(raw) else {
             return false;
         };
         self.key
-            .verify(text.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig))
+            .verify(
+                message.as_bytes(),
+                &ed25519_dalek::Signature::from_bytes(&raw),
+            )
             .is_ok()
     }
 }
@@ -242,6 +343,36 @@ pub struct NoteSignature {
     pub key_id: u32,
     /// Signature bytes after the key id.
     pub signature: Vec<u8>,
+}
+
+impl NoteSignature {
+    /// The timestamp of a `cosignature/v1` (its first 8 bytes), if it has the length of one.
+    pub fn cosigned_at(&self) -> Option<u64> {
+        (self.signature.len() == 72)
+            .then(|| u64::from_be_bytes(self.signature[..8].try_into().unwrap_or_default()))
+    }
+
+    /// Parses one signature line, without its newline: `— <name> <base64(id || sig)>`.
+    pub fn parse_line(line: &str) -> Result<Self, NoteError> {
+        let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed(
+            "a signature line starts with an em dash and a space",
+        ))?;
+        let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed(
+            "a signature line is '— name signature'",
+        ))?;
+        check_name(name).map_err(|_| NoteError::Malformed("bad key name in a signature line"))?;
+        let raw = B64
+            .decode(b64)
+            .map_err(|_| NoteError::Malformed("a signature is not base64"))?;
+        if raw.len() < 5 {
+            return Err(NoteError::Malformed("a signature is too short"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            key_id: u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]),
+            signature: raw[4..].to_vec(),
+        })
+    }
 }
 
 impl fmt::Display for NoteSignature {
@@ -302,26 +433,7 @@ impl SignedNote {
             if signatures.len() == MAX_SIGNATURES {
                 return Err(NoteError::Malformed("too many signatures"));
             }
-            let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed(
-                "a signature line starts with an em dash and a space",
-            ))?;
-            let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed(
-                "a signature line is '— name signature'",
-            ))?;
-            check_name(name)
-                .map_err(|_| NoteError::Malformed("bad key name in a signature line"))?;
-            let raw = B64
-                .decode(b64)
-                .map_err(|_| NoteError::Malformed("a signature is not base64"))?;
-            if raw.len() < 5 {
-                return Err(NoteError::Malformed("a signature is too short"));
-            }
-            let key_id = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
-            signatures.push(NoteSignature {
-                name: name.to_owned(),
-                key_id,
-                signature: raw[4..].to_vec(),
-            });
+            signatures.push(NoteSignature::parse_line(line)?);
         }
         Ok(Self {
             text: text.to_owned(),
@@ -338,10 +450,7 @@ impl SignedNote {
     ) -> Result<Vec<&'a NoteVerifier>, NoteError> {
         let mut signed = Vec::new();
         for sig in &self.signatures {
-            if let Some(v) = known
-                .iter()
-                .find(|v| v.name == sig.name && v.id == sig.key_id)
-            {
+            if let Some(v) = known.iter().find(|v| v.matches(sig)) {
                 if !v.verifies(&self.text, sig) {
                     return Err(NoteError::BadSignature(sig.name.clone()));
                 }
@@ -354,6 +463,18 @@ impl SignedNote {
             return Err(NoteError::NoKnownSignature);
         }
         Ok(signed)
+    }
+
+    /// The distinct keys among `known` with a valid signature on the note; invalid and
+    /// unknown signatures are ignored (how a client counts a witness quorum).
+    pub fn verified_by<'a>(&self, known: &'a [NoteVerifier]) -> Vec<&'a NoteVerifier> {
+        let mut signed: Vec<&NoteVerifier> = Vec::new();
+        for v in known {
+            if !signed.contains(&v) && self.signatures.iter().any(|s| v.verifies(&self.text, s)) {
+                signed.push(v);
+            }
+        }
+        signed
     }
 }
 

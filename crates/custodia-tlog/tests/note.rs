@@ -1,7 +1,7 @@
 //! Signed notes and checkpoints: the Go `note` package's published vector, and the
 //! C2SP rules for malformed notes and unknown or bad signatures.
 
-use custodia_tlog::{Checkpoint, NoteError, NoteSigner, NoteVerifier, SignedNote};
+use custodia_tlog::{Checkpoint, KeyKind, NoteError, NoteSigner, NoteVerifier, SignedNote};
 
 // golang.org/x/mod/sumdb/note: the package documentation's example.
 const SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
@@ -154,4 +154,58 @@ fn checkpoints_round_trip_and_follow_the_format() {
     ] {
         assert!(Checkpoint::parse(bad).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn cosignatures_are_timestamped_bound_to_the_text_and_typed() {
+    let w = NoteSigner::generate_kind("witness.example/w1", KeyKind::CosignatureV1).unwrap();
+    let text = "example.org/log\n3\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+    // The key texts carry type 0x04, and the key id is computed with it.
+    let vkey = w.verifier().to_string();
+    let parsed = NoteVerifier::parse(&vkey).unwrap();
+    assert_eq!(parsed.kind(), KeyKind::CosignatureV1);
+    assert_eq!(
+        NoteSigner::from_text(&w.to_text()).unwrap().verifier(),
+        parsed
+    );
+    let material = vkey.rsplit('+').next().unwrap();
+    use base64::Engine;
+    let material = base64::engine::general_purpose::STANDARD
+        .decode(material)
+        .unwrap();
+    assert_eq!(material[0], 0x04, "the cosigner type byte: {vkey}");
+
+    let sig = w.cosign(text, 1_679_315_147).unwrap();
+    assert_eq!(sig.cosigned_at(), Some(1_679_315_147));
+    assert_eq!(sig.signature.len(), 8 + 64);
+    let note = SignedNote {
+        text: text.into(),
+        signatures: vec![sig.clone()],
+    };
+    let round = SignedNote::parse(note.to_string().as_bytes()).unwrap();
+    assert_eq!(round.verified_by(std::slice::from_ref(&parsed)).len(), 1);
+
+    // Another timestamp, another text, or the same key read as a plain signer: refused.
+    let mut moved = sig.clone();
+    moved.signature[7] ^= 1;
+    for (t, s) in [(text, moved), (&text.replace('3', "4")[..], sig.clone())] {
+        let n = SignedNote {
+            text: t.into(),
+            signatures: vec![s],
+        };
+        assert!(n.verified_by(std::slice::from_ref(&parsed)).is_empty());
+    }
+    assert!(
+        w.sign(text).is_err(),
+        "a cosigner key makes no plain signatures"
+    );
+    let log = NoteSigner::generate("example.org/log").unwrap();
+    assert!(
+        log.cosign(text, 1).is_err(),
+        "a log key makes no cosignatures"
+    );
+    assert!(
+        w.cosign(text, u64::MAX).is_err(),
+        "timestamps stay below 2^63"
+    );
 }
