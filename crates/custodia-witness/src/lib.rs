@@ -155,12 +155,11 @@ impl Witness {
             return Err(WitnessError::Conflict(known_size));
         }
         match &known {
-            Some(l) if l.size == cp.size => {
-                if l.root != cp.root {
-                    tracing::warn!(origin = %cp.origin, size = cp.size, "a second root for a cosigned size: the log forked");
-                    return Err(WitnessError::Conflict(l.size));
-                }
+            Some(l) if l.size == cp.size && l.root != cp.root => {
+                tracing::warn!(origin = %cp.origin, size = cp.size, "a second root for a cosigned size: the log forked");
+                return Err(WitnessError::Conflict(l.size));
             }
+            Some(l) if l.size == cp.size => {}
             Some(l) => verify_consistency(l.size, cp.size, &l.root, &cp.root, &req.proof)
                 .map_err(|e| {
                     tracing::warn!(origin = %cp.origin, old = l.size, new = cp.size, "inconsistent checkpoint refused");
