@@ -45,7 +45,19 @@ pub fn audit_router(state: AuditState) -> Router {
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 async fn checkpoint(State(s): State<AuditState>) -> Result<Response, ApiError> {
-    let note = s.log.checkpoint().await.map_err(internal)?;
+    let note = match s.log.checkpoint().await {
+        Ok(note) => note,
+        // A newer checkpoint could not be signed or cosigned: serve the last one kept.
+        Err(e) => {
+            tracing::warn!(error = %e, "serving the last kept checkpoint");
+            s.store
+                .last_checkpoint()
+                .await
+                .map_err(internal)?
+                .map(|(_, note)| note)
+                .ok_or_else(|| internal(e))?
+        }
+    };
     let mut res = note.into_response();
     let h = res.headers_mut();
     h.insert(
@@ -109,5 +121,5 @@ fn signed_size(note: &str) -> Result<u64, ApiError> {
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::from(custodia_service::ServiceError::Internal(e.to_string()))
+    ApiError::internal(&e)
 }

@@ -6,6 +6,7 @@
 //! - `routes` — the HTTPS endpoints and the authentication extractor.
 //! - `ws` — the WebSocket session (reader and writer joined by `select!`).
 //! - `audit` — the read-only auditor listener (C2SP tlog-tiles).
+//! - `witness` — the witness listener (C2SP tlog-witness).
 //! - `convert` — domain values to wire types.
 //! - `tls` — the TLS 1.3-only listener.
 //! - `metrics` — Prometheus metrics.
@@ -16,6 +17,7 @@ mod metrics;
 mod problem;
 mod routes;
 mod tls;
+mod witness;
 mod ws;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ pub use audit::{AuditState, audit_router};
 pub use metrics::Metrics;
 pub use problem::ApiError;
 pub use tls::{PeerAddr, TlsListener, tls13_server_config};
+pub use witness::witness_router;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -51,6 +54,17 @@ pub async fn serve_audit(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     axum::serve(listener, audit_router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Serves a witness on `listener` until `shutdown` is cancelled.
+pub async fn serve_witness(
+    listener: TlsListener,
+    witness: Arc<custodia_witness::Witness>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, witness_router(witness))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -45,10 +45,10 @@ impl ApiError {
         self.status
     }
 
-    fn internal(cause: &str) -> Self {
+    /// A 500 whose cause is logged once, here; the client sees only a request id.
+    pub(crate) fn internal(cause: &dyn std::fmt::Display) -> Self {
         let id = Uuid::new_v4();
-        // The cause is logged once, here; the client sees only the request id.
-        tracing::error!(request = %id, cause, "internal error");
+        tracing::error!(request = %id, %cause, "internal error");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             detail: "internal error".into(),
@@ -92,7 +92,7 @@ impl From<ServiceError> for ApiError {
                 )
             }
             ServiceError::Internal(cause) => Self::internal(&cause),
-            _ => Self::internal("unmapped service error"),
+            _ => Self::internal(&"unmapped service error"),
         }
     }
 }

@@ -5,12 +5,21 @@
 //! proven consistent with the last checkpoint the log signed; if that proof fails (the
 //! stored log was altered), signing stops and appends fail, closed.
 //!
-//! Layout: this file — [`AuditLog`], [`Receipt`], [`AuditError`].
+//! With witnesses configured, each new checkpoint is submitted to every witness
+//! (c2sp.org/tlog-witness) and kept only with at least the quorum of cosignatures; short of
+//! the quorum, no checkpoint is kept and appends fail, closed, so nothing is released on a
+//! checkpoint that independent witnesses have not seen.
+//!
+//! Layout: this file — [`AuditLog`], [`Receipt`], [`AuditError`], and the [`Cosigner`]
+//! seam through which witnesses are asked.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use custodia_store::{LogStore, StoreError};
-use custodia_tlog::{Checkpoint, Hash, NoteSigner, SignedNote, leaf_hash, verify_consistency};
+use custodia_tlog::{
+    Checkpoint, Hash, NoteSignature, NoteSigner, SignedNote, leaf_hash, verify_consistency,
+};
 use tokio::sync::Mutex;
 
 /// The largest entry (entry bundles length-prefix entries with 16 bits).
@@ -26,9 +35,39 @@ pub enum AuditError {
     /// The stored log is not consistent with the last signed checkpoint.
     #[error("refusing to sign: {0}")]
     Inconsistent(String),
+    /// Fewer witnesses than the quorum cosigned the new checkpoint.
+    #[error("witness quorum not reached: {0}")]
+    Witnesses(String),
     /// The log's storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a witness did not cosign.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CosignError {
+    /// The witness last cosigned this size, not the old size the log sent.
+    #[error("the witness last cosigned size {0}")]
+    Conflict(u64),
+    /// Any other failure: unreachable, refused, or an answer that does not verify.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A witness the log asks to cosign its checkpoints.
+#[async_trait]
+pub trait Cosigner: Send + Sync {
+    /// The witness's name, for messages.
+    fn name(&self) -> &str;
+    /// Submits `checkpoint` (a signed note) with the consistency proof from `old`, and
+    /// returns the witness's cosignature, verified under the witness's key.
+    async fn add_checkpoint(
+        &self,
+        old: u64,
+        proof: Vec<Hash>,
+        checkpoint: &str,
+    ) -> Result<NoteSignature, CosignError>;
 }
 
 /// Proof that an entry is in the log.
@@ -49,6 +88,8 @@ pub struct AuditLog {
     store: Arc<dyn LogStore>,
     signer: NoteSigner,
     origin: String,
+    witnesses: Vec<Arc<dyn Cosigner>>,
+    quorum: usize,
     // Tokio Mutex: held across the store calls of one checkpoint signing, so signings
     // happen one at a time and appenders waiting on it share the next checkpoint.
     signing: Mutex<()>,
@@ -61,8 +102,18 @@ impl AuditLog {
             store,
             signer,
             origin: origin.into(),
+            witnesses: Vec::new(),
+            quorum: 0,
             signing: Mutex::new(()),
         }
+    }
+
+    /// The same log, keeping checkpoints only when at least `quorum` of `witnesses`
+    /// cosigned them (`quorum` is capped at the number of witnesses).
+    pub fn with_witnesses(mut self, witnesses: Vec<Arc<dyn Cosigner>>, quorum: usize) -> Self {
+        self.quorum = quorum.min(witnesses.len());
+        self.witnesses = witnesses;
+        self
     }
 
     /// The verifier key of the log, for auditors.
@@ -119,16 +170,83 @@ impl AuditLog {
             .signer
             .sign(&text)
             .map_err(|e| AuditError::Inconsistent(format!("cannot sign checkpoint text: {e}")))?;
-        let note = SignedNote {
+        let mut note = SignedNote {
             text,
             signatures: vec![signature],
-        }
-        .to_string();
+        };
+        let old = last.as_ref().map_or(0, |(s, _)| *s);
+        let cosignatures = self.cosign(&note.to_string(), old, new).await?;
+        note.signatures.extend(cosignatures);
+        let note = note.to_string();
         self.store
             .save_checkpoint(last.as_ref().map(|(s, _)| *s), new, note.clone())
             .await?;
         tracing::debug!(size = new, "signed checkpoint");
         Ok((new, note))
+    }
+
+    /// Asks every witness to cosign `note` (of size `new`; the last kept checkpoint had
+    /// `old`) and returns the cosignatures, or fails if fewer than the quorum cosigned.
+    async fn cosign(
+        &self,
+        note: &str,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<NoteSignature>, AuditError> {
+        if self.witnesses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let asks = self
+            .witnesses
+            .iter()
+            .map(|w| self.ask(w.as_ref(), note, old, new));
+        let answers = futures_util::future::join_all(asks).await;
+        let mut cosignatures = Vec::new();
+        let mut failures = Vec::new();
+        for (w, answer) in self.witnesses.iter().zip(answers) {
+            match answer {
+                Ok(sig) => cosignatures.push(sig),
+                Err(e) => {
+                    tracing::warn!(witness = w.name(), size = new, error = %e, "witness did not cosign");
+                    failures.push(format!("{}: {e}", w.name()));
+                }
+            }
+        }
+        if cosignatures.len() < self.quorum {
+            return Err(AuditError::Witnesses(format!(
+                "{} of {} witnesses cosigned size {new}, the quorum is {} ({})",
+                cosignatures.len(),
+                self.witnesses.len(),
+                self.quorum,
+                failures.join("; ")
+            )));
+        }
+        Ok(cosignatures)
+    }
+
+    /// One witness: from the size this log last kept, or, if the witness answers that it
+    /// cosigned another size (a checkpoint this log signed but did not keep), from that.
+    async fn ask(
+        &self,
+        witness: &dyn Cosigner,
+        note: &str,
+        old: u64,
+        new: u64,
+    ) -> Result<NoteSignature, CosignError> {
+        let proof = |from| async move {
+            self.store
+                .log_consistency_proof(from, new)
+                .await
+                .map_err(|e| CosignError::Failed(format!("consistency proof: {e}")))
+        };
+        match witness.add_checkpoint(old, proof(old).await?, note).await {
+            Err(CosignError::Conflict(theirs)) if theirs != old && theirs <= new => {
+                witness
+                    .add_checkpoint(theirs, proof(theirs).await?, note)
+                    .await
+            }
+            answer => answer,
+        }
     }
 
     /// Proves the tree of `new` entries with `root` extends the last signed checkpoint.

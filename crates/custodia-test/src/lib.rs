@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use custodia::config::RawWitness;
+use custodia::witness::{RunningWitness, WitnessOptions, start_witness};
 use custodia::{RawConfig, Running};
 use custodia_sdk::Client;
+use custodia_tlog::NoteVerifier;
 use tempfile::TempDir;
 
 /// A password every test user has.
@@ -22,6 +25,7 @@ pub const ADULT_DOB: &str = "1990-05-17";
 /// A server running in this process on a fresh data directory.
 pub struct TestServer {
     dir: TempDir,
+    config: RawConfig,
     running: Option<Running>,
     url: String,
     ca: Vec<u8>,
@@ -30,12 +34,18 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on `127.0.0.1:0` with a new temporary data directory.
     pub async fn start() -> Self {
+        Self::start_with(RawConfig::default()).await
+    }
+
+    /// Starts a server with `config` (its data directory and listeners are the test's).
+    pub async fn start_with(config: RawConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let running = boot(dir.path(), "127.0.0.1:0").await;
+        let running = boot(dir.path(), "127.0.0.1:0", &config).await;
         let url = running.url.clone();
         let ca = std::fs::read(&running.ca_cert).expect("CA certificate");
         Self {
             dir,
+            config,
             running: Some(running),
             url,
             ca,
@@ -46,14 +56,21 @@ impl TestServer {
     pub async fn restart(&mut self) {
         let addr = self.running.as_ref().map(|r| r.addr).expect("running");
         self.stop().await;
-        let running = boot(self.dir.path(), &addr.to_string()).await;
+        let running = boot(self.dir.path(), &addr.to_string(), &self.config).await;
         self.url = running.url.clone();
         self.running = Some(running);
     }
 
+    /// Starts a stopped server again on its data directory (on a fresh port), with
+    /// `config` from now on.
+    pub async fn restart_fresh_with(&mut self, config: RawConfig) {
+        self.config = config;
+        self.restart_fresh().await;
+    }
+
     /// Starts a stopped server again on its data directory (on a fresh port).
     pub async fn restart_fresh(&mut self) {
-        let running = boot(self.dir.path(), "127.0.0.1:0").await;
+        let running = boot(self.dir.path(), "127.0.0.1:0", &self.config).await;
         self.url = running.url.clone();
         self.running = Some(running);
     }
@@ -63,6 +80,11 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.shutdown().await.expect("clean shutdown");
         }
+    }
+
+    /// The audit log's verifier key.
+    pub fn log_key(&self) -> NoteVerifier {
+        self.audit().verifier()
     }
 
     /// The base URL.
@@ -110,7 +132,7 @@ impl TestServer {
     }
 }
 
-async fn boot(dir: &Path, listen: &str) -> Running {
+async fn boot(dir: &Path, listen: &str, config: &RawConfig) -> Running {
     // Retry briefly: after a restart the port may still be held for a moment.
     let mut last = None;
     for _ in 0..50 {
@@ -118,7 +140,7 @@ async fn boot(dir: &Path, listen: &str) -> Running {
             data_dir: Some(dir.to_owned()),
             listen: Some(listen.to_owned()),
             audit_listen: Some("127.0.0.1:0".to_owned()),
-            ..RawConfig::default()
+            ..config.clone()
         };
         match custodia::start(raw.validate().expect("test config")).await {
             Ok(r) => return r,
@@ -127,6 +149,82 @@ async fn boot(dir: &Path, listen: &str) -> Running {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("server did not start: {last:?}");
+}
+
+/// A witness (`custodia witness`) running in this process on a fresh data directory.
+pub struct TestWitness {
+    dir: TempDir,
+    logs: Vec<NoteVerifier>,
+    key: NoteVerifier,
+    running: Option<RunningWitness>,
+    addr: String,
+}
+
+impl TestWitness {
+    /// Starts a witness of the logs with verifier keys `logs`, on `127.0.0.1:0`.
+    pub async fn start(name: &str, logs: Vec<NoteVerifier>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let running = boot_witness(dir.path(), name, "127.0.0.1:0", &logs).await;
+        let addr = running.url.trim_start_matches("https://").to_owned();
+        Self {
+            dir,
+            logs,
+            key: running.key.clone(),
+            running: Some(running),
+            addr,
+        }
+    }
+
+    /// Its verifier key.
+    pub fn key(&self) -> NoteVerifier {
+        self.key.clone()
+    }
+
+    /// How a server is configured to use it.
+    pub fn config(&self) -> RawWitness {
+        RawWitness {
+            url: format!("https://{}", self.addr),
+            key: self.key().to_string(),
+            ca_cert: self.dir.path().join("tls/ca.pem"),
+        }
+    }
+
+    /// Stops it (requests fail until it is started again).
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean witness shutdown");
+        }
+    }
+
+    /// Starts it again on its data directory and address.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let running = boot_witness(self.dir.path(), self.key.name(), &self.addr, &self.logs).await;
+        self.running = Some(running);
+    }
+}
+
+async fn boot_witness(
+    dir: &Path,
+    name: &str,
+    listen: &str,
+    logs: &[NoteVerifier],
+) -> RunningWitness {
+    let mut last = None;
+    for _ in 0..50 {
+        let opts = WitnessOptions {
+            data_dir: dir.to_owned(),
+            listen: listen.parse().expect("address"),
+            name: name.to_owned(),
+            logs: logs.to_vec(),
+        };
+        match start_witness(opts).await {
+            Ok(r) => return r,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("witness did not start: {last:?}");
 }
 
 /// The real `custodia` binary running as a child process.

@@ -60,6 +60,37 @@ pub struct RawConfig {
     /// Log format: `text` (default) or `json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// Witnesses that cosign the audit log's checkpoints (`custodia witness`), each a table
+    /// with `url` (https), `key` (its verifier key, as `custodia witness` prints it) and
+    /// `ca_cert` (the CA certificate its listener uses). Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<Vec<RawWitness>>,
+    /// How many witnesses must cosign a checkpoint before the log keeps it and answers an
+    /// append. Default: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness_quorum: Option<usize>,
+}
+
+/// One witness, as configured.
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct RawWitness {
+    /// Its submission URL prefix, e.g. `https://witness.example:8445`.
+    pub url: String,
+    /// Its verifier key (`<name>+<key id>+<base64 key>`, type 0x04).
+    pub key: String,
+    /// The CA certificate (PEM file) its TLS listener chains to.
+    pub ca_cert: PathBuf,
+}
+
+/// One witness, validated.
+#[derive(Debug, Clone)]
+pub struct WitnessConfig {
+    /// Submission URL prefix.
+    pub url: String,
+    /// Its cosigner verifier key.
+    pub key: custodia_tlog::NoteVerifier,
+    /// The CA certificate of its listener.
+    pub ca_cert: PathBuf,
 }
 
 impl RawConfig {
@@ -140,6 +171,37 @@ impl RawConfig {
             50,
             "login_attempts_per_address",
         )?;
+        let witnesses = self
+            .witnesses
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| {
+                let key = custodia_tlog::NoteVerifier::parse(&w.key)
+                    .ok()
+                    .filter(|k| k.kind() == custodia_tlog::KeyKind::CosignatureV1)
+                    .with_context(|| {
+                        format!(
+                            "witness {}: key must be a witness verifier key as `custodia witness` prints it",
+                            w.url
+                        )
+                    })?;
+                if !w.url.starts_with("https://") {
+                    bail!("witness url must be an https:// URL, not {:?}", w.url);
+                }
+                Ok(WitnessConfig {
+                    url: w.url,
+                    key,
+                    ca_cert: w.ca_cert,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let witness_quorum = self.witness_quorum.unwrap_or(witnesses.len());
+        if witness_quorum > witnesses.len() {
+            bail!(
+                "witness_quorum is {witness_quorum} but only {} witnesses are configured",
+                witnesses.len()
+            );
+        }
         if matches!(&self.keyring_passphrase, Some(p) if p.is_empty()) {
             bail!("keyring_passphrase is set but empty; unset it or give a passphrase");
         }
@@ -160,13 +222,17 @@ impl RawConfig {
                 login_per_address,
             },
             json_logs,
+            witnesses,
+            witness_quorum,
         })
     }
 }
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
+    "witnesses",
+    "witness_quorum",
     "audit_listen",
     "log_origin",
     "login_attempts_per_account",
@@ -200,6 +266,10 @@ pub struct Config {
     pub service: ServiceConfig,
     /// JSON logs.
     pub json_logs: bool,
+    /// Witnesses of the audit log.
+    pub witnesses: Vec<WitnessConfig>,
+    /// Cosignatures needed to keep a checkpoint.
+    pub witness_quorum: usize,
 }
 
 impl fmt::Debug for Config {
@@ -216,6 +286,8 @@ impl fmt::Debug for Config {
             .field("dek_cache", &self.dek_cache)
             .field("service", &self.service)
             .field("json_logs", &self.json_logs)
+            .field("witnesses", &self.witnesses)
+            .field("witness_quorum", &self.witness_quorum)
             .finish()
     }
 }

@@ -5,6 +5,8 @@
 //!   custodia.db         SQLite database (+ -wal, -shm)
 //!   keyring             KEKs, mode 0600
 //!   log.key             the audit log's signing key (signed-note text), mode 0600
+//!   witness.key         `custodia witness` only: its cosigner key, mode 0600
+//!   witness-state/      `custodia witness` only: the last checkpoint cosigned per log
 //!   deployment-id       this deployment's id (bound into every seal)
 //!   tls/ca.pem          the self-signed CA clients trust (--ca-cert)
 //!   tls/ca.key          its key, mode 0600
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use custodia_core::DeploymentId;
+use custodia_tlog::{KeyKind, NoteSigner};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 /// Paths inside one data directory.
@@ -52,15 +55,25 @@ impl DataDir {
     }
 
     /// The audit log's signing key, created on first start with the origin as its name.
-    pub(crate) fn log_signer(&self, origin: &str) -> anyhow::Result<custodia_tlog::NoteSigner> {
-        let path = self.root.join("log.key");
+    pub(crate) fn log_signer(&self, origin: &str) -> anyhow::Result<NoteSigner> {
+        self.note_signer("log.key", origin, KeyKind::Ed25519)
+    }
+
+    /// A witness's cosigner key, created on first start with `name`.
+    pub(crate) fn witness_signer(&self, name: &str) -> anyhow::Result<NoteSigner> {
+        self.note_signer("witness.key", name, KeyKind::CosignatureV1)
+    }
+
+    /// The signing key in `file`, created on first start; its name and kind never change.
+    fn note_signer(&self, file: &str, name: &str, kind: KeyKind) -> anyhow::Result<NoteSigner> {
+        let path = self.root.join(file);
         match fs::read_to_string(&path) {
             Ok(text) => {
-                let signer = custodia_tlog::NoteSigner::from_text(&zeroize::Zeroizing::new(text))
+                let signer = NoteSigner::from_text(&zeroize::Zeroizing::new(text))
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                if signer.name() != origin {
+                if signer.name() != name || signer.kind() != kind {
                     anyhow::bail!(
-                        "{} is the key of log {:?}, but log_origin is {origin:?}; the origin of a log cannot change",
+                        "{} is the key {:?}, but the configured name is {name:?}; a key's name cannot change",
                         path.display(),
                         signer.name()
                     );
@@ -68,8 +81,8 @@ impl DataDir {
                 Ok(signer)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let signer = custodia_tlog::NoteSigner::generate(origin)
-                    .map_err(|e| anyhow::anyhow!("log key: {e}"))?;
+                let signer = NoteSigner::generate_kind(name, kind)
+                    .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
                 write_new(&path, signer.to_text().as_bytes(), 0o600)?;
                 Ok(signer)
             }

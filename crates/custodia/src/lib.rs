@@ -8,6 +8,7 @@
 //! - `chat` — the command-line client.
 //! - `bench` — the load generator.
 //! - `logcmd` — `custodia log`: keys and the auditor's verifier.
+//! - `witness` — `custodia witness`, and the client a log uses to reach witnesses.
 
 pub mod bench;
 pub mod chat;
@@ -15,6 +16,7 @@ pub mod config;
 mod datadir;
 pub mod logcmd;
 mod server;
+pub mod witness;
 
 pub use config::{Config, RawConfig};
 pub use server::{Running, start};

@@ -24,6 +24,9 @@ pub enum LogCommand {
         /// Where to write the private key (mode 0600; never overwritten).
         #[arg(long)]
         out: PathBuf,
+        /// Make a witness's cosigner key (C2SP cosignature/v1) instead of a log key.
+        #[arg(long)]
+        witness: bool,
     },
     /// Print the verifier key of a server's audit log.
     PublicKey {
@@ -45,14 +48,85 @@ pub enum LogCommand {
         /// The CA certificate of the auditor listener.
         #[arg(long, env = "CUSTODIA_CA_CERT")]
         ca_cert: PathBuf,
+        /// The witnesses whose cosignatures are required.
+        #[command(flatten)]
+        witnesses: WitnessArgs,
     },
+}
+
+/// The witnesses an auditor trusts, and how many must have cosigned.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct WitnessArgs {
+    /// A witness's verifier key (as `custodia witness` prints it). Repeatable.
+    #[arg(long = "witness")]
+    pub witnesses: Vec<String>,
+    /// How many of the given witnesses must have cosigned the checkpoint. Default: all.
+    #[arg(long)]
+    pub quorum: Option<usize>,
+}
+
+/// Checked witness keys and quorum.
+#[derive(Debug, Clone, Default)]
+pub struct WitnessPolicy {
+    keys: Vec<NoteVerifier>,
+    quorum: usize,
+}
+
+impl WitnessPolicy {
+    /// Parses the keys; the quorum defaults to all of them.
+    pub fn new(args: &WitnessArgs) -> anyhow::Result<Self> {
+        let keys = args
+            .witnesses
+            .iter()
+            .map(|k| {
+                NoteVerifier::parse(k)
+                    .ok()
+                    .filter(|v| v.kind() == custodia_tlog::KeyKind::CosignatureV1)
+                    .with_context(|| format!("--witness {k:?} is not a witness verifier key"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let quorum = args.quorum.unwrap_or(keys.len());
+        if quorum > keys.len() {
+            bail!(
+                "--quorum {quorum} is more than the {} --witness keys given",
+                keys.len()
+            );
+        }
+        Ok(Self { keys, quorum })
+    }
+
+    /// Checks that enough of the witnesses cosigned `note`.
+    fn check(&self, note: &SignedNote) -> anyhow::Result<()> {
+        let cosigned = note.verified_by(&self.keys);
+        if cosigned.len() < self.quorum {
+            let missing: Vec<&str> = self
+                .keys
+                .iter()
+                .filter(|k| !cosigned.contains(k))
+                .map(NoteVerifier::name)
+                .collect();
+            bail!(
+                "the checkpoint is cosigned by {} of the witnesses, fewer than the quorum of {}; no valid cosignature from {}",
+                cosigned.len(),
+                self.quorum,
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Runs one log command.
 pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
     match cmd {
-        LogCommand::Keygen { name, out } => {
-            let signer = NoteSigner::generate(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
+        LogCommand::Keygen { name, out, witness } => {
+            let kind = if witness {
+                custodia_tlog::KeyKind::CosignatureV1
+            } else {
+                custodia_tlog::KeyKind::Ed25519
+            };
+            let signer =
+                NoteSigner::generate_kind(&name, kind).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -77,12 +151,14 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
             key,
             state,
             ca_cert,
+            witnesses,
         } => {
             let ca = fs::read(&ca_cert)
                 .with_context(|| format!("reading the CA certificate {}", ca_cert.display()))?;
             let key = NoteVerifier::parse(&key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let witnesses = WitnessPolicy::new(&witnesses)?;
             let client = Client::new(&url, &ca)?;
-            let verified = verify(&client, &key, &state).await?;
+            let verified = verify(&client, &key, &witnesses, &state).await?;
             println!(
                 "verified: {} entries, root {}",
                 verified.size,
@@ -97,10 +173,12 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
 pub async fn verify(
     client: &Client,
     key: &NoteVerifier,
+    witnesses: &WitnessPolicy,
     state: &Path,
 ) -> anyhow::Result<Checkpoint> {
     let text = fetch(client, "/checkpoint").await?;
     let (cp, note) = open_checkpoint(&text, key).context("the served checkpoint")?;
+    witnesses.check(&note).context("the served checkpoint")?;
     let remembered = match fs::read(state) {
         Ok(bytes) => Some(
             open_checkpoint(&bytes, key)

@@ -43,6 +43,21 @@ enum Command {
     /// Transparency log tools: keys and the auditor's verifier.
     #[command(subcommand)]
     Log(custodia::logcmd::LogCommand),
+    /// Run a witness that cosigns logs' checkpoints (C2SP tlog-witness).
+    Witness {
+        /// Data directory (witness key, certificates, state).
+        #[arg(long, default_value = "custodia-witness")]
+        data_dir: PathBuf,
+        /// Listener address.
+        #[arg(long, default_value = "127.0.0.1:8445")]
+        listen: std::net::SocketAddr,
+        /// The witness's name (fixed once its key exists).
+        #[arg(long, default_value = "localhost/custodia/witness")]
+        name: String,
+        /// A log to witness: its verifier key (`custodia log public-key`). Repeatable.
+        #[arg(long = "log", required = true)]
+        logs: Vec<String>,
+    },
     /// The command-line chat client.
     Chat {
         #[command(flatten)]
@@ -73,23 +88,85 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Chat { server, command } => chat::run(server, command).await,
         Command::Log(command) => custodia::logcmd::run(command).await,
+        Command::Witness {
+            data_dir,
+            listen,
+            name,
+            logs,
+        } => {
+            let logs = logs
+                .iter()
+                .map(|k| {
+                    custodia_tlog::NoteVerifier::parse(k)
+                        .map_err(|e| anyhow::anyhow!("--log {k:?}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            witness(custodia::witness::WitnessOptions {
+                data_dir,
+                listen,
+                name,
+                logs,
+            })
+            .await
+        }
         Command::Bench { server, args } => {
             custodia::bench::run(chat::client_for(&server)?, args).await
         }
     }
 }
 
-async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()> {
-    let config = RawConfig::load(file.as_deref(), flags)?.validate()?;
+async fn witness(opts: custodia::witness::WitnessOptions) -> anyhow::Result<()> {
+    init_logs(false);
+    let running = custodia::witness::start_witness(opts).await?;
+    println!("custodia witness is listening on {}", running.url);
+    println!("  witness key: {}", running.key);
+    println!(
+        "  CA certificate: {}",
+        std::fs::canonicalize(&running.ca_cert)
+            .unwrap_or_else(|_| running.ca_cert.clone())
+            .display()
+    );
+    until_signal(running.shutdown_token()).await;
+    running.shutdown().await
+}
+
+fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if config.json_logs {
+    if json {
         logs.json().init()
     } else {
         logs.init()
     }
+}
+
+/// Cancels `stop` on Ctrl-C or SIGTERM, then returns once it is cancelled.
+async fn until_signal(stop: tokio_util::sync::CancellationToken) {
+    let token = stop.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => drop(t.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    stop.cancelled().await;
+}
+
+async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()> {
+    let config = RawConfig::load(file.as_deref(), flags)?.validate()?;
+    init_logs(config.json_logs);
 
     let running = start(config).await?;
     let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
@@ -108,23 +185,6 @@ async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()> {
         println!("  first start: created a new keyring, deployment id and certificates");
     }
 
-    let stop = running.shutdown_token();
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => drop(t.recv().await),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
-        }
-        tracing::info!("shutting down");
-        stop.cancel();
-    });
-    running.shutdown_token().cancelled().await;
+    until_signal(running.shutdown_token()).await;
     running.shutdown().await.context("shutting down")
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::datadir::DataDir;
+use crate::witness::HttpCosigner;
 
 /// A started server.
 pub struct Running {
@@ -78,11 +79,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("opening the database")?;
     let storage = Storage::from_backend(sqlite);
-    let audit = Arc::new(custodia_audit::AuditLog::new(
-        storage.log.clone(),
-        dir.log_signer(&config.log_origin)?,
-        config.log_origin.clone(),
-    ));
+    let witnesses = config
+        .witnesses
+        .iter()
+        .map(|w| Ok(Arc::new(HttpCosigner::new(w)?) as Arc<dyn custodia_audit::Cosigner>))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let audit = Arc::new(
+        custodia_audit::AuditLog::new(
+            storage.log.clone(),
+            dir.log_signer(&config.log_origin)?,
+            config.log_origin.clone(),
+        )
+        .with_witnesses(witnesses, config.witness_quorum),
+    );
     let clock = Arc::new(SystemClock);
     let keys = Arc::new(KeyService::new(
         deployment,

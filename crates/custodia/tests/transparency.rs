@@ -55,7 +55,7 @@ impl Log {
     }
 
     async fn verify(&self) -> anyhow::Result<custodia_tlog::Checkpoint> {
-        verify(&self.client(), &self.key, &self.state).await
+        verify(&self.client(), &self.key, &Default::default(), &self.state).await
     }
 
     async fn refused(&self) -> String {

@@ -1,0 +1,63 @@
+//! The witness listener (c2sp.org/tlog-witness): `POST /add-checkpoint`.
+//!
+//! Answers: 200 with the cosignature line; 400 for a malformed request or an old size
+//! above the checkpoint's; 403 when the log's signature does not verify; 404 for a log
+//! this witness does not witness; 409 with the cosigned size (`text/x.tlog.size`) when the
+//! old size is not the one it cosigned; 422 when the consistency proof does not verify.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use custodia_witness::{Witness, WitnessError};
+
+use crate::ApiError;
+
+/// The witness router.
+pub fn witness_router(witness: Arc<Witness>) -> Router {
+    Router::new()
+        .route("/add-checkpoint", post(add_checkpoint))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such resource; a witness serves POST /add-checkpoint (c2sp.org/tlog-witness)",
+            )
+        })
+        .with_state(witness)
+}
+
+async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response {
+    match w.add_checkpoint(&body).await {
+        Ok(sig) => text(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!("{sig}\n"),
+        ),
+        Err(WitnessError::Conflict(size)) => text(
+            StatusCode::CONFLICT,
+            "text/x.tlog.size",
+            format!("{size}\n"),
+        ),
+        Err(e) => {
+            let status = match &e {
+                WitnessError::Malformed(_) => StatusCode::BAD_REQUEST,
+                WitnessError::NotSigned => StatusCode::FORBIDDEN,
+                WitnessError::UnknownLog(_) => StatusCode::NOT_FOUND,
+                WitnessError::BadProof(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => return ApiError::internal(&e).into_response(),
+            };
+            ApiError::new(status, e.to_string()).into_response()
+        }
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
