@@ -10,13 +10,22 @@
 //! the quorum, no checkpoint is kept and appends fail, closed, so nothing is released on a
 //! checkpoint that independent witnesses have not seen.
 //!
-//! Layout: this file — [`AuditLog`], [`Receipt`], [`AuditError`], and the [`Cosigner`]
-//! seam through which witnesses are asked.
+//! Layout:
+//! - `entry` — [`AuditEvent`] and its canonical encodings: the public entry (subjects as
+//!   keyed pseudonyms) and the full record kept beside it.
+//! - this file — [`AuditLog`], [`Receipt`], [`AuditError`], and the [`Cosigner`] seam
+//!   through which witnesses are asked.
+
+mod entry;
+
+pub use entry::{
+    Actor, AuditEvent, EntryError, EntryView, EventKind, Pseudonym, PseudonymKey, Subject,
+};
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use custodia_store::{LogStore, StoreError};
+use custodia_store::{LogAppend, LogStore, StoreError};
 use custodia_tlog::{
     Checkpoint, Hash, NoteSignature, NoteSigner, SignedNote, leaf_hash, verify_consistency,
 };
@@ -29,9 +38,9 @@ pub const MAX_ENTRY_BYTES: usize = u16::MAX as usize;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
-    /// The entry is empty or larger than [`MAX_ENTRY_BYTES`].
-    #[error("an entry must be 1 to {MAX_ENTRY_BYTES} bytes")]
-    BadEntry,
+    /// The event cannot be encoded within [`MAX_ENTRY_BYTES`].
+    #[error("an audit entry must be at most {MAX_ENTRY_BYTES} bytes: {0}")]
+    BadEntry(#[from] EntryError),
     /// The stored log is not consistent with the last signed checkpoint.
     #[error("refusing to sign: {0}")]
     Inconsistent(String),
@@ -87,6 +96,7 @@ pub struct Receipt {
 pub struct AuditLog {
     store: Arc<dyn LogStore>,
     signer: NoteSigner,
+    pseudonyms: PseudonymKey,
     origin: String,
     witnesses: Vec<Arc<dyn Cosigner>>,
     quorum: usize,
@@ -96,11 +106,18 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// A log named `origin`, signing with `signer`.
-    pub fn new(store: Arc<dyn LogStore>, signer: NoteSigner, origin: impl Into<String>) -> Self {
+    /// A log named `origin`, signing with `signer`, pseudonymizing subjects with
+    /// `pseudonyms`.
+    pub fn new(
+        store: Arc<dyn LogStore>,
+        signer: NoteSigner,
+        origin: impl Into<String>,
+        pseudonyms: PseudonymKey,
+    ) -> Self {
         Self {
             store,
             signer,
+            pseudonyms,
             origin: origin.into(),
             witnesses: Vec::new(),
             quorum: 0,
@@ -121,14 +138,19 @@ impl AuditLog {
         self.signer.verifier()
     }
 
-    /// Appends an entry durably and returns its receipt against a checkpoint that
-    /// includes it.
-    pub async fn append(&self, entry: Vec<u8>) -> Result<Receipt, AuditError> {
-        if entry.is_empty() || entry.len() > MAX_ENTRY_BYTES {
-            return Err(AuditError::BadEntry);
+    /// Appends an event durably (its entry, and its record beside it) and returns the
+    /// receipt against a checkpoint that includes it.
+    pub async fn append(&self, event: &AuditEvent) -> Result<Receipt, AuditError> {
+        let entry = event.entry(&self.pseudonyms)?;
+        let record = event.record()?;
+        if entry.len().max(record.len()) > MAX_ENTRY_BYTES {
+            return Err(EntryError::TooLong("event").into());
         }
         let leaf = leaf_hash(&entry);
-        let index = self.store.append_entries(vec![entry]).await?;
+        let index = self
+            .store
+            .append_entries(vec![LogAppend { entry, record }])
+            .await?;
         let (size, checkpoint) = self.checkpoint_covering(index + 1).await?;
         let proof = self.store.log_inclusion_proof(index, size).await?;
         Ok(Receipt {
@@ -137,6 +159,19 @@ impl AuditLog {
             proof,
             checkpoint,
         })
+    }
+
+    /// The full record of entry `index`, for an authorized auditor.
+    pub async fn record(&self, index: u64) -> Result<Option<AuditEvent>, AuditError> {
+        match self.store.log_record(index).await? {
+            Some(bytes) => Ok(Some(AuditEvent::from_record(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The pseudonym under which `subject` appears in this log's entries.
+    pub fn pseudonym(&self, subject: &Subject) -> [u8; 32] {
+        self.pseudonyms.pseudonym(subject)
     }
 
     /// The latest signed checkpoint, signing one for the current size if the log grew.

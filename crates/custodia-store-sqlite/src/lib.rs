@@ -25,9 +25,9 @@ use custodia_core::{
 };
 use custodia_store::{
     AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
-    ConversationSummary, DekStore, Health, LogStore, MemberRecord, MessageStore, NewConversation,
-    NewMessage, SeqRange, SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage,
-    TokenHash, UserRecord, WrappedDek,
+    ConversationSummary, DekStore, Health, LogAppend, LogStore, MemberRecord, MessageStore,
+    NewConversation, NewMessage, SeqRange, SessionRecord, SessionStore, StoreError, StoreResult,
+    StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::Semaphore;
@@ -38,6 +38,7 @@ use crate::writer::Writer;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_log.sql"),
+    include_str!("../migrations/0003_log_records.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;
@@ -661,8 +662,12 @@ fn proof<T>(r: Result<T, custodia_tlog::ProofError>) -> StoreResult<T> {
 
 #[async_trait]
 impl LogStore for SqliteStore {
-    async fn append_entries(&self, entries: Vec<Vec<u8>>) -> StoreResult<u64> {
+    async fn append_entries(&self, entries: Vec<LogAppend>) -> StoreResult<u64> {
         self.writer.write(move |c| log::append(c, entries)).await
+    }
+
+    async fn log_record(&self, index: u64) -> StoreResult<Option<Vec<u8>>> {
+        self.read_with(move |c| log::record(c, index)).await
     }
 
     async fn log_size(&self) -> StoreResult<u64> {

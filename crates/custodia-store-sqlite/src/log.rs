@@ -2,7 +2,7 @@
 //! and the last signed checkpoint. Proofs are computed on a read connection from the
 //! stored tile levels (at most 128 hashes read per subtree).
 
-use custodia_store::{StoreError, StoreResult};
+use custodia_store::{LogAppend, StoreError, StoreResult};
 use custodia_tlog::{
     Hash, SubtreeSource, TILE_WIDTH, leaf_hash, subtree_from_tile_levels, tile_root,
 };
@@ -59,16 +59,22 @@ pub(crate) fn hashes(
         .collect()
 }
 
-/// Appends entries and the tile-level hashes they complete; returns the first index.
-pub(crate) fn append(c: &Connection, entries: Vec<Vec<u8>>) -> StoreResult<u64> {
+/// Appends entries, their records, and the tile-level hashes they complete; returns the
+/// first index.
+pub(crate) fn append(c: &Connection, entries: Vec<LogAppend>) -> StoreResult<u64> {
     let start = size(c)?;
     let mut insert = c
         .prepare_cached("INSERT INTO log_leaves (idx, entry, hash) VALUES (?1, ?2, ?3)")
         .map_err(map_err)?;
-    for (k, entry) in entries.iter().enumerate() {
+    let mut keep = c
+        .prepare_cached("INSERT INTO log_records (idx, record) VALUES (?1, ?2)")
+        .map_err(map_err)?;
+    for (k, e) in entries.iter().enumerate() {
+        let idx = i(start + k as u64);
         insert
-            .execute(params![i(start + k as u64), entry, &leaf_hash(entry)[..]])
+            .execute(params![idx, e.entry, &leaf_hash(&e.entry)[..]])
             .map_err(map_err)?;
+        keep.execute(params![idx, e.record]).map_err(map_err)?;
     }
     // Each group of 256 hashes completed at one tile level adds one hash to the next.
     let (mut before, mut after) = (start, start + entries.len() as u64);
@@ -108,6 +114,17 @@ pub(crate) fn entries(c: &Connection, start: u64, count: u64) -> StoreResult<Vec
         })
         .map_err(map_err)?;
     rows.map(|r| r.map_err(map_err)).collect()
+}
+
+/// The record kept beside entry `index`.
+pub(crate) fn record(c: &Connection, index: u64) -> StoreResult<Option<Vec<u8>>> {
+    c.query_row(
+        "SELECT record FROM log_records WHERE idx = ?1",
+        [i(index)],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(map_err)
 }
 
 /// Subtree hashes from the stored tile levels of one connection.

@@ -3,9 +3,20 @@
 
 use std::sync::Arc;
 
-use custodia_store::{LogStore, NoObserver, StoreError};
+use custodia_store::{LogAppend, LogStore, NoObserver, StoreError};
 use custodia_store_sqlite::SqliteStore;
 use custodia_tlog::{Hash, leaf_hash, node_hash, verify_consistency, verify_inclusion};
+
+/// Entries with a record beside each: the record names what the entry holds.
+fn with_records(entries: Vec<Vec<u8>>) -> Vec<LogAppend> {
+    entries
+        .into_iter()
+        .map(|entry| LogAppend {
+            record: [b"record of ".as_slice(), &entry].concat(),
+            entry,
+        })
+        .collect()
+}
 
 fn naive_root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
@@ -33,14 +44,17 @@ async fn appends_roots_and_proofs_across_tile_boundaries() {
     let mut next = 0u64;
     for batch in [1u64, 255, 1, 300, 4_000, 61_000, 1, 4_442] {
         let entries: Vec<Vec<u8>> = (next..next + batch).map(entry).collect();
-        assert_eq!(store.append_entries(entries).await.unwrap(), next);
+        assert_eq!(
+            store.append_entries(with_records(entries)).await.unwrap(),
+            next
+        );
         next += batch;
     }
     let concurrent: Vec<_> = (0..8)
         .map(|_| {
             let s = store.clone();
             tokio::spawn(async move {
-                s.append_entries(vec![b"x".to_vec(), b"y".to_vec()])
+                s.append_entries(with_records(vec![b"x".to_vec(), b"y".to_vec()]))
                     .await
                     .unwrap()
             })
@@ -58,6 +72,12 @@ async fn appends_roots_and_proofs_across_tile_boundaries() {
     );
     let size = next + 16;
     assert_eq!(store.log_size().await.unwrap(), size);
+    assert_eq!(
+        store.log_record(4_000).await.unwrap().as_deref(),
+        Some(&b"record of entry 4000"[..]),
+        "each record is kept beside its own entry"
+    );
+    assert_eq!(store.log_record(size).await.unwrap(), None);
 
     let mut leaves: Vec<Hash> = (0..next).map(|i| leaf_hash(&entry(i))).collect();
     for _ in 0..8 {

@@ -18,9 +18,9 @@ mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use records::{
-    AddMember, Appended, ConversationRecord, ConversationSummary, MemberRecord, NewConversation,
-    NewMessage, SealedBody, SeqRange, SessionRecord, StoredMessage, TokenHash, UserRecord,
-    WrappedDek,
+    AddMember, Appended, ConversationRecord, ConversationSummary, LogAppend, MemberRecord,
+    NewConversation, NewMessage, SealedBody, SeqRange, SessionRecord, StoredMessage, TokenHash,
+    UserRecord, WrappedDek,
 };
 pub use traits::{
     AccountStore, CommitObserver, ConversationStore, DekStore, Health, LogStore, MessageStore,

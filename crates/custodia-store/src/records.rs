@@ -218,3 +218,13 @@ pub enum SeqRange {
     /// The newest messages with `seq < n`.
     Before(u64),
 }
+
+/// One transparency log append: the public entry (the leaf) and the full record kept
+/// beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppend {
+    /// The entry, as hashed into the tree and served to auditors.
+    pub entry: Vec<u8>,
+    /// The full record (subjects named, not pseudonymized), for authorized auditors only.
+    pub record: Vec<u8>,
+}

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use custodia_core::{ConversationId, Epoch, MemberRole, SessionId, Timestamp, UserId, Username};
 
 use crate::{
-    AddMember, Appended, ConversationRecord, ConversationSummary, MemberRecord, NewConversation,
-    NewMessage, SeqRange, SessionRecord, StoreResult, StoredMessage, TokenHash, UserRecord,
-    WrappedDek,
+    AddMember, Appended, ConversationRecord, ConversationSummary, LogAppend, MemberRecord,
+    NewConversation, NewMessage, SeqRange, SessionRecord, StoreResult, StoredMessage, TokenHash,
+    UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -184,15 +184,20 @@ impl CommitObserver for NoObserver {
     fn committed(&self, _: usize, _: std::time::Duration) {}
 }
 
-/// The transparency log's entries and Merkle hashes.
+/// The transparency log's entries and Merkle hashes, and beside each entry its full record.
 ///
-/// Security duty: append-only. An index once returned is never reused or lost; entries
-/// and hashes are never updated or deleted. The backend keeps leaf hashes and the hashes
-/// of every completed tile level, so any proof is computed without rehashing the log.
+/// Security duty: append-only. An index once returned is never reused or lost; entries,
+/// records and hashes are never updated or deleted. The backend keeps leaf hashes and the
+/// hashes of every completed tile level, so any proof is computed without rehashing the
+/// log. Entries are public (served to auditors); a record names the subjects an entry
+/// only pseudonymizes and must be served to nobody but an authorized auditor.
 #[async_trait]
 pub trait LogStore: Send + Sync {
-    /// Appends entries in order, durably; returns the index of the first.
-    async fn append_entries(&self, entries: Vec<Vec<u8>>) -> StoreResult<u64>;
+    /// Appends entries with their records in order, in one durable commit; returns the
+    /// index of the first.
+    async fn append_entries(&self, entries: Vec<LogAppend>) -> StoreResult<u64>;
+    /// The full record kept beside entry `index`.
+    async fn log_record(&self, index: u64) -> StoreResult<Option<Vec<u8>>>;
     /// The number of entries.
     async fn log_size(&self) -> StoreResult<u64>;
     /// Entries `[start, start + count)` (fewer if the log is shorter).

@@ -13,6 +13,8 @@ use std::time::Duration;
 use custodia::config::RawWitness;
 use custodia::witness::{RunningWitness, WitnessOptions, start_witness};
 use custodia::{RawConfig, Running};
+use custodia_audit::{Actor, AuditEvent, EventKind, Subject};
+use custodia_core::{ConversationId, Timestamp, UserId};
 use custodia_sdk::Client;
 use custodia_tlog::NoteVerifier;
 use tempfile::TempDir;
@@ -21,6 +23,25 @@ use tempfile::TempDir;
 pub const PASSWORD: &str = "correct horse battery staple";
 /// An adult's date of birth.
 pub const ADULT_DOB: &str = "1990-05-17";
+
+/// A staff read as the audit log records it, told apart by `case`.
+pub fn audit_event(case: &str) -> AuditEvent {
+    AuditEvent {
+        kind: EventKind::AccessRead,
+        time: Timestamp::from_millis(1_764_000_000_000),
+        actor: Some(Actor {
+            staff_id: "staff-test".into(),
+            role: "moderator".into(),
+        }),
+        reason: Some("report_review".into()),
+        case: Some(case.into()),
+        subjects: vec![
+            Subject::User(UserId::new()),
+            Subject::Conversation(ConversationId::new()),
+        ],
+        scope: vec![("tier".into(), "content".into())],
+    }
+}
 
 /// A server running in this process on a fresh data directory.
 pub struct TestServer {

@@ -5,6 +5,7 @@
 //!   custodia.db         SQLite database (+ -wal, -shm)
 //!   keyring             KEKs, mode 0600
 //!   log.key             the audit log's signing key (signed-note text), mode 0600
+//!   pseudonym.key       the key of the audit log's subject pseudonyms (32 bytes), mode 0600
 //!   witness.key         `custodia witness` only: its cosigner key, mode 0600
 //!   witness-state/      `custodia witness` only: the last checkpoint cosigned per log
 //!   deployment-id       this deployment's id (bound into every seal)
@@ -57,6 +58,27 @@ impl DataDir {
     /// The audit log's signing key, created on first start with the origin as its name.
     pub(crate) fn log_signer(&self, origin: &str) -> anyhow::Result<NoteSigner> {
         self.note_signer("log.key", origin, KeyKind::Ed25519)
+    }
+
+    /// The key that pseudonymizes subjects in the audit log, created on first start.
+    pub(crate) fn pseudonym_key(&self) -> anyhow::Result<custodia_audit::PseudonymKey> {
+        let path = self.root.join("pseudonym.key");
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let bytes = zeroize::Zeroizing::new(bytes);
+                let key: [u8; 32] = bytes[..].try_into().map_err(|_| {
+                    anyhow::anyhow!("{} must hold exactly 32 bytes", path.display())
+                })?;
+                Ok(custodia_audit::PseudonymKey::from_bytes(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = zeroize::Zeroizing::new([0u8; 32]);
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key[..]);
+                write_new(&path, &key[..], 0o600)?;
+                Ok(custodia_audit::PseudonymKey::from_bytes(*key))
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
     }
 
     /// A witness's cosigner key, created on first start with `name`.

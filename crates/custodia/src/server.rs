@@ -89,6 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             storage.log.clone(),
             dir.log_signer(&config.log_origin)?,
             config.log_origin.clone(),
+            dir.pseudonym_key()?,
         )
         .with_witnesses(witnesses, config.witness_quorum),
     );

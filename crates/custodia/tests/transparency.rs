@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use custodia::logcmd::verify;
-use custodia_test::TestServer;
+use custodia_test::{TestServer, audit_event};
 use custodia_tlog::{NoteSigner, NoteVerifier};
 
 struct Log {
@@ -41,7 +41,7 @@ impl Log {
             receipts.push(
                 self.server
                     .audit()
-                    .append(format!("audit entry {i}").into_bytes())
+                    .append(&audit_event(&format!("audit entry {i}")))
                     .await
                     .unwrap(),
             );
@@ -190,7 +190,7 @@ async fn a_fork_signed_by_the_log_key_is_detected() {
         forked
             .server
             .audit()
-            .append(format!("another history {i}").into_bytes())
+            .append(&audit_event(&format!("another history {i}")))
             .await
             .unwrap();
     }

@@ -5,7 +5,7 @@
 
 use custodia::RawConfig;
 use custodia::logcmd::{WitnessArgs, WitnessPolicy, verify};
-use custodia_test::{TestServer, TestWitness};
+use custodia_test::{TestServer, TestWitness, audit_event};
 use custodia_tlog::{Checkpoint, NoteVerifier, SignedNote};
 
 /// A server whose log is witnessed by `n` witnesses with `quorum`.
@@ -49,7 +49,7 @@ async fn append(server: &TestServer, range: std::ops::Range<u32>) -> custodia_au
     let appends = range.map(|i| {
         let log = log.clone();
         async move {
-            log.append(format!("witnessed entry {i}").into_bytes())
+            log.append(&audit_event(&format!("witnessed entry {i}")))
                 .await
                 .expect("append")
         }
@@ -109,7 +109,7 @@ async fn below_the_quorum_appends_fail_closed_and_the_last_kept_checkpoint_is_se
     witnesses[1].stop().await;
     let err = server
         .audit()
-        .append(b"while a witness is down".to_vec())
+        .append(&audit_event("while a witness is down"))
         .await
         .expect_err("an append without the quorum must fail");
     assert!(
@@ -156,7 +156,7 @@ async fn a_witness_refuses_a_fork_of_a_log_it_witnessed_also_after_a_restart() {
     for i in 0..12 {
         let err = fork
             .audit()
-            .append(format!("another history {i}").into_bytes())
+            .append(&audit_event(&format!("another history {i}")))
             .await
             .expect_err("the witness must not cosign a fork");
         assert!(
@@ -166,7 +166,7 @@ async fn a_witness_refuses_a_fork_of_a_log_it_witnessed_also_after_a_restart() {
     }
     witnesses[0].restart().await;
     fork.audit()
-        .append(b"after the witness restarted".to_vec())
+        .append(&audit_event("after the witness restarted"))
         .await
         .expect_err("the witness remembers what it cosigned across a restart");
     // The honest log goes on being witnessed.

@@ -1,0 +1,443 @@
+//! Audit events and their canonical encoding.
+//!
+//! An [`AuditEvent`] is encoded twice: as the public **entry** (the log leaf, served to
+//! anyone) in which every subject appears only as a keyed pseudonym, and as the full
+//! **record** kept beside it in which subjects are named. Neither ever holds message
+//! content.
+//!
+//! Encoding, version 1 (all integers big-endian; `str` = u16 length then UTF-8 bytes):
+//!
+//! ```text
+//! u8   form          0x01 entry, 0x81 record
+//! str  kind          e.g. "access.read"
+//! i64  time          milliseconds since the Unix epoch
+//! u8   has_actor     0 or 1, then: str staff id, str role
+//! u8   has_reason    0 or 1, then: str reason code
+//! u8   has_case      0 or 1, then: str case reference
+//! u16  subjects      then each: u8 tag (1 user, 2 conversation), and
+//!                    entry: 32-byte pseudonym | record: 16-byte id
+//! u16  scope fields  then each: str name, str value
+//! ```
+//!
+//! The encoding is canonical: one event has exactly one encoding, and decoding refuses
+//! trailing bytes, unknown forms and tags, and invalid UTF-8.
+
+use std::fmt;
+
+use custodia_core::{ConversationId, Timestamp, UserId};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+const FORM_ENTRY: u8 = 0x01;
+const FORM_RECORD: u8 = 0x81;
+const TAG_USER: u8 = 1;
+const TAG_CONVERSATION: u8 = 2;
+
+/// What happened. The log's vocabulary; new kinds are added, never renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// Staff read content or metadata within a grant.
+    AccessRead,
+    /// A staff read was refused.
+    AccessDenied,
+    /// An access request was made.
+    RequestCreated,
+    /// An access request was approved or denied.
+    Decision,
+    /// A grant was revoked.
+    GrantRevoked,
+    /// A staff account or role changed.
+    StaffChanged,
+    /// A staff member signed in.
+    StaffSignIn,
+    /// A key-encryption key was rotated.
+    KeyRotated,
+    /// A preservation hold was placed.
+    HoldPlaced,
+    /// A case was opened.
+    CaseOpened,
+}
+
+impl EventKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [EventKind; 10] = [
+        Self::AccessRead,
+        Self::AccessDenied,
+        Self::RequestCreated,
+        Self::Decision,
+        Self::GrantRevoked,
+        Self::StaffChanged,
+        Self::StaffSignIn,
+        Self::KeyRotated,
+        Self::HoldPlaced,
+        Self::CaseOpened,
+    ];
+
+    /// The kind's name in the log, e.g. `access.read`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessRead => "access.read",
+            Self::AccessDenied => "access.denied",
+            Self::RequestCreated => "request.created",
+            Self::Decision => "decision",
+            Self::GrantRevoked => "grant.revoked",
+            Self::StaffChanged => "staff.changed",
+            Self::StaffSignIn => "staff.signin",
+            Self::KeyRotated => "key.rotated",
+            Self::HoldPlaced => "hold.placed",
+            Self::CaseOpened => "case.opened",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Who caused the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The staff member's id (staff are accountable by name; they are not pseudonymized).
+    pub staff_id: String,
+    /// The role they acted in.
+    pub role: String,
+}
+
+/// Whom or what the event concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subject {
+    /// A user account.
+    User(UserId),
+    /// A conversation.
+    Conversation(ConversationId),
+}
+
+impl Subject {
+    fn tag(&self) -> u8 {
+        match self {
+            Self::User(_) => TAG_USER,
+            Self::Conversation(_) => TAG_CONVERSATION,
+        }
+    }
+
+    fn id(&self) -> &[u8; 16] {
+        match self {
+            Self::User(u) => u.as_bytes(),
+            Self::Conversation(c) => c.as_bytes(),
+        }
+    }
+}
+
+/// One thing that happened, as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub time: Timestamp,
+    /// Who did it (none for the system itself).
+    pub actor: Option<Actor>,
+    /// The reason code it was done under.
+    pub reason: Option<String>,
+    /// The case it belongs to.
+    pub case: Option<String>,
+    /// Whom or what it concerns.
+    pub subjects: Vec<Subject>,
+    /// Its scope: named values such as `tier`, `epochs`, `messages`.
+    pub scope: Vec<(String, String)>,
+}
+
+/// The key that turns subjects into pseudonyms. Secret: with it, anyone could test
+/// whether a given user appears in the log.
+pub struct PseudonymKey(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PseudonymKey").finish_non_exhaustive()
+    }
+}
+
+impl PseudonymKey {
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The pseudonym of a subject: HMAC-SHA-256(key, tag || id).
+    pub fn pseudonym(&self, subject: &Subject) -> [u8; 32] {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(&[subject.tag()]);
+        mac.update(subject.id());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// Why an encoding could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// A field is longer than its length prefix allows.
+    #[error("the {0} is too long to encode")]
+    TooLong(&'static str),
+    /// The bytes are not a version-1 encoding.
+    #[error("malformed audit entry: {0}")]
+    Malformed(&'static str),
+}
+
+/// A subject as an entry shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pseudonym {
+    /// A user's pseudonym.
+    User([u8; 32]),
+    /// A conversation's pseudonym.
+    Conversation([u8; 32]),
+}
+
+/// A decoded public entry: the event with pseudonyms in place of subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub time: Timestamp,
+    /// Who.
+    pub actor: Option<Actor>,
+    /// Reason code.
+    pub reason: Option<String>,
+    /// Case.
+    pub case: Option<String>,
+    /// Subjects, pseudonymized.
+    pub subjects: Vec<Pseudonym>,
+    /// Scope.
+    pub scope: Vec<(String, String)>,
+}
+
+impl AuditEvent {
+    /// The public entry: subjects as pseudonyms under `key`.
+    pub fn entry(&self, key: &PseudonymKey) -> Result<Vec<u8>, EntryError> {
+        self.encode(FORM_ENTRY, |s, out| {
+            out.extend_from_slice(&key.pseudonym(s))
+        })
+    }
+
+    /// The full record: subjects named.
+    pub fn record(&self) -> Result<Vec<u8>, EntryError> {
+        self.encode(FORM_RECORD, |s, out| out.extend_from_slice(s.id()))
+    }
+
+    fn encode(
+        &self,
+        form: u8,
+        subject: impl Fn(&Subject, &mut Vec<u8>),
+    ) -> Result<Vec<u8>, EntryError> {
+        let mut out = vec![form];
+        put_str(&mut out, self.kind.as_str(), "kind")?;
+        out.extend_from_slice(&self.time.as_millis().to_be_bytes());
+        match &self.actor {
+            Some(a) => {
+                out.push(1);
+                put_str(&mut out, &a.staff_id, "staff id")?;
+                put_str(&mut out, &a.role, "role")?;
+            }
+            None => out.push(0),
+        }
+        put_opt(&mut out, self.reason.as_deref(), "reason")?;
+        put_opt(&mut out, self.case.as_deref(), "case")?;
+        put_count(&mut out, self.subjects.len(), "subject list")?;
+        for s in &self.subjects {
+            out.push(s.tag());
+            subject(s, &mut out);
+        }
+        put_count(&mut out, self.scope.len(), "scope")?;
+        for (k, v) in &self.scope {
+            put_str(&mut out, k, "scope name")?;
+            put_str(&mut out, v, "scope value")?;
+        }
+        Ok(out)
+    }
+
+    /// Decodes a full record.
+    pub fn from_record(bytes: &[u8]) -> Result<Self, EntryError> {
+        let mut r = Reader(bytes);
+        let (kind, time, actor, reason, case) = r.head(FORM_RECORD)?;
+        let subjects = r.list(|r| {
+            let tag = r.u8()?;
+            let id = uuid::Uuid::from_bytes(r.array::<16>()?);
+            match tag {
+                TAG_USER => Ok(Subject::User(UserId::from_uuid(id))),
+                TAG_CONVERSATION => Ok(Subject::Conversation(ConversationId::from_uuid(id))),
+                _ => Err(EntryError::Malformed("unknown subject tag")),
+            }
+        })?;
+        let scope = r.scope()?;
+        r.end()?;
+        Ok(Self {
+            kind,
+            time,
+            actor,
+            reason,
+            case,
+            subjects,
+            scope,
+        })
+    }
+}
+
+impl EntryView {
+    /// Decodes a public entry.
+    pub fn parse(bytes: &[u8]) -> Result<Self, EntryError> {
+        let mut r = Reader(bytes);
+        let (kind, time, actor, reason, case) = r.head(FORM_ENTRY)?;
+        let subjects = r.list(|r| {
+            let tag = r.u8()?;
+            let p = r.array::<32>()?;
+            match tag {
+                TAG_USER => Ok(Pseudonym::User(p)),
+                TAG_CONVERSATION => Ok(Pseudonym::Conversation(p)),
+                _ => Err(EntryError::Malformed("unknown subject tag")),
+            }
+        })?;
+        let scope = r.scope()?;
+        r.end()?;
+        Ok(Self {
+            kind,
+            time,
+            actor,
+            reason,
+            case,
+            subjects,
+            scope,
+        })
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str, what: &'static str) -> Result<(), EntryError> {
+    let len = u16::try_from(s.len()).map_err(|_| EntryError::TooLong(what))?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+fn put_opt(out: &mut Vec<u8>, s: Option<&str>, what: &'static str) -> Result<(), EntryError> {
+    match s {
+        Some(s) => {
+            out.push(1);
+            put_str(out, s, what)
+        }
+        None => {
+            out.push(0);
+            Ok(())
+        }
+    }
+}
+
+fn put_count(out: &mut Vec<u8>, n: usize, what: &'static str) -> Result<(), EntryError> {
+    let n = u16::try_from(n).map_err(|_| EntryError::TooLong(what))?;
+    out.extend_from_slice(&n.to_be_bytes());
+    Ok(())
+}
+
+type Head = (
+    EventKind,
+    Timestamp,
+    Option<Actor>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Reads a version-1 encoding from the front.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], EntryError> {
+        let (head, rest) = self
+            .0
+            .split_at_checked(n)
+            .ok_or(EntryError::Malformed("truncated"))?;
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], EntryError> {
+        self.take(N)?
+            .try_into()
+            .map_err(|_| EntryError::Malformed("truncated"))
+    }
+
+    fn u8(&mut self) -> Result<u8, EntryError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, EntryError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn string(&mut self) -> Result<String, EntryError> {
+        let n = usize::from(self.u16()?);
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| EntryError::Malformed("a string is not UTF-8"))
+    }
+
+    fn flag(&mut self) -> Result<bool, EntryError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(EntryError::Malformed("a presence flag is not 0 or 1")),
+        }
+    }
+
+    fn opt(&mut self) -> Result<Option<String>, EntryError> {
+        if self.flag()? {
+            self.string().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn head(&mut self, form: u8) -> Result<Head, EntryError> {
+        if self.u8()? != form {
+            return Err(EntryError::Malformed("unknown form or version"));
+        }
+        let kind =
+            EventKind::parse(&self.string()?).ok_or(EntryError::Malformed("unknown event kind"))?;
+        let time = Timestamp::from_millis(i64::from_be_bytes(self.array()?));
+        let actor = if self.flag()? {
+            Some(Actor {
+                staff_id: self.string()?,
+                role: self.string()?,
+            })
+        } else {
+            None
+        };
+        let reason = self.opt()?;
+        let case = self.opt()?;
+        Ok((kind, time, actor, reason, case))
+    }
+
+    fn list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, EntryError>,
+    ) -> Result<Vec<T>, EntryError> {
+        let n = self.u16()?;
+        (0..n).map(|_| item(self)).collect()
+    }
+
+    fn scope(&mut self) -> Result<Vec<(String, String)>, EntryError> {
+        self.list(|r| Ok((r.string()?, r.string()?)))
+    }
+
+    fn end(&self) -> Result<(), EntryError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(EntryError::Malformed("trailing bytes"))
+        }
+    }
+}
