@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use custodia_audit::EntryView;
 use custodia_sdk::{Client, Method};
 use custodia_tlog::{
     Checkpoint, Hash, NoteSigner, NoteVerifier, SignedNote, SubtreeSource, TILE_WIDTH, Tile,
@@ -34,24 +35,67 @@ pub enum LogCommand {
         #[arg(long, default_value = "custodia-data")]
         data_dir: PathBuf,
     },
-    /// Verify a log: signature, entries, root, and consistency with the last run.
+    /// Verify a log: signature, witness quorum, entries, root, and consistency with the
+    /// last run.
     Verify {
-        /// The auditor URL, e.g. https://127.0.0.1:8444.
-        #[arg(long)]
-        url: String,
-        /// The log's verifier key (`custodia log public-key`).
-        #[arg(long, env = "CUSTODIA_LOG_KEY")]
-        key: String,
+        /// The log.
+        #[command(flatten)]
+        log: LogArgs,
         /// Where the last verified checkpoint is remembered.
         #[arg(long)]
         state: PathBuf,
-        /// The CA certificate of the auditor listener.
-        #[arg(long, env = "CUSTODIA_CA_CERT")]
-        ca_cert: PathBuf,
-        /// The witnesses whose cosignatures are required.
-        #[command(flatten)]
-        witnesses: WitnessArgs,
     },
+    /// Prove that one entry is in the log: fetch the entry and the tiles its inclusion
+    /// proof needs, and check the proof against the signed checkpoint.
+    Inclusion {
+        /// The log.
+        #[command(flatten)]
+        log: LogArgs,
+        /// The entry's index (from a receipt).
+        #[arg(long)]
+        index: u64,
+        /// The leaf hash the entry must have (hex, from a receipt).
+        #[arg(long)]
+        leaf_hash: Option<String>,
+    },
+    /// Prove that the log still extends an earlier checkpoint (a receipt's, or a
+    /// `verify --state` file): fetch the tiles of the consistency proof and check it.
+    Consistency {
+        /// The log.
+        #[command(flatten)]
+        log: LogArgs,
+        /// A file holding the earlier signed checkpoint.
+        #[arg(long)]
+        old: PathBuf,
+    },
+}
+
+/// Where a log is and how to trust it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// The auditor URL, e.g. https://127.0.0.1:8444.
+    #[arg(long)]
+    pub url: String,
+    /// The log's verifier key (`custodia log public-key`).
+    #[arg(long, env = "CUSTODIA_LOG_KEY")]
+    pub key: String,
+    /// The CA certificate of the auditor listener.
+    #[arg(long, env = "CUSTODIA_CA_CERT")]
+    pub ca_cert: PathBuf,
+    /// The witnesses whose cosignatures are required.
+    #[command(flatten)]
+    pub witnesses: WitnessArgs,
+}
+
+impl LogArgs {
+    /// A client for the log, its key, and the witness policy.
+    pub fn open(&self) -> anyhow::Result<(Client, NoteVerifier, WitnessPolicy)> {
+        let ca = fs::read(&self.ca_cert)
+            .with_context(|| format!("reading the CA certificate {}", self.ca_cert.display()))?;
+        let key = NoteVerifier::parse(&self.key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+        let witnesses = WitnessPolicy::new(&self.witnesses)?;
+        Ok((Client::new(&self.url, &ca)?, key, witnesses))
+    }
 }
 
 /// The witnesses an auditor trusts, and how many must have cosigned.
@@ -146,18 +190,8 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             println!("{}", signer.verifier());
         }
-        LogCommand::Verify {
-            url,
-            key,
-            state,
-            ca_cert,
-            witnesses,
-        } => {
-            let ca = fs::read(&ca_cert)
-                .with_context(|| format!("reading the CA certificate {}", ca_cert.display()))?;
-            let key = NoteVerifier::parse(&key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
-            let witnesses = WitnessPolicy::new(&witnesses)?;
-            let client = Client::new(&url, &ca)?;
+        LogCommand::Verify { log, state } => {
+            let (client, key, witnesses) = log.open()?;
             let verified = verify(&client, &key, &witnesses, &state).await?;
             println!(
                 "verified: {} entries, root {}",
@@ -165,8 +199,245 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
                 hex(&verified.root)
             );
         }
+        LogCommand::Inclusion {
+            log,
+            index,
+            leaf_hash,
+        } => {
+            let (client, key, witnesses) = log.open()?;
+            let proven = prove_inclusion(&client, &key, &witnesses, index).await?;
+            if let Some(expected) = leaf_hash
+                && !expected.eq_ignore_ascii_case(&hex(&proven.leaf_hash))
+            {
+                bail!(
+                    "entry {index} has leaf hash {}, not {expected}: it is not the entry of the receipt",
+                    hex(&proven.leaf_hash)
+                );
+            }
+            println!(
+                "entry {index} ({}, case {}) is in the log of {} entries, root {}",
+                proven.entry.kind.as_str(),
+                proven.entry.case.as_deref().unwrap_or("-"),
+                proven.checkpoint.size,
+                hex(&proven.checkpoint.root)
+            );
+            println!("leaf hash {}", hex(&proven.leaf_hash));
+            for h in &proven.proof {
+                println!("proof {}", hex(h));
+            }
+        }
+        LogCommand::Consistency { log, old } => {
+            let (client, key, witnesses) = log.open()?;
+            let bytes = fs::read(&old).with_context(|| format!("reading {}", old.display()))?;
+            let (old, _) = open_checkpoint(&bytes, &key)
+                .with_context(|| format!("the earlier checkpoint in {}", old.display()))?;
+            let (new, proof) = prove_consistency(&client, &key, &witnesses, &old).await?;
+            println!(
+                "the log of {} entries (root {}) extends the earlier one of {} entries (root {})",
+                new.size,
+                hex(&new.root),
+                old.size,
+                hex(&old.root)
+            );
+            for h in &proof {
+                println!("proof {}", hex(h));
+            }
+        }
     }
     Ok(())
+}
+
+/// An entry proven to be in the log.
+#[derive(Debug)]
+pub struct ProvenEntry {
+    /// The checkpoint it is proven against.
+    pub checkpoint: Checkpoint,
+    /// The entry, decoded.
+    pub entry: EntryView,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// The inclusion proof.
+    pub proof: Vec<Hash>,
+}
+
+/// Fetches the signed checkpoint and checks its signature and witness quorum.
+async fn served_checkpoint(
+    client: &Client,
+    key: &NoteVerifier,
+    witnesses: &WitnessPolicy,
+) -> anyhow::Result<(Checkpoint, SignedNote)> {
+    let text = fetch(client, "/checkpoint").await?;
+    let (cp, note) = open_checkpoint(&text, key).context("the served checkpoint")?;
+    witnesses.check(&note).context("the served checkpoint")?;
+    Ok((cp, note))
+}
+
+/// Proves that entry `index` is in the log's current checkpoint, from the tiles.
+pub async fn prove_inclusion(
+    client: &Client,
+    key: &NoteVerifier,
+    witnesses: &WitnessPolicy,
+    index: u64,
+) -> anyhow::Result<ProvenEntry> {
+    let (cp, _) = served_checkpoint(client, key, witnesses).await?;
+    if index >= cp.size {
+        bail!(
+            "the log has {} entries, so there is no entry {index}",
+            cp.size
+        );
+    }
+    let bundle = tiles(None, cp.size)
+        .into_iter()
+        .find(|t| t.start() <= index && index < t.start() + u64::from(t.width))
+        .context("internal: no bundle holds the entry")?;
+    let bytes = fetch(client, &format!("/tile/{}", bundle.path())).await?;
+    let entries =
+        parse_bundle(&bytes).with_context(|| format!("entry bundle {}", bundle.path()))?;
+    let entry = usize::try_from(index - bundle.start())
+        .ok()
+        .and_then(|i| entries.get(i))
+        .with_context(|| format!("entry bundle {} is missing entry {index}", bundle.path()))?;
+    let leaf = leaf_hash(entry);
+    let mut source = FetchedTiles::new(cp.size);
+    let proof = source
+        .compute(client, |t| {
+            custodia_tlog::inclusion_proof(t, index, cp.size)
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    custodia_tlog::verify_inclusion(index, cp.size, &leaf, &proof, &cp.root).map_err(|e| {
+        anyhow::anyhow!(
+            "entry {index} is not proven to be in the signed log ({e}): the entry or the tiles were altered"
+        )
+    })?;
+    let entry = EntryView::parse(entry)
+        .with_context(|| format!("entry {index} is in the log but is not an audit entry"))?;
+    Ok(ProvenEntry {
+        checkpoint: cp,
+        entry,
+        leaf_hash: leaf,
+        proof,
+    })
+}
+
+/// Proves that the log's current checkpoint extends `old`; returns it and the proof.
+pub async fn prove_consistency(
+    client: &Client,
+    key: &NoteVerifier,
+    witnesses: &WitnessPolicy,
+    old: &Checkpoint,
+) -> anyhow::Result<(Checkpoint, Vec<Hash>)> {
+    let (cp, _) = served_checkpoint(client, key, witnesses).await?;
+    if cp.origin != old.origin {
+        bail!(
+            "the earlier checkpoint is of log {:?}, not {:?}",
+            old.origin,
+            cp.origin
+        );
+    }
+    if cp.size < old.size {
+        bail!(
+            "the log shrank from {} to {} entries: it was truncated or rolled back",
+            old.size,
+            cp.size
+        );
+    }
+    let mut source = FetchedTiles::new(cp.size);
+    let proof = source
+        .compute(client, |t| {
+            custodia_tlog::consistency_proof(t, old.size, cp.size)
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    custodia_tlog::verify_consistency(old.size, cp.size, &old.root, &cp.root, &proof).map_err(
+        |e| {
+            anyhow::anyhow!(
+                "the log is not consistent with the earlier checkpoint at size {} ({e}): the log forked or its history was rewritten",
+                old.size
+            )
+        },
+    )?;
+    Ok((cp, proof))
+}
+
+/// Tiles fetched on demand, as a subtree source: a computation that needs a tile not yet
+/// fetched fails, the tiles it asked for are fetched, and it runs again.
+struct FetchedTiles {
+    size: u64,
+    tiles: std::collections::HashMap<(u8, u64), Vec<Hash>>,
+    // RefCell: `SubtreeSource::subtree` takes `&self`; the set is only touched between
+    // fetches, on this one task.
+    missing: std::cell::RefCell<std::collections::BTreeSet<(u8, u64)>>,
+}
+
+impl FetchedTiles {
+    fn new(size: u64) -> Self {
+        Self {
+            size,
+            tiles: Default::default(),
+            missing: Default::default(),
+        }
+    }
+
+    async fn compute<T>(
+        &mut self,
+        client: &Client,
+        f: impl Fn(&Self) -> Result<T, ()>,
+    ) -> anyhow::Result<T> {
+        loop {
+            if let Ok(v) = f(self) {
+                return Ok(v);
+            }
+            let missing = std::mem::take(&mut *self.missing.borrow_mut());
+            if missing.is_empty() {
+                bail!("internal: a proof needs hashes the log's tiles do not hold");
+            }
+            for (level, index) in missing {
+                let tile = tiles(Some(level), self.size)
+                    .into_iter()
+                    .find(|t| t.index == index)
+                    .with_context(|| format!("the log has no tile {level}/{index}"))?;
+                let bytes = fetch(client, &format!("/tile/{}", tile.path())).await?;
+                if bytes.len() != 32 * usize::from(tile.width) {
+                    bail!(
+                        "tile {} holds {} bytes where {} hashes were expected",
+                        tile.path(),
+                        bytes.len(),
+                        tile.width
+                    );
+                }
+                let hashes = bytes
+                    .chunks_exact(32)
+                    .map(|c| c.try_into().unwrap_or([0; 32]))
+                    .collect();
+                self.tiles.insert((level, index), hashes);
+            }
+        }
+    }
+}
+
+impl SubtreeSource for FetchedTiles {
+    type Error = ();
+    fn subtree(&self, level: u8, index: u64) -> Result<Hash, ()> {
+        custodia_tlog::subtree_from_tile_levels(level, index, |tl, start, count| {
+            let mut out = Vec::new();
+            let mut absent = false;
+            for i in start..start + count {
+                let at = (tl, i / TILE_WIDTH);
+                match self.tiles.get(&at) {
+                    Some(t) => {
+                        let k = usize::try_from(i % TILE_WIDTH).map_err(|_| ())?;
+                        out.push(*t.get(k).ok_or(())?);
+                    }
+                    None => {
+                        self.missing.borrow_mut().insert(at);
+                        absent = true;
+                    }
+                }
+            }
+            if absent { Err(()) } else { Ok(out) }
+        })
+    }
 }
 
 /// Checks the log at `client` and remembers its checkpoint in `state`.
@@ -176,9 +447,7 @@ pub async fn verify(
     witnesses: &WitnessPolicy,
     state: &Path,
 ) -> anyhow::Result<Checkpoint> {
-    let text = fetch(client, "/checkpoint").await?;
-    let (cp, note) = open_checkpoint(&text, key).context("the served checkpoint")?;
-    witnesses.check(&note).context("the served checkpoint")?;
+    let (cp, note) = served_checkpoint(client, key, witnesses).await?;
     let remembered = match fs::read(state) {
         Ok(bytes) => Some(
             open_checkpoint(&bytes, key)
@@ -207,6 +476,7 @@ pub async fn verify(
 
     // Every entry, from the bundles, checked against the level-0 tiles.
     let mut leaves: Vec<Hash> = Vec::with_capacity(usize::try_from(cp.size).unwrap_or(0));
+    let mut decoded = Vec::with_capacity(leaves.capacity());
     for tile in tiles(None, cp.size) {
         let bundle = fetch(client, &format!("/tile/{}", tile.path())).await?;
         let entries =
@@ -220,6 +490,7 @@ pub async fn verify(
             );
         }
         leaves.extend(entries.iter().map(|e| leaf_hash(e)));
+        decoded.extend(entries.iter().map(|e| EntryView::parse(e).err()));
     }
     let mut levels = vec![leaves];
     while levels.last().is_some_and(|l| l.len() as u64 >= TILE_WIDTH) {
@@ -272,6 +543,10 @@ pub async fn verify(
                 old.size
             );
         }
+    }
+    // The tree is intact; every entry must also be an audit entry.
+    if let Some((i, Some(e))) = decoded.iter().enumerate().find(|(_, e)| e.is_some()) {
+        bail!("entry {i} is in the signed tree but is not a valid audit entry: {e}");
     }
     let tmp = state.with_extension("tmp");
     fs::write(&tmp, note.to_string()).with_context(|| format!("writing {}", tmp.display()))?;

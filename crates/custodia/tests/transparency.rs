@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use custodia::logcmd::verify;
+use custodia::logcmd::{WitnessPolicy, prove_consistency, prove_inclusion, verify};
 use custodia_test::{TestServer, audit_event};
 use custodia_tlog::{NoteSigner, NoteVerifier};
 
@@ -243,4 +243,111 @@ async fn the_cli_exits_non_zero_and_names_the_problem() {
         !log.state.exists(),
         "nothing is remembered from a failed verification"
     );
+}
+
+fn hex(h: &[u8]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn single_entries_and_sizes_are_proven_from_the_tiles() {
+    let log = Log::with_entries(5).await;
+    let early = log.append(5..6).await.remove(0); // its checkpoint is of size 6
+    let receipts = log.append(6..700).await;
+    let none = WitnessPolicy::default();
+    for index in [0u64, 5, 255, 256, 511, 699] {
+        let proven = prove_inclusion(&log.client(), &log.key, &none, index)
+            .await
+            .unwrap();
+        assert_eq!(proven.checkpoint.size, 700);
+        assert_eq!(
+            proven.entry.case.as_deref(),
+            Some(&*format!("audit entry {index}"))
+        );
+        if index >= 6 {
+            assert_eq!(proven.leaf_hash, receipts[index as usize - 6].leaf_hash);
+        }
+    }
+    let old = custodia_tlog::Checkpoint::parse(
+        &custodia_tlog::SignedNote::parse(early.checkpoint.as_bytes())
+            .unwrap()
+            .text,
+    )
+    .unwrap();
+    let (new, proof) = prove_consistency(&log.client(), &log.key, &none, &old)
+        .await
+        .unwrap();
+    assert_eq!((old.size, new.size), (6, 700));
+    assert!(!proof.is_empty());
+
+    // An altered entry is not proven; the others still are.
+    log.db()
+        .execute(
+            "UPDATE log_leaves SET entry = ?1 WHERE idx = 300",
+            [b"forged entry".to_vec()],
+        )
+        .unwrap();
+    let why = format!(
+        "{:#}",
+        prove_inclusion(&log.client(), &log.key, &none, 300)
+            .await
+            .unwrap_err()
+    );
+    assert!(why.contains("not proven to be in the signed log"), "{why}");
+    prove_inclusion(&log.client(), &log.key, &none, 299)
+        .await
+        .unwrap();
+    let why = format!(
+        "{:#}",
+        prove_inclusion(&log.client(), &log.key, &none, 700)
+            .await
+            .unwrap_err()
+    );
+    assert!(why.contains("there is no entry 700"), "{why}");
+}
+
+#[tokio::test]
+async fn inclusion_and_consistency_on_the_command_line() {
+    let log = Log::with_entries(3).await;
+    let receipt = log.append(3..4).await.remove(0);
+    let old = log.state.with_extension("receipt");
+    std::fs::write(&old, &receipt.checkpoint).unwrap();
+    log.append(4..40).await;
+    let run = async |args: &[&str]| {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_custodia"))
+            .arg("log")
+            .args(args)
+            .args([
+                "--url",
+                log.server.audit_url(),
+                "--key",
+                &log.key.to_string(),
+            ])
+            .arg("--ca-cert")
+            .arg(log.server.data_dir().join("tls/ca.pem"))
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let leaf = hex(&receipt.leaf_hash);
+    let (ok, out) = run(&["inclusion", "--index", "3", "--leaf-hash", &leaf]).await;
+    assert!(
+        ok && out.contains("entry 3 (access.read, case audit entry 3) is in the log of 40 entries"),
+        "{out}"
+    );
+    let (ok, out) = run(&["inclusion", "--index", "4", "--leaf-hash", &leaf]).await;
+    assert!(!ok && out.contains("not the entry of the receipt"), "{out}");
+    let (ok, out) = run(&["consistency", "--old", old.to_str().unwrap()]).await;
+    assert!(
+        ok && out.contains("of 40 entries") && out.contains("of 4 entries"),
+        "{out}"
+    );
+    std::fs::write(&old, "not a checkpoint\n").unwrap();
+    let (ok, out) = run(&["consistency", "--old", old.to_str().unwrap()]).await;
+    assert!(!ok && out.contains("the earlier checkpoint"), "{out}");
 }
