@@ -7,13 +7,15 @@
 //! - `server` — assembling and running a server ([`start`]).
 //! - `chat` — the command-line client.
 //! - `bench` — the load generator.
-//! - `logcmd` — `custodia log`: keys and the auditor's verifier.
+//! - `logcmd` — `custodia log`: keys, the auditor's verifier and proofs.
+//! - `logbench` — `custodia log bench`: the audit log's figures on a data directory.
 //! - `witness` — `custodia witness`, and the client a log uses to reach witnesses.
 
 pub mod bench;
 pub mod chat;
 pub mod config;
 mod datadir;
+pub mod logbench;
 pub mod logcmd;
 mod server;
 pub mod witness;
