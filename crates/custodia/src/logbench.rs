@@ -83,8 +83,8 @@ pub async fn run(args: LogBenchArgs) -> anyhow::Result<()> {
                 (target - have) as f64 / secs
             );
         }
-        durable_appends(&log, args.concurrency, Duration::from_secs(args.duration)).await?;
         proofs(&store, args.proofs).await?;
+        durable_appends(&log, args.concurrency, Duration::from_secs(args.duration)).await?;
     }
     // Leave a checkpoint covering everything, for `custodia serve` and `log verify`.
     log.checkpoint().await?;
