@@ -131,9 +131,10 @@ impl Subject {
     }
 }
 
-/// One thing that happened, as the log records it.
+/// One thing that happened, as the log records it: with subjects named ([`AuditEvent`]) or
+/// as an entry shows it, with pseudonyms ([`EntryView`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
+pub struct Event<S> {
     /// What happened.
     pub kind: EventKind,
     /// When.
@@ -145,10 +146,16 @@ pub struct AuditEvent {
     /// The case it belongs to.
     pub case: Option<String>,
     /// Whom or what it concerns.
-    pub subjects: Vec<Subject>,
+    pub subjects: Vec<S>,
     /// Its scope: named values such as `tier`, `epochs`, `messages`.
     pub scope: Vec<(String, String)>,
 }
+
+/// An event with its subjects named: what is appended, and the full record.
+pub type AuditEvent = Event<Subject>;
+
+/// A decoded public entry: the event with pseudonyms in place of subjects.
+pub type EntryView = Event<Pseudonym>;
 
 /// The key that turns subjects into pseudonyms. Secret: with it, anyone could test
 /// whether a given user appears in the log.
@@ -199,25 +206,6 @@ pub enum Pseudonym {
     Conversation([u8; 32]),
 }
 
-/// A decoded public entry: the event with pseudonyms in place of subjects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryView {
-    /// What happened.
-    pub kind: EventKind,
-    /// When.
-    pub time: Timestamp,
-    /// Who.
-    pub actor: Option<Actor>,
-    /// Reason code.
-    pub reason: Option<String>,
-    /// Case.
-    pub case: Option<String>,
-    /// Subjects, pseudonymized.
-    pub subjects: Vec<Pseudonym>,
-    /// Scope.
-    pub scope: Vec<(String, String)>,
-}
-
 impl AuditEvent {
     /// The public entry: subjects as pseudonyms under `key`.
     pub fn entry(&self, key: &PseudonymKey) -> Result<Vec<u8>, EntryError> {
@@ -264,27 +252,13 @@ impl AuditEvent {
 
     /// Decodes a full record.
     pub fn from_record(bytes: &[u8]) -> Result<Self, EntryError> {
-        let mut r = Reader(bytes);
-        let (kind, time, actor, reason, case) = r.head(FORM_RECORD)?;
-        let subjects = r.list(|r| {
-            let tag = r.u8()?;
+        decode(bytes, FORM_RECORD, |tag, r| {
             let id = uuid::Uuid::from_bytes(r.array::<16>()?);
             match tag {
                 TAG_USER => Ok(Subject::User(UserId::from_uuid(id))),
                 TAG_CONVERSATION => Ok(Subject::Conversation(ConversationId::from_uuid(id))),
                 _ => Err(EntryError::Malformed("unknown subject tag")),
             }
-        })?;
-        let scope = r.scope()?;
-        r.end()?;
-        Ok(Self {
-            kind,
-            time,
-            actor,
-            reason,
-            case,
-            subjects,
-            scope,
         })
     }
 }
@@ -292,29 +266,54 @@ impl AuditEvent {
 impl EntryView {
     /// Decodes a public entry.
     pub fn parse(bytes: &[u8]) -> Result<Self, EntryError> {
-        let mut r = Reader(bytes);
-        let (kind, time, actor, reason, case) = r.head(FORM_ENTRY)?;
-        let subjects = r.list(|r| {
-            let tag = r.u8()?;
+        decode(bytes, FORM_ENTRY, |tag, r| {
             let p = r.array::<32>()?;
             match tag {
                 TAG_USER => Ok(Pseudonym::User(p)),
                 TAG_CONVERSATION => Ok(Pseudonym::Conversation(p)),
                 _ => Err(EntryError::Malformed("unknown subject tag")),
             }
-        })?;
-        let scope = r.scope()?;
-        r.end()?;
-        Ok(Self {
-            kind,
-            time,
-            actor,
-            reason,
-            case,
-            subjects,
-            scope,
         })
     }
+}
+
+/// Decodes the `form` encoding, reading each subject after its tag with `subject`.
+fn decode<S>(
+    bytes: &[u8],
+    form: u8,
+    subject: impl Fn(u8, &mut Reader<'_>) -> Result<S, EntryError>,
+) -> Result<Event<S>, EntryError> {
+    let mut r = Reader(bytes);
+    if r.u8()? != form {
+        return Err(EntryError::Malformed("unknown form or version"));
+    }
+    let kind = EventKind::parse(&r.string()?).ok_or(EntryError::Malformed("unknown event kind"))?;
+    let time = Timestamp::from_millis(i64::from_be_bytes(r.array()?));
+    let actor = if r.flag()? {
+        Some(Actor {
+            staff_id: r.string()?,
+            role: r.string()?,
+        })
+    } else {
+        None
+    };
+    let reason = r.opt()?;
+    let case = r.opt()?;
+    let subjects = r.list(|r| {
+        let tag = r.u8()?;
+        subject(tag, r)
+    })?;
+    let scope = r.list(|r| Ok((r.string()?, r.string()?)))?;
+    r.end()?;
+    Ok(Event {
+        kind,
+        time,
+        actor,
+        reason,
+        case,
+        subjects,
+        scope,
+    })
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str, what: &'static str) -> Result<(), EntryError> {
@@ -342,14 +341,6 @@ fn put_count(out: &mut Vec<u8>, n: usize, what: &'static str) -> Result<(), Entr
     out.extend_from_slice(&n.to_be_bytes());
     Ok(())
 }
-
-type Head = (
-    EventKind,
-    Timestamp,
-    Option<Actor>,
-    Option<String>,
-    Option<String>,
-);
 
 /// Reads a version-1 encoding from the front.
 struct Reader<'a>(&'a [u8]);
@@ -401,36 +392,12 @@ impl Reader<'_> {
         }
     }
 
-    fn head(&mut self, form: u8) -> Result<Head, EntryError> {
-        if self.u8()? != form {
-            return Err(EntryError::Malformed("unknown form or version"));
-        }
-        let kind =
-            EventKind::parse(&self.string()?).ok_or(EntryError::Malformed("unknown event kind"))?;
-        let time = Timestamp::from_millis(i64::from_be_bytes(self.array()?));
-        let actor = if self.flag()? {
-            Some(Actor {
-                staff_id: self.string()?,
-                role: self.string()?,
-            })
-        } else {
-            None
-        };
-        let reason = self.opt()?;
-        let case = self.opt()?;
-        Ok((kind, time, actor, reason, case))
-    }
-
     fn list<T>(
         &mut self,
         mut item: impl FnMut(&mut Self) -> Result<T, EntryError>,
     ) -> Result<Vec<T>, EntryError> {
         let n = self.u16()?;
         (0..n).map(|_| item(self)).collect()
-    }
-
-    fn scope(&mut self) -> Result<Vec<(String, String)>, EntryError> {
-        self.list(|r| Ok((r.string()?, r.string()?)))
     }
 
     fn end(&self) -> Result<(), EntryError> {

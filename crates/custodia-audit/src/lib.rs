@@ -19,7 +19,7 @@
 mod entry;
 
 pub use entry::{
-    Actor, AuditEvent, EntryError, EntryView, EventKind, Pseudonym, PseudonymKey, Subject,
+    Actor, AuditEvent, EntryError, EntryView, Event, EventKind, Pseudonym, PseudonymKey, Subject,
 };
 
 use std::sync::Arc;

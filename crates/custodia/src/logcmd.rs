@@ -331,20 +331,7 @@ pub async fn prove_consistency(
     old: &Checkpoint,
 ) -> anyhow::Result<(Checkpoint, Vec<Hash>)> {
     let (cp, _) = served_checkpoint(client, key, witnesses).await?;
-    if cp.origin != old.origin {
-        bail!(
-            "the earlier checkpoint is of log {:?}, not {:?}",
-            old.origin,
-            cp.origin
-        );
-    }
-    if cp.size < old.size {
-        bail!(
-            "the log shrank from {} to {} entries: it was truncated or rolled back",
-            old.size,
-            cp.size
-        );
-    }
+    can_extend(old, &cp)?;
     let mut source = FetchedTiles::new(cp.size);
     let proof = source
         .compute(client, |t| {
@@ -461,20 +448,7 @@ pub async fn verify(
         Err(e) => return Err(e).with_context(|| format!("reading {}", state.display())),
     };
     if let Some(old) = &remembered {
-        if old.origin != cp.origin {
-            bail!(
-                "the checkpoint is for log {:?}, but the state file remembers log {:?}",
-                cp.origin,
-                old.origin
-            );
-        }
-        if cp.size < old.size {
-            bail!(
-                "the log shrank from {} to {} entries: it was truncated or rolled back",
-                old.size,
-                cp.size
-            );
-        }
+        can_extend(old, &cp).context("compared with the state file")?;
     }
 
     // Every entry, from the bundles, checked against the level-0 tiles.
@@ -555,6 +529,25 @@ pub async fn verify(
     fs::write(&tmp, note.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, state).with_context(|| format!("writing {}", state.display()))?;
     Ok(cp)
+}
+
+/// Refuses a checkpoint `new` that cannot extend `old`: another log, or fewer entries.
+fn can_extend(old: &Checkpoint, new: &Checkpoint) -> anyhow::Result<()> {
+    if old.origin != new.origin {
+        bail!(
+            "the checkpoint is for log {:?}, but the earlier one is of log {:?}",
+            new.origin,
+            old.origin
+        );
+    }
+    if new.size < old.size {
+        bail!(
+            "the log shrank from {} to {} entries: it was truncated or rolled back",
+            old.size,
+            new.size
+        );
+    }
+    Ok(())
 }
 
 /// Parses and verifies a signed checkpoint.
