@@ -351,3 +351,52 @@ async fn inclusion_and_consistency_on_the_command_line() {
     let (ok, out) = run(&["consistency", "--old", old.to_str().unwrap()]).await;
     assert!(!ok && out.contains("the earlier checkpoint"), "{out}");
 }
+
+#[tokio::test]
+async fn the_auditor_listener_refuses_bad_paths_and_serves_only_what_is_signed() {
+    let log = Log::with_entries(260).await;
+    let client = log.client();
+    let get = async |path: &str| {
+        client
+            .raw(custodia_sdk::Method::GET, path, "text/plain", Vec::new())
+            .await
+            .unwrap()
+    };
+    for path in [
+        "/tile/0/x000/001",
+        "/tile/0/1",
+        "/tile/0/000.p/0",
+        "/tile/0/000.p/256",
+        "/tile/0/001.p/5",
+        "/tile/0/002",
+        "/tile/1/000",
+        "/tile/64/000",
+        "/tile/entries/002",
+        "/tile/entries/001.p/5",
+        "/tile/entries/-1",
+        "/tile/",
+        "/nope",
+    ] {
+        let (status, ctype, body) = get(path).await;
+        assert_eq!(status, 404, "{path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(ctype, "application/problem+json", "{path}");
+    }
+    // The full and partial tiles of the signed tree are served, at their exact widths.
+    let (status, _, body) = get("/tile/0/000").await;
+    assert_eq!((status, body.len()), (200, 256 * 32));
+    let (status, _, body) = get("/tile/1/000.p/1").await;
+    assert_eq!((status, body.len()), (200, 32));
+    let (status, _, _) = get("/tile/0/001.p/4").await;
+    assert_eq!(status, 200);
+    let (status, _, _) = client
+        .raw(
+            custodia_sdk::Method::POST,
+            "/checkpoint",
+            "text/plain",
+            b"x".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 405);
+    assert_eq!(log.verify().await.unwrap().size, 260, "still serving");
+}
