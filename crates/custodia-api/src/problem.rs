@@ -75,6 +75,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::BadCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, "wrong username or password")
             }
+            ServiceError::BadStaffCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong username, password or one-time code (each code works once)",
+            ),
             ServiceError::RateLimited { retry_after } => {
                 let secs = retry_after.as_secs().max(1);
                 let mut e = Self::new(

@@ -76,3 +76,7 @@ uuid_id!(
     /// be moved between deployments.
     DeploymentId, "deployment id"
 );
+uuid_id!(
+    /// A staff member (trust & safety, legal, audit, administration); never a user.
+    StaffId, "staff id"
+);

@@ -10,18 +10,21 @@
 //! - `clock` — the injected clock and `Timestamp`.
 //! - `epoch` — how time is bucketed into key epochs.
 //! - `ratelimit` — a keyed token bucket driven by the clock.
+//! - `staff` — staff roles.
 
 mod clock;
 mod epoch;
 mod ids;
 mod input;
 mod ratelimit;
+mod staff;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
-pub use ids::{ConversationId, DeploymentId, MessageId, SessionId, UserId};
+pub use ids::{ConversationId, DeploymentId, MessageId, SessionId, StaffId, UserId};
 pub use input::{
     BirthDate, ClientMsgId, ConversationKind, GroupTitle, MAX_BODY_BYTES, MemberRole, MessageBody,
     Password, Username, ValidationError,
 };
 pub use ratelimit::{KeyedRateLimiter, RateLimit};
+pub use staff::StaffRole;

@@ -9,10 +9,12 @@
 //! - `keyring` — the KEK file on disk (mode 0600, optionally passphrase-wrapped).
 //! - `aead` — XChaCha20-Poly1305 sealing with associated data; the key types.
 //! - `service` — [`KeyService`]: seal, open, the DEK cache.
+//! - `totp` — staff TOTP secrets, sealed under the KEK and checked here.
 
 mod aead;
 mod keyring;
 mod service;
+mod totp;
 
 pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
 pub use service::{CacheLimits, KeyError, KeyService, MessageContext, Purpose};

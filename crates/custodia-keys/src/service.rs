@@ -65,6 +65,9 @@ pub enum KeyError {
     /// The DEK was wrapped by a KEK version this keyring does not hold.
     #[error("data key wrapped by unknown KEK version {0}")]
     UnknownKek(u32),
+    /// A TOTP secret could not be made or used.
+    #[error("TOTP: {0}")]
+    Totp(&'static str),
     /// The key store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -77,8 +80,8 @@ struct Cached {
 
 /// The key service. Holds the keyring and a bounded cache of unwrapped DEKs.
 pub struct KeyService {
-    deployment: DeploymentId,
-    keyring: Keyring,
+    pub(crate) deployment: DeploymentId,
+    pub(crate) keyring: Keyring,
     store: Arc<dyn DekStore>,
     clock: Arc<dyn Clock>,
     max_age: Duration,

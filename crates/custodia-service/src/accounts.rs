@@ -3,17 +3,11 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use custodia_core::{BirthDate, Password, SessionId, Timestamp, UserId, Username};
-use custodia_store::{SessionRecord, TokenHash, UserRecord};
-use rand::RngCore;
-use rand::rngs::OsRng;
-use sha2::{Digest, Sha256};
+use custodia_store::{SessionRecord, UserRecord};
 use zeroize::Zeroizing;
 
+use crate::credentials::{hash_password, hash_token, new_token, verify_password};
 use crate::{Service, ServiceError, ServiceResult};
 
 const TOKEN_PREFIX: &str = "cst_";
@@ -62,23 +56,6 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-fn hash_token(token: &str) -> TokenHash {
-    TokenHash(Sha256::digest(token.as_bytes()).into())
-}
-
-/// A PHC hash of a password nobody has, so unknown usernames cost the same as wrong
-/// passwords.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(b"custodia-decoy-password", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
-}
-
 impl Service {
     /// Creates an account.
     pub async fn register(
@@ -88,15 +65,7 @@ impl Service {
         birth_date: BirthDate,
     ) -> ServiceResult<UserId> {
         let permit = self.hashing_permit().await?;
-        let hash = tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::default()
-                .hash_password(password.expose(), &salt)
-                .map(|h| h.to_string())
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
-        .map_err(|e| ServiceError::Internal(format!("hashing: {e}")))?;
+        let hash = hash_password(password).await?;
         drop(permit);
         let id = UserId::new();
         let user = UserRecord {
@@ -138,30 +107,14 @@ impl Service {
             Ok(name) => inner.store.accounts.user_by_name(&name).await?,
             Err(_) => None,
         };
-        let phc = user
-            .as_ref()
-            .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
         let permit = self.hashing_permit().await?;
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&phc).is_ok_and(|h| {
-                Argon2::default()
-                    .verify_password(password.expose(), &h)
-                    .is_ok()
-            })
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(format!("verify task: {e}")))?;
+        let ok = verify_password(user.as_ref().map(|u| u.password_hash.clone()), password).await?;
         drop(permit);
         let user = match (ok, user) {
             (true, Some(u)) => u,
             _ => return Err(ServiceError::BadCredentials),
         };
-        let mut raw = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut raw[..]);
-        let token = Zeroizing::new(format!(
-            "{TOKEN_PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(&raw[..])
-        ));
+        let (token, token_hash) = new_token(TOKEN_PREFIX);
         let now = inner.clock.now();
         let device: String = device
             .chars()
@@ -171,7 +124,7 @@ impl Service {
         let record = SessionRecord {
             id: SessionId::new(),
             user_id: user.id,
-            token_hash: hash_token(&token),
+            token_hash,
             device: if device.is_empty() {
                 "unnamed device".into()
             } else {

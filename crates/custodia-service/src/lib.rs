@@ -5,7 +5,8 @@
 //! no status codes; its outcomes are [`ServiceError`] variants.
 //!
 //! Layout:
-//! - `accounts` — register, sign in (argon2id off the async threads), sessions.
+//! - `accounts` — register, sign in, sessions.
+//! - `credentials` — argon2id password hashes off the async threads, bearer tokens.
 //! - `conversations` — direct conversations and groups, membership.
 //! - `messages` — send, history, catch-up, read receipts, delete for everyone.
 //! - `fanout` — [`Event`]s, the [`Hub`] of live sessions, the [`Fanout`] seam.
@@ -13,6 +14,7 @@
 
 mod accounts;
 mod conversations;
+pub mod credentials;
 mod error;
 mod fanout;
 mod messages;

@@ -13,6 +13,7 @@
 
 mod log;
 mod rows;
+mod staff;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_log.sql"),
     include_str!("../migrations/0003_log_records.sql"),
+    include_str!("../migrations/0004_staff.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

@@ -19,10 +19,10 @@ mod traits;
 pub use error::{StoreError, StoreResult};
 pub use records::{
     AddMember, Appended, ConversationRecord, ConversationSummary, LogAppend, MemberRecord,
-    NewConversation, NewMessage, SealedBody, SeqRange, SessionRecord, StoredMessage, TokenHash,
-    UserRecord, WrappedDek,
+    NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange, SessionRecord, StaffRecord,
+    StaffSessionRecord, StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 pub use traits::{
     AccountStore, CommitObserver, ConversationStore, DekStore, Health, LogStore, MessageStore,
-    NoObserver, SessionStore, Storage,
+    NoObserver, SessionStore, StaffStore, Storage,
 };

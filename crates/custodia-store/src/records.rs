@@ -4,7 +4,7 @@ use std::fmt;
 
 use custodia_core::{
     BirthDate, ClientMsgId, ConversationId, ConversationKind, Epoch, MemberRole, MessageId,
-    SessionId, Timestamp, UserId, Username,
+    SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
 };
 
 /// A message body after sealing: opaque bytes only the key service can open.
@@ -14,6 +14,24 @@ pub struct SealedBody(pub Vec<u8>);
 impl fmt::Debug for SealedBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SealedBody(<{} bytes>)", self.0.len())
+    }
+}
+
+/// A staff member's TOTP secret, sealed by a key-encryption key of the given version and
+/// bound to the staff id. Only the key service can open it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedTotp {
+    /// Which KEK version sealed it.
+    pub kek_version: u32,
+    /// The sealed secret.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for SealedTotp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedTotp")
+            .field("kek_version", &self.kek_version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -227,4 +245,38 @@ pub struct LogAppend {
     pub entry: Vec<u8>,
     /// The full record (subjects named, not pseudonymized), for authorized auditors only.
     pub record: Vec<u8>,
+}
+
+/// A staff member's account.
+#[derive(Debug, Clone)]
+pub struct StaffRecord {
+    /// Id.
+    pub id: StaffId,
+    /// Sign-in name.
+    pub username: Username,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// The second factor's secret, sealed.
+    pub totp: SealedTotp,
+    /// The one role held.
+    pub role: StaffRole,
+    /// Whether the account may sign in.
+    pub active: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A signed-in staff session.
+#[derive(Debug, Clone)]
+pub struct StaffSessionRecord {
+    /// Id.
+    pub id: SessionId,
+    /// Whose.
+    pub staff_id: StaffId,
+    /// Hash of the bearer token.
+    pub token_hash: TokenHash,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
 }

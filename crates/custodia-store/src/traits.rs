@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use custodia_core::{ConversationId, Epoch, MemberRole, SessionId, Timestamp, UserId, Username};
+use custodia_core::{
+    ConversationId, Epoch, MemberRole, SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
+};
 
 use crate::{
     AddMember, Appended, ConversationRecord, ConversationSummary, LogAppend, MemberRecord,
-    NewConversation, NewMessage, SeqRange, SessionRecord, StoreResult, StoredMessage, TokenHash,
-    UserRecord, WrappedDek,
+    NewConversation, NewMessage, SeqRange, SessionRecord, StaffRecord, StaffSessionRecord,
+    StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -39,6 +41,38 @@ pub trait SessionStore: Send + Sync {
     async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
     /// Deletes one of the user's sessions; `false` if there was none.
     async fn delete_session(&self, user: UserId, id: SessionId) -> StoreResult<bool>;
+}
+
+/// Staff accounts and their sessions.
+///
+/// Security duty: staff accounts gate every governed access. A TOTP step once used is
+/// never accepted again for that account (`use_totp_step` compares and sets in one step),
+/// and session tokens are stored only as hashes.
+#[async_trait]
+pub trait StaffStore: Send + Sync {
+    /// Stores a new staff account; `Conflict` if the username is taken.
+    async fn create_staff(&self, staff: StaffRecord) -> StoreResult<()>;
+    /// A staff account by sign-in name.
+    async fn staff_by_name(&self, name: &Username) -> StoreResult<Option<StaffRecord>>;
+    /// A staff account by id.
+    async fn staff_by_id(&self, id: StaffId) -> StoreResult<Option<StaffRecord>>;
+    /// Every staff account, oldest first.
+    async fn all_staff(&self) -> StoreResult<Vec<StaffRecord>>;
+    /// Changes an account's role and whether it is active (deactivation ends its
+    /// sessions); `false` if there is no such account.
+    async fn update_staff(&self, id: StaffId, role: StaffRole, active: bool) -> StoreResult<bool>;
+    /// Records that TOTP `step` was used to sign in; `false` (and nothing changes) if this
+    /// step or a later one was already used.
+    async fn use_totp_step(&self, id: StaffId, step: u64) -> StoreResult<bool>;
+    /// Stores a new staff session.
+    async fn create_staff_session(&self, session: StaffSessionRecord) -> StoreResult<()>;
+    /// The staff session whose token hashes to `hash` (expired or not).
+    async fn staff_session_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<StaffSessionRecord>>;
+    /// Ends a staff session; `false` if there was none.
+    async fn delete_staff_session(&self, id: SessionId) -> StoreResult<bool>;
 }
 
 /// Conversations and their members.
@@ -143,6 +177,8 @@ pub struct Storage {
     pub health: Arc<dyn Health>,
     /// The transparency log.
     pub log: Arc<dyn LogStore>,
+    /// Staff accounts and sessions.
+    pub staff: Arc<dyn StaffStore>,
 }
 
 impl Storage {
@@ -154,6 +190,7 @@ impl Storage {
             + ConversationStore
             + MessageStore
             + LogStore
+            + StaffStore
             + DekStore
             + Health
             + 'static,
@@ -165,6 +202,7 @@ impl Storage {
             messages: backend.clone(),
             deks: backend.clone(),
             health: backend.clone(),
+            staff: backend.clone(),
             log: backend,
         }
     }
