@@ -7,6 +7,7 @@
 //! - `ws` — the WebSocket session (reader and writer joined by `select!`).
 //! - `audit` — the read-only auditor listener (C2SP tlog-tiles).
 //! - `witness` — the witness listener (C2SP tlog-witness).
+//! - `staff` — the staff API on its own listener.
 //! - `convert` — domain values to wire types.
 //! - `tls` — the TLS 1.3-only listener.
 //! - `metrics` — Prometheus metrics.
@@ -16,6 +17,7 @@ mod convert;
 mod metrics;
 mod problem;
 mod routes;
+mod staff;
 mod tls;
 mod witness;
 mod ws;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub use audit::{AuditState, audit_router};
 pub use metrics::Metrics;
 pub use problem::ApiError;
+pub use staff::staff_router;
 pub use tls::{PeerAddr, TlsListener, tls13_server_config};
 pub use witness::witness_router;
 
@@ -54,6 +57,18 @@ pub async fn serve_audit(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     axum::serve(listener, audit_router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Serves the staff API on `listener` until `shutdown` is cancelled.
+pub async fn serve_staff(
+    listener: TlsListener,
+    governance: custodia_governance::Governance,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = staff_router(governance).into_make_service_with_connect_info::<PeerAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -11,6 +11,8 @@
 //! (for conversations not named: from the start, up to `limit` each), a
 //! [`ServerFrame::Synced`], and from then on every event exactly once, in order.
 
+pub mod staff;
+
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};

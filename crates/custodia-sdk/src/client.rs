@@ -48,7 +48,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     tls: Arc<rustls::ClientConfig>,
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 impl fmt::Debug for Client {
@@ -102,7 +102,7 @@ impl Client {
         self.tls.clone()
     }
 
-    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn req(&self, method: Method, path: &str) -> RequestBuilder {
         let r = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(t) => r.bearer_auth(t),
@@ -110,7 +110,10 @@ impl Client {
         }
     }
 
-    async fn call<T: serde::de::DeserializeOwned>(&self, r: RequestBuilder) -> Result<T, SdkError> {
+    pub(crate) async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        r: RequestBuilder,
+    ) -> Result<T, SdkError> {
         let res = r.send().await?;
         if res.status().is_success() {
             Ok(res.json().await?)
@@ -119,7 +122,7 @@ impl Client {
         }
     }
 
-    async fn call_empty(&self, r: RequestBuilder) -> Result<(), SdkError> {
+    pub(crate) async fn call_empty(&self, r: RequestBuilder) -> Result<(), SdkError> {
         let res = r.send().await?;
         if res.status().is_success() {
             Ok(())

@@ -13,10 +13,12 @@
 //! Layout:
 //! - `client` — [`Client`]: accounts, sessions, conversations, messages over HTTPS.
 //! - `live` — [`Connection`]: the WebSocket, with catch-up and de-duplication.
+//! - `staff` — the staff API (sign-in with TOTP, staff accounts).
 //! - `tls` — the TLS 1.3 client configuration trusting the deployment's CA.
 
 mod client;
 mod live;
+mod staff;
 mod tls;
 
 pub use client::{Client, SdkError, is_unauthorized};

@@ -24,6 +24,16 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// An adult's date of birth.
 pub const ADULT_DOB: &str = "1990-05-17";
 
+/// The code an authenticator app shows now for the TOTP secret in `otpauth_uri`.
+pub fn totp_code(otpauth_uri: &str) -> String {
+    let totp = totp_rs::Totp::from_url(otpauth_uri).expect("an otpauth URI");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    totp.generate(now).to_string()
+}
+
 /// A staff read as the audit log records it, told apart by `case`.
 pub fn audit_event(case: &str) -> AuditEvent {
     AuditEvent {
@@ -47,6 +57,7 @@ pub fn audit_event(case: &str) -> AuditEvent {
 pub struct TestServer {
     dir: TempDir,
     config: RawConfig,
+    first_admin: Option<custodia_governance::NewStaff>,
     running: Option<Running>,
     url: String,
     ca: Vec<u8>,
@@ -61,12 +72,13 @@ impl TestServer {
     /// Starts a server with `config` (its data directory and listeners are the test's).
     pub async fn start_with(config: RawConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let running = boot(dir.path(), "127.0.0.1:0", &config).await;
+        let mut running = boot(dir.path(), "127.0.0.1:0", &config).await;
         let url = running.url.clone();
         let ca = std::fs::read(&running.ca_cert).expect("CA certificate");
         Self {
             dir,
             config,
+            first_admin: running.first_admin.take(),
             running: Some(running),
             url,
             ca,
@@ -103,9 +115,49 @@ impl TestServer {
         }
     }
 
-    /// The audit log's verifier key.
+    /// The staff API's base URL.
+    pub fn staff_url(&self) -> &str {
+        self.running.as_ref().map_or("", |r| r.staff_url.as_str())
+    }
+
+    /// The first admin's one-time credentials (from the first start of this server).
+    pub fn first_admin(&self) -> &custodia_governance::NewStaff {
+        self.first_admin
+            .as_ref()
+            .expect("created on the first start")
+    }
+
+    /// A client of the staff API, signed in as the first admin.
+    pub async fn admin(&self) -> Client {
+        let admin = self.first_admin();
+        self.staff(
+            admin.staff.username.as_str(),
+            &admin.password,
+            &admin.totp_uri,
+        )
+        .await
+    }
+
+    /// A client of the staff API, signed in with these credentials.
+    pub async fn staff(&self, username: &str, password: &str, totp_uri: &str) -> Client {
+        let mut c = self.staff_client();
+        c.staff_sign_in(username, password, &totp_code(totp_uri))
+            .await
+            .expect("staff sign-in");
+        c
+    }
+
+    /// A client of the staff API, not signed in.
+    pub fn staff_client(&self) -> Client {
+        Client::new(self.staff_url(), &self.ca).expect("staff client")
+    }
+
+    /// The audit log's verifier key (from the data directory, so also while stopped).
     pub fn log_key(&self) -> NoteVerifier {
-        self.audit().verifier()
+        let text = std::fs::read_to_string(self.dir.path().join("log.key")).expect("log.key");
+        custodia_tlog::NoteSigner::from_text(&text)
+            .expect("a log key")
+            .verifier()
     }
 
     /// The base URL.
@@ -161,6 +213,7 @@ async fn boot(dir: &Path, listen: &str, config: &RawConfig) -> Running {
             data_dir: Some(dir.to_owned()),
             listen: Some(listen.to_owned()),
             audit_listen: Some("127.0.0.1:0".to_owned()),
+            staff_listen: Some("127.0.0.1:0".to_owned()),
             ..config.clone()
         };
         match custodia::start(raw.validate().expect("test config")).await {
@@ -274,6 +327,7 @@ impl ProcessServer {
             .args(["--listen", listen.unwrap_or("127.0.0.1:0")])
             .env("RUST_LOG", "debug")
             .env("CUSTODIA_AUDIT_LISTEN", "127.0.0.1:0")
+            .env("CUSTODIA_STAFF_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(logfile)
             .spawn()

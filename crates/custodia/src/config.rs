@@ -29,6 +29,12 @@ pub struct RawConfig {
     /// `127.0.0.1:8444`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_listen: Option<String>,
+    /// Address of the staff API's TLS listener. Default `127.0.0.1:8446`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_listen: Option<String>,
+    /// Lifetime of a staff session, in minutes. Default 15.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_session_minutes: Option<u64>,
     /// The audit log's origin line (and key name). Default `localhost/custodia/audit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_origin: Option<String>,
@@ -123,6 +129,16 @@ impl RawConfig {
             .unwrap_or("127.0.0.1:8444")
             .parse()
             .context("audit_listen must be an address like 127.0.0.1:8444")?;
+        let staff_listen: SocketAddr = self
+            .staff_listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:8446")
+            .parse()
+            .context("staff_listen must be an address like 127.0.0.1:8446")?;
+        let staff_minutes = self.staff_session_minutes.unwrap_or(15);
+        if !(1..=24 * 60).contains(&staff_minutes) {
+            bail!("staff_session_minutes must be between 1 and 1440");
+        }
         let log_origin = self
             .log_origin
             .unwrap_or_else(|| "localhost/custodia/audit".to_owned());
@@ -211,6 +227,11 @@ impl RawConfig {
                 .unwrap_or_else(|| PathBuf::from("custodia-data")),
             listen,
             audit_listen,
+            staff_listen,
+            governance: custodia_governance::GovernanceConfig {
+                staff_session_ttl: Duration::from_secs(staff_minutes * 60),
+                ..Default::default()
+            },
             log_origin,
             keyring_passphrase: self.keyring_passphrase.map(KeyringPassphrase::new),
             dek_cache: CacheLimits { capacity, max_age },
@@ -230,7 +251,9 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 17] = [
+    "staff_listen",
+    "staff_session_minutes",
     "witnesses",
     "witness_quorum",
     "audit_listen",
@@ -256,6 +279,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Auditor listener address.
     pub audit_listen: SocketAddr,
+    /// Staff API listener address.
+    pub staff_listen: SocketAddr,
+    /// Governance tunables.
+    pub governance: custodia_governance::GovernanceConfig,
     /// Audit log origin.
     pub log_origin: String,
     /// Keyring passphrase, if any.
@@ -278,6 +305,8 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
             .field("audit_listen", &self.audit_listen)
+            .field("staff_listen", &self.staff_listen)
+            .field("governance", &self.governance)
             .field("log_origin", &self.log_origin)
             .field(
                 "keyring_passphrase",

@@ -181,6 +181,17 @@ async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()> {
         "  data directory: {}   (custodia.db, keyring, tls/)",
         abs(&running.data_dir).display()
     );
+    println!("  staff API: {}", running.staff_url);
+    if let Some(admin) = &running.first_admin {
+        // Shown once, here, to the operator starting the server; never logged or stored.
+        println!("  first admin (shown only now; store it in a password manager):");
+        println!("    username: {}", admin.staff.username);
+        println!("    password: {}", admin.password.as_str());
+        println!(
+            "    TOTP (add to an authenticator app): {}",
+            admin.totp_uri.as_str()
+        );
+    }
     if running.first_start {
         println!("  first start: created a new keyring, deployment id and certificates");
     }

@@ -26,6 +26,10 @@ pub struct Running {
     pub url: String,
     /// `https://…` base URL of the auditor listener.
     pub audit_url: String,
+    /// `https://…` base URL of the staff API.
+    pub staff_url: String,
+    /// The first admin's one-time credentials, on the start that created them.
+    pub first_admin: Option<custodia_governance::NewStaff>,
     /// The audit log (for the components that append to it).
     pub audit: Arc<custodia_audit::AuditLog>,
     /// The CA certificate clients must trust.
@@ -104,6 +108,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let hub = Hub::new();
     let fanout = Arc::new(LocalFanout(hub.clone()));
     let storage_log = storage.log.clone();
+    let governance = custodia_governance::Governance::new(
+        storage.clone(),
+        keys.clone(),
+        audit.clone(),
+        clock.clone(),
+        config.governance.clone(),
+    );
+    let first_admin = governance
+        .bootstrap_admin()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
     let service = Service::new(storage, keys, clock, hub, fanout, config.service.clone());
 
     let tcp = tokio::net::TcpListener::bind(config.listen)
@@ -115,27 +130,36 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("listening on {} (audit_listen)", config.audit_listen))?;
     let audit_addr = audit_tcp.local_addr()?;
-    let audit_listener = TlsListener::new(audit_tcp, tls)?;
+    let audit_listener = TlsListener::new(audit_tcp, tls.clone())?;
+    let staff_tcp = tokio::net::TcpListener::bind(config.staff_listen)
+        .await
+        .with_context(|| format!("listening on {} (staff_listen)", config.staff_listen))?;
+    let staff_addr = staff_tcp.local_addr()?;
+    let staff_listener = TlsListener::new(staff_tcp, tls.clone())?;
     let shutdown = CancellationToken::new();
     let audit_state = custodia_api::AuditState {
         log: audit.clone(),
         store: storage_log,
     };
     let auditor = custodia_api::serve_audit(audit_listener, audit_state, shutdown.clone());
+    let staff = custodia_api::serve_staff(staff_listener, governance, shutdown.clone());
     let state = AppState {
         service,
         metrics,
         shutdown: shutdown.clone(),
     };
     let task = tokio::spawn(async move {
-        let (api, auditor) = tokio::join!(custodia_api::serve(listener, state), auditor);
-        api.and(auditor)
+        let (api, auditor, staff) =
+            tokio::join!(custodia_api::serve(listener, state), auditor, staff);
+        api.and(auditor).and(staff)
     });
     tracing::info!(%addr, "listening");
     Ok(Running {
         addr,
         url: format!("https://{}", display_host(addr)),
         audit_url: format!("https://{}", display_host(audit_addr)),
+        staff_url: format!("https://{}", display_host(staff_addr)),
+        first_admin,
         audit,
         ca_cert: dir.ca_cert(),
         data_dir: dir.root.clone(),

@@ -12,7 +12,7 @@ use custodia_tlog::{Checkpoint, NoteVerifier, SignedNote};
 async fn witnessed(n: usize, quorum: usize) -> (TestServer, Vec<TestWitness>) {
     let mut server = TestServer::start().await;
     server.stop().await;
-    let key = log_key(&server);
+    let key = server.log_key();
     let mut witnesses = Vec::new();
     for i in 0..n {
         witnesses.push(TestWitness::start(&format!("witness.test/w{i}"), vec![key.clone()]).await);
@@ -27,14 +27,6 @@ async fn witnessed(n: usize, quorum: usize) -> (TestServer, Vec<TestWitness>) {
     (server, witnesses)
 }
 
-/// The log key of a (possibly stopped) server, from its data directory.
-fn log_key(server: &TestServer) -> NoteVerifier {
-    let text = std::fs::read_to_string(server.data_dir().join("log.key")).unwrap();
-    custodia_tlog::NoteSigner::from_text(&text)
-        .unwrap()
-        .verifier()
-}
-
 fn policy(witnesses: &[&TestWitness], quorum: Option<usize>) -> WitnessPolicy {
     WitnessPolicy::new(&WitnessArgs {
         witnesses: witnesses.iter().map(|w| w.key().to_string()).collect(),
@@ -44,6 +36,7 @@ fn policy(witnesses: &[&TestWitness], quorum: Option<usize>) -> WitnessPolicy {
 }
 
 /// Appends the entries concurrently (so they share checkpoints); returns the last receipt.
+/// Entry 0 of every log is the first admin's creation, so ranges start at 1.
 async fn append(server: &TestServer, range: std::ops::Range<u32>) -> custodia_audit::Receipt {
     let log = server.audit();
     let appends = range.map(|i| {
@@ -74,7 +67,7 @@ async fn verify_with(
 #[tokio::test]
 async fn a_witnessed_log_verifies_with_its_quorum_and_keeps_verifying_as_it_grows() {
     let (server, witnesses) = witnessed(2, 2).await;
-    let receipt = append(&server, 0..5).await;
+    let receipt = append(&server, 1..5).await;
     // The receipt's checkpoint carries the log's signature and both cosignatures.
     let note = SignedNote::parse(receipt.checkpoint.as_bytes()).unwrap();
     let keys: Vec<NoteVerifier> = witnesses.iter().map(TestWitness::key).collect();
@@ -105,7 +98,7 @@ async fn a_witnessed_log_verifies_with_its_quorum_and_keeps_verifying_as_it_grow
 #[tokio::test]
 async fn below_the_quorum_appends_fail_closed_and_the_last_kept_checkpoint_is_served() {
     let (server, mut witnesses) = witnessed(2, 2).await;
-    append(&server, 0..3).await;
+    append(&server, 1..3).await;
     witnesses[1].stop().await;
     let err = server
         .audit()
@@ -137,7 +130,7 @@ async fn below_the_quorum_appends_fail_closed_and_the_last_kept_checkpoint_is_se
 #[tokio::test]
 async fn a_witness_refuses_a_fork_of_a_log_it_witnessed_also_after_a_restart() {
     let (server, mut witnesses) = witnessed(1, 1).await;
-    append(&server, 0..10).await;
+    append(&server, 1..10).await;
 
     // A second server holding the same log key, with another history, using the witness.
     let mut fork = TestServer::start().await;
@@ -177,7 +170,7 @@ async fn a_witness_refuses_a_fork_of_a_log_it_witnessed_also_after_a_restart() {
 async fn the_witness_command_serves_cosignatures_for_a_server() {
     let mut server = TestServer::start().await;
     server.stop().await;
-    let key = log_key(&server);
+    let key = server.log_key();
     let dir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_custodia"))
         .args(["witness", "--listen", "127.0.0.1:0", "--name", "cli.test/w"])
@@ -209,7 +202,7 @@ async fn the_witness_command_serves_cosignatures_for_a_server() {
             ..RawConfig::default()
         })
         .await;
-    append(&server, 0..3).await;
+    append(&server, 1..3).await;
     let work = tempfile::tempdir().unwrap();
     let policy = WitnessPolicy::new(&WitnessArgs {
         witnesses: vec![witness_key],
@@ -229,7 +222,7 @@ async fn the_witness_command_serves_cosignatures_for_a_server() {
 #[tokio::test]
 async fn the_witness_endpoint_answers_each_refusal_with_its_status() {
     let (server, witnesses) = witnessed(1, 1).await;
-    let receipt = append(&server, 0..3).await;
+    let receipt = append(&server, 1..3).await;
     let w = witnesses[0].config();
     let ca = std::fs::read(&w.ca_cert).unwrap();
     let client = custodia_sdk::Client::new(&w.url, &ca).unwrap();

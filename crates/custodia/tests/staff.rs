@@ -1,0 +1,217 @@
+//! Staff accounts end to end, on the staff API's own TLS listener: the first admin signs
+//! in with password and TOTP, manages staff, roles are enforced, codes work once, sign-ins
+//! are limited, every step is in the audit log, and when the log cannot be written staff
+//! actions fail while users go on messaging.
+
+use custodia::RawConfig;
+use custodia::logcmd::{WitnessPolicy, verify};
+use custodia_sdk::{Method, SdkError};
+use custodia_test::{TestServer, TestWitness, totp_code};
+
+fn status(e: &SdkError) -> u16 {
+    match e {
+        SdkError::Api(p) => p.status,
+        other => panic!("expected a problem answer, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_first_admin_manages_staff_and_roles_are_enforced() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let me = admin.staff_me().await.unwrap();
+    assert_eq!((me.username.as_str(), me.role.as_str()), ("admin", "admin"));
+
+    let created = admin.staff_create("mia", "moderator").await.unwrap();
+    assert!(created.totp_uri.starts_with("otpauth://totp/"));
+    assert_eq!(
+        status(&admin.staff_create("mia", "auditor").await.unwrap_err()),
+        409
+    );
+    assert_eq!(
+        status(&admin.staff_create("rex", "superuser").await.unwrap_err()),
+        422
+    );
+    let mia = server
+        .staff("mia", &created.password, &created.totp_uri)
+        .await;
+    assert_eq!(mia.staff_me().await.unwrap().role, "moderator");
+    // A moderator manages no staff.
+    assert_eq!(
+        status(&mia.staff_create("eve", "admin").await.unwrap_err()),
+        403
+    );
+    assert_eq!(status(&mia.staff_accounts().await.unwrap_err()), 403);
+    assert_eq!(admin.staff_accounts().await.unwrap().len(), 2);
+    // An admin cannot change their own account.
+    assert_eq!(
+        status(
+            &admin
+                .staff_update(me.id, "auditor", true)
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
+    // Deactivation ends the moderator's session at once.
+    let updated = admin
+        .staff_update(created.staff.id, "moderator", false)
+        .await
+        .unwrap();
+    assert!(!updated.active);
+    assert_eq!(status(&mia.staff_me().await.unwrap_err()), 401);
+}
+
+#[tokio::test]
+async fn codes_work_once_and_sign_ins_are_limited_and_logged() {
+    let server = TestServer::start().await;
+    let first = server.first_admin();
+    let code = totp_code(&first.totp_uri);
+    let mut c = server.staff_client();
+    c.staff_sign_in("admin", &first.password, &code)
+        .await
+        .unwrap();
+    // The same code again, even with the right password: refused.
+    let mut again = server.staff_client();
+    let err = again
+        .staff_sign_in("admin", &first.password, &code)
+        .await
+        .unwrap_err();
+    assert_eq!(status(&err), 401);
+    assert!(err.to_string().contains("one-time code"), "{err}");
+    assert_eq!(
+        status(
+            &again
+                .staff_sign_in("admin", &first.password, "12345x")
+                .await
+                .unwrap_err()
+        ),
+        401
+    );
+    // Staff sign-in is limited to 5 attempts per account in five minutes.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(
+            again
+                .staff_sign_in("admin", "wrong password!", "000000")
+                .await
+                .unwrap_err(),
+        );
+    }
+    assert_eq!(status(codes.last().unwrap()), 429);
+
+    // Every sign-in and refusal is in the log, which verifies; none names the password.
+    let work = tempfile::tempdir().unwrap();
+    let ca = std::fs::read(server.data_dir().join("tls/ca.pem")).unwrap();
+    let auditor = custodia_sdk::Client::new(server.audit_url(), &ca).unwrap();
+    let cp = verify(
+        &auditor,
+        &server.log_key(),
+        &WitnessPolicy::default(),
+        &work.path().join("state"),
+    )
+    .await
+    .unwrap();
+    // Admin created; signed in; refused (replay); refused (bad code); two refused (bad
+    // password) before the limit; the limited attempts never reach the account.
+    assert_eq!(cp.size, 6, "one entry per staff step");
+    let log_bytes = std::fs::read(server.data_dir().join("custodia.db")).unwrap();
+    assert!(
+        !log_bytes
+            .windows(first.password.len())
+            .any(|w| w == first.password.as_bytes()),
+        "the admin password is nowhere in the database"
+    );
+}
+
+#[tokio::test]
+async fn the_staff_api_is_only_on_its_own_listener() {
+    let server = TestServer::start().await;
+    let user_side = server.client();
+    let (status, ctype, _) = user_side
+        .raw(
+            Method::POST,
+            "/v1/staff/sessions",
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, ctype.as_str()), (404, "application/problem+json"));
+    let staff_side = server.staff_client();
+    let (status, _, _) = staff_side
+        .raw(
+            Method::POST,
+            "/v1/accounts",
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    // Bad input on the staff API: clear 4xx problems.
+    for (body, ctype, expected) in [
+        (&b"{not json"[..], "application/json", 400),
+        (&b"{\"username\":\"admin\"}"[..], "application/json", 422),
+        (&b"username=admin"[..], "text/plain", 415),
+    ] {
+        let (status, got, text) = staff_side
+            .raw(Method::POST, "/v1/staff/sessions", ctype, body.to_vec())
+            .await
+            .unwrap();
+        assert_eq!(status, expected, "{}", String::from_utf8_lossy(&text));
+        assert_eq!(got, "application/problem+json");
+    }
+    let (status, _, _) = staff_side
+        .raw(Method::GET, "/v1/staff/me", "text/plain", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn without_the_audit_log_staff_actions_fail_and_users_go_on_messaging() {
+    // A log that needs its witness to keep checkpoints: stopping the witness makes the
+    // log unable to take entries.
+    let mut server = TestServer::start().await;
+    let admin = server.first_admin();
+    let (admin_password, admin_totp) = (admin.password.to_string(), admin.totp_uri.to_string());
+    server.stop().await;
+    let mut witness = TestWitness::start("witness.test/w", vec![server.log_key()]).await;
+    server
+        .restart_fresh_with(RawConfig {
+            witnesses: Some(vec![witness.config()]),
+            ..RawConfig::default()
+        })
+        .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    let admin = server.staff("admin", &admin_password, &admin_totp).await;
+
+    witness.stop().await;
+    let err = admin.staff_create("otto", "auditor").await.unwrap_err();
+    assert_eq!(status(&err), 503, "{err}");
+    let mut other = server.staff_client();
+    let err = other
+        .staff_sign_in("admin", &admin_password, "000000")
+        .await
+        .unwrap_err();
+    assert_eq!(status(&err), 503, "not even a refusal goes unlogged: {err}");
+    assert!(!err.to_string().contains(&admin_password));
+
+    // Users are not affected.
+    alice
+        .send(chat.id, "during-outage", "still here")
+        .await
+        .unwrap();
+    let page = bob.history(chat.id, None, None, 50).await.unwrap();
+    assert_eq!(page.messages.len(), 1);
+
+    witness.restart().await;
+    admin
+        .staff_create("otto", "auditor")
+        .await
+        .expect("with the log back, staff act again");
+    assert_eq!(admin.staff_accounts().await.unwrap().len(), 2, "otto once");
+}
