@@ -80,3 +80,11 @@ uuid_id!(
     /// A staff member (trust & safety, legal, audit, administration); never a user.
     StaffId, "staff id"
 );
+uuid_id!(
+    /// A case: opened by a user report or a legal request.
+    CaseId, "case id"
+);
+uuid_id!(
+    /// An access request, and the grant it becomes when approved.
+    RequestId, "request id"
+);

@@ -10,21 +10,23 @@
 //! - `clock` — the injected clock and `Timestamp`.
 //! - `epoch` — how time is bucketed into key epochs.
 //! - `ratelimit` — a keyed token bucket driven by the clock.
-//! - `staff` — staff roles.
+//! - `governance` — staff roles, case kinds, report categories, reason codes, data tiers, request states.
 
 mod clock;
 mod epoch;
+mod governance;
 mod ids;
 mod input;
 mod ratelimit;
-mod staff;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
-pub use ids::{ConversationId, DeploymentId, MessageId, SessionId, StaffId, UserId};
+pub use governance::{CaseKind, DataTier, ReasonCode, ReportCategory, RequestStatus, StaffRole};
+pub use ids::{
+    CaseId, ConversationId, DeploymentId, MessageId, RequestId, SessionId, StaffId, UserId,
+};
 pub use input::{
     BirthDate, ClientMsgId, ConversationKind, GroupTitle, MAX_BODY_BYTES, MemberRole, MessageBody,
     Password, Username, ValidationError,
 };
 pub use ratelimit::{KeyedRateLimiter, RateLimit};
-pub use staff::StaffRole;

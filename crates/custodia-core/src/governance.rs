@@ -1,0 +1,166 @@
+//! The closed vocabularies of governed access: staff roles, case kinds, report categories, reason
+//! codes, data tiers and request states. Each has one stable name for storage, the wire
+//! and the audit log, and anything else is refused.
+
+use std::fmt;
+
+use crate::ValidationError;
+
+macro_rules! named_enum {
+    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$(Self::$variant),+];
+
+            /// The stable name.
+            pub const fn as_str(&self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            /// Parses [`Self::as_str`]; anything else is refused.
+            pub fn parse(s: &str) -> Result<Self, ValidationError> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or(ValidationError::Malformed {
+                        field: $field,
+                        hint: concat!("one of", $(" ", $text),+),
+                    })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// What a staff member may do. Each holds exactly one role, so duties stay separated:
+    /// the admin who manages staff is never also a reader of content.
+    StaffRole, "role" {
+        /// Reviews reports within grants.
+        Moderator => "moderator",
+        /// Reviews reports and approves report-review access.
+        SeniorModerator => "senior_moderator",
+        /// Handles legal requests and approves legal disclosure.
+        LegalOfficer => "legal_officer",
+        /// Reads the audit log and its full records; no content.
+        Auditor => "auditor",
+        /// Manages staff accounts and roles; no content.
+        Admin => "admin",
+    }
+);
+
+named_enum!(
+    /// How a case was opened.
+    CaseKind, "kind" {
+        /// A member reported messages.
+        Report => "report",
+        /// A legal request (warrant, court order, emergency disclosure request).
+        Legal => "legal",
+    }
+);
+
+named_enum!(
+    /// What a report is about.
+    ReportCategory, "category" {
+        /// Child sexual abuse or exploitation.
+        ChildSafety => "child_safety",
+        /// Grooming of a minor.
+        Grooming => "grooming",
+        /// Harassment or bullying.
+        Harassment => "harassment",
+        /// Spam or scams.
+        Spam => "spam",
+        /// Self-harm or suicide.
+        SelfHarm => "self_harm",
+        /// Anything else.
+        Other => "other",
+    }
+);
+
+named_enum!(
+    /// Why staff ask for access. A closed set: there is no "other".
+    ReasonCode, "reason" {
+        /// Reviewing a user report.
+        ReportReview => "report_review",
+        /// Legal process (warrant, court order, subpoena).
+        LegalProcess => "legal_process",
+        /// An emergency disclosure request (imminent danger).
+        EmergencyDisclosure => "emergency_disclosure",
+        /// A security incident.
+        SecurityIncident => "security_incident",
+        /// A user asked for their own data.
+        UserSelfAccess => "user_self_access",
+        /// Support, with the user's consent.
+        SupportWithConsent => "support_with_consent",
+    }
+);
+
+named_enum!(
+    /// What an access grant reveals.
+    DataTier, "tier" {
+        /// Who wrote when: senders, times, sequence numbers; no bodies.
+        Metadata => "metadata",
+        /// Message bodies as well.
+        Content => "content",
+    }
+);
+
+named_enum!(
+    /// Where an access request stands. Pending → Approved | Denied | Expired; Approved →
+    /// Active → Completed | Revoked | Expired. Decisions are final.
+    RequestStatus, "status" {
+        /// Waiting for approvals.
+        Pending => "pending",
+        /// Approved; not read yet.
+        Approved => "approved",
+        /// Approved and read at least once.
+        Active => "active",
+        /// Denied by an approver.
+        Denied => "denied",
+        /// Not decided in time, or the grant's window ended.
+        Expired => "expired",
+        /// Closed by the requester.
+        Completed => "completed",
+        /// Withdrawn.
+        Revoked => "revoked",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_round_trips_and_unknown_names_are_refused() {
+        for r in StaffRole::ALL {
+            assert_eq!(StaffRole::parse(r.as_str()).unwrap(), *r);
+        }
+        assert!(StaffRole::parse("superuser").is_err());
+        assert!(StaffRole::parse("Admin").is_err());
+        for r in ReasonCode::ALL {
+            assert_eq!(ReasonCode::parse(r.as_str()).unwrap(), *r);
+        }
+        for s in RequestStatus::ALL {
+            assert_eq!(RequestStatus::parse(s.as_str()).unwrap(), *s);
+        }
+        let err = ReasonCode::parse("curiosity").unwrap_err().to_string();
+        assert!(err.contains("report_review"), "{err}");
+        assert!(ReasonCode::parse("").is_err());
+        assert!(DataTier::parse("everything").is_err());
+    }
+}
