@@ -11,6 +11,7 @@
 //! - `rows` — decoding rows into records.
 //! - this file — opening and migrating the database, and the store traits.
 
+mod cases;
 mod log;
 mod rows;
 mod staff;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_log.sql"),
     include_str!("../migrations/0003_log_records.sql"),
     include_str!("../migrations/0004_staff.sql"),
+    include_str!("../migrations/0005_cases.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

@@ -18,11 +18,12 @@ mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use records::{
-    AddMember, Appended, ConversationRecord, ConversationSummary, LogAppend, MemberRecord,
-    NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange, SessionRecord, StaffRecord,
-    StaffSessionRecord, StoredMessage, TokenHash, UserRecord, WrappedDek,
+    AccessRequestRecord, AddMember, Appended, CaseRecord, ConversationRecord, ConversationSummary,
+    DecisionRecord, LogAppend, MemberRecord, NewConversation, NewMessage, SealedBody, SealedTotp,
+    SeqRange, SessionRecord, StaffRecord, StaffSessionRecord, StoredMessage, TokenHash, UserRecord,
+    WrappedDek,
 };
 pub use traits::{
-    AccountStore, CommitObserver, ConversationStore, DekStore, Health, LogStore, MessageStore,
-    NoObserver, SessionStore, StaffStore, Storage,
+    AccountStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health, LogStore,
+    MessageStore, NoObserver, SessionStore, StaffStore, Storage,
 };

@@ -3,8 +3,9 @@
 use std::fmt;
 
 use custodia_core::{
-    BirthDate, ClientMsgId, ConversationId, ConversationKind, Epoch, MemberRole, MessageId,
-    SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
+    BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind, DataTier, Epoch,
+    MemberRole, MessageId, ReasonCode, ReportCategory, RequestId, RequestStatus, SessionId,
+    StaffId, StaffRole, Timestamp, UserId, Username,
 };
 
 /// A message body after sealing: opaque bytes only the key service can open.
@@ -279,4 +280,90 @@ pub struct StaffSessionRecord {
     pub created_at: Timestamp,
     /// When it stops working.
     pub expires_at: Timestamp,
+}
+
+/// A case: what staff may ask access for. Holds no message content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRecord {
+    /// Id.
+    pub id: CaseId,
+    /// Report or legal.
+    pub kind: CaseKind,
+    /// The conversation concerned.
+    pub conversation_id: ConversationId,
+    /// The reporting member (report cases).
+    pub reporter: Option<UserId>,
+    /// The report's category (report cases).
+    pub category: Option<ReportCategory>,
+    /// The reporter's comment, sealed by the key service (report cases).
+    pub comment: Option<SealedBody>,
+    /// The reported messages (report cases), ascending.
+    pub reported: Vec<u64>,
+    /// The first and last sequence number the case covers: for a report, the reported
+    /// messages and up to K before them; for a legal case, what the request names.
+    pub scope: (u64, u64),
+    /// The legal process's reference (legal cases).
+    pub reference: Option<String>,
+    /// The staff member who opened it (legal cases).
+    pub opened_by: Option<StaffId>,
+    /// When it was opened.
+    pub opened_at: Timestamp,
+}
+
+/// One approver's decision on an access request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRecord {
+    /// Who decided.
+    pub staff_id: StaffId,
+    /// In which role.
+    pub role: StaffRole,
+    /// Approve or deny.
+    pub approve: bool,
+    /// Why.
+    pub justification: String,
+    /// When.
+    pub at: Timestamp,
+    /// The audit log entry recording it (its leaf commits to the request's digest).
+    pub log_index: u64,
+}
+
+/// An access request, and the grant it becomes once approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequestRecord {
+    /// Id (also the grant's).
+    pub id: RequestId,
+    /// The case it serves.
+    pub case_id: CaseId,
+    /// Who asked (and who may read once approved).
+    pub requester: StaffId,
+    /// The requester's role when asking.
+    pub requester_role: StaffRole,
+    /// Why.
+    pub reason: ReasonCode,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// First and last sequence number covered.
+    pub seqs: (u64, u64),
+    /// Metadata or content.
+    pub tier: DataTier,
+    /// How long the grant lasts once approved, in milliseconds.
+    pub duration_ms: i64,
+    /// The requester's justification.
+    pub justification: String,
+    /// When it was asked.
+    pub created_at: Timestamp,
+    /// When it expires if not decided.
+    pub pending_until: Timestamp,
+    /// Flagged as broad (needs one more approval).
+    pub broad: bool,
+    /// Approvals needed.
+    pub required: u8,
+    /// Who may approve: frozen when the request was made.
+    pub approvers: Vec<StaffId>,
+    /// Stored state (expiry is derived from the clock by the service).
+    pub status: RequestStatus,
+    /// The decisions, in order.
+    pub decisions: Vec<DecisionRecord>,
+    /// The grant's window, once approved.
+    pub granted: Option<(Timestamp, Timestamp)>,
 }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use custodia_core::{
-    ConversationId, Epoch, MemberRole, SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
+    CaseId, ConversationId, Epoch, MemberRole, RequestId, RequestStatus, SessionId, StaffId,
+    StaffRole, Timestamp, UserId, Username,
 };
 
 use crate::{
-    AddMember, Appended, ConversationRecord, ConversationSummary, LogAppend, MemberRecord,
-    NewConversation, NewMessage, SeqRange, SessionRecord, StaffRecord, StaffSessionRecord,
-    StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
+    AccessRequestRecord, AddMember, Appended, CaseRecord, ConversationRecord, ConversationSummary,
+    DecisionRecord, LogAppend, MemberRecord, NewConversation, NewMessage, SeqRange, SessionRecord,
+    StaffRecord, StaffSessionRecord, StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -73,6 +74,45 @@ pub trait StaffStore: Send + Sync {
     ) -> StoreResult<Option<StaffSessionRecord>>;
     /// Ends a staff session; `false` if there was none.
     async fn delete_staff_session(&self, id: SessionId) -> StoreResult<bool>;
+}
+
+/// Cases and access requests.
+///
+/// Security duty: decisions are final. A decision is recorded at most once per approver
+/// and request, and a request leaves a state only from the state the caller saw
+/// (compare-and-set), so two approvers racing cannot both decide it.
+#[async_trait]
+pub trait CaseStore: Send + Sync {
+    /// Stores a new case.
+    async fn create_case(&self, case: CaseRecord) -> StoreResult<()>;
+    /// A case by id.
+    async fn case(&self, id: CaseId) -> StoreResult<Option<CaseRecord>>;
+    /// Every case, newest first.
+    async fn cases(&self) -> StoreResult<Vec<CaseRecord>>;
+    /// Stores a new access request (pending, without decisions).
+    async fn create_request(&self, request: AccessRequestRecord) -> StoreResult<()>;
+    /// A request with its approvers and decisions.
+    async fn request(&self, id: RequestId) -> StoreResult<Option<AccessRequestRecord>>;
+    /// The requests of a case, oldest first.
+    async fn requests_of_case(&self, case: CaseId) -> StoreResult<Vec<AccessRequestRecord>>;
+    /// Records `decision` and, in the same commit, moves the request from `from` to `to`
+    /// with the grant window `granted` (if any). `Conflict` if this approver already
+    /// decided; `Ok(false)` (nothing recorded) if the request is no longer in `from`.
+    async fn decide(
+        &self,
+        id: RequestId,
+        decision: DecisionRecord,
+        from: RequestStatus,
+        to: RequestStatus,
+        granted: Option<(Timestamp, Timestamp)>,
+    ) -> StoreResult<bool>;
+    /// Moves a request from `from` to `to`; `false` if it was not in `from`.
+    async fn set_request_status(
+        &self,
+        id: RequestId,
+        from: RequestStatus,
+        to: RequestStatus,
+    ) -> StoreResult<bool>;
 }
 
 /// Conversations and their members.
@@ -179,6 +219,8 @@ pub struct Storage {
     pub log: Arc<dyn LogStore>,
     /// Staff accounts and sessions.
     pub staff: Arc<dyn StaffStore>,
+    /// Cases and access requests.
+    pub cases: Arc<dyn CaseStore>,
 }
 
 impl Storage {
@@ -191,6 +233,7 @@ impl Storage {
             + MessageStore
             + LogStore
             + StaffStore
+            + CaseStore
             + DekStore
             + Health
             + 'static,
@@ -203,6 +246,7 @@ impl Storage {
             deks: backend.clone(),
             health: backend.clone(),
             staff: backend.clone(),
+            cases: backend.clone(),
             log: backend,
         }
     }

@@ -1,0 +1,327 @@
+//! Cases and access requests on SQLite.
+
+use async_trait::async_trait;
+use custodia_core::{
+    CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory, RequestId,
+    RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+};
+use custodia_store::{
+    AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, SealedBody, StoreError, StoreResult,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use uuid::Uuid;
+
+use crate::{SqliteStore, map_err};
+
+const CASE_COLUMNS: &str = "id, kind, conversation_id, reporter, category, comment, reported, \
+     scope_from, scope_to, reference, opened_by, opened_at";
+const REQUEST_COLUMNS: &str = "id, case_id, requester, requester_role, reason, conversation_id, \
+     seq_from, seq_to, tier, duration_ms, justification, created_at, pending_until, broad, \
+     required, status, granted_from, granted_until";
+
+fn corrupt(col: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnName(format!("undecodable value in column {col}"))
+}
+
+fn named<T>(
+    row: &Row<'_>,
+    col: &str,
+    parse: impl Fn(&str) -> Result<T, custodia_core::ValidationError>,
+) -> rusqlite::Result<T> {
+    let s: String = row.get(col)?;
+    parse(&s).map_err(|_| corrupt(col))
+}
+
+fn seq(row: &Row<'_>, col: &str) -> rusqlite::Result<u64> {
+    u64::try_from(row.get::<_, i64>(col)?).map_err(|_| corrupt(col))
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn case(row: &Row<'_>) -> rusqlite::Result<CaseRecord> {
+    let reported: String = row.get("reported")?;
+    let category: Option<String> = row.get("category")?;
+    Ok(CaseRecord {
+        id: CaseId::from_uuid(row.get("id")?),
+        kind: named(row, "kind", CaseKind::parse)?,
+        conversation_id: ConversationId::from_uuid(row.get("conversation_id")?),
+        reporter: row
+            .get::<_, Option<Uuid>>("reporter")?
+            .map(UserId::from_uuid),
+        category: category
+            .map(|c| ReportCategory::parse(&c).map_err(|_| corrupt("category")))
+            .transpose()?,
+        comment: row.get::<_, Option<Vec<u8>>>("comment")?.map(SealedBody),
+        reported: reported
+            .split_whitespace()
+            .map(|s| s.parse().map_err(|_| corrupt("reported")))
+            .collect::<rusqlite::Result<_>>()?,
+        scope: (seq(row, "scope_from")?, seq(row, "scope_to")?),
+        reference: row.get("reference")?,
+        opened_by: row
+            .get::<_, Option<Uuid>>("opened_by")?
+            .map(StaffId::from_uuid),
+        opened_at: Timestamp::from_millis(row.get("opened_at")?),
+    })
+}
+
+fn request(row: &Row<'_>) -> rusqlite::Result<AccessRequestRecord> {
+    let granted = match (
+        row.get::<_, Option<i64>>("granted_from")?,
+        row.get::<_, Option<i64>>("granted_until")?,
+    ) {
+        (Some(a), Some(b)) => Some((Timestamp::from_millis(a), Timestamp::from_millis(b))),
+        _ => None,
+    };
+    Ok(AccessRequestRecord {
+        id: RequestId::from_uuid(row.get("id")?),
+        case_id: CaseId::from_uuid(row.get("case_id")?),
+        requester: StaffId::from_uuid(row.get("requester")?),
+        requester_role: named(row, "requester_role", StaffRole::parse)?,
+        reason: named(row, "reason", ReasonCode::parse)?,
+        conversation_id: ConversationId::from_uuid(row.get("conversation_id")?),
+        seqs: (seq(row, "seq_from")?, seq(row, "seq_to")?),
+        tier: named(row, "tier", DataTier::parse)?,
+        duration_ms: row.get("duration_ms")?,
+        justification: row.get("justification")?,
+        created_at: Timestamp::from_millis(row.get("created_at")?),
+        pending_until: Timestamp::from_millis(row.get("pending_until")?),
+        broad: row.get("broad")?,
+        required: row.get("required")?,
+        approvers: Vec::new(),
+        status: named(row, "status", RequestStatus::parse)?,
+        decisions: Vec::new(),
+        granted,
+    })
+}
+
+/// Fills in a request's frozen approvers and its decisions.
+fn complete(c: &Connection, mut r: AccessRequestRecord) -> rusqlite::Result<AccessRequestRecord> {
+    r.approvers = c
+        .prepare_cached("SELECT staff_id FROM request_approvers WHERE request_id = ?1")?
+        .query_map([r.id.as_uuid()], |row| {
+            Ok(StaffId::from_uuid(row.get("staff_id")?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    r.decisions = c
+        .prepare_cached(
+            "SELECT staff_id, role, approve, justification, at, log_index \
+             FROM request_decisions WHERE request_id = ?1 ORDER BY at, log_index",
+        )?
+        .query_map([r.id.as_uuid()], |row| {
+            Ok(DecisionRecord {
+                staff_id: StaffId::from_uuid(row.get("staff_id")?),
+                role: named(row, "role", StaffRole::parse)?,
+                approve: row.get("approve")?,
+                justification: row.get("justification")?,
+                at: Timestamp::from_millis(row.get("at")?),
+                log_index: seq(row, "log_index")?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(r)
+}
+
+fn move_status(
+    c: &Connection,
+    id: RequestId,
+    from: RequestStatus,
+    to: RequestStatus,
+    granted: Option<(Timestamp, Timestamp)>,
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "UPDATE access_requests SET status = ?3, \
+             granted_from = COALESCE(?4, granted_from), granted_until = COALESCE(?5, granted_until) \
+             WHERE id = ?1 AND status = ?2",
+            params![
+                id.as_uuid(),
+                from.as_str(),
+                to.as_str(),
+                granted.map(|g| g.0.as_millis()),
+                granted.map(|g| g.1.as_millis())
+            ],
+        )
+        .map_err(map_err)?;
+    Ok(n == 1)
+}
+
+#[async_trait]
+impl CaseStore for SqliteStore {
+    async fn create_case(&self, k: CaseRecord) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                let reported: Vec<String> = k.reported.iter().map(u64::to_string).collect();
+                c.prepare_cached(&format!(
+                    "INSERT INTO cases ({CASE_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ))
+                .and_then(|mut st| {
+                    st.execute(params![
+                        k.id.as_uuid(),
+                        k.kind.as_str(),
+                        k.conversation_id.as_uuid(),
+                        k.reporter.map(|u| *u.as_uuid()),
+                        k.category.map(|c| c.as_str()),
+                        k.comment.map(|b| b.0),
+                        reported.join(" "),
+                        i(k.scope.0),
+                        i(k.scope.1),
+                        k.reference,
+                        k.opened_by.map(|s| *s.as_uuid()),
+                        k.opened_at.as_millis()
+                    ])
+                })
+                .map(drop)
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn case(&self, id: CaseId) -> StoreResult<Option<CaseRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"))?
+                .query_row([id.as_uuid()], case)
+                .optional()
+        })
+        .await
+    }
+
+    async fn cases(&self) -> StoreResult<Vec<CaseRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {CASE_COLUMNS} FROM cases ORDER BY opened_at DESC, id DESC"
+            ))?
+            .query_map([], case)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn create_request(&self, r: AccessRequestRecord) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(&format!(
+                    "INSERT INTO access_requests ({REQUEST_COLUMNS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, NULL, NULL)"
+                ))
+                .and_then(|mut st| {
+                    st.execute(params![
+                        r.id.as_uuid(),
+                        r.case_id.as_uuid(),
+                        r.requester.as_uuid(),
+                        r.requester_role.as_str(),
+                        r.reason.as_str(),
+                        r.conversation_id.as_uuid(),
+                        i(r.seqs.0),
+                        i(r.seqs.1),
+                        r.tier.as_str(),
+                        r.duration_ms,
+                        r.justification,
+                        r.created_at.as_millis(),
+                        r.pending_until.as_millis(),
+                        r.broad,
+                        r.required,
+                        RequestStatus::Pending.as_str()
+                    ])
+                })
+                .map_err(map_err)?;
+                let mut approver = c
+                    .prepare_cached(
+                        "INSERT INTO request_approvers (request_id, staff_id) VALUES (?1, ?2)",
+                    )
+                    .map_err(map_err)?;
+                for a in &r.approvers {
+                    approver
+                        .execute(params![r.id.as_uuid(), a.as_uuid()])
+                        .map_err(map_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn request(&self, id: RequestId) -> StoreResult<Option<AccessRequestRecord>> {
+        self.read(move |c| {
+            let found = c
+                .prepare_cached(&format!(
+                    "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE id = ?1"
+                ))?
+                .query_row([id.as_uuid()], request)
+                .optional()?;
+            found.map(|r| complete(c, r)).transpose()
+        })
+        .await
+    }
+
+    async fn requests_of_case(&self, case_id: CaseId) -> StoreResult<Vec<AccessRequestRecord>> {
+        self.read(move |c| {
+            let found: Vec<AccessRequestRecord> = c
+                .prepare_cached(&format!(
+                    "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE case_id = ?1 \
+                     ORDER BY created_at, id"
+                ))?
+                .query_map([case_id.as_uuid()], request)?
+                .collect::<rusqlite::Result<_>>()?;
+            found.into_iter().map(|r| complete(c, r)).collect()
+        })
+        .await
+    }
+
+    async fn decide(
+        &self,
+        id: RequestId,
+        d: DecisionRecord,
+        from: RequestStatus,
+        to: RequestStatus,
+        granted: Option<(Timestamp, Timestamp)>,
+    ) -> StoreResult<bool> {
+        self.writer
+            .write(move |c| {
+                let status: Option<String> = c
+                    .query_row(
+                        "SELECT status FROM access_requests WHERE id = ?1",
+                        [id.as_uuid()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                if status.as_deref() != Some(from.as_str()) {
+                    return Ok(false);
+                }
+                c.execute(
+                    "INSERT INTO request_decisions \
+                     (request_id, staff_id, role, approve, justification, at, log_index) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        id.as_uuid(),
+                        d.staff_id.as_uuid(),
+                        d.role.as_str(),
+                        d.approve,
+                        d.justification,
+                        d.at.as_millis(),
+                        i(d.log_index)
+                    ],
+                )
+                .map_err(map_err)?;
+                if from != to && !move_status(c, id, from, to, granted)? {
+                    return Err(StoreError::Conflict);
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn set_request_status(
+        &self,
+        id: RequestId,
+        from: RequestStatus,
+        to: RequestStatus,
+    ) -> StoreResult<bool> {
+        self.writer
+            .write(move |c| move_status(c, id, from, to, None))
+            .await
+    }
+}
