@@ -9,6 +9,7 @@ pub(crate) fn message(m: &MessageView) -> wire::Message {
     let (state, body) = match &m.content {
         Content::Text(b) => (wire::MessageState::Ok, Some(b.as_str().to_owned())),
         Content::Deleted => (wire::MessageState::Deleted, None),
+        Content::Withheld => (wire::MessageState::Withheld, None),
         _ => (wire::MessageState::Unreadable, None),
     };
     wire::Message {

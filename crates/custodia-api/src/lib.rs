@@ -39,6 +39,8 @@ pub use witness::witness_router;
 pub struct AppState {
     /// The domain service.
     pub service: Service,
+    /// Governed access (reports open cases).
+    pub governance: custodia_governance::Governance,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server shuts down; live sessions close.

@@ -42,6 +42,7 @@ pub(crate) fn router(state: AppState) -> Router {
             delete(delete_message),
         )
         .route("/v1/conversations/{id}/read", post(mark_read))
+        .route("/v1/conversations/{id}/reports", post(report))
         .layer(axum::middleware::from_fn(deadline));
     Router::new()
         .merge(api)
@@ -395,4 +396,25 @@ async fn mark_read(
         conversation_id: *id.as_uuid(),
         read_seq,
     }))
+}
+
+async fn report(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Body(req): Body<wire::staff::ReportRequest>,
+) -> Result<(StatusCode, Json<wire::staff::ReportResponse>), ApiError> {
+    let report = custodia_governance::Report {
+        conversation_id: conversation_id(&id)?,
+        seqs: req.seqs,
+        category: custodia_core::ReportCategory::parse(&req.category)?,
+        comment: req.comment,
+    };
+    let case = s.governance.report(&who, report).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::staff::ReportResponse {
+            case_id: *case.as_uuid(),
+        }),
+    ))
 }

@@ -5,13 +5,19 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
-use custodia_core::{Password, StaffId, StaffRole, Username};
-use custodia_governance::{Governance, StaffPrincipal, StaffView};
+use std::time::Duration;
+
+use custodia_core::{
+    CaseId, ConversationId, DataTier, Password, ReasonCode, RequestId, StaffId, StaffRole, Username,
+};
+use custodia_governance::{
+    CaseView, Governance, NewRequest, RequestView, StaffPrincipal, StaffView,
+};
 use custodia_proto::staff as wire;
 use custodia_service::ServiceError;
 
 use crate::routes::Body;
-use crate::{ApiError, PeerAddr};
+use crate::{ApiError, PeerAddr, convert};
 
 /// The staff router.
 pub fn staff_router(governance: Governance) -> Router {
@@ -21,6 +27,15 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/me", get(me))
         .route("/v1/staff/accounts", get(list).post(create))
         .route("/v1/staff/accounts/{id}", patch(update))
+        .route("/v1/staff/cases", get(cases).post(open_legal_case))
+        .route("/v1/staff/cases/{id}", get(case))
+        .route("/v1/staff/cases/{id}/requests", get(case_requests))
+        .route("/v1/staff/requests", post(request_access))
+        .route("/v1/staff/requests/{id}", get(request))
+        .route("/v1/staff/requests/{id}/decisions", post(decide))
+        .route("/v1/staff/requests/{id}/revoke", post(revoke))
+        .route("/v1/staff/requests/{id}/complete", post(complete))
+        .route("/v1/staff/requests/{id}/messages", get(read))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -146,4 +161,181 @@ async fn update(
     Ok(Json(member(
         &gov.update_staff(&who, id, role, req.active).await?,
     )))
+}
+
+fn case_wire(c: &CaseView) -> wire::Case {
+    wire::Case {
+        id: *c.id.as_uuid(),
+        kind: c.kind.as_str().into(),
+        conversation_id: *c.conversation_id.as_uuid(),
+        reporter: c.reporter.map(|u| *u.as_uuid()),
+        category: c.category.map(|k| k.as_str().into()),
+        comment: c.comment.clone(),
+        reported: c.reported.clone(),
+        from_seq: c.scope.0,
+        to_seq: c.scope.1,
+        reference: c.reference.clone(),
+        opened_at_ms: c.opened_at.as_millis(),
+    }
+}
+
+fn request_wire(v: &RequestView) -> wire::AccessRequest {
+    let r = &v.record;
+    wire::AccessRequest {
+        id: *r.id.as_uuid(),
+        case_id: *r.case_id.as_uuid(),
+        requester: *r.requester.as_uuid(),
+        reason: r.reason.as_str().into(),
+        conversation_id: *r.conversation_id.as_uuid(),
+        from_seq: r.seqs.0,
+        to_seq: r.seqs.1,
+        tier: r.tier.as_str().into(),
+        status: v.status.as_str().into(),
+        broad: r.broad,
+        required: r.required,
+        approvers: r.approvers.iter().map(|a| *a.as_uuid()).collect(),
+        decisions: r
+            .decisions
+            .iter()
+            .map(|d| wire::Decision {
+                staff_id: *d.staff_id.as_uuid(),
+                role: d.role.as_str().into(),
+                approve: d.approve,
+                justification: d.justification.clone(),
+                at_ms: d.at.as_millis(),
+                log_index: d.log_index,
+            })
+            .collect(),
+        pending_until_ms: r.pending_until.as_millis(),
+        granted_from_ms: r.granted.map(|g| g.0.as_millis()),
+        granted_until_ms: r.granted.map(|g| g.1.as_millis()),
+        second_review_overdue: v.second_review_overdue,
+        digest: v.digest.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+fn id<T: std::str::FromStr<Err = custodia_core::ValidationError>>(
+    raw: &str,
+) -> Result<T, ApiError> {
+    raw.parse().map_err(ApiError::from)
+}
+
+async fn cases(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+) -> Result<Json<Vec<wire::Case>>, ApiError> {
+    Ok(Json(gov.cases(&who).await?.iter().map(case_wire).collect()))
+}
+
+async fn case(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::Case>, ApiError> {
+    let id: CaseId = id(&raw)?;
+    Ok(Json(case_wire(&gov.case(&who, id).await?)))
+}
+
+async fn case_requests(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<Vec<wire::AccessRequest>>, ApiError> {
+    let id: CaseId = id(&raw)?;
+    let all = gov.requests_of_case(&who, id).await?;
+    Ok(Json(all.iter().map(request_wire).collect()))
+}
+
+async fn open_legal_case(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Body(req): Body<wire::OpenLegalCase>,
+) -> Result<(StatusCode, Json<wire::Case>), ApiError> {
+    let conv = ConversationId::from_uuid(req.conversation_id);
+    let id = gov
+        .open_legal_case(&who, conv, (req.from_seq, req.to_seq), req.reference)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(case_wire(&gov.case(&who, id).await?)),
+    ))
+}
+
+async fn request_access(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Body(req): Body<wire::CreateAccessRequest>,
+) -> Result<(StatusCode, Json<wire::AccessRequest>), ApiError> {
+    let new = NewRequest {
+        case_id: CaseId::from_uuid(req.case_id),
+        reason: ReasonCode::parse(&req.reason)?,
+        seqs: (req.from_seq, req.to_seq),
+        tier: DataTier::parse(&req.tier)?,
+        duration: Duration::from_secs(req.duration_secs),
+        justification: req.justification,
+    };
+    let view = gov.request_access(&who, new).await?;
+    Ok((StatusCode::CREATED, Json(request_wire(&view))))
+}
+
+async fn request(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::AccessRequest>, ApiError> {
+    let id: RequestId = id(&raw)?;
+    Ok(Json(request_wire(&gov.request(&who, id).await?)))
+}
+
+async fn decide(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+    Body(req): Body<wire::DecideRequest>,
+) -> Result<Json<wire::AccessRequest>, ApiError> {
+    let id: RequestId = id(&raw)?;
+    let view = gov.decide(&who, id, req.approve, req.justification).await?;
+    Ok(Json(request_wire(&view)))
+}
+
+async fn revoke(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::AccessRequest>, ApiError> {
+    let id: RequestId = id(&raw)?;
+    Ok(Json(request_wire(&gov.close_grant(&who, id, true).await?)))
+}
+
+async fn complete(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::AccessRequest>, ApiError> {
+    let id: RequestId = id(&raw)?;
+    Ok(Json(request_wire(&gov.close_grant(&who, id, false).await?)))
+}
+
+async fn read(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::GrantRead>, ApiError> {
+    use base64::Engine;
+    let id: RequestId = id(&raw)?;
+    let read = gov.read_grant(&who, id).await?;
+    let r = &read.receipt;
+    Ok(Json(wire::GrantRead {
+        messages: read.messages.iter().map(convert::message).collect(),
+        receipt: wire::Receipt {
+            index: r.index,
+            leaf_hash: r.leaf_hash.iter().map(|b| format!("{b:02x}")).collect(),
+            proof: r
+                .proof
+                .iter()
+                .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
+                .collect(),
+            checkpoint: r.checkpoint.clone(),
+        },
+    }))
 }

@@ -6,11 +6,20 @@
 //! appended to the audit log *before* it takes effect: if the log cannot be written, the
 //! action fails. The admin role manages staff and can read no content.
 //!
+//! Staff reach content only through a **case** (a member's report, or a legal request), a
+//! **request** with a closed reason code and a narrow scope, **approval** by the people the
+//! reason demands (frozen when the request is made; never the requester), and a **read**
+//! that is in the audit log before anything is unwrapped.
+//!
 //! Layout:
 //! - `staff` — staff accounts, sign-in, sessions, administration.
-//!
-//! Reports, cases, access requests, approvals and grants build on this (issue 5).
+//! - `cases` — reports by members and legal cases.
+//! - `policy` — who may ask and who must approve, by reason code.
+//! - `requests` — access requests, decisions, grants, and audited reads.
 
+mod cases;
+mod policy;
+mod requests;
 mod staff;
 
 use std::net::IpAddr;
@@ -18,10 +27,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use custodia_audit::AuditLog;
-use custodia_core::{Clock, KeyedRateLimiter, RateLimit};
+use custodia_audit::{AuditEvent, Receipt};
+use custodia_core::{Clock, KeyedRateLimiter, RateLimit, UserId};
 use custodia_keys::KeyService;
+use custodia_service::{ServiceError, ServiceResult};
 use custodia_store::Storage;
 
+pub use cases::{CaseView, MAX_COMMENT_CHARS, MAX_REPORTED, Report};
+pub use policy::Policy;
+pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
 pub use staff::{NewStaff, NewStaffSession, StaffPrincipal, StaffView};
 
 /// Tunables, validated by the caller's configuration.
@@ -33,6 +47,10 @@ pub struct GovernanceConfig {
     pub signin_per_account: RateLimit,
     /// Sign-in attempts per client address.
     pub signin_per_address: RateLimit,
+    /// Messages before the first reported one that a report case covers (K).
+    pub report_context: u64,
+    /// Reports per member.
+    pub reports_per_user: RateLimit,
 }
 
 impl Default for GovernanceConfig {
@@ -46,6 +64,11 @@ impl Default for GovernanceConfig {
             signin_per_address: RateLimit {
                 burst: 20,
                 per: Duration::from_secs(300),
+            },
+            report_context: 10,
+            reports_per_user: RateLimit {
+                burst: 10,
+                per: Duration::from_secs(3600),
             },
         }
     }
@@ -65,6 +88,7 @@ struct Inner {
     config: GovernanceConfig,
     signin_by_account: KeyedRateLimiter<String>,
     signin_by_address: KeyedRateLimiter<IpAddr>,
+    reports_by_user: KeyedRateLimiter<UserId>,
     /// Password hashes running at once (each takes ~19 MiB and a core for tens of ms).
     hashing: tokio::sync::Semaphore,
 }
@@ -80,6 +104,7 @@ impl Governance {
     ) -> Self {
         let signin_by_account = KeyedRateLimiter::new(config.signin_per_account, clock.clone());
         let signin_by_address = KeyedRateLimiter::new(config.signin_per_address, clock.clone());
+        let reports_by_user = KeyedRateLimiter::new(config.reports_per_user, clock.clone());
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -89,8 +114,20 @@ impl Governance {
                 config,
                 signin_by_account,
                 signin_by_address,
+                reports_by_user,
                 hashing: tokio::sync::Semaphore::new(2),
             }),
         }
+    }
+}
+
+impl Governance {
+    /// Appends an event to the audit log and returns its receipt; fails (closed) if the
+    /// log cannot take it, so the action it records does not happen.
+    pub(crate) async fn append(&self, event: AuditEvent) -> ServiceResult<Receipt> {
+        self.inner.audit.append(&event).await.map_err(|e| {
+            tracing::error!(error = %e, kind = event.kind.as_str(), "audit log append failed; refusing the staff action");
+            ServiceError::Unavailable(format!("audit log: {e}"))
+        })
     }
 }

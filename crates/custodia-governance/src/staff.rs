@@ -32,14 +32,14 @@ pub struct StaffPrincipal {
 }
 
 impl StaffPrincipal {
-    fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor {
             staff_id: self.staff_id.to_string(),
             role: self.role.as_str().into(),
         }
     }
 
-    fn require(&self, roles: &[StaffRole], what: &'static str) -> ServiceResult<()> {
+    pub(crate) fn require(&self, roles: &[StaffRole], what: &'static str) -> ServiceResult<()> {
         if roles.contains(&self.role) {
             Ok(())
         } else {
@@ -373,14 +373,14 @@ impl Governance {
         Ok(())
     }
 
-    /// Appends a staff event to the audit log; fails (closed) if the log cannot take it.
+    /// Appends a staff event (no case, no subjects) to the audit log.
     async fn log(
         &self,
         kind: EventKind,
         actor: Option<Actor>,
         scope: Vec<(String, String)>,
     ) -> ServiceResult<()> {
-        let event = AuditEvent {
+        self.append(AuditEvent {
             kind,
             time: self.inner.clock.now(),
             actor,
@@ -388,12 +388,9 @@ impl Governance {
             case: None,
             subjects: Vec::new(),
             scope,
-        };
-        self.inner.audit.append(&event).await.map_err(|e| {
-            tracing::error!(error = %e, "audit log append failed; refusing the staff action");
-            ServiceError::Unavailable(format!("audit log: {e}"))
-        })?;
-        Ok(())
+        })
+        .await
+        .map(drop)
     }
 
     async fn hashing_permit(&self) -> ServiceResult<tokio::sync::SemaphorePermit<'_>> {

@@ -17,4 +17,4 @@ mod service;
 mod totp;
 
 pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
-pub use service::{CacheLimits, KeyError, KeyService, MessageContext, Purpose};
+pub use service::{CacheLimits, KeyError, KeyService, LoggedAccess, MessageContext, Purpose};

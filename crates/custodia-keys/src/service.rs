@@ -4,7 +4,9 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use custodia_core::{Clock, ConversationId, DeploymentId, Epoch, MessageId, Timestamp, UserId};
+use custodia_core::{
+    CaseId, Clock, ConversationId, DeploymentId, Epoch, MessageId, RequestId, Timestamp, UserId,
+};
 use custodia_store::{DekStore, SealedBody, StoreError, WrappedDek};
 use lru::LruCache;
 use zeroize::Zeroizing;
@@ -18,8 +20,7 @@ const SEALED_V1: u8 = 1;
 #[cfg(feature = "dangerous-bench-unsealed")]
 const UNSEALED_BENCH: u8 = 0;
 
-/// Why the key service unwraps a key. Every unwrap names one; staff access adds variants
-/// that can only be built from an active grant.
+/// Why the key service unwraps a key. Every unwrap names one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Purpose {
@@ -28,6 +29,34 @@ pub enum Purpose {
         /// The member it is delivered to.
         reader: UserId,
     },
+    /// A staff read within an access grant, already recorded in the audit log.
+    StaffAccess(LoggedAccess),
+}
+
+/// A staff access that the audit log has durably recorded: the grant, and the index of
+/// the log entry naming exactly what is read. Only made after the append returned, so the
+/// key service never unwraps for staff what the log does not already show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggedAccess {
+    grant: RequestId,
+    log_index: u64,
+}
+
+impl LoggedAccess {
+    /// The access logged at `log_index` under `grant` (call only with a receipt in hand).
+    pub fn new(grant: RequestId, log_index: u64) -> Self {
+        Self { grant, log_index }
+    }
+
+    /// The grant.
+    pub fn grant(&self) -> RequestId {
+        self.grant
+    }
+
+    /// The audit log entry.
+    pub fn log_index(&self) -> u64 {
+        self.log_index
+    }
 }
 
 /// What a sealed body is bound to. Opening with any other context fails.
@@ -139,7 +168,9 @@ impl KeyService {
         ctx: MessageContext<'_>,
         sealed: &SealedBody,
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let Purpose::Delivery { .. } = purpose;
+        if let Purpose::StaffAccess(a) = purpose {
+            tracing::info!(grant = %a.grant(), log_index = a.log_index(), "unwrapping for a logged staff access");
+        }
         match sealed.0.split_first() {
             Some((&SEALED_V1, rest)) => {
                 let dek = self.dek(ctx.conversation, ctx.epoch, false).await?;
@@ -150,6 +181,40 @@ impl KeyService {
             Some((&UNSEALED_BENCH, rest)) => Ok(Zeroizing::new(rest.to_vec())),
             _ => Err(KeyError::Unreadable),
         }
+    }
+
+    /// Seals a reporter's comment under the current KEK, bound to its case.
+    pub fn seal_comment(&self, case: CaseId, text: &str) -> SealedBody {
+        let (version, kek) = self.keyring.current();
+        let mut out = version.to_be_bytes().to_vec();
+        out.extend_from_slice(&kek.seal(text.as_bytes(), &self.comment_aad(case, version)));
+        SealedBody(out)
+    }
+
+    /// Opens a reporter's comment (shown to staff with its case).
+    pub fn open_comment(&self, case: CaseId, sealed: &SealedBody) -> Result<String, KeyError> {
+        let (version, rest) = sealed
+            .0
+            .split_first_chunk::<4>()
+            .ok_or(KeyError::Unreadable)?;
+        let version = u32::from_be_bytes(*version);
+        let kek = self
+            .keyring
+            .version(version)
+            .ok_or(KeyError::UnknownKek(version))?;
+        let raw = kek
+            .open(rest, &self.comment_aad(case, version))
+            .ok_or(KeyError::Unreadable)?;
+        String::from_utf8(raw.to_vec()).map_err(|_| KeyError::Unreadable)
+    }
+
+    fn comment_aad(&self, case: CaseId, kek_version: u32) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(64);
+        aad.extend_from_slice(b"custodia/comment/v1\0");
+        aad.extend_from_slice(self.deployment.as_bytes());
+        aad.extend_from_slice(case.as_bytes());
+        aad.extend_from_slice(&kek_version.to_be_bytes());
+        aad
     }
 
     /// The unwrapped DEK of an epoch, from the cache or the store; creates it if allowed.

@@ -206,6 +206,8 @@ pub enum MessageState {
     Deleted,
     /// Stored body failed authentication.
     Unreadable,
+    /// Body not shown: the reader may see metadata only (staff grants of that tier).
+    Withheld,
 }
 
 /// A page of history, ascending by `seq`.

@@ -6,6 +6,11 @@
 //! - `GET /v1/staff/accounts` — `[StaffMember]` (admins, auditors).
 //! - `POST /v1/staff/accounts` — [`CreateStaff`] → [`CreatedStaff`] (admins).
 //! - `PATCH /v1/staff/accounts/{id}` — [`UpdateStaff`] → [`StaffMember`] (admins).
+//! - `GET /v1/staff/cases`, `POST /v1/staff/cases` ([`OpenLegalCase`]), `GET /v1/staff/cases/{id}`
+//!   ([`Case`]), `GET /v1/staff/cases/{id}/requests`.
+//! - `POST /v1/staff/requests` ([`CreateAccessRequest`]) → [`AccessRequest`];
+//!   `GET /v1/staff/requests/{id}`; `POST …/decisions` ([`DecideRequest`]);
+//!   `POST …/revoke`; `POST …/complete`; `GET …/messages` → [`GrantRead`] (logged first).
 //!
 //! Every call but sign-in carries `Authorization: Bearer <staff token>`.
 
@@ -99,4 +104,172 @@ pub struct UpdateStaff {
     pub role: String,
     /// Whether it may sign in.
     pub active: bool,
+}
+
+/// `POST /v1/conversations/{id}/reports` (client API): a member reports messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportRequest {
+    /// Sequence numbers of the reported messages.
+    pub seqs: Vec<u64>,
+    /// `child_safety`, `grooming`, `harassment`, `spam`, `self_harm` or `other`.
+    pub category: String,
+    /// An optional comment to the trust & safety team.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// The case a report opened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportResponse {
+    /// The case id.
+    pub case_id: Uuid,
+}
+
+/// `POST /v1/staff/cases`: a legal officer opens a legal case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenLegalCase {
+    /// The conversation the legal process names.
+    pub conversation_id: Uuid,
+    /// First sequence number covered.
+    pub from_seq: u64,
+    /// Last sequence number covered.
+    pub to_seq: u64,
+    /// The legal process's reference.
+    pub reference: String,
+}
+
+/// A case. No message content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Case {
+    /// Id.
+    pub id: Uuid,
+    /// `report` or `legal`.
+    pub kind: String,
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The reporting member.
+    pub reporter: Option<Uuid>,
+    /// The report's category.
+    pub category: Option<String>,
+    /// The reporter's comment.
+    pub comment: Option<String>,
+    /// The reported messages.
+    pub reported: Vec<u64>,
+    /// First sequence number covered.
+    pub from_seq: u64,
+    /// Last sequence number covered.
+    pub to_seq: u64,
+    /// Legal reference.
+    pub reference: Option<String>,
+    /// Opened.
+    pub opened_at_ms: i64,
+}
+
+/// `POST /v1/staff/requests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateAccessRequest {
+    /// The case.
+    pub case_id: Uuid,
+    /// `report_review`, `legal_process`, `emergency_disclosure`, `security_incident`,
+    /// `user_self_access` or `support_with_consent`.
+    pub reason: String,
+    /// First sequence number.
+    pub from_seq: u64,
+    /// Last sequence number.
+    pub to_seq: u64,
+    /// `metadata` or `content`.
+    pub tier: String,
+    /// Grant length once approved, in seconds.
+    pub duration_secs: u64,
+    /// Why.
+    pub justification: String,
+}
+
+/// One decision on a request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Decision {
+    /// Who decided.
+    pub staff_id: Uuid,
+    /// In which role.
+    pub role: String,
+    /// Approve or deny.
+    pub approve: bool,
+    /// Why.
+    pub justification: String,
+    /// When.
+    pub at_ms: i64,
+    /// The audit log entry recording it.
+    pub log_index: u64,
+}
+
+/// An access request and its grant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessRequest {
+    /// Id.
+    pub id: Uuid,
+    /// Case.
+    pub case_id: Uuid,
+    /// Requester.
+    pub requester: Uuid,
+    /// Reason code.
+    pub reason: String,
+    /// Conversation.
+    pub conversation_id: Uuid,
+    /// First sequence number.
+    pub from_seq: u64,
+    /// Last sequence number.
+    pub to_seq: u64,
+    /// Tier.
+    pub tier: String,
+    /// `pending`, `approved`, `active`, `denied`, `expired`, `completed` or `revoked`.
+    pub status: String,
+    /// Flagged as broad.
+    pub broad: bool,
+    /// Approvals needed.
+    pub required: u8,
+    /// Who may approve (frozen when asked).
+    pub approvers: Vec<Uuid>,
+    /// Decisions so far.
+    pub decisions: Vec<Decision>,
+    /// Undecided requests expire then.
+    pub pending_until_ms: i64,
+    /// The grant's window.
+    pub granted_from_ms: Option<i64>,
+    /// The grant's end.
+    pub granted_until_ms: Option<i64>,
+    /// An emergency grant whose second review is past due.
+    pub second_review_overdue: bool,
+    /// Hex SHA-256 of the request's canonical bytes (named by every decision's log entry).
+    pub digest: String,
+}
+
+/// `POST /v1/staff/requests/{id}/decisions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecideRequest {
+    /// Approve or deny.
+    pub approve: bool,
+    /// Why.
+    pub justification: String,
+}
+
+/// An audit log receipt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Index of the entry.
+    pub index: u64,
+    /// Hex leaf hash.
+    pub leaf_hash: String,
+    /// Base64 hashes of the inclusion proof.
+    pub proof: Vec<String>,
+    /// The signed checkpoint (C2SP signed note) the proof is against.
+    pub checkpoint: String,
+}
+
+/// `GET /v1/staff/requests/{id}/messages`: an audited read within a grant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantRead {
+    /// The messages (bodies only for a content grant).
+    pub messages: Vec<crate::Message>,
+    /// The receipt of this read's log entry.
+    pub receipt: Receipt,
 }

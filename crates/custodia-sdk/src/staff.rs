@@ -75,4 +75,104 @@ impl Client {
         )
         .await
     }
+
+    /// Reports messages of a conversation (a member, on the client API); returns the case.
+    pub async fn report(
+        &self,
+        conversation: Uuid,
+        seqs: &[u64],
+        category: &str,
+        comment: Option<&str>,
+    ) -> Result<wire::ReportResponse, SdkError> {
+        let body = wire::ReportRequest {
+            seqs: seqs.to_vec(),
+            category: category.into(),
+            comment: comment.map(str::to_owned),
+        };
+        self.call(
+            self.req(
+                Method::POST,
+                &format!("/v1/conversations/{conversation}/reports"),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
+    /// Every case (case readers).
+    pub async fn cases(&self) -> Result<Vec<wire::Case>, SdkError> {
+        self.call(self.req(Method::GET, "/v1/staff/cases")).await
+    }
+
+    /// One case.
+    pub async fn case(&self, id: Uuid) -> Result<wire::Case, SdkError> {
+        self.call(self.req(Method::GET, &format!("/v1/staff/cases/{id}")))
+            .await
+    }
+
+    /// The access requests of a case.
+    pub async fn case_requests(&self, id: Uuid) -> Result<Vec<wire::AccessRequest>, SdkError> {
+        self.call(self.req(Method::GET, &format!("/v1/staff/cases/{id}/requests")))
+            .await
+    }
+
+    /// Opens a legal case (legal officers).
+    pub async fn open_legal_case(
+        &self,
+        case: &wire::OpenLegalCase,
+    ) -> Result<wire::Case, SdkError> {
+        self.call(self.req(Method::POST, "/v1/staff/cases").json(case))
+            .await
+    }
+
+    /// Asks for access within a case.
+    pub async fn request_access(
+        &self,
+        req: &wire::CreateAccessRequest,
+    ) -> Result<wire::AccessRequest, SdkError> {
+        self.call(self.req(Method::POST, "/v1/staff/requests").json(req))
+            .await
+    }
+
+    /// One access request.
+    pub async fn access_request(&self, id: Uuid) -> Result<wire::AccessRequest, SdkError> {
+        self.call(self.req(Method::GET, &format!("/v1/staff/requests/{id}")))
+            .await
+    }
+
+    /// Approves or denies a request.
+    pub async fn decide(
+        &self,
+        id: Uuid,
+        approve: bool,
+        justification: &str,
+    ) -> Result<wire::AccessRequest, SdkError> {
+        let body = wire::DecideRequest {
+            approve,
+            justification: justification.into(),
+        };
+        self.call(
+            self.req(Method::POST, &format!("/v1/staff/requests/{id}/decisions"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Revokes a request or its grant.
+    pub async fn revoke(&self, id: Uuid) -> Result<wire::AccessRequest, SdkError> {
+        self.call(self.req(Method::POST, &format!("/v1/staff/requests/{id}/revoke")))
+            .await
+    }
+
+    /// Completes a grant (its requester).
+    pub async fn complete(&self, id: Uuid) -> Result<wire::AccessRequest, SdkError> {
+        self.call(self.req(Method::POST, &format!("/v1/staff/requests/{id}/complete")))
+            .await
+    }
+
+    /// Reads within a grant; the read is in the audit log before anything is shown.
+    pub async fn read_grant(&self, id: Uuid) -> Result<wire::GrantRead, SdkError> {
+        self.call(self.req(Method::GET, &format!("/v1/staff/requests/{id}/messages")))
+            .await
+    }
 }

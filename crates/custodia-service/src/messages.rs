@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use custodia_core::{ClientMsgId, ConversationId, MessageBody, MessageId, Timestamp, UserId};
-use custodia_keys::{MessageContext, Purpose};
+use custodia_keys::{KeyService, MessageContext, Purpose};
 use custodia_store::{Appended, NewMessage, SeqRange, StoredMessage};
 
 use crate::{Event, Principal, Service, ServiceError, ServiceResult};
@@ -41,6 +41,8 @@ pub enum Content {
     Deleted,
     /// The sealed body failed authentication (corruption or tampering).
     Unreadable,
+    /// Not opened: the reader may see metadata only.
+    Withheld,
 }
 
 /// Outcome of a send.
@@ -242,41 +244,55 @@ impl Service {
         Ok(())
     }
 
-    /// Opens a stored message for a member. A body that fails authentication is reported
-    /// as unreadable (and logged), never as an error for the whole request.
+    /// Opens a stored message for a member.
     pub(crate) async fn open_for(&self, who: &Principal, m: StoredMessage) -> MessageView {
-        let Some(sealed) = &m.sealed else {
-            return view_of(&m, Content::Deleted);
-        };
-        let ctx = MessageContext {
-            conversation: m.conversation_id,
-            epoch: &m.epoch,
-            message: m.id,
-            sender: m.sender_id,
-        };
-        let opened = self
-            .inner
-            .keys
-            .open(
-                Purpose::Delivery {
-                    reader: who.user_id,
-                },
-                ctx,
-                sealed,
-            )
-            .await;
-        let content = match opened.map(|bytes| String::from_utf8(bytes.to_vec())) {
-            Ok(Ok(text)) => MessageBody::parse(text)
-                .map(Content::Text)
-                .unwrap_or(Content::Unreadable),
-            Ok(Err(_)) => Content::Unreadable,
-            Err(e) => {
-                tracing::warn!(conversation = %m.conversation_id, seq = m.seq, error = %e, "message cannot be opened");
-                Content::Unreadable
-            }
-        };
-        view_of(&m, content)
+        open_message(
+            &self.inner.keys,
+            Purpose::Delivery {
+                reader: who.user_id,
+            },
+            m,
+        )
+        .await
     }
+}
+
+/// Opens a stored message for `purpose`. A body that fails authentication is reported as
+/// unreadable (and logged), never as an error for the whole request.
+pub async fn open_message(keys: &KeyService, purpose: Purpose, m: StoredMessage) -> MessageView {
+    let Some(sealed) = &m.sealed else {
+        return view_of(&m, Content::Deleted);
+    };
+    let ctx = MessageContext {
+        conversation: m.conversation_id,
+        epoch: &m.epoch,
+        message: m.id,
+        sender: m.sender_id,
+    };
+    let opened = keys.open(purpose, ctx, sealed).await;
+    let content = match opened.map(|bytes| String::from_utf8(bytes.to_vec())) {
+        Ok(Ok(text)) => MessageBody::parse(text)
+            .map(Content::Text)
+            .unwrap_or(Content::Unreadable),
+        Ok(Err(_)) => Content::Unreadable,
+        Err(e) => {
+            tracing::warn!(conversation = %m.conversation_id, seq = m.seq, error = %e, "message cannot be opened");
+            Content::Unreadable
+        }
+    };
+    view_of(&m, content)
+}
+
+/// What a message shows without opening it: everything but the body.
+pub fn metadata_of(m: &StoredMessage) -> MessageView {
+    view_of(
+        m,
+        if m.sealed.is_some() {
+            Content::Withheld
+        } else {
+            Content::Deleted
+        },
+    )
 }
 
 fn view_of(m: &StoredMessage, content: Content) -> MessageView {

@@ -142,9 +142,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store: storage_log,
     };
     let auditor = custodia_api::serve_audit(audit_listener, audit_state, shutdown.clone());
-    let staff = custodia_api::serve_staff(staff_listener, governance, shutdown.clone());
+    let staff = custodia_api::serve_staff(staff_listener, governance.clone(), shutdown.clone());
     let state = AppState {
         service,
+        governance,
         metrics,
         shutdown: shutdown.clone(),
     };

@@ -1,0 +1,257 @@
+//! Cases: opened by a member's report (the reported messages and up to K before them) or
+//! by a legal officer for a legal request. A case holds no content; reading needs a grant.
+
+use custodia_audit::{AuditEvent, EventKind, Subject};
+use custodia_core::{
+    CaseId, CaseKind, ConversationId, ReportCategory, StaffRole, Timestamp, UserId,
+};
+use custodia_service::{Principal, ServiceError, ServiceResult};
+use custodia_store::CaseRecord;
+
+use crate::{Governance, StaffPrincipal};
+
+/// Most messages one report may name.
+pub const MAX_REPORTED: usize = 50;
+/// Longest reporter comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+/// Roles that see cases (never the admin, who manages staff only).
+pub(crate) const CASE_READERS: &[StaffRole] = &[
+    StaffRole::Moderator,
+    StaffRole::SeniorModerator,
+    StaffRole::LegalOfficer,
+    StaffRole::Auditor,
+];
+
+/// A case as staff see it: no message content, only what it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseView {
+    /// Id.
+    pub id: CaseId,
+    /// Report or legal.
+    pub kind: CaseKind,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Who reported (report cases).
+    pub reporter: Option<UserId>,
+    /// The report's category.
+    pub category: Option<ReportCategory>,
+    /// The reporter's comment, addressed to staff.
+    pub comment: Option<String>,
+    /// The reported messages.
+    pub reported: Vec<u64>,
+    /// First and last sequence number covered.
+    pub scope: (u64, u64),
+    /// The legal process's reference.
+    pub reference: Option<String>,
+    /// When it was opened.
+    pub opened_at: Timestamp,
+}
+
+/// A member's report.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The reported messages' sequence numbers.
+    pub seqs: Vec<u64>,
+    /// What it is about.
+    pub category: ReportCategory,
+    /// An optional comment to the trust & safety team.
+    pub comment: Option<String>,
+}
+
+impl Governance {
+    /// A member reports messages of a conversation they belong to; a case opens covering
+    /// those messages and up to K before them. Rate limited per member.
+    pub async fn report(&self, who: &Principal, report: Report) -> ServiceResult<CaseId> {
+        let inner = &self.inner;
+        inner
+            .reports_by_user
+            .check(&who.user_id)
+            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+        let conv = report.conversation_id;
+        if inner
+            .store
+            .conversations
+            .member(conv, who.user_id)
+            .await?
+            .is_none()
+        {
+            return Err(ServiceError::NotFound("conversation"));
+        }
+        let mut seqs = report.seqs;
+        seqs.sort_unstable();
+        seqs.dedup();
+        if seqs.is_empty() || seqs.len() > MAX_REPORTED {
+            return Err(ServiceError::Rejected(
+                "report between 1 and 50 messages, by their sequence numbers",
+            ));
+        }
+        for &seq in &seqs {
+            if inner.store.messages.message(conv, seq).await?.is_none() {
+                return Err(ServiceError::NotFound("reported message"));
+            }
+        }
+        let comment = match report.comment.as_deref().map(str::trim) {
+            Some(c) if c.chars().count() > MAX_COMMENT_CHARS => {
+                return Err(ServiceError::Rejected(
+                    "a report comment is at most 2000 characters",
+                ));
+            }
+            Some("") | None => None,
+            Some(c) => Some(c.to_owned()),
+        };
+        let (first, last) = (seqs[0], seqs[seqs.len() - 1]);
+        let scope = (
+            first.saturating_sub(inner.config.report_context).max(1),
+            last,
+        );
+        let id = CaseId::new();
+        let case = CaseRecord {
+            id,
+            kind: CaseKind::Report,
+            conversation_id: conv,
+            reporter: Some(who.user_id),
+            category: Some(report.category),
+            comment: comment.map(|c| inner.keys.seal_comment(id, &c)),
+            reported: seqs.clone(),
+            scope,
+            reference: None,
+            opened_by: None,
+            opened_at: inner.clock.now(),
+        };
+        let reported: Vec<String> = seqs.iter().map(u64::to_string).collect();
+        self.append(AuditEvent {
+            kind: EventKind::CaseOpened,
+            time: case.opened_at,
+            actor: None,
+            reason: None,
+            case: Some(id.to_string()),
+            subjects: vec![Subject::User(who.user_id), Subject::Conversation(conv)],
+            scope: vec![
+                ("kind".into(), "report".into()),
+                ("category".into(), report.category.as_str().into()),
+                ("reported".into(), reported.join(" ")),
+                ("covers".into(), format!("{}-{}", scope.0, scope.1)),
+            ],
+        })
+        .await?;
+        inner.store.cases.create_case(case).await?;
+        tracing::info!(case = %id, category = report.category.as_str(), "report case opened");
+        Ok(id)
+    }
+
+    /// A legal officer opens a case for a legal request naming a conversation and the
+    /// sequence numbers it covers.
+    pub async fn open_legal_case(
+        &self,
+        by: &StaffPrincipal,
+        conversation_id: ConversationId,
+        scope: (u64, u64),
+        reference: String,
+    ) -> ServiceResult<CaseId> {
+        by.require(
+            &[StaffRole::LegalOfficer],
+            "only legal officers open legal cases",
+        )?;
+        let reference = reference.trim().to_owned();
+        if reference.is_empty() || reference.chars().count() > 200 {
+            return Err(ServiceError::Rejected(
+                "give the legal process's reference (1-200 characters)",
+            ));
+        }
+        if scope.0 == 0 || scope.0 > scope.1 {
+            return Err(ServiceError::Rejected(
+                "the sequence range must start at 1 or later and not end before it starts",
+            ));
+        }
+        let inner = &self.inner;
+        if inner
+            .store
+            .conversations
+            .conversation(conversation_id)
+            .await?
+            .is_none()
+        {
+            return Err(ServiceError::NotFound("conversation"));
+        }
+        let id = CaseId::new();
+        let case = CaseRecord {
+            id,
+            kind: CaseKind::Legal,
+            conversation_id,
+            reporter: None,
+            category: None,
+            comment: None,
+            reported: Vec::new(),
+            scope,
+            reference: Some(reference.clone()),
+            opened_by: Some(by.staff_id),
+            opened_at: inner.clock.now(),
+        };
+        self.append(AuditEvent {
+            kind: EventKind::CaseOpened,
+            time: case.opened_at,
+            actor: Some(by.actor()),
+            reason: None,
+            case: Some(id.to_string()),
+            subjects: vec![Subject::Conversation(conversation_id)],
+            scope: vec![
+                ("kind".into(), "legal".into()),
+                ("reference".into(), reference),
+                ("covers".into(), format!("{}-{}", scope.0, scope.1)),
+            ],
+        })
+        .await?;
+        inner.store.cases.create_case(case).await?;
+        Ok(id)
+    }
+
+    /// Every case, newest first (case readers).
+    pub async fn cases(&self, by: &StaffPrincipal) -> ServiceResult<Vec<CaseView>> {
+        by.require(CASE_READERS, "this role does not handle cases")?;
+        let all = self.inner.store.cases.cases().await?;
+        Ok(all.into_iter().map(|c| self.view_case(c)).collect())
+    }
+
+    /// One case (case readers).
+    pub async fn case(&self, by: &StaffPrincipal, id: CaseId) -> ServiceResult<CaseView> {
+        by.require(CASE_READERS, "this role does not handle cases")?;
+        let case = self.case_record(id).await?;
+        Ok(self.view_case(case))
+    }
+
+    pub(crate) async fn case_record(&self, id: CaseId) -> ServiceResult<CaseRecord> {
+        self.inner
+            .store
+            .cases
+            .case(id)
+            .await?
+            .ok_or(ServiceError::NotFound("case"))
+    }
+
+    fn view_case(&self, c: CaseRecord) -> CaseView {
+        let comment = c.comment.as_ref().map(|sealed| {
+            self.inner
+                .keys
+                .open_comment(c.id, sealed)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(case = %c.id, error = %e, "report comment cannot be opened");
+                    "(unreadable)".into()
+                })
+        });
+        CaseView {
+            id: c.id,
+            kind: c.kind,
+            conversation_id: c.conversation_id,
+            reporter: c.reporter,
+            category: c.category,
+            comment,
+            reported: c.reported,
+            scope: c.scope,
+            reference: c.reference,
+            opened_at: c.opened_at,
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! Access requests, their decisions, the grants they become, and audited reads.
+//!
+//! A read is allowed only within an approved grant, by its requester, inside its window,
+//! over its conversation and sequence range. The read — who, role, case, reason, exactly
+//! which messages — is appended to the audit log first; only with its receipt in hand
+//! does the key service unwrap anything. A refused read is logged too.
+
+use std::time::Duration;
+
+use custodia_audit::{AuditEvent, EventKind, Receipt, Subject};
+use custodia_core::{
+    CaseId, CaseKind, ConversationId, DataTier, ReasonCode, RequestId, RequestStatus, StaffId,
+    StaffRole, Timestamp,
+};
+use custodia_keys::{LoggedAccess, Purpose};
+use custodia_service::{MessageView, ServiceError, ServiceResult, metadata_of, open_message};
+use custodia_store::{AccessRequestRecord, DecisionRecord, SeqRange, StoreError};
+use sha2::{Digest, Sha256};
+
+use crate::policy::{BROAD_SPAN, SECOND_REVIEW_WITHIN};
+use crate::{Governance, Policy, StaffPrincipal};
+
+/// Most messages one grant covers (one read returns them all).
+pub const MAX_GRANT_MESSAGES: u64 = 500;
+/// Longest grant.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What a staff member asks for.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// The case it serves.
+    pub case_id: CaseId,
+    /// Why (a closed set).
+    pub reason: ReasonCode,
+    /// First and last sequence number (of the case's conversation).
+    pub seqs: (u64, u64),
+    /// Metadata or content.
+    pub tier: DataTier,
+    /// How long the grant lasts once approved.
+    pub duration: Duration,
+    /// Why this access is needed.
+    pub justification: String,
+}
+
+/// A request as staff see it, with its state derived from the clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestView {
+    /// The stored request.
+    pub record: AccessRequestRecord,
+    /// Its state now (expiry applied).
+    pub status: RequestStatus,
+    /// An emergency grant whose second review is past due.
+    pub second_review_overdue: bool,
+    /// SHA-256 of the request's canonical bytes: what every decision's log entry names.
+    pub digest: [u8; 32],
+}
+
+/// What an audited read returns.
+#[derive(Debug)]
+pub struct GrantRead {
+    /// The messages of the grant, opened (content tier) or metadata only.
+    pub messages: Vec<MessageView>,
+    /// The audit log receipt of this read.
+    pub receipt: Receipt,
+}
+
+/// Roles that make or decide requests at all.
+const ACCESS_ROLES: &[StaffRole] = &[
+    StaffRole::Moderator,
+    StaffRole::SeniorModerator,
+    StaffRole::LegalOfficer,
+];
+
+/// The canonical bytes of a request, which decisions commit to.
+fn canonical(r: &AccessRequestRecord) -> Vec<u8> {
+    let mut out = b"custodia/request/v1\0".to_vec();
+    for field in [
+        r.id.to_string(),
+        r.case_id.to_string(),
+        r.requester.to_string(),
+        r.requester_role.as_str().into(),
+        r.reason.as_str().into(),
+        r.conversation_id.to_string(),
+        r.seqs.0.to_string(),
+        r.seqs.1.to_string(),
+        r.tier.as_str().into(),
+        r.duration_ms.to_string(),
+        r.created_at.as_millis().to_string(),
+        r.required.to_string(),
+        r.justification.clone(),
+    ] {
+        out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        out.extend_from_slice(field.as_bytes());
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Governance {
+    /// Asks for access within a case. Checks the role against the reason's policy and the
+    /// scope against the case, flags broad scopes, freezes the eligible approvers, logs
+    /// the request, and stores it pending.
+    pub async fn request_access(
+        &self,
+        by: &StaffPrincipal,
+        req: NewRequest,
+    ) -> ServiceResult<RequestView> {
+        let inner = &self.inner;
+        let policy = Policy::of(req.reason);
+        by.require(
+            policy.requesters,
+            "this role may not ask for access for this reason",
+        )?;
+        let case = self.case_record(req.case_id).await?;
+        match (case.kind, req.reason) {
+            (CaseKind::Report, ReasonCode::LegalProcess | ReasonCode::EmergencyDisclosure) => {
+                return Err(ServiceError::Rejected(
+                    "legal reasons need a legal case, not a report",
+                ));
+            }
+            (CaseKind::Legal, ReasonCode::ReportReview) => {
+                return Err(ServiceError::Rejected(
+                    "a legal case is not a report review",
+                ));
+            }
+            _ => {}
+        }
+        let (from, to) = req.seqs;
+        if from == 0 || from > to {
+            return Err(ServiceError::Rejected(
+                "the sequence range must start at 1 or later and not end before it starts",
+            ));
+        }
+        if from < case.scope.0 || to > case.scope.1 {
+            return Err(ServiceError::Rejected(
+                "the range reaches beyond the case: a report covers only the reported messages and those just before them",
+            ));
+        }
+        if to - from + 1 > MAX_GRANT_MESSAGES {
+            return Err(ServiceError::Rejected(
+                "a grant covers at most 500 messages",
+            ));
+        }
+        if req.duration.is_zero() || req.duration > MAX_DURATION {
+            return Err(ServiceError::Rejected(
+                "a grant lasts between 1 second and 30 days",
+            ));
+        }
+        let justification = req.justification.trim().to_owned();
+        if justification.is_empty() || justification.chars().count() > 2000 {
+            return Err(ServiceError::Rejected(
+                "give a justification of 1 to 2000 characters",
+            ));
+        }
+        let conv = case.conversation_id;
+        let broad = self.spans_more_than(conv, (from, to), BROAD_SPAN).await?;
+        let required = policy.required + u8::from(broad);
+        let approvers: Vec<StaffId> = inner
+            .store
+            .staff
+            .all_staff()
+            .await?
+            .into_iter()
+            .filter(|s| s.active && s.id != by.staff_id && policy.approvers.contains(&s.role))
+            .map(|s| s.id)
+            .collect();
+        if approvers.len() < usize::from(required) {
+            return Err(ServiceError::Rejected(
+                "there are not enough eligible approvers for this request",
+            ));
+        }
+        let now = inner.clock.now();
+        let record = AccessRequestRecord {
+            id: RequestId::new(),
+            case_id: case.id,
+            requester: by.staff_id,
+            requester_role: by.role,
+            reason: req.reason,
+            conversation_id: conv,
+            seqs: (from, to),
+            tier: req.tier,
+            duration_ms: i64::try_from(req.duration.as_millis()).unwrap_or(i64::MAX),
+            justification,
+            created_at: now,
+            pending_until: now.plus(policy.pending_for),
+            broad,
+            required,
+            approvers,
+            status: RequestStatus::Pending,
+            decisions: Vec::new(),
+            granted: None,
+        };
+        let view = self.view(record);
+        self.append(AuditEvent {
+            kind: EventKind::RequestCreated,
+            time: now,
+            actor: Some(by.actor()),
+            reason: Some(req.reason.as_str().into()),
+            case: Some(case.id.to_string()),
+            subjects: vec![Subject::Conversation(conv)],
+            scope: vec![
+                ("request".into(), view.record.id.to_string()),
+                ("digest".into(), hex(&view.digest)),
+                ("messages".into(), format!("{from}-{to}")),
+                ("tier".into(), req.tier.as_str().into()),
+                ("duration_s".into(), req.duration.as_secs().to_string()),
+                ("broad".into(), broad.to_string()),
+                ("required".into(), required.to_string()),
+            ],
+        })
+        .await?;
+        inner
+            .store
+            .cases
+            .create_request(view.record.clone())
+            .await?;
+        Ok(view)
+    }
+
+    /// A request (the requester, its frozen approvers, and case readers).
+    pub async fn request(&self, by: &StaffPrincipal, id: RequestId) -> ServiceResult<RequestView> {
+        by.require(
+            crate::cases::CASE_READERS,
+            "this role does not handle cases",
+        )?;
+        Ok(self.view(self.request_record(id).await?))
+    }
+
+    /// The requests of a case (case readers).
+    pub async fn requests_of_case(
+        &self,
+        by: &StaffPrincipal,
+        case: CaseId,
+    ) -> ServiceResult<Vec<RequestView>> {
+        by.require(
+            crate::cases::CASE_READERS,
+            "this role does not handle cases",
+        )?;
+        let all = self.inner.store.cases.requests_of_case(case).await?;
+        Ok(all.into_iter().map(|r| self.view(r)).collect())
+    }
+
+    /// An approver decides a pending request (or gives an emergency grant its second
+    /// review). Only the approvers frozen at request time, never the requester, once each;
+    /// decisions are final. Logged before it is recorded.
+    pub async fn decide(
+        &self,
+        by: &StaffPrincipal,
+        id: RequestId,
+        approve: bool,
+        justification: String,
+    ) -> ServiceResult<RequestView> {
+        by.require(ACCESS_ROLES, "this role does not decide access requests")?;
+        let view = self.view(self.request_record(id).await?);
+        let r = &view.record;
+        if r.requester == by.staff_id {
+            return Err(ServiceError::Forbidden(
+                "nobody approves or denies their own request",
+            ));
+        }
+        if !r.approvers.contains(&by.staff_id) {
+            return Err(ServiceError::Forbidden(
+                "not among the approvers eligible when this request was made",
+            ));
+        }
+        if r.decisions.iter().any(|d| d.staff_id == by.staff_id) {
+            return Err(ServiceError::Conflict("you already decided this request"));
+        }
+        let policy = Policy::of(r.reason);
+        let second_review = policy.second_review
+            && matches!(view.status, RequestStatus::Approved | RequestStatus::Active);
+        if view.status != RequestStatus::Pending && !second_review {
+            return Err(ServiceError::Rejected(
+                "decisions are final: this request is no longer pending",
+            ));
+        }
+        let justification = justification.trim().to_owned();
+        if justification.is_empty() || justification.chars().count() > 2000 {
+            return Err(ServiceError::Rejected(
+                "give a justification of 1 to 2000 characters",
+            ));
+        }
+        let now = self.inner.clock.now();
+        let mut approved_by: Vec<StaffRole> = r
+            .decisions
+            .iter()
+            .filter(|d| d.approve)
+            .map(|d| d.role)
+            .collect();
+        let (from, to, granted) = if second_review {
+            let to = if approve {
+                view.status
+            } else {
+                RequestStatus::Revoked
+            };
+            (view.status, to, None)
+        } else if !approve {
+            (RequestStatus::Pending, RequestStatus::Denied, None)
+        } else {
+            approved_by.push(by.role);
+            if policy.satisfied(r.required, &approved_by) {
+                let until = now.plus(Duration::from_millis(
+                    u64::try_from(r.duration_ms).unwrap_or(0),
+                ));
+                (
+                    RequestStatus::Pending,
+                    RequestStatus::Approved,
+                    Some((now, until)),
+                )
+            } else {
+                (RequestStatus::Pending, RequestStatus::Pending, None)
+            }
+        };
+        let receipt = self
+            .append(AuditEvent {
+                kind: EventKind::Decision,
+                time: now,
+                actor: Some(by.actor()),
+                reason: Some(r.reason.as_str().into()),
+                case: Some(r.case_id.to_string()),
+                subjects: vec![Subject::Conversation(r.conversation_id)],
+                scope: vec![
+                    ("request".into(), r.id.to_string()),
+                    ("digest".into(), hex(&view.digest)),
+                    (
+                        "decision".into(),
+                        if approve { "approve" } else { "deny" }.into(),
+                    ),
+                    (
+                        "kind".into(),
+                        if second_review {
+                            "second_review"
+                        } else {
+                            "decision"
+                        }
+                        .into(),
+                    ),
+                    ("status".into(), to.as_str().into()),
+                ],
+            })
+            .await?;
+        let decision = DecisionRecord {
+            staff_id: by.staff_id,
+            role: by.role,
+            approve,
+            justification,
+            at: now,
+            log_index: receipt.index,
+        };
+        match self
+            .inner
+            .store
+            .cases
+            .decide(r.id, decision, from, to, granted)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(ServiceError::Conflict(
+                    "the request changed meanwhile; reload it",
+                ));
+            }
+            Err(StoreError::Conflict) => {
+                return Err(ServiceError::Conflict("you already decided this request"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.view(self.request_record(id).await?))
+    }
+
+    /// Ends a grant early: its requester (done: Completed) or an approver of it (Revoked).
+    pub async fn close_grant(
+        &self,
+        by: &StaffPrincipal,
+        id: RequestId,
+        revoke: bool,
+    ) -> ServiceResult<RequestView> {
+        by.require(ACCESS_ROLES, "this role does not handle access requests")?;
+        let view = self.view(self.request_record(id).await?);
+        let r = &view.record;
+        let allowed = if revoke {
+            r.requester == by.staff_id || r.approvers.contains(&by.staff_id)
+        } else {
+            r.requester == by.staff_id
+        };
+        if !allowed {
+            return Err(ServiceError::Forbidden(if revoke {
+                "only the requester or an approver of this request revokes it"
+            } else {
+                "only the requester completes a grant"
+            }));
+        }
+        let to = if revoke {
+            RequestStatus::Revoked
+        } else {
+            RequestStatus::Completed
+        };
+        let from = view.status;
+        let open = matches!(from, RequestStatus::Approved | RequestStatus::Active)
+            || (revoke && from == RequestStatus::Pending);
+        if !open {
+            return Err(ServiceError::Rejected("this request is already closed"));
+        }
+        self.append(AuditEvent {
+            kind: EventKind::GrantRevoked,
+            time: self.inner.clock.now(),
+            actor: Some(by.actor()),
+            reason: Some(r.reason.as_str().into()),
+            case: Some(r.case_id.to_string()),
+            subjects: vec![Subject::Conversation(r.conversation_id)],
+            scope: vec![
+                ("request".into(), r.id.to_string()),
+                ("status".into(), to.as_str().into()),
+            ],
+        })
+        .await?;
+        if !self
+            .inner
+            .store
+            .cases
+            .set_request_status(r.id, from, to)
+            .await?
+        {
+            return Err(ServiceError::Conflict(
+                "the request changed meanwhile; reload it",
+            ));
+        }
+        Ok(self.view(self.request_record(id).await?))
+    }
+
+    /// Reads the messages of a grant: only its requester, only while it is approved and
+    /// in its window. The read is logged (exactly which messages) before any key is
+    /// unwrapped; a refused read is logged as a denial.
+    pub async fn read_grant(&self, by: &StaffPrincipal, id: RequestId) -> ServiceResult<GrantRead> {
+        let record = self.request_record(id).await?;
+        let view = self.view(record);
+        let r = &view.record;
+        let refusal = if by.staff_id != r.requester {
+            Some("only the requester reads within a grant")
+        } else if !matches!(view.status, RequestStatus::Approved | RequestStatus::Active) {
+            Some(match view.status {
+                RequestStatus::Pending => "the request is not approved yet",
+                RequestStatus::Expired => "the grant has expired",
+                RequestStatus::Revoked => "the grant was revoked",
+                RequestStatus::Completed => "the grant was completed",
+                _ => "the request was denied",
+            })
+        } else {
+            None
+        };
+        let inner = &self.inner;
+        if let Some(why) = refusal {
+            let denied = self
+                .append(AuditEvent {
+                    kind: EventKind::AccessDenied,
+                    time: inner.clock.now(),
+                    actor: Some(by.actor()),
+                    reason: Some(r.reason.as_str().into()),
+                    case: Some(r.case_id.to_string()),
+                    subjects: vec![Subject::Conversation(r.conversation_id)],
+                    scope: vec![
+                        ("request".into(), r.id.to_string()),
+                        ("why".into(), why.into()),
+                    ],
+                })
+                .await;
+            if let Err(e) = denied {
+                tracing::warn!(error = %e, "a refused staff read could not be logged");
+            }
+            return Err(ServiceError::Forbidden(why));
+        }
+        let (from, to) = r.seqs;
+        let limit = u32::try_from(to - from + 1).unwrap_or(u32::MAX);
+        let stored = inner
+            .store
+            .messages
+            .messages(r.conversation_id, SeqRange::After(from - 1), limit)
+            .await?;
+        let stored: Vec<_> = stored.into_iter().filter(|m| m.seq <= to).collect();
+        let mut subjects = vec![Subject::Conversation(r.conversation_id)];
+        for m in &stored {
+            let s = Subject::User(m.sender_id);
+            if !subjects.contains(&s) {
+                subjects.push(s);
+            }
+        }
+        let seqs: Vec<String> = stored.iter().map(|m| m.seq.to_string()).collect();
+        let receipt = self
+            .append(AuditEvent {
+                kind: EventKind::AccessRead,
+                time: inner.clock.now(),
+                actor: Some(by.actor()),
+                reason: Some(r.reason.as_str().into()),
+                case: Some(r.case_id.to_string()),
+                subjects,
+                scope: vec![
+                    ("request".into(), r.id.to_string()),
+                    ("tier".into(), r.tier.as_str().into()),
+                    ("messages".into(), seqs.join(" ")),
+                ],
+            })
+            .await?;
+        if view.status == RequestStatus::Approved {
+            // Best effort: a concurrent read may have moved it already.
+            let _ = inner
+                .store
+                .cases
+                .set_request_status(r.id, RequestStatus::Approved, RequestStatus::Active)
+                .await;
+        }
+        let access = LoggedAccess::new(r.id, receipt.index);
+        let mut messages = Vec::with_capacity(stored.len());
+        for m in stored {
+            messages.push(match r.tier {
+                DataTier::Content => {
+                    open_message(&inner.keys, Purpose::StaffAccess(access), m).await
+                }
+                _ => metadata_of(&m),
+            });
+        }
+        tracing::info!(grant = %r.id, staff = %by.staff_id, log_index = receipt.index, count = messages.len(), "audited staff read");
+        Ok(GrantRead { messages, receipt })
+    }
+
+    async fn request_record(&self, id: RequestId) -> ServiceResult<AccessRequestRecord> {
+        self.inner
+            .store
+            .cases
+            .request(id)
+            .await?
+            .ok_or(ServiceError::NotFound("access request"))
+    }
+
+    /// Whether the messages `seqs` of `conv` were sent more than `span` apart.
+    async fn spans_more_than(
+        &self,
+        conv: ConversationId,
+        seqs: (u64, u64),
+        span: Duration,
+    ) -> ServiceResult<bool> {
+        let messages = &self.inner.store.messages;
+        let first = messages.message(conv, seqs.0).await?;
+        let last = messages.message(conv, seqs.1).await?;
+        Ok(match (first, last) {
+            (Some(a), Some(b)) => b.sent_at.since(a.sent_at) > span,
+            // Not all sent yet: judge by how long ago the first was.
+            (Some(a), None) => self.inner.clock.now().since(a.sent_at) > span,
+            _ => false,
+        })
+    }
+
+    /// The request's state now: pending past its deadline and grants past their window
+    /// are expired; an emergency grant without its second review after 24 h is overdue.
+    fn view(&self, record: AccessRequestRecord) -> RequestView {
+        let now: Timestamp = self.inner.clock.now();
+        let status = match (record.status, record.granted) {
+            (RequestStatus::Pending, _) if now >= record.pending_until => RequestStatus::Expired,
+            (RequestStatus::Approved | RequestStatus::Active, Some((_, until))) if now >= until => {
+                RequestStatus::Expired
+            }
+            (s, _) => s,
+        };
+        let policy = Policy::of(record.reason);
+        let approvals = record.decisions.iter().filter(|d| d.approve).count();
+        let second_review_overdue = policy.second_review
+            && matches!(status, RequestStatus::Approved | RequestStatus::Active)
+            && approvals < 2
+            && record
+                .granted
+                .is_some_and(|(from, _)| now.since(from) > SECOND_REVIEW_WITHIN);
+        let digest = Sha256::digest(canonical(&record)).into();
+        RequestView {
+            record,
+            status,
+            second_review_overdue,
+            digest,
+        }
+    }
+}
