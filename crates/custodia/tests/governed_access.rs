@@ -1,0 +1,516 @@
+//! Governed access end to end: a member's report opens a case; a moderator asks for
+//! access; a senior moderator approves; the moderator reads exactly the reported messages
+//! and the K before them, with a receipt, after the read is in the audit log; legal
+//! process needs two approvers including a legal officer; and every staff endpoint is
+//! checked against every role and every request state.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use custodia::logcmd::{WitnessPolicy, verify};
+use custodia_audit::EventKind;
+use custodia_sdk::proto::staff as wire;
+use custodia_sdk::{Client, Method};
+use custodia_test::TestServer;
+use uuid::Uuid;
+
+/// A server with an admin, staff of every role, and a conversation between two members.
+struct World {
+    server: TestServer,
+    staff: HashMap<&'static str, Client>,
+    alice: Client,
+    bob: Client,
+    chat: Uuid,
+}
+
+impl World {
+    /// `accounts`: (username, role) of the staff to create and sign in.
+    async fn new(accounts: &[(&'static str, &str)], messages: u64) -> Self {
+        let server = TestServer::start().await;
+        let admin = server.admin().await;
+        let mut staff = HashMap::new();
+        for (name, role) in accounts {
+            let created = admin.staff_create(name, role).await.unwrap();
+            let c = server
+                .staff(name, &created.password, &created.totp_uri)
+                .await;
+            staff.insert(*name, c);
+        }
+        staff.insert("admin", admin);
+        let alice = server.user("alice").await;
+        let bob = server.user("bob").await;
+        let chat = alice.open_direct("bob").await.unwrap().id;
+        for i in 1..=messages {
+            alice
+                .send(chat, &format!("m{i}"), &format!("message number {i}"))
+                .await
+                .unwrap();
+        }
+        Self {
+            server,
+            staff,
+            alice,
+            bob,
+            chat,
+        }
+    }
+
+    fn staff(&self, name: &str) -> &Client {
+        &self.staff[name]
+    }
+
+    /// The kinds of every audit log entry, in order.
+    async fn logged(&self) -> Vec<EventKind> {
+        let audit = self.server.audit();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(e) = audit.record(i).await.unwrap() {
+            out.push(e.kind);
+            i += 1;
+        }
+        out
+    }
+}
+
+fn request(case: Uuid, reason: &str, seqs: (u64, u64), secs: u64) -> wire::CreateAccessRequest {
+    wire::CreateAccessRequest {
+        case_id: case,
+        reason: reason.into(),
+        from_seq: seqs.0,
+        to_seq: seqs.1,
+        tier: "content".into(),
+        duration_secs: secs,
+        justification: "reviewing the reported harassment".into(),
+    }
+}
+
+fn status(e: &custodia_sdk::SdkError) -> u16 {
+    match e {
+        custodia_sdk::SdkError::Api(p) => p.status,
+        other => panic!("expected a problem answer, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_report_review_shows_exactly_the_reported_messages_and_the_k_before_them() {
+    let w = World::new(&[("mod", "moderator"), ("sen", "senior_moderator")], 30).await;
+    // Another conversation of alice's, which no grant here may show.
+    w.server.user("carol").await;
+    let other = w.alice.open_direct("carol").await.unwrap().id;
+    w.alice
+        .send(other, "elsewhere", "not part of any case")
+        .await
+        .unwrap();
+
+    let case = w
+        .bob
+        .report(w.chat, &[25, 27], "harassment", Some("he keeps writing"))
+        .await
+        .unwrap()
+        .case_id;
+    // A member cannot report a conversation they are not in (it does not exist for them).
+    let carol = w.server.login("carol").await;
+    assert_eq!(
+        status(&carol.report(w.chat, &[1], "spam", None).await.unwrap_err()),
+        404
+    );
+
+    let (m, sen) = (w.staff("mod"), w.staff("sen"));
+    let seen = m.case(case).await.unwrap();
+    assert_eq!(
+        (seen.from_seq, seen.to_seq),
+        (15, 27),
+        "K = 10 before the first"
+    );
+    assert_eq!(seen.comment.as_deref(), Some("he keeps writing"));
+    assert_eq!(seen.reported, vec![25, 27]);
+
+    // Nothing after the reported messages, and nothing beyond K before them.
+    for range in [(15, 28), (14, 27)] {
+        let e = m
+            .request_access(&request(case, "report_review", range, 3600))
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), 422, "{e}");
+    }
+    // An unknown reason code is refused.
+    let e = m
+        .request_access(&request(case, "curiosity", (15, 27), 3600))
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 422);
+
+    let req = m
+        .request_access(&request(case, "report_review", (15, 27), 3600))
+        .await
+        .unwrap();
+    assert_eq!((req.status.as_str(), req.required), ("pending", 1));
+    assert_eq!(status(&m.read_grant(req.id).await.unwrap_err()), 403);
+    assert_eq!(
+        status(&m.decide(req.id, true, "looks fine").await.unwrap_err()),
+        403,
+        "nobody approves their own request"
+    );
+    let approved = sen
+        .decide(req.id, true, "report is credible")
+        .await
+        .unwrap();
+    assert_eq!(approved.status, "approved");
+    assert_eq!(
+        status(&sen.decide(req.id, true, "again").await.unwrap_err()),
+        409,
+        "nobody decides twice"
+    );
+
+    let before = w.logged().await.len();
+    let read = m.read_grant(req.id).await.unwrap();
+    let seqs: Vec<u64> = read.messages.iter().map(|x| x.seq).collect();
+    assert_eq!(seqs, (15..=27).collect::<Vec<_>>());
+    assert!(read.messages.iter().all(|x| x.conversation_id == w.chat));
+    assert_eq!(read.messages[0].body.as_deref(), Some("message number 15"));
+    let logged = w.logged().await;
+    assert_eq!(
+        &logged[before..],
+        &[EventKind::AccessRead],
+        "exactly one log entry per read"
+    );
+    assert_eq!(read.receipt.index as usize, before);
+
+    // The receipt proves the read is in the signed log.
+    let note = custodia_tlog::SignedNote::parse(read.receipt.checkpoint.as_bytes()).unwrap();
+    note.verify(&[w.server.log_key()]).unwrap();
+    let cp = custodia_tlog::Checkpoint::parse(&note.text).unwrap();
+    use base64::Engine;
+    let proof: Vec<custodia_tlog::Hash> = read
+        .receipt
+        .proof
+        .iter()
+        .map(|p| {
+            base64::engine::general_purpose::STANDARD
+                .decode(p)
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let leaf: custodia_tlog::Hash = (0..32)
+        .map(|i| u8::from_str_radix(&read.receipt.leaf_hash[2 * i..2 * i + 2], 16).unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    custodia_tlog::verify_inclusion(read.receipt.index, cp.size, &leaf, &proof, &cp.root).unwrap();
+
+    // Only the requester reads; after revocation, nobody.
+    assert_eq!(status(&sen.read_grant(req.id).await.unwrap_err()), 403);
+    assert_eq!(sen.revoke(req.id).await.unwrap().status, "revoked");
+    let e = m.read_grant(req.id).await.unwrap_err();
+    assert_eq!(status(&e), 403);
+    assert!(e.to_string().contains("revoked"), "{e}");
+
+    // The whole log verifies.
+    let work = tempfile::tempdir().unwrap();
+    let ca = std::fs::read(w.server.data_dir().join("tls/ca.pem")).unwrap();
+    let auditor = Client::new(w.server.audit_url(), &ca).unwrap();
+    verify(
+        &auditor,
+        &w.server.log_key(),
+        &WitnessPolicy::default(),
+        &work.path().join("state"),
+    )
+    .await
+    .unwrap();
+    let kinds = w.logged().await;
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::AccessRead)
+            .count(),
+        1
+    );
+    assert!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::AccessDenied)
+            .count()
+            >= 3,
+        "refused reads are logged"
+    );
+}
+
+#[tokio::test]
+async fn legal_process_needs_two_approvers_including_a_legal_officer() {
+    let w = World::new(
+        &[
+            ("lo1", "legal_officer"),
+            ("lo2", "legal_officer"),
+            ("sen", "senior_moderator"),
+            ("mod", "moderator"),
+        ],
+        5,
+    )
+    .await;
+    let open = wire::OpenLegalCase {
+        conversation_id: w.chat,
+        from_seq: 1,
+        to_seq: 5,
+        reference: "Court order 2026/117".into(),
+    };
+    assert_eq!(
+        status(&w.staff("mod").open_legal_case(&open).await.unwrap_err()),
+        403
+    );
+    let case = w.staff("lo1").open_legal_case(&open).await.unwrap().id;
+    assert_eq!(
+        status(
+            &w.staff("mod")
+                .request_access(&request(case, "legal_process", (1, 5), 3600))
+                .await
+                .unwrap_err()
+        ),
+        403,
+        "a moderator cannot ask under legal process"
+    );
+    let req = w
+        .staff("lo1")
+        .request_access(&request(case, "legal_process", (1, 5), 3600))
+        .await
+        .unwrap();
+    assert_eq!(req.required, 2);
+    assert_eq!(
+        status(
+            &w.staff("mod")
+                .decide(req.id, true, "fine")
+                .await
+                .unwrap_err()
+        ),
+        403,
+        "a role outside the frozen set cannot approve"
+    );
+    let one = w
+        .staff("sen")
+        .decide(req.id, true, "valid order")
+        .await
+        .unwrap();
+    assert_eq!(one.status, "pending", "one approval is not enough");
+    assert_eq!(
+        status(&w.staff("lo1").read_grant(req.id).await.unwrap_err()),
+        403
+    );
+    let two = w
+        .staff("lo2")
+        .decide(req.id, true, "checked the order")
+        .await
+        .unwrap();
+    assert_eq!(two.status, "approved");
+    let read = w.staff("lo1").read_grant(req.id).await.unwrap();
+    assert_eq!(read.messages.len(), 5);
+    assert_eq!(
+        w.staff("lo1").access_request(req.id).await.unwrap().status,
+        "active"
+    );
+    assert_eq!(
+        w.staff("lo1").complete(req.id).await.unwrap().status,
+        "completed"
+    );
+    assert_eq!(
+        status(&w.staff("lo1").read_grant(req.id).await.unwrap_err()),
+        403
+    );
+}
+
+/// The states a request can be in, and how to reach each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NoCase,
+    Pending,
+    Approved,
+    Active,
+    Expired,
+    Revoked,
+    Denied,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Get,
+    Approve,
+    Revoke,
+    Complete,
+    Read,
+}
+
+/// Who calls: the requester (a moderator), or another staff member of a role.
+const ACTORS: [&str; 6] = ["requester", "mod2", "sen", "lex", "aud", "admin"];
+
+/// The expected status of `call` by `actor` on a request in `state`.
+fn expected(call: Call, actor: &str, state: State) -> u16 {
+    use State::*;
+    let reader = actor != "admin";
+    let access = matches!(actor, "requester" | "mod2" | "sen" | "lex");
+    let approver = actor == "sen";
+    let open_grant = matches!(state, Approved | Active);
+    match call {
+        Call::Read if state == NoCase => 404,
+        Call::Read => {
+            if actor == "requester" && open_grant {
+                200
+            } else {
+                403
+            }
+        }
+        _ if state == NoCase && !matches!(call, Call::Get) && !access => 403,
+        _ if state == NoCase && matches!(call, Call::Get) && !reader => 403,
+        _ if state == NoCase => 404,
+        Call::Get => {
+            if reader {
+                200
+            } else {
+                403
+            }
+        }
+        Call::Approve => match (access, actor, approver) {
+            (false, _, _) => 403,
+            (_, "requester", _) => 403,
+            (_, _, false) => 403,
+            _ if state == Pending => 200,
+            _ => 422,
+        },
+        Call::Revoke => match (access, actor == "requester" || approver) {
+            (false, _) | (true, false) => 403,
+            _ if matches!(state, Pending | Approved | Active) => 200,
+            _ => 422,
+        },
+        Call::Complete => match (access, actor == "requester") {
+            (false, _) | (true, false) => 403,
+            _ if open_grant => 200,
+            _ => 422,
+        },
+    }
+}
+
+#[tokio::test]
+async fn every_staff_endpoint_against_every_role_and_request_state() {
+    let w = World::new(
+        &[
+            ("requester", "moderator"),
+            ("mod2", "moderator"),
+            ("sen", "senior_moderator"),
+            ("setup", "senior_moderator"),
+            ("lex", "legal_officer"),
+            ("aud", "auditor"),
+        ],
+        3,
+    )
+    .await;
+    let canary = format!("canary-{}", Uuid::new_v4());
+    w.alice.send(w.chat, "canary", &canary).await.unwrap();
+    let case = w
+        .bob
+        .report(w.chat, &[4], "spam", None)
+        .await
+        .unwrap()
+        .case_id;
+    let (requester, setup) = (w.staff("requester"), w.staff("setup"));
+
+    let calls = [
+        Call::Get,
+        Call::Approve,
+        Call::Revoke,
+        Call::Complete,
+        Call::Read,
+    ];
+    let states = [
+        State::NoCase,
+        State::Pending,
+        State::Approved,
+        State::Active,
+        State::Expired,
+        State::Revoked,
+        State::Denied,
+    ];
+    // One fresh request per (state, actor, call), so no call changes another's state.
+    let mut made: Vec<(State, &str, Call, Uuid)> = Vec::new();
+    for state in states {
+        for actor in ACTORS {
+            for call in calls {
+                let id = if state == State::NoCase {
+                    Uuid::new_v4()
+                } else {
+                    let secs = if state == State::Expired { 1 } else { 3600 };
+                    let r = requester
+                        .request_access(&request(case, "report_review", (1, 4), secs))
+                        .await
+                        .unwrap();
+                    match state {
+                        State::Pending | State::NoCase => {}
+                        State::Denied => drop(setup.decide(r.id, false, "no").await.unwrap()),
+                        _ => drop(setup.decide(r.id, true, "yes").await.unwrap()),
+                    }
+                    match state {
+                        State::Active => drop(requester.read_grant(r.id).await.unwrap()),
+                        State::Revoked => drop(requester.revoke(r.id).await.unwrap()),
+                        _ => {}
+                    }
+                    r.id
+                };
+                made.push((state, actor, call, id));
+            }
+        }
+    }
+    // Let the one-second grants run out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut failures = Vec::new();
+    for (state, actor, call, id) in made {
+        let c = w.staff(actor);
+        let (method, path) = match call {
+            Call::Get => (Method::GET, format!("/v1/staff/requests/{id}")),
+            Call::Approve => (Method::POST, format!("/v1/staff/requests/{id}/decisions")),
+            Call::Revoke => (Method::POST, format!("/v1/staff/requests/{id}/revoke")),
+            Call::Complete => (Method::POST, format!("/v1/staff/requests/{id}/complete")),
+            Call::Read => (Method::GET, format!("/v1/staff/requests/{id}/messages")),
+        };
+        let body = if call == Call::Approve {
+            br#"{"approve":true,"justification":"matrix"}"#.to_vec()
+        } else {
+            Vec::new()
+        };
+        let (got, ctype, answer) = c
+            .raw(method, &path, "application/json", body)
+            .await
+            .unwrap();
+        let want = expected(call, actor, state);
+        if got != want {
+            failures.push(format!(
+                "{call:?} by {actor} in {state:?}: {got}, expected {want}: {}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+        if got >= 400 {
+            assert_eq!(ctype, "application/problem+json");
+            assert!(
+                !String::from_utf8_lossy(&answer).contains(&canary),
+                "a refused response carries message content"
+            );
+        } else if call == Call::Read {
+            assert!(String::from_utf8_lossy(&answer).contains(&canary));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Case endpoints by role: every role but the admin sees cases; only legal officers
+    // open legal cases; no role but moderators and senior moderators asks for a review.
+    for actor in ACTORS {
+        let c = w.staff(actor);
+        let listed = c.cases().await;
+        assert_eq!(listed.is_ok(), actor != "admin", "{actor} listing cases");
+        let asked = c
+            .request_access(&request(case, "report_review", (1, 4), 60))
+            .await;
+        assert_eq!(
+            asked.is_ok(),
+            matches!(actor, "requester" | "mod2" | "sen"),
+            "{actor} asking for a report review"
+        );
+    }
+}
