@@ -151,6 +151,18 @@ async fn a_report_review_shows_exactly_the_reported_messages_and_the_k_before_th
         403,
         "nobody approves their own request"
     );
+    // A senior moderator who joined after the request was made is not in its frozen set.
+    let late = w
+        .staff("admin")
+        .staff_create("late", "senior_moderator")
+        .await
+        .unwrap();
+    let late = w.server.staff("late", &late.password, &late.totp_uri).await;
+    assert_eq!(
+        status(&late.decide(req.id, true, "me too").await.unwrap_err()),
+        403,
+        "approvers are frozen when the request is made"
+    );
     let approved = sen
         .decide(req.id, true, "report is credible")
         .await

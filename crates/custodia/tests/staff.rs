@@ -188,8 +188,35 @@ async fn without_the_audit_log_staff_actions_fail_and_users_go_on_messaging() {
     let bob = server.user("bob").await;
     let chat = alice.open_direct("bob").await.unwrap();
     let admin = server.staff("admin", &admin_password, &admin_totp).await;
+    // A moderator with an approved grant over the conversation.
+    let m = admin.staff_create("mod", "moderator").await.unwrap();
+    let sen = admin.staff_create("sen", "senior_moderator").await.unwrap();
+    let m = server.staff("mod", &m.password, &m.totp_uri).await;
+    let sen = server.staff("sen", &sen.password, &sen.totp_uri).await;
+    alice.send(chat.id, "reported", "a message").await.unwrap();
+    let case = bob
+        .report(chat.id, &[1], "spam", None)
+        .await
+        .unwrap()
+        .case_id;
+    let grant = m
+        .request_access(&custodia_sdk::proto::staff::CreateAccessRequest {
+            case_id: case,
+            reason: "report_review".into(),
+            from_seq: 1,
+            to_seq: 1,
+            tier: "content".into(),
+            duration_secs: 3600,
+            justification: "review".into(),
+        })
+        .await
+        .unwrap();
+    sen.decide(grant.id, true, "ok").await.unwrap();
 
     witness.stop().await;
+    let err = m.read_grant(grant.id).await.unwrap_err();
+    assert_eq!(status(&err), 503, "no read without its log entry: {err}");
+    assert!(!err.to_string().contains("a message"));
     let err = admin.staff_create("otto", "auditor").await.unwrap_err();
     assert_eq!(status(&err), 503, "{err}");
     let mut other = server.staff_client();
@@ -206,12 +233,13 @@ async fn without_the_audit_log_staff_actions_fail_and_users_go_on_messaging() {
         .await
         .unwrap();
     let page = bob.history(chat.id, None, None, 50).await.unwrap();
-    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.messages.len(), 2);
 
     witness.restart().await;
     admin
         .staff_create("otto", "auditor")
         .await
         .expect("with the log back, staff act again");
-    assert_eq!(admin.staff_accounts().await.unwrap().len(), 2, "otto once");
+    assert_eq!(admin.staff_accounts().await.unwrap().len(), 4, "otto once");
+    assert_eq!(m.read_grant(grant.id).await.unwrap().messages.len(), 1);
 }
