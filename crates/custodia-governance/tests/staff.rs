@@ -2,110 +2,14 @@
 //! with password and single-use TOTP codes, rate limits, roles, deactivation, expiry, and
 //! every step in the audit log.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::num::NonZeroUsize;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use custodia_audit::{AuditLog, EventKind, PseudonymKey};
-use custodia_core::{Clock, DeploymentId, ManualClock, Password, StaffRole, Timestamp, Username};
-use custodia_governance::{Governance, GovernanceConfig, NewStaff, StaffPrincipal};
-use custodia_keys::{CacheLimits, KeyService, Keyring};
+use common::{FROM, Fixture};
+use custodia_audit::EventKind;
+use custodia_core::{Password, StaffRole, Username};
 use custodia_service::ServiceError;
-use custodia_store::{NoObserver, Storage};
-use custodia_store_sqlite::SqliteStore;
-
-const FROM: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    audit: Arc<AuditLog>,
-    gov: Governance,
-}
-
-impl Fixture {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = SqliteStore::open(&dir.path().join("db"), Arc::new(NoObserver))
-            .await
-            .unwrap();
-        let storage = Storage::from_backend(sqlite);
-        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_795_435_200_000)));
-        let (keyring, _) = Keyring::load_or_create(&dir.path().join("keyring"), None).unwrap();
-        let keys = Arc::new(KeyService::new(
-            DeploymentId::new(),
-            keyring,
-            storage.deks.clone(),
-            clock.clone(),
-            CacheLimits {
-                capacity: NonZeroUsize::new(16).unwrap(),
-                max_age: Duration::from_secs(60),
-            },
-        ));
-        let audit = Arc::new(AuditLog::new(
-            storage.log.clone(),
-            custodia_tlog::NoteSigner::generate("test/audit").unwrap(),
-            "test/audit",
-            PseudonymKey::from_bytes([9; 32]),
-        ));
-        let gov = Governance::new(
-            storage,
-            keys,
-            audit.clone(),
-            clock.clone(),
-            GovernanceConfig::default(),
-        );
-        Self {
-            _dir: dir,
-            clock,
-            audit,
-            gov,
-        }
-    }
-
-    /// The code an authenticator app shows now for `staff`.
-    fn code(&self, staff: &NewStaff) -> String {
-        let totp = totp_rs::Totp::from_url(staff.totp_uri.as_str()).unwrap();
-        let secs = u64::try_from(self.clock.now().as_millis() / 1000).unwrap();
-        totp.generate(secs).to_string()
-    }
-
-    async fn sign_in(&self, staff: &NewStaff) -> Result<StaffPrincipal, ServiceError> {
-        let code = self.code(staff);
-        self.gov
-            .sign_in(
-                staff.staff.username.as_str(),
-                Password::parse(staff.password.to_string()).unwrap(),
-                &code,
-                FROM,
-            )
-            .await
-            .map(|s| s.staff)
-    }
-
-    /// Moves to the next 30-second TOTP step.
-    fn next_step(&self) {
-        self.clock.advance(Duration::from_secs(30));
-    }
-
-    /// Kinds and `outcome`s of every log entry, from the full records.
-    async fn logged(&self) -> Vec<(EventKind, String)> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while let Some(e) = self.audit.record(i).await.unwrap() {
-            let outcome = e
-                .scope
-                .iter()
-                .find(|(k, _)| k == "outcome" || k == "change")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            out.push((e.kind, outcome));
-            i += 1;
-        }
-        out
-    }
-}
 
 #[tokio::test]
 async fn the_first_admin_is_bootstrapped_once_and_signs_in_with_a_single_use_code() {

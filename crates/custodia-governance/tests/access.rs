@@ -1,0 +1,261 @@
+//! Access requests against a pinned clock: pending requests expire (24 h; 1 h for
+//! emergencies), grants end with their window, an emergency grant's second review is
+//! shown overdue after 24 h, and broad scopes need one more approval.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Fixture;
+use custodia_core::{DataTier, ReasonCode, ReportCategory, RequestStatus, StaffRole};
+use custodia_governance::{NewRequest, Report};
+use custodia_service::ServiceError;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn ask(
+    case: custodia_core::CaseId,
+    reason: ReasonCode,
+    seqs: (u64, u64),
+    duration: Duration,
+) -> NewRequest {
+    NewRequest {
+        case_id: case,
+        reason,
+        seqs,
+        tier: DataTier::Content,
+        duration,
+        justification: "needed for the case".into(),
+    }
+}
+
+async fn report_case(f: &Fixture, gap: Duration, n: u64) -> custodia_core::CaseId {
+    let alice = f.user("alice").await;
+    let bob = f.user("bob").await;
+    let chat = f.chat(&alice, &bob, n, gap).await;
+    f.gov
+        .report(
+            &bob,
+            Report {
+                conversation_id: chat,
+                seqs: vec![n],
+                category: ReportCategory::Harassment,
+                comment: None,
+            },
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pending_requests_expire_after_a_day_or_an_hour_for_emergencies() {
+    let f = Fixture::new().await;
+    let staff = f
+        .staff(&[
+            ("mod", StaffRole::Moderator),
+            ("sen", StaffRole::SeniorModerator),
+            ("lex", StaffRole::LegalOfficer),
+        ])
+        .await;
+    let (m, sen, lex) = (&staff[0], &staff[1], &staff[2]);
+    let case = report_case(&f, Duration::from_secs(1), 3).await;
+    let review = f
+        .gov
+        .request_access(m, ask(case, ReasonCode::ReportReview, (1, 3), HOUR))
+        .await
+        .unwrap();
+    let conv = review.record.conversation_id;
+    let legal = f
+        .gov
+        .open_legal_case(lex, conv, (1, 3), "EDR 42".into())
+        .await
+        .unwrap();
+    let emergency = f
+        .gov
+        .request_access(
+            sen,
+            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), HOUR),
+        )
+        .await
+        .unwrap();
+
+    f.clock.advance(Duration::from_secs(61 * 60));
+    let status = async |id| f.gov.request(m, id).await.unwrap().status;
+    assert_eq!(status(emergency.record.id).await, RequestStatus::Expired);
+    assert_eq!(status(review.record.id).await, RequestStatus::Pending);
+    assert!(matches!(
+        f.gov
+            .decide(lex, emergency.record.id, true, "too late".into())
+            .await,
+        Err(ServiceError::Rejected(_))
+    ));
+    f.clock.advance(Duration::from_secs(23 * 3600));
+    assert_eq!(status(review.record.id).await, RequestStatus::Expired);
+    assert!(matches!(
+        f.gov
+            .decide(sen, review.record.id, true, "too late".into())
+            .await,
+        Err(ServiceError::Rejected(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_grant_ends_with_its_window() {
+    let f = Fixture::new().await;
+    let staff = f
+        .staff(&[
+            ("mod", StaffRole::Moderator),
+            ("sen", StaffRole::SeniorModerator),
+        ])
+        .await;
+    let case = report_case(&f, Duration::from_secs(1), 2).await;
+    let r = f
+        .gov
+        .request_access(&staff[0], ask(case, ReasonCode::ReportReview, (1, 2), HOUR))
+        .await
+        .unwrap();
+    f.gov
+        .decide(&staff[1], r.record.id, true, "credible".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.gov
+            .read_grant(&staff[0], r.record.id)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
+    f.clock.advance(HOUR);
+    match f.gov.read_grant(&staff[0], r.record.id).await {
+        Err(ServiceError::Forbidden(why)) => assert!(why.contains("expired"), "{why}"),
+        other => panic!("read after the window: {other:?}"),
+    }
+    assert_eq!(
+        f.gov.request(&staff[0], r.record.id).await.unwrap().status,
+        RequestStatus::Expired
+    );
+}
+
+#[tokio::test]
+async fn an_emergency_grant_needs_a_second_review_within_a_day() {
+    let f = Fixture::new().await;
+    let staff = f
+        .staff(&[
+            ("lex", StaffRole::LegalOfficer),
+            ("sen", StaffRole::SeniorModerator),
+            ("lex2", StaffRole::LegalOfficer),
+        ])
+        .await;
+    let (lex, sen, lex2) = (&staff[0], &staff[1], &staff[2]);
+    let case = report_case(&f, Duration::from_secs(1), 3).await;
+    let conv = f.gov.case(lex, case).await.unwrap().conversation_id;
+    let legal = f
+        .gov
+        .open_legal_case(lex, conv, (1, 3), "EDR 7".into())
+        .await
+        .unwrap();
+    let two_days = 48 * HOUR;
+    let r = f
+        .gov
+        .request_access(
+            lex,
+            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), two_days),
+        )
+        .await
+        .unwrap();
+    let now = f
+        .gov
+        .decide(sen, r.record.id, true, "imminent danger".into())
+        .await
+        .unwrap();
+    assert_eq!(now.status, RequestStatus::Approved, "one approver now");
+    assert!(!now.second_review_overdue);
+    f.clock.advance(25 * HOUR);
+    assert!(
+        f.gov
+            .request(lex, r.record.id)
+            .await
+            .unwrap()
+            .second_review_overdue
+    );
+    let reviewed = f
+        .gov
+        .decide(lex2, r.record.id, true, "reviewed, justified".into())
+        .await
+        .unwrap();
+    assert_eq!(reviewed.status, RequestStatus::Approved);
+    assert!(!reviewed.second_review_overdue);
+
+    // A second review that disagrees revokes the grant.
+    let r2 = f
+        .gov
+        .request_access(
+            lex,
+            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), two_days),
+        )
+        .await
+        .unwrap();
+    f.gov
+        .decide(sen, r2.record.id, true, "imminent".into())
+        .await
+        .unwrap();
+    let denied = f
+        .gov
+        .decide(lex2, r2.record.id, false, "not an emergency".into())
+        .await
+        .unwrap();
+    assert_eq!(denied.status, RequestStatus::Revoked);
+    assert!(matches!(
+        f.gov.read_grant(lex, r2.record.id).await,
+        Err(ServiceError::Forbidden(_))
+    ));
+}
+
+#[tokio::test]
+async fn broad_scopes_need_one_more_approval() {
+    let f = Fixture::new().await;
+    let staff = f
+        .staff(&[
+            ("mod", StaffRole::Moderator),
+            ("sen", StaffRole::SeniorModerator),
+            ("sen2", StaffRole::SeniorModerator),
+        ])
+        .await;
+    // Eleven messages four days apart: the case covers 40 days.
+    let case = report_case(&f, 24 * 4 * HOUR, 11).await;
+    let broad = f
+        .gov
+        .request_access(
+            &staff[0],
+            ask(case, ReasonCode::ReportReview, (1, 11), HOUR),
+        )
+        .await
+        .unwrap();
+    assert!(broad.record.broad);
+    assert_eq!(broad.record.required, 2);
+    let one = f
+        .gov
+        .decide(&staff[1], broad.record.id, true, "ok".into())
+        .await
+        .unwrap();
+    assert_eq!(one.status, RequestStatus::Pending);
+    let two = f
+        .gov
+        .decide(&staff[2], broad.record.id, true, "ok".into())
+        .await
+        .unwrap();
+    assert_eq!(two.status, RequestStatus::Approved);
+    // The last week alone is not broad.
+    let narrow = f
+        .gov
+        .request_access(
+            &staff[0],
+            ask(case, ReasonCode::ReportReview, (10, 11), HOUR),
+        )
+        .await
+        .unwrap();
+    assert!(!narrow.record.broad);
+    assert_eq!(narrow.record.required, 1);
+}

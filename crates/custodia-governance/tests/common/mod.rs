@@ -1,0 +1,187 @@
+//! A governance service over the real SQLite store, key service and audit log, with a
+//! pinned clock, and the messaging service beside it to make users and messages.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use custodia_audit::{AuditLog, EventKind, PseudonymKey};
+use custodia_core::{
+    BirthDate, ClientMsgId, Clock, ConversationId, DeploymentId, ManualClock, MessageBody,
+    Password, StaffRole, Timestamp, Username,
+};
+use custodia_governance::{Governance, GovernanceConfig, NewStaff, StaffPrincipal};
+use custodia_keys::{CacheLimits, KeyService, Keyring};
+use custodia_service::{Hub, LocalFanout, Principal, Service, ServiceConfig, ServiceError};
+use custodia_store::{NoObserver, Storage};
+use custodia_store_sqlite::SqliteStore;
+
+pub const FROM: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub audit: Arc<AuditLog>,
+    pub gov: Governance,
+    pub service: Service,
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(&dir.path().join("db"), Arc::new(NoObserver))
+            .await
+            .unwrap();
+        let storage = Storage::from_backend(sqlite);
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_795_435_200_000)));
+        let (keyring, _) = Keyring::load_or_create(&dir.path().join("keyring"), None).unwrap();
+        let keys = Arc::new(KeyService::new(
+            DeploymentId::new(),
+            keyring,
+            storage.deks.clone(),
+            clock.clone(),
+            CacheLimits {
+                capacity: NonZeroUsize::new(16).unwrap(),
+                max_age: Duration::from_secs(60),
+            },
+        ));
+        let audit = Arc::new(AuditLog::new(
+            storage.log.clone(),
+            custodia_tlog::NoteSigner::generate("test/audit").unwrap(),
+            "test/audit",
+            PseudonymKey::from_bytes([9; 32]),
+        ));
+        let gov = Governance::new(
+            storage.clone(),
+            keys.clone(),
+            audit.clone(),
+            clock.clone(),
+            GovernanceConfig::default(),
+        );
+        let hub = Hub::new();
+        let service = Service::new(
+            storage,
+            keys,
+            clock.clone(),
+            hub.clone(),
+            Arc::new(LocalFanout(hub)),
+            ServiceConfig::default(),
+        );
+        Self {
+            _dir: dir,
+            clock,
+            audit,
+            gov,
+            service,
+        }
+    }
+
+    /// The code an authenticator app shows now for `staff`.
+    pub fn code(&self, staff: &NewStaff) -> String {
+        let totp = totp_rs::Totp::from_url(staff.totp_uri.as_str()).unwrap();
+        let secs = u64::try_from(self.clock.now().as_millis() / 1000).unwrap();
+        totp.generate(secs).to_string()
+    }
+
+    pub async fn sign_in(&self, staff: &NewStaff) -> Result<StaffPrincipal, ServiceError> {
+        let code = self.code(staff);
+        self.gov
+            .sign_in(
+                staff.staff.username.as_str(),
+                Password::parse(staff.password.to_string()).unwrap(),
+                &code,
+                FROM,
+            )
+            .await
+            .map(|s| s.staff)
+    }
+
+    /// Moves to the next 30-second TOTP step.
+    pub fn next_step(&self) {
+        self.clock.advance(Duration::from_secs(30));
+    }
+
+    /// Signs in the first admin, creates staff of these roles and signs them in.
+    pub async fn staff(&self, roles: &[(&str, StaffRole)]) -> Vec<StaffPrincipal> {
+        let admin = self.gov.bootstrap_admin().await.unwrap().unwrap();
+        let admin = self.sign_in(&admin).await.unwrap();
+        let mut out = Vec::new();
+        for (name, role) in roles {
+            let new = self
+                .gov
+                .create_staff(&admin, Username::parse(name).unwrap(), *role)
+                .await
+                .unwrap();
+            out.push(self.sign_in(&new).await.unwrap());
+        }
+        out
+    }
+
+    /// A signed-in user.
+    pub async fn user(&self, name: &str) -> Principal {
+        let today = self.clock.now().to_datetime().date();
+        self.service
+            .register(
+                Username::parse(name).unwrap(),
+                Password::parse(PASSWORD.into()).unwrap(),
+                BirthDate::parse("1990-01-01", today).unwrap(),
+            )
+            .await
+            .unwrap();
+        let s = self
+            .service
+            .login(
+                name,
+                Password::parse(PASSWORD.into()).unwrap(),
+                "test",
+                FROM,
+            )
+            .await
+            .unwrap();
+        self.service.authenticate(&s.token).await.unwrap()
+    }
+
+    /// A direct conversation from `a` to `b` with `n` messages by `a`, `gap` apart.
+    pub async fn chat(
+        &self,
+        a: &Principal,
+        b: &Principal,
+        n: u64,
+        gap: Duration,
+    ) -> ConversationId {
+        let (conv, _) = self.service.open_direct(a, &b.username).await.unwrap();
+        for i in 1..=n {
+            self.service
+                .send(
+                    a,
+                    conv.id,
+                    ClientMsgId::parse(&format!("m{i}")).unwrap(),
+                    MessageBody::parse(format!("message {i}")).unwrap(),
+                )
+                .await
+                .unwrap();
+            self.clock.advance(gap);
+        }
+        conv.id
+    }
+
+    /// Kinds and `outcome` (or `change`) of every log entry, from the full records.
+    pub async fn logged(&self) -> Vec<(EventKind, String)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(e) = self.audit.record(i).await.unwrap() {
+            let outcome = e
+                .scope
+                .iter()
+                .find(|(k, _)| k == "outcome" || k == "change")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            out.push((e.kind, outcome));
+            i += 1;
+        }
+        out
+    }
+}
