@@ -21,6 +21,10 @@ pub(crate) fn message(m: &MessageView) -> wire::Message {
         sent_at_ms: m.sent_at.as_millis(),
         state,
         body,
+        franking_key: m.franking_key.as_ref().map(|k| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(k.as_bytes())
+        }),
     }
 }
 

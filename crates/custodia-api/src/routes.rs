@@ -404,9 +404,33 @@ async fn report(
     Path(id): Path<String>,
     Body(req): Body<wire::staff::ReportRequest>,
 ) -> Result<(StatusCode, Json<wire::staff::ReportResponse>), ApiError> {
+    use base64::Engine;
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for m in req.messages {
+        let franking_key = match m.franking_key {
+            Some(k) => Some(custodia_keys::FrankingKey::from_bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(k)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "franking_key must be the base64 key received with the message",
+                        )
+                    })?,
+            )),
+            None => None,
+        };
+        messages.push(custodia_governance::ReportedMessage {
+            seq: m.seq,
+            text: m.body,
+            franking_key,
+        });
+    }
     let report = custodia_governance::Report {
         conversation_id: conversation_id(&id)?,
-        seqs: req.seqs,
+        messages,
         category: custodia_core::ReportCategory::parse(&req.category)?,
         comment: req.comment,
     };

@@ -172,6 +172,17 @@ fn case_wire(c: &CaseView) -> wire::Case {
         category: c.category.map(|k| k.as_str().into()),
         comment: c.comment.clone(),
         reported: c.reported.clone(),
+        evidence: c
+            .evidence
+            .iter()
+            .map(|e| wire::Evidence {
+                seq: e.seq,
+                sender_id: *e.sender.as_uuid(),
+                sent_at_ms: e.sent_at.as_millis(),
+                body: e.text.clone(),
+                verified: e.verified,
+            })
+            .collect(),
         from_seq: c.scope.0,
         to_seq: c.scope.1,
         reference: c.reference.clone(),

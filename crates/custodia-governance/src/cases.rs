@@ -3,10 +3,11 @@
 
 use custodia_audit::{AuditEvent, EventKind, Subject};
 use custodia_core::{
-    CaseId, CaseKind, ConversationId, ReportCategory, StaffRole, Timestamp, UserId,
+    CaseId, CaseKind, ConversationId, MAX_BODY_BYTES, ReportCategory, StaffRole, Timestamp, UserId,
 };
-use custodia_service::{Principal, ServiceError, ServiceResult};
-use custodia_store::CaseRecord;
+use custodia_keys::FrankingKey;
+use custodia_service::{Principal, ServiceError, ServiceResult, context_of};
+use custodia_store::{CaseRecord, EvidenceRecord};
 
 use crate::{Governance, StaffPrincipal};
 
@@ -40,6 +41,9 @@ pub struct CaseView {
     pub comment: Option<String>,
     /// The reported messages.
     pub reported: Vec<u64>,
+    /// The reported messages as the reporter disclosed them, each marked verified or not
+    /// (text only in the view of one case, whose viewing is logged).
+    pub evidence: Vec<EvidenceView>,
     /// First and last sequence number covered.
     pub scope: (u64, u64),
     /// The legal process's reference.
@@ -48,13 +52,40 @@ pub struct CaseView {
     pub opened_at: Timestamp,
 }
 
+/// A reported message as the reporter disclosed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceView {
+    /// Sequence number.
+    pub seq: u64,
+    /// Who sent it (from the stored message, not from the reporter).
+    pub sender: UserId,
+    /// When (from the stored message).
+    pub sent_at: Timestamp,
+    /// The text the reporter gave.
+    pub text: Option<String>,
+    /// True only if the text is exactly what `sender` sent at `sent_at` (franking).
+    pub verified: bool,
+}
+
+/// One reported message: its sequence number and, to have it shown verified, the text and
+/// franking key the reporter received with it.
+#[derive(Debug, Clone)]
+pub struct ReportedMessage {
+    /// Sequence number.
+    pub seq: u64,
+    /// The text as received.
+    pub text: Option<String>,
+    /// The franking key received with it.
+    pub franking_key: Option<FrankingKey>,
+}
+
 /// A member's report.
 #[derive(Debug, Clone)]
 pub struct Report {
     /// The conversation.
     pub conversation_id: ConversationId,
-    /// The reported messages' sequence numbers.
-    pub seqs: Vec<u64>,
+    /// The reported messages.
+    pub messages: Vec<ReportedMessage>,
     /// What it is about.
     pub category: ReportCategory,
     /// An optional comment to the trust & safety team.
@@ -80,19 +111,48 @@ impl Governance {
         {
             return Err(ServiceError::NotFound("conversation"));
         }
-        let mut seqs = report.seqs;
-        seqs.sort_unstable();
-        seqs.dedup();
-        if seqs.is_empty() || seqs.len() > MAX_REPORTED {
+        let mut messages = report.messages;
+        messages.sort_by_key(|m| m.seq);
+        messages.dedup_by_key(|m| m.seq);
+        if messages.is_empty() || messages.len() > MAX_REPORTED {
             return Err(ServiceError::Rejected(
                 "report between 1 and 50 messages, by their sequence numbers",
             ));
         }
-        for &seq in &seqs {
-            if inner.store.messages.message(conv, seq).await?.is_none() {
-                return Err(ServiceError::NotFound("reported message"));
+        let id = CaseId::new();
+        let mut evidence = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let stored = inner
+                .store
+                .messages
+                .message(conv, m.seq)
+                .await?
+                .ok_or(ServiceError::NotFound("reported message"))?;
+            let verified = match (&m.text, &m.franking_key, &stored.franking) {
+                (Some(text), Some(key), Some(franking)) => {
+                    inner
+                        .keys
+                        .verify_franking(&context_of(&stored), franking, text.as_bytes(), key)
+                }
+                _ => false,
+            };
+            if m.text.as_ref().is_some_and(|t| t.len() > MAX_BODY_BYTES) {
+                return Err(ServiceError::Rejected(
+                    "a reported message's text is at most 16 KiB",
+                ));
             }
+            evidence.push(EvidenceRecord {
+                seq: m.seq,
+                sender: stored.sender_id,
+                sent_at: stored.sent_at,
+                claimed: m
+                    .text
+                    .as_ref()
+                    .map(|t| inner.keys.seal_case_text(id, &evidence_label(m.seq), t)),
+                verified,
+            });
         }
+        let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
         let comment = match report.comment.as_deref().map(str::trim) {
             Some(c) if c.chars().count() > MAX_COMMENT_CHARS => {
                 return Err(ServiceError::Rejected(
@@ -107,21 +167,27 @@ impl Governance {
             first.saturating_sub(inner.config.report_context).max(1),
             last,
         );
-        let id = CaseId::new();
         let case = CaseRecord {
             id,
             kind: CaseKind::Report,
             conversation_id: conv,
             reporter: Some(who.user_id),
             category: Some(report.category),
-            comment: comment.map(|c| inner.keys.seal_comment(id, &c)),
+            comment: comment.map(|c| inner.keys.seal_case_text(id, "comment", &c)),
             reported: seqs.clone(),
+            evidence,
             scope,
             reference: None,
             opened_by: None,
             opened_at: inner.clock.now(),
         };
         let reported: Vec<String> = seqs.iter().map(u64::to_string).collect();
+        let verified: Vec<String> = case
+            .evidence
+            .iter()
+            .filter(|e| e.verified)
+            .map(|e| e.seq.to_string())
+            .collect();
         self.append(AuditEvent {
             kind: EventKind::CaseOpened,
             time: case.opened_at,
@@ -133,6 +199,7 @@ impl Governance {
                 ("kind".into(), "report".into()),
                 ("category".into(), report.category.as_str().into()),
                 ("reported".into(), reported.join(" ")),
+                ("verified".into(), verified.join(" ")),
                 ("covers".into(), format!("{}-{}", scope.0, scope.1)),
             ],
         })
@@ -185,6 +252,7 @@ impl Governance {
             category: None,
             comment: None,
             reported: Vec::new(),
+            evidence: Vec::new(),
             scope,
             reference: Some(reference.clone()),
             opened_by: Some(by.staff_id),
@@ -208,18 +276,43 @@ impl Governance {
         Ok(id)
     }
 
-    /// Every case, newest first (case readers).
+    /// Every case, newest first (case readers). Without the reported texts.
     pub async fn cases(&self, by: &StaffPrincipal) -> ServiceResult<Vec<CaseView>> {
         by.require(CASE_READERS, "this role does not handle cases")?;
         let all = self.inner.store.cases.cases().await?;
-        Ok(all.into_iter().map(|c| self.view_case(c)).collect())
+        Ok(all.into_iter().map(|c| self.view_case(c, false)).collect())
     }
 
-    /// One case (case readers).
+    /// One case (case readers), with the reported messages as their reporter disclosed
+    /// them; showing those texts is logged first.
     pub async fn case(&self, by: &StaffPrincipal, id: CaseId) -> ServiceResult<CaseView> {
         by.require(CASE_READERS, "this role does not handle cases")?;
         let case = self.case_record(id).await?;
-        Ok(self.view_case(case))
+        let disclosed: Vec<String> = case
+            .evidence
+            .iter()
+            .filter(|e| e.claimed.is_some())
+            .map(|e| e.seq.to_string())
+            .collect();
+        if !disclosed.is_empty() {
+            self.append(AuditEvent {
+                kind: EventKind::AccessRead,
+                time: self.inner.clock.now(),
+                actor: Some(by.actor()),
+                reason: Some("report_review".into()),
+                case: Some(id.to_string()),
+                subjects: vec![Subject::Conversation(case.conversation_id)],
+                scope: vec![
+                    (
+                        "what".into(),
+                        "reported messages as disclosed by the reporter".into(),
+                    ),
+                    ("messages".into(), disclosed.join(" ")),
+                ],
+            })
+            .await?;
+        }
+        Ok(self.view_case(case, true))
     }
 
     pub(crate) async fn case_record(&self, id: CaseId) -> ServiceResult<CaseRecord> {
@@ -231,16 +324,32 @@ impl Governance {
             .ok_or(ServiceError::NotFound("case"))
     }
 
-    fn view_case(&self, c: CaseRecord) -> CaseView {
-        let comment = c.comment.as_ref().map(|sealed| {
+    fn view_case(&self, c: CaseRecord, with_texts: bool) -> CaseView {
+        let open = |label: &str, sealed: &custodia_store::SealedBody| {
             self.inner
                 .keys
-                .open_comment(c.id, sealed)
+                .open_case_text(c.id, label, sealed)
                 .unwrap_or_else(|e| {
-                    tracing::warn!(case = %c.id, error = %e, "report comment cannot be opened");
+                    tracing::warn!(case = %c.id, error = %e, "a reporter's text cannot be opened");
                     "(unreadable)".into()
                 })
-        });
+        };
+        let comment = c.comment.as_ref().map(|s| open("comment", s));
+        let evidence = c
+            .evidence
+            .iter()
+            .map(|e| EvidenceView {
+                seq: e.seq,
+                sender: e.sender,
+                sent_at: e.sent_at,
+                text: e
+                    .claimed
+                    .as_ref()
+                    .filter(|_| with_texts)
+                    .map(|s| open(&evidence_label(e.seq), s)),
+                verified: e.verified,
+            })
+            .collect();
         CaseView {
             id: c.id,
             kind: c.kind,
@@ -249,9 +358,15 @@ impl Governance {
             category: c.category,
             comment,
             reported: c.reported,
+            evidence,
             scope: c.scope,
             reference: c.reference,
             opened_at: c.opened_at,
         }
     }
+}
+
+/// The label a reported message's disclosed text is sealed under.
+fn evidence_label(seq: u64) -> String {
+    format!("message {seq}")
 }

@@ -33,7 +33,7 @@ use custodia_keys::KeyService;
 use custodia_service::{ServiceError, ServiceResult};
 use custodia_store::Storage;
 
-pub use cases::{CaseView, MAX_COMMENT_CHARS, MAX_REPORTED, Report};
+pub use cases::{CaseView, EvidenceView, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage};
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
 pub use staff::{NewStaff, NewStaffSession, StaffPrincipal, StaffView};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::Fixture;
 use custodia_core::{DataTier, ReasonCode, ReportCategory, RequestStatus, StaffRole};
-use custodia_governance::{NewRequest, Report};
+use custodia_governance::{NewRequest, Report, ReportedMessage};
 use custodia_service::ServiceError;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -38,7 +38,11 @@ async fn report_case(f: &Fixture, gap: Duration, n: u64) -> custodia_core::CaseI
             &bob,
             Report {
                 conversation_id: chat,
-                seqs: vec![n],
+                messages: vec![ReportedMessage {
+                    seq: n,
+                    text: None,
+                    franking_key: None,
+                }],
                 category: ReportCategory::Harassment,
                 comment: None,
             },

@@ -10,11 +10,16 @@
 //! - `aead` — XChaCha20-Poly1305 sealing with associated data; the key types.
 //! - `service` — [`KeyService`]: seal, open, the DEK cache.
 //! - `totp` — staff TOTP secrets, sealed under the KEK and checked here.
+//! - `franking` — per-message commitments and server tags, so reports can be verified.
 
 mod aead;
+mod franking;
 mod keyring;
 mod service;
 mod totp;
 
+pub use franking::FrankingKey;
 pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
-pub use service::{CacheLimits, KeyError, KeyService, LoggedAccess, MessageContext, Purpose};
+pub use service::{
+    CacheLimits, KeyError, KeyService, LoggedAccess, MessageContext, Opened, Purpose, SealedMessage,
+};

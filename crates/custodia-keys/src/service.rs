@@ -7,15 +7,18 @@ use std::time::Duration;
 use custodia_core::{
     CaseId, Clock, ConversationId, DeploymentId, Epoch, MessageId, RequestId, Timestamp, UserId,
 };
-use custodia_store::{DekStore, SealedBody, StoreError, WrappedDek};
+use custodia_store::{DekStore, Franking, SealedBody, StoreError, WrappedDek};
 use lru::LruCache;
 use zeroize::Zeroizing;
 
 use crate::Keyring;
 use crate::aead::SecretKey;
+use crate::franking::FrankingKey;
 
 /// Format byte of a sealed body: XChaCha20-Poly1305 under the epoch DEK.
 const SEALED_V1: u8 = 1;
+/// As v1, with the message's franking key sealed in front of the plaintext.
+const SEALED_V2: u8 = 2;
 /// Format byte of an unsealed body; only the bench build writes or reads it.
 #[cfg(feature = "dangerous-bench-unsealed")]
 const UNSEALED_BENCH: u8 = 0;
@@ -70,6 +73,28 @@ pub struct MessageContext<'a> {
     pub message: MessageId,
     /// The sender.
     pub sender: UserId,
+    /// When the server accepted it (bound into the franking tag).
+    pub sent_at: Timestamp,
+}
+
+/// A message as the key service sealed it: the sealed body, its franking, and the
+/// franking key the members receive.
+#[derive(Debug)]
+pub struct SealedMessage {
+    /// The sealed body (franking key and plaintext).
+    pub sealed: SealedBody,
+    /// The commitment and the server's tag, stored beside it.
+    pub franking: Franking,
+    /// The franking key, delivered to members with the body.
+    pub franking_key: FrankingKey,
+}
+
+/// An opened message body.
+pub struct Opened {
+    /// The plaintext.
+    pub body: Zeroizing<Vec<u8>>,
+    /// The franking key (`None` for bodies sealed before franking existed).
+    pub franking_key: Option<FrankingKey>,
 }
 
 /// Bounds of the unwrapped-DEK cache.
@@ -137,27 +162,36 @@ impl KeyService {
         }
     }
 
-    /// Seals a new message body, creating the epoch's DEK if it is the first message.
+    /// Seals a new message body with a fresh franking key, creating the epoch's DEK if it
+    /// is the first message.
     #[tracing::instrument(skip_all, fields(conversation = %ctx.conversation, epoch = %ctx.epoch))]
     pub async fn seal(
         &self,
         ctx: MessageContext<'_>,
         plaintext: &[u8],
-    ) -> Result<SealedBody, KeyError> {
+    ) -> Result<SealedMessage, KeyError> {
+        let franking_key = FrankingKey::generate();
+        let franking = self.franking(&ctx, franking_key.commit(plaintext));
+        let mut payload = Zeroizing::new(franking_key.as_bytes().to_vec());
+        payload.extend_from_slice(plaintext);
         #[cfg(feature = "dangerous-bench-unsealed")]
-        {
-            let _ = ctx;
+        let sealed = {
             let mut out = vec![UNSEALED_BENCH];
-            out.extend_from_slice(plaintext);
-            return Ok(SealedBody(out));
-        }
+            out.extend_from_slice(&payload);
+            SealedBody(out)
+        };
         #[cfg(not(feature = "dangerous-bench-unsealed"))]
-        {
+        let sealed = {
             let dek = self.dek(ctx.conversation, ctx.epoch, true).await?;
-            let mut out = vec![SEALED_V1];
-            out.extend_from_slice(&dek.seal(plaintext, &self.body_aad(&ctx)));
-            Ok(SealedBody(out))
-        }
+            let mut out = vec![SEALED_V2];
+            out.extend_from_slice(&dek.seal(&payload, &self.body_aad(&ctx)));
+            SealedBody(out)
+        };
+        Ok(SealedMessage {
+            sealed,
+            franking,
+            franking_key,
+        })
     }
 
     /// Opens a sealed body for `purpose`.
@@ -167,32 +201,52 @@ impl KeyService {
         purpose: Purpose,
         ctx: MessageContext<'_>,
         sealed: &SealedBody,
-    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    ) -> Result<Opened, KeyError> {
         if let Purpose::StaffAccess(a) = purpose {
             tracing::info!(grant = %a.grant(), log_index = a.log_index(), "unwrapping for a logged staff access");
         }
-        match sealed.0.split_first() {
-            Some((&SEALED_V1, rest)) => {
+        let payload = match sealed.0.split_first() {
+            Some((&(SEALED_V1 | SEALED_V2), rest)) => {
                 let dek = self.dek(ctx.conversation, ctx.epoch, false).await?;
                 dek.open(rest, &self.body_aad(&ctx))
-                    .ok_or(KeyError::Unreadable)
+                    .ok_or(KeyError::Unreadable)?
             }
             #[cfg(feature = "dangerous-bench-unsealed")]
-            Some((&UNSEALED_BENCH, rest)) => Ok(Zeroizing::new(rest.to_vec())),
-            _ => Err(KeyError::Unreadable),
+            Some((&UNSEALED_BENCH, rest)) => Zeroizing::new(rest.to_vec()),
+            _ => return Err(KeyError::Unreadable),
+        };
+        let v1 = sealed.0.first() == Some(&SEALED_V1);
+        if v1 {
+            return Ok(Opened {
+                body: payload,
+                franking_key: None,
+            });
         }
+        let (key, body) = payload
+            .split_first_chunk::<32>()
+            .ok_or(KeyError::Unreadable)?;
+        Ok(Opened {
+            franking_key: Some(FrankingKey::from_bytes(*key)),
+            body: Zeroizing::new(body.to_vec()),
+        })
     }
 
-    /// Seals a reporter's comment under the current KEK, bound to its case.
-    pub fn seal_comment(&self, case: CaseId, text: &str) -> SealedBody {
+    /// Seals a text a reporter gave (a comment, a reported message) under the current KEK,
+    /// bound to its case and `label`, so it cannot be moved to another case or field.
+    pub fn seal_case_text(&self, case: CaseId, label: &str, text: &str) -> SealedBody {
         let (version, kek) = self.keyring.current();
         let mut out = version.to_be_bytes().to_vec();
-        out.extend_from_slice(&kek.seal(text.as_bytes(), &self.comment_aad(case, version)));
+        out.extend_from_slice(&kek.seal(text.as_bytes(), &self.case_aad(case, label, version)));
         SealedBody(out)
     }
 
-    /// Opens a reporter's comment (shown to staff with its case).
-    pub fn open_comment(&self, case: CaseId, sealed: &SealedBody) -> Result<String, KeyError> {
+    /// Opens what [`Self::seal_case_text`] sealed (shown to staff with its case).
+    pub fn open_case_text(
+        &self,
+        case: CaseId,
+        label: &str,
+        sealed: &SealedBody,
+    ) -> Result<String, KeyError> {
         let (version, rest) = sealed
             .0
             .split_first_chunk::<4>()
@@ -203,16 +257,17 @@ impl KeyService {
             .version(version)
             .ok_or(KeyError::UnknownKek(version))?;
         let raw = kek
-            .open(rest, &self.comment_aad(case, version))
+            .open(rest, &self.case_aad(case, label, version))
             .ok_or(KeyError::Unreadable)?;
         String::from_utf8(raw.to_vec()).map_err(|_| KeyError::Unreadable)
     }
 
-    fn comment_aad(&self, case: CaseId, kek_version: u32) -> Vec<u8> {
+    fn case_aad(&self, case: CaseId, label: &str, kek_version: u32) -> Vec<u8> {
         let mut aad = Vec::with_capacity(64);
-        aad.extend_from_slice(b"custodia/comment/v1\0");
+        aad.extend_from_slice(b"custodia/case-text/v1\0");
         aad.extend_from_slice(self.deployment.as_bytes());
         aad.extend_from_slice(case.as_bytes());
+        push_label(&mut aad, label);
         aad.extend_from_slice(&kek_version.to_be_bytes());
         aad
     }

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use custodia_core::{
     ConversationId, DeploymentId, Epoch, ManualClock, MessageId, Timestamp, UserId,
 };
-use custodia_keys::{CacheLimits, KeyError, KeyService, Keyring, MessageContext, Purpose};
+use custodia_keys::{
+    CacheLimits, FrankingKey, KeyError, KeyService, Keyring, MessageContext, Purpose,
+};
 use custodia_store::{DekStore, NoObserver, SealedBody, StoreResult, WrappedDek};
 use custodia_store_sqlite::SqliteStore;
 
@@ -97,6 +99,7 @@ fn ctx(
         epoch,
         message,
         sender,
+        sent_at: Timestamp::from_millis(1_795_435_200_000),
     }
 }
 
@@ -114,16 +117,22 @@ async fn a_sealed_body_opens_only_in_its_own_context() {
     let epoch = Epoch::from_label("m2026-11".into());
     let purpose = Purpose::Delivery { reader };
 
-    let sealed = keys
+    let message = keys
         .seal(ctx(conv, &epoch, msg, sender), b"the plaintext")
         .await
         .unwrap();
+    let sealed = message.sealed.clone();
     assert!(!sealed.0.windows(13).any(|w| w == b"the plaintext"));
     let opened = keys
         .open(purpose, ctx(conv, &epoch, msg, sender), &sealed)
         .await
         .unwrap();
-    assert_eq!(&opened[..], b"the plaintext");
+    assert_eq!(&opened.body[..], b"the plaintext");
+    assert_eq!(
+        opened.franking_key.unwrap().as_bytes(),
+        message.franking_key.as_bytes(),
+        "members receive the franking key with the body"
+    );
 
     let other_msg = keys
         .open(
@@ -189,12 +198,17 @@ async fn the_dek_cache_is_bounded_in_age_and_size() {
     let sealed_a = keys
         .seal(ctx(a, &epoch, MessageId::new(), sender), b"a")
         .await
-        .unwrap();
+        .unwrap()
+        .sealed;
     let reads_after_create = f.reads();
 
     // Cached: sealing again in the same epoch does not touch the store.
     let m = MessageId::new();
-    let again = keys.seal(ctx(a, &epoch, m, sender), b"a2").await.unwrap();
+    let again = keys
+        .seal(ctx(a, &epoch, m, sender), b"a2")
+        .await
+        .unwrap()
+        .sealed;
     assert_eq!(f.reads(), reads_after_create);
 
     // Older than max_age: unwrapped again from the store.
@@ -218,4 +232,31 @@ async fn the_dek_cache_is_bounded_in_age_and_size() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn franking_verifies_only_the_exact_text_from_its_sender_at_its_time() {
+    let f = Fixture::new().await;
+    let keys = f.service(DeploymentId::new(), 16);
+    let epoch = Epoch::from_label("m2026-11".into());
+    let (conv, msg, sender) = (ConversationId::new(), MessageId::new(), UserId::new());
+    let c = ctx(conv, &epoch, msg, sender);
+    let m = keys.seal(c, b"you will regret this").await.unwrap();
+    let key = &m.franking_key;
+    assert!(keys.verify_franking(&c, &m.franking, b"you will regret this", key));
+    // A forged text, another key, another sender or time: not verified.
+    assert!(!keys.verify_franking(&c, &m.franking, b"you will regret this!", key));
+    let other_key = FrankingKey::from_bytes([7; 32]);
+    assert!(!keys.verify_franking(&c, &m.franking, b"you will regret this", &other_key));
+    let mut someone_else = c;
+    someone_else.sender = UserId::new();
+    assert!(!keys.verify_franking(&someone_else, &m.franking, b"you will regret this", key));
+    let mut later = c;
+    later.sent_at = Timestamp::from_millis(1_795_435_200_001);
+    assert!(!keys.verify_franking(&later, &m.franking, b"you will regret this", key));
+    // The commitment does not reveal the text; the tag is not a commitment to it either.
+    assert_ne!(&m.franking.commitment[..], &b"you will regret this"[..]);
+    let mut forged_tag = m.franking.clone();
+    *forged_tag.tag.last_mut().unwrap() ^= 1;
+    assert!(!keys.verify_franking(&c, &forged_tag, b"you will regret this", key));
 }

@@ -190,10 +190,14 @@ pub struct Message {
     pub sender_id: Uuid,
     /// Server time of acceptance.
     pub sent_at_ms: i64,
-    /// `ok`, `deleted` or `unreadable`.
+    /// `ok`, `deleted`, `unreadable` or `withheld`.
     pub state: MessageState,
     /// The text when `state` is `ok`.
     pub body: Option<String>,
+    /// Base64 franking key (members only): send it with the text when reporting the
+    /// message, so staff see it verified as sent by its sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub franking_key: Option<String>,
 }
 
 /// Whether a message has a body.

@@ -109,13 +109,42 @@ pub struct UpdateStaff {
 /// `POST /v1/conversations/{id}/reports` (client API): a member reports messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportRequest {
-    /// Sequence numbers of the reported messages.
-    pub seqs: Vec<u64>,
+    /// The reported messages.
+    pub messages: Vec<ReportedMessage>,
     /// `child_safety`, `grooming`, `harassment`, `spam`, `self_harm` or `other`.
     pub category: String,
     /// An optional comment to the trust & safety team.
     #[serde(default)]
     pub comment: Option<String>,
+}
+
+/// One reported message: to have it shown to staff as verified, include the text and the
+/// franking key received with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportedMessage {
+    /// Sequence number.
+    pub seq: u64,
+    /// The text as received.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The base64 franking key received with it.
+    #[serde(default)]
+    pub franking_key: Option<String>,
+}
+
+/// A reported message as staff see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Sequence number.
+    pub seq: u64,
+    /// Sender (from the stored message).
+    pub sender_id: Uuid,
+    /// Sent (from the stored message).
+    pub sent_at_ms: i64,
+    /// The text the reporter gave (only when viewing one case).
+    pub body: Option<String>,
+    /// True only if the text is exactly what the sender sent.
+    pub verified: bool,
 }
 
 /// The case a report opened.
@@ -155,6 +184,8 @@ pub struct Case {
     pub comment: Option<String>,
     /// The reported messages.
     pub reported: Vec<u64>,
+    /// The reported messages as disclosed by the reporter, verified or not.
+    pub evidence: Vec<Evidence>,
     /// First sequence number covered.
     pub from_seq: u64,
     /// Last sequence number covered.

@@ -76,7 +76,8 @@ impl Client {
         .await
     }
 
-    /// Reports messages of a conversation (a member, on the client API); returns the case.
+    /// Reports messages of a conversation by sequence number alone (a member, on the
+    /// client API); staff see them unverified. Returns the case.
     pub async fn report(
         &self,
         conversation: Uuid,
@@ -84,8 +85,49 @@ impl Client {
         category: &str,
         comment: Option<&str>,
     ) -> Result<wire::ReportResponse, SdkError> {
+        let messages = seqs
+            .iter()
+            .map(|&seq| wire::ReportedMessage {
+                seq,
+                body: None,
+                franking_key: None,
+            })
+            .collect();
+        self.report_evidence(conversation, messages, category, comment)
+            .await
+    }
+
+    /// Reports received messages with their text and franking keys, so staff see them
+    /// verified as sent by their senders.
+    pub async fn report_messages(
+        &self,
+        conversation: Uuid,
+        messages: &[custodia_proto::Message],
+        category: &str,
+        comment: Option<&str>,
+    ) -> Result<wire::ReportResponse, SdkError> {
+        let messages = messages
+            .iter()
+            .map(|m| wire::ReportedMessage {
+                seq: m.seq,
+                body: m.body.clone(),
+                franking_key: m.franking_key.clone(),
+            })
+            .collect();
+        self.report_evidence(conversation, messages, category, comment)
+            .await
+    }
+
+    /// Reports messages with whatever evidence is given.
+    pub async fn report_evidence(
+        &self,
+        conversation: Uuid,
+        messages: Vec<wire::ReportedMessage>,
+        category: &str,
+        comment: Option<&str>,
+    ) -> Result<wire::ReportResponse, SdkError> {
         let body = wire::ReportRequest {
-            seqs: seqs.to_vec(),
+            messages,
             category: category.into(),
             comment: comment.map(str::to_owned),
         };

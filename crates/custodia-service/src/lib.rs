@@ -31,8 +31,8 @@ pub use conversations::{ConversationView, MemberView};
 pub use error::{ServiceError, ServiceResult};
 pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
 pub use messages::{
-    Admit, Content, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome, metadata_of,
-    open_message,
+    Admit, Content, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome, context_of,
+    metadata_of, open_message,
 };
 
 /// Tunables of the service, validated by the caller's configuration.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use custodia_core::{ClientMsgId, ConversationId, MessageBody, MessageId, Timestamp, UserId};
-use custodia_keys::{KeyService, MessageContext, Purpose};
+use custodia_keys::{FrankingKey, KeyService, MessageContext, Purpose};
 use custodia_store::{Appended, NewMessage, SeqRange, StoredMessage};
 
 use crate::{Event, Principal, Service, ServiceError, ServiceResult};
@@ -29,6 +29,9 @@ pub struct MessageView {
     pub sent_at: Timestamp,
     /// The body, or why there is none.
     pub content: Content,
+    /// The message's franking key, for members (it lets them report the message as
+    /// verifiably sent by its sender); `None` for staff and for old messages.
+    pub franking_key: Option<FrankingKey>,
 }
 
 /// The body of a message as delivered.
@@ -89,6 +92,7 @@ impl Service {
             epoch: &epoch,
             message: msg_id,
             sender: who.user_id,
+            sent_at,
         };
         let sealed = inner.keys.seal(ctx, body.as_str().as_bytes()).await?;
         let new = NewMessage {
@@ -98,11 +102,13 @@ impl Service {
             client_id,
             sent_at,
             epoch,
-            sealed,
+            sealed: sealed.sealed,
+            franking: sealed.franking,
         };
         match inner.store.messages.append(new).await? {
             Appended::New(stored) => {
-                let view = view_of(&stored, Content::Text(body));
+                let mut view = view_of(&stored, Content::Text(body));
+                view.franking_key = Some(sealed.franking_key);
                 inner
                     .fanout
                     .publish(recipients, Arc::new(Event::Message(view.clone())))
@@ -263,24 +269,38 @@ pub async fn open_message(keys: &KeyService, purpose: Purpose, m: StoredMessage)
     let Some(sealed) = &m.sealed else {
         return view_of(&m, Content::Deleted);
     };
-    let ctx = MessageContext {
+    let ctx = context_of(&m);
+    let opened = keys.open(purpose, ctx, sealed).await;
+    let (content, franking_key) = match opened {
+        Ok(o) => {
+            let text = String::from_utf8(o.body.to_vec())
+                .ok()
+                .and_then(|t| MessageBody::parse(t).ok());
+            match text {
+                Some(t) => (Content::Text(t), o.franking_key),
+                None => (Content::Unreadable, None),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(conversation = %m.conversation_id, seq = m.seq, error = %e, "message cannot be opened");
+            (Content::Unreadable, None)
+        }
+    };
+    let mut view = view_of(&m, content);
+    // Only members get the franking key: it is theirs to disclose when reporting.
+    view.franking_key = franking_key.filter(|_| matches!(purpose, Purpose::Delivery { .. }));
+    view
+}
+
+/// What a stored message's seal and franking are bound to.
+pub fn context_of(m: &StoredMessage) -> MessageContext<'_> {
+    MessageContext {
         conversation: m.conversation_id,
         epoch: &m.epoch,
         message: m.id,
         sender: m.sender_id,
-    };
-    let opened = keys.open(purpose, ctx, sealed).await;
-    let content = match opened.map(|bytes| String::from_utf8(bytes.to_vec())) {
-        Ok(Ok(text)) => MessageBody::parse(text)
-            .map(Content::Text)
-            .unwrap_or(Content::Unreadable),
-        Ok(Err(_)) => Content::Unreadable,
-        Err(e) => {
-            tracing::warn!(conversation = %m.conversation_id, seq = m.seq, error = %e, "message cannot be opened");
-            Content::Unreadable
-        }
-    };
-    view_of(&m, content)
+        sent_at: m.sent_at,
+    }
 }
 
 /// What a message shows without opening it: everything but the body.
@@ -304,6 +324,7 @@ fn view_of(m: &StoredMessage, content: Content) -> MessageView {
         sender_id: m.sender_id,
         sent_at: m.sent_at,
         content,
+        franking_key: None,
     }
 }
 

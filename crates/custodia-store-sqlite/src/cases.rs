@@ -6,7 +6,8 @@ use custodia_core::{
     RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
 use custodia_store::{
-    AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, SealedBody, StoreError, StoreResult,
+    AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord, SealedBody,
+    StoreError, StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -58,6 +59,7 @@ fn case(row: &Row<'_>) -> rusqlite::Result<CaseRecord> {
             .split_whitespace()
             .map(|s| s.parse().map_err(|_| corrupt("reported")))
             .collect::<rusqlite::Result<_>>()?,
+        evidence: Vec::new(),
         scope: (seq(row, "scope_from")?, seq(row, "scope_to")?),
         reference: row.get("reference")?,
         opened_by: row
@@ -95,6 +97,26 @@ fn request(row: &Row<'_>) -> rusqlite::Result<AccessRequestRecord> {
         decisions: Vec::new(),
         granted,
     })
+}
+
+/// Fills in a case's evidence.
+fn with_evidence(c: &Connection, mut k: CaseRecord) -> rusqlite::Result<CaseRecord> {
+    k.evidence = c
+        .prepare_cached(
+            "SELECT seq, sender, sent_at, claimed, verified FROM case_evidence \
+             WHERE case_id = ?1 ORDER BY seq",
+        )?
+        .query_map([k.id.as_uuid()], |row| {
+            Ok(EvidenceRecord {
+                seq: seq(row, "seq")?,
+                sender: UserId::from_uuid(row.get("sender")?),
+                sent_at: Timestamp::from_millis(row.get("sent_at")?),
+                claimed: row.get::<_, Option<Vec<u8>>>("claimed")?.map(SealedBody),
+                verified: row.get("verified")?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(k)
 }
 
 /// Fills in a request's frozen approvers and its decisions.
@@ -154,6 +176,24 @@ impl CaseStore for SqliteStore {
         self.writer
             .write(move |c| {
                 let reported: Vec<String> = k.reported.iter().map(u64::to_string).collect();
+                let mut evidence = c
+                    .prepare_cached(
+                        "INSERT INTO case_evidence (case_id, seq, sender, sent_at, claimed, verified) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(map_err)?;
+                for e in &k.evidence {
+                    evidence
+                        .execute(params![
+                            k.id.as_uuid(),
+                            i(e.seq),
+                            e.sender.as_uuid(),
+                            e.sent_at.as_millis(),
+                            e.claimed.as_ref().map(|b| &b.0[..]),
+                            e.verified
+                        ])
+                        .map_err(map_err)?;
+                }
                 c.prepare_cached(&format!(
                     "INSERT INTO cases ({CASE_COLUMNS}) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
@@ -182,9 +222,11 @@ impl CaseStore for SqliteStore {
 
     async fn case(&self, id: CaseId) -> StoreResult<Option<CaseRecord>> {
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"))?
+            let found = c
+                .prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"))?
                 .query_row([id.as_uuid()], case)
-                .optional()
+                .optional()?;
+            found.map(|k| with_evidence(c, k)).transpose()
         })
         .await
     }
@@ -195,6 +237,9 @@ impl CaseStore for SqliteStore {
                 "SELECT {CASE_COLUMNS} FROM cases ORDER BY opened_at DESC, id DESC"
             ))?
             .query_map([], case)?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .map(|k| with_evidence(c, k))
             .collect()
         })
         .await

@@ -43,6 +43,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_log_records.sql"),
     include_str!("../migrations/0004_staff.sql"),
     include_str!("../migrations/0005_cases.sql"),
+    include_str!("../migrations/0006_franking.sql"),
+    include_str!("../migrations/0007_case_evidence.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;
@@ -195,8 +197,8 @@ fn seq_param(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-const MESSAGE_COLUMNS: &str =
-    "conversation_id, seq, id, sender_id, client_id, sent_at, epoch, sealed, deleted_at";
+const MESSAGE_COLUMNS: &str = "conversation_id, seq, id, sender_id, client_id, sent_at, epoch, sealed, deleted_at, \
+     commitment, franking_tag";
 const USER_COLUMNS: &str = "id, username, password_hash, birth_date, created_at";
 const SESSION_COLUMNS: &str = "token_hash, id, user_id, device, created_at, expires_at";
 const MEMBER_QUERY: &str = "SELECT m.user_id, u.username, m.role, m.read_seq, m.joined_at FROM members m \
@@ -442,7 +444,8 @@ impl ConversationStore for SqliteStore {
                    (SELECT COUNT(*) FROM members mm WHERE mm.conversation_id = c.id) AS member_count, \
                    lm.seq AS lm_seq, lm.id AS lm_id, lm.sender_id AS lm_sender_id, lm.client_id AS lm_client_id, \
                    lm.sent_at AS lm_sent_at, lm.epoch AS lm_epoch, lm.sealed AS lm_sealed, \
-                   lm.deleted_at AS lm_deleted_at \
+                   lm.deleted_at AS lm_deleted_at, lm.commitment AS lm_commitment, \
+                   lm.franking_tag AS lm_franking_tag \
                  FROM members m JOIN conversations c ON c.id = m.conversation_id \
                  LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq \
                  WHERE m.user_id = ?1 ORDER BY c.last_activity DESC, c.id",
@@ -505,7 +508,7 @@ impl MessageStore for SqliteStore {
                     .map_err(map_err)?
                     .ok_or_else(|| StoreError::Backend("append to a conversation that does not exist".into()))?;
                 c.prepare_cached(&format!(
-                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)"
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10)"
                 ))
                 .and_then(|mut s| {
                     s.execute(params![
@@ -516,7 +519,9 @@ impl MessageStore for SqliteStore {
                         m.client_id.as_str(),
                         m.sent_at.as_millis(),
                         m.epoch.as_str(),
-                        &m.sealed.0[..]
+                        &m.sealed.0[..],
+                        &m.franking.commitment[..],
+                        &m.franking.tag[..]
                     ])
                 })
                 .map_err(map_err)?;
@@ -536,6 +541,7 @@ impl MessageStore for SqliteStore {
                     epoch: m.epoch,
                     sealed: Some(m.sealed),
                     deleted_at: None,
+                    franking: Some(m.franking),
                 }))
             })
             .await

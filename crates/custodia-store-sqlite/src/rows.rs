@@ -5,7 +5,7 @@ use custodia_core::{
     SessionId, Timestamp, UserId, Username,
 };
 use custodia_store::{
-    ConversationRecord, ConversationSummary, MemberRecord, SealedBody, SessionRecord,
+    ConversationRecord, ConversationSummary, Franking, MemberRecord, SealedBody, SessionRecord,
     StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 use rusqlite::Row;
@@ -87,6 +87,15 @@ fn message_with(
     let client_id: String = row.get(col("client_id").as_str())?;
     let sealed: Option<Vec<u8>> = row.get(col("sealed").as_str())?;
     let deleted: Option<i64> = row.get(col("deleted_at").as_str())?;
+    let commitment: Option<Vec<u8>> = row.get(col("commitment").as_str())?;
+    let tag: Option<Vec<u8>> = row.get(col("franking_tag").as_str())?;
+    let franking = match (commitment, tag) {
+        (Some(c), Some(tag)) => Some(Franking {
+            commitment: c.try_into().map_err(|_| corrupt("commitment"))?,
+            tag,
+        }),
+        _ => None,
+    };
     Ok(StoredMessage {
         id: MessageId::from_uuid(id(row, &col("id"))?),
         conversation_id: ConversationId::from_uuid(id(row, conversation_col)?),
@@ -97,6 +106,7 @@ fn message_with(
         epoch: Epoch::from_label(row.get(col("epoch").as_str())?),
         sealed: sealed.map(SealedBody),
         deleted_at: deleted.map(Timestamp::from_millis),
+        franking,
     })
 }
 

@@ -19,9 +19,9 @@ mod traits;
 pub use error::{StoreError, StoreResult};
 pub use records::{
     AccessRequestRecord, AddMember, Appended, CaseRecord, ConversationRecord, ConversationSummary,
-    DecisionRecord, LogAppend, MemberRecord, NewConversation, NewMessage, SealedBody, SealedTotp,
-    SeqRange, SessionRecord, StaffRecord, StaffSessionRecord, StoredMessage, TokenHash, UserRecord,
-    WrappedDek,
+    DecisionRecord, EvidenceRecord, Franking, LogAppend, MemberRecord, NewConversation, NewMessage,
+    SealedBody, SealedTotp, SeqRange, SessionRecord, StaffRecord, StaffSessionRecord,
+    StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 pub use traits::{
     AccountStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health, LogStore,

@@ -185,6 +185,17 @@ pub struct NewMessage {
     pub epoch: Epoch,
     /// Sealed body.
     pub sealed: SealedBody,
+    /// Its franking.
+    pub franking: Franking,
+}
+
+/// A message's franking: a commitment to its plaintext and the server's tag over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Franking {
+    /// HMAC-SHA-256 of the plaintext under the message's franking key.
+    pub commitment: [u8; 32],
+    /// The server's tag binding the commitment to sender, conversation, time and id.
+    pub tag: Vec<u8>,
 }
 
 /// A stored message.
@@ -208,6 +219,8 @@ pub struct StoredMessage {
     pub sealed: Option<SealedBody>,
     /// When it was deleted for everyone.
     pub deleted_at: Option<Timestamp>,
+    /// Its franking (`None` for messages stored before franking existed).
+    pub franking: Option<Franking>,
 }
 
 /// Outcome of an append.
@@ -299,6 +312,9 @@ pub struct CaseRecord {
     pub comment: Option<SealedBody>,
     /// The reported messages (report cases), ascending.
     pub reported: Vec<u64>,
+    /// What the reporter handed over for each reported message, and whether it checked
+    /// out against the message's franking.
+    pub evidence: Vec<EvidenceRecord>,
     /// The first and last sequence number the case covers: for a report, the reported
     /// messages and up to K before them; for a legal case, what the request names.
     pub scope: (u64, u64),
@@ -308,6 +324,21 @@ pub struct CaseRecord {
     pub opened_by: Option<StaffId>,
     /// When it was opened.
     pub opened_at: Timestamp,
+}
+
+/// A reported message as its reporter disclosed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its sender (from the stored message).
+    pub sender: UserId,
+    /// When it was sent (from the stored message).
+    pub sent_at: Timestamp,
+    /// The text the reporter gave, sealed by the key service; `None` if they gave none.
+    pub claimed: Option<SealedBody>,
+    /// Whether the text and franking key matched the stored commitment and server tag.
+    pub verified: bool,
 }
 
 /// One approver's decision on an access request.

@@ -526,3 +526,75 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
         );
     }
 }
+
+#[tokio::test]
+async fn reported_messages_are_shown_verified_and_a_forged_report_is_not() {
+    let w = World::new(&[("mod", "moderator"), ("sen", "senior_moderator")], 3).await;
+    let page = w.bob.history(w.chat, None, None, 50).await.unwrap();
+    let received = &page.messages;
+    assert!(
+        received.iter().all(|m| m.franking_key.is_some()),
+        "members receive each message's franking key"
+    );
+    let honest = w
+        .bob
+        .report_messages(w.chat, &received[1..2], "harassment", None)
+        .await
+        .unwrap()
+        .case_id;
+    let mut forged = received[2].clone();
+    forged.body = Some("send me your address or else".into());
+    let forgery = w
+        .bob
+        .report_messages(w.chat, &[forged], "harassment", None)
+        .await
+        .unwrap()
+        .case_id;
+    let bare = w
+        .bob
+        .report(w.chat, &[1], "spam", None)
+        .await
+        .unwrap()
+        .case_id;
+
+    let m = w.staff("mod");
+    let before = w.logged().await.len();
+    let case = m.case(honest).await.unwrap();
+    let e = &case.evidence[0];
+    assert!(e.verified, "the reported text is what alice sent");
+    assert_eq!(e.body.as_deref(), Some("message number 2"));
+    assert_eq!(e.sender_id, received[1].sender_id);
+    assert_eq!(e.sent_at_ms, received[1].sent_at_ms);
+    assert_eq!(
+        &w.logged().await[before..],
+        &[EventKind::AccessRead],
+        "showing reported texts is logged"
+    );
+    let case = m.case(forgery).await.unwrap();
+    assert!(
+        !case.evidence[0].verified,
+        "a forged report is shown unverified"
+    );
+    assert_eq!(
+        case.evidence[0].body.as_deref(),
+        Some("send me your address or else")
+    );
+    let case = m.case(bare).await.unwrap();
+    assert!(!case.evidence[0].verified && case.evidence[0].body.is_none());
+    // The case list shows verification without the texts.
+    let listed = m.cases().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|c| c.evidence.iter().all(|e| e.body.is_none()))
+    );
+
+    // Staff reads within a grant never carry franking keys.
+    let req = m
+        .request_access(&request(honest, "report_review", (1, 2), 60))
+        .await
+        .unwrap();
+    w.staff("sen").decide(req.id, true, "ok").await.unwrap();
+    let read = m.read_grant(req.id).await.unwrap();
+    assert!(read.messages.iter().all(|x| x.franking_key.is_none()));
+}
