@@ -291,7 +291,7 @@ async fn resolve(client: &Client, target: &str) -> anyhow::Result<Uuid> {
     Ok(client.open_direct(target).await?.id)
 }
 
-fn read_password(prompt: &str) -> anyhow::Result<String> {
+pub(crate) fn read_password(prompt: &str) -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("CUSTODIA_PASSWORD") {
         return Ok(p);
     }
@@ -303,7 +303,11 @@ pub fn client_for(server: &ServerArgs) -> anyhow::Result<Client> {
     connect(server, &Profile::new(&server.profile)?, false)
 }
 
-fn connect(server: &ServerArgs, profile: &Profile, signed_in: bool) -> anyhow::Result<Client> {
+pub(crate) fn connect(
+    server: &ServerArgs,
+    profile: &Profile,
+    signed_in: bool,
+) -> anyhow::Result<Client> {
     let saved = profile.load();
     let url = server
         .server
@@ -319,19 +323,20 @@ fn connect(server: &ServerArgs, profile: &Profile, signed_in: bool) -> anyhow::R
     if !signed_in {
         return Ok(client);
     }
-    let token = saved
-        .get("token")
-        .context("not signed in: run `custodia chat login USERNAME` first")?;
+    let token = saved.get("token").context(
+        "not signed in: run `custodia chat login USERNAME` (or `custodia staff login`) first",
+    )?;
     Ok(client.with_token(token.clone()))
 }
 
 /// A saved sign-in: `key=value` lines in the user's config directory, mode 0600.
-struct Profile {
+/// A saved sign-in: server, username, token (mode 0600 under the config directory).
+pub(crate) struct Profile {
     path: PathBuf,
 }
 
 impl Profile {
-    fn new(name: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(name: &str) -> anyhow::Result<Self> {
         if name.is_empty()
             || !name
                 .chars()
@@ -388,7 +393,7 @@ impl Profile {
         Ok(())
     }
 
-    fn save(&self, server: &str, username: &str, token: &str) -> anyhow::Result<()> {
+    pub(crate) fn save(&self, server: &str, username: &str, token: &str) -> anyhow::Result<()> {
         let map = HashMap::from([
             ("server".to_owned(), server.to_owned()),
             ("username".to_owned(), username.to_owned()),
@@ -412,7 +417,7 @@ impl Profile {
         self.write(&map)
     }
 
-    fn forget(&self) -> anyhow::Result<()> {
+    pub(crate) fn forget(&self) -> anyhow::Result<()> {
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),

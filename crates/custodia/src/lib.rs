@@ -6,6 +6,7 @@
 //! - `datadir` — first-start creation of the data directory: keyring, deployment id, TLS.
 //! - `server` — assembling and running a server ([`start`]).
 //! - `chat` — the command-line client.
+//! - `staffcmd` — `custodia staff`: the governed-access workflow for staff.
 //! - `bench` — the load generator.
 //! - `logcmd` — `custodia log`: keys, the auditor's verifier and proofs.
 //! - `logbench` — `custodia log bench`: the audit log's figures on a data directory.
@@ -18,6 +19,7 @@ mod datadir;
 pub mod logbench;
 pub mod logcmd;
 mod server;
+pub mod staffcmd;
 pub mod witness;
 
 pub use config::{Config, RawConfig};

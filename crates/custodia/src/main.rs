@@ -43,6 +43,13 @@ enum Command {
     /// Transparency log tools: keys and the auditor's verifier.
     #[command(subcommand)]
     Log(custodia::logcmd::LogCommand),
+    /// Staff: sign in with TOTP, cases, access requests, approvals, audited reads.
+    Staff {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: custodia::staffcmd::StaffCommand,
+    },
     /// Run a witness that cosigns logs' checkpoints (C2SP tlog-witness).
     Witness {
         /// Data directory (witness key, certificates, state).
@@ -87,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Chat { server, command } => chat::run(server, command).await,
+        Command::Staff { server, command } => custodia::staffcmd::run(server, command).await,
         Command::Log(command) => custodia::logcmd::run(command).await,
         Command::Witness {
             data_dir,

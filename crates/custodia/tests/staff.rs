@@ -3,6 +3,8 @@
 //! are limited, every step is in the audit log, and when the log cannot be written staff
 //! actions fail while users go on messaging.
 
+use std::collections::HashMap;
+
 use custodia::RawConfig;
 use custodia::logcmd::{WitnessPolicy, verify};
 use custodia_sdk::{Method, SdkError};
@@ -242,4 +244,157 @@ async fn without_the_audit_log_staff_actions_fail_and_users_go_on_messaging() {
         .expect("with the log back, staff act again");
     assert_eq!(admin.staff_accounts().await.unwrap().len(), 4, "otto once");
     assert_eq!(m.read_grant(grant.id).await.unwrap().messages.len(), 1);
+}
+
+/// Runs `custodia staff …` against the server's staff API with `profile`, answering the
+/// password and code prompts from the environment.
+async fn cli(
+    server: &TestServer,
+    config: &std::path::Path,
+    profile: &str,
+    args: &[&str],
+    secrets: Option<(&str, &str)>,
+) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_custodia"));
+    cmd.arg("staff")
+        .args(args)
+        .args(["--server", server.staff_url(), "--profile", profile])
+        .arg("--ca-cert")
+        .arg(server.data_dir().join("tls/ca.pem"))
+        .env("CUSTODIA_CONFIG_DIR", config);
+    if let Some((password, totp_uri)) = secrets {
+        cmd.env("CUSTODIA_PASSWORD", password)
+            .env("CUSTODIA_TOTP_CODE", totp_code(totp_uri));
+    }
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The value after `label` on a line of `out`.
+fn after<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.split_once(label).map(|(_, v)| v.trim()))
+        .unwrap_or_else(|| panic!("no {label:?} in {out}"))
+}
+
+#[tokio::test]
+async fn the_staff_workflow_runs_from_the_command_line() {
+    let server = TestServer::start().await;
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path();
+    let admin = server.first_admin();
+    let (ok, out) = cli(
+        &server,
+        dir,
+        "admin",
+        &["login", "admin"],
+        Some((&admin.password, &admin.totp_uri)),
+    )
+    .await;
+    assert!(ok && out.contains("signed in as admin (admin)"), "{out}");
+    let mut creds = HashMap::new();
+    for (name, role) in [("mia", "moderator"), ("sam", "senior_moderator")] {
+        let (ok, out) = cli(
+            &server,
+            dir,
+            "admin",
+            &["create-account", name, "--role", role],
+            None,
+        )
+        .await;
+        assert!(ok, "{out}");
+        let password = after(&out, "initial password (shown once):").to_owned();
+        let totp = after(&out, "TOTP for an authenticator app (shown once):").to_owned();
+        let (ok, out) = cli(
+            &server,
+            dir,
+            name,
+            &["login", name],
+            Some((&password, &totp)),
+        )
+        .await;
+        assert!(ok, "{out}");
+        creds.insert(name, (password, totp));
+    }
+
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    for i in 1..=3 {
+        alice
+            .send(chat.id, &format!("c{i}"), &format!("cli message {i}"))
+            .await
+            .unwrap();
+    }
+    let received = bob.history(chat.id, None, None, 10).await.unwrap().messages;
+    let case = bob
+        .report_messages(chat.id, &received[2..3], "harassment", Some("please look"))
+        .await
+        .unwrap()
+        .case_id
+        .to_string();
+
+    let (ok, out) = cli(&server, dir, "mia", &["cases"], None).await;
+    assert!(
+        ok && out.contains(&case) && out.contains("1 verified"),
+        "{out}"
+    );
+    let (ok, out) = cli(&server, dir, "mia", &["case", &case], None).await;
+    assert!(
+        ok && out.contains("[verified: sent by") && out.contains("cli message 3"),
+        "{out}"
+    );
+    let (ok, out) = cli(
+        &server,
+        dir,
+        "mia",
+        &[
+            "request",
+            "--case",
+            &case,
+            "--reason",
+            "report_review",
+            "--from",
+            "1",
+            "--to",
+            "3",
+            "--justification",
+            "checking context",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok && out.contains("pending"), "{out}");
+    let request = after(&out, "request ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let (ok, out) = cli(&server, dir, "mia", &["read", &request], None).await;
+    assert!(!ok && out.contains("not approved yet"), "{out}");
+    let (ok, out) = cli(
+        &server,
+        dir,
+        "sam",
+        &["approve", &request, "--justification", "credible"],
+        None,
+    )
+    .await;
+    assert!(ok && out.contains("approved"), "{out}");
+    let (ok, out) = cli(&server, dir, "mia", &["read", &request], None).await;
+    assert!(
+        ok && out.contains("logged as audit entry") && out.contains("cli message 1"),
+        "{out}"
+    );
+    let (ok, out) = cli(&server, dir, "sam", &["revoke", &request], None).await;
+    assert!(ok && out.contains("revoked"), "{out}");
+    let (ok, out) = cli(&server, dir, "mia", &["read", &request], None).await;
+    assert!(!ok && out.contains("revoked"), "{out}");
+    let (ok, out) = cli(&server, dir, "mia", &["logout"], None).await;
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&server, dir, "mia", &["whoami"], None).await;
+    assert!(!ok && out.contains("not signed in"), "{out}");
 }

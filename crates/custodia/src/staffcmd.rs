@@ -1,0 +1,343 @@
+//! `custodia staff …`: the governed-access workflow from the command line, on the staff
+//! API (`--server https://HOST:8446`): sign in with password and TOTP, manage staff, see
+//! cases, ask for access, approve or deny, read within a grant, revoke.
+
+use std::io::BufRead;
+
+use anyhow::Context;
+use clap::Subcommand;
+use custodia_sdk::proto::staff as wire;
+use custodia_sdk::proto::{Message, MessageState};
+use uuid::Uuid;
+
+use crate::chat::{Profile, ServerArgs, connect, read_password};
+
+/// `custodia staff …` commands. Sign-ins are saved per `--profile`, apart from chat's.
+#[derive(Subcommand, Debug)]
+pub enum StaffCommand {
+    /// Sign in with password and the authenticator's code; saves the staff token.
+    Login {
+        /// Staff username.
+        username: String,
+    },
+    /// Sign out and forget the saved token.
+    Logout,
+    /// Who is signed in.
+    Whoami,
+    /// List staff accounts (admins, auditors).
+    Accounts,
+    /// Create a staff account (admins); prints its one-time credentials.
+    CreateAccount {
+        /// Username.
+        username: String,
+        /// moderator, senior_moderator, legal_officer, auditor or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// Change a staff account's role, or deactivate it (admins).
+    SetRole {
+        /// Staff id.
+        id: Uuid,
+        /// The new role.
+        #[arg(long)]
+        role: String,
+        /// Deactivate the account (ends its sessions).
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// List cases.
+    Cases,
+    /// Show a case, with the reported messages as disclosed (logged) and its requests.
+    Case {
+        /// Case id.
+        id: Uuid,
+    },
+    /// Open a legal case (legal officers).
+    OpenLegalCase {
+        /// Conversation id named by the legal process.
+        #[arg(long)]
+        conversation: Uuid,
+        /// First sequence number covered.
+        #[arg(long)]
+        from: u64,
+        /// Last sequence number covered.
+        #[arg(long)]
+        to: u64,
+        /// The legal process's reference.
+        #[arg(long)]
+        reference: String,
+    },
+    /// Ask for access within a case.
+    Request {
+        /// Case id.
+        #[arg(long)]
+        case: Uuid,
+        /// report_review, legal_process, emergency_disclosure, security_incident,
+        /// user_self_access or support_with_consent.
+        #[arg(long)]
+        reason: String,
+        /// First sequence number.
+        #[arg(long)]
+        from: u64,
+        /// Last sequence number.
+        #[arg(long)]
+        to: u64,
+        /// metadata or content.
+        #[arg(long, default_value = "content")]
+        tier: String,
+        /// Grant length once approved, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        duration: u64,
+        /// Why.
+        #[arg(long)]
+        justification: String,
+    },
+    /// Show an access request.
+    Show {
+        /// Request id.
+        id: Uuid,
+    },
+    /// Approve a request (an eligible approver, not its requester).
+    Approve {
+        /// Request id.
+        id: Uuid,
+        /// Why.
+        #[arg(long)]
+        justification: String,
+    },
+    /// Deny a request.
+    Deny {
+        /// Request id.
+        id: Uuid,
+        /// Why.
+        #[arg(long)]
+        justification: String,
+    },
+    /// Read within an approved grant (logged before anything is shown).
+    Read {
+        /// Request id.
+        id: Uuid,
+    },
+    /// Revoke a request or grant.
+    Revoke {
+        /// Request id.
+        id: Uuid,
+    },
+    /// Complete a grant (its requester).
+    Complete {
+        /// Request id.
+        id: Uuid,
+    },
+}
+
+/// Runs one staff command.
+pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
+    let profile = Profile::new(&format!("staff-{}", server.profile))?;
+    if let StaffCommand::Login { username } = &cmd {
+        let mut c = connect(&server, &profile, false)?;
+        let password = read_password("password: ")?;
+        let code = read_code()?;
+        let s = c.staff_sign_in(username, &password, &code).await?;
+        profile.save(c.server(), username, &s.token)?;
+        println!(
+            "signed in as {} ({}); the session ends in {} minutes",
+            s.staff.username,
+            s.staff.role,
+            (s.expires_at_ms - now_ms()) / 60_000
+        );
+        return Ok(());
+    }
+    let c = connect(&server, &profile, true)?;
+    match cmd {
+        StaffCommand::Login { .. } => unreachable!("handled above"),
+        StaffCommand::Logout => {
+            let mut c = c;
+            let _ = c.staff_sign_out().await;
+            profile.forget()?;
+            println!("signed out");
+        }
+        StaffCommand::Whoami => {
+            let me = c.staff_me().await?;
+            println!("{} ({}) {}", me.username, me.role, me.id);
+        }
+        StaffCommand::Accounts => {
+            for s in c.staff_accounts().await? {
+                let state = if s.active { "active" } else { "inactive" };
+                println!("{}  {:<16} {:<16} {state}", s.id, s.username, s.role);
+            }
+        }
+        StaffCommand::CreateAccount { username, role } => {
+            let new = c.staff_create(&username, &role).await?;
+            println!(
+                "created {} ({}) {}",
+                new.staff.username, new.staff.role, new.staff.id
+            );
+            println!("initial password (shown once): {}", new.password);
+            println!(
+                "TOTP for an authenticator app (shown once): {}",
+                new.totp_uri
+            );
+        }
+        StaffCommand::SetRole { id, role, inactive } => {
+            let s = c.staff_update(id, &role, !inactive).await?;
+            println!(
+                "{} is now {} ({})",
+                s.username,
+                s.role,
+                if s.active { "active" } else { "inactive" }
+            );
+        }
+        StaffCommand::Cases => {
+            for k in c.cases().await? {
+                let verified = k.evidence.iter().filter(|e| e.verified).count();
+                println!(
+                    "{}  {:<6} {:<12} conversation {} messages {}-{} ({} reported, {verified} verified)",
+                    k.id,
+                    k.kind,
+                    k.category
+                        .as_deref()
+                        .or(k.reference.as_deref())
+                        .unwrap_or("-"),
+                    k.conversation_id,
+                    k.from_seq,
+                    k.to_seq,
+                    k.reported.len()
+                );
+            }
+        }
+        StaffCommand::Case { id } => {
+            let k = c.case(id).await?;
+            println!(
+                "case {} ({}) conversation {} covers messages {}-{}",
+                k.id, k.kind, k.conversation_id, k.from_seq, k.to_seq
+            );
+            if let Some(comment) = &k.comment {
+                println!("reporter's comment: {comment}");
+            }
+            for e in &k.evidence {
+                let mark = if e.verified {
+                    format!("verified: sent by {} at {}", e.sender_id, e.sent_at_ms)
+                } else {
+                    "UNVERIFIED".to_owned()
+                };
+                println!(
+                    "  #{} [{mark}] {}",
+                    e.seq,
+                    e.body.as_deref().unwrap_or("(no text given)")
+                );
+            }
+            for r in c.case_requests(id).await? {
+                print_request(&r);
+            }
+        }
+        StaffCommand::OpenLegalCase {
+            conversation,
+            from,
+            to,
+            reference,
+        } => {
+            let k = c
+                .open_legal_case(&wire::OpenLegalCase {
+                    conversation_id: conversation,
+                    from_seq: from,
+                    to_seq: to,
+                    reference,
+                })
+                .await?;
+            println!("opened legal case {}", k.id);
+        }
+        StaffCommand::Request {
+            case,
+            reason,
+            from,
+            to,
+            tier,
+            duration,
+            justification,
+        } => {
+            let r = c
+                .request_access(&wire::CreateAccessRequest {
+                    case_id: case,
+                    reason,
+                    from_seq: from,
+                    to_seq: to,
+                    tier,
+                    duration_secs: duration,
+                    justification,
+                })
+                .await?;
+            print_request(&r);
+        }
+        StaffCommand::Show { id } => print_request(&c.access_request(id).await?),
+        StaffCommand::Approve { id, justification } => {
+            print_request(&c.decide(id, true, &justification).await?)
+        }
+        StaffCommand::Deny { id, justification } => {
+            print_request(&c.decide(id, false, &justification).await?)
+        }
+        StaffCommand::Revoke { id } => print_request(&c.revoke(id).await?),
+        StaffCommand::Complete { id } => print_request(&c.complete(id).await?),
+        StaffCommand::Read { id } => {
+            let read = c.read_grant(id).await?;
+            println!(
+                "logged as audit entry {} before release",
+                read.receipt.index
+            );
+            for m in &read.messages {
+                println!("#{} {} {}: {}", m.seq, m.sent_at_ms, m.sender_id, body(m));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn body(m: &Message) -> &str {
+    match m.state {
+        MessageState::Ok => m.body.as_deref().unwrap_or(""),
+        MessageState::Deleted => "(deleted)",
+        MessageState::Withheld => "(metadata only)",
+        _ => "(unreadable)",
+    }
+}
+
+fn print_request(r: &wire::AccessRequest) {
+    println!(
+        "request {} {} {} messages {}-{} {}: {} ({} of {} approvals{}{})",
+        r.id,
+        r.reason,
+        r.conversation_id,
+        r.from_seq,
+        r.to_seq,
+        r.tier,
+        r.status,
+        r.decisions.iter().filter(|d| d.approve).count(),
+        r.required,
+        if r.broad { ", broad" } else { "" },
+        if r.second_review_overdue {
+            ", SECOND REVIEW OVERDUE"
+        } else {
+            ""
+        }
+    );
+}
+
+/// The authenticator code: `CUSTODIA_TOTP_CODE` for scripts, else a prompt.
+fn read_code() -> anyhow::Result<String> {
+    if let Ok(code) = std::env::var("CUSTODIA_TOTP_CODE") {
+        return Ok(code);
+    }
+    eprint!("one-time code: ");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the one-time code (or set CUSTODIA_TOTP_CODE)")?;
+    Ok(line.trim().to_owned())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
