@@ -7,6 +7,7 @@
 //! - `server` — assembling and running a server ([`start`]).
 //! - `chat` — the command-line client.
 //! - `staffcmd` — `custodia staff`: the governed-access workflow for staff.
+//! - `staffbench` — `custodia staff bench`: the latency of an audited staff read.
 //! - `bench` — the load generator.
 //! - `logcmd` — `custodia log`: keys, the auditor's verifier and proofs.
 //! - `logbench` — `custodia log bench`: the audit log's figures on a data directory.
@@ -19,6 +20,7 @@ mod datadir;
 pub mod logbench;
 pub mod logcmd;
 mod server;
+pub mod staffbench;
 pub mod staffcmd;
 pub mod witness;
 

@@ -128,10 +128,15 @@ pub enum StaffCommand {
         /// Request id.
         id: Uuid,
     },
+    /// Measure an audited staff read on an in-process server (see `staffbench`).
+    Bench(crate::staffbench::StaffBenchArgs),
 }
 
 /// Runs one staff command.
 pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
+    if let StaffCommand::Bench(args) = cmd {
+        return crate::staffbench::run(args).await;
+    }
     let profile = Profile::new(&format!("staff-{}", server.profile))?;
     if let StaffCommand::Login { username } = &cmd {
         let mut c = connect(&server, &profile, false)?;
@@ -149,7 +154,7 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
     }
     let c = connect(&server, &profile, true)?;
     match cmd {
-        StaffCommand::Login { .. } => unreachable!("handled above"),
+        StaffCommand::Login { .. } | StaffCommand::Bench(_) => unreachable!("handled above"),
         StaffCommand::Logout => {
             let mut c = c;
             let _ = c.staff_sign_out().await;
