@@ -510,12 +510,76 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
-    // Case endpoints by role: every role but the admin sees cases; only legal officers
-    // open legal cases; no role but moderators and senior moderators asks for a review.
-    for actor in ACTORS {
+    // The other staff endpoints by role (they do not depend on a request's state): every
+    // role but the admin sees cases; only legal officers open legal cases; only admins
+    // manage staff, and admins and auditors list them; only moderators and senior
+    // moderators ask for a report review.
+    let legal = format!(
+        r#"{{"conversation_id":"{}","from_seq":1,"to_seq":2,"reference":"matrix"}}"#,
+        w.chat
+    );
+    for (i, actor) in ACTORS.into_iter().enumerate() {
         let c = w.staff(actor);
-        let listed = c.cases().await;
-        assert_eq!(listed.is_ok(), actor != "admin", "{actor} listing cases");
+        let reader = actor != "admin";
+        let account = format!(r#"{{"username":"new{i}","role":"auditor"}}"#);
+        let cases: [(Method, String, Vec<u8>, u16); 7] = [
+            (
+                Method::GET,
+                "/v1/staff/cases".into(),
+                vec![],
+                if reader { 200 } else { 403 },
+            ),
+            (
+                Method::GET,
+                format!("/v1/staff/cases/{case}"),
+                vec![],
+                if reader { 200 } else { 403 },
+            ),
+            (
+                Method::GET,
+                format!("/v1/staff/cases/{case}/requests"),
+                vec![],
+                if reader { 200 } else { 403 },
+            ),
+            (
+                Method::POST,
+                "/v1/staff/cases".into(),
+                legal.clone().into_bytes(),
+                if actor == "lex" { 201 } else { 403 },
+            ),
+            (
+                Method::GET,
+                "/v1/staff/accounts".into(),
+                vec![],
+                if matches!(actor, "admin" | "aud") {
+                    200
+                } else {
+                    403
+                },
+            ),
+            (
+                Method::POST,
+                "/v1/staff/accounts".into(),
+                account.into_bytes(),
+                if actor == "admin" { 201 } else { 403 },
+            ),
+            (Method::GET, "/v1/staff/me".into(), vec![], 200),
+        ];
+        for (method, path, body, want) in cases {
+            let (got, _, answer) = c
+                .raw(method.clone(), &path, "application/json", body)
+                .await
+                .unwrap();
+            assert_eq!(
+                got,
+                want,
+                "{method} {path} by {actor}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            if got >= 400 {
+                assert!(!String::from_utf8_lossy(&answer).contains(&canary));
+            }
+        }
         let asked = c
             .request_access(&request(case, "report_review", (1, 4), 60))
             .await;
