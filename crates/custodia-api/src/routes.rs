@@ -134,14 +134,19 @@ impl FromRequestParts<AppState> for Authed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        Ok(Self(state.service.authenticate(token.trim()).await?))
+        Ok(Self(state.service.authenticate(bearer(parts)).await?))
     }
+}
+
+/// The token of `Authorization: Bearer <token>`, or "" (which no session has).
+pub(crate) fn bearer(parts: &Parts) -> &str {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
 }
 
 fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {

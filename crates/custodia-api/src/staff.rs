@@ -1,8 +1,8 @@
 //! The staff API, on its own TLS listener (see `custodia_proto::staff`).
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use custodia_governance::{
 use custodia_proto::staff as wire;
 use custodia_service::ServiceError;
 
-use crate::routes::Body;
+use crate::routes::{Body, bearer};
 use crate::{ApiError, PeerAddr, convert};
 
 /// The staff router.
@@ -62,13 +62,7 @@ impl FromRequestParts<Governance> for Staff {
         parts: &mut Parts,
         gov: &Governance,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        Ok(Self(gov.authenticate(token.trim()).await?))
+        Ok(Self(gov.authenticate(bearer(parts)).await?))
     }
 }
 

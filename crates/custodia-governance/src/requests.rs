@@ -194,14 +194,12 @@ impl Governance {
             granted: None,
         };
         let view = self.view(record);
-        self.append(AuditEvent {
-            kind: EventKind::RequestCreated,
-            time: now,
-            actor: Some(by.actor()),
-            reason: Some(req.reason.as_str().into()),
-            case: Some(case.id.to_string()),
-            subjects: vec![Subject::Conversation(conv)],
-            scope: vec![
+        self.append(self.event(
+            EventKind::RequestCreated,
+            by,
+            &view.record,
+            vec![Subject::Conversation(conv)],
+            vec![
                 ("request".into(), view.record.id.to_string()),
                 ("digest".into(), hex(&view.digest)),
                 ("messages".into(), format!("{from}-{to}")),
@@ -210,7 +208,7 @@ impl Governance {
                 ("broad".into(), broad.to_string()),
                 ("required".into(), required.to_string()),
             ],
-        })
+        ))
         .await?;
         inner
             .store
@@ -315,14 +313,12 @@ impl Governance {
             }
         };
         let receipt = self
-            .append(AuditEvent {
-                kind: EventKind::Decision,
-                time: now,
-                actor: Some(by.actor()),
-                reason: Some(r.reason.as_str().into()),
-                case: Some(r.case_id.to_string()),
-                subjects: vec![Subject::Conversation(r.conversation_id)],
-                scope: vec![
+            .append(self.event(
+                EventKind::Decision,
+                by,
+                r,
+                vec![Subject::Conversation(r.conversation_id)],
+                vec![
                     ("request".into(), r.id.to_string()),
                     ("digest".into(), hex(&view.digest)),
                     (
@@ -340,7 +336,7 @@ impl Governance {
                     ),
                     ("status".into(), to.as_str().into()),
                 ],
-            })
+            ))
             .await?;
         let decision = DecisionRecord {
             staff_id: by.staff_id,
@@ -404,18 +400,16 @@ impl Governance {
         if !open {
             return Err(ServiceError::Rejected("this request is already closed"));
         }
-        self.append(AuditEvent {
-            kind: EventKind::GrantRevoked,
-            time: self.inner.clock.now(),
-            actor: Some(by.actor()),
-            reason: Some(r.reason.as_str().into()),
-            case: Some(r.case_id.to_string()),
-            subjects: vec![Subject::Conversation(r.conversation_id)],
-            scope: vec![
+        self.append(self.event(
+            EventKind::GrantRevoked,
+            by,
+            r,
+            vec![Subject::Conversation(r.conversation_id)],
+            vec![
                 ("request".into(), r.id.to_string()),
                 ("status".into(), to.as_str().into()),
             ],
-        })
+        ))
         .await?;
         if !self
             .inner
@@ -454,18 +448,16 @@ impl Governance {
         let inner = &self.inner;
         if let Some(why) = refusal {
             let denied = self
-                .append(AuditEvent {
-                    kind: EventKind::AccessDenied,
-                    time: inner.clock.now(),
-                    actor: Some(by.actor()),
-                    reason: Some(r.reason.as_str().into()),
-                    case: Some(r.case_id.to_string()),
-                    subjects: vec![Subject::Conversation(r.conversation_id)],
-                    scope: vec![
+                .append(self.event(
+                    EventKind::AccessDenied,
+                    by,
+                    r,
+                    vec![Subject::Conversation(r.conversation_id)],
+                    vec![
                         ("request".into(), r.id.to_string()),
                         ("why".into(), why.into()),
                     ],
-                })
+                ))
                 .await;
             if let Err(e) = denied {
                 tracing::warn!(error = %e, "a refused staff read could not be logged");
@@ -489,19 +481,17 @@ impl Governance {
         }
         let seqs: Vec<String> = stored.iter().map(|m| m.seq.to_string()).collect();
         let receipt = self
-            .append(AuditEvent {
-                kind: EventKind::AccessRead,
-                time: inner.clock.now(),
-                actor: Some(by.actor()),
-                reason: Some(r.reason.as_str().into()),
-                case: Some(r.case_id.to_string()),
+            .append(self.event(
+                EventKind::AccessRead,
+                by,
+                r,
                 subjects,
-                scope: vec![
+                vec![
                     ("request".into(), r.id.to_string()),
                     ("tier".into(), r.tier.as_str().into()),
                     ("messages".into(), seqs.join(" ")),
                 ],
-            })
+            ))
             .await?;
         if view.status == RequestStatus::Approved {
             // Best effort: a concurrent read may have moved it already.
@@ -523,6 +513,26 @@ impl Governance {
         }
         tracing::info!(grant = %r.id, staff = %by.staff_id, log_index = receipt.index, count = messages.len(), "audited staff read");
         Ok(GrantRead { messages, receipt })
+    }
+
+    /// An audit event about request `r`, caused by `by`.
+    fn event(
+        &self,
+        kind: EventKind,
+        by: &StaffPrincipal,
+        r: &AccessRequestRecord,
+        subjects: Vec<Subject>,
+        scope: Vec<(String, String)>,
+    ) -> AuditEvent {
+        AuditEvent {
+            kind,
+            time: self.inner.clock.now(),
+            actor: Some(by.actor()),
+            reason: Some(r.reason.as_str().into()),
+            case: Some(r.case_id.to_string()),
+            subjects,
+            scope,
+        }
     }
 
     async fn request_record(&self, id: RequestId) -> ServiceResult<AccessRequestRecord> {
