@@ -434,6 +434,9 @@ impl Governance {
         let r = &view.record;
         let refusal = if by.staff_id != r.requester {
             Some("only the requester reads within a grant")
+        } else if !Policy::of(r.reason).requesters.contains(&by.role) {
+            // The requester's role changed since (e.g. to admin): it no longer reads.
+            Some("your current role may not read under this grant")
         } else if !matches!(view.status, RequestStatus::Approved | RequestStatus::Active) {
             Some(match view.status {
                 RequestStatus::Pending => "the request is not approved yet",

@@ -263,3 +263,46 @@ async fn broad_scopes_need_one_more_approval() {
     assert!(!narrow.record.broad);
     assert_eq!(narrow.record.required, 1);
 }
+
+#[tokio::test]
+async fn a_requester_whose_role_changed_reads_no_more() {
+    let f = Fixture::new().await;
+    let admin = f.gov.bootstrap_admin().await.unwrap().unwrap();
+    let admin = f.sign_in(&admin).await.unwrap();
+    let mut staff = Vec::new();
+    for (name, role) in [
+        ("mod", StaffRole::Moderator),
+        ("sen", StaffRole::SeniorModerator),
+    ] {
+        let new = f
+            .gov
+            .create_staff(&admin, custodia_core::Username::parse(name).unwrap(), role)
+            .await
+            .unwrap();
+        staff.push((new.staff.id, f.sign_in(&new).await.unwrap()));
+    }
+    let case = report_case(&f, Duration::from_secs(1), 2).await;
+    let (mod_id, m) = &staff[0];
+    let r = f
+        .gov
+        .request_access(m, ask(case, ReasonCode::ReportReview, (1, 2), HOUR))
+        .await
+        .unwrap();
+    f.gov
+        .decide(&staff[1].1, r.record.id, true, "ok".into())
+        .await
+        .unwrap();
+    f.gov.read_grant(m, r.record.id).await.unwrap();
+    f.gov
+        .update_staff(&admin, *mod_id, StaffRole::Admin, true)
+        .await
+        .unwrap();
+    let now_admin = custodia_governance::StaffPrincipal {
+        role: StaffRole::Admin,
+        ..m.clone()
+    };
+    assert!(matches!(
+        f.gov.read_grant(&now_admin, r.record.id).await,
+        Err(ServiceError::Forbidden(_))
+    ));
+}
