@@ -36,6 +36,7 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/requests/{id}/revoke", post(revoke))
         .route("/v1/staff/requests/{id}/complete", post(complete))
         .route("/v1/staff/requests/{id}/messages", get(read))
+        .route("/v1/staff/audit/records/{index}", get(audit_record))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -342,5 +343,44 @@ async fn read(
                 .collect(),
             checkpoint: r.checkpoint.clone(),
         },
+    }))
+}
+
+async fn audit_record(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::AuditRecord>, ApiError> {
+    let index: u64 = raw.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the entry index is a non-negative integer",
+        )
+    })?;
+    let r = gov.audit_record(&who, index).await?;
+    Ok(Json(wire::AuditRecord {
+        index,
+        kind: r.kind.as_str().into(),
+        time_ms: r.time.as_millis(),
+        actor_staff_id: r.actor.as_ref().map(|a| a.staff_id.clone()),
+        actor_role: r.actor.as_ref().map(|a| a.role.clone()),
+        reason: r.reason,
+        case: r.case,
+        subjects: r
+            .subjects
+            .iter()
+            .filter_map(|s| match s {
+                custodia_audit::Subject::User(u) => Some(wire::AuditSubject {
+                    kind: "user".into(),
+                    id: *u.as_uuid(),
+                }),
+                custodia_audit::Subject::Conversation(c) => Some(wire::AuditSubject {
+                    kind: "conversation".into(),
+                    id: *c.as_uuid(),
+                }),
+                _ => None,
+            })
+            .collect(),
+        scope: r.scope,
     }))
 }

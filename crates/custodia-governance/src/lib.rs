@@ -13,10 +13,12 @@
 //!
 //! Layout:
 //! - `staff` — staff accounts, sign-in, sessions, administration.
+//! - `audit` — auditors read the full records beside the log's entries.
 //! - `cases` — reports by members and legal cases.
 //! - `policy` — who may ask and who must approve, by reason code.
 //! - `requests` — access requests, decisions, grants, and audited reads.
 
+mod audit;
 mod cases;
 mod policy;
 mod requests;

@@ -12,6 +12,8 @@
 //!   `GET /v1/staff/requests/{id}`; `POST …/decisions` ([`DecideRequest`]);
 //!   `POST …/revoke`; `POST …/complete`; `GET …/messages` → [`GrantRead`] (logged first).
 //!
+//! - `GET /v1/staff/audit/records/{index}` → [`AuditRecord`] (auditors; logged).
+//!
 //! Every call but sign-in carries `Authorization: Bearer <staff token>`.
 
 use serde::{Deserialize, Serialize};
@@ -303,4 +305,36 @@ pub struct GrantRead {
     pub messages: Vec<crate::Message>,
     /// The receipt of this read's log entry.
     pub receipt: Receipt,
+}
+
+/// A subject named in a full audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditSubject {
+    /// `user` or `conversation`.
+    pub kind: String,
+    /// Its id.
+    pub id: Uuid,
+}
+
+/// The full record beside an audit log entry (subjects named, not pseudonymized).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The entry's index.
+    pub index: u64,
+    /// What happened, e.g. `access.read`.
+    pub kind: String,
+    /// When.
+    pub time_ms: i64,
+    /// The acting staff member.
+    pub actor_staff_id: Option<String>,
+    /// Their role.
+    pub actor_role: Option<String>,
+    /// Reason code.
+    pub reason: Option<String>,
+    /// Case.
+    pub case: Option<String>,
+    /// Whom or what it concerns.
+    pub subjects: Vec<AuditSubject>,
+    /// Its scope, as name/value pairs.
+    pub scope: Vec<(String, String)>,
 }

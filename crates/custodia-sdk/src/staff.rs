@@ -217,4 +217,10 @@ impl Client {
         self.call(self.req(Method::GET, &format!("/v1/staff/requests/{id}/messages")))
             .await
     }
+
+    /// The full record beside audit log entry `index` (auditors; the read is logged).
+    pub async fn audit_record(&self, index: u64) -> Result<wire::AuditRecord, SdkError> {
+        self.call(self.req(Method::GET, &format!("/v1/staff/audit/records/{index}")))
+            .await
+    }
 }

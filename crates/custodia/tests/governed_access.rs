@@ -93,7 +93,15 @@ fn status(e: &custodia_sdk::SdkError) -> u16 {
 
 #[tokio::test]
 async fn a_report_review_shows_exactly_the_reported_messages_and_the_k_before_them() {
-    let w = World::new(&[("mod", "moderator"), ("sen", "senior_moderator")], 30).await;
+    let w = World::new(
+        &[
+            ("mod", "moderator"),
+            ("sen", "senior_moderator"),
+            ("aud", "auditor"),
+        ],
+        30,
+    )
+    .await;
     // Another conversation of alice's, which no grant here may show.
     w.server.user("carol").await;
     let other = w.alice.open_direct("carol").await.unwrap().id;
@@ -212,6 +220,40 @@ async fn a_report_review_shows_exactly_the_reported_messages_and_the_k_before_th
         .unwrap();
     custodia_tlog::verify_inclusion(read.receipt.index, cp.size, &leaf, &proof, &cp.root).unwrap();
 
+    // An auditor reads the full record of that entry (subjects named), and that read is
+    // itself logged; nobody else may.
+    let record = w
+        .staff("aud")
+        .audit_record(read.receipt.index)
+        .await
+        .unwrap();
+    assert_eq!(record.kind, "access.read");
+    assert_eq!(record.actor_role.as_deref(), Some("moderator"));
+    assert!(
+        record
+            .subjects
+            .iter()
+            .any(|s| s.kind == "conversation" && s.id == w.chat)
+    );
+    assert!(
+        record.scope.contains(&(
+            "messages".into(),
+            (15..=27)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+    );
+    assert_eq!(w.logged().await.last(), Some(&EventKind::AccessRead));
+    assert_eq!(
+        status(&m.audit_record(read.receipt.index).await.unwrap_err()),
+        403
+    );
+    assert_eq!(
+        status(&w.staff("admin").audit_record(0).await.unwrap_err()),
+        403
+    );
+
     // Only the requester reads; after revocation, nobody.
     assert_eq!(status(&sen.read_grant(req.id).await.unwrap_err()), 403);
     assert_eq!(sen.revoke(req.id).await.unwrap().status, "revoked");
@@ -237,7 +279,8 @@ async fn a_report_review_shows_exactly_the_reported_messages_and_the_k_before_th
             .iter()
             .filter(|k| **k == EventKind::AccessRead)
             .count(),
-        1
+        2,
+        "the moderator's read and the auditor's"
     );
     assert!(
         kinds
@@ -522,7 +565,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
         let c = w.staff(actor);
         let reader = actor != "admin";
         let account = format!(r#"{{"username":"new{i}","role":"auditor"}}"#);
-        let cases: [(Method, String, Vec<u8>, u16); 7] = [
+        let cases: [(Method, String, Vec<u8>, u16); 8] = [
             (
                 Method::GET,
                 "/v1/staff/cases".into(),
@@ -564,6 +607,12 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
                 if actor == "admin" { 201 } else { 403 },
             ),
             (Method::GET, "/v1/staff/me".into(), vec![], 200),
+            (
+                Method::GET,
+                "/v1/staff/audit/records/0".into(),
+                vec![],
+                if actor == "aud" { 200 } else { 403 },
+            ),
         ];
         for (method, path, body, want) in cases {
             let (got, _, answer) = c
