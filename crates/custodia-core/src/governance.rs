@@ -2,51 +2,6 @@
 //! codes, data tiers and request states. Each has one stable name for storage, the wire
 //! and the audit log, and anything else is refused.
 
-use std::fmt;
-
-use crate::ValidationError;
-
-macro_rules! named_enum {
-    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl $name {
-            /// Every value.
-            pub const ALL: &'static [$name] = &[$(Self::$variant),+];
-
-            /// The stable name.
-            pub const fn as_str(&self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),+
-                }
-            }
-
-            /// Parses [`Self::as_str`]; anything else is refused.
-            pub fn parse(s: &str) -> Result<Self, ValidationError> {
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str() == s)
-                    .ok_or(ValidationError::Malformed {
-                        field: $field,
-                        hint: concat!("one of", $(" ", $text),+),
-                    })
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 named_enum!(
     /// What a staff member may do. Each holds exactly one role, so duties stay separated:
     /// the admin who manages staff is never also a reader of content.

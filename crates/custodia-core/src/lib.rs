@@ -10,14 +10,18 @@
 //! - `clock` — the injected clock and `Timestamp`.
 //! - `epoch` — how time is bucketed into key epochs.
 //! - `ratelimit` — a keyed token bucket driven by the clock.
+//! - `safety` — age bands and "who can message me" (teen protections).
 //! - `governance` — staff roles, case kinds, report categories, reason codes, data tiers, request states.
 
+#[macro_use]
+mod named;
 mod clock;
 mod epoch;
 mod governance;
 mod ids;
 mod input;
 mod ratelimit;
+mod safety;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
@@ -30,3 +34,4 @@ pub use input::{
     Password, Username, ValidationError,
 };
 pub use ratelimit::{KeyedRateLimiter, RateLimit};
+pub use safety::{AgeBand, WhoCanMessage};
