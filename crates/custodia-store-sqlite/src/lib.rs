@@ -14,6 +14,7 @@
 mod cases;
 mod log;
 mod rows;
+mod safety;
 mod staff;
 mod writer;
 
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_cases.sql"),
     include_str!("../migrations/0006_franking.sql"),
     include_str!("../migrations/0007_case_evidence.sql"),
+    include_str!("../migrations/0008_safety.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

@@ -18,12 +18,12 @@ mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use records::{
-    AccessRequestRecord, AddMember, Appended, CaseRecord, ConversationRecord, ConversationSummary,
-    DecisionRecord, EvidenceRecord, Franking, LogAppend, MemberRecord, NewConversation, NewMessage,
-    SealedBody, SealedTotp, SeqRange, SessionRecord, StaffRecord, StaffSessionRecord,
-    StoredMessage, TokenHash, UserRecord, WrappedDek,
+    AccessRequestRecord, AddMember, Appended, CaseRecord, ConnectionRecord, ConversationRecord,
+    ConversationSummary, DecisionRecord, EvidenceRecord, Franking, LogAppend, MemberRecord,
+    NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange, SessionRecord, StaffRecord,
+    StaffSessionRecord, StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 pub use traits::{
     AccountStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health, LogStore,
-    MessageStore, NoObserver, SessionStore, StaffStore, Storage,
+    MessageStore, NoObserver, SafetyStore, SessionStore, StaffStore, Storage,
 };

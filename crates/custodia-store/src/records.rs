@@ -398,3 +398,16 @@ pub struct AccessRequestRecord {
     /// The grant's window, once approved.
     pub granted: Option<(Timestamp, Timestamp)>,
 }
+
+/// A connection between two members (mutual once accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    /// Who asked.
+    pub requested_by: UserId,
+    /// Who was asked.
+    pub other: UserId,
+    /// Whether the other accepted (by asking back).
+    pub accepted: bool,
+    /// When it last changed.
+    pub at: Timestamp,
+}

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use custodia_core::{
     CaseId, ConversationId, Epoch, MemberRole, RequestId, RequestStatus, SessionId, StaffId,
-    StaffRole, Timestamp, UserId, Username,
+    StaffRole, Timestamp, UserId, Username, WhoCanMessage,
 };
 
 use crate::{
-    AccessRequestRecord, AddMember, Appended, CaseRecord, ConversationRecord, ConversationSummary,
-    DecisionRecord, LogAppend, MemberRecord, NewConversation, NewMessage, SeqRange, SessionRecord,
-    StaffRecord, StaffSessionRecord, StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
+    AccessRequestRecord, AddMember, Appended, CaseRecord, ConnectionRecord, ConversationRecord,
+    ConversationSummary, DecisionRecord, LogAppend, MemberRecord, NewConversation, NewMessage,
+    SeqRange, SessionRecord, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage,
+    TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -113,6 +114,37 @@ pub trait CaseStore: Send + Sync {
         from: RequestStatus,
         to: RequestStatus,
     ) -> StoreResult<bool>;
+}
+
+/// Members' safety settings: who may message them, connections, blocks.
+#[async_trait]
+pub trait SafetyStore: Send + Sync {
+    /// Records a member's "who can message me" choice.
+    async fn set_who_can_message(&self, user: UserId, setting: WhoCanMessage) -> StoreResult<()>;
+    /// A member's choice, if they made one.
+    async fn who_can_message(&self, user: UserId) -> StoreResult<Option<WhoCanMessage>>;
+    /// `from` asks `to` to connect; if `to` had asked `from`, they are connected now.
+    /// Returns the pair's record after the call.
+    async fn request_connection(
+        &self,
+        from: UserId,
+        to: UserId,
+        at: Timestamp,
+    ) -> StoreResult<ConnectionRecord>;
+    /// Ends a connection or withdraws/refuses a request; `false` if there was none.
+    async fn remove_connection(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+    /// The pair's record, if any.
+    async fn connection(&self, a: UserId, b: UserId) -> StoreResult<Option<ConnectionRecord>>;
+    /// A member's connections and requests.
+    async fn connections_of(&self, user: UserId) -> StoreResult<Vec<ConnectionRecord>>;
+    /// `blocker` blocks `blocked` (ending any connection between them).
+    async fn block(&self, blocker: UserId, blocked: UserId, at: Timestamp) -> StoreResult<()>;
+    /// Lifts a block; `false` if there was none.
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// Whether `blocker` blocked `blocked`.
+    async fn is_blocked(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// Everyone `blocker` blocked.
+    async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>>;
 }
 
 /// Conversations and their members.
@@ -221,6 +253,8 @@ pub struct Storage {
     pub staff: Arc<dyn StaffStore>,
     /// Cases and access requests.
     pub cases: Arc<dyn CaseStore>,
+    /// Safety settings, connections, blocks.
+    pub safety: Arc<dyn SafetyStore>,
 }
 
 impl Storage {
@@ -234,6 +268,7 @@ impl Storage {
             + LogStore
             + StaffStore
             + CaseStore
+            + SafetyStore
             + DekStore
             + Health
             + 'static,
@@ -247,6 +282,7 @@ impl Storage {
             health: backend.clone(),
             staff: backend.clone(),
             cases: backend.clone(),
+            safety: backend.clone(),
             log: backend,
         }
     }
