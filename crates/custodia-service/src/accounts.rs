@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use custodia_core::{BirthDate, Password, SessionId, Timestamp, UserId, Username};
+use custodia_core::{AgeBand, BirthDate, Password, SessionId, Timestamp, UserId, Username};
 use custodia_store::{SessionRecord, UserRecord};
 use zeroize::Zeroizing;
 
@@ -21,6 +21,10 @@ pub struct Principal {
     pub username: Username,
     /// Which session (device).
     pub session_id: SessionId,
+    /// Their date of birth (teen protections).
+    pub birth_date: BirthDate,
+    /// When their account was created (new-account limits).
+    pub created_at: Timestamp,
 }
 
 /// A fresh session: the bearer token is shown once and never stored.
@@ -64,6 +68,11 @@ impl Service {
         password: Password,
         birth_date: BirthDate,
     ) -> ServiceResult<UserId> {
+        if AgeBand::of(&birth_date, self.today()) == AgeBand::Child {
+            return Err(ServiceError::Rejected(
+                "you must be at least 13 years old to use custodia",
+            ));
+        }
         let permit = self.hashing_permit().await?;
         let hash = hash_password(password).await?;
         drop(permit);
@@ -176,6 +185,8 @@ impl Service {
             user_id: user.id,
             username: user.username,
             session_id: s.id,
+            birth_date: user.birth_date,
+            created_at: user.created_at,
         })
     }
 

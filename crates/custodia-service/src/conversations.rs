@@ -74,7 +74,7 @@ impl Service {
             .ok_or(ServiceError::NotFound("conversation"))
     }
 
-    async fn user_named(&self, name: &Username) -> ServiceResult<UserId> {
+    pub(crate) async fn user_named(&self, name: &Username) -> ServiceResult<UserId> {
         Ok(self
             .inner
             .store
@@ -91,7 +91,7 @@ impl Service {
         who: &Principal,
         peer: &Username,
     ) -> ServiceResult<(ConversationView, bool)> {
-        let peer_id = self.user_named(peer).await?;
+        let peer_id = self.findable(who, peer).await?;
         if peer_id == who.user_id {
             return Err(ServiceError::Rejected(
                 "a direct conversation needs another person",
@@ -101,6 +101,7 @@ impl Service {
         if let Some(id) = store.direct_between(who.user_id, peer_id).await? {
             return Ok((self.conversation(who, id).await?, false));
         }
+        self.may_reach(who, peer_id).await?;
         let id = ConversationId::new();
         let new = NewConversation {
             id,
@@ -136,8 +137,9 @@ impl Service {
         let max = self.inner.config.max_group_members as usize;
         let mut ids = vec![(who.user_id, MemberRole::Owner)];
         for name in members {
-            let id = self.user_named(name).await?;
+            let id = self.findable(who, name).await?;
             if !ids.iter().any(|(u, _)| *u == id) {
+                self.may_reach(who, id).await?;
                 ids.push((id, MemberRole::Member));
             }
         }
@@ -230,7 +232,8 @@ impl Service {
                 "only the group's owner and admins can add members",
             ));
         }
-        let target = self.user_named(user).await?;
+        let target = self.findable(who, user).await?;
+        self.may_reach(who, target).await?;
         let now = self.inner.clock.now();
         let max = self.inner.config.max_group_members;
         match self

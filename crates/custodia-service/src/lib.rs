@@ -9,6 +9,7 @@
 //! - `credentials` — argon2id password hashes off the async threads, bearer tokens.
 //! - `conversations` — direct conversations and groups, membership.
 //! - `messages` — send, history, catch-up, read receipts, delete for everyone.
+//! - `safety` — teen protections, connections, blocking, send limits.
 //! - `fanout` — [`Event`]s, the [`Hub`] of live sessions, the [`Fanout`] seam.
 //! - `error` — [`ServiceError`].
 
@@ -18,6 +19,7 @@ pub mod credentials;
 mod error;
 mod fanout;
 mod messages;
+mod safety;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,7 @@ pub use messages::{
     Admit, Content, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome, context_of,
     metadata_of, open_message,
 };
+pub use safety::ConnectionView;
 
 /// Tunables of the service, validated by the caller's configuration.
 #[derive(Debug, Clone)]
@@ -48,6 +51,12 @@ pub struct ServiceConfig {
     pub login_per_account: RateLimit,
     /// Sign-in attempts per client address.
     pub login_per_address: RateLimit,
+    /// Sends per account.
+    pub sends_per_account: RateLimit,
+    /// Sends per account in its first day.
+    pub sends_new_account: RateLimit,
+    /// An adult's sends to a minor in a direct conversation less than a day old.
+    pub sends_first_contact: RateLimit,
 }
 
 impl Default for ServiceConfig {
@@ -63,6 +72,18 @@ impl Default for ServiceConfig {
             login_per_address: RateLimit {
                 burst: 50,
                 per: Duration::from_secs(300),
+            },
+            sends_per_account: RateLimit {
+                burst: 120,
+                per: Duration::from_secs(60),
+            },
+            sends_new_account: RateLimit {
+                burst: 30,
+                per: Duration::from_secs(60),
+            },
+            sends_first_contact: RateLimit {
+                burst: 5,
+                per: Duration::from_secs(3600),
             },
         }
     }
@@ -83,6 +104,11 @@ struct Inner {
     config: ServiceConfig,
     login_by_account: KeyedRateLimiter<String>,
     login_by_address: KeyedRateLimiter<std::net::IpAddr>,
+    sends_per_account: KeyedRateLimiter<custodia_core::UserId>,
+    sends_new_account: KeyedRateLimiter<custodia_core::UserId>,
+    sends_first_contact: KeyedRateLimiter<(custodia_core::UserId, custodia_core::UserId)>,
+    // std Mutex: held for one cache lookup or insert, never across an await.
+    births: std::sync::Mutex<lru::LruCache<custodia_core::UserId, custodia_core::BirthDate>>,
     /// Password hashes running at once; each takes ~19 MiB and a core for tens of ms.
     hashing: tokio::sync::Semaphore,
 }
@@ -99,6 +125,9 @@ impl Service {
     ) -> Self {
         let login_by_account = KeyedRateLimiter::new(config.login_per_account, clock.clone());
         let login_by_address = KeyedRateLimiter::new(config.login_per_address, clock.clone());
+        let sends_per_account = KeyedRateLimiter::new(config.sends_per_account, clock.clone());
+        let sends_new_account = KeyedRateLimiter::new(config.sends_new_account, clock.clone());
+        let sends_first_contact = KeyedRateLimiter::new(config.sends_first_contact, clock.clone());
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -109,6 +138,12 @@ impl Service {
                 config,
                 login_by_account,
                 login_by_address,
+                sends_per_account,
+                sends_new_account,
+                sends_first_contact,
+                births: std::sync::Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(100_000).unwrap_or(std::num::NonZeroUsize::MIN),
+                )),
                 hashing: tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, |n| n.get()),
                 ),

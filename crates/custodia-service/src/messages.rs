@@ -83,6 +83,9 @@ impl Service {
         if !recipients.contains(&who.user_id) {
             return Err(ServiceError::NotFound("conversation"));
         }
+        // Two members: treated as direct for blocking (a two-person group too).
+        self.may_send(who, id, &recipients, recipients.len() == 2)
+            .await?;
         let inner = &self.inner;
         let msg_id = MessageId::new();
         let sent_at = inner.clock.now();

@@ -176,6 +176,19 @@ impl SafetyStore for SqliteStore {
         .await
     }
 
+    async fn blocked_either_way(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT 1 FROM blocks WHERE (blocker = ?1 AND blocked = ?2) \
+                 OR (blocker = ?2 AND blocked = ?1) LIMIT 1",
+            )?
+            .query_row(params![a.as_uuid(), b.as_uuid()], |_| Ok(()))
+            .optional()
+            .map(|f| f.is_some())
+        })
+        .await
+    }
+
     async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
         self.read(move |c| {
             c.prepare_cached("SELECT blocked FROM blocks WHERE blocker = ?1 ORDER BY at")?

@@ -143,6 +143,8 @@ pub trait SafetyStore: Send + Sync {
     async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
     /// Whether `blocker` blocked `blocked`.
     async fn is_blocked(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// Whether either of the two blocked the other (one read, for every direct send).
+    async fn blocked_either_way(&self, a: UserId, b: UserId) -> StoreResult<bool>;
     /// Everyone `blocker` blocked.
     async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>>;
 }

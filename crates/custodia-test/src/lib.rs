@@ -21,6 +21,9 @@ use tempfile::TempDir;
 
 /// A password every test user has.
 pub const PASSWORD: &str = "correct horse battery staple";
+/// A send limit no test reaches (tests of the limits set their own).
+const UNLIMITED: u32 = 1_000_000_000;
+
 /// An adult's date of birth.
 pub const ADULT_DOB: &str = "1990-05-17";
 
@@ -214,6 +217,9 @@ async fn boot(dir: &Path, listen: &str, config: &RawConfig) -> Running {
             listen: Some(listen.to_owned()),
             audit_listen: Some("127.0.0.1:0".to_owned()),
             staff_listen: Some("127.0.0.1:0".to_owned()),
+            // Tests send bursts from brand-new accounts; the limits have their own tests.
+            sends_per_minute: config.sends_per_minute.or(Some(UNLIMITED)),
+            new_account_sends_per_minute: config.new_account_sends_per_minute.or(Some(UNLIMITED)),
             ..config.clone()
         };
         match custodia::start(raw.validate().expect("test config")).await {
@@ -328,6 +334,11 @@ impl ProcessServer {
             .env("RUST_LOG", "debug")
             .env("CUSTODIA_AUDIT_LISTEN", "127.0.0.1:0")
             .env("CUSTODIA_STAFF_LISTEN", "127.0.0.1:0")
+            .env("CUSTODIA_SENDS_PER_MINUTE", UNLIMITED.to_string())
+            .env(
+                "CUSTODIA_NEW_ACCOUNT_SENDS_PER_MINUTE",
+                UNLIMITED.to_string(),
+            )
             .stdout(Stdio::piped())
             .stderr(logfile)
             .spawn()

@@ -63,6 +63,16 @@ pub struct RawConfig {
     /// Sign-in attempts allowed per client address in five minutes. Default 50.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_attempts_per_address: Option<u32>,
+    /// Messages one account may send per minute (a burst of that many). Default 120.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sends_per_minute: Option<u32>,
+    /// The same during an account's first day. Default 30.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_account_sends_per_minute: Option<u32>,
+    /// Messages an adult may send per hour to a minor in a direct conversation less than
+    /// a day old (first contact). Default 5.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_contact_sends_per_hour: Option<u32>,
     /// Log format: `text` (default) or `json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
@@ -187,6 +197,25 @@ impl RawConfig {
             50,
             "login_attempts_per_address",
         )?;
+        let per =
+            |v: Option<u32>, default: u32, name: &str, per: Duration| match v.unwrap_or(default) {
+                0 => Err(anyhow::anyhow!("{name} must be at least 1")),
+                burst => Ok(RateLimit { burst, per }),
+            };
+        let minute = Duration::from_secs(60);
+        let sends_per_account = per(self.sends_per_minute, 120, "sends_per_minute", minute)?;
+        let sends_new_account = per(
+            self.new_account_sends_per_minute,
+            30,
+            "new_account_sends_per_minute",
+            minute,
+        )?;
+        let sends_first_contact = per(
+            self.first_contact_sends_per_hour,
+            5,
+            "first_contact_sends_per_hour",
+            Duration::from_secs(3600),
+        )?;
         let witnesses = self
             .witnesses
             .unwrap_or_default()
@@ -241,6 +270,9 @@ impl RawConfig {
                 session_ttl: Duration::from_secs(ttl_hours * 3600),
                 login_per_account,
                 login_per_address,
+                sends_per_account,
+                sends_new_account,
+                sends_first_contact,
             },
             json_logs,
             witnesses,
@@ -251,7 +283,10 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 20] = [
+    "sends_per_minute",
+    "new_account_sends_per_minute",
+    "first_contact_sends_per_hour",
     "staff_listen",
     "staff_session_minutes",
     "witnesses",
