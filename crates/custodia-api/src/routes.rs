@@ -43,6 +43,11 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/conversations/{id}/read", post(mark_read))
         .route("/v1/conversations/{id}/reports", post(report))
+        .route("/v1/settings", get(settings).put(set_settings))
+        .route("/v1/connections", post(connect).get(connections))
+        .route("/v1/connections/{username}", delete(disconnect))
+        .route("/v1/blocks", post(block).get(blocks))
+        .route("/v1/blocks/{username}", delete(unblock))
         .layer(axum::middleware::from_fn(deadline));
     Router::new()
         .merge(api)
@@ -446,4 +451,88 @@ async fn report(
             case_id: *case.as_uuid(),
         }),
     ))
+}
+
+async fn settings(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Result<Json<wire::Settings>, ApiError> {
+    let w = s.service.who_can_message(&who).await?;
+    Ok(Json(wire::Settings {
+        who_can_message: w.as_str().into(),
+    }))
+}
+
+async fn set_settings(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Body(req): Body<wire::Settings>,
+) -> Result<Json<wire::Settings>, ApiError> {
+    let setting = custodia_core::WhoCanMessage::parse(&req.who_can_message)?;
+    let w = s.service.set_who_can_message(&who, setting).await?;
+    Ok(Json(wire::Settings {
+        who_can_message: w.as_str().into(),
+    }))
+}
+
+fn connection(c: &custodia_service::ConnectionView) -> wire::Connection {
+    wire::Connection {
+        username: c.user.to_string(),
+        accepted: c.accepted,
+        asked_by_me: c.asked_by_me,
+    }
+}
+
+async fn connect(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Body(req): Body<wire::UserRef>,
+) -> Result<Json<wire::Connection>, ApiError> {
+    let peer = Username::parse(&req.username)?;
+    Ok(Json(connection(&s.service.connect(&who, &peer).await?)))
+}
+
+async fn connections(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Result<Json<Vec<wire::Connection>>, ApiError> {
+    let all = s.service.connections(&who).await?;
+    Ok(Json(all.iter().map(connection).collect()))
+}
+
+async fn disconnect(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.service.disconnect(&who, &Username::parse(&name)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn block(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Body(req): Body<wire::UserRef>,
+) -> Result<StatusCode, ApiError> {
+    s.service
+        .block(&who, &Username::parse(&req.username)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn blocks(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let all = s.service.blocked(&who).await?;
+    Ok(Json(all.iter().map(ToString::to_string).collect()))
+}
+
+async fn unblock(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.service.unblock(&who, &Username::parse(&name)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -341,3 +341,29 @@ pub enum ServerFrame {
     /// Answer to `ping`.
     Pong,
 }
+
+/// `PUT /v1/settings`: the caller's safety settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Who may start a conversation with the caller or add them to a group: `everyone`,
+    /// `connections` or `nobody` (members under 18 cannot choose `everyone`).
+    pub who_can_message: String,
+}
+
+/// `POST /v1/connections` and `POST /v1/blocks`: another member, by name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRef {
+    /// Their username.
+    pub username: String,
+}
+
+/// A connection or a pending request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// The other member.
+    pub username: String,
+    /// Both asked: connected.
+    pub accepted: bool,
+    /// The caller asked.
+    pub asked_by_me: bool,
+}

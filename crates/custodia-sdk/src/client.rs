@@ -355,3 +355,60 @@ async fn problem(res: reqwest::Response) -> SdkError {
 pub fn is_unauthorized(e: &SdkError) -> bool {
     e.status() == Some(StatusCode::UNAUTHORIZED.as_u16())
 }
+
+/// Safety settings, connections and blocks.
+impl Client {
+    /// The caller's effective "who can message me".
+    pub async fn settings(&self) -> Result<wire::Settings, SdkError> {
+        self.call(self.req(Method::GET, "/v1/settings")).await
+    }
+
+    /// Sets "who can message me": `everyone`, `connections` or `nobody`.
+    pub async fn set_who_can_message(&self, who: &str) -> Result<wire::Settings, SdkError> {
+        let body = wire::Settings {
+            who_can_message: who.into(),
+        };
+        self.call(self.req(Method::PUT, "/v1/settings").json(&body))
+            .await
+    }
+
+    /// Asks `username` to connect, or accepts their request.
+    pub async fn connect_with(&self, username: &str) -> Result<wire::Connection, SdkError> {
+        let body = wire::UserRef {
+            username: username.into(),
+        };
+        self.call(self.req(Method::POST, "/v1/connections").json(&body))
+            .await
+    }
+
+    /// The caller's connections and requests.
+    pub async fn connections(&self) -> Result<Vec<wire::Connection>, SdkError> {
+        self.call(self.req(Method::GET, "/v1/connections")).await
+    }
+
+    /// Ends a connection or request.
+    pub async fn disconnect_from(&self, username: &str) -> Result<(), SdkError> {
+        self.call_empty(self.req(Method::DELETE, &format!("/v1/connections/{username}")))
+            .await
+    }
+
+    /// Blocks a member.
+    pub async fn block(&self, username: &str) -> Result<(), SdkError> {
+        let body = wire::UserRef {
+            username: username.into(),
+        };
+        self.call_empty(self.req(Method::POST, "/v1/blocks").json(&body))
+            .await
+    }
+
+    /// Lifts a block.
+    pub async fn unblock(&self, username: &str) -> Result<(), SdkError> {
+        self.call_empty(self.req(Method::DELETE, &format!("/v1/blocks/{username}")))
+            .await
+    }
+
+    /// The members the caller blocked.
+    pub async fn blocks(&self) -> Result<Vec<String>, SdkError> {
+        self.call(self.req(Method::GET, "/v1/blocks")).await
+    }
+}
