@@ -26,6 +26,8 @@ named_enum!(
         Report => "report",
         /// A legal request (warrant, court order, emergency disclosure request).
         Legal => "legal",
+        /// A message matched the text rules (an automated signal; nobody has read it).
+        Signal => "signal",
     }
 );
 

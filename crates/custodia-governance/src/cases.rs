@@ -209,6 +209,54 @@ impl Governance {
         Ok(id)
     }
 
+    /// Opens a case for a message that matched the text rules: it covers the message and
+    /// up to K before it, holds no text, and says which rules matched.
+    pub async fn open_signal_case(
+        &self,
+        message: &custodia_service::MessageView,
+        signal: &custodia_service::Signal,
+    ) -> ServiceResult<CaseId> {
+        let inner = &self.inner;
+        let id = CaseId::new();
+        let seq = message.seq;
+        let case = CaseRecord {
+            id,
+            kind: CaseKind::Signal,
+            conversation_id: message.conversation_id,
+            reporter: None,
+            category: Some(signal.category),
+            comment: None,
+            reported: vec![seq],
+            evidence: Vec::new(),
+            scope: (seq.saturating_sub(inner.config.report_context).max(1), seq),
+            reference: Some(format!("text rules: {}", signal.rules.join(", "))),
+            opened_by: None,
+            opened_at: inner.clock.now(),
+        };
+        self.append(AuditEvent {
+            kind: EventKind::CaseOpened,
+            time: case.opened_at,
+            actor: None,
+            reason: None,
+            case: Some(id.to_string()),
+            subjects: vec![
+                Subject::User(message.sender_id),
+                Subject::Conversation(message.conversation_id),
+            ],
+            scope: vec![
+                ("kind".into(), "signal".into()),
+                ("category".into(), signal.category.as_str().into()),
+                ("rules".into(), signal.rules.join(" ")),
+                ("score".into(), signal.score.to_string()),
+                ("message".into(), seq.to_string()),
+            ],
+        })
+        .await?;
+        inner.store.cases.create_case(case).await?;
+        tracing::info!(case = %id, category = signal.category.as_str(), "signal case opened");
+        Ok(id)
+    }
+
     /// A legal officer opens a case for a legal request naming a conversation and the
     /// sequence numbers it covers.
     pub async fn open_legal_case(
@@ -369,4 +417,17 @@ impl Governance {
 /// The label a reported message's disclosed text is sealed under.
 fn evidence_label(seq: u64) -> String {
     format!("message {seq}")
+}
+
+#[async_trait::async_trait]
+impl custodia_service::Signals for Governance {
+    async fn flagged(
+        &self,
+        message: custodia_service::MessageView,
+        signal: custodia_service::Signal,
+    ) {
+        if let Err(e) = self.open_signal_case(&message, &signal).await {
+            tracing::error!(error = %e, conversation = %message.conversation_id, seq = message.seq, "a text-rule signal could not open its case");
+        }
+    }
 }

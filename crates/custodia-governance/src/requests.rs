@@ -116,9 +116,12 @@ impl Governance {
         )?;
         let case = self.case_record(req.case_id).await?;
         match (case.kind, req.reason) {
-            (CaseKind::Report, ReasonCode::LegalProcess | ReasonCode::EmergencyDisclosure) => {
+            (
+                CaseKind::Report | CaseKind::Signal,
+                ReasonCode::LegalProcess | ReasonCode::EmergencyDisclosure,
+            ) => {
                 return Err(ServiceError::Rejected(
-                    "legal reasons need a legal case, not a report",
+                    "legal reasons need a legal case, not a report or a signal",
                 ));
             }
             (CaseKind::Legal, ReasonCode::ReportReview) => {

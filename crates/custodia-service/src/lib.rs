@@ -10,6 +10,7 @@
 //! - `conversations` — direct conversations and groups, membership.
 //! - `messages` — send, history, catch-up, read receipts, delete for everyone.
 //! - `safety` — teen protections, connections, blocking, send limits.
+//! - `signals` — text rules evaluated at ingest, and the [`Signals`] seam that opens cases.
 //! - `fanout` — [`Event`]s, the [`Hub`] of live sessions, the [`Fanout`] seam.
 //! - `error` — [`ServiceError`].
 
@@ -20,6 +21,7 @@ mod error;
 mod fanout;
 mod messages;
 mod safety;
+mod signals;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,7 @@ pub use messages::{
     metadata_of, open_message,
 };
 pub use safety::ConnectionView;
+pub use signals::{Signal, Signals, TextRules};
 
 /// Tunables of the service, validated by the caller's configuration.
 #[derive(Debug, Clone)]
@@ -107,6 +110,8 @@ struct Inner {
     sends_per_account: KeyedRateLimiter<custodia_core::UserId>,
     sends_new_account: KeyedRateLimiter<custodia_core::UserId>,
     sends_first_contact: KeyedRateLimiter<(custodia_core::UserId, custodia_core::UserId)>,
+    /// Text rules and where their signals go, if configured.
+    signals: Option<(Arc<TextRules>, Arc<dyn Signals>)>,
     // std Mutex: held for one cache lookup or insert, never across an await.
     births: std::sync::Mutex<lru::LruCache<custodia_core::UserId, custodia_core::BirthDate>>,
     /// Password hashes running at once; each takes ~19 MiB and a core for tens of ms.
@@ -141,6 +146,7 @@ impl Service {
                 sends_per_account,
                 sends_new_account,
                 sends_first_contact,
+                signals: None,
                 births: std::sync::Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(100_000).unwrap_or(std::num::NonZeroUsize::MIN),
                 )),
@@ -149,6 +155,15 @@ impl Service {
                 ),
             }),
         }
+    }
+
+    /// The same service, evaluating `rules` on every message and handing matches to
+    /// `sink`. Call before the service is shared.
+    pub fn with_text_rules(mut self, rules: Arc<TextRules>, sink: Arc<dyn Signals>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.signals = Some((rules, sink));
+        }
+        self
     }
 
     /// The hub of live sessions on this node.

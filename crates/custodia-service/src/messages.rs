@@ -110,7 +110,16 @@ impl Service {
         };
         match inner.store.messages.append(new).await? {
             Appended::New(stored) => {
+                let signal = inner
+                    .signals
+                    .as_ref()
+                    .and_then(|(rules, sink)| Some((rules.evaluate(body.as_str())?, sink.clone())));
                 let mut view = view_of(&stored, Content::Text(body));
+                if let Some((signal, sink)) = signal {
+                    // After the commit, off the send path: the signal opens a case.
+                    let flagged = view_of(&stored, Content::Withheld);
+                    tokio::spawn(async move { sink.flagged(flagged, signal).await });
+                }
                 view.franking_key = Some(sealed.franking_key);
                 inner
                     .fanout

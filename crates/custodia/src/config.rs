@@ -73,6 +73,11 @@ pub struct RawConfig {
     /// a day old (first contact). Default 5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_contact_sends_per_hour: Option<u32>,
+    /// A text rule file (TOML: `threshold`, and `[[rules]]` with `name`, `category`,
+    /// `pattern` or `keywords`, `score`); messages reaching the threshold open a case.
+    /// Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_rules: Option<PathBuf>,
     /// Log format: `text` (default) or `json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
@@ -247,6 +252,16 @@ impl RawConfig {
                 witnesses.len()
             );
         }
+        let text_rules = match &self.text_rules {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading text_rules {}", path.display()))?;
+                let rules = custodia_service::TextRules::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                Some(std::sync::Arc::new(rules))
+            }
+            None => None,
+        };
         if matches!(&self.keyring_passphrase, Some(p) if p.is_empty()) {
             bail!("keyring_passphrase is set but empty; unset it or give a passphrase");
         }
@@ -277,13 +292,15 @@ impl RawConfig {
             json_logs,
             witnesses,
             witness_quorum,
+            text_rules,
         })
     }
 }
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
+    "text_rules",
     "sends_per_minute",
     "new_account_sends_per_minute",
     "first_contact_sends_per_hour",
@@ -332,6 +349,8 @@ pub struct Config {
     pub witnesses: Vec<WitnessConfig>,
     /// Cosignatures needed to keep a checkpoint.
     pub witness_quorum: usize,
+    /// Compiled text rules, if configured.
+    pub text_rules: Option<std::sync::Arc<custodia_service::TextRules>>,
 }
 
 impl fmt::Debug for Config {
@@ -352,6 +371,7 @@ impl fmt::Debug for Config {
             .field("json_logs", &self.json_logs)
             .field("witnesses", &self.witnesses)
             .field("witness_quorum", &self.witness_quorum)
+            .field("text_rules", &self.text_rules)
             .finish()
     }
 }

@@ -231,3 +231,82 @@ async fn an_adults_first_contact_with_a_minor_is_limited_hard() {
         teen.send(chat.id, &format!("t{i}"), "hey").await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_message_matching_the_text_rules_opens_a_case_nobody_has_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+threshold = 10
+[[rules]]
+name = "secrecy"
+category = "grooming"
+pattern = "(?i)don'?t tell your (mum|mom|dad|parents)"
+score = 10
+"#,
+    )
+    .unwrap();
+    let server = TestServer::start_with(RawConfig {
+        text_rules: Some(rules.clone()),
+        ..RawConfig::default()
+    })
+    .await;
+    let admin = server.admin().await;
+    let created = admin.staff_create("mod", "moderator").await.unwrap();
+    let m = server
+        .staff("mod", &created.password, &created.totp_uri)
+        .await;
+    let a = member(&server, "sender", 30).await;
+    member(&server, "receiver", 30).await;
+    let chat = a.open_direct("receiver").await.unwrap();
+    a.send(chat.id, "ok-1", "see you at practice")
+        .await
+        .unwrap();
+    a.send(chat.id, "bad-1", "Don't tell your parents we talk")
+        .await
+        .unwrap();
+
+    // The case opens just after the send is acknowledged.
+    let mut cases = Vec::new();
+    for _ in 0..300 {
+        cases = m.cases().await.unwrap();
+        if !cases.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(cases.len(), 1, "one signal, for the matching message only");
+    let case = &cases[0];
+    assert_eq!(
+        (case.kind.as_str(), case.category.as_deref()),
+        ("signal", Some("grooming"))
+    );
+    assert_eq!(case.reported, vec![2]);
+    assert_eq!((case.from_seq, case.to_seq), (1, 2));
+    assert!(case.evidence.is_empty() && case.comment.is_none());
+    let json = format!("{case:?}");
+    assert!(
+        !json.contains("tell your parents"),
+        "the case holds no text"
+    );
+
+    // A bad rule file stops the server from starting, saying what is wrong.
+    std::fs::write(
+        &rules,
+        "threshold = 10\n[[rules]]\nname = \"broken\"\ncategory = \"spam\"\npattern = \"(\"\nscore = 1\n",
+    )
+    .unwrap();
+    let err = RawConfig {
+        text_rules: Some(rules),
+        ..RawConfig::default()
+    }
+    .validate()
+    .err()
+    .expect("a bad pattern is refused");
+    assert!(
+        format!("{err:#}").contains("\"broken\": bad pattern"),
+        "{err:#}"
+    );
+}

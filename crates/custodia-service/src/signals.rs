@@ -1,0 +1,210 @@
+//! Text rules: configurable keywords and patterns, each with a category and a score,
+//! evaluated on every message at ingest. A message whose score reaches the threshold is
+//! handed to the [`Signals`] seam, which opens a case — no human reads anything without a
+//! grant. The rules see the plaintext only in memory, as the sealing does.
+//!
+//! The rule file (TOML):
+//!
+//! ```toml
+//! threshold = 10
+//! [[rules]]
+//! name = "secrecy"
+//! category = "grooming"
+//! pattern = "(?i)don'?t tell your (mum|mom|dad|parents)"
+//! score = 10
+//! [[rules]]
+//! name = "crypto-spam"
+//! category = "spam"
+//! keywords = ["free crypto", "double your bitcoin"]
+//! score = 5
+//! ```
+
+use async_trait::async_trait;
+use custodia_core::ReportCategory;
+use regex::RegexSet;
+use serde::Deserialize;
+
+use crate::MessageView;
+
+/// A message that reached the threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    /// The matching rules' names.
+    pub rules: Vec<String>,
+    /// The category of the highest-scoring rule.
+    pub category: ReportCategory,
+    /// The summed score.
+    pub score: u32,
+}
+
+/// Where signals go (the governance service opens a case).
+#[async_trait]
+pub trait Signals: Send + Sync {
+    /// `message` (already stored and acknowledged) matched the rules.
+    async fn flagged(&self, message: MessageView, signal: Signal);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    threshold: u32,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    category: String,
+    #[serde(default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    score: u32,
+}
+
+struct Rule {
+    name: String,
+    category: ReportCategory,
+    score: u32,
+}
+
+/// Compiled text rules.
+pub struct TextRules {
+    set: RegexSet,
+    rules: Vec<Rule>,
+    threshold: u32,
+}
+
+impl std::fmt::Debug for TextRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextRules")
+            .field("rules", &self.rules.len())
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+impl TextRules {
+    /// Parses and compiles a rule file; the error says which rule is wrong and why.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let raw: RawRules = toml::from_str(text).map_err(|e| format!("text rules: {e}"))?;
+        if raw.threshold == 0 {
+            return Err("text rules: threshold must be at least 1".into());
+        }
+        let mut patterns = Vec::with_capacity(raw.rules.len());
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for r in raw.rules {
+            let category = ReportCategory::parse(&r.category)
+                .map_err(|e| format!("text rule {:?}: {e}", r.name))?;
+            let pattern = match (r.pattern, r.keywords.is_empty()) {
+                (Some(p), true) => p,
+                (None, false) => {
+                    let words: Vec<String> = r.keywords.iter().map(|k| regex::escape(k)).collect();
+                    format!(r"(?i)\b(?:{})\b", words.join("|"))
+                }
+                _ => {
+                    return Err(format!(
+                        "text rule {:?}: give either a pattern or keywords",
+                        r.name
+                    ));
+                }
+            };
+            regex::Regex::new(&pattern)
+                .map_err(|e| format!("text rule {:?}: bad pattern: {e}", r.name))?;
+            patterns.push(pattern);
+            rules.push(Rule {
+                name: r.name,
+                category,
+                score: r.score,
+            });
+        }
+        let set = RegexSet::new(&patterns).map_err(|e| format!("text rules: {e}"))?;
+        Ok(Self {
+            set,
+            rules,
+            threshold: raw.threshold,
+        })
+    }
+
+    /// The signal for `text`, if its matching rules reach the threshold.
+    pub fn evaluate(&self, text: &str) -> Option<Signal> {
+        let hits: Vec<&Rule> = self
+            .set
+            .matches(text)
+            .into_iter()
+            .map(|i| &self.rules[i])
+            .collect();
+        let score: u32 = hits.iter().map(|r| r.score).sum();
+        if score < self.threshold {
+            return None;
+        }
+        let top = hits.iter().max_by_key(|r| r.score)?;
+        Some(Signal {
+            rules: hits.iter().map(|r| r.name.clone()).collect(),
+            category: top.category,
+            score,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"
+threshold = 10
+[[rules]]
+name = "secrecy"
+category = "grooming"
+pattern = "(?i)don'?t tell your (mum|mom|dad|parents)"
+score = 10
+[[rules]]
+name = "crypto"
+category = "spam"
+keywords = ["free crypto", "double your bitcoin"]
+score = 5
+"#;
+
+    #[test]
+    fn scores_add_up_to_the_threshold() {
+        let r = TextRules::parse(RULES).unwrap();
+        let s = r.evaluate("Don't tell your parents about us").unwrap();
+        assert_eq!((s.category, s.score), (ReportCategory::Grooming, 10));
+        assert_eq!(r.evaluate("FREE CRYPTO here"), None, "5 < 10");
+        assert_eq!(
+            r.evaluate("free crypto! double your bitcoin!"),
+            None,
+            "a rule counts once however often it matches"
+        );
+        let both = r.evaluate("free crypto, but don't tell your mum").unwrap();
+        assert_eq!((both.category, both.score), (ReportCategory::Grooming, 15));
+        assert_eq!(both.rules.len(), 2);
+        assert_eq!(r.evaluate("freecrypto"), None, "keywords match whole words");
+        assert_eq!(r.evaluate("hello"), None);
+    }
+
+    #[test]
+    fn bad_rule_files_say_what_is_wrong() {
+        for (text, says) in [
+            ("threshold = 0", "threshold"),
+            (
+                "threshold = 1\n[[rules]]\nname = \"x\"\ncategory = \"nope\"\npattern = \"a\"\nscore = 1",
+                "category",
+            ),
+            (
+                "threshold = 1\n[[rules]]\nname = \"x\"\ncategory = \"spam\"\npattern = \"(\"\nscore = 1",
+                "bad pattern",
+            ),
+            (
+                "threshold = 1\n[[rules]]\nname = \"x\"\ncategory = \"spam\"\nscore = 1",
+                "pattern or keywords",
+            ),
+            ("threshold = 1\nunknown = 2", "unknown"),
+        ] {
+            let e = TextRules::parse(text).unwrap_err();
+            assert!(e.contains(says), "{e} / {says}");
+        }
+    }
+}
