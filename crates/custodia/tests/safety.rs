@@ -303,8 +303,7 @@ score = 10
         ..RawConfig::default()
     }
     .validate()
-    .err()
-    .expect("a bad pattern is refused");
+    .expect_err("a bad pattern is refused");
     assert!(
         format!("{err:#}").contains("\"broken\": bad pattern"),
         "{err:#}"
