@@ -43,6 +43,11 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/conversations/{id}/read", post(mark_read))
         .route("/v1/conversations/{id}/reports", post(report))
+        .route(
+            "/v1/conversations/{id}/attachments",
+            post(upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/v1/attachments/{id}", get(download))
         .route("/v1/settings", get(settings).put(set_settings))
         .route("/v1/connections", post(connect).get(connections))
         .route("/v1/connections/{username}", delete(disconnect))
@@ -535,4 +540,70 @@ async fn unblock(
 ) -> Result<StatusCode, ApiError> {
     s.service.unblock(&who, &Username::parse(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn attachment(a: &custodia_service::AttachmentView) -> wire::Attachment {
+    wire::Attachment {
+        id: *a.id.as_uuid(),
+        conversation_id: *a.conversation_id.as_uuid(),
+        uploader: *a.uploader.as_uuid(),
+        size: a.size,
+        content_type: a.content_type.clone(),
+        created_at_ms: a.created_at.as_millis(),
+    }
+}
+
+/// Receives the file as it streams in, refusing it as soon as it passes the limit.
+async fn upload(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<wire::Attachment>), ApiError> {
+    use futures_util::StreamExt;
+    let conversation = conversation_id(&id)?;
+    let max = usize::try_from(s.service.max_attachment_bytes()).unwrap_or(usize::MAX);
+    let mut stream = body.into_data_stream();
+    let mut file = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the upload was interrupted; send it again",
+            )
+        })?;
+        if file.len() + chunk.len() > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("attachment too large: at most {max} bytes"),
+            ));
+        }
+        file.extend_from_slice(&chunk);
+    }
+    let a = s.service.upload(&who, conversation, file).await?;
+    Ok((StatusCode::CREATED, Json(attachment(&a))))
+}
+
+async fn download(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let id: custodia_core::AttachmentId = id.parse()?;
+    let (a, bytes) = s.service.download(&who, id).await?;
+    let mut res = bytes.to_vec().into_response();
+    let h = res.headers_mut();
+    let ctype = axum::http::HeaderValue::from_str(&a.content_type).unwrap_or(
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_TYPE, ctype);
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    Ok(res)
 }

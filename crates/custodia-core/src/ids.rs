@@ -88,3 +88,7 @@ uuid_id!(
     /// An access request, and the grant it becomes when approved.
     RequestId, "request id"
 );
+uuid_id!(
+    /// An uploaded file.
+    AttachmentId, "attachment id"
+);

@@ -27,7 +27,8 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
 pub use governance::{CaseKind, DataTier, ReasonCode, ReportCategory, RequestStatus, StaffRole};
 pub use ids::{
-    CaseId, ConversationId, DeploymentId, MessageId, RequestId, SessionId, StaffId, UserId,
+    AttachmentId, CaseId, ConversationId, DeploymentId, MessageId, RequestId, SessionId, StaffId,
+    UserId,
 };
 pub use input::{
     BirthDate, ClientMsgId, ConversationKind, GroupTitle, MAX_BODY_BYTES, MemberRole, MessageBody,

@@ -419,8 +419,85 @@ fn evidence_label(seq: u64) -> String {
     format!("message {seq}")
 }
 
+impl Governance {
+    /// An upload matched a hash list: flags the uploader and opens a child-safety case
+    /// over the attachment (kept sealed as evidence), logged first.
+    pub async fn open_hash_match_case(
+        &self,
+        matched: &custodia_service::HashMatch,
+    ) -> ServiceResult<CaseId> {
+        let inner = &self.inner;
+        let a = &matched.attachment;
+        let id = CaseId::new();
+        let now = inner.clock.now();
+        let last = inner
+            .store
+            .conversations
+            .conversation(a.conversation_id)
+            .await?
+            .map_or(0, |c| c.last_seq);
+        let case = CaseRecord {
+            id,
+            kind: CaseKind::Signal,
+            conversation_id: a.conversation_id,
+            reporter: None,
+            category: Some(ReportCategory::ChildSafety),
+            comment: None,
+            reported: Vec::new(),
+            evidence: Vec::new(),
+            scope: (
+                last.saturating_sub(inner.config.report_context).max(1),
+                last.max(1),
+            ),
+            reference: Some(format!(
+                "HIGH PRIORITY: upload matched hash list {:?}; attachment {} preserved as evidence",
+                matched.list, a.id
+            )),
+            opened_by: None,
+            opened_at: now,
+        };
+        self.append(AuditEvent {
+            kind: EventKind::CaseOpened,
+            time: now,
+            actor: None,
+            reason: None,
+            case: Some(id.to_string()),
+            subjects: vec![
+                Subject::User(a.uploader),
+                Subject::Conversation(a.conversation_id),
+            ],
+            scope: vec![
+                ("kind".into(), "hash_match".into()),
+                ("priority".into(), "high".into()),
+                ("list".into(), matched.list.clone()),
+                ("attachment".into(), a.id.to_string()),
+                ("preserved".into(), "true".into()),
+                ("uploader_flagged".into(), "true".into()),
+            ],
+        })
+        .await?;
+        inner
+            .store
+            .attachments
+            .flag_user(
+                a.uploader,
+                format!("hash list match: {}", matched.list),
+                now,
+            )
+            .await?;
+        inner.store.cases.create_case(case).await?;
+        Ok(id)
+    }
+}
+
 #[async_trait::async_trait]
 impl custodia_service::Signals for Governance {
+    async fn file_matched(&self, matched: custodia_service::HashMatch) {
+        if let Err(e) = self.open_hash_match_case(&matched).await {
+            tracing::error!(error = %e, attachment = %matched.attachment.id, "a hash list match could not open its case");
+        }
+    }
+
     async fn flagged(
         &self,
         message: custodia_service::MessageView,

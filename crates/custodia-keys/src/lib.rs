@@ -10,14 +10,17 @@
 //! - `aead` — XChaCha20-Poly1305 sealing with associated data; the key types.
 //! - `service` — [`KeyService`]: seal, open, the DEK cache.
 //! - `totp` — staff TOTP secrets, sealed under the KEK and checked here.
+//! - `attachments` — files under their own keys, key-committing.
 //! - `franking` — per-message commitments and server tags, so reports can be verified.
 
 mod aead;
+mod attachments;
 mod franking;
 mod keyring;
 mod service;
 mod totp;
 
+pub use attachments::{AttachmentContext, SealedAttachment};
 pub use franking::FrankingKey;
 pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
 pub use service::{

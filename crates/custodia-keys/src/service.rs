@@ -273,7 +273,7 @@ impl KeyService {
     }
 
     /// The unwrapped DEK of an epoch, from the cache or the store; creates it if allowed.
-    async fn dek(
+    pub(crate) async fn dek(
         &self,
         conv: ConversationId,
         epoch: &Epoch,

@@ -367,3 +367,20 @@ pub struct Connection {
     /// The caller asked.
     pub asked_by_me: bool,
 }
+
+/// `POST /v1/conversations/{id}/attachments` (raw bytes): an uploaded file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Id, for `GET /v1/attachments/{id}`.
+    pub id: Uuid,
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// Who uploaded it.
+    pub uploader: Uuid,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content type, sniffed from the bytes.
+    pub content_type: String,
+    /// When.
+    pub created_at_ms: i64,
+}

@@ -411,4 +411,39 @@ impl Client {
     pub async fn blocks(&self) -> Result<Vec<String>, SdkError> {
         self.call(self.req(Method::GET, "/v1/blocks")).await
     }
+
+    /// Uploads a file to a conversation.
+    pub async fn upload(
+        &self,
+        conversation: Uuid,
+        file: Vec<u8>,
+    ) -> Result<wire::Attachment, SdkError> {
+        self.call(
+            self.req(
+                Method::POST,
+                &format!("/v1/conversations/{conversation}/attachments"),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(file),
+        )
+        .await
+    }
+
+    /// Downloads an attachment: its content type and bytes.
+    pub async fn download(&self, id: Uuid) -> Result<(String, Vec<u8>), SdkError> {
+        let res = self
+            .req(Method::GET, &format!("/v1/attachments/{id}"))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Err(problem(res).await);
+        }
+        let ctype = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((ctype, res.bytes().await?.to_vec()))
+    }
 }

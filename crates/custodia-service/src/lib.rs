@@ -6,6 +6,7 @@
 //!
 //! Layout:
 //! - `accounts` — register, sign in, sessions.
+//! - `attachments` — upload (sniffed, hashed, matched, sealed) and member-only download.
 //! - `credentials` — argon2id password hashes off the async threads, bearer tokens.
 //! - `conversations` — direct conversations and groups, membership.
 //! - `messages` — send, history, catch-up, read receipts, delete for everyone.
@@ -15,6 +16,7 @@
 //! - `error` — [`ServiceError`].
 
 mod accounts;
+mod attachments;
 mod conversations;
 pub mod credentials;
 mod error;
@@ -31,6 +33,7 @@ use custodia_keys::KeyService;
 use custodia_store::Storage;
 
 pub use accounts::{NewSession, Principal, SessionInfo};
+pub use attachments::{AttachmentView, HashMatch};
 pub use conversations::{ConversationView, MemberView};
 pub use error::{ServiceError, ServiceResult};
 pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
@@ -60,6 +63,8 @@ pub struct ServiceConfig {
     pub sends_new_account: RateLimit,
     /// An adult's sends to a minor in a direct conversation less than a day old.
     pub sends_first_contact: RateLimit,
+    /// The largest attachment, in bytes.
+    pub max_attachment_bytes: u64,
 }
 
 impl Default for ServiceConfig {
@@ -88,6 +93,7 @@ impl Default for ServiceConfig {
                 burst: 5,
                 per: Duration::from_secs(3600),
             },
+            max_attachment_bytes: 25 * 1024 * 1024,
         }
     }
 }
@@ -110,8 +116,10 @@ struct Inner {
     sends_per_account: KeyedRateLimiter<custodia_core::UserId>,
     sends_new_account: KeyedRateLimiter<custodia_core::UserId>,
     sends_first_contact: KeyedRateLimiter<(custodia_core::UserId, custodia_core::UserId)>,
-    /// Text rules and where their signals go, if configured.
-    signals: Option<(Arc<TextRules>, Arc<dyn Signals>)>,
+    /// Where signals go (case opening), if anywhere.
+    signals: Option<Arc<dyn Signals>>,
+    /// The text rules, if configured.
+    text_rules: Option<Arc<TextRules>>,
     // std Mutex: held for one cache lookup or insert, never across an await.
     births: std::sync::Mutex<lru::LruCache<custodia_core::UserId, custodia_core::BirthDate>>,
     /// Password hashes running at once; each takes ~19 MiB and a core for tens of ms.
@@ -147,6 +155,7 @@ impl Service {
                 sends_new_account,
                 sends_first_contact,
                 signals: None,
+                text_rules: None,
                 births: std::sync::Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(100_000).unwrap_or(std::num::NonZeroUsize::MIN),
                 )),
@@ -157,11 +166,12 @@ impl Service {
         }
     }
 
-    /// The same service, evaluating `rules` on every message and handing matches to
-    /// `sink`. Call before the service is shared.
-    pub fn with_text_rules(mut self, rules: Arc<TextRules>, sink: Arc<dyn Signals>) -> Self {
+    /// The same service, handing hash-list matches and (with `rules`) text-rule matches
+    /// to `sink`. Call before the service is shared.
+    pub fn with_signals(mut self, sink: Arc<dyn Signals>, rules: Option<Arc<TextRules>>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.signals = Some((rules, sink));
+            inner.signals = Some(sink);
+            inner.text_rules = rules;
         }
         self
     }

@@ -111,9 +111,10 @@ impl Service {
         match inner.store.messages.append(new).await? {
             Appended::New(stored) => {
                 let signal = inner
-                    .signals
+                    .text_rules
                     .as_ref()
-                    .and_then(|(rules, sink)| Some((rules.evaluate(body.as_str())?, sink.clone())));
+                    .and_then(|rules| rules.evaluate(body.as_str()))
+                    .zip(inner.signals.clone());
                 let mut view = view_of(&stored, Content::Text(body));
                 if let Some((signal, sink)) = signal {
                     // After the commit, off the send path: the signal opens a case.

@@ -37,11 +37,13 @@ pub struct Signal {
     pub score: u32,
 }
 
-/// Where signals go (the governance service opens a case).
+/// Where signals go (the governance service opens cases).
 #[async_trait]
 pub trait Signals: Send + Sync {
-    /// `message` (already stored and acknowledged) matched the rules.
+    /// `message` (already stored and acknowledged) matched the text rules.
     async fn flagged(&self, message: MessageView, signal: Signal);
+    /// An upload matched a hash list; it is kept, sealed, as evidence.
+    async fn file_matched(&self, matched: crate::HashMatch);
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@
 //! - `rows` — decoding rows into records.
 //! - this file — opening and migrating the database, and the store traits.
 
+mod attachments;
 mod cases;
 mod log;
 mod rows;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_franking.sql"),
     include_str!("../migrations/0007_case_evidence.sql"),
     include_str!("../migrations/0008_safety.sql"),
+    include_str!("../migrations/0009_attachments.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

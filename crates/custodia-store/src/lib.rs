@@ -18,12 +18,13 @@ mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use records::{
-    AccessRequestRecord, AddMember, Appended, CaseRecord, ConnectionRecord, ConversationRecord,
-    ConversationSummary, DecisionRecord, EvidenceRecord, Franking, LogAppend, MemberRecord,
-    NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange, SessionRecord, StaffRecord,
-    StaffSessionRecord, StoredMessage, TokenHash, UserRecord, WrappedDek,
+    AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
+    ConversationRecord, ConversationSummary, DecisionRecord, EvidenceRecord, Franking, HashKind,
+    LogAppend, MemberRecord, NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange,
+    SessionRecord, StaffRecord, StaffSessionRecord, StoredMessage, TokenHash, UserRecord,
+    WrappedDek,
 };
 pub use traits::{
-    AccountStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health, LogStore,
-    MessageStore, NoObserver, SafetyStore, SessionStore, StaffStore, Storage,
+    AccountStore, AttachmentStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health,
+    LogStore, MessageStore, NoObserver, SafetyStore, SessionStore, StaffStore, Storage,
 };

@@ -3,9 +3,9 @@
 use std::fmt;
 
 use custodia_core::{
-    BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind, DataTier, Epoch,
-    MemberRole, MessageId, ReasonCode, ReportCategory, RequestId, RequestStatus, SessionId,
-    StaffId, StaffRole, Timestamp, UserId, Username,
+    AttachmentId, BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind,
+    DataTier, Epoch, MemberRole, MessageId, ReasonCode, ReportCategory, RequestId, RequestStatus,
+    SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
 };
 
 /// A message body after sealing: opaque bytes only the key service can open.
@@ -410,4 +410,63 @@ pub struct ConnectionRecord {
     pub accepted: bool,
     /// When it last changed.
     pub at: Timestamp,
+}
+
+/// An attachment as stored: sealed under its own key, itself sealed under the
+/// conversation's epoch key, with a commitment to that key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AttachmentRecord {
+    /// Id.
+    pub id: AttachmentId,
+    /// The conversation it was uploaded to.
+    pub conversation_id: ConversationId,
+    /// Who uploaded it.
+    pub uploader: UserId,
+    /// The key epoch of its key's seal.
+    pub epoch: Epoch,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// The content type sniffed from its bytes.
+    pub content_type: String,
+    /// The file key, sealed under the epoch DEK.
+    pub sealed_key: Vec<u8>,
+    /// SHA-256 commitment to the file key (makes the encryption key-committing).
+    pub key_commitment: [u8; 32],
+    /// The sealed file.
+    pub blob: Vec<u8>,
+    /// When it was uploaded.
+    pub created_at: Timestamp,
+    /// Kept as evidence (it matched a hash list): never delivered, never expired.
+    pub preserved: bool,
+}
+
+impl fmt::Debug for AttachmentRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachmentRecord")
+            .field("id", &self.id)
+            .field("conversation_id", &self.conversation_id)
+            .field("size", &self.size)
+            .field("preserved", &self.preserved)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which hash a hash list entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HashKind {
+    /// SHA-256 of the file.
+    Sha256,
+    /// MD5 of the file.
+    Md5,
+}
+
+impl HashKind {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Md5 => "md5",
+        }
+    }
 }

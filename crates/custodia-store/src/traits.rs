@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use custodia_core::{
-    CaseId, ConversationId, Epoch, MemberRole, RequestId, RequestStatus, SessionId, StaffId,
-    StaffRole, Timestamp, UserId, Username, WhoCanMessage,
+    AttachmentId, CaseId, ConversationId, Epoch, MemberRole, RequestId, RequestStatus, SessionId,
+    StaffId, StaffRole, Timestamp, UserId, Username, WhoCanMessage,
 };
 
 use crate::{
-    AccessRequestRecord, AddMember, Appended, CaseRecord, ConnectionRecord, ConversationRecord,
-    ConversationSummary, DecisionRecord, LogAppend, MemberRecord, NewConversation, NewMessage,
-    SeqRange, SessionRecord, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage,
-    TokenHash, UserRecord, WrappedDek,
+    AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
+    ConversationRecord, ConversationSummary, DecisionRecord, HashKind, LogAppend, MemberRecord,
+    NewConversation, NewMessage, SeqRange, SessionRecord, StaffRecord, StaffSessionRecord,
+    StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -149,6 +149,31 @@ pub trait SafetyStore: Send + Sync {
     async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>>;
 }
 
+/// Attachments (sealed), and the hash lists uploads are matched against.
+///
+/// Security duty: blobs and file keys are stored only sealed; hash list lookups are
+/// indexed (never a scan of the list).
+#[async_trait]
+pub trait AttachmentStore: Send + Sync {
+    /// Stores an attachment.
+    async fn put_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()>;
+    /// An attachment by id.
+    async fn attachment(&self, id: AttachmentId) -> StoreResult<Option<AttachmentRecord>>;
+    /// Adds hashes to a named list (duplicates are ignored); returns how many were new.
+    async fn import_hashes(
+        &self,
+        list: String,
+        kind: HashKind,
+        hashes: Vec<Vec<u8>>,
+    ) -> StoreResult<u64>;
+    /// The list holding any of these hashes, if one does.
+    async fn hash_match(&self, hashes: Vec<(HashKind, Vec<u8>)>) -> StoreResult<Option<String>>;
+    /// Flags a member (e.g. a hash list match), with a reason.
+    async fn flag_user(&self, user: UserId, reason: String, at: Timestamp) -> StoreResult<()>;
+    /// Whether a member is flagged.
+    async fn is_flagged(&self, user: UserId) -> StoreResult<bool>;
+}
+
 /// Conversations and their members.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
@@ -257,6 +282,8 @@ pub struct Storage {
     pub cases: Arc<dyn CaseStore>,
     /// Safety settings, connections, blocks.
     pub safety: Arc<dyn SafetyStore>,
+    /// Attachments and hash lists.
+    pub attachments: Arc<dyn AttachmentStore>,
 }
 
 impl Storage {
@@ -271,6 +298,7 @@ impl Storage {
             + StaffStore
             + CaseStore
             + SafetyStore
+            + AttachmentStore
             + DekStore
             + Health
             + 'static,
@@ -285,6 +313,7 @@ impl Storage {
             staff: backend.clone(),
             cases: backend.clone(),
             safety: backend.clone(),
+            attachments: backend.clone(),
             log: backend,
         }
     }

@@ -73,6 +73,9 @@ pub struct RawConfig {
     /// a day old (first contact). Default 5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_contact_sends_per_hour: Option<u32>,
+    /// The largest attachment, in bytes. Default 26214400 (25 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attachment_bytes: Option<u64>,
     /// A text rule file (TOML: `threshold`, and `[[rules]]` with `name`, `category`,
     /// `pattern` or `keywords`, `score`); messages reaching the threshold open a case.
     /// Default: none.
@@ -288,6 +291,10 @@ impl RawConfig {
                 sends_per_account,
                 sends_new_account,
                 sends_first_contact,
+                max_attachment_bytes: match self.max_attachment_bytes.unwrap_or(25 * 1024 * 1024) {
+                    0 => bail!("max_attachment_bytes must be at least 1"),
+                    n => n,
+                },
             },
             json_logs,
             witnesses,
@@ -299,7 +306,8 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 22] = [
+    "max_attachment_bytes",
     "text_rules",
     "sends_per_minute",
     "new_account_sends_per_minute",

@@ -119,10 +119,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .bootstrap_admin()
         .await
         .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
-    let mut service = Service::new(storage, keys, clock, hub, fanout, config.service.clone());
-    if let Some(rules) = &config.text_rules {
-        service = service.with_text_rules(rules.clone(), Arc::new(governance.clone()));
-    }
+    let service = Service::new(storage, keys, clock, hub, fanout, config.service.clone())
+        .with_signals(Arc::new(governance.clone()), config.text_rules.clone());
 
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -1,0 +1,192 @@
+//! Attachments: uploaded through the server, sniffed, hashed (SHA-256 and MD5) before
+//! sealing and matched against the imported hash lists. A match is never delivered: the
+//! file is kept sealed as evidence, the uploader sees a generic refusal, and the
+//! [`Signals`](crate::Signals) seam opens a high-priority case and flags the uploader.
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use custodia_core::{AttachmentId, ConversationId, Timestamp, UserId};
+use custodia_keys::{AttachmentContext, Purpose, SealedAttachment};
+use custodia_store::{AttachmentRecord, HashKind};
+use zeroize::Zeroizing;
+
+use crate::{Principal, Service, ServiceError, ServiceResult};
+
+/// An attachment as members see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentView {
+    /// Id.
+    pub id: AttachmentId,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Who uploaded it.
+    pub uploader: UserId,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content type, sniffed from the bytes (never the uploader's claim).
+    pub content_type: String,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// A file that matched a hash list.
+#[derive(Debug, Clone)]
+pub struct HashMatch {
+    /// The attachment kept as evidence.
+    pub attachment: AttachmentView,
+    /// The list it matched.
+    pub list: String,
+}
+
+fn view(a: &AttachmentRecord) -> AttachmentView {
+    AttachmentView {
+        id: a.id,
+        conversation_id: a.conversation_id,
+        uploader: a.uploader,
+        size: a.size,
+        content_type: a.content_type.clone(),
+        created_at: a.created_at,
+    }
+}
+
+/// The content type of `bytes`, by their magic numbers.
+fn sniff(bytes: &[u8]) -> String {
+    infer::get(bytes)
+        .map(|t| t.mime_type().to_owned())
+        .unwrap_or_else(|| {
+            if std::str::from_utf8(bytes).is_ok() {
+                "text/plain; charset=utf-8".to_owned()
+            } else {
+                "application/octet-stream".to_owned()
+            }
+        })
+}
+
+impl Service {
+    /// The largest attachment accepted, in bytes.
+    pub fn max_attachment_bytes(&self) -> u64 {
+        self.inner.config.max_attachment_bytes
+    }
+
+    /// Uploads a file to a conversation: member, send rules and limits as for a message;
+    /// hashed and matched before sealing.
+    pub async fn upload(
+        &self,
+        who: &Principal,
+        conversation: ConversationId,
+        file: Vec<u8>,
+    ) -> ServiceResult<AttachmentView> {
+        let inner = &self.inner;
+        let members = self.member_ids(conversation).await?;
+        if !members.contains(&who.user_id) {
+            return Err(ServiceError::NotFound("conversation"));
+        }
+        self.may_send(who, conversation, &members, members.len() == 2)
+            .await?;
+        if file.is_empty() || file.len() as u64 > inner.config.max_attachment_bytes {
+            return Err(ServiceError::Rejected(
+                "an attachment must be between 1 byte and the size limit",
+            ));
+        }
+        let (file, content_type, sha256, md5) = tokio::task::spawn_blocking(move || {
+            let sha: [u8; 32] = Sha256::digest(&file).into();
+            let md5: [u8; 16] = Md5::digest(&file).into();
+            let ct = sniff(&file);
+            (file, ct, sha, md5)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?;
+        let matched = inner
+            .store
+            .attachments
+            .hash_match(vec![
+                (HashKind::Sha256, sha256.to_vec()),
+                (HashKind::Md5, md5.to_vec()),
+            ])
+            .await?;
+        let now = inner.clock.now();
+        let id = AttachmentId::new();
+        let epoch = inner.config.epoch.epoch_of(now);
+        let ctx = AttachmentContext {
+            conversation,
+            epoch: &epoch,
+            attachment: id,
+            uploader: who.user_id,
+        };
+        let file = Zeroizing::new(file);
+        let sealed = inner.keys.seal_attachment(ctx, &file).await?;
+        let record = AttachmentRecord {
+            id,
+            conversation_id: conversation,
+            uploader: who.user_id,
+            epoch: epoch.clone(),
+            size: file.len() as u64,
+            content_type,
+            sealed_key: sealed.sealed_key,
+            key_commitment: sealed.key_commitment,
+            blob: sealed.blob,
+            created_at: now,
+            preserved: matched.is_some(),
+        };
+        let v = view(&record);
+        inner.store.attachments.put_attachment(record).await?;
+        if let Some(list) = matched {
+            tracing::warn!(attachment = %id, uploader = %who.user_id, "upload matched a hash list; kept as evidence");
+            if let Some(sink) = &inner.signals {
+                sink.file_matched(HashMatch {
+                    attachment: v,
+                    list,
+                })
+                .await;
+            }
+            return Err(ServiceError::Rejected("this file cannot be sent"));
+        }
+        Ok(v)
+    }
+
+    /// Downloads an attachment: members of its conversation only; evidence never.
+    pub async fn download(
+        &self,
+        who: &Principal,
+        id: AttachmentId,
+    ) -> ServiceResult<(AttachmentView, Zeroizing<Vec<u8>>)> {
+        let inner = &self.inner;
+        let a = inner
+            .store
+            .attachments
+            .attachment(id)
+            .await?
+            .filter(|a| !a.preserved)
+            .ok_or(ServiceError::NotFound("attachment"))?;
+        self.membership(who, a.conversation_id)
+            .await
+            .map_err(|_| ServiceError::NotFound("attachment"))?;
+        let ctx = AttachmentContext {
+            conversation: a.conversation_id,
+            epoch: &a.epoch,
+            attachment: a.id,
+            uploader: a.uploader,
+        };
+        let sealed = SealedAttachment {
+            sealed_key: a.sealed_key.clone(),
+            key_commitment: a.key_commitment,
+            blob: a.blob.clone(),
+        };
+        let bytes = inner
+            .keys
+            .open_attachment(
+                Purpose::Delivery {
+                    reader: who.user_id,
+                },
+                ctx,
+                &sealed,
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(attachment = %id, error = %e, "attachment cannot be opened");
+                ServiceError::Rejected("this attachment is unreadable")
+            })?;
+        Ok((view(&a), bytes))
+    }
+}
