@@ -5,6 +5,7 @@
 //! - `config` — `RawConfig` (defaults, TOML, `CUSTODIA_*` env, flags) → validated [`Config`].
 //! - `datadir` — first-start creation of the data directory: keyring, deployment id, TLS.
 //! - `server` — assembling and running a server ([`start`]).
+//! - `admin` — `custodia admin`: operator tools (hash list import).
 //! - `chat` — the command-line client.
 //! - `staffcmd` — `custodia staff`: the governed-access workflow for staff.
 //! - `staffbench` — `custodia staff bench`: the latency of an audited staff read.
@@ -13,6 +14,7 @@
 //! - `logbench` — `custodia log bench`: the audit log's figures on a data directory.
 //! - `witness` — `custodia witness`, and the client a log uses to reach witnesses.
 
+pub mod admin;
 pub mod bench;
 pub mod chat;
 pub mod config;

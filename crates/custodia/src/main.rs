@@ -43,6 +43,9 @@ enum Command {
     /// Transparency log tools: keys and the auditor's verifier.
     #[command(subcommand)]
     Log(custodia::logcmd::LogCommand),
+    /// Operator tools on a data directory (hash list import).
+    #[command(subcommand)]
+    Admin(custodia::admin::AdminCommand),
     /// Staff: sign in with TOTP, cases, access requests, approvals, audited reads.
     Staff {
         #[command(flatten)]
@@ -96,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Chat { server, command } => chat::run(server, command).await,
         Command::Staff { server, command } => custodia::staffcmd::run(server, command).await,
         Command::Log(command) => custodia::logcmd::run(command).await,
+        Command::Admin(command) => custodia::admin::run(command).await,
         Command::Witness {
             data_dir,
             listen,
