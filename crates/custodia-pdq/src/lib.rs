@@ -4,9 +4,15 @@
 //! blur, decimation to 64×64, a 16×16 partial DCT, and one bit per coefficient above the
 //! median. A quality score (0–100) counts significant gradients; hashes of quality below
 //! 50 are not to be trusted. Pure: no I/O, no image decoding.
+//!
+//! [`PdqIndex`] finds a hash's matches within 31 bits in a large list without a scan.
+
+mod index;
 
 use std::fmt;
 use std::sync::OnceLock;
+
+pub use index::{MAX_INDEXED_DISTANCE, PdqIndex};
 
 /// A 256-bit PDQ hash. Bit `k` is coefficient `(k / 16, k % 16)` of the 16×16 DCT.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
