@@ -139,7 +139,7 @@ pub fn hash_rgb(width: usize, height: usize, rgb: &[u8]) -> (PdqHash, u8) {
 
 /// Half the 1/64 block per pass, rounded up: two passes then cover the whole block.
 fn jarosz_window(old: usize, new: usize) -> usize {
-    (old + 2 * new - 1) / (2 * new)
+    old.div_ceil(2 * new)
 }
 
 /// A box filter of `window` along one line of `len` values at `start`, `stride` apart,
@@ -191,16 +191,13 @@ fn box_1d(
 
 /// Significant gradients of the 64×64 buffer, scaled to 0–100.
 fn quality(b: &[[f32; 64]; 64]) -> u8 {
+    let step = |u: f32, v: f32| (((u - v) * 100.0 / 255.0) as i64).abs();
     let mut sum: i64 = 0;
-    for i in 0..63 {
-        for j in 0..64 {
-            sum += (((b[i][j] - b[i + 1][j]) * 100.0 / 255.0) as i64).abs();
-        }
+    for (up, down) in b.iter().zip(b.iter().skip(1)) {
+        sum += up.iter().zip(down).map(|(u, v)| step(*u, *v)).sum::<i64>();
     }
     for row in b {
-        for j in 0..63 {
-            sum += (((row[j] - row[j + 1]) * 100.0 / 255.0) as i64).abs();
-        }
+        sum += row.windows(2).map(|w| step(w[0], w[1])).sum::<i64>();
     }
     (sum / 90).min(100) as u8
 }

@@ -97,7 +97,7 @@ impl Service {
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?;
-        let matched = inner
+        let mut matched = inner
             .store
             .attachments
             .hash_match(vec![
@@ -105,6 +105,23 @@ impl Service {
                 (HashKind::Md5, md5.to_vec()),
             ])
             .await?;
+        let (file, pdq) = if crate::images::is_image(&content_type) {
+            tokio::task::spawn_blocking(move || {
+                let pdq = crate::images::pdq_of(&file);
+                (file, pdq)
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("image task: {e}")))?
+        } else {
+            (file, Ok((custodia_pdq::PdqHash::from_bytes([0; 32]), 0)))
+        };
+        let (pdq, quality) = pdq.map_err(|why| {
+            tracing::info!(uploader = %who.user_id, why, "refused an image that does not decode");
+            crate::images::unreadable()
+        })?;
+        if matched.is_none() && quality >= inner.config.pdq_min_quality {
+            matched = self.pdq_match(&pdq).await?;
+        }
         let now = inner.clock.now();
         let id = AttachmentId::new();
         let epoch = inner.config.epoch.epoch_of(now);

@@ -7,6 +7,7 @@
 //! Layout:
 //! - `accounts` — register, sign in, sessions.
 //! - `attachments` — upload (sniffed, hashed, matched, sealed) and member-only download.
+//! - `images` — safe decoding, PDQ hashing and the PDQ list index.
 //! - `credentials` — argon2id password hashes off the async threads, bearer tokens.
 //! - `conversations` — direct conversations and groups, membership.
 //! - `messages` — send, history, catch-up, read receipts, delete for everyone.
@@ -21,6 +22,7 @@ mod conversations;
 pub mod credentials;
 mod error;
 mod fanout;
+mod images;
 mod messages;
 mod safety;
 mod signals;
@@ -65,6 +67,10 @@ pub struct ServiceConfig {
     pub sends_first_contact: RateLimit,
     /// The largest attachment, in bytes.
     pub max_attachment_bytes: u64,
+    /// The largest PDQ distance that counts as a match (at most 31).
+    pub pdq_max_distance: u32,
+    /// The lowest PDQ quality trusted for matching.
+    pub pdq_min_quality: u8,
 }
 
 impl Default for ServiceConfig {
@@ -94,6 +100,8 @@ impl Default for ServiceConfig {
                 per: Duration::from_secs(3600),
             },
             max_attachment_bytes: 25 * 1024 * 1024,
+            pdq_max_distance: 31,
+            pdq_min_quality: 50,
         }
     }
 }
@@ -120,6 +128,8 @@ struct Inner {
     signals: Option<Arc<dyn Signals>>,
     /// The text rules, if configured.
     text_rules: Option<Arc<TextRules>>,
+    /// The PDQ lists' index.
+    pdq: images::PdqLists,
     // std Mutex: held for one cache lookup or insert, never across an await.
     births: std::sync::Mutex<lru::LruCache<custodia_core::UserId, custodia_core::BirthDate>>,
     /// Password hashes running at once; each takes ~19 MiB and a core for tens of ms.
@@ -156,6 +166,7 @@ impl Service {
                 sends_first_contact,
                 signals: None,
                 text_rules: None,
+                pdq: images::PdqLists::new(),
                 births: std::sync::Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(100_000).unwrap_or(std::num::NonZeroUsize::MIN),
                 )),

@@ -116,6 +116,40 @@ impl AttachmentStore for SqliteStore {
         .await
     }
 
+    async fn import_pdq(&self, list: String, hashes: Vec<[u8; 32]>) -> StoreResult<u64> {
+        self.writer
+            .write(move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "INSERT INTO pdq_list (hash, list) VALUES (?1, ?2) \
+                         ON CONFLICT (hash) DO NOTHING",
+                    )
+                    .map_err(map_err)?;
+                let mut added = 0u64;
+                for h in &hashes {
+                    added += st.execute(params![&h[..], list]).map_err(map_err)? as u64;
+                }
+                Ok(added)
+            })
+            .await
+    }
+
+    async fn pdq_after(&self, after: i64) -> StoreResult<Vec<(i64, [u8; 32], String)>> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT id, hash, list FROM pdq_list WHERE id > ?1 ORDER BY id")?
+                .query_map([after], |r| {
+                    let h: Vec<u8> = r.get(1)?;
+                    Ok((
+                        r.get(0)?,
+                        h.try_into().map_err(|_| corrupt("hash"))?,
+                        r.get(2)?,
+                    ))
+                })?
+                .collect()
+        })
+        .await
+    }
+
     async fn flag_user(&self, user: UserId, reason: String, at: Timestamp) -> StoreResult<()> {
         self.writer
             .write(move |c| {

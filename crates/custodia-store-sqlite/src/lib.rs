@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_case_evidence.sql"),
     include_str!("../migrations/0008_safety.sql"),
     include_str!("../migrations/0009_attachments.sql"),
+    include_str!("../migrations/0010_pdq.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

@@ -168,6 +168,11 @@ pub trait AttachmentStore: Send + Sync {
     ) -> StoreResult<u64>;
     /// The list holding any of these hashes, if one does.
     async fn hash_match(&self, hashes: Vec<(HashKind, Vec<u8>)>) -> StoreResult<Option<String>>;
+    /// Adds PDQ hashes to a named list (duplicates ignored); returns how many were new.
+    async fn import_pdq(&self, list: String, hashes: Vec<[u8; 32]>) -> StoreResult<u64>;
+    /// PDQ entries stored after position `after` (0 for all), in order, with their
+    /// positions: an index loads what it has not seen yet.
+    async fn pdq_after(&self, after: i64) -> StoreResult<Vec<(i64, [u8; 32], String)>>;
     /// Flags a member (e.g. a hash list match), with a reason.
     async fn flag_user(&self, user: UserId, reason: String, at: Timestamp) -> StoreResult<()>;
     /// Whether a member is flagged.

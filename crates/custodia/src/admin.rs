@@ -31,7 +31,9 @@ pub enum HashlistCommand {
         /// A name for the list (shown in cases it matches).
         #[arg(long)]
         list: String,
-        /// `sha256` or `md5`.
+        /// `sha256`, `md5`, or `pdq` (a ThreatExchange / Hasher-Matcher-Actioner CSV
+        /// export: the first 64-hex-digit field of each line is the PDQ hash; header
+        /// lines are skipped).
         #[arg(long, default_value = "sha256")]
         kind: String,
         /// The file.
@@ -55,10 +57,8 @@ async fn import(data_dir: PathBuf, list: String, kind: &str, file: PathBuf) -> a
     let (kind, len) = match kind {
         "sha256" => (HashKind::Sha256, 32),
         "md5" => (HashKind::Md5, 16),
-        "pdq" => {
-            bail!("PDQ lists cannot be imported yet: only exact sha256 and md5 lists are matched")
-        }
-        other => bail!("--kind must be sha256 or md5, not {other:?}"),
+        "pdq" => return import_pdq(data_dir, list, file).await,
+        other => bail!("--kind must be sha256, md5 or pdq, not {other:?}"),
     };
     let dir = DataDir::open(&data_dir)?;
     let store = SqliteStore::open(&dir.database(), Arc::new(NoObserver))
@@ -110,4 +110,50 @@ fn hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+async fn import_pdq(data_dir: PathBuf, list: String, file: PathBuf) -> anyhow::Result<()> {
+    let dir = DataDir::open(&data_dir)?;
+    let store = SqliteStore::open(&dir.database(), Arc::new(NoObserver))
+        .await
+        .context("opening the database")?;
+    let reader = BufReader::new(
+        std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
+    );
+    let (mut batch, mut read, mut added, mut skipped) = (Vec::new(), 0u64, 0u64, 0u64);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", n + 1))?;
+        let hash = line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .find_map(|f| custodia_pdq::PdqHash::from_hex(f.trim().trim_matches('"')));
+        match hash {
+            Some(h) => {
+                batch.push(h.to_bytes());
+                read += 1;
+            }
+            None => {
+                skipped += 1;
+                continue;
+            }
+        }
+        if batch.len() == 10_000 {
+            added += store
+                .import_pdq(list.clone(), std::mem::take(&mut batch))
+                .await?;
+            if read.is_multiple_of(100_000) {
+                eprintln!("{read} PDQ hashes read, {added} new");
+            }
+        }
+    }
+    added += store.import_pdq(list.clone(), batch).await?;
+    if read == 0 {
+        bail!(
+            "{}: no PDQ hash (64 hex digits) found on any of its {skipped} lines",
+            file.display()
+        );
+    }
+    println!(
+        "imported {read} pdq hashes into list {list:?} ({added} new; {skipped} lines without a hash skipped)"
+    );
+    Ok(())
 }

@@ -73,6 +73,13 @@ pub struct RawConfig {
     /// a day old (first contact). Default 5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_contact_sends_per_hour: Option<u32>,
+    /// The largest PDQ Hamming distance that counts as a hash list match (0–31).
+    /// Default 31.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pdq_max_distance: Option<u32>,
+    /// The lowest PDQ quality (0–100) trusted for matching. Default 50.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pdq_min_quality: Option<u8>,
     /// The largest attachment, in bytes. Default 26214400 (25 MiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attachment_bytes: Option<u64>,
@@ -291,6 +298,14 @@ impl RawConfig {
                 sends_per_account,
                 sends_new_account,
                 sends_first_contact,
+                pdq_max_distance: match self.pdq_max_distance.unwrap_or(31) {
+                    d @ 0..=31 => d,
+                    _ => bail!("pdq_max_distance must be between 0 and 31"),
+                },
+                pdq_min_quality: match self.pdq_min_quality.unwrap_or(50) {
+                    q @ 0..=100 => q,
+                    _ => bail!("pdq_min_quality must be between 0 and 100"),
+                },
                 max_attachment_bytes: match self.max_attachment_bytes.unwrap_or(25 * 1024 * 1024) {
                     0 => bail!("max_attachment_bytes must be at least 1"),
                     n => n,
@@ -306,7 +321,9 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 24] = [
+    "pdq_max_distance",
+    "pdq_min_quality",
     "max_attachment_bytes",
     "text_rules",
     "sends_per_minute",

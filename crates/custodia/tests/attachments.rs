@@ -13,13 +13,6 @@ fn status(e: &SdkError) -> u16 {
     }
 }
 
-/// A PNG signature followed by `marker`: sniffed as an image whatever it is called.
-fn png(marker: &[u8]) -> Vec<u8> {
-    let mut f = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    f.extend_from_slice(marker);
-    f
-}
-
 /// Every file under `dir`, concatenated (database, WAL, everything).
 fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
     let mut out = Vec::new();
@@ -49,13 +42,17 @@ async fn members_download_what_was_uploaded_and_nobody_else_can() {
     let bob = server.user("bob").await;
     let eve = server.user("eve").await;
     let chat = alice.open_direct("bob").await.unwrap();
-    let marker = format!("attachment-canary-{}", uuid::Uuid::new_v4());
-    let file = png(marker.as_bytes());
+    let file = pdq_data("scene-d.png");
     let a = alice.upload(chat.id, file.clone()).await.unwrap();
     assert_eq!(a.content_type, "image/png", "sniffed, not trusted");
     assert_eq!(a.size, file.len() as u64);
     let (ctype, got) = bob.download(a.id).await.unwrap();
     assert_eq!((ctype.as_str(), &got), ("image/png", &file));
+    let marker = format!("attachment-canary-{}", uuid::Uuid::new_v4());
+    let note = format!("a private note: {marker}").into_bytes();
+    let t = alice.upload(chat.id, note.clone()).await.unwrap();
+    assert!(t.content_type.starts_with("text/plain"));
+    assert_eq!(bob.download(t.id).await.unwrap().1, note);
     assert_eq!(status(&eve.download(a.id).await.unwrap_err()), 404);
     assert_eq!(
         status(&eve.upload(chat.id, b"x".to_vec()).await.unwrap_err()),
@@ -78,8 +75,8 @@ async fn members_download_what_was_uploaded_and_nobody_else_can() {
             .collect::<String>()
             .into_bytes(),
         base64::engine::general_purpose::STANDARD
-            .encode(&file)
-            .into_bytes()[..24]
+            .encode(&note)
+            .into_bytes()[8..40]
             .to_vec(),
     ] {
         assert!(!contains(&disk, &form), "file bytes found on disk");
@@ -137,7 +134,7 @@ async fn a_file_on_a_hash_list_is_blocked_preserved_and_opens_a_case() {
     let bob = server.user("bob").await;
     let chat = alice.open_direct("bob").await.unwrap();
 
-    let known = png(b"a known abuse image stand-in");
+    let known = b"a known abuse file stand-in, exact bytes".to_vec();
     let other = b"a known file, not an image".to_vec();
     let sha = hex(&sha2::Sha256::digest(&known));
     let md5 = hex(&md5::Md5::digest(&other));
@@ -168,7 +165,7 @@ async fn a_file_on_a_hash_list_is_blocked_preserved_and_opens_a_case() {
     }
     // An unrelated file passes.
     alice
-        .upload(chat.id, png(b"an unrelated holiday photo"))
+        .upload(chat.id, b"an unrelated holiday note".to_vec())
         .await
         .unwrap();
 
@@ -199,4 +196,108 @@ async fn a_file_on_a_hash_list_is_blocked_preserved_and_opens_a_case() {
             .messages
             .is_empty()
     );
+}
+
+fn pdq_data(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../custodia-pdq/tests/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The reference hash of a test image, from the file Meta's implementation produced.
+fn reference_pdq(name: &str) -> String {
+    let expected = String::from_utf8(pdq_data("expected.txt")).unwrap();
+    expected
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned()
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG whose header claims 100000 × 100000 pixels: 30 GB once decompressed.
+fn bomb() -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    png
+}
+
+#[tokio::test]
+async fn pdq_lists_catch_the_image_resized_and_reencoded_and_bad_images_are_refused() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let created = admin.staff_create("mod", "moderator").await.unwrap();
+    let m = server
+        .staff("mod", &created.password, &created.totp_uri)
+        .await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+
+    // A Hasher-Matcher-Actioner style CSV export, with a header line.
+    let csv = format!(
+        "signal_type,signal_value,quality\npdq,{},100\n",
+        reference_pdq("scene-a.png")
+    );
+    let (ok, out) = import(&server, "pdq-test", "pdq", &csv).await;
+    assert!(ok && out.contains("imported 1 pdq hashes"), "{out}");
+
+    for name in ["scene-a.png", "scene-a-small.jpg", "scene-a-q60.jpg"] {
+        let e = alice.upload(chat.id, pdq_data(name)).await.unwrap_err();
+        assert_eq!(status(&e), 422, "{name}: {e}");
+        assert!(e.to_string().contains("this file cannot be sent"), "{e}");
+    }
+    let passed = alice
+        .upload(chat.id, pdq_data("scene-b.png"))
+        .await
+        .unwrap();
+    assert_eq!(passed.content_type, "image/png");
+
+    // A decompression bomb and a truncated image: refused, and the server goes on.
+    let e = alice.upload(chat.id, bomb()).await.unwrap_err();
+    assert_eq!(status(&e), 422);
+    assert!(e.to_string().contains("cannot be read"), "{e}");
+    let whole = pdq_data("scene-c.png");
+    let e = alice
+        .upload(chat.id, whole[..whole.len() / 2].to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 422);
+    alice
+        .upload(chat.id, pdq_data("scene-d.png"))
+        .await
+        .unwrap();
+
+    let mut cases = Vec::new();
+    for _ in 0..300 {
+        cases = m.cases().await.unwrap();
+        if cases.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(cases.len(), 3, "one case per matching upload");
 }
