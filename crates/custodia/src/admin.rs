@@ -17,6 +17,8 @@ pub enum AdminCommand {
     /// Hash lists that uploads are matched against.
     #[command(subcommand)]
     Hashlist(HashlistCommand),
+    /// Measure PDQ, PDQ matching and upload throughput (see `safetybench`).
+    BenchSafety(crate::safetybench::SafetyBenchArgs),
 }
 
 /// `custodia admin hashlist …`.
@@ -50,6 +52,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             kind,
             file,
         }) => import(data_dir, list, &kind, file).await,
+        AdminCommand::BenchSafety(args) => crate::safetybench::run(args).await,
     }
 }
 

@@ -8,6 +8,7 @@
 //! - `admin` — `custodia admin`: operator tools (hash list import).
 //! - `chat` — the command-line client.
 //! - `staffcmd` — `custodia staff`: the governed-access workflow for staff.
+//! - `safetybench` — `custodia admin bench-safety`: PDQ, matching, upload figures.
 //! - `staffbench` — `custodia staff bench`: the latency of an audited staff read.
 //! - `bench` — the load generator.
 //! - `logcmd` — `custodia log`: keys, the auditor's verifier and proofs.
@@ -21,6 +22,7 @@ pub mod config;
 mod datadir;
 pub mod logbench;
 pub mod logcmd;
+pub mod safetybench;
 mod server;
 pub mod staffbench;
 pub mod staffcmd;
