@@ -10,6 +10,7 @@ pub(crate) fn message(m: &MessageView) -> wire::Message {
         Content::Text(b) => (wire::MessageState::Ok, Some(b.as_str().to_owned())),
         Content::Deleted => (wire::MessageState::Deleted, None),
         Content::Withheld => (wire::MessageState::Withheld, None),
+        Content::Hidden => (wire::MessageState::Hidden, None),
         _ => (wire::MessageState::Unreadable, None),
     };
     wire::Message {

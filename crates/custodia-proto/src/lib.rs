@@ -212,6 +212,8 @@ pub enum MessageState {
     Unreadable,
     /// Body not shown: the reader may see metadata only (staff grants of that tier).
     Withheld,
+    /// Not shown: the reader and the sender blocked one another.
+    Hidden,
 }
 
 /// A page of history, ascending by `seq`.

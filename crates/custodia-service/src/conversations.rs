@@ -184,7 +184,10 @@ impl Service {
         let last = match record.last_seq {
             0 => None,
             seq => match self.inner.store.messages.message(id, seq).await? {
-                Some(m) => Some(self.open_for(who, m).await),
+                Some(m) => {
+                    let hidden = self.inner.store.safety.blocked_with(who.user_id).await?;
+                    Some(self.open_shown(who, m, &hidden).await)
+                }
                 None => None,
             },
         };
@@ -201,10 +204,11 @@ impl Service {
             .conversations
             .conversations_of(who.user_id)
             .await?;
+        let hidden = self.inner.store.safety.blocked_with(who.user_id).await?;
         let mut out = Vec::with_capacity(all.len());
         for s in all {
             let last = match s.last_message {
-                Some(m) => Some(self.open_for(who, m).await),
+                Some(m) => Some(self.open_shown(who, m, &hidden).await),
                 None => None,
             };
             out.push(view(

@@ -46,6 +46,8 @@ pub enum Content {
     Unreadable,
     /// Not opened: the reader may see metadata only.
     Withheld,
+    /// Not shown: the reader and the sender blocked one another.
+    Hidden,
 }
 
 /// Outcome of a send.
@@ -86,6 +88,13 @@ impl Service {
         // Two members: treated as direct for blocking (a two-person group too).
         self.may_send(who, id, &recipients, recipients.len() == 2)
             .await?;
+        // In a group, no direct delivery between members who blocked one another: they
+        // are not sent it live, and their history shows it hidden.
+        let mut recipients = recipients;
+        if recipients.len() > 2 {
+            let blocked = self.inner.store.safety.blocked_with(who.user_id).await?;
+            recipients.retain(|r| !blocked.contains(r));
+        }
         let inner = &self.inner;
         let msg_id = MessageId::new();
         let sent_at = inner.clock.now();
@@ -162,9 +171,14 @@ impl Service {
                 SeqRange::Before(_) => drop(stored.remove(0)),
             }
         }
+        let hidden = if stored.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.store.safety.blocked_with(who.user_id).await?
+        };
         let mut messages = Vec::with_capacity(stored.len());
         for m in stored {
-            messages.push(self.open_for(who, m).await);
+            messages.push(self.open_shown(who, m, &hidden).await);
         }
         Ok(HistoryPage { messages, has_more })
     }
@@ -261,6 +275,20 @@ impl Service {
                 .await;
         }
         Ok(())
+    }
+
+    /// Opens a stored message for a member, unless its sender and the member blocked one
+    /// another (one of `hidden`): then it shows as hidden, unopened.
+    pub(crate) async fn open_shown(
+        &self,
+        who: &Principal,
+        m: StoredMessage,
+        hidden: &[UserId],
+    ) -> MessageView {
+        if m.sender_id != who.user_id && hidden.contains(&m.sender_id) {
+            return view_of(&m, Content::Hidden);
+        }
+        self.open_for(who, m).await
     }
 
     /// Opens a stored message for a member.

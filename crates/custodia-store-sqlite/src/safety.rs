@@ -189,6 +189,18 @@ impl SafetyStore for SqliteStore {
         .await
     }
 
+    async fn blocked_with(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT blocked FROM blocks WHERE blocker = ?1 \
+                 UNION SELECT blocker FROM blocks WHERE blocked = ?1",
+            )?
+            .query_map([user.as_uuid()], |r| Ok(UserId::from_uuid(r.get(0)?)))?
+            .collect()
+        })
+        .await
+    }
+
     async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
         self.read(move |c| {
             c.prepare_cached("SELECT blocked FROM blocks WHERE blocker = ?1 ORDER BY at")?

@@ -147,6 +147,8 @@ pub trait SafetyStore: Send + Sync {
     async fn blocked_either_way(&self, a: UserId, b: UserId) -> StoreResult<bool>;
     /// Everyone `blocker` blocked.
     async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>>;
+    /// Everyone in a block with `user`, either way.
+    async fn blocked_with(&self, user: UserId) -> StoreResult<Vec<UserId>>;
 }
 
 /// Attachments (sealed), and the hash lists uploads are matched against.

@@ -309,3 +309,47 @@ score = 10
         "{err:#}"
     );
 }
+
+#[tokio::test]
+async fn in_a_shared_group_blocked_members_get_nothing_of_each_other() {
+    let server = TestServer::start().await;
+    let alice = member(&server, "alice", 30).await;
+    let bob = member(&server, "bob", 30).await;
+    let carol = member(&server, "carol", 30).await;
+    let group = alice.create_group("club", &["bob", "carol"]).await.unwrap();
+    alice
+        .send(group.id, "g-1", "before the block")
+        .await
+        .unwrap();
+    bob.block("alice").await.unwrap();
+    alice
+        .send(group.id, "g-2", "after the block")
+        .await
+        .unwrap();
+    bob.send(group.id, "g-3", "bob speaks").await.unwrap();
+
+    let state = |c: &Client| {
+        let c = c.clone();
+        async move {
+            c.history(group.id, None, None, 10)
+                .await
+                .unwrap()
+                .messages
+                .into_iter()
+                .map(|m| (m.seq, format!("{:?}", m.state), m.body))
+                .collect::<Vec<_>>()
+        }
+    };
+    let for_bob = state(&bob).await;
+    assert_eq!(
+        for_bob[0].1, "Hidden",
+        "blocking hides earlier messages too"
+    );
+    assert_eq!(for_bob[1].1, "Hidden");
+    assert!(for_bob[0].2.is_none() && for_bob[1].2.is_none());
+    assert_eq!(for_bob[2].2.as_deref(), Some("bob speaks"));
+    let for_alice = state(&alice).await;
+    assert_eq!(for_alice[2].1, "Hidden", "both ways");
+    let for_carol = state(&carol).await;
+    assert!(for_carol.iter().all(|m| m.1 == "Ok"), "{for_carol:?}");
+}
