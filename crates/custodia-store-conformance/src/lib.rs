@@ -1,0 +1,512 @@
+//! One conformance suite of storage behaviour, for every backend: a backend's tests call
+//! [`run_all`] with a function that gives a fresh, empty [`Storage`] per check, so the
+//! backends cannot drift apart. Each check names the behaviour the services rely on.
+//!
+//! The transparency log's storage has its own, deeper checks beside each backend (roots
+//! and proofs across tile boundaries against an independent computation).
+
+use std::future::Future;
+
+use custodia_core::{
+    BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind, DataTier, Epoch,
+    MemberRole, MessageId, ReasonCode, RequestId, RequestStatus, SessionId, StaffId, StaffRole,
+    Timestamp, UserId, Username, WhoCanMessage,
+};
+use custodia_store::{
+    AccessRequestRecord, AddMember, Appended, CaseRecord, DecisionRecord, Franking, HashKind,
+    NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange, SessionRecord, StaffRecord,
+    Storage, StoreError, TokenHash, UserRecord, WrappedDek,
+};
+
+const T0: Timestamp = Timestamp::from_millis(1_795_435_200_000);
+
+/// Runs every check, each on a fresh store from `fresh`. Panics (failing the calling test)
+/// on the first check that does not hold, naming it.
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Storage>,
+{
+    usernames_are_unique(&fresh().await).await;
+    sessions_are_found_by_token_hash_and_deleted(&fresh().await).await;
+    a_direct_pair_has_one_conversation(&fresh().await).await;
+    groups_refuse_members_beyond_the_limit(&fresh().await).await;
+    concurrent_appends_get_contiguous_sequence_numbers(&fresh().await).await;
+    a_repeated_client_id_returns_the_first_message(&fresh().await).await;
+    history_pages_both_ways_and_tombstones_destroy_bodies(&fresh().await).await;
+    the_first_wrapped_dek_stored_wins(&fresh().await).await;
+    a_totp_step_is_used_once(&fresh().await).await;
+    a_decision_is_recorded_once_and_only_from_the_state_seen(&fresh().await).await;
+    connections_become_mutual_and_blocks_work_either_way(&fresh().await).await;
+    hash_lists_match_exactly_and_pdq_entries_load_incrementally(&fresh().await).await;
+}
+
+fn user(name: &str) -> UserRecord {
+    UserRecord {
+        id: UserId::new(),
+        username: Username::parse(name).unwrap(),
+        password_hash: "$argon2id$test".into(),
+        birth_date: BirthDate::parse("1990-01-01", time::macros::date!(2026 - 01 - 01)).unwrap(),
+        created_at: T0,
+    }
+}
+
+async fn users(s: &Storage, names: &[&str]) -> Vec<UserId> {
+    let mut out = Vec::new();
+    for n in names {
+        let u = user(n);
+        out.push(u.id);
+        s.accounts.create_user(u).await.unwrap();
+    }
+    out
+}
+
+async fn conversation(s: &Storage, members: &[UserId], kind: ConversationKind) -> ConversationId {
+    let id = ConversationId::new();
+    s.conversations
+        .create_conversation(NewConversation {
+            id,
+            kind,
+            title: None,
+            created_by: members[0],
+            created_at: T0,
+            members: members.iter().map(|m| (*m, MemberRole::Member)).collect(),
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn message(conv: ConversationId, sender: UserId, client: &str) -> NewMessage {
+    NewMessage {
+        id: MessageId::new(),
+        conversation_id: conv,
+        sender_id: sender,
+        client_id: ClientMsgId::parse(client).unwrap(),
+        sent_at: T0,
+        epoch: Epoch::from_label("m2026-11".into()),
+        sealed: SealedBody(format!("sealed {client}").into_bytes()),
+        franking: Franking {
+            commitment: [1; 32],
+            tag: vec![2; 36],
+        },
+    }
+}
+
+async fn usernames_are_unique(s: &Storage) {
+    s.accounts.create_user(user("ada")).await.unwrap();
+    let again = s.accounts.create_user(user("ada")).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict)),
+        "usernames are unique"
+    );
+    let found = s
+        .accounts
+        .user_by_name(&Username::parse("ada").unwrap())
+        .await
+        .unwrap();
+    assert!(found.is_some(), "a user is found by name");
+}
+
+async fn sessions_are_found_by_token_hash_and_deleted(s: &Storage) {
+    let [u] = users(s, &["sam"]).await[..] else {
+        unreachable!()
+    };
+    let session = SessionRecord {
+        id: SessionId::new(),
+        user_id: u,
+        token_hash: TokenHash([9; 32]),
+        device: "phone".into(),
+        created_at: T0,
+        expires_at: T0.plus(std::time::Duration::from_secs(60)),
+    };
+    s.sessions.create_session(session.clone()).await.unwrap();
+    let found = s
+        .sessions
+        .session_by_token(&TokenHash([9; 32]))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.map(|f| f.id),
+        Some(session.id),
+        "sessions by token hash"
+    );
+    assert!(s.sessions.delete_session(u, session.id).await.unwrap());
+    assert!(
+        !s.sessions.delete_session(u, session.id).await.unwrap(),
+        "deleted once"
+    );
+    assert!(
+        s.sessions
+            .session_by_token(&TokenHash([9; 32]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn a_direct_pair_has_one_conversation(s: &Storage) {
+    let ids = users(s, &["dee", "dan"]).await;
+    let first = conversation(s, &ids, ConversationKind::Direct).await;
+    let second = s
+        .conversations
+        .create_conversation(NewConversation {
+            id: ConversationId::new(),
+            kind: ConversationKind::Direct,
+            title: None,
+            created_by: ids[1],
+            created_at: T0,
+            members: vec![(ids[1], MemberRole::Member), (ids[0], MemberRole::Member)],
+        })
+        .await;
+    assert!(
+        matches!(second, Err(StoreError::Conflict)),
+        "one direct conversation per pair"
+    );
+    assert_eq!(
+        s.conversations
+            .direct_between(ids[1], ids[0])
+            .await
+            .unwrap(),
+        Some(first)
+    );
+}
+
+async fn groups_refuse_members_beyond_the_limit(s: &Storage) {
+    let ids = users(s, &["gia", "gus", "gil"]).await;
+    let g = conversation(s, &ids[..2], ConversationKind::Group).await;
+    assert_eq!(
+        s.conversations
+            .add_member(g, ids[2], MemberRole::Member, T0, 2)
+            .await
+            .unwrap(),
+        AddMember::Full
+    );
+    assert_eq!(
+        s.conversations
+            .add_member(g, ids[2], MemberRole::Member, T0, 3)
+            .await
+            .unwrap(),
+        AddMember::Added
+    );
+    assert_eq!(
+        s.conversations
+            .add_member(g, ids[2], MemberRole::Member, T0, 3)
+            .await
+            .unwrap(),
+        AddMember::AlreadyMember
+    );
+}
+
+async fn concurrent_appends_get_contiguous_sequence_numbers(s: &Storage) {
+    let ids = users(s, &["cat", "cal"]).await;
+    let c = conversation(s, &ids, ConversationKind::Direct).await;
+    let appends = (0..50).map(|i| s.messages.append(message(c, ids[i % 2], &format!("m{i}"))));
+    let mut seqs: Vec<u64> = futures_util::future::join_all(appends)
+        .await
+        .into_iter()
+        .map(|r| match r.unwrap() {
+            Appended::New(m) => m.seq,
+            Appended::Duplicate(_) => panic!("distinct client ids are not duplicates"),
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=50).collect::<Vec<_>>(),
+        "no gap, no duplicate sequence number"
+    );
+}
+
+async fn a_repeated_client_id_returns_the_first_message(s: &Storage) {
+    let ids = users(s, &["rae", "rob"]).await;
+    let c = conversation(s, &ids, ConversationKind::Direct).await;
+    let Appended::New(first) = s.messages.append(message(c, ids[0], "same")).await.unwrap() else {
+        panic!("the first append is new");
+    };
+    match s.messages.append(message(c, ids[0], "same")).await.unwrap() {
+        Appended::Duplicate(m) => assert_eq!((m.id, m.seq), (first.id, first.seq)),
+        Appended::New(_) => panic!("a repeated client id must not make a second message"),
+    }
+    // Another sender may use the same client id.
+    assert!(matches!(
+        s.messages.append(message(c, ids[1], "same")).await.unwrap(),
+        Appended::New(_)
+    ));
+}
+
+async fn history_pages_both_ways_and_tombstones_destroy_bodies(s: &Storage) {
+    let ids = users(s, &["hal", "hob"]).await;
+    let c = conversation(s, &ids, ConversationKind::Direct).await;
+    for i in 1..=10 {
+        s.messages
+            .append(message(c, ids[0], &format!("h{i}")))
+            .await
+            .unwrap();
+    }
+    let after: Vec<u64> = s
+        .messages
+        .messages(c, SeqRange::After(3), 4)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(after, vec![4, 5, 6, 7], "after: the oldest, ascending");
+    let before: Vec<u64> = s
+        .messages
+        .messages(c, SeqRange::Before(9), 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(before, vec![6, 7, 8], "before: the newest, ascending");
+    assert!(s.messages.tombstone(c, 5, T0).await.unwrap());
+    let m = s.messages.message(c, 5).await.unwrap().unwrap();
+    assert!(
+        m.sealed.is_none() && m.deleted_at.is_some(),
+        "the sealed body is destroyed"
+    );
+    assert!(m.franking.is_some(), "the franking (no plaintext) stays");
+    assert!(!s.messages.tombstone(c, 99, T0).await.unwrap());
+}
+
+async fn the_first_wrapped_dek_stored_wins(s: &Storage) {
+    let c = ConversationId::new();
+    let epoch = Epoch::from_label("m2026-11".into());
+    let a = WrappedDek {
+        kek_version: 1,
+        bytes: vec![1; 40],
+    };
+    let b = WrappedDek {
+        kek_version: 1,
+        bytes: vec![2; 40],
+    };
+    assert_eq!(
+        s.deks.put_wrapped_dek(c, &epoch, a.clone()).await.unwrap(),
+        a
+    );
+    assert_eq!(
+        s.deks.put_wrapped_dek(c, &epoch, b).await.unwrap(),
+        a,
+        "a racing writer gets the stored key"
+    );
+    assert_eq!(s.deks.wrapped_dek(c, &epoch).await.unwrap(), Some(a));
+}
+
+async fn a_totp_step_is_used_once(s: &Storage) {
+    let staff = StaffRecord {
+        id: StaffId::new(),
+        username: Username::parse("sara").unwrap(),
+        password_hash: "$argon2id$test".into(),
+        totp: SealedTotp {
+            kek_version: 1,
+            bytes: vec![3; 40],
+        },
+        role: StaffRole::Moderator,
+        active: true,
+        created_at: T0,
+    };
+    s.staff.create_staff(staff.clone()).await.unwrap();
+    assert!(s.staff.use_totp_step(staff.id, 100).await.unwrap());
+    assert!(
+        !s.staff.use_totp_step(staff.id, 100).await.unwrap(),
+        "a step works once"
+    );
+    assert!(
+        !s.staff.use_totp_step(staff.id, 99).await.unwrap(),
+        "never an older one"
+    );
+    assert!(s.staff.use_totp_step(staff.id, 101).await.unwrap());
+}
+
+async fn a_decision_is_recorded_once_and_only_from_the_state_seen(s: &Storage) {
+    let conv = ConversationId::new();
+    let case = CaseRecord {
+        id: CaseId::new(),
+        kind: CaseKind::Report,
+        conversation_id: conv,
+        reporter: None,
+        category: None,
+        comment: None,
+        reported: vec![3],
+        evidence: Vec::new(),
+        scope: (1, 3),
+        reference: None,
+        opened_by: None,
+        opened_at: T0,
+    };
+    s.cases.create_case(case.clone()).await.unwrap();
+    assert_eq!(s.cases.case(case.id).await.unwrap(), Some(case.clone()));
+    let (a, b) = (StaffId::new(), StaffId::new());
+    let request = AccessRequestRecord {
+        id: RequestId::new(),
+        case_id: case.id,
+        requester: StaffId::new(),
+        requester_role: StaffRole::Moderator,
+        reason: ReasonCode::ReportReview,
+        conversation_id: conv,
+        seqs: (1, 3),
+        tier: DataTier::Content,
+        duration_ms: 60_000,
+        justification: "check".into(),
+        created_at: T0,
+        pending_until: T0,
+        broad: false,
+        required: 1,
+        approvers: vec![a, b],
+        status: RequestStatus::Pending,
+        decisions: Vec::new(),
+        granted: None,
+    };
+    s.cases.create_request(request.clone()).await.unwrap();
+    let decision = |who| DecisionRecord {
+        staff_id: who,
+        role: StaffRole::SeniorModerator,
+        approve: true,
+        justification: "ok".into(),
+        at: T0,
+        log_index: 7,
+    };
+    let granted = Some((T0, T0.plus(std::time::Duration::from_secs(60))));
+    assert!(
+        s.cases
+            .decide(
+                request.id,
+                decision(a),
+                RequestStatus::Pending,
+                RequestStatus::Approved,
+                granted
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.cases
+            .decide(
+                request.id,
+                decision(b),
+                RequestStatus::Pending,
+                RequestStatus::Approved,
+                granted
+            )
+            .await
+            .unwrap(),
+        "a decision only from the state the decider saw"
+    );
+    let stored = s.cases.request(request.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Approved);
+    assert_eq!(stored.decisions.len(), 1);
+    assert_eq!(stored.approvers, vec![a, b], "approvers are kept as frozen");
+    let twice = s
+        .cases
+        .decide(
+            request.id,
+            decision(a),
+            RequestStatus::Approved,
+            RequestStatus::Approved,
+            None,
+        )
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::Conflict)),
+        "one decision per approver"
+    );
+    assert!(
+        s.cases
+            .set_request_status(request.id, RequestStatus::Approved, RequestStatus::Revoked)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.cases
+            .set_request_status(request.id, RequestStatus::Approved, RequestStatus::Active)
+            .await
+            .unwrap()
+    );
+}
+
+async fn connections_become_mutual_and_blocks_work_either_way(s: &Storage) {
+    let (a, b) = (UserId::new(), UserId::new());
+    let asked = s.safety.request_connection(a, b, T0).await.unwrap();
+    assert!(!asked.accepted && asked.requested_by == a);
+    assert!(
+        !s.safety
+            .request_connection(a, b, T0)
+            .await
+            .unwrap()
+            .accepted,
+        "asking twice"
+    );
+    assert!(
+        s.safety
+            .request_connection(b, a, T0)
+            .await
+            .unwrap()
+            .accepted,
+        "asking back accepts"
+    );
+    assert_eq!(s.safety.connections_of(b).await.unwrap().len(), 1);
+    s.safety.block(a, b, T0).await.unwrap();
+    assert!(
+        s.safety.connection(a, b).await.unwrap().is_none(),
+        "a block ends the connection"
+    );
+    assert!(s.safety.is_blocked(a, b).await.unwrap() && !s.safety.is_blocked(b, a).await.unwrap());
+    assert!(s.safety.blocked_either_way(b, a).await.unwrap());
+    assert_eq!(s.safety.blocked_with(b).await.unwrap(), vec![a]);
+    assert!(s.safety.unblock(a, b).await.unwrap());
+    assert!(!s.safety.blocked_either_way(a, b).await.unwrap());
+    s.safety
+        .set_who_can_message(a, WhoCanMessage::Nobody)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.safety.who_can_message(a).await.unwrap(),
+        Some(WhoCanMessage::Nobody)
+    );
+}
+
+async fn hash_lists_match_exactly_and_pdq_entries_load_incrementally(s: &Storage) {
+    let a = s
+        .attachments
+        .import_hashes(
+            "list".into(),
+            HashKind::Sha256,
+            vec![vec![5; 32], vec![5; 32]],
+        )
+        .await
+        .unwrap();
+    assert_eq!(a, 1, "duplicates are ignored");
+    let hit = s
+        .attachments
+        .hash_match(vec![
+            (HashKind::Md5, vec![5; 16]),
+            (HashKind::Sha256, vec![5; 32]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(hit.as_deref(), Some("list"));
+    assert!(
+        s.attachments
+            .hash_match(vec![(HashKind::Md5, vec![5; 32])])
+            .await
+            .unwrap()
+            .is_none(),
+        "kinds are kept apart"
+    );
+    s.attachments
+        .import_pdq("p".into(), vec![[1; 32], [2; 32]])
+        .await
+        .unwrap();
+    let all = s.attachments.pdq_after(0).await.unwrap();
+    assert_eq!(all.len(), 2);
+    s.attachments
+        .import_pdq("p".into(), vec![[3; 32]])
+        .await
+        .unwrap();
+    let new = s.attachments.pdq_after(all[1].0).await.unwrap();
+    assert_eq!(new.len(), 1, "only what was added since");
+    assert_eq!(new[0].1, [3; 32]);
+}
