@@ -78,12 +78,8 @@ impl Service {
         file: Vec<u8>,
     ) -> ServiceResult<AttachmentView> {
         let inner = &self.inner;
-        let members = self.member_ids(conversation).await?;
-        if !members.contains(&who.user_id) {
-            return Err(ServiceError::NotFound("conversation"));
-        }
-        self.may_send(who, conversation, &members, members.len() == 2)
-            .await?;
+        let targets = self.send_targets(who, conversation).await?;
+        self.may_send(who, conversation, &targets).await?;
         if file.is_empty() || file.len() as u64 > inner.config.max_attachment_bytes {
             return Err(ServiceError::Rejected(
                 "an attachment must be between 1 byte and the size limit",

@@ -79,22 +79,13 @@ impl Service {
         client_id: ClientMsgId,
         body: MessageBody,
     ) -> ServiceResult<SendOutcome> {
-        // One read serves the membership check and the fan-out. Membership changing while
-        // the send is in flight is ordered as if it happened just after the send.
-        let recipients = self.member_ids(id).await?;
-        if !recipients.contains(&who.user_id) {
-            return Err(ServiceError::NotFound("conversation"));
-        }
-        // Two members: treated as direct for blocking (a two-person group too).
-        self.may_send(who, id, &recipients, recipients.len() == 2)
-            .await?;
-        // In a group, no direct delivery between members who blocked one another: they
-        // are not sent it live, and their history shows it hidden.
-        let mut recipients = recipients;
-        if recipients.len() > 2 {
-            let blocked = self.inner.store.safety.blocked_with(who.user_id).await?;
-            recipients.retain(|r| !blocked.contains(r));
-        }
+        // One read serves the membership check, the blocking rules and the fan-out.
+        // Membership changing while the send is in flight is ordered as if it happened
+        // just after the send. In a group, members in a block with the sender are not sent
+        // it live (their history shows it hidden).
+        let targets = self.send_targets(who, id).await?;
+        self.may_send(who, id, &targets).await?;
+        let recipients = targets.deliver;
         let inner = &self.inner;
         let msg_id = MessageId::new();
         let sent_at = inner.clock.now();

@@ -21,6 +21,17 @@ const NEW_ACCOUNT: Duration = Duration::from_secs(24 * 3600);
 /// first contact.
 const FIRST_CONTACT: Duration = Duration::from_secs(24 * 3600);
 
+/// Whom a send goes to.
+#[derive(Debug)]
+pub(crate) struct SendTargets {
+    /// Members to deliver to (the sender included; those in a block with them not).
+    pub(crate) deliver: Vec<UserId>,
+    /// How many members the conversation has.
+    pub(crate) members: usize,
+    /// Whether any member is in a block with the sender.
+    pub(crate) blocked: bool,
+}
+
 /// A connection as one of its members sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionView {
@@ -229,14 +240,44 @@ impl Service {
         Ok(())
     }
 
-    /// Checks a send: the sender's band and send limits, and in a direct conversation that
-    /// neither member blocked the other, and the first-contact limit from adults to minors.
+    /// The members of a conversation the caller sends to, split into those to deliver to
+    /// and whether any of them is in a block with the caller; `NotFound` unless the caller
+    /// is a member. One read.
+    pub(crate) async fn send_targets(
+        &self,
+        who: &Principal,
+        conversation: ConversationId,
+    ) -> ServiceResult<SendTargets> {
+        let all = self
+            .inner
+            .store
+            .conversations
+            .recipients(conversation, who.user_id)
+            .await?;
+        if !all.iter().any(|(u, _)| *u == who.user_id) {
+            return Err(ServiceError::NotFound("conversation"));
+        }
+        let members = all.len();
+        let blocked = all.iter().any(|(_, b)| *b);
+        Ok(SendTargets {
+            deliver: all
+                .into_iter()
+                .filter(|(_, b)| !b)
+                .map(|(u, _)| u)
+                .collect(),
+            members,
+            blocked,
+        })
+    }
+
+    /// Checks a send: the sender's band and send limits; in a two-member conversation
+    /// (direct, or a two-person group) that neither blocked the other, and the
+    /// first-contact limit from adults to minors.
     pub(crate) async fn may_send(
         &self,
         who: &Principal,
         conversation: ConversationId,
-        members: &[UserId],
-        direct: bool,
+        targets: &SendTargets,
     ) -> ServiceResult<()> {
         let inner = &self.inner;
         let now = inner.clock.now();
@@ -253,20 +294,15 @@ impl Service {
         limiter
             .check(&who.user_id)
             .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
-        if !direct {
+        if targets.members != 2 {
             return Ok(());
         }
-        let Some(&peer) = members.iter().find(|m| **m != who.user_id) else {
-            return Ok(());
-        };
-        if inner
-            .store
-            .safety
-            .blocked_either_way(who.user_id, peer)
-            .await?
-        {
+        if targets.blocked {
             return Err(ServiceError::Forbidden("you cannot message this member"));
         }
+        let Some(&peer) = targets.deliver.iter().find(|m| **m != who.user_id) else {
+            return Ok(());
+        };
         if !self.band(&who.birth_date).is_minor() {
             let peer_birth = self.birth_date(peer).await?;
             if self.band(&peer_birth).is_minor() {

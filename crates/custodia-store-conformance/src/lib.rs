@@ -456,6 +456,34 @@ async fn connections_become_mutual_and_blocks_work_either_way(s: &Storage) {
     assert!(s.safety.is_blocked(a, b).await.unwrap() && !s.safety.is_blocked(b, a).await.unwrap());
     assert!(s.safety.blocked_either_way(b, a).await.unwrap());
     assert_eq!(s.safety.blocked_with(b).await.unwrap(), vec![a]);
+    // One read gives a send its recipients and who among them is in a block with it.
+    s.accounts
+        .create_user(UserRecord {
+            id: a,
+            ..user("blocker")
+        })
+        .await
+        .unwrap();
+    s.accounts
+        .create_user(UserRecord {
+            id: b,
+            ..user("blocked")
+        })
+        .await
+        .unwrap();
+    let third = users(s, &["third"]).await[0];
+    let group = conversation(s, &[a, b, third], ConversationKind::Group).await;
+    let mut flags = s.conversations.recipients(group, b).await.unwrap();
+    flags.sort_by_key(|(u, _)| *u == b);
+    let blocked: Vec<bool> = [a, third, b]
+        .iter()
+        .map(|u| flags.iter().find(|(v, _)| v == u).unwrap().1)
+        .collect();
+    assert_eq!(
+        blocked,
+        vec![true, false, false],
+        "flags from the sender's side"
+    );
     assert!(s.safety.unblock(a, b).await.unwrap());
     assert!(!s.safety.blocked_either_way(a, b).await.unwrap());
     s.safety

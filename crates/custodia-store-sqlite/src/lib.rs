@@ -392,6 +392,26 @@ impl ConversationStore for SqliteStore {
         .await
     }
 
+    async fn recipients(
+        &self,
+        id: ConversationId,
+        sender: UserId,
+    ) -> StoreResult<Vec<(UserId, bool)>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT m.user_id, EXISTS (SELECT 1 FROM blocks b \
+                   WHERE (b.blocker = ?2 AND b.blocked = m.user_id) \
+                      OR (b.blocker = m.user_id AND b.blocked = ?2)) \
+                 FROM members m WHERE m.conversation_id = ?1",
+            )?
+            .query_map(params![id.as_uuid(), sender.as_uuid()], |r| {
+                Ok((UserId::from_uuid(r.get(0)?), r.get(1)?))
+            })?
+            .collect()
+        })
+        .await
+    }
+
     async fn add_member(
         &self,
         id: ConversationId,

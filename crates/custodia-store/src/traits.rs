@@ -195,6 +195,13 @@ pub trait ConversationStore: Send + Sync {
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>>;
     /// All members.
     async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>>;
+    /// The members' ids, each with whether it is in a block with `sender` (either way):
+    /// one read for every send's membership check, blocking rules and fan-out.
+    async fn recipients(
+        &self,
+        id: ConversationId,
+        sender: UserId,
+    ) -> StoreResult<Vec<(UserId, bool)>>;
     /// Adds a member unless the conversation already has `max_members`.
     async fn add_member(
         &self,
