@@ -188,23 +188,19 @@ impl Governance {
             .filter(|e| e.verified)
             .map(|e| e.seq.to_string())
             .collect();
-        self.append(AuditEvent {
-            kind: EventKind::CaseOpened,
-            time: case.opened_at,
-            actor: None,
-            reason: None,
-            case: Some(id.to_string()),
-            subjects: vec![Subject::User(who.user_id), Subject::Conversation(conv)],
-            scope: vec![
+        self.open_case(
+            case,
+            None,
+            vec![Subject::User(who.user_id), Subject::Conversation(conv)],
+            vec![
                 ("kind".into(), "report".into()),
                 ("category".into(), report.category.as_str().into()),
                 ("reported".into(), reported.join(" ")),
                 ("verified".into(), verified.join(" ")),
                 ("covers".into(), format!("{}-{}", scope.0, scope.1)),
             ],
-        })
+        )
         .await?;
-        inner.store.cases.create_case(case).await?;
         tracing::info!(case = %id, category = report.category.as_str(), "report case opened");
         Ok(id)
     }
@@ -233,26 +229,22 @@ impl Governance {
             opened_by: None,
             opened_at: inner.clock.now(),
         };
-        self.append(AuditEvent {
-            kind: EventKind::CaseOpened,
-            time: case.opened_at,
-            actor: None,
-            reason: None,
-            case: Some(id.to_string()),
-            subjects: vec![
+        self.open_case(
+            case,
+            None,
+            vec![
                 Subject::User(message.sender_id),
                 Subject::Conversation(message.conversation_id),
             ],
-            scope: vec![
+            vec![
                 ("kind".into(), "signal".into()),
                 ("category".into(), signal.category.as_str().into()),
                 ("rules".into(), signal.rules.join(" ")),
                 ("score".into(), signal.score.to_string()),
                 ("message".into(), seq.to_string()),
             ],
-        })
+        )
         .await?;
-        inner.store.cases.create_case(case).await?;
         tracing::info!(case = %id, category = signal.category.as_str(), "signal case opened");
         Ok(id)
     }
@@ -306,21 +298,17 @@ impl Governance {
             opened_by: Some(by.staff_id),
             opened_at: inner.clock.now(),
         };
-        self.append(AuditEvent {
-            kind: EventKind::CaseOpened,
-            time: case.opened_at,
-            actor: Some(by.actor()),
-            reason: None,
-            case: Some(id.to_string()),
-            subjects: vec![Subject::Conversation(conversation_id)],
-            scope: vec![
+        self.open_case(
+            case,
+            Some(by.actor()),
+            vec![Subject::Conversation(conversation_id)],
+            vec![
                 ("kind".into(), "legal".into()),
                 ("reference".into(), reference),
                 ("covers".into(), format!("{}-{}", scope.0, scope.1)),
             ],
-        })
+        )
         .await?;
-        inner.store.cases.create_case(case).await?;
         Ok(id)
     }
 
@@ -361,6 +349,30 @@ impl Governance {
             .await?;
         }
         Ok(self.view_case(case, true))
+    }
+
+    /// Logs a case's opening (`case.opened`, with `actor`, `subjects` and `scope`), then
+    /// stores the case: a case nobody can find in the log never exists.
+    async fn open_case(
+        &self,
+        case: CaseRecord,
+        actor: Option<custodia_audit::Actor>,
+        subjects: Vec<Subject>,
+        scope: Vec<(String, String)>,
+    ) -> ServiceResult<CaseId> {
+        let id = case.id;
+        self.append(AuditEvent {
+            kind: EventKind::CaseOpened,
+            time: case.opened_at,
+            actor,
+            reason: None,
+            case: Some(id.to_string()),
+            subjects,
+            scope,
+        })
+        .await?;
+        self.inner.store.cases.create_case(case).await?;
+        Ok(id)
     }
 
     pub(crate) async fn case_record(&self, id: CaseId) -> ServiceResult<CaseRecord> {
@@ -456,17 +468,14 @@ impl Governance {
             opened_by: None,
             opened_at: now,
         };
-        self.append(AuditEvent {
-            kind: EventKind::CaseOpened,
-            time: now,
-            actor: None,
-            reason: None,
-            case: Some(id.to_string()),
-            subjects: vec![
+        self.open_case(
+            case,
+            None,
+            vec![
                 Subject::User(a.uploader),
                 Subject::Conversation(a.conversation_id),
             ],
-            scope: vec![
+            vec![
                 ("kind".into(), "hash_match".into()),
                 ("priority".into(), "high".into()),
                 ("list".into(), matched.list.clone()),
@@ -474,7 +483,7 @@ impl Governance {
                 ("preserved".into(), "true".into()),
                 ("uploader_flagged".into(), "true".into()),
             ],
-        })
+        )
         .await?;
         inner
             .store
@@ -485,7 +494,6 @@ impl Governance {
                 now,
             )
             .await?;
-        inner.store.cases.create_case(case).await?;
         Ok(id)
     }
 }
