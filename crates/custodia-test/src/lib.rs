@@ -37,6 +37,19 @@ pub fn totp_code(otpauth_uri: &str) -> String {
     totp.generate(now).to_string()
 }
 
+/// The cases a staff member sees, once there are at least `n` (signals open cases just
+/// after the send that caused them is acknowledged). Gives up after a generous 30 s.
+pub async fn cases_at_least(staff: &Client, n: usize) -> Vec<custodia_sdk::proto::staff::Case> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let cases = staff.cases().await.expect("listing cases");
+        if cases.len() >= n || std::time::Instant::now() > deadline {
+            return cases;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A staff read as the audit log records it, told apart by `case`.
 pub fn audit_event(case: &str) -> AuditEvent {
     AuditEvent {

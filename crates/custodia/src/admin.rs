@@ -1,7 +1,7 @@
 //! `custodia admin …`: operator tools that work on a data directory.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -57,52 +57,101 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
 }
 
 async fn import(data_dir: PathBuf, list: String, kind: &str, file: PathBuf) -> anyhow::Result<()> {
-    let (kind, len) = match kind {
-        "sha256" => (HashKind::Sha256, 32),
-        "md5" => (HashKind::Md5, 16),
-        "pdq" => return import_pdq(data_dir, list, file).await,
+    let store = open_store(&data_dir).await?;
+    let (read, added, skipped) = match kind {
+        "pdq" => {
+            let (read, added, skipped) = import_lines(
+                &file,
+                |_, line| {
+                    Ok(line
+                        .split(|c: char| c == ',' || c.is_whitespace())
+                        .find_map(|f| custodia_pdq::PdqHash::from_hex(f.trim().trim_matches('"')))
+                        .map(|h| h.to_bytes()))
+                },
+                async |batch| Ok(store.import_pdq(list.clone(), batch).await?),
+            )
+            .await?;
+            if read == 0 {
+                bail!(
+                    "{}: no PDQ hash (64 hex digits) found on any of its {skipped} lines",
+                    file.display()
+                );
+            }
+            (read, added, skipped)
+        }
+        "sha256" | "md5" => {
+            let (hash_kind, len) = if kind == "sha256" {
+                (HashKind::Sha256, 32)
+            } else {
+                (HashKind::Md5, 16)
+            };
+            import_lines(
+                &file,
+                |n, line| {
+                    let field = line.split(',').next().unwrap_or("").trim();
+                    if field.is_empty() || field.starts_with('#') {
+                        return Ok(None);
+                    }
+                    hex(field)
+                        .filter(|h| h.len() == len)
+                        .map(Some)
+                        .with_context(|| {
+                            format!(
+                                "{}:{n}: expected {} hex digits of a {kind} hash, found {field:?}",
+                                file.display(),
+                                2 * len,
+                            )
+                        })
+                },
+                async |batch| Ok(store.import_hashes(list.clone(), hash_kind, batch).await?),
+            )
+            .await?
+        }
         other => bail!("--kind must be sha256, md5 or pdq, not {other:?}"),
     };
-    let dir = DataDir::open(&data_dir)?;
-    let store = SqliteStore::open(&dir.database(), Arc::new(NoObserver))
-        .await
-        .context("opening the database")?;
-    let reader = BufReader::new(
-        std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
+    println!(
+        "imported {read} {kind} hashes into list {list:?} ({added} new; {skipped} lines skipped)"
     );
-    let (mut batch, mut read, mut added) = (Vec::new(), 0u64, 0u64);
+    Ok(())
+}
+
+async fn open_store(data_dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
+    let dir = DataDir::open(data_dir)?;
+    SqliteStore::open(&dir.database(), Arc::new(NoObserver))
+        .await
+        .context("opening the database")
+}
+
+/// Reads `file` line by line: `parse` makes an item of a line (numbered from 1), or
+/// `None` to skip it; every 10,000 items go to `store`, with progress every 100,000.
+/// Returns (items read, items new, lines skipped).
+async fn import_lines<T>(
+    file: &Path,
+    parse: impl Fn(usize, &str) -> anyhow::Result<Option<T>>,
+    mut store: impl AsyncFnMut(Vec<T>) -> anyhow::Result<u64>,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let reader = BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    );
+    let (mut batch, mut read, mut added, mut skipped) = (Vec::new(), 0u64, 0u64, 0u64);
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("reading line {}", n + 1))?;
-        let field = line.split(',').next().unwrap_or("").trim();
-        if field.is_empty() || field.starts_with('#') {
-            continue;
+        match parse(n + 1, &line)? {
+            Some(item) => {
+                batch.push(item);
+                read += 1;
+            }
+            None => skipped += 1,
         }
-        let hash = hex(field).filter(|h| h.len() == len).with_context(|| {
-            format!(
-                "{}:{}: expected {} hex digits of a {} hash, found {field:?}",
-                file.display(),
-                n + 1,
-                2 * len,
-                kind.as_str()
-            )
-        })?;
-        batch.push(hash);
-        read += 1;
         if batch.len() == 10_000 {
-            added += store
-                .import_hashes(list.clone(), kind, std::mem::take(&mut batch))
-                .await?;
+            added += store(std::mem::take(&mut batch)).await?;
             if read.is_multiple_of(100_000) {
                 eprintln!("{read} hashes read, {added} new");
             }
         }
     }
-    added += store.import_hashes(list.clone(), kind, batch).await?;
-    println!(
-        "imported {read} {} hashes into list {list:?} ({added} new)",
-        kind.as_str()
-    );
-    Ok(())
+    added += store(batch).await?;
+    Ok((read, added, skipped))
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
@@ -113,50 +162,4 @@ fn hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-async fn import_pdq(data_dir: PathBuf, list: String, file: PathBuf) -> anyhow::Result<()> {
-    let dir = DataDir::open(&data_dir)?;
-    let store = SqliteStore::open(&dir.database(), Arc::new(NoObserver))
-        .await
-        .context("opening the database")?;
-    let reader = BufReader::new(
-        std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
-    );
-    let (mut batch, mut read, mut added, mut skipped) = (Vec::new(), 0u64, 0u64, 0u64);
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {}", n + 1))?;
-        let hash = line
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .find_map(|f| custodia_pdq::PdqHash::from_hex(f.trim().trim_matches('"')));
-        match hash {
-            Some(h) => {
-                batch.push(h.to_bytes());
-                read += 1;
-            }
-            None => {
-                skipped += 1;
-                continue;
-            }
-        }
-        if batch.len() == 10_000 {
-            added += store
-                .import_pdq(list.clone(), std::mem::take(&mut batch))
-                .await?;
-            if read.is_multiple_of(100_000) {
-                eprintln!("{read} PDQ hashes read, {added} new");
-            }
-        }
-    }
-    added += store.import_pdq(list.clone(), batch).await?;
-    if read == 0 {
-        bail!(
-            "{}: no PDQ hash (64 hex digits) found on any of its {skipped} lines",
-            file.display()
-        );
-    }
-    println!(
-        "imported {read} pdq hashes into list {list:?} ({added} new; {skipped} lines without a hash skipped)"
-    );
-    Ok(())
 }

@@ -3,7 +3,7 @@
 
 use custodia::RawConfig;
 use custodia_sdk::SdkError;
-use custodia_test::TestServer;
+use custodia_test::{TestServer, cases_at_least};
 use sha2::Digest;
 
 fn status(e: &SdkError) -> u16 {
@@ -170,14 +170,7 @@ async fn a_file_on_a_hash_list_is_blocked_preserved_and_opens_a_case() {
         .unwrap();
 
     // Two high-priority child-safety cases, no content in them.
-    let mut cases = Vec::new();
-    for _ in 0..300 {
-        cases = m.cases().await.unwrap();
-        if cases.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let cases = cases_at_least(&m, 2).await;
     assert_eq!(cases.len(), 2);
     for c in &cases {
         assert_eq!(c.category.as_deref(), Some("child_safety"));
@@ -291,13 +284,6 @@ async fn pdq_lists_catch_the_image_resized_and_reencoded_and_bad_images_are_refu
         .await
         .unwrap();
 
-    let mut cases = Vec::new();
-    for _ in 0..300 {
-        cases = m.cases().await.unwrap();
-        if cases.len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let cases = cases_at_least(&m, 3).await;
     assert_eq!(cases.len(), 3, "one case per matching upload");
 }

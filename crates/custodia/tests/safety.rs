@@ -3,7 +3,7 @@
 
 use custodia::RawConfig;
 use custodia_sdk::{Client, SdkError};
-use custodia_test::{PASSWORD, TestServer};
+use custodia_test::{PASSWORD, TestServer, cases_at_least};
 
 /// A date of birth that makes someone `years` old today.
 fn born(years: i32) -> String {
@@ -269,14 +269,7 @@ score = 10
         .unwrap();
 
     // The case opens just after the send is acknowledged.
-    let mut cases = Vec::new();
-    for _ in 0..300 {
-        cases = m.cases().await.unwrap();
-        if !cases.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let cases = cases_at_least(&m, 1).await;
     assert_eq!(cases.len(), 1, "one signal, for the matching message only");
     let case = &cases[0];
     assert_eq!(
