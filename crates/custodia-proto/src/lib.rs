@@ -175,8 +175,8 @@ pub struct Ack {
     pub duplicate: bool,
 }
 
-/// A message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A message. Its `Debug` leaves out the franking key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Where.
     pub conversation_id: Uuid,
@@ -198,6 +198,21 @@ pub struct Message {
     /// message, so staff see it verified as sent by its sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub franking_key: Option<String>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("conversation_id", &self.conversation_id)
+            .field("seq", &self.seq)
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("sender_id", &self.sender_id)
+            .field("sent_at_ms", &self.sent_at_ms)
+            .field("state", &self.state)
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether a message has a body.
