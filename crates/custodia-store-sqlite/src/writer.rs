@@ -76,14 +76,19 @@ fn in_savepoint<T>(
     conn: &Connection,
     op: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT op").map_err(map_err)?;
-    let result = op(conn);
-    let end = if result.is_ok() {
-        "RELEASE op"
-    } else {
-        "ROLLBACK TO op; RELEASE op"
+    // Cached statements: these run for every write, so they are parsed once.
+    let step = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(map_err)
     };
-    conn.execute_batch(end).map_err(map_err)?;
+    step("SAVEPOINT op")?;
+    let result = op(conn);
+    if result.is_err() {
+        step("ROLLBACK TO op")?;
+    }
+    step("RELEASE op")?;
     result
 }
 
