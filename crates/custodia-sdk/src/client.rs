@@ -317,12 +317,7 @@ impl Client {
             .send()
             .await?;
         let status = res.status().as_u16();
-        let ctype = res
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let ctype = response_type(&res);
         Ok((status, ctype, res.bytes().await?.to_vec()))
     }
 
@@ -335,6 +330,15 @@ impl Client {
         let url = format!("wss://{}/v1/ws", self.base.trim_start_matches("https://"));
         Connection::open(&url, token, self.tls()).await
     }
+}
+
+/// The response's `Content-Type`, or empty when it has none.
+fn response_type(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn problem(res: reqwest::Response) -> SdkError {
@@ -438,12 +442,7 @@ impl Client {
         if !res.status().is_success() {
             return Err(problem(res).await);
         }
-        let ctype = res
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let ctype = response_type(&res);
         Ok((ctype, res.bytes().await?.to_vec()))
     }
 }

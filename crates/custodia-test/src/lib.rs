@@ -163,6 +163,16 @@ impl TestServer {
         c
     }
 
+    /// A new staff member with this role, created by `admin` and signed in.
+    pub async fn new_staff(&self, admin: &Client, username: &str, role: &str) -> Client {
+        let created = admin
+            .staff_create(username, role)
+            .await
+            .expect("create staff");
+        self.staff(username, &created.password, &created.totp_uri)
+            .await
+    }
+
     /// A client of the staff API, not signed in.
     pub fn staff_client(&self) -> Client {
         Client::new(self.staff_url(), &self.ca).expect("staff client")

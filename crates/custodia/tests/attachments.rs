@@ -126,10 +126,7 @@ async fn import(server: &TestServer, list: &str, kind: &str, lines: &str) -> (bo
 async fn a_file_on_a_hash_list_is_blocked_preserved_and_opens_a_case() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let created = admin.staff_create("mod", "moderator").await.unwrap();
-    let m = server
-        .staff("mod", &created.password, &created.totp_uri)
-        .await;
+    let m = server.new_staff(&admin, "mod", "moderator").await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let chat = alice.open_direct("bob").await.unwrap();
@@ -242,10 +239,7 @@ fn bomb() -> Vec<u8> {
 async fn pdq_lists_catch_the_image_resized_and_reencoded_and_bad_images_are_refused() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let created = admin.staff_create("mod", "moderator").await.unwrap();
-    let m = server
-        .staff("mod", &created.password, &created.totp_uri)
-        .await;
+    let m = server.new_staff(&admin, "mod", "moderator").await;
     let alice = server.user("alice").await;
     server.user("bob").await;
     let chat = alice.open_direct("bob").await.unwrap();

@@ -30,11 +30,7 @@ impl World {
         let admin = server.admin().await;
         let mut staff = HashMap::new();
         for (name, role) in accounts {
-            let created = admin.staff_create(name, role).await.unwrap();
-            let c = server
-                .staff(name, &created.password, &created.totp_uri)
-                .await;
-            staff.insert(*name, c);
+            staff.insert(*name, server.new_staff(&admin, name, role).await);
         }
         staff.insert("admin", admin);
         let alice = server.user("alice").await;

@@ -254,10 +254,7 @@ score = 10
     })
     .await;
     let admin = server.admin().await;
-    let created = admin.staff_create("mod", "moderator").await.unwrap();
-    let m = server
-        .staff("mod", &created.password, &created.totp_uri)
-        .await;
+    let m = server.new_staff(&admin, "mod", "moderator").await;
     let a = member(&server, "sender", 30).await;
     member(&server, "receiver", 30).await;
     let chat = a.open_direct("receiver").await.unwrap();

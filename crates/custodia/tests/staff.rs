@@ -191,10 +191,8 @@ async fn without_the_audit_log_staff_actions_fail_and_users_go_on_messaging() {
     let chat = alice.open_direct("bob").await.unwrap();
     let admin = server.staff("admin", &admin_password, &admin_totp).await;
     // A moderator with an approved grant over the conversation.
-    let m = admin.staff_create("mod", "moderator").await.unwrap();
-    let sen = admin.staff_create("sen", "senior_moderator").await.unwrap();
-    let m = server.staff("mod", &m.password, &m.totp_uri).await;
-    let sen = server.staff("sen", &sen.password, &sen.totp_uri).await;
+    let m = server.new_staff(&admin, "mod", "moderator").await;
+    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
     alice.send(chat.id, "reported", "a message").await.unwrap();
     let case = bob
         .report(chat.id, &[1], "spam", None)
