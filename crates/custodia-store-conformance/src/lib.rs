@@ -2,8 +2,10 @@
 //! [`run_all`] with a function that gives a fresh, empty [`Storage`] per check, so the
 //! backends cannot drift apart. Each check names the behaviour the services rely on.
 //!
-//! The transparency log's storage has its own, deeper checks beside each backend (roots
-//! and proofs across tile boundaries against an independent computation).
+//! The transparency log's checks (in `log`) compare roots and proofs across tile
+//! boundaries against an independent computation.
+
+mod log;
 
 use std::future::Future;
 
@@ -39,6 +41,8 @@ where
     a_decision_is_recorded_once_and_only_from_the_state_seen(&fresh().await).await;
     connections_become_mutual_and_blocks_work_either_way(&fresh().await).await;
     hash_lists_match_exactly_and_pdq_entries_load_incrementally(&fresh().await).await;
+    log::appends_roots_and_proofs_across_tile_boundaries(&fresh().await).await;
+    log::the_checkpoint_only_moves_from_the_one_expected(&fresh().await).await;
 }
 
 fn user(name: &str) -> UserRecord {

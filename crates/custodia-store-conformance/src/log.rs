@@ -1,10 +1,7 @@
-//! The transparency log on SQLite: appends across tile boundaries, roots and proofs
+//! The transparency log's storage: appends across tile boundaries, roots and proofs
 //! against an independent computation, the checkpoint's compare-and-set.
 
-use std::sync::Arc;
-
-use custodia_store::{LogAppend, LogStore, NoObserver, StoreError};
-use custodia_store_sqlite::SqliteStore;
+use custodia_store::{LogAppend, Storage, StoreError};
 use custodia_tlog::{Hash, leaf_hash, node_hash, verify_consistency, verify_inclusion};
 
 /// Entries with a record beside each: the record names what the entry holds.
@@ -32,12 +29,10 @@ fn naive_root(leaves: &[Hash]) -> Hash {
     }
 }
 
-#[tokio::test]
-async fn appends_roots_and_proofs_across_tile_boundaries() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("db"), Arc::new(NoObserver))
-        .await
-        .unwrap();
+/// Appends in uneven and concurrent batches across the 256 and 65,536 boundaries; roots,
+/// tiles and proofs agree with an independent computation.
+pub(crate) async fn appends_roots_and_proofs_across_tile_boundaries(s: &Storage) {
+    let store = s.log.clone();
     let entry = |i: u64| format!("entry {i}").into_bytes();
 
     // Uneven batches, some concurrent, crossing the 256 and 65,536 boundaries.
@@ -116,12 +111,9 @@ async fn appends_roots_and_proofs_across_tile_boundaries() {
     );
 }
 
-#[tokio::test]
-async fn the_checkpoint_only_moves_from_the_one_expected() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("db"), Arc::new(NoObserver))
-        .await
-        .unwrap();
+/// The checkpoint moves only from the one the caller saw (compare-and-set).
+pub(crate) async fn the_checkpoint_only_moves_from_the_one_expected(s: &Storage) {
+    let store = &s.log;
     assert_eq!(store.last_checkpoint().await.unwrap(), None);
     store
         .save_checkpoint(None, 3, "three".into())

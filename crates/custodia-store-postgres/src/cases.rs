@@ -1,0 +1,370 @@
+//! Cases and access requests on PostgreSQL.
+
+use async_trait::async_trait;
+use custodia_core::{
+    CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory, RequestId,
+    RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+};
+use custodia_store::{
+    AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord, SealedBody,
+    StoreError, StoreResult,
+};
+use sqlx::AssertSqlSafe;
+use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use crate::rows::{corrupt, get, i, millis, named, unsigned, uuid};
+use crate::writer::Lock;
+use crate::{PgStore, all, map_err};
+
+const CASE_COLUMNS: &str = "id, kind, conversation_id, reporter, category, comment, reported, \
+     scope_from, scope_to, reference, opened_by, opened_at";
+const REQUEST_COLUMNS: &str = "id, case_id, requester, requester_role, reason, conversation_id, \
+     seq_from, seq_to, tier, duration_ms, justification, created_at, pending_until, broad, \
+     required, status, granted_from, granted_until";
+
+fn case(row: &PgRow) -> StoreResult<CaseRecord> {
+    let reported: String = get(row, "reported")?;
+    let category: Option<String> = get(row, "category")?;
+    Ok(CaseRecord {
+        id: CaseId::from_uuid(uuid(row, "id")?),
+        kind: named(row, "kind", CaseKind::parse)?,
+        conversation_id: ConversationId::from_uuid(uuid(row, "conversation_id")?),
+        reporter: get::<Option<Uuid>>(row, "reporter")?.map(UserId::from_uuid),
+        category: category
+            .map(|c| ReportCategory::parse(&c).map_err(|_| corrupt("category")))
+            .transpose()?,
+        comment: get::<Option<Vec<u8>>>(row, "comment")?.map(SealedBody),
+        reported: reported
+            .split_whitespace()
+            .map(|s| s.parse().map_err(|_| corrupt("reported")))
+            .collect::<StoreResult<_>>()?,
+        evidence: Vec::new(),
+        scope: (unsigned(row, "scope_from")?, unsigned(row, "scope_to")?),
+        reference: get(row, "reference")?,
+        opened_by: get::<Option<Uuid>>(row, "opened_by")?.map(StaffId::from_uuid),
+        opened_at: millis(row, "opened_at")?,
+    })
+}
+
+fn request(row: &PgRow) -> StoreResult<AccessRequestRecord> {
+    let granted = match (
+        get::<Option<i64>>(row, "granted_from")?,
+        get::<Option<i64>>(row, "granted_until")?,
+    ) {
+        (Some(a), Some(b)) => Some((Timestamp::from_millis(a), Timestamp::from_millis(b))),
+        _ => None,
+    };
+    Ok(AccessRequestRecord {
+        id: RequestId::from_uuid(uuid(row, "id")?),
+        case_id: CaseId::from_uuid(uuid(row, "case_id")?),
+        requester: StaffId::from_uuid(uuid(row, "requester")?),
+        requester_role: named(row, "requester_role", StaffRole::parse)?,
+        reason: named(row, "reason", ReasonCode::parse)?,
+        conversation_id: ConversationId::from_uuid(uuid(row, "conversation_id")?),
+        seqs: (unsigned(row, "seq_from")?, unsigned(row, "seq_to")?),
+        tier: named(row, "tier", DataTier::parse)?,
+        duration_ms: get(row, "duration_ms")?,
+        justification: get(row, "justification")?,
+        created_at: millis(row, "created_at")?,
+        pending_until: millis(row, "pending_until")?,
+        broad: get(row, "broad")?,
+        required: u8::try_from(get::<i16>(row, "required")?).map_err(|_| corrupt("required"))?,
+        approvers: Vec::new(),
+        status: named(row, "status", RequestStatus::parse)?,
+        decisions: Vec::new(),
+        granted,
+    })
+}
+
+/// Fills in a case's evidence.
+async fn with_evidence(c: &mut PgConnection, mut k: CaseRecord) -> StoreResult<CaseRecord> {
+    let found = sqlx::query(
+        "SELECT seq, sender, sent_at, claimed, verified FROM case_evidence \
+         WHERE case_id = $1 ORDER BY seq",
+    )
+    .bind(k.id.as_uuid())
+    .fetch_all(c)
+    .await
+    .map_err(map_err)?;
+    k.evidence = all(found, |row| {
+        Ok(EvidenceRecord {
+            seq: unsigned(row, "seq")?,
+            sender: UserId::from_uuid(uuid(row, "sender")?),
+            sent_at: millis(row, "sent_at")?,
+            claimed: get::<Option<Vec<u8>>>(row, "claimed")?.map(SealedBody),
+            verified: get(row, "verified")?,
+        })
+    })?;
+    Ok(k)
+}
+
+/// Fills in a request's frozen approvers and its decisions.
+async fn complete(
+    c: &mut PgConnection,
+    mut r: AccessRequestRecord,
+) -> StoreResult<AccessRequestRecord> {
+    let approvers: Vec<Uuid> =
+        sqlx::query_scalar("SELECT staff_id FROM request_approvers WHERE request_id = $1")
+            .bind(r.id.as_uuid())
+            .fetch_all(&mut *c)
+            .await
+            .map_err(map_err)?;
+    r.approvers = approvers.into_iter().map(StaffId::from_uuid).collect();
+    let found = sqlx::query(
+        "SELECT staff_id, role, approve, justification, at, log_index \
+         FROM request_decisions WHERE request_id = $1 ORDER BY at, log_index",
+    )
+    .bind(r.id.as_uuid())
+    .fetch_all(&mut *c)
+    .await
+    .map_err(map_err)?;
+    r.decisions = all(found, |row| {
+        Ok(DecisionRecord {
+            staff_id: StaffId::from_uuid(uuid(row, "staff_id")?),
+            role: named(row, "role", StaffRole::parse)?,
+            approve: get(row, "approve")?,
+            justification: get(row, "justification")?,
+            at: millis(row, "at")?,
+            log_index: unsigned(row, "log_index")?,
+        })
+    })?;
+    Ok(r)
+}
+
+async fn move_status(
+    c: &mut PgConnection,
+    id: RequestId,
+    from: RequestStatus,
+    to: RequestStatus,
+    granted: Option<(Timestamp, Timestamp)>,
+) -> StoreResult<bool> {
+    let n = sqlx::query(
+        "UPDATE access_requests SET status = $3, \
+         granted_from = COALESCE($4, granted_from), granted_until = COALESCE($5, granted_until) \
+         WHERE id = $1 AND status = $2",
+    )
+    .bind(id.as_uuid())
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(granted.map(|g| g.0.as_millis()))
+    .bind(granted.map(|g| g.1.as_millis()))
+    .execute(c)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+#[async_trait]
+impl CaseStore for PgStore {
+    async fn create_case(&self, k: CaseRecord) -> StoreResult<()> {
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    for e in &k.evidence {
+                        sqlx::query(
+                            "INSERT INTO case_evidence (case_id, seq, sender, sent_at, claimed, verified) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(k.id.as_uuid())
+                        .bind(i(e.seq))
+                        .bind(e.sender.as_uuid())
+                        .bind(e.sent_at.as_millis())
+                        .bind(e.claimed.as_ref().map(|b| &b.0[..]))
+                        .bind(e.verified)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    }
+                    let reported: Vec<String> = k.reported.iter().map(u64::to_string).collect();
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO cases ({CASE_COLUMNS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                    )))
+                    .bind(k.id.as_uuid())
+                    .bind(k.kind.as_str())
+                    .bind(k.conversation_id.as_uuid())
+                    .bind(k.reporter.map(|u| *u.as_uuid()))
+                    .bind(k.category.map(|c| c.as_str()))
+                    .bind(k.comment.as_ref().map(|b| &b.0[..]))
+                    .bind(reported.join(" "))
+                    .bind(i(k.scope.0))
+                    .bind(i(k.scope.1))
+                    .bind(&k.reference)
+                    .bind(k.opened_by.map(|s| *s.as_uuid()))
+                    .bind(k.opened_at.as_millis())
+                    .execute(&mut *c)
+                    .await
+                    .map(drop)
+                    .map_err(map_err)
+                })
+            })
+            .await
+    }
+
+    async fn case(&self, id: CaseId) -> StoreResult<Option<CaseRecord>> {
+        let mut c = self.pool.acquire().await.map_err(map_err)?;
+        let found = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"
+        )))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(map_err)?;
+        match found {
+            Some(row) => Ok(Some(with_evidence(&mut c, case(&row)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn cases(&self) -> StoreResult<Vec<CaseRecord>> {
+        let mut c = self.pool.acquire().await.map_err(map_err)?;
+        let found = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM cases ORDER BY opened_at DESC, id DESC"
+        )))
+        .fetch_all(&mut *c)
+        .await
+        .map_err(map_err)?;
+        let mut out = Vec::with_capacity(found.len());
+        for k in all(found, case)? {
+            out.push(with_evidence(&mut c, k).await?);
+        }
+        Ok(out)
+    }
+
+    async fn create_request(&self, r: AccessRequestRecord) -> StoreResult<()> {
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO access_requests ({REQUEST_COLUMNS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL)"
+                    )))
+                    .bind(r.id.as_uuid())
+                    .bind(r.case_id.as_uuid())
+                    .bind(r.requester.as_uuid())
+                    .bind(r.requester_role.as_str())
+                    .bind(r.reason.as_str())
+                    .bind(r.conversation_id.as_uuid())
+                    .bind(i(r.seqs.0))
+                    .bind(i(r.seqs.1))
+                    .bind(r.tier.as_str())
+                    .bind(r.duration_ms)
+                    .bind(&r.justification)
+                    .bind(r.created_at.as_millis())
+                    .bind(r.pending_until.as_millis())
+                    .bind(r.broad)
+                    .bind(i16::from(r.required))
+                    .bind(RequestStatus::Pending.as_str())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    let approvers: Vec<Uuid> = r.approvers.iter().map(|a| *a.as_uuid()).collect();
+                    sqlx::query(
+                        "INSERT INTO request_approvers (request_id, staff_id) \
+                         SELECT $1, s FROM UNNEST($2::uuid[]) AS t(s)",
+                    )
+                    .bind(r.id.as_uuid())
+                    .bind(&approvers)
+                    .execute(&mut *c)
+                    .await
+                    .map(drop)
+                    .map_err(map_err)
+                })
+            })
+            .await
+    }
+
+    async fn request(&self, id: RequestId) -> StoreResult<Option<AccessRequestRecord>> {
+        let mut c = self.pool.acquire().await.map_err(map_err)?;
+        let found = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE id = $1"
+        )))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(map_err)?;
+        match found {
+            Some(row) => Ok(Some(complete(&mut c, request(&row)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn requests_of_case(&self, case_id: CaseId) -> StoreResult<Vec<AccessRequestRecord>> {
+        let mut c = self.pool.acquire().await.map_err(map_err)?;
+        let found = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE case_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(case_id.as_uuid())
+        .fetch_all(&mut *c)
+        .await
+        .map_err(map_err)?;
+        let mut out = Vec::with_capacity(found.len());
+        for r in all(found, request)? {
+            out.push(complete(&mut c, r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn decide(
+        &self,
+        id: RequestId,
+        d: DecisionRecord,
+        from: RequestStatus,
+        to: RequestStatus,
+        granted: Option<(Timestamp, Timestamp)>,
+    ) -> StoreResult<bool> {
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    // The request's row lock makes the state check and the decision one
+                    // step for every node.
+                    let status: Option<String> = sqlx::query_scalar(
+                        "SELECT status FROM access_requests WHERE id = $1 FOR UPDATE",
+                    )
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    if status.as_deref() != Some(from.as_str()) {
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "INSERT INTO request_decisions \
+                         (request_id, staff_id, role, approve, justification, at, log_index) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(id.as_uuid())
+                    .bind(d.staff_id.as_uuid())
+                    .bind(d.role.as_str())
+                    .bind(d.approve)
+                    .bind(&d.justification)
+                    .bind(d.at.as_millis())
+                    .bind(i(d.log_index))
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    if from != to && !move_status(c, id, from, to, granted).await? {
+                        return Err(StoreError::Conflict);
+                    }
+                    Ok(true)
+                })
+            })
+            .await
+    }
+
+    async fn set_request_status(
+        &self,
+        id: RequestId,
+        from: RequestStatus,
+        to: RequestStatus,
+    ) -> StoreResult<bool> {
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(move_status(c, id, from, to, None))
+            })
+            .await
+    }
+}

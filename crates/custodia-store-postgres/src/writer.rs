@@ -1,0 +1,162 @@
+//! Group commit on PostgreSQL: one task per node takes whatever writes are queued and
+//! runs them in one transaction, each inside its own savepoint (one failing write does
+//! not fail the others), and answers nobody before COMMIT has returned. The database
+//! syncs each commit (`synchronous_commit` as the server sets it; `on` by default), so a
+//! whole batch costs one WAL flush instead of one per write.
+//!
+//! Several nodes write to one database at once. Their batches take row locks (a
+//! conversation's sequence counter) and the log's advisory lock; so that two batches
+//! never wait on each other in a cycle, each batch runs its writes in one global order:
+//! writes that lock nothing shared first, then by conversation id, then log appends.
+//! A deadlock that happens anyway (PostgreSQL detects it) fails only the write whose
+//! statement was chosen, which is answered with an error and never acknowledged.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use custodia_store::{CommitObserver, StoreError, StoreResult};
+use futures_util::future::BoxFuture;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::map_err;
+
+/// Most operations that share one commit.
+const MAX_BATCH: usize = 1024;
+/// Operations waiting for the writer; senders wait when it is full (backpressure).
+const QUEUE: usize = 8192;
+
+/// What shared lock a write takes, which fixes its place in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Lock {
+    /// Only rows of its own (a user, a session, a case, …).
+    Own,
+    /// The row of one conversation (its sequence counter or membership).
+    Conversation(uuid::Uuid),
+    /// The transparency log's advisory lock.
+    Log,
+}
+
+/// Runs after COMMIT with its outcome (`Some` if the commit failed) and answers the caller.
+type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+/// One queued operation: applies itself inside a savepoint and returns its completion.
+type Apply = Box<dyn for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Completion> + Send>;
+
+struct Job {
+    lock: Lock,
+    apply: Apply,
+}
+
+/// A handle to the writer task. The task stops once every handle is dropped and the
+/// queue is drained.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task on connections of `pool`.
+    pub(crate) fn spawn(pool: PgPool, observer: Arc<dyn CommitObserver>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx, observer));
+        Self { tx }
+    }
+
+    /// Queues `op` and waits until it is committed (or has failed).
+    pub(crate) async fn write<T, F>(&self, lock: Lock, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let apply: Apply = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = in_savepoint(conn, op).await;
+                Box::new(move |commit_error: Option<&StoreError>| {
+                    let outcome = match commit_error {
+                        Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                        None => result,
+                    };
+                    // The caller may have gone away; the write stands either way.
+                    let _ = reply.send(outcome);
+                }) as Completion
+            })
+        });
+        self.tx
+            .send(Job { lock, apply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shut down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the write was not committed".into()))?
+    }
+}
+
+async fn in_savepoint<T, F>(conn: &mut PgConnection, op: F) -> StoreResult<T>
+where
+    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>>,
+{
+    step(conn, "SAVEPOINT op").await?;
+    let result = op(&mut *conn).await;
+    if result.is_err() {
+        step(conn, "ROLLBACK TO SAVEPOINT op").await?;
+    }
+    step(conn, "RELEASE SAVEPOINT op").await?;
+    result
+}
+
+async fn step(conn: &mut PgConnection, sql: &'static str) -> StoreResult<()> {
+    sqlx::raw_sql(sql)
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(map_err)
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, observer: Arc<dyn CommitObserver>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // Stable: writes to one conversation keep their queue order.
+        batch.sort_by_key(|j: &Job| j.lock);
+        let started = Instant::now();
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Dropping the jobs drops their reply channels: every caller gets an
+                // error and nothing was acknowledged.
+                tracing::error!(error = %e, operations = batch.len(), "no database connection for a write");
+                batch.clear();
+                continue;
+            }
+        };
+        if let Err(e) = step(&mut conn, "BEGIN").await {
+            tracing::error!(error = %e, operations = batch.len(), "cannot begin a write transaction");
+            batch.clear();
+            continue;
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            completions.push((job.apply)(&mut conn).await);
+        }
+        let commit = step(&mut conn, "COMMIT").await;
+        match &commit {
+            Ok(()) => observer.committed(completions.len(), started.elapsed()),
+            Err(e) => {
+                tracing::error!(error = %e, operations = completions.len(), "commit failed");
+                // The connection's state is unknown: close it rather than reuse it.
+                drop(conn.detach());
+            }
+        }
+        for done in completions {
+            done(commit.as_ref().err());
+        }
+    }
+    tracing::debug!("store writer stopped");
+}
