@@ -192,6 +192,9 @@ async fn deliver(
     cursor: &mut DeliveryCursor,
     out: &Outbox,
 ) -> bool {
+    if let Event::Resync = event {
+        return resync(state, who, cursor, out).await;
+    }
     if let Event::Message(m) = event {
         match cursor.admit(m.conversation_id, m.seq) {
             Admit::Duplicate => return true,
@@ -225,6 +228,45 @@ async fn deliver(
     };
     state.metrics.deliveries.inc();
     emit(out, frame).await
+}
+
+/// Catches a synced connection up from storage after the positions it has delivered
+/// (live events may have been lost between nodes).
+async fn resync(
+    state: &AppState,
+    who: &Principal,
+    cursor: &mut DeliveryCursor,
+    out: &Outbox,
+) -> bool {
+    loop {
+        let positions = cursor.positions();
+        let pages = match state.service.catch_up(who, &positions, MAX_PAGE).await {
+            Ok(pages) => pages,
+            // Storage trouble: the next live message's gap fill, or the client's next
+            // sync, catches up.
+            Err(e) => {
+                tracing::debug!(error = %e, "resync failed");
+                return true;
+            }
+        };
+        let mut more = false;
+        for (_, _, page) in pages {
+            more |= page.has_more;
+            for m in &page.messages {
+                if cursor.admit(m.conversation_id, m.seq) == Admit::Duplicate {
+                    continue;
+                }
+                cursor.advance(m.conversation_id, m.seq);
+                if !emit(out, ServerFrame::Message(convert::message(m))).await {
+                    return false;
+                }
+                state.metrics.deliveries.inc();
+            }
+        }
+        if !more {
+            return true;
+        }
+    }
 }
 
 /// The connection's sender task, started on its first send (most connections are idle

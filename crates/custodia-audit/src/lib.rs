@@ -180,9 +180,22 @@ impl AuditLog {
         Ok(self.checkpoint_covering(size).await?.1)
     }
 
-    /// A signed checkpoint of at least `size` entries.
+    /// A signed checkpoint of at least `size` entries. Several nodes may share the log's
+    /// store: if another signed first (the store refuses the stale compare-and-set), the
+    /// signing starts again from the checkpoint it kept.
     async fn checkpoint_covering(&self, size: u64) -> Result<(u64, String), AuditError> {
         let _one_signer = self.signing.lock().await;
+        let mut attempts = 0;
+        loop {
+            match self.sign_covering(size).await {
+                Err(AuditError::Store(StoreError::Conflict)) if attempts < 8 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt of [`Self::checkpoint_covering`], under the signing lock.
+    async fn sign_covering(&self, size: u64) -> Result<(u64, String), AuditError> {
         let last = self.store.last_checkpoint().await?;
         if let Some((signed, note)) = &last
             && *signed >= size

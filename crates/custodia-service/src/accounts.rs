@@ -208,7 +208,7 @@ impl Service {
         {
             return Err(ServiceError::NotFound("session"));
         }
-        self.inner.hub.disconnect_session(who.user_id, id);
+        self.inner.fanout.disconnect_session(who.user_id, id).await;
         Ok(())
     }
 }

@@ -51,13 +51,23 @@ pub enum Event {
         /// Joined (`true`) or left (`false`).
         joined: bool,
     },
+    /// Live events may have been missed (the node lost its fan-out connection, or fell
+    /// behind): catch up from storage after the positions already delivered.
+    Resync,
 }
 
 /// Carries an event to the hubs of every node where a recipient may be connected.
 #[async_trait]
 pub trait Fanout: Send + Sync {
-    /// Delivers `event` to every live session of `recipients`, at most once.
+    /// Delivers `event` to every live session of `recipients`, at most once. Never waits
+    /// on another node: a send is acknowledged whether or not fan-out works.
     async fn publish(&self, recipients: Vec<UserId>, event: Arc<Event>);
+    /// Closes the live connections of one session on every node (it was revoked).
+    async fn disconnect_session(&self, user: UserId, session: SessionId);
+    /// Whether events reach the other nodes right now (for readiness).
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 /// Fan-out within one process: straight into the local hub.
@@ -67,6 +77,10 @@ pub struct LocalFanout(pub Arc<Hub>);
 impl Fanout for LocalFanout {
     async fn publish(&self, recipients: Vec<UserId>, event: Arc<Event>) {
         self.0.deliver(&recipients, &event);
+    }
+
+    async fn disconnect_session(&self, user: UserId, session: SessionId) {
+        self.0.disconnect_session(user, session);
     }
 }
 
@@ -134,6 +148,27 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Tells every live session on this node to catch up from storage (see
+    /// [`Event::Resync`]). A session whose queue is full is dropped, as in `deliver`.
+    pub fn resync_all(&self) {
+        let event = Arc::new(Event::Resync);
+        let mut live = self.lock();
+        for entries in live.values_mut() {
+            entries.retain(|e| e.tx.try_send(event.clone()).is_ok());
+        }
+        live.retain(|_, entries| !entries.is_empty());
+    }
+
+    /// Those of `users` with a live session on this node.
+    pub fn live_among(&self, users: &[UserId]) -> Vec<UserId> {
+        let live = self.lock();
+        users
+            .iter()
+            .filter(|u| live.contains_key(u))
+            .copied()
+            .collect()
     }
 
     /// Closes the live connections of one session.

@@ -197,13 +197,15 @@ impl Service {
         self.inner.clock.now().to_datetime().date()
     }
 
-    /// Succeeds if storage can serve reads and writes.
+    /// Succeeds if storage can serve reads and writes and fan-out reaches the other
+    /// nodes (a load balancer should send clients elsewhere otherwise).
     pub async fn ready(&self) -> ServiceResult<()> {
-        self.inner
-            .store
-            .health
-            .ping()
-            .await
-            .map_err(ServiceError::from)
+        self.inner.store.health.ping().await?;
+        if !self.inner.fanout.healthy() {
+            return Err(ServiceError::Unavailable(
+                "fan-out to the other nodes is down".into(),
+            ));
+        }
+        Ok(())
     }
 }

@@ -282,6 +282,22 @@ impl Service {
         self.open_for(who, m).await
     }
 
+    /// The live event of message `seq` of a conversation, opened for delivery to
+    /// `reader` (a recipient connected to this node), when another node announced it by
+    /// id. `None` if there is no such message.
+    pub async fn message_event(
+        &self,
+        id: ConversationId,
+        seq: u64,
+        reader: UserId,
+    ) -> ServiceResult<Option<Event>> {
+        let Some(stored) = self.inner.store.messages.message(id, seq).await? else {
+            return Ok(None);
+        };
+        let view = open_message(&self.inner.keys, Purpose::Delivery { reader }, stored).await;
+        Ok(Some(Event::Message(view)))
+    }
+
     /// Opens a stored message for a member.
     pub(crate) async fn open_for(&self, who: &Principal, m: StoredMessage) -> MessageView {
         open_message(
@@ -389,6 +405,11 @@ impl DeliveryCursor {
             Some(&last) if seq > last + 1 => Admit::Gap { after: last },
             _ => Admit::Deliver,
         }
+    }
+
+    /// The last position delivered in each conversation.
+    pub fn positions(&self) -> HashMap<ConversationId, u64> {
+        self.delivered.clone()
     }
 
     /// Records that everything up to `seq` of `conversation` was delivered.

@@ -4,6 +4,13 @@
 //! - [`TestServer`] runs a server in-process (fast; can be restarted on the same data).
 //! - [`ProcessServer`] runs the real binary as a child process (for `SIGKILL` and for
 //!   reading its logs).
+//! - [`Deployment`] is a scale-out deployment's shared parts (a fresh PostgreSQL
+//!   database, a fresh NATS subject prefix, one data directory) for several nodes.
+//! - [`TcpProxy`] sits between a node and PostgreSQL or NATS, to cut the connection.
+
+mod cluster;
+
+pub use cluster::{Deployment, TcpProxy};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -345,6 +352,17 @@ impl ProcessServer {
     /// Starts `bin serve` on `data_dir` (port 0 unless `listen` is given), logging at
     /// debug level to `log`.
     pub fn start(bin: &Path, data_dir: &Path, listen: Option<&str>, log: &Path) -> Self {
+        Self::start_with_env(bin, data_dir, listen, log, &[])
+    }
+
+    /// The same, with more `CUSTODIA_*` settings in its environment.
+    pub fn start_with_env(
+        bin: &Path,
+        data_dir: &Path,
+        listen: Option<&str>,
+        log: &Path,
+        env: &[(String, String)],
+    ) -> Self {
         let logfile = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -362,6 +380,7 @@ impl ProcessServer {
                 "CUSTODIA_NEW_ACCOUNT_SENDS_PER_MINUTE",
                 UNLIMITED.to_string(),
             )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(logfile)
             .spawn()
@@ -372,7 +391,11 @@ impl ProcessServer {
         let url = first
             .split_whitespace()
             .find(|w| w.starts_with("https://"))
-            .unwrap_or_else(|| panic!("unexpected first line from serve: {first:?}"))
+            .unwrap_or_else(|| {
+                let logs = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = logs.lines().rev().take(5).collect();
+                panic!("unexpected first line from serve: {first:?}; its log ends: {tail:?}")
+            })
             .to_owned();
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});

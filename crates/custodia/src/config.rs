@@ -100,6 +100,44 @@ pub struct RawConfig {
     /// append. Default: all of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witness_quorum: Option<usize>,
+    /// Where data is stored: `sqlite` (default; a file in the data directory) or
+    /// `postgres` (with `postgres_url`), which several nodes can share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// The PostgreSQL database, e.g. `postgres://custodia@db.internal:5432/custodia`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_url: Option<String>,
+    /// Connections this node opens to PostgreSQL. Default 16.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_max_connections: Option<u32>,
+    /// How live events reach other nodes: `local` (default; one node) or `nats` (with
+    /// `nats_url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<String>,
+    /// The NATS server, e.g. `nats://nats.internal:4222`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+    /// The subject prefix the nodes of one deployment share on NATS. Default `custodia`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_subject_prefix: Option<String>,
+}
+
+/// Where data is stored, validated.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// The embedded SQLite file in the data directory.
+    Sqlite,
+    /// A PostgreSQL database shared by the nodes.
+    Postgres(custodia_store_postgres::PgOptions),
+}
+
+/// How live events reach other nodes, validated.
+#[derive(Debug, Clone)]
+pub enum FanoutConfig {
+    /// Only this process.
+    Local,
+    /// Through NATS.
+    Nats(custodia_fanout_nats::NatsOptions),
 }
 
 /// One witness, as configured.
@@ -272,6 +310,57 @@ impl RawConfig {
             }
             None => None,
         };
+        let storage = match (
+            self.storage.as_deref().unwrap_or("sqlite"),
+            self.postgres_url,
+        ) {
+            ("sqlite", None) => StorageConfig::Sqlite,
+            ("sqlite", Some(_)) => {
+                bail!("postgres_url is set but storage is \"sqlite\"; set storage = \"postgres\"")
+            }
+            ("postgres", Some(url)) => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    bail!(
+                        "postgres_url must be a postgres:// URL, e.g. postgres://custodia@db:5432/custodia"
+                    );
+                }
+                StorageConfig::Postgres(custodia_store_postgres::PgOptions {
+                    url,
+                    max_connections: match self.postgres_max_connections.unwrap_or(16) {
+                        n @ 2..=1000 => n,
+                        _ => bail!("postgres_max_connections must be between 2 and 1000"),
+                    },
+                })
+            }
+            ("postgres", None) => bail!(
+                "storage = \"postgres\" needs postgres_url, e.g. postgres://custodia@db:5432/custodia"
+            ),
+            (other, _) => bail!("storage must be \"sqlite\" or \"postgres\", not {other:?}"),
+        };
+        let fanout = match (self.fanout.as_deref().unwrap_or("local"), self.nats_url) {
+            ("local", None) => FanoutConfig::Local,
+            ("local", Some(_)) => {
+                bail!("nats_url is set but fanout is \"local\"; set fanout = \"nats\"")
+            }
+            ("nats", Some(url)) => {
+                if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                    bail!("nats_url must be a nats:// or tls:// URL, e.g. nats://nats:4222");
+                }
+                FanoutConfig::Nats(custodia_fanout_nats::NatsOptions {
+                    url,
+                    subject_prefix: self
+                        .nats_subject_prefix
+                        .unwrap_or_else(|| "custodia".into()),
+                })
+            }
+            ("nats", None) => bail!("fanout = \"nats\" needs nats_url, e.g. nats://nats:4222"),
+            (other, _) => bail!("fanout must be \"local\" or \"nats\", not {other:?}"),
+        };
+        if matches!(storage, StorageConfig::Sqlite) && matches!(fanout, FanoutConfig::Nats(_)) {
+            bail!(
+                "fanout = \"nats\" connects several nodes, which must share one database: set storage = \"postgres\""
+            );
+        }
         if matches!(&self.keyring_passphrase, Some(p) if p.is_empty()) {
             bail!("keyring_passphrase is set but empty; unset it or give a passphrase");
         }
@@ -315,13 +404,21 @@ impl RawConfig {
             witnesses,
             witness_quorum,
             text_rules,
+            storage,
+            fanout,
         })
     }
 }
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 30] = [
+    "storage",
+    "postgres_url",
+    "postgres_max_connections",
+    "fanout",
+    "nats_url",
+    "nats_subject_prefix",
     "pdq_max_distance",
     "pdq_min_quality",
     "max_attachment_bytes",
@@ -376,6 +473,10 @@ pub struct Config {
     pub witness_quorum: usize,
     /// Compiled text rules, if configured.
     pub text_rules: Option<std::sync::Arc<custodia_service::TextRules>>,
+    /// Where data is stored.
+    pub storage: StorageConfig,
+    /// How live events reach other nodes.
+    pub fanout: FanoutConfig,
 }
 
 impl fmt::Debug for Config {
@@ -397,6 +498,8 @@ impl fmt::Debug for Config {
             .field("witnesses", &self.witnesses)
             .field("witness_quorum", &self.witness_quorum)
             .field("text_rules", &self.text_rules)
+            .field("storage", &self.storage)
+            .field("fanout", &self.fanout)
             .finish()
     }
 }

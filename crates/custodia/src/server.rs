@@ -7,14 +7,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use custodia_api::{AppState, Metrics, TlsListener, tls13_server_config};
 use custodia_core::SystemClock;
+use custodia_fanout_nats::NatsFanout;
 use custodia_keys::{KeyService, Keyring};
-use custodia_service::{Hub, LocalFanout, Service};
+use custodia_service::{Fanout, Hub, LocalFanout, Service};
 use custodia_store::Storage;
+use custodia_store_postgres::PgStore;
 use custodia_store_sqlite::SqliteStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::config::{FanoutConfig, StorageConfig};
 use crate::datadir::DataDir;
 use crate::witness::HttpCosigner;
 
@@ -79,10 +82,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls = tls13_server_config(&cert, &key).map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
 
     let metrics = Arc::new(Metrics::new());
-    let sqlite = SqliteStore::open(&dir.database(), metrics.clone())
-        .await
-        .context("opening the database")?;
-    let storage = Storage::from_backend(sqlite);
+    let storage = match &config.storage {
+        StorageConfig::Sqlite => Storage::from_backend(
+            SqliteStore::open(&dir.database(), metrics.clone())
+                .await
+                .context("opening the database")?,
+        ),
+        StorageConfig::Postgres(options) => Storage::from_backend(
+            PgStore::connect(options, metrics.clone())
+                .await
+                .context("opening the PostgreSQL database (storage = \"postgres\")")?,
+        ),
+    };
     let witnesses = config
         .witnesses
         .iter()
@@ -106,7 +117,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.dek_cache,
     ));
     let hub = Hub::new();
-    let fanout = Arc::new(LocalFanout(hub.clone()));
+    let nats = match &config.fanout {
+        FanoutConfig::Local => None,
+        FanoutConfig::Nats(options) => Some(
+            NatsFanout::connect(options, hub.clone())
+                .await
+                .context("starting fan-out (fanout = \"nats\")")?,
+        ),
+    };
+    let fanout: Arc<dyn Fanout> = match &nats {
+        Some(n) => n.clone(),
+        None => Arc::new(LocalFanout(hub.clone())),
+    };
     let storage_log = storage.log.clone();
     let governance = custodia_governance::Governance::new(
         storage.clone(),
@@ -121,6 +143,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
     let service = Service::new(storage, keys, clock, hub, fanout, config.service.clone())
         .with_signals(Arc::new(governance.clone()), config.text_rules.clone());
+    if let Some(n) = &nats {
+        n.start(service.clone())
+            .await
+            .context("starting fan-out (fanout = \"nats\")")?;
+    }
 
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await

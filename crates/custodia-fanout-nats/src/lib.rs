@@ -1,0 +1,349 @@
+//! Fan-out over NATS, for deployments of several `custodia serve` nodes: behind the
+//! `Fanout` seam of `custodia-service`, each node delivers an event to its own live
+//! sessions at once and publishes a [`Notice`] on the deployment's subject; every other
+//! node delivers it to the recipients connected there.
+//!
+//! NATS core delivery is at most once, so correctness never rests on it: sessions keep a
+//! delivery cursor per conversation (a gap is filled from storage before the next
+//! message), and whenever a node may have missed or dropped notices — its connection to
+//! NATS came back, or NATS reported it as a slow consumer — it tells every node's live
+//! sessions to catch up from storage ([`Event::Resync`]). Sends never wait on NATS.
+//!
+//! Messages cross NATS by id only: the receiving node reads the sealed message from the
+//! shared store and opens it with its own key service.
+
+mod notice;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use custodia_core::{SessionId, UserId};
+use custodia_service::{Event, Fanout, Hub, Service};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+pub use notice::{DecodeError, Kind, Notice};
+
+/// Notices waiting to be published; when full (NATS is down or slow), further notices
+/// are dropped and the node asks for a resync once it can publish again.
+const OUTBOX: usize = 65_536;
+/// Notices being resolved at once (a message notice reads the store); results are
+/// applied in arrival order.
+const RESOLVING: usize = 32;
+
+/// How a node reaches NATS.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// `nats://host:port`.
+    pub url: String,
+    /// The deployment's subject prefix: nodes of one deployment share it, and nothing
+    /// else may publish under it.
+    pub subject_prefix: String,
+}
+
+/// Why fan-out over NATS could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    /// The subject prefix is not a valid NATS subject.
+    #[error(
+        "nats_subject_prefix {0:?} must be dot-separated tokens of letters, digits, '-' and '_'"
+    )]
+    Prefix(String),
+    /// NATS could not be reached.
+    #[error("cannot connect to NATS at {url}: {why}")]
+    Connect {
+        /// Where.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// The subscription failed.
+    #[error("subscribing on NATS: {0}")]
+    Subscribe(String),
+}
+
+/// Fan-out through NATS.
+pub struct NatsFanout {
+    client: async_nats::Client,
+    subject: String,
+    node: Uuid,
+    hub: Arc<Hub>,
+    outbox: mpsc::Sender<Bytes>,
+    resync: mpsc::UnboundedSender<()>,
+    resync_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<()>>>,
+}
+
+fn valid_prefix(p: &str) -> bool {
+    !p.is_empty()
+        && p.split('.').all(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+impl NatsFanout {
+    /// Connects to NATS; fails at once (with a clear message) if it cannot be reached.
+    /// Nothing is received until [`Self::start`].
+    pub async fn connect(options: &NatsOptions, hub: Arc<Hub>) -> Result<Arc<Self>, FanoutError> {
+        if !valid_prefix(&options.subject_prefix) {
+            return Err(FanoutError::Prefix(options.subject_prefix.clone()));
+        }
+        let (resync, resync_rx) = mpsc::unbounded_channel();
+        let on_event = resync.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name("custodia")
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(move |event| {
+                let on_event = on_event.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("connected to NATS");
+                            let _ = on_event.send(());
+                        }
+                        async_nats::Event::SlowConsumer(_) => {
+                            tracing::warn!("NATS dropped notices for this node (slow consumer)");
+                            let _ = on_event.send(());
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("lost the connection to NATS; reconnecting");
+                        }
+                        other => tracing::debug!(event = %other, "NATS"),
+                    }
+                }
+            })
+            .connect(options.url.as_str())
+            .await
+            .map_err(|e| FanoutError::Connect {
+                url: options.url.clone(),
+                why: e.to_string(),
+            })?;
+        let subject = format!("{}.fanout", options.subject_prefix);
+        let (outbox, queued) = mpsc::channel(OUTBOX);
+        tokio::spawn(publish_queued(client.clone(), subject.clone(), queued));
+        Ok(Arc::new(Self {
+            client,
+            subject,
+            node: Uuid::new_v4(),
+            hub,
+            outbox,
+            resync,
+            resync_rx: std::sync::Mutex::new(Some(resync_rx)),
+        }))
+    }
+
+    /// Starts delivering other nodes' notices to this node's live sessions, resolving
+    /// messages through `service`. Returns once the subscription is in place.
+    pub async fn start(self: &Arc<Self>, service: Service) -> Result<(), FanoutError> {
+        let sub = self
+            .client
+            .subscribe(self.subject.clone())
+            .await
+            .map_err(|e| FanoutError::Subscribe(e.to_string()))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| FanoutError::Subscribe(e.to_string()))?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut applied = sub
+                .map(|msg| me.resolve(&service, msg.payload))
+                .buffered(RESOLVING);
+            while let Some(step) = applied.next().await {
+                if let Some((recipients, event)) = step {
+                    me.hub.deliver(&recipients, &event);
+                }
+            }
+        });
+        let rx = self
+            .resync_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut rx) = rx {
+            let me = self.clone();
+            tokio::spawn(async move {
+                while rx.recv().await.is_some() {
+                    // Drain repeated signals; one resync covers them.
+                    while rx.try_recv().is_ok() {}
+                    // After a reconnect, wait until the subscription is re-established
+                    // (a flush round trip), so nothing falls between catch-up and live.
+                    if me.client.flush().await.is_err() {
+                        continue;
+                    }
+                    me.hub.resync_all();
+                    // If even this cannot be queued, the next reconnect asks again.
+                    let _ = me.queue(Kind::Resync, Vec::new());
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Turns another node's notice into the event for the recipients connected here.
+    async fn resolve(
+        &self,
+        service: &Service,
+        payload: Bytes,
+    ) -> Option<(Vec<UserId>, Arc<Event>)> {
+        let notice = match Notice::decode(&payload) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a malformed fan-out notice");
+                return None;
+            }
+        };
+        if notice.node == self.node {
+            return None;
+        }
+        if notice.kind == Kind::Resync {
+            self.hub.resync_all();
+            return None;
+        }
+        if let Kind::Disconnect {
+            user_id,
+            session_id,
+        } = notice.kind
+        {
+            self.hub.disconnect_session(user_id, session_id);
+            return None;
+        }
+        let here = self.hub.live_among(&notice.recipients);
+        let reader = *here.first()?;
+        let event = match notice.kind {
+            Kind::Message {
+                conversation_id,
+                seq,
+            } => match service.message_event(conversation_id, seq, reader).await {
+                Ok(Some(e)) => e,
+                Ok(None) => return None,
+                Err(e) => {
+                    // The session's next gap fill or resync catches up.
+                    tracing::debug!(error = %e, "cannot read an announced message");
+                    return None;
+                }
+            },
+            Kind::Read {
+                conversation_id,
+                user_id,
+                seq,
+            } => Event::Read {
+                conversation_id,
+                user_id,
+                seq,
+            },
+            Kind::Deleted {
+                conversation_id,
+                seq,
+            } => Event::Deleted {
+                conversation_id,
+                seq,
+            },
+            Kind::Membership {
+                conversation_id,
+                user_id,
+                username,
+                joined,
+            } => Event::Membership {
+                conversation_id,
+                user_id,
+                username,
+                joined,
+            },
+            Kind::Resync | Kind::Disconnect { .. } => return None,
+        };
+        Some((here, Arc::new(event)))
+    }
+
+    /// Queues a notice for the other nodes without waiting; `false` if the outbox is full.
+    fn queue(&self, kind: Kind, recipients: Vec<UserId>) -> bool {
+        let notice = Notice {
+            node: self.node,
+            kind,
+            recipients,
+        };
+        self.outbox.try_send(notice.encode().into()).is_ok()
+    }
+
+    /// Queues a notice; if it had to be dropped, every node resyncs once this node can
+    /// publish again.
+    fn send(&self, kind: Kind, recipients: Vec<UserId>) {
+        if !self.queue(kind, recipients) {
+            tracing::warn!("fan-out outbox full: dropped a notice; asking every node to resync");
+            let _ = self.resync.send(());
+        }
+    }
+}
+
+async fn publish_queued(
+    client: async_nats::Client,
+    subject: String,
+    mut queued: mpsc::Receiver<Bytes>,
+) {
+    while let Some(payload) = queued.recv().await {
+        if let Err(e) = client.publish(subject.clone(), payload).await {
+            tracing::warn!(error = %e, "publishing a fan-out notice failed");
+        }
+    }
+}
+
+#[async_trait]
+impl Fanout for NatsFanout {
+    async fn publish(&self, recipients: Vec<UserId>, event: Arc<Event>) {
+        self.hub.deliver(&recipients, &event);
+        let kind = match &*event {
+            Event::Message(m) => Kind::Message {
+                conversation_id: m.conversation_id,
+                seq: m.seq,
+            },
+            Event::Read {
+                conversation_id,
+                user_id,
+                seq,
+            } => Kind::Read {
+                conversation_id: *conversation_id,
+                user_id: *user_id,
+                seq: *seq,
+            },
+            Event::Deleted {
+                conversation_id,
+                seq,
+            } => Kind::Deleted {
+                conversation_id: *conversation_id,
+                seq: *seq,
+            },
+            Event::Membership {
+                conversation_id,
+                user_id,
+                username,
+                joined,
+            } => Kind::Membership {
+                conversation_id: *conversation_id,
+                user_id: *user_id,
+                username: username.clone(),
+                joined: *joined,
+            },
+            _ => return,
+        };
+        self.send(kind, recipients);
+    }
+
+    async fn disconnect_session(&self, user: UserId, session: SessionId) {
+        self.hub.disconnect_session(user, session);
+        self.send(
+            Kind::Disconnect {
+                user_id: user,
+                session_id: session,
+            },
+            vec![user],
+        );
+    }
+
+    fn healthy(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}

@@ -1,0 +1,331 @@
+//! Scale-out: several `custodia serve` nodes (the real binary) on one PostgreSQL database
+//! and one NATS server, each test with its own database and subject prefix.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{PATIENCE, drain_until_pong, messages, sync};
+use custodia_sdk::{Client, Method};
+use custodia_test::{ADULT_DOB, Deployment, PASSWORD, ProcessServer, TcpProxy};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_custodia"))
+}
+
+/// Starts `n` nodes on the deployment, one after another (the first creates the shared
+/// data directory's keys).
+fn nodes(dep: &Deployment, n: usize) -> Vec<ProcessServer> {
+    (0..n)
+        .map(|i| dep.node(&bin(), &dep.dir.path().join(format!("node{i}.log"))))
+        .collect()
+}
+
+/// Registers `name` through `node` and signs in there.
+async fn user(node: &ProcessServer, name: &str) -> Client {
+    let mut c = node.client();
+    c.register(name, PASSWORD, ADULT_DOB).await.unwrap();
+    c.login(name, PASSWORD, "test device").await.unwrap();
+    c
+}
+
+/// The same session, talking to another node.
+fn on(node: &ProcessServer, c: &Client) -> Client {
+    node.client().with_token(c.token().unwrap())
+}
+
+/// Polls `/readyz` until it answers `status`.
+async fn readiness(node: &ProcessServer, status: u16) {
+    let anon = node.client();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let got = anon
+                .raw(Method::GET, "/readyz", "text/plain", Vec::new())
+                .await
+                .map(|(s, _, _)| s);
+            if got.ok() == Some(status) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("/readyz never answered {status}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_over_three_nodes_gets_every_message_once_in_order_even_when_a_node_dies() {
+    let dep = Deployment::new().await;
+    let mut nodes = nodes(&dep, 3);
+    let names = ["ann", "ben", "cat", "dan", "eve", "fay"];
+    let mut users = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        users.push(user(&nodes[i % 3], n).await);
+    }
+    let group = users[0].create_group("six", &names[1..]).await.unwrap();
+
+    // Each member live on its own node.
+    let mut conns = Vec::new();
+    for u in &users {
+        let mut c = u.connect().await.unwrap().without_dedupe();
+        assert!(sync(&mut c, HashMap::new()).await.is_empty());
+        conns.push(c);
+    }
+
+    // Every member sends 10 at once, each through its own node.
+    let gid = group.id;
+    let send_all = move |senders: Vec<(usize, Client)>, round: u32| async move {
+        let tasks: Vec<_> = senders
+            .into_iter()
+            .map(|(i, u)| {
+                tokio::spawn(async move {
+                    for k in 0..10 {
+                        u.send(
+                            gid,
+                            &format!("{round}-{i}-{k}"),
+                            &format!("r{round} {i}.{k}"),
+                        )
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    send_all(users.iter().cloned().enumerate().collect(), 1).await;
+    let first: HashSet<String> = (0..6)
+        .flat_map(|i| (0..10).map(move |k| format!("r1 {i}.{k}")))
+        .collect();
+    for c in &mut conns {
+        let got = messages(c, 60).await;
+        let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=60).collect::<Vec<_>>(),
+            "once, in order, on every node"
+        );
+        let bodies: HashSet<String> = got.into_iter().filter_map(|m| m.body).collect();
+        assert_eq!(bodies, first);
+    }
+
+    // Node 0 dies; ann and dan were connected there.
+    nodes.remove(0).kill();
+    let mut dead: Vec<_> = [3, 0].into_iter().map(|i| conns.remove(i)).collect();
+    for c in &mut dead {
+        let closed = tokio::time::timeout(PATIENCE, async {
+            while let Some(Ok(_)) = c.next().await {}
+        })
+        .await;
+        assert!(closed.is_ok(), "the dead node's connections close");
+    }
+    // The others go on sending through the surviving nodes meanwhile.
+    let survivors: Vec<(usize, Client)> = [1, 2, 4, 5]
+        .into_iter()
+        .map(|i| (i, on(&nodes[(i + 1) % 2], &users[i])))
+        .collect();
+    send_all(survivors, 2).await;
+
+    // ann and dan reconnect to node 1 with the same sessions and catch up from 60.
+    for i in [0, 3] {
+        let mut c = on(&nodes[0], &users[i])
+            .connect()
+            .await
+            .unwrap()
+            .without_dedupe();
+        let caught = sync(&mut c, HashMap::from([(group.id, 60)])).await;
+        let seqs: Vec<u64> = caught.iter().map(|m| m.seq).collect();
+        assert_eq!(
+            seqs,
+            (61..=100).collect::<Vec<_>>(),
+            "nothing lost or repeated"
+        );
+        assert!(drain_until_pong(&mut c).await.is_empty());
+    }
+    for c in &mut conns {
+        let got = messages(c, 40).await;
+        let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (61..=100).collect::<Vec<_>>());
+        assert!(drain_until_pong(c).await.is_empty(), "and nothing twice");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_through_three_nodes_get_contiguous_numbers_and_client_ids_hold() {
+    let dep = Deployment::new().await;
+    let nodes = nodes(&dep, 3);
+    let owner = user(&nodes[0], "owner").await;
+    user(&nodes[1], "peer").await;
+    let group = owner.create_group("race", &["peer"]).await.unwrap();
+
+    // The same member sends through all three nodes at once, four in flight per node.
+    let mut tasks = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for lane in 0..4 {
+            let c = on(node, &owner);
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for k in 0..15 {
+                    let ack = c
+                        .send(group.id, &format!("{n}-{lane}-{k}"), "x")
+                        .await
+                        .unwrap();
+                    assert!(!ack.duplicate);
+                    seqs.push(ack.seq);
+                }
+                seqs
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=180).collect::<Vec<_>>(), "no gap, no duplicate");
+
+    // One client id sent through every node at once is one message.
+    let mut same = Vec::new();
+    for node in &nodes {
+        let c = on(node, &owner);
+        same.push(tokio::spawn(async move {
+            c.send(group.id, "once", "only once").await.unwrap()
+        }));
+    }
+    let mut acks = Vec::new();
+    for t in same {
+        acks.push(t.await.unwrap());
+    }
+    assert!(acks.iter().all(|a| a.seq == 181 && a.id == acks[0].id));
+    assert_eq!(acks.iter().filter(|a| !a.duplicate).count(), 1);
+    assert_eq!(owner.full_history(group.id).await.unwrap().len(), 181);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_nats_catches_its_clients_up_when_it_returns() {
+    let dep = Deployment::new().await;
+    let hostport = dep.nats_url.trim_start_matches("nats://").to_owned();
+    let proxy = TcpProxy::start(&hostport).await;
+    let a = dep.node(&bin(), &dep.dir.path().join("a.log"));
+    let b = dep.node_via(
+        &bin(),
+        &dep.dir.path().join("b.log"),
+        dep.database.url(),
+        &format!("nats://{}", proxy.addr),
+    );
+    let alice = user(&a, "alice").await;
+    let bob = user(&b, "bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    let mut live = bob.connect().await.unwrap().without_dedupe();
+    sync(&mut live, HashMap::new()).await;
+
+    alice.send(chat.id, "m1", "before the cut").await.unwrap();
+    assert_eq!(messages(&mut live, 1).await[0].seq, 1, "across nodes, live");
+
+    proxy.cut();
+    readiness(&b, 503).await;
+    for k in 2..=10 {
+        alice
+            .send(chat.id, &format!("m{k}"), &format!("during the cut {k}"))
+            .await
+            .unwrap();
+    }
+    proxy.restore();
+    readiness(&b, 200).await;
+
+    // No further send: the node's reconnect makes its sessions catch up.
+    let got = messages(&mut live, 9).await;
+    let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (2..=10).collect::<Vec<_>>());
+    alice.send(chat.id, "m11", "after").await.unwrap();
+    let next = messages(&mut live, 1).await;
+    assert_eq!(next[0].seq, 11);
+    assert!(
+        drain_until_pong(&mut live).await.is_empty(),
+        "nothing twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_postgres_answers_errors_and_acknowledges_nothing() {
+    let dep = Deployment::new().await;
+    let url = url_of(dep.database.url());
+    let proxy = TcpProxy::start(&url.1).await;
+    let node = dep.node_via(
+        &bin(),
+        &dep.dir.path().join("n.log"),
+        &url.0.replace(&url.1, &proxy.addr.to_string()),
+        &dep.nats_url,
+    );
+    let alice = user(&node, "alice").await;
+    user(&node, "bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    alice.send(chat.id, "m1", "stored").await.unwrap();
+
+    proxy.cut();
+    for k in 2..=4 {
+        let err = alice
+            .send(chat.id, &format!("m{k}"), "cannot be stored")
+            .await
+            .expect_err("no acknowledgement without the database");
+        assert_eq!(err.status(), Some(503), "{err}");
+    }
+    readiness(&node, 503).await;
+    proxy.restore();
+    readiness(&node, 200).await;
+    alice.send(chat.id, "m5", "stored again").await.unwrap();
+    let history = alice.full_history(chat.id).await.unwrap();
+    let bodies: Vec<String> = history.into_iter().filter_map(|m| m.body).collect();
+    assert_eq!(bodies, ["stored", "stored again"]);
+}
+
+/// The URL and its `host:port`.
+fn url_of(url: &str) -> (String, String) {
+    let after = url.split_once("@").map_or(url, |(_, rest)| rest);
+    let hostport = after.split('/').next().unwrap().to_owned();
+    (url.to_owned(), hostport)
+}
+
+#[tokio::test]
+async fn unreachable_postgres_or_nats_stops_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = custodia::RawConfig {
+        data_dir: Some(dir.path().to_owned()),
+        listen: Some("127.0.0.1:0".into()),
+        audit_listen: Some("127.0.0.1:0".into()),
+        staff_listen: Some("127.0.0.1:0".into()),
+        storage: Some("postgres".into()),
+        postgres_url: Some("postgres://root@127.0.0.1:1/custodia".into()),
+        ..Default::default()
+    };
+    let err = custodia::start(base.clone().validate().unwrap())
+        .await
+        .err()
+        .expect("no database, no start");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("cannot connect to PostgreSQL at postgres://root@127.0.0.1:1/custodia"),
+        "{text}"
+    );
+
+    let dep = Deployment::new().await;
+    let nats = custodia::RawConfig {
+        postgres_url: Some(dep.database.url().to_owned()),
+        fanout: Some("nats".into()),
+        nats_url: Some("nats://127.0.0.1:1".into()),
+        ..base
+    };
+    let err = custodia::start(nats.validate().unwrap())
+        .await
+        .err()
+        .expect("no NATS, no start");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("cannot connect to NATS at nats://127.0.0.1:1"),
+        "{text}"
+    );
+}
