@@ -194,8 +194,10 @@ impl Notice {
                 let len = usize::from(r.byte()?);
                 let name = std::str::from_utf8(r.take(len)?)
                     .map_err(|_| DecodeError::Invalid("username"))?;
-                let username =
-                    Username::parse(name).map_err(|_| DecodeError::Invalid("username"))?;
+                let username = Username::parse(name)
+                    .ok()
+                    .filter(|u| u.as_str() == name)
+                    .ok_or(DecodeError::Invalid("username"))?;
                 Kind::Membership {
                     conversation_id,
                     user_id,
@@ -336,5 +338,21 @@ mod tests {
         wrong[0] = 1;
         wrong[17] = 9;
         assert_eq!(Notice::decode(&wrong), Err(DecodeError::Kind(9)));
+    }
+
+    #[test]
+    fn every_single_byte_change_decodes_canonically_or_is_refused() {
+        for n in samples() {
+            let bytes = n.encode();
+            for at in 0..bytes.len() {
+                for value in 0..=u8::MAX {
+                    let mut changed = bytes.clone();
+                    changed[at] = value;
+                    if let Ok(decoded) = Notice::decode(&changed) {
+                        assert_eq!(decoded.encode(), changed, "canonical at {at}={value}");
+                    }
+                }
+            }
+        }
     }
 }

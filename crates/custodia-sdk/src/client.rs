@@ -68,6 +68,18 @@ impl Client {
             .use_preconfigured_tls((*tls).clone())
             .timeout(std::time::Duration::from_secs(60))
             .build()?;
+        Self {
+            http,
+            base: String::new(),
+            tls,
+            token: None,
+        }
+        .at(server)
+    }
+
+    /// The same client (trust and session) talking to another node of the same
+    /// deployment at `server`.
+    pub fn at(&self, server: &str) -> Result<Self, SdkError> {
         let base = server.trim_end_matches('/').to_owned();
         if !base.starts_with("https://") {
             return Err(SdkError::Protocol(format!(
@@ -75,10 +87,8 @@ impl Client {
             )));
         }
         Ok(Self {
-            http,
             base,
-            tls,
-            token: None,
+            ..self.clone()
         })
     }
 

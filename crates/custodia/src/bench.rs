@@ -6,7 +6,8 @@
 //! body starts with `conversation:sender:k:nanos|`, so receivers check per-sender order
 //! (lost, duplicated) and measure send→delivery latency; acks give send→ack latency.
 //! With `idle`, it also holds that many extra idle connections and, given `server_pid`,
-//! reports the server's resident memory per connection.
+//! reports the server's resident memory per connection. With `also_servers`, users are
+//! spread over several nodes of one deployment (PostgreSQL + NATS).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +51,10 @@ pub struct BenchArgs {
     /// Extra idle connections to hold open (for memory per connection).
     #[arg(long, default_value_t = 0)]
     pub idle: usize,
+    /// Another node of the same deployment (repeat for more): users are spread over the
+    /// server and these round-robin, for a scale-out run.
+    #[arg(long = "also-server", value_name = "URL")]
+    pub also_servers: Vec<String>,
     /// The server's process id, to report its resident memory.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -100,6 +105,13 @@ pub async fn run(base: Client, args: BenchArgs) -> anyhow::Result<()> {
         .await;
         for c in batch {
             clients.push(c?);
+        }
+    }
+    // Spread the users over the deployment's nodes.
+    let nodes = 1 + args.also_servers.len();
+    for (i, c) in clients.iter_mut().enumerate() {
+        if i % nodes != 0 {
+            *c = c.at(&args.also_servers[i % nodes - 1])?;
         }
     }
     let names: Vec<String> = (0..args.users).map(|i| format!("b{run_id}-{i}")).collect();

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{PATIENCE, drain_until_pong, messages, sync};
+use custodia_sdk::proto::ServerFrame;
 use custodia_sdk::{Client, Method};
 use custodia_test::{ADULT_DOB, Deployment, PASSWORD, ProcessServer, TcpProxy};
 
@@ -328,4 +329,74 @@ async fn unreachable_postgres_or_nats_stops_start_up_with_a_clear_error() {
         text.contains("cannot connect to NATS at nats://127.0.0.1:1"),
         "{text}"
     );
+}
+
+/// The next frame that is not a message (reads, deletions, membership).
+async fn next_event(conn: &mut custodia_sdk::Connection) -> ServerFrame {
+    loop {
+        match common::frame(conn).await {
+            ServerFrame::Message(_) => {}
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_deletions_membership_and_revocations_cross_nodes() {
+    let dep = Deployment::new().await;
+    let nodes = nodes(&dep, 2);
+    let alice = user(&nodes[0], "alice").await;
+    let bob = user(&nodes[1], "bob").await;
+    let carol = user(&nodes[0], "carol").await;
+    let group = alice.create_group("club", &["bob"]).await.unwrap();
+    let mut live = bob.connect().await.unwrap();
+    sync(&mut live, HashMap::new()).await;
+    let sent = alice.send(group.id, "m1", "hello").await.unwrap();
+    assert_eq!(
+        messages(&mut live, 1).await[0].body.as_deref(),
+        Some("hello")
+    );
+
+    // All through node 0; bob is live on node 1.
+    alice.add_member(group.id, "carol").await.unwrap();
+    assert!(matches!(
+        next_event(&mut live).await,
+        ServerFrame::Membership { username, joined: true, .. } if username == "carol"
+    ));
+    carol.mark_read(group.id, sent.seq).await.unwrap();
+    assert!(matches!(
+        next_event(&mut live).await,
+        ServerFrame::Read { seq, .. } if seq == sent.seq
+    ));
+    alice.delete_message(group.id, sent.seq).await.unwrap();
+    assert!(matches!(
+        next_event(&mut live).await,
+        ServerFrame::Deleted { seq, .. } if seq == sent.seq
+    ));
+
+    // bob's session on node 1 is revoked from another of his sessions on node 0.
+    let laptop = on(&nodes[0], &user_login(&nodes[0], "bob").await);
+    let sessions = laptop.sessions().await.unwrap();
+    let live_session = sessions.iter().find(|s| !s.current).unwrap().id;
+    laptop.revoke_session(live_session).await.unwrap();
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match live.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the revoked session's socket on the other node closes"
+    );
+}
+
+/// Another session of an existing user, signed in through `node`.
+async fn user_login(node: &ProcessServer, name: &str) -> Client {
+    let mut c = node.client();
+    c.login(name, PASSWORD, "second device").await.unwrap();
+    c
 }
