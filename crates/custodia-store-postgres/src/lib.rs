@@ -52,9 +52,13 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PgOptions {
     /// `postgres://user@host:port/database`.
     pub url: String,
-    /// Connections in this node's pool (reads, plus one at a time for the writer).
+    /// Connections in this node's pool (reads, plus one per writer lane while it commits).
     pub max_connections: u32,
 }
+
+/// Writer lanes per node: one for writes that lock no conversation, the rest shared out
+/// by conversation id.
+const WRITER_LANES: usize = 4;
 
 impl std::fmt::Debug for PgOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,7 +102,7 @@ impl PgStore {
             ))
         })?;
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(2))
+            .max_connections(options.max_connections.max(WRITER_LANES as u32 + 2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(connect)
             .await
@@ -112,7 +116,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating the database: {e}")))?;
-        let writer = Writer::spawn(pool.clone(), observer);
+        let writer = Writer::spawn(pool.clone(), observer, WRITER_LANES);
         Ok(Arc::new(Self { pool, writer }))
     }
 
@@ -547,36 +551,25 @@ impl MessageStore for PgStore {
         self.writer
             .write(Lock::Conversation(*m.conversation_id.as_uuid()), move |c| {
                 Box::pin(async move {
-                    // The conversation's row lock first: every append to it, from any
-                    // node, holds it until commit, so the check for an earlier message
-                    // with this client id (a new snapshot, after the lock) cannot miss one.
-                    let exists: Option<i64> = sqlx::query_scalar(
-                        "SELECT last_seq FROM conversations WHERE id = $1 FOR UPDATE",
-                    )
-                    .bind(m.conversation_id.as_uuid())
-                    .fetch_optional(&mut *c)
-                    .await
-                    .map_err(map_err)?;
-                    if exists.is_none() {
-                        return Err(StoreError::Backend(
-                            "append to a conversation that does not exist".into(),
-                        ));
-                    }
-                    if let Some(first) = earlier(c, &m).await? {
-                        return Ok(Appended::Duplicate(first));
-                    }
-                    // Number the message, store it, and move the sender's read position.
+                    // One statement: lock the conversation's row (every append to it, from
+                    // any node, holds that lock until commit; after waiting for it, the row
+                    // read is the newest version), number the message, store it unless
+                    // this sender already sent this client id (the unique index sees every
+                    // committed row), and move the sender's read position.
                     let seq: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-                        "WITH bump AS ( \
-                           UPDATE conversations SET last_seq = last_seq + 1, last_activity = $6 \
-                           WHERE id = $1 RETURNING last_seq), \
+                        "WITH c AS ( \
+                           SELECT last_seq FROM conversations WHERE id = $1 FOR UPDATE), \
                          ins AS ( \
                            INSERT INTO messages ({MESSAGE_COLUMNS}) \
-                           SELECT $1, last_seq, $2, $3, $4, $6, $5, $7, NULL, $8, $9 FROM bump \
+                           SELECT $1, c.last_seq + 1, $2, $3, $4, $6, $5, $7, NULL, $8, $9 FROM c \
+                           ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING \
                            RETURNING seq), \
+                         bump AS ( \
+                           UPDATE conversations SET last_seq = ins.seq, last_activity = $6 \
+                           FROM ins WHERE id = $1), \
                          rd AS ( \
-                           UPDATE members SET read_seq = GREATEST(read_seq, (SELECT seq FROM ins)) \
-                           WHERE conversation_id = $1 AND user_id = $3) \
+                           UPDATE members SET read_seq = GREATEST(read_seq, ins.seq) \
+                           FROM ins WHERE conversation_id = $1 AND user_id = $3) \
                          SELECT seq FROM ins"
                     )))
                     .bind(m.conversation_id.as_uuid())
@@ -591,9 +584,15 @@ impl MessageStore for PgStore {
                     .fetch_optional(&mut *c)
                     .await
                     .map_err(map_err)?;
-                    let seq = seq.ok_or_else(|| {
-                        StoreError::Backend("append to a conversation that does not exist".into())
-                    })?;
+                    let Some(seq) = seq else {
+                        // Nothing inserted: a repeated client id, or no such conversation.
+                        return match earlier(c, &m).await? {
+                            Some(first) => Ok(Appended::Duplicate(first)),
+                            None => Err(StoreError::Backend(
+                                "append to a conversation that does not exist".into(),
+                            )),
+                        };
+                    };
                     let seq = u64::try_from(seq)
                         .map_err(|_| StoreError::Corrupt("negative sequence".into()))?;
                     Ok(Appended::New(StoredMessage {

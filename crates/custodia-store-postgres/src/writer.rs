@@ -1,8 +1,13 @@
-//! Group commit on PostgreSQL: one task per node takes whatever writes are queued and
+//! Group commit on PostgreSQL: a writer lane takes whatever writes are queued on it and
 //! runs them in one transaction, each inside its own savepoint (one failing write does
 //! not fail the others), and answers nobody before COMMIT has returned. The database
 //! syncs each commit (`synchronous_commit` as the server sets it; `on` by default), so a
 //! whole batch costs one WAL flush instead of one per write.
+//!
+//! A node runs several lanes, each on its own connection, so round trips to the database
+//! overlap: lane 0 takes the writes that lock no conversation (accounts, sessions, staff,
+//! cases, the log), and each conversation's writes always go to the same one of the other
+//! lanes (by its id), so they stay in order and lanes of one node never wait on each other.
 //!
 //! Several nodes write to one database at once. Their batches take row locks (a
 //! conversation's sequence counter) and the log's advisory lock; so that two batches
@@ -47,19 +52,36 @@ struct Job {
     apply: Apply,
 }
 
-/// A handle to the writer task. The task stops once every handle is dropped and the
-/// queue is drained.
+/// A handle to the writer lanes. Their tasks stop once every handle is dropped and the
+/// queues are drained.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Job>,
+    lanes: Vec<mpsc::Sender<Job>>,
 }
 
 impl Writer {
-    /// Starts the writer task on connections of `pool`.
-    pub(crate) fn spawn(pool: PgPool, observer: Arc<dyn CommitObserver>) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx, observer));
-        Self { tx }
+    /// Starts `lanes` writer tasks (at least two) on connections of `pool`.
+    pub(crate) fn spawn(pool: PgPool, observer: Arc<dyn CommitObserver>, lanes: usize) -> Self {
+        let lanes = (0..lanes.max(2))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(run(pool.clone(), rx, observer.clone()));
+                tx
+            })
+            .collect();
+        Self { lanes }
+    }
+
+    /// The lane of a write that takes `lock`.
+    fn lane(&self, lock: Lock) -> &mpsc::Sender<Job> {
+        let index = match lock {
+            Lock::Own | Lock::Log => 0,
+            Lock::Conversation(id) => {
+                let spread = (self.lanes.len() - 1) as u128;
+                1 + usize::try_from(id.as_u128() % spread).unwrap_or(0)
+            }
+        };
+        &self.lanes[index]
     }
 
     /// Queues `op` and waits until it is committed (or has failed).
@@ -82,7 +104,7 @@ impl Writer {
                 }) as Completion
             })
         });
-        self.tx
+        self.lane(lock)
             .send(Job { lock, apply })
             .await
             .map_err(|_| StoreError::Unavailable("the store is shut down".into()))?;

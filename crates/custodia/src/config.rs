@@ -327,8 +327,8 @@ impl RawConfig {
                 StorageConfig::Postgres(custodia_store_postgres::PgOptions {
                     url,
                     max_connections: match self.postgres_max_connections.unwrap_or(16) {
-                        n @ 2..=1000 => n,
-                        _ => bail!("postgres_max_connections must be between 2 and 1000"),
+                        n @ 8..=1000 => n,
+                        _ => bail!("postgres_max_connections must be between 8 and 1000"),
                     },
                 })
             }
