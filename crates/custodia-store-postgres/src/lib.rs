@@ -104,6 +104,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(WRITER_LANES as u32 + 2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before every use (a round trip per query); a broken connection
+            // fails its query, which answers an error, and the pool replaces it.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(|e| {

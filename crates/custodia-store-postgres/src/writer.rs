@@ -44,8 +44,11 @@ pub(crate) enum Lock {
 
 /// Runs after COMMIT with its outcome (`Some` if the commit failed) and answers the caller.
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-/// One queued operation: applies itself inside a savepoint and returns its completion.
-type Apply = Box<dyn for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Completion> + Send>;
+/// One queued operation: applies itself (inside a savepoint if it shares the transaction)
+/// and returns whether it failed, and its completion.
+type Apply = Box<
+    dyn for<'c> FnOnce(&'c mut PgConnection, bool) -> BoxFuture<'c, (bool, Completion)> + Send,
+>;
 
 struct Job {
     lock: Lock,
@@ -91,17 +94,26 @@ impl Writer {
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let apply: Apply = Box::new(move |conn| {
+        let apply: Apply = Box::new(move |conn, shared| {
             Box::pin(async move {
-                let result = in_savepoint(conn, op).await;
-                Box::new(move |commit_error: Option<&StoreError>| {
-                    let outcome = match commit_error {
-                        Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
-                        None => result,
+                let result = if shared {
+                    in_savepoint(conn, op).await
+                } else {
+                    op(conn).await
+                };
+                let failed = result.is_err();
+                let done = Box::new(move |commit_error: Option<&StoreError>| {
+                    let outcome = match (commit_error, result) {
+                        (_, Err(e)) => Err(e),
+                        (Some(e), Ok(_)) => {
+                            Err(StoreError::Unavailable(format!("commit failed: {e}")))
+                        }
+                        (None, ok) => ok,
                     };
                     // The caller may have gone away; the write stands either way.
                     let _ = reply.send(outcome);
-                }) as Completion
+                }) as Completion;
+                (failed, done)
             })
         });
         self.lane(lock)
@@ -163,9 +175,25 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, observer: Arc<dyn Commit
             batch.clear();
             continue;
         }
+        // A write alone in its transaction needs no savepoint: if it fails, the
+        // transaction is rolled back instead of committed.
+        let shared = batch.len() > 1;
         let mut completions = Vec::with_capacity(batch.len());
+        let mut alone_failed = false;
         for job in batch.drain(..) {
-            completions.push((job.apply)(&mut conn).await);
+            let (failed, done) = (job.apply)(&mut conn, shared).await;
+            alone_failed |= failed && !shared;
+            completions.push(done);
+        }
+        if alone_failed {
+            if let Err(e) = step(&mut conn, "ROLLBACK").await {
+                tracing::warn!(error = %e, "rollback failed");
+                drop(conn.detach());
+            }
+            for done in completions {
+                done(None);
+            }
+            continue;
         }
         let commit = step(&mut conn, "COMMIT").await;
         match &commit {
