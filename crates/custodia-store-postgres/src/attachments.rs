@@ -63,16 +63,14 @@ impl AttachmentStore for PgStore {
     }
 
     async fn attachment(&self, id: AttachmentId) -> StoreResult<Option<AttachmentRecord>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM attachments WHERE id = $1"
-        )))
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM attachments WHERE id = $1"
+            )))
+            .bind(id.as_uuid()),
+            attachment,
+        )
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(attachment)
-        .transpose()
     }
 
     async fn import_hashes(

@@ -160,6 +160,35 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// A query with its arguments bound.
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl PgStore {
+    /// The row `query` finds on the pool, decoded with `decode`, if there is one.
+    pub(crate) async fn find<T>(
+        &self,
+        query: PgQuery<'_>,
+        decode: impl Fn(&sqlx::postgres::PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(decode)
+            .transpose()
+    }
+
+    /// Every row `query` finds on the pool, decoded with `decode`.
+    pub(crate) async fn list<T>(
+        &self,
+        query: PgQuery<'_>,
+        decode: impl Fn(&sqlx::postgres::PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        all(query.fetch_all(&self.pool).await.map_err(map_err)?, decode)
+    }
+}
+
 /// Decodes every row with `f`.
 pub(crate) fn all<T>(
     rows: Vec<sqlx::postgres::PgRow>,
@@ -200,29 +229,25 @@ impl AccountStore for PgStore {
     }
 
     async fn user_by_name(&self, name: &Username) -> StoreResult<Option<UserRecord>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
-        )))
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+            )))
+            .bind(name.as_str()),
+            rows::user,
+        )
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(rows::user)
-        .transpose()
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-        )))
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+            )))
+            .bind(id.as_uuid()),
+            rows::user,
+        )
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(rows::user)
-        .transpose()
     }
 }
 
@@ -251,27 +276,25 @@ impl SessionStore for PgStore {
     }
 
     async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionRecord>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"
-        )))
-        .bind(&hash.0[..])
-        .fetch_optional(&self.pool)
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"
+            )))
+            .bind(&hash.0[..]),
+            rows::session,
+        )
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(rows::session)
-        .transpose()
     }
 
     async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
-        let found = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 ORDER BY created_at DESC"
-        )))
-        .bind(user.as_uuid())
-        .fetch_all(&self.pool)
+        self.list(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 ORDER BY created_at DESC"
+            )))
+            .bind(user.as_uuid()),
+            rows::session,
+        )
         .await
-        .map_err(map_err)?;
-        all(found, rows::session)
     }
 
     async fn delete_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
@@ -362,39 +385,35 @@ impl ConversationStore for PgStore {
     }
 
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>> {
+        self.find(
         sqlx::query(
             "SELECT id, kind, title, created_by, created_at, last_seq FROM conversations WHERE id = $1",
         )
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(rows::conversation)
-        .transpose()
+        .bind(id.as_uuid()),
+        rows::conversation,
+    )
+    .await
     }
 
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
-        sqlx::query(AssertSqlSafe(format!("{MEMBER_QUERY} AND m.user_id = $2")))
-            .bind(id.as_uuid())
-            .bind(user.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::member)
-            .transpose()
+        self.find(
+            sqlx::query(AssertSqlSafe(format!("{MEMBER_QUERY} AND m.user_id = $2")))
+                .bind(id.as_uuid())
+                .bind(user.as_uuid()),
+            rows::member,
+        )
+        .await
     }
 
     async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>> {
-        let found = sqlx::query(AssertSqlSafe(format!(
-            "{MEMBER_QUERY} ORDER BY m.joined_at, u.username"
-        )))
-        .bind(id.as_uuid())
-        .fetch_all(&self.pool)
+        self.list(
+            sqlx::query(AssertSqlSafe(format!(
+                "{MEMBER_QUERY} ORDER BY m.joined_at, u.username"
+            )))
+            .bind(id.as_uuid()),
+            rows::member,
+        )
         .await
-        .map_err(map_err)?;
-        all(found, rows::member)
     }
 
     async fn recipients(
@@ -491,7 +510,8 @@ impl ConversationStore for PgStore {
     }
 
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationSummary>> {
-        let found = sqlx::query(
+        self.list(
+        sqlx::query(
             "SELECT c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq, m.read_seq, \
                (SELECT COUNT(*) FROM members mm WHERE mm.conversation_id = c.id) AS member_count, \
                lm.seq AS lm_seq, lm.id AS lm_id, lm.sender_id AS lm_sender_id, lm.client_id AS lm_client_id, \
@@ -502,11 +522,10 @@ impl ConversationStore for PgStore {
              LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq \
              WHERE m.user_id = $1 ORDER BY c.last_activity DESC, c.id",
         )
-        .bind(user.as_uuid())
-        .fetch_all(&self.pool)
+        .bind(user.as_uuid()),
+        rows::summary,
+        )
         .await
-        .map_err(map_err)?;
-        all(found, rows::summary)
     }
 
     async fn mark_read(&self, id: ConversationId, user: UserId, seq: u64) -> StoreResult<u64> {
@@ -652,17 +671,15 @@ impl MessageStore for PgStore {
     }
 
     async fn message(&self, id: ConversationId, seq: u64) -> StoreResult<Option<StoredMessage>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq = $2"
-        )))
-        .bind(id.as_uuid())
-        .bind(i(seq))
-        .fetch_optional(&self.pool)
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq = $2"
+            )))
+            .bind(id.as_uuid())
+            .bind(i(seq)),
+            rows::message,
+        )
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(rows::message)
-        .transpose()
     }
 
     async fn tombstone(&self, id: ConversationId, seq: u64, at: Timestamp) -> StoreResult<bool> {
@@ -693,17 +710,15 @@ impl DekStore for PgStore {
         id: ConversationId,
         epoch: &Epoch,
     ) -> StoreResult<Option<WrappedDek>> {
-        sqlx::query(
-            "SELECT kek_version, wrapped FROM deks WHERE conversation_id = $1 AND epoch = $2",
+        self.find(
+            sqlx::query(
+                "SELECT kek_version, wrapped FROM deks WHERE conversation_id = $1 AND epoch = $2",
+            )
+            .bind(id.as_uuid())
+            .bind(epoch.as_str()),
+            rows::wrapped_dek,
         )
-        .bind(id.as_uuid())
-        .bind(epoch.as_str())
-        .fetch_optional(&self.pool)
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(rows::wrapped_dek)
-        .transpose()
     }
 
     async fn put_wrapped_dek(

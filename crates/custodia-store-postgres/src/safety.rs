@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::rows::{get, millis, uuid};
 use crate::writer::Lock;
-use crate::{PgStore, all, map_err};
+use crate::{PgStore, map_err};
 
 /// The pair's key: the lower id first.
 fn pair(a: UserId, b: UserId) -> (Uuid, Uuid) {
@@ -158,15 +158,15 @@ impl SafetyStore for PgStore {
     }
 
     async fn connections_of(&self, user: UserId) -> StoreResult<Vec<ConnectionRecord>> {
-        let found = sqlx::query(
-            "SELECT low, high, requested_by, accepted, at FROM connections \
+        self.list(
+            sqlx::query(
+                "SELECT low, high, requested_by, accepted, at FROM connections \
              WHERE low = $1 OR high = $1 ORDER BY at",
+            )
+            .bind(user.as_uuid()),
+            record,
         )
-        .bind(user.as_uuid())
-        .fetch_all(&self.pool)
         .await
-        .map_err(map_err)?;
-        all(found, record)
     }
 
     async fn block(&self, blocker: UserId, blocked: UserId, at: Timestamp) -> StoreResult<()> {

@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 
 use crate::rows::{corrupt, get, hash32, millis, named, uuid};
 use crate::writer::Lock;
-use crate::{PgStore, all, map_err};
+use crate::{PgStore, map_err};
 
 const STAFF_COLUMNS: &str =
     "id, username, password_hash, totp_kek_version, totp_sealed, role, active, created_at";
@@ -69,39 +69,35 @@ impl StaffStore for PgStore {
     }
 
     async fn staff_by_name(&self, name: &Username) -> StoreResult<Option<StaffRecord>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1"
-        )))
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {STAFF_COLUMNS} FROM staff WHERE username = $1"
+            )))
+            .bind(name.as_str()),
+            staff,
+        )
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(staff)
-        .transpose()
     }
 
     async fn staff_by_id(&self, id: StaffId) -> StoreResult<Option<StaffRecord>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"
-        )))
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"
+            )))
+            .bind(id.as_uuid()),
+            staff,
+        )
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(staff)
-        .transpose()
     }
 
     async fn all_staff(&self) -> StoreResult<Vec<StaffRecord>> {
-        let found = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {STAFF_COLUMNS} FROM staff ORDER BY created_at, id"
-        )))
-        .fetch_all(&self.pool)
+        self.list(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {STAFF_COLUMNS} FROM staff ORDER BY created_at, id"
+            ))),
+            staff,
+        )
         .await
-        .map_err(map_err)?;
-        all(found, staff)
     }
 
     async fn update_staff(&self, id: StaffId, role: StaffRole, active: bool) -> StoreResult<bool> {
@@ -174,16 +170,14 @@ impl StaffStore for PgStore {
         &self,
         hash: &TokenHash,
     ) -> StoreResult<Option<StaffSessionRecord>> {
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM staff_sessions WHERE token_hash = $1"
-        )))
-        .bind(&hash.0[..])
-        .fetch_optional(&self.pool)
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {SESSION_COLUMNS} FROM staff_sessions WHERE token_hash = $1"
+            )))
+            .bind(&hash.0[..]),
+            session,
+        )
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(session)
-        .transpose()
     }
 
     async fn delete_staff_session(&self, id: SessionId) -> StoreResult<bool> {

@@ -46,9 +46,8 @@ pub(crate) enum Lock {
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// One queued operation: applies itself (inside a savepoint if it shares the transaction)
 /// and returns whether it failed, and its completion.
-type Apply = Box<
-    dyn for<'c> FnOnce(&'c mut PgConnection, bool) -> BoxFuture<'c, (bool, Completion)> + Send,
->;
+type Apply =
+    Box<dyn for<'c> FnOnce(&'c mut PgConnection, bool) -> BoxFuture<'c, (bool, Completion)> + Send>;
 
 struct Job {
     lock: Lock,
