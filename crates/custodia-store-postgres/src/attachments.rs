@@ -35,31 +35,28 @@ fn attachment(row: &PgRow) -> StoreResult<AttachmentRecord> {
 #[async_trait]
 impl AttachmentStore for PgStore {
     async fn put_attachment(&self, a: AttachmentRecord) -> StoreResult<()> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query(AssertSqlSafe(format!(
-                        "INSERT INTO attachments ({COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                    )))
-                    .bind(a.conversation_id.as_uuid())
-                    .bind(a.id.as_uuid())
-                    .bind(a.uploader.as_uuid())
-                    .bind(a.epoch.as_str())
+        self.statement(
+            Lock::Own,
+            AssertSqlSafe(format!(
+                "INSERT INTO attachments ({COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            )),
+            move |q| {
+                q.bind(*a.conversation_id.as_uuid())
+                    .bind(*a.id.as_uuid())
+                    .bind(*a.uploader.as_uuid())
+                    .bind(a.epoch.as_str().to_owned())
                     .bind(i64::try_from(a.size).unwrap_or(i64::MAX))
-                    .bind(&a.content_type)
-                    .bind(&a.sealed_key)
-                    .bind(&a.key_commitment[..])
-                    .bind(&a.blob)
+                    .bind(a.content_type)
+                    .bind(a.sealed_key)
+                    .bind(a.key_commitment.to_vec())
+                    .bind(a.blob)
                     .bind(a.created_at.as_millis())
                     .bind(a.preserved)
-                    .execute(c)
-                    .await
-                    .map(drop)
-                    .map_err(map_err)
-                })
-            })
-            .await
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn attachment(&self, id: AttachmentId) -> StoreResult<Option<AttachmentRecord>> {
@@ -151,20 +148,13 @@ impl AttachmentStore for PgStore {
     }
 
     async fn flag_user(&self, user: UserId, reason: String, at: Timestamp) -> StoreResult<()> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO user_flags (user_id, reason, at) VALUES ($1, $2, $3)")
-                        .bind(user.as_uuid())
-                        .bind(&reason)
-                        .bind(at.as_millis())
-                        .execute(c)
-                        .await
-                        .map(drop)
-                        .map_err(map_err)
-                })
-            })
-            .await
+        self.statement(
+            Lock::Own,
+            "INSERT INTO user_flags (user_id, reason, at) VALUES ($1, $2, $3)",
+            move |q| q.bind(*user.as_uuid()).bind(reason).bind(at.as_millis()),
+        )
+        .await
+        .map(drop)
     }
 
     async fn is_flagged(&self, user: UserId) -> StoreResult<bool> {

@@ -189,6 +189,29 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Runs one statement through the writer and returns how many rows it changed.
+    /// `bind` binds owned values to it.
+    pub(crate) async fn statement(
+        &self,
+        lock: Lock,
+        sql: impl sqlx::SqlSafeStr + Send + 'static,
+        bind: impl for<'q> FnOnce(PgQuery<'q>) -> PgQuery<'q> + Send + 'static,
+    ) -> StoreResult<u64> {
+        self.writer
+            .write(lock, move |c| {
+                Box::pin(async move {
+                    bind(sqlx::query(sql))
+                        .execute(c)
+                        .await
+                        .map(|r| r.rows_affected())
+                        .map_err(map_err)
+                })
+            })
+            .await
+    }
+}
+
 /// Decodes every row with `f`.
 pub(crate) fn all<T>(
     rows: Vec<sqlx::postgres::PgRow>,
@@ -207,25 +230,20 @@ const MEMBER_QUERY: &str = "SELECT m.user_id, u.username, m.role, m.read_seq, m.
 #[async_trait]
 impl AccountStore for PgStore {
     async fn create_user(&self, u: UserRecord) -> StoreResult<()> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO users (id, username, password_hash, birth_date, created_at) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(u.id.as_uuid())
-                    .bind(u.username.as_str())
-                    .bind(&u.password_hash)
+        self.statement(
+            Lock::Own,
+            "INSERT INTO users (id, username, password_hash, birth_date, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            move |q| {
+                q.bind(*u.id.as_uuid())
+                    .bind(u.username.as_str().to_owned())
+                    .bind(u.password_hash)
                     .bind(u.birth_date.to_string())
                     .bind(u.created_at.as_millis())
-                    .execute(c)
-                    .await
-                    .map(drop)
-                    .map_err(map_err)
-                })
-            })
-            .await
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn user_by_name(&self, name: &Username) -> StoreResult<Option<UserRecord>> {
@@ -254,25 +272,22 @@ impl AccountStore for PgStore {
 #[async_trait]
 impl SessionStore for PgStore {
     async fn create_session(&self, s: SessionRecord) -> StoreResult<()> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query(AssertSqlSafe(format!(
-                        "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-                    )))
-                    .bind(&s.token_hash.0[..])
-                    .bind(s.id.as_uuid())
-                    .bind(s.user_id.as_uuid())
-                    .bind(&s.device)
+        self.statement(
+            Lock::Own,
+            AssertSqlSafe(format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+            )),
+            move |q| {
+                q.bind(s.token_hash.0.to_vec())
+                    .bind(*s.id.as_uuid())
+                    .bind(*s.user_id.as_uuid())
+                    .bind(s.device)
                     .bind(s.created_at.as_millis())
                     .bind(s.expires_at.as_millis())
-                    .execute(c)
-                    .await
-                    .map(drop)
-                    .map_err(map_err)
-                })
-            })
-            .await
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionRecord>> {
@@ -298,19 +313,13 @@ impl SessionStore for PgStore {
     }
 
     async fn delete_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id = $2")
-                        .bind(user.as_uuid())
-                        .bind(id.as_uuid())
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected() > 0)
-                        .map_err(map_err)
-                })
-            })
-            .await
+        self.statement(
+            Lock::Own,
+            "DELETE FROM sessions WHERE user_id = $1 AND id = $2",
+            move |q| q.bind(*user.as_uuid()).bind(*id.as_uuid()),
+        )
+        .await
+        .map(|n| n > 0)
     }
 }
 
@@ -494,19 +503,13 @@ impl ConversationStore for PgStore {
     }
 
     async fn remove_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool> {
-        self.writer
-            .write(Lock::Conversation(*id.as_uuid()), move |c| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
-                        .bind(id.as_uuid())
-                        .bind(user.as_uuid())
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected() > 0)
-                        .map_err(map_err)
-                })
-            })
-            .await
+        self.statement(
+            Lock::Conversation(*id.as_uuid()),
+            "DELETE FROM members WHERE conversation_id = $1 AND user_id = $2",
+            move |q| q.bind(*id.as_uuid()).bind(*user.as_uuid()),
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationSummary>> {
@@ -683,23 +686,14 @@ impl MessageStore for PgStore {
     }
 
     async fn tombstone(&self, id: ConversationId, seq: u64, at: Timestamp) -> StoreResult<bool> {
-        self.writer
-            .write(Lock::Conversation(*id.as_uuid()), move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE messages SET sealed = NULL, deleted_at = COALESCE(deleted_at, $1) \
-                         WHERE conversation_id = $2 AND seq = $3",
-                    )
-                    .bind(at.as_millis())
-                    .bind(id.as_uuid())
-                    .bind(i(seq))
-                    .execute(c)
-                    .await
-                    .map(|r| r.rows_affected() > 0)
-                    .map_err(map_err)
-                })
-            })
-            .await
+        self.statement(
+            Lock::Conversation(*id.as_uuid()),
+            "UPDATE messages SET sealed = NULL, deleted_at = COALESCE(deleted_at, $1) \
+             WHERE conversation_id = $2 AND seq = $3",
+            move |q| q.bind(at.as_millis()).bind(*id.as_uuid()).bind(i(seq)),
+        )
+        .await
+        .map(|n| n > 0)
     }
 }
 

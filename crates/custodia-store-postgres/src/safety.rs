@@ -71,22 +71,14 @@ async fn user_ids(store: &PgStore, sql: &'static str, user: UserId) -> StoreResu
 #[async_trait]
 impl SafetyStore for PgStore {
     async fn set_who_can_message(&self, user: UserId, setting: WhoCanMessage) -> StoreResult<()> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO message_settings (user_id, who) VALUES ($1, $2) \
-                         ON CONFLICT (user_id) DO UPDATE SET who = excluded.who",
-                    )
-                    .bind(user.as_uuid())
-                    .bind(setting.as_str())
-                    .execute(c)
-                    .await
-                    .map(drop)
-                    .map_err(map_err)
-                })
-            })
-            .await
+        self.statement(
+            Lock::Own,
+            "INSERT INTO message_settings (user_id, who) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET who = excluded.who",
+            move |q| q.bind(*user.as_uuid()).bind(setting.as_str()),
+        )
+        .await
+        .map(drop)
     }
 
     async fn who_can_message(&self, user: UserId) -> StoreResult<Option<WhoCanMessage>> {
@@ -136,20 +128,14 @@ impl SafetyStore for PgStore {
     }
 
     async fn remove_connection(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    let (low, high) = pair(a, b);
-                    sqlx::query("DELETE FROM connections WHERE low = $1 AND high = $2")
-                        .bind(low)
-                        .bind(high)
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected() == 1)
-                        .map_err(map_err)
-                })
-            })
-            .await
+        let (low, high) = pair(a, b);
+        self.statement(
+            Lock::Own,
+            "DELETE FROM connections WHERE low = $1 AND high = $2",
+            move |q| q.bind(low).bind(high),
+        )
+        .await
+        .map(|n| n == 1)
     }
 
     async fn connection(&self, a: UserId, b: UserId) -> StoreResult<Option<ConnectionRecord>> {
@@ -197,19 +183,13 @@ impl SafetyStore for PgStore {
     }
 
     async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM blocks WHERE blocker = $1 AND blocked = $2")
-                        .bind(blocker.as_uuid())
-                        .bind(blocked.as_uuid())
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected() == 1)
-                        .map_err(map_err)
-                })
-            })
-            .await
+        self.statement(
+            Lock::Own,
+            "DELETE FROM blocks WHERE blocker = $1 AND blocked = $2",
+            move |q| q.bind(*blocker.as_uuid()).bind(*blocked.as_uuid()),
+        )
+        .await
+        .map(|n| n == 1)
     }
 
     async fn is_blocked(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {

@@ -45,27 +45,24 @@ fn session(row: &PgRow) -> StoreResult<StaffSessionRecord> {
 #[async_trait]
 impl StaffStore for PgStore {
     async fn create_staff(&self, s: StaffRecord) -> StoreResult<()> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query(AssertSqlSafe(format!(
-                        "INSERT INTO staff ({STAFF_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                    )))
-                    .bind(s.id.as_uuid())
-                    .bind(s.username.as_str())
-                    .bind(&s.password_hash)
+        self.statement(
+            Lock::Own,
+            AssertSqlSafe(format!(
+                "INSERT INTO staff ({STAFF_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            )),
+            move |q| {
+                q.bind(*s.id.as_uuid())
+                    .bind(s.username.as_str().to_owned())
+                    .bind(s.password_hash)
                     .bind(i64::from(s.totp.kek_version))
-                    .bind(&s.totp.bytes)
+                    .bind(s.totp.bytes)
                     .bind(s.role.as_str())
                     .bind(s.active)
                     .bind(s.created_at.as_millis())
-                    .execute(c)
-                    .await
-                    .map(drop)
-                    .map_err(map_err)
-                })
-            })
-            .await
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn staff_by_name(&self, name: &Username) -> StoreResult<Option<StaffRecord>> {
@@ -127,43 +124,32 @@ impl StaffStore for PgStore {
 
     async fn use_totp_step(&self, id: StaffId, step: u64) -> StoreResult<bool> {
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE staff SET last_totp_step = $2 \
-                         WHERE id = $1 AND (last_totp_step IS NULL OR last_totp_step < $2)",
-                    )
-                    .bind(id.as_uuid())
-                    .bind(step)
-                    .execute(c)
-                    .await
-                    .map(|r| r.rows_affected() == 1)
-                    .map_err(map_err)
-                })
-            })
-            .await
+        self.statement(
+            Lock::Own,
+            "UPDATE staff SET last_totp_step = $2 \
+             WHERE id = $1 AND (last_totp_step IS NULL OR last_totp_step < $2)",
+            move |q| q.bind(*id.as_uuid()).bind(step),
+        )
+        .await
+        .map(|n| n == 1)
     }
 
     async fn create_staff_session(&self, s: StaffSessionRecord) -> StoreResult<()> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query(AssertSqlSafe(format!(
-                        "INSERT INTO staff_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
-                    )))
-                    .bind(&s.token_hash.0[..])
-                    .bind(s.id.as_uuid())
-                    .bind(s.staff_id.as_uuid())
+        self.statement(
+            Lock::Own,
+            AssertSqlSafe(format!(
+                "INSERT INTO staff_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+            )),
+            move |q| {
+                q.bind(s.token_hash.0.to_vec())
+                    .bind(*s.id.as_uuid())
+                    .bind(*s.staff_id.as_uuid())
                     .bind(s.created_at.as_millis())
                     .bind(s.expires_at.as_millis())
-                    .execute(c)
-                    .await
-                    .map(drop)
-                    .map_err(map_err)
-                })
-            })
-            .await
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn staff_session_by_token(
@@ -181,17 +167,12 @@ impl StaffStore for PgStore {
     }
 
     async fn delete_staff_session(&self, id: SessionId) -> StoreResult<bool> {
-        self.writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM staff_sessions WHERE id = $1")
-                        .bind(id.as_uuid())
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected() == 1)
-                        .map_err(map_err)
-                })
-            })
-            .await
+        self.statement(
+            Lock::Own,
+            "DELETE FROM staff_sessions WHERE id = $1",
+            move |q| q.bind(*id.as_uuid()),
+        )
+        .await
+        .map(|n| n == 1)
     }
 }
