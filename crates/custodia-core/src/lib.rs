@@ -21,6 +21,7 @@ mod governance;
 mod ids;
 mod input;
 mod ratelimit;
+mod redact;
 mod safety;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
@@ -35,4 +36,5 @@ pub use input::{
     Password, Username, ValidationError,
 };
 pub use ratelimit::{KeyedRateLimiter, RateLimit};
+pub use redact::redact_url;
 pub use safety::{AgeBand, WhoCanMessage};

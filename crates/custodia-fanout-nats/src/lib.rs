@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use custodia_core::{SessionId, UserId};
+use custodia_core::{SessionId, UserId, redact_url};
 use custodia_service::{Event, Fanout, Hub, Service};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -35,13 +35,23 @@ const OUTBOX: usize = 65_536;
 const RESOLVING: usize = 32;
 
 /// How a node reaches NATS.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NatsOptions {
     /// `nats://host:port`.
     pub url: String,
     /// The deployment's subject prefix: nodes of one deployment share it, and nothing
     /// else may publish under it.
     pub subject_prefix: String,
+}
+
+impl std::fmt::Debug for NatsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a token or password.
+        f.debug_struct("NatsOptions")
+            .field("url", &redact_url(&self.url))
+            .field("subject_prefix", &self.subject_prefix)
+            .finish()
+    }
 }
 
 /// Why fan-out over NATS could not start.
@@ -119,7 +129,7 @@ impl NatsFanout {
             .connect(options.url.as_str())
             .await
             .map_err(|e| FanoutError::Connect {
-                url: options.url.clone(),
+                url: redact_url(&options.url),
                 why: e.to_string(),
             })?;
         let subject = format!("{}.fanout", options.subject_prefix);

@@ -29,6 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use custodia_core::{
     ConversationId, ConversationKind, Epoch, MemberRole, SessionId, Timestamp, UserId, Username,
+    redact_url,
 };
 use custodia_store::{
     AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
@@ -64,21 +65,9 @@ impl std::fmt::Debug for PgOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry a password.
         f.debug_struct("PgOptions")
-            .field("url", &redact(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .finish()
-    }
-}
-
-/// The URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "(unparsable URL)".into(),
     }
 }
 
@@ -98,7 +87,7 @@ impl PgStore {
         let connect: PgConnectOptions = options.url.parse().map_err(|e| {
             StoreError::Backend(format!(
                 "the PostgreSQL URL {} is not valid: {e}",
-                redact(&options.url)
+                redact_url(&options.url)
             ))
         })?;
         let pool = PgPoolOptions::new()
@@ -112,7 +101,7 @@ impl PgStore {
             .map_err(|e| {
                 StoreError::Unavailable(format!(
                     "cannot connect to PostgreSQL at {}: {e}",
-                    redact(&options.url)
+                    redact_url(&options.url)
                 ))
             })?;
         sqlx::migrate!("./migrations")

@@ -4,7 +4,7 @@
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use crate::redact;
+use custodia_core::redact_url;
 
 /// The server tests use unless `CUSTODIA_TEST_POSTGRES` names another (a URL of a
 /// database on it that the user may connect to, with the right to create databases).
@@ -33,7 +33,7 @@ impl ScratchDatabase {
                 "cannot reach PostgreSQL at {} ({e}). Start it with \
                  `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
                  or point CUSTODIA_TEST_POSTGRES at a server where this user may create databases",
-                redact(server)
+                redact_url(server)
             )
         })?;
         let name = format!("custodia_test_{}", uuid::Uuid::new_v4().simple());
@@ -42,7 +42,8 @@ impl ScratchDatabase {
             .await
             .map_err(|e| format!("creating a test database: {e}"))?;
         let _ = conn.close().await;
-        let mut url = url::Url::parse(server).map_err(|e| format!("{}: {e}", redact(server)))?;
+        let mut url =
+            url::Url::parse(server).map_err(|e| format!("{}: {e}", redact_url(server)))?;
         url.set_path(&name);
         Ok(Self {
             server: server.to_owned(),

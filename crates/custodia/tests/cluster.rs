@@ -309,7 +309,7 @@ async fn unreachable_postgres_or_nats_stops_start_up_with_a_clear_error() {
         .expect("no database, no start");
     let text = format!("{err:#}");
     assert!(
-        text.contains("cannot connect to PostgreSQL at postgres://root@127.0.0.1:1/custodia"),
+        text.contains("cannot connect to PostgreSQL at postgres://***@127.0.0.1:1/custodia"),
         "{text}"
     );
 
