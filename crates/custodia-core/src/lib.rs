@@ -35,6 +35,6 @@ pub use input::{
     BirthDate, ClientMsgId, ConversationKind, GroupTitle, MAX_BODY_BYTES, MemberRole, MessageBody,
     Password, Username, ValidationError,
 };
-pub use ratelimit::{KeyedRateLimiter, RateLimit};
+pub use ratelimit::{KeyedRateLimiter, RateLimit, TokenBucket};
 pub use redact::redact_url;
 pub use safety::{AgeBand, WhoCanMessage};

@@ -16,19 +16,55 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
-/// Token buckets per key. Idle, full buckets are dropped so memory stays bounded by the
-/// number of keys active within one refill period.
+/// One key's bucket: the tokens left when it was last used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TokenBucket {
+    /// Tokens left (fractions refill over time).
+    pub tokens: f64,
+    /// When it was last used.
+    pub at: Timestamp,
+}
+
+impl RateLimit {
+    /// Takes one token at `now` from `bucket` (`None`: never used, so full). Returns the
+    /// bucket's new state, and `Err(wait)` with how long until a token is available when
+    /// none is (the bucket is then only refilled, not spent).
+    pub fn take(
+        &self,
+        bucket: Option<TokenBucket>,
+        now: Timestamp,
+    ) -> (TokenBucket, Result<(), Duration>) {
+        let burst = f64::from(self.burst.max(1));
+        let rate_per_ms = burst / (self.per.as_millis().max(1) as f64);
+        let tokens = match bucket {
+            Some(b) => (b.tokens + now.since(b.at).as_millis() as f64 * rate_per_ms).min(burst),
+            None => burst,
+        };
+        if tokens >= 1.0 {
+            (
+                TokenBucket {
+                    tokens: tokens - 1.0,
+                    at: now,
+                },
+                Ok(()),
+            )
+        } else {
+            let wait_ms = ((1.0 - tokens) / rate_per_ms).ceil() as u64;
+            (
+                TokenBucket { tokens, at: now },
+                Err(Duration::from_millis(wait_ms.max(1))),
+            )
+        }
+    }
+}
+
+/// Token buckets per key, in this process. Idle, full buckets are dropped so memory stays
+/// bounded by the number of keys active within one refill period.
 pub struct KeyedRateLimiter<K> {
     limit: RateLimit,
     clock: Arc<dyn Clock>,
     // std Mutex: held for a few arithmetic operations, never across an await.
-    buckets: Mutex<HashMap<K, Bucket>>,
-}
-
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Timestamp,
+    buckets: Mutex<HashMap<K, TokenBucket>>,
 }
 
 impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
@@ -44,27 +80,14 @@ impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
     /// Takes one token for `key`. `Err(wait)` says how long until one is available.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
         let now = self.clock.now();
-        let burst = f64::from(self.limit.burst.max(1));
-        let rate_per_ms = burst / (self.limit.per.as_millis().max(1) as f64);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 10_000 {
             let full_after = self.limit.per;
             buckets.retain(|_, b| now.since(b.at) < full_after);
         }
-        let b = buckets.entry(key.clone()).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        let elapsed = now.since(b.at).as_millis() as f64;
-        b.tokens = (b.tokens + elapsed * rate_per_ms).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait_ms = ((1.0 - b.tokens) / rate_per_ms).ceil() as u64;
-            Err(Duration::from_millis(wait_ms.max(1)))
-        }
+        let (bucket, taken) = self.limit.take(buckets.get(key).copied(), now);
+        buckets.insert(key.clone(), bucket);
+        taken
     }
 }
 

@@ -24,7 +24,6 @@ mod policy;
 mod requests;
 mod staff;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +31,7 @@ use custodia_audit::AuditLog;
 use custodia_audit::{AuditEvent, Receipt};
 use custodia_core::{Clock, KeyedRateLimiter, RateLimit, UserId};
 use custodia_keys::KeyService;
-use custodia_service::{ServiceError, ServiceResult};
+use custodia_service::{ServiceError, ServiceResult, SharedLimit};
 use custodia_store::Storage;
 
 pub use cases::{CaseView, EvidenceView, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage};
@@ -88,8 +87,9 @@ struct Inner {
     audit: Arc<AuditLog>,
     clock: Arc<dyn Clock>,
     config: GovernanceConfig,
-    signin_by_account: KeyedRateLimiter<String>,
-    signin_by_address: KeyedRateLimiter<IpAddr>,
+    /// Staff sign-in attempts, kept in the store (they must hold across nodes).
+    signin_by_account: SharedLimit,
+    signin_by_address: SharedLimit,
     reports_by_user: KeyedRateLimiter<UserId>,
     /// Password hashes running at once (each takes ~19 MiB and a core for tens of ms).
     hashing: tokio::sync::Semaphore,
@@ -104,8 +104,18 @@ impl Governance {
         clock: Arc<dyn Clock>,
         config: GovernanceConfig,
     ) -> Self {
-        let signin_by_account = KeyedRateLimiter::new(config.signin_per_account, clock.clone());
-        let signin_by_address = KeyedRateLimiter::new(config.signin_per_address, clock.clone());
+        let signin_by_account = SharedLimit::new(
+            "staff-signin-account",
+            config.signin_per_account,
+            store.limits.clone(),
+            clock.clone(),
+        );
+        let signin_by_address = SharedLimit::new(
+            "staff-signin-address",
+            config.signin_per_address,
+            store.limits.clone(),
+            clock.clone(),
+        );
         let reports_by_user = KeyedRateLimiter::new(config.reports_per_user, clock.clone());
         Self {
             inner: Arc::new(Inner {

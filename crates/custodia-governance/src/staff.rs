@@ -250,14 +250,11 @@ impl Governance {
         from: IpAddr,
     ) -> ServiceResult<NewStaffSession> {
         let inner = &self.inner;
-        inner
-            .signin_by_address
-            .check(&from)
-            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+        inner.signin_by_address.check(&from.to_string()).await?;
         inner
             .signin_by_account
             .check(&username.trim().to_ascii_lowercase())
-            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+            .await?;
         let staff = match Username::parse(username) {
             Ok(name) => inner.store.staff.staff_by_name(&name).await?,
             Err(_) => None,

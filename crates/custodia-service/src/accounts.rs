@@ -104,14 +104,8 @@ impl Service {
     ) -> ServiceResult<NewSession> {
         let inner = &self.inner;
         let account_key = username.trim().to_ascii_lowercase();
-        inner
-            .login_by_address
-            .check(&from)
-            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
-        inner
-            .login_by_account
-            .check(&account_key)
-            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+        inner.login_by_address.check(&from.to_string()).await?;
+        inner.login_by_account.check(&account_key).await?;
         let user = match Username::parse(username) {
             Ok(name) => inner.store.accounts.user_by_name(&name).await?,
             Err(_) => None,

@@ -23,6 +23,7 @@ pub mod credentials;
 mod error;
 mod fanout;
 mod images;
+mod limits;
 mod messages;
 mod safety;
 mod signals;
@@ -39,6 +40,7 @@ pub use attachments::{AttachmentView, HashMatch};
 pub use conversations::{ConversationView, MemberView};
 pub use error::{ServiceError, ServiceResult};
 pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
+pub use limits::SharedLimit;
 pub use messages::{
     Admit, Content, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome, context_of,
     metadata_of, open_message,
@@ -119,8 +121,9 @@ struct Inner {
     hub: Arc<Hub>,
     fanout: Arc<dyn Fanout>,
     config: ServiceConfig,
-    login_by_account: KeyedRateLimiter<String>,
-    login_by_address: KeyedRateLimiter<std::net::IpAddr>,
+    /// Sign-in attempts, kept in the store (they must hold across nodes).
+    login_by_account: SharedLimit,
+    login_by_address: SharedLimit,
     sends_per_account: KeyedRateLimiter<custodia_core::UserId>,
     sends_new_account: KeyedRateLimiter<custodia_core::UserId>,
     sends_first_contact: KeyedRateLimiter<(custodia_core::UserId, custodia_core::UserId)>,
@@ -146,8 +149,18 @@ impl Service {
         fanout: Arc<dyn Fanout>,
         config: ServiceConfig,
     ) -> Self {
-        let login_by_account = KeyedRateLimiter::new(config.login_per_account, clock.clone());
-        let login_by_address = KeyedRateLimiter::new(config.login_per_address, clock.clone());
+        let login_by_account = SharedLimit::new(
+            "login-account",
+            config.login_per_account,
+            store.limits.clone(),
+            clock.clone(),
+        );
+        let login_by_address = SharedLimit::new(
+            "login-address",
+            config.login_per_address,
+            store.limits.clone(),
+            clock.clone(),
+        );
         let sends_per_account = KeyedRateLimiter::new(config.sends_per_account, clock.clone());
         let sends_new_account = KeyedRateLimiter::new(config.sends_new_account, clock.clone());
         let sends_first_contact = KeyedRateLimiter::new(config.sends_first_contact, clock.clone());

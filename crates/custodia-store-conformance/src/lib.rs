@@ -41,6 +41,7 @@ where
     a_decision_is_recorded_once_and_only_from_the_state_seen(&fresh().await).await;
     connections_become_mutual_and_blocks_work_either_way(&fresh().await).await;
     hash_lists_match_exactly_and_pdq_entries_load_incrementally(&fresh().await).await;
+    rate_buckets_spend_each_token_once_and_refill(&fresh().await).await;
     log::appends_roots_and_proofs_across_tile_boundaries(&fresh().await).await;
     log::the_checkpoint_only_moves_from_the_one_expected(&fresh().await).await;
 }
@@ -541,4 +542,51 @@ async fn hash_lists_match_exactly_and_pdq_entries_load_incrementally(s: &Storage
     let new = s.attachments.pdq_after(all[1].0).await.unwrap();
     assert_eq!(new.len(), 1, "only what was added since");
     assert_eq!(new[0].1, [3; 32]);
+}
+
+/// Concurrent takes from one bucket spend each token once; it refills with time, keys are
+/// apart, and idle buckets are forgotten.
+async fn rate_buckets_spend_each_token_once_and_refill(s: &Storage) {
+    let limit = custodia_core::RateLimit {
+        burst: 3,
+        per: std::time::Duration::from_secs(60),
+    };
+    let takes = (0..10).map(|_| s.limits.take_token("login:alice".into(), limit, T0));
+    let outcomes = futures_util::future::join_all(takes).await;
+    let allowed = outcomes.iter().filter(|o| matches!(o, Ok(Ok(())))).count();
+    assert_eq!(
+        allowed, 3,
+        "a burst of 3 allows 3 of 10 concurrent attempts"
+    );
+    let denied = s
+        .limits
+        .take_token("login:alice".into(), limit, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        denied,
+        Err(std::time::Duration::from_secs(20)),
+        "one token per 20 s"
+    );
+    assert_eq!(
+        s.limits
+            .take_token("login:bob".into(), limit, T0)
+            .await
+            .unwrap(),
+        Ok(()),
+        "another key has its own bucket"
+    );
+    let later = Timestamp::from_millis(T0.as_millis() + 20_000);
+    assert_eq!(
+        s.limits
+            .take_token("login:alice".into(), limit, later)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        s.limits.forget_buckets(later).await.unwrap(),
+        1,
+        "only bob's bucket is idle since before `later`"
+    );
 }

@@ -16,6 +16,7 @@
 
 mod attachments;
 mod cases;
+mod limits;
 mod log;
 mod rows;
 mod safety;

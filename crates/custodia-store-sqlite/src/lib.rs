@@ -13,6 +13,7 @@
 
 mod attachments;
 mod cases;
+mod limits;
 mod log;
 mod rows;
 mod safety;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_safety.sql"),
     include_str!("../migrations/0009_attachments.sql"),
     include_str!("../migrations/0010_pdq.sql"),
+    include_str!("../migrations/0011_rate_buckets.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

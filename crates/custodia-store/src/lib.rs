@@ -26,5 +26,5 @@ pub use records::{
 };
 pub use traits::{
     AccountStore, AttachmentStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health,
-    LogStore, MessageStore, NoObserver, SafetyStore, SessionStore, StaffStore, Storage,
+    LimitStore, LogStore, MessageStore, NoObserver, SafetyStore, SessionStore, StaffStore, Storage,
 };

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use custodia_core::{
-    AttachmentId, CaseId, ConversationId, Epoch, MemberRole, RequestId, RequestStatus, SessionId,
-    StaffId, StaffRole, Timestamp, UserId, Username, WhoCanMessage,
+    AttachmentId, CaseId, ConversationId, Epoch, MemberRole, RateLimit, RequestId, RequestStatus,
+    SessionId, StaffId, StaffRole, Timestamp, UserId, Username, WhoCanMessage,
 };
 
 use crate::{
@@ -266,6 +266,26 @@ pub trait DekStore: Send + Sync {
     ) -> StoreResult<WrappedDek>;
 }
 
+/// Rate-limit buckets kept in the store, shared by every node of a deployment, for the
+/// limits that must hold however many nodes a client spreads its attempts over (sign-in
+/// attempts per account and per address).
+///
+/// Security duty: each take is one atomic read-modify-write, so concurrent attempts on
+/// several nodes cannot spend the same token twice.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Takes one token from bucket `key` under `limit` at `now` (see
+    /// [`RateLimit::take`]); `Err(wait)` if none is left.
+    async fn take_token(
+        &self,
+        key: String,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), std::time::Duration>>;
+    /// Forgets buckets last used before `before` (full again by then); returns how many.
+    async fn forget_buckets(&self, before: Timestamp) -> StoreResult<u64>;
+}
+
 /// Liveness of the backend.
 #[async_trait]
 pub trait Health: Send + Sync {
@@ -298,6 +318,8 @@ pub struct Storage {
     pub safety: Arc<dyn SafetyStore>,
     /// Attachments and hash lists.
     pub attachments: Arc<dyn AttachmentStore>,
+    /// Shared rate-limit buckets.
+    pub limits: Arc<dyn LimitStore>,
 }
 
 impl Storage {
@@ -314,6 +336,7 @@ impl Storage {
             + SafetyStore
             + AttachmentStore
             + DekStore
+            + LimitStore
             + Health
             + 'static,
     {
@@ -328,6 +351,7 @@ impl Storage {
             cases: backend.clone(),
             safety: backend.clone(),
             attachments: backend.clone(),
+            limits: backend.clone(),
             log: backend,
         }
     }

@@ -457,3 +457,30 @@ async fn every_message_a_killed_node_acknowledged_is_served_by_another() {
     let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "no gaps");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_attempts_spread_over_nodes_share_one_budget() {
+    let dep = Deployment::new().await;
+    let nodes = nodes(&dep, 2);
+    user(&nodes[0], "mallory-target").await; // one attempt (a good one) of the 10 allowed
+    let mut statuses = Vec::new();
+    for k in 0..10 {
+        let mut c = nodes[k % 2].client();
+        let err = c
+            .login("mallory-target", "not the password", "guess")
+            .await
+            .expect_err("wrong password");
+        statuses.push(err.status().unwrap());
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 401, 401, 401, 401, 401, 429],
+        "the default 10 attempts per account hold across both nodes"
+    );
+    let mut c = nodes[1].client();
+    let err = c
+        .login("mallory-target", PASSWORD, "owner")
+        .await
+        .expect_err("even the right password waits");
+    assert_eq!(err.status(), Some(429));
+}
