@@ -186,8 +186,14 @@ impl NatsFanout {
                         continue;
                     }
                     me.hub.resync_all();
-                    // If even this cannot be queued, the next reconnect asks again.
-                    let _ = me.queue(Kind::Resync, Vec::new());
+                    // Ask the other nodes too, waiting for room in the outbox if it is
+                    // full (it drains as long as NATS is reachable).
+                    for _ in 0..100 {
+                        if me.queue(Kind::Resync, Vec::new()) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
             });
         }
