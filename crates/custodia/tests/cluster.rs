@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use common::{PATIENCE, drain_until_pong, messages, sync};
 use custodia_sdk::proto::ServerFrame;
 use custodia_sdk::{Client, Method};
@@ -483,4 +485,63 @@ async fn sign_in_attempts_spread_over_nodes_share_one_budget() {
         .await
         .expect_err("even the right password waits");
     assert_eq!(err.status(), Some(429));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_message_text_reaches_postgres_nats_or_the_logs() {
+    let dep = Deployment::new().await;
+    let nodes = nodes(&dep, 2);
+    // Everything the nodes say to each other, as NATS carries it.
+    let nats = async_nats::connect(dep.nats_url.as_str()).await.unwrap();
+    let mut wire = nats
+        .subscribe(format!("{}.>", dep.nats_prefix))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+
+    let canary = format!("canary-{}", uuid::Uuid::new_v4().simple());
+    let alice = user(&nodes[0], "alice").await;
+    let bob = user(&nodes[1], "bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    let mut live = bob.connect().await.unwrap();
+    sync(&mut live, HashMap::new()).await;
+    alice
+        .send(chat.id, "c1", &format!("across nodes: {canary}"))
+        .await
+        .unwrap();
+    let got = messages(&mut live, 1).await;
+    assert!(
+        got[0].body.as_deref().unwrap().contains(&canary),
+        "bob on the other node reads it"
+    );
+
+    let mut seen = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(1), wire.next()).await {
+        seen.push(m.payload.to_vec());
+    }
+    assert!(!seen.is_empty(), "the send crossed NATS");
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--data-only", "-d", dep.database.url()])
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let mut places: Vec<(String, Vec<u8>)> = vec![("the database".into(), dump.stdout)];
+    places.extend(seen.into_iter().map(|p| ("a NATS notice".into(), p)));
+    for i in 0..2 {
+        let log = dep.dir.path().join(format!("node{i}.log"));
+        places.push((format!("node {i}'s log"), std::fs::read(log).unwrap()));
+    }
+    for (place, bytes) in &places {
+        for s in common::spellings(&canary) {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s),
+                "{place} holds the message text as {:?}",
+                String::from_utf8_lossy(&s)
+            );
+        }
+    }
 }

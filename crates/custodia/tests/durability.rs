@@ -6,8 +6,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use common::{ack, sync};
+use common::{ack, spellings, sync};
 use custodia_sdk::proto::{MessageState, ServerFrame};
 use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer, TestServer};
 
@@ -22,31 +21,6 @@ async fn signed_in(server: &ProcessServer, name: &str, register: bool) -> custod
     }
     c.login(name, PASSWORD, "test").await.unwrap();
     c
-}
-
-/// Every way a string could be spelled out in bytes: raw, hex, and base64 (standard and
-/// URL-safe) at each of the three alignments.
-fn spellings(canary: &str) -> Vec<Vec<u8>> {
-    let raw = canary.as_bytes();
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let mut out = vec![
-        raw.to_vec(),
-        hex.clone().into_bytes(),
-        hex.to_uppercase().into_bytes(),
-    ];
-    for engine in [
-        &base64::engine::general_purpose::STANDARD,
-        &base64::engine::general_purpose::URL_SAFE,
-    ] {
-        for shift in 0..3 {
-            let mut shifted = vec![0u8; shift];
-            shifted.extend_from_slice(raw);
-            let enc = engine.encode(&shifted);
-            // Drop the characters that mix in the prefix or the padding.
-            out.push(enc.as_bytes()[4..enc.len() - 4].to_vec());
-        }
-    }
-    out
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {

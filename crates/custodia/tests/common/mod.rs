@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use base64::Engine;
+
 use custodia_sdk::proto::{Ack, Message, ServerFrame};
 use custodia_sdk::{Connection, SdkError};
 
@@ -81,4 +83,29 @@ pub fn status<T: std::fmt::Debug>(r: Result<T, SdkError>) -> u16 {
             .status()
             .unwrap_or_else(|| panic!("expected a problem answer, got {e}")),
     }
+}
+
+/// Every way a string could be spelled out in bytes: raw, hex, and base64 (standard and
+/// URL-safe) at each of the three alignments.
+pub fn spellings(canary: &str) -> Vec<Vec<u8>> {
+    let raw = canary.as_bytes();
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = vec![
+        raw.to_vec(),
+        hex.clone().into_bytes(),
+        hex.to_uppercase().into_bytes(),
+    ];
+    for engine in [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE,
+    ] {
+        for shift in 0..3 {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(raw);
+            let enc = engine.encode(&shifted);
+            // Drop the characters that mix in the prefix or the padding.
+            out.push(enc.as_bytes()[4..enc.len() - 4].to_vec());
+        }
+    }
+    out
 }
