@@ -42,6 +42,8 @@ pub struct NatsOptions {
     /// The deployment's subject prefix: nodes of one deployment share it, and nothing
     /// else may publish under it.
     pub subject_prefix: String,
+    /// A CA certificate (PEM) to trust for NATS's TLS, besides the system's roots.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for NatsOptions {
@@ -50,6 +52,7 @@ impl std::fmt::Debug for NatsOptions {
         f.debug_struct("NatsOptions")
             .field("url", &redact_url(&self.url))
             .field("subject_prefix", &self.subject_prefix)
+            .field("ca_cert", &self.ca_cert)
             .finish()
     }
 }
@@ -104,7 +107,11 @@ impl NatsFanout {
         }
         let (resync, resync_rx) = mpsc::unbounded_channel();
         let on_event = resync.clone();
-        let client = async_nats::ConnectOptions::new()
+        let mut connect = async_nats::ConnectOptions::new();
+        if let Some(ca) = &options.ca_cert {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        let client = connect
             .name("custodia")
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |event| {

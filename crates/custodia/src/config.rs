@@ -120,6 +120,10 @@ pub struct RawConfig {
     /// The subject prefix the nodes of one deployment share on NATS. Default `custodia`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_subject_prefix: Option<String>,
+    /// A CA certificate (PEM file) NATS's TLS certificate chains to, if not a system root;
+    /// setting it requires TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_ca_cert: Option<PathBuf>,
 }
 
 /// Where data is stored, validated.
@@ -346,11 +350,17 @@ impl RawConfig {
                 if !(url.starts_with("nats://") || url.starts_with("tls://")) {
                     bail!("nats_url must be a nats:// or tls:// URL, e.g. nats://nats:4222");
                 }
+                if let Some(ca) = &self.nats_ca_cert
+                    && !ca.is_file()
+                {
+                    bail!("nats_ca_cert {} is not a readable file", ca.display());
+                }
                 FanoutConfig::Nats(custodia_fanout_nats::NatsOptions {
                     url,
                     subject_prefix: self
                         .nats_subject_prefix
                         .unwrap_or_else(|| "custodia".into()),
+                    ca_cert: self.nats_ca_cert,
                 })
             }
             ("nats", None) => bail!("fanout = \"nats\" needs nats_url, e.g. nats://nats:4222"),
@@ -412,7 +422,8 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 30] = [
+const KEYS: [&str; 31] = [
+    "nats_ca_cert",
     "storage",
     "postgres_url",
     "postgres_max_connections",

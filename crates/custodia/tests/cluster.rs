@@ -545,3 +545,121 @@ async fn no_message_text_reaches_postgres_nats_or_the_logs() {
         }
     }
 }
+
+/// A `nats-server` child process that requires TLS, killed on drop.
+struct TlsNats {
+    child: std::process::Child,
+    url: String,
+}
+
+impl TlsNats {
+    async fn start(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("/usr/sbin/nats-server")
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--tls",
+                "--tlscert",
+            ])
+            .arg(cert)
+            .arg("--tlskey")
+            .arg(key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run /usr/sbin/nats-server (Debian package nats-server)");
+        let addr = format!("127.0.0.1:{port}");
+        tokio::time::timeout(PATIENCE, async {
+            while tokio::net::TcpStream::connect(&addr).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("nats-server listening");
+        Self {
+            child,
+            url: format!("tls://{addr}"),
+        }
+    }
+}
+
+impl Drop for TlsNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_reach_nats_over_tls_with_a_private_ca() {
+    let dep = Deployment::new().await;
+    // A first start (without fan-out) creates the data directory's keys and certificate;
+    // NATS then serves TLS with that certificate.
+    let first = ProcessServer::start_with_env(
+        &bin(),
+        dep.dir.path(),
+        None,
+        &dep.dir.path().join("first.log"),
+        &[
+            ("CUSTODIA_STORAGE".into(), "postgres".into()),
+            ("CUSTODIA_POSTGRES_URL".into(), dep.database.url().into()),
+        ],
+    );
+    first.terminate();
+    let tls = dep.dir.path().join("tls");
+    let nats = TlsNats::start(&tls.join("server.pem"), &tls.join("server.key")).await;
+
+    let with_ca = |i: usize| {
+        let mut env = dep.env(dep.database.url(), &nats.url);
+        env.push((
+            "CUSTODIA_NATS_CA_CERT".into(),
+            tls.join("ca.pem").display().to_string(),
+        ));
+        ProcessServer::start_with_env(
+            &bin(),
+            dep.dir.path(),
+            None,
+            &dep.dir.path().join(format!("tls{i}.log")),
+            &env,
+        )
+    };
+    let (a, b) = (with_ca(0), with_ca(1));
+    let alice = user(&a, "alice").await;
+    let bob = user(&b, "bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    let mut live = bob.connect().await.unwrap();
+    sync(&mut live, HashMap::new()).await;
+    alice.send(chat.id, "t1", "over TLS").await.unwrap();
+    assert_eq!(
+        messages(&mut live, 1).await[0].body.as_deref(),
+        Some("over TLS")
+    );
+
+    // Without the CA, the certificate is not trusted and the node does not start.
+    let untrusting = custodia::RawConfig {
+        data_dir: Some(dep.dir.path().to_owned()),
+        listen: Some("127.0.0.1:0".into()),
+        audit_listen: Some("127.0.0.1:0".into()),
+        staff_listen: Some("127.0.0.1:0".into()),
+        storage: Some("postgres".into()),
+        postgres_url: Some(dep.database.url().into()),
+        fanout: Some("nats".into()),
+        nats_url: Some(nats.url.clone()),
+        ..Default::default()
+    };
+    let err = custodia::start(untrusting.validate().unwrap())
+        .await
+        .err()
+        .expect("an untrusted NATS certificate stops start-up");
+    assert!(
+        format!("{err:#}").contains("cannot connect to NATS"),
+        "{err:#}"
+    );
+}
