@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use custodia_core::{ClientMsgId, ConversationId, MessageBody};
 use custodia_proto::{ClientFrame, ServerFrame};
-use custodia_service::{Admit, DeliveryCursor, Event, MAX_PAGE, Principal};
+use custodia_service::{Admit, DeliveryCursor, Event, MAX_PAGE, MessageView, Principal};
 use custodia_store::SeqRange;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -150,12 +150,8 @@ async fn handle(
                     for (id, last_seq, page) in pages {
                         let start = cursors.get(&id).copied().unwrap_or(0).min(last_seq);
                         cur.advance(id, start);
-                        for m in &page.messages {
-                            cur.advance(id, m.seq);
-                            if !emit(out, ServerFrame::Message(convert::message(m))).await {
-                                return false;
-                            }
-                            state.metrics.deliveries.inc();
+                        if !forward(state, &mut cur, out, &page.messages).await {
+                            return false;
                         }
                         if page.has_more {
                             has_more.push(*id.as_uuid());
@@ -207,11 +203,10 @@ async fn deliver(
                     .await
                 {
                     Ok(page) => {
-                        for missed in page.messages.iter().filter(|x| x.seq < m.seq) {
-                            cursor.advance(missed.conversation_id, missed.seq);
-                            if !emit(out, ServerFrame::Message(convert::message(missed))).await {
-                                return false;
-                            }
+                        // Ascending: the ones before this message are a prefix.
+                        let end = page.messages.partition_point(|x| x.seq < m.seq);
+                        if !forward(state, cursor, out, &page.messages[..end]).await {
+                            return false;
                         }
                     }
                     // Removed from the conversation meanwhile, or storage trouble: the
@@ -252,21 +247,35 @@ async fn resync(
         let mut more = false;
         for (_, _, page) in pages {
             more |= page.has_more;
-            for m in &page.messages {
-                if cursor.admit(m.conversation_id, m.seq) == Admit::Duplicate {
-                    continue;
-                }
-                cursor.advance(m.conversation_id, m.seq);
-                if !emit(out, ServerFrame::Message(convert::message(m))).await {
-                    return false;
-                }
-                state.metrics.deliveries.inc();
+            if !forward(state, cursor, out, &page.messages).await {
+                return false;
             }
         }
         if !more {
             return true;
         }
     }
+}
+
+/// Sends the stored messages this connection has not delivered yet, in order, moving its
+/// cursor; `false` if the connection is gone.
+async fn forward(
+    state: &AppState,
+    cursor: &mut DeliveryCursor,
+    out: &Outbox,
+    messages: &[MessageView],
+) -> bool {
+    for m in messages {
+        if cursor.admit(m.conversation_id, m.seq) == Admit::Duplicate {
+            continue;
+        }
+        cursor.advance(m.conversation_id, m.seq);
+        if !emit(out, ServerFrame::Message(convert::message(m))).await {
+            return false;
+        }
+        state.metrics.deliveries.inc();
+    }
+    true
 }
 
 /// The connection's sender task, started on its first send (most connections are idle
