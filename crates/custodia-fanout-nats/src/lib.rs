@@ -86,7 +86,16 @@ pub struct NatsFanout {
     hub: Arc<Hub>,
     outbox: mpsc::Sender<Bytes>,
     resync: mpsc::UnboundedSender<()>,
-    resync_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<()>>>,
+}
+
+/// What another node's notice asks of this node, applied in arrival order.
+enum Step {
+    /// Hand an event to these live sessions.
+    Deliver(Vec<UserId>, Arc<Event>),
+    /// Every live session catches up from storage.
+    Resync,
+    /// Close one session's live connections.
+    Disconnect(UserId, SessionId),
 }
 
 fn valid_prefix(p: &str) -> bool {
@@ -142,15 +151,16 @@ impl NatsFanout {
         let subject = format!("{}.fanout", options.subject_prefix);
         let (outbox, queued) = mpsc::channel(OUTBOX);
         tokio::spawn(publish_queued(client.clone(), subject.clone(), queued));
-        Ok(Arc::new(Self {
+        let me = Arc::new(Self {
             client,
             subject,
             node: Uuid::new_v4(),
             hub,
             outbox,
             resync,
-            resync_rx: std::sync::Mutex::new(Some(resync_rx)),
-        }))
+        });
+        tokio::spawn(resync_on_signal(me.clone(), resync_rx));
+        Ok(me)
     }
 
     /// Starts delivering other nodes' notices to this node's live sessions, resolving
@@ -167,52 +177,26 @@ impl NatsFanout {
             .map_err(|e| FanoutError::Subscribe(e.to_string()))?;
         let me = self.clone();
         tokio::spawn(async move {
-            let mut applied = sub
+            let mut steps = sub
                 .map(|msg| me.resolve(&service, msg.payload))
                 .buffered(RESOLVING);
-            while let Some(step) = applied.next().await {
-                if let Some((recipients, event)) = step {
-                    me.hub.deliver(&recipients, &event);
+            while let Some(step) = steps.next().await {
+                match step {
+                    Some(Step::Deliver(recipients, event)) => me.hub.deliver(&recipients, &event),
+                    Some(Step::Resync) => me.hub.resync_all(),
+                    Some(Step::Disconnect(user, session)) => {
+                        me.hub.disconnect_session(user, session)
+                    }
+                    None => {}
                 }
             }
         });
-        let rx = self
-            .resync_rx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(mut rx) = rx {
-            let me = self.clone();
-            tokio::spawn(async move {
-                while rx.recv().await.is_some() {
-                    // Drain repeated signals; one resync covers them.
-                    while rx.try_recv().is_ok() {}
-                    // After a reconnect, wait until the subscription is re-established
-                    // (a flush round trip), so nothing falls between catch-up and live.
-                    if me.client.flush().await.is_err() {
-                        continue;
-                    }
-                    me.hub.resync_all();
-                    // Ask the other nodes too, waiting for room in the outbox if it is
-                    // full (it drains as long as NATS is reachable).
-                    for _ in 0..100 {
-                        if me.queue(Kind::Resync, Vec::new()) {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            });
-        }
         Ok(())
     }
 
-    /// Turns another node's notice into the event for the recipients connected here.
-    async fn resolve(
-        &self,
-        service: &Service,
-        payload: Bytes,
-    ) -> Option<(Vec<UserId>, Arc<Event>)> {
+    /// Turns another node's notice into what this node must do, if anything (an event
+    /// only for the recipients connected here).
+    async fn resolve(&self, service: &Service, payload: Bytes) -> Option<Step> {
         let notice = match Notice::decode(&payload) {
             Ok(n) => n,
             Err(e) => {
@@ -223,17 +207,13 @@ impl NatsFanout {
         if notice.node == self.node {
             return None;
         }
-        if notice.kind == Kind::Resync {
-            self.hub.resync_all();
-            return None;
-        }
-        if let Kind::Disconnect {
-            user_id,
-            session_id,
-        } = notice.kind
-        {
-            self.hub.disconnect_session(user_id, session_id);
-            return None;
+        match notice.kind {
+            Kind::Resync => return Some(Step::Resync),
+            Kind::Disconnect {
+                user_id,
+                session_id,
+            } => return Some(Step::Disconnect(user_id, session_id)),
+            _ => {}
         }
         let here = self.hub.live_among(&notice.recipients);
         let reader = *here.first()?;
@@ -277,9 +257,9 @@ impl NatsFanout {
                 username,
                 joined,
             },
-            Kind::Resync | Kind::Disconnect { .. } => return None,
+            Kind::Resync | Kind::Disconnect { .. } => return None, // answered above
         };
-        Some((here, Arc::new(event)))
+        Some(Step::Deliver(here, Arc::new(event)))
     }
 
     /// Queues a notice for the other nodes without waiting; `false` if the outbox is full.
@@ -298,6 +278,29 @@ impl NatsFanout {
         if !self.queue(kind, recipients) {
             tracing::warn!("fan-out outbox full: dropped a notice; asking every node to resync");
             let _ = self.resync.send(());
+        }
+    }
+}
+
+/// Whenever this node may have missed or dropped notices (signalled on `signals`): once
+/// the connection is back, its live sessions catch up and it asks every node to do so.
+async fn resync_on_signal(me: Arc<NatsFanout>, mut signals: mpsc::UnboundedReceiver<()>) {
+    while signals.recv().await.is_some() {
+        // Drain repeated signals; one resync covers them.
+        while signals.try_recv().is_ok() {}
+        // After a reconnect, wait until the subscription is re-established (a flush round
+        // trip), so nothing falls between catch-up and live.
+        if me.client.flush().await.is_err() {
+            continue;
+        }
+        me.hub.resync_all();
+        // Ask the other nodes too, waiting for room in the outbox if it is full (it
+        // drains as long as NATS is reachable).
+        for _ in 0..100 {
+            if me.queue(Kind::Resync, Vec::new()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

@@ -75,7 +75,7 @@ impl Deployment {
 
     /// Starts a node of the real binary on the deployment, logging to `log`.
     pub fn node(&self, bin: &Path, log: &Path) -> ProcessServer {
-        self.node_via(bin, log, self.database.url(), &self.nats_url.clone())
+        self.node_via(bin, log, self.database.url(), &self.nats_url)
     }
 
     /// Starts a node that reaches PostgreSQL and NATS at the given URLs.
