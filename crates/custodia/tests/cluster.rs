@@ -411,53 +411,11 @@ async fn every_message_a_killed_node_acknowledged_is_served_by_another() {
     user(&nodes[0], "bob").await;
     let chat = alice.open_direct("bob").await.unwrap();
 
-    let mut conn = alice.connect().await.unwrap();
-    sync(&mut conn, HashMap::new()).await;
-    let (mut tx, mut rx) = conn.split();
-    let sender = tokio::spawn(async move {
-        for i in 0..2_000 {
-            if tx
-                .send(
-                    chat.id,
-                    &format!("burst-{i}"),
-                    &format!("burst message {i}"),
-                )
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut acked: HashMap<String, u64> = HashMap::new();
-    let mut doomed = Some(nodes.remove(0));
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout(PATIENCE, rx.next()).await {
-        if let ServerFrame::Ack(a) = frame {
-            acked.insert(a.client_id, a.seq);
-            if acked.len() == 300
-                && let Some(node) = doomed.take()
-            {
-                node.kill(); // SIGKILL mid-burst
-            }
-        }
-    }
-    sender.await.unwrap();
-    assert!(doomed.is_none(), "the burst ended before 300 acks");
-
+    let doomed = nodes.remove(0);
+    // SIGKILL mid-burst, after 300 acknowledgements.
+    let acked = common::burst_until(&alice, chat.id, 300, move || doomed.kill()).await;
     let history = on(&nodes[0], &alice).full_history(chat.id).await.unwrap();
-    let stored: HashMap<&str, u64> = history
-        .iter()
-        .map(|m| (m.client_id.as_str(), m.seq))
-        .collect();
-    for (client_id, seq) in &acked {
-        assert_eq!(
-            stored.get(client_id.as_str()),
-            Some(seq),
-            "{client_id} lost or moved"
-        );
-    }
-    let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "no gaps");
+    common::assert_acked_kept(&history, &acked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,8 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use common::{ack, spellings, sync};
-use custodia_sdk::proto::{MessageState, ServerFrame};
+use common::{ack, assert_acked_kept, burst_until, spellings, sync};
+use custodia_sdk::proto::MessageState;
 use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer, TestServer};
 
 fn bin() -> PathBuf {
@@ -115,67 +115,12 @@ async fn burst_then(stop: impl FnOnce(ProcessServer), after: usize) {
     signed_in(&server, "bob", true).await;
     let chat = alice.open_direct("bob").await.unwrap();
 
-    let mut conn = alice.connect().await.unwrap();
-    sync(&mut conn, HashMap::new()).await;
-    let (mut tx, mut rx) = conn.split();
-    let sender = tokio::spawn(async move {
-        for i in 0..2_000 {
-            if tx
-                .send(
-                    chat.id,
-                    &format!("burst-{i}"),
-                    &format!("burst message {i}"),
-                )
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        tx
-    });
-    let mut acked: HashMap<String, u64> = HashMap::new();
-    let mut server = Some(server);
-    let mut stop = Some(stop);
-    while let Ok(Some(frame)) = tokio::time::timeout(common::PATIENCE, rx.next()).await {
-        match frame {
-            Ok(ServerFrame::Ack(a)) => {
-                acked.insert(a.client_id, a.seq);
-                if acked.len() == after
-                    && let (Some(stop), Some(s)) = (stop.take(), server.take())
-                {
-                    stop(s);
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    drop(sender.await);
-    assert!(server.is_none(), "the burst ended before {after} acks");
-    assert!(acked.len() >= after);
+    let acked = burst_until(&alice, chat.id, after, move || stop(server)).await;
 
     let restarted = ProcessServer::start(&bin(), &data, None, &log);
     let alice = signed_in(&restarted, "alice", false).await;
     let history = alice.full_history(chat.id).await.unwrap();
-    let stored: HashMap<&str, u64> = history
-        .iter()
-        .map(|m| (m.client_id.as_str(), m.seq))
-        .collect();
-    for (client_id, seq) in &acked {
-        assert_eq!(
-            stored.get(client_id.as_str()),
-            Some(seq),
-            "acknowledged {client_id} is lost or moved"
-        );
-    }
-    let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=history.len() as u64).collect::<Vec<_>>(),
-        "sequence numbers have no gaps"
-    );
-    assert_eq!(stored.len(), history.len(), "no client id stored twice");
+    assert_acked_kept(&history, &acked);
     assert!(history.iter().all(|m| m.state == MessageState::Ok));
 }
 

@@ -109,3 +109,67 @@ pub fn spellings(canary: &str) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// Sends up to 2,000 messages to `chat` over one WebSocket of `sender`, calls `stop` once
+/// `after` of them are acknowledged (the burst goes on), and returns every acknowledged
+/// client id with its sequence number.
+pub async fn burst_until(
+    sender: &custodia_sdk::Client,
+    chat: uuid::Uuid,
+    after: usize,
+    stop: impl FnOnce(),
+) -> std::collections::HashMap<String, u64> {
+    let mut conn = sender.connect().await.unwrap();
+    sync(&mut conn, std::collections::HashMap::new()).await;
+    let (mut tx, mut rx) = conn.split();
+    let sending = tokio::spawn(async move {
+        for i in 0..2_000 {
+            if tx
+                .send(chat, &format!("burst-{i}"), &format!("burst message {i}"))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        tx
+    });
+    let mut acked = std::collections::HashMap::new();
+    let mut stop = Some(stop);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(PATIENCE, rx.next()).await {
+        if let ServerFrame::Ack(a) = frame {
+            acked.insert(a.client_id, a.seq);
+            if acked.len() == after
+                && let Some(stop) = stop.take()
+            {
+                stop();
+            }
+        }
+    }
+    drop(sending.await);
+    assert!(stop.is_none(), "the burst ended before {after} acks");
+    acked
+}
+
+/// `history` holds every acknowledged message at its number, numbered without gaps and
+/// with no client id twice.
+pub fn assert_acked_kept(history: &[Message], acked: &std::collections::HashMap<String, u64>) {
+    let stored: std::collections::HashMap<&str, u64> = history
+        .iter()
+        .map(|m| (m.client_id.as_str(), m.seq))
+        .collect();
+    for (client_id, seq) in acked {
+        assert_eq!(
+            stored.get(client_id.as_str()),
+            Some(seq),
+            "acknowledged {client_id} is lost or moved"
+        );
+    }
+    let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=history.len() as u64).collect::<Vec<_>>(),
+        "sequence numbers have no gaps"
+    );
+    assert_eq!(stored.len(), history.len(), "no client id stored twice");
+}
