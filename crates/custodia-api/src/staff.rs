@@ -8,10 +8,11 @@ use axum::{Json, Router};
 use std::time::Duration;
 
 use custodia_core::{
-    CaseId, ConversationId, DataTier, Password, ReasonCode, RequestId, StaffId, StaffRole, Username,
+    CaseId, ConversationId, DataTier, Password, ReasonCode, RequestId, StaffChangeId,
+    StaffChangeStatus, StaffId, StaffRole, Username,
 };
 use custodia_governance::{
-    CaseView, Governance, NewRequest, RequestView, StaffPrincipal, StaffView,
+    CaseView, Governance, NewRequest, RequestView, StaffChangeView, StaffPrincipal, StaffView,
 };
 use custodia_proto::staff as wire;
 use custodia_service::ServiceError;
@@ -25,8 +26,14 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/sessions", post(sign_in))
         .route("/v1/staff/sessions/current", delete(sign_out))
         .route("/v1/staff/me", get(me))
+        .route("/v1/staff/me/password", post(change_password))
+        .route("/v1/staff/me/totp", post(reenrol_totp))
+        .route("/v1/staff/enrolments", post(enrol))
         .route("/v1/staff/accounts", get(list).post(create))
         .route("/v1/staff/accounts/{id}", patch(update))
+        .route("/v1/staff/changes", get(changes))
+        .route("/v1/staff/changes/{id}", get(change))
+        .route("/v1/staff/changes/{id}/decisions", post(decide_change))
         .route("/v1/staff/cases", get(cases).post(open_legal_case))
         .route("/v1/staff/cases/{id}", get(case))
         .route("/v1/staff/cases/{id}/requests", get(case_requests))
@@ -73,6 +80,32 @@ fn member(v: &StaffView) -> wire::StaffMember {
         username: v.username.to_string(),
         role: v.role.as_str().into(),
         active: v.active,
+        enrolled: v.enrolled,
+    }
+}
+
+fn change_wire(c: &StaffChangeView) -> wire::StaffChange {
+    let r = &c.record;
+    wire::StaffChange {
+        id: *r.id.as_uuid(),
+        kind: r.kind.as_str().into(),
+        staff_id: *r.staff_id.as_uuid(),
+        username: r.username.to_string(),
+        role: r.role.as_str().into(),
+        active: r.active,
+        proposed_by: *r.proposed_by.as_uuid(),
+        proposed_at_ms: r.proposed_at.as_millis(),
+        status: c.status.as_str().into(),
+        decided_by: r.decided_by.map(|d| *d.as_uuid()),
+    }
+}
+
+/// `202 Accepted` while a change waits for its second person, `200` once applied.
+fn change_status(c: &StaffChangeView) -> StatusCode {
+    if c.status == StaffChangeStatus::Pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
     }
 }
 
@@ -91,12 +124,7 @@ async fn sign_in(
         Json(wire::StaffSession {
             token: s.token.to_string(),
             expires_at_ms: s.expires_at.as_millis(),
-            staff: wire::StaffMember {
-                id: *s.staff.staff_id.as_uuid(),
-                username: s.staff.username.to_string(),
-                role: s.staff.role.as_str().into(),
-                active: true,
-            },
+            staff: signed_in(&s.staff),
         }),
     ))
 }
@@ -110,12 +138,18 @@ async fn sign_out(
 }
 
 async fn me(Staff(who): Staff) -> Json<wire::StaffMember> {
-    Json(wire::StaffMember {
+    Json(signed_in(&who))
+}
+
+/// A signed-in member (active and enrolled, or they could not have signed in).
+fn signed_in(who: &StaffPrincipal) -> wire::StaffMember {
+    wire::StaffMember {
         id: *who.staff_id.as_uuid(),
         username: who.username.to_string(),
         role: who.role.as_str().into(),
         active: true,
-    })
+        enrolled: true,
+    }
 }
 
 async fn list(
@@ -131,18 +165,11 @@ async fn create(
     State(gov): State<Governance>,
     Staff(who): Staff,
     Body(req): Body<wire::CreateStaff>,
-) -> Result<(StatusCode, Json<wire::CreatedStaff>), ApiError> {
+) -> Result<(StatusCode, Json<wire::StaffChange>), ApiError> {
     let username = Username::parse(&req.username)?;
     let role = StaffRole::parse(&req.role)?;
-    let new = gov.create_staff(&who, username, role).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(wire::CreatedStaff {
-            staff: member(&new.staff),
-            password: new.password.to_string(),
-            totp_uri: new.totp_uri.to_string(),
-        }),
-    ))
+    let change = gov.propose_staff(&who, username, role).await?;
+    Ok((change_status(&change), Json(change_wire(&change))))
 }
 
 async fn update(
@@ -150,12 +177,91 @@ async fn update(
     Staff(who): Staff,
     Path(id): Path<String>,
     Body(req): Body<wire::UpdateStaff>,
-) -> Result<Json<wire::StaffMember>, ApiError> {
+) -> Result<(StatusCode, Json<wire::StaffChange>), ApiError> {
     let id: StaffId = id.parse()?;
     let role = StaffRole::parse(&req.role)?;
-    Ok(Json(member(
-        &gov.update_staff(&who, id, role, req.active).await?,
-    )))
+    let change = gov.change_staff(&who, id, role, req.active).await?;
+    Ok((change_status(&change), Json(change_wire(&change))))
+}
+
+async fn changes(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+) -> Result<Json<Vec<wire::StaffChange>>, ApiError> {
+    Ok(Json(
+        gov.staff_changes(&who)
+            .await?
+            .iter()
+            .map(change_wire)
+            .collect(),
+    ))
+}
+
+async fn change(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+) -> Result<Json<wire::StaffChange>, ApiError> {
+    let id: StaffChangeId = id.parse()?;
+    Ok(Json(change_wire(&gov.staff_change(&who, id).await?)))
+}
+
+async fn decide_change(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    Body(req): Body<wire::DecideStaffChange>,
+) -> Result<Json<wire::StaffChangeDecided>, ApiError> {
+    let id: StaffChangeId = id.parse()?;
+    let (change, new) = gov.decide_staff_change(&who, id, req.approve).await?;
+    Ok(Json(wire::StaffChangeDecided {
+        change: change_wire(&change),
+        enrolment_expires_at_ms: new.as_ref().map(|n| n.expires_at.as_millis()),
+        enrolment_code: new.map(|n| n.enrolment_code.to_string()),
+    }))
+}
+
+async fn enrol(
+    State(gov): State<Governance>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    Body(req): Body<wire::Enrol>,
+) -> Result<(StatusCode, Json<wire::Enrolled>), ApiError> {
+    let password = Password::parse(req.password)?;
+    let enrolled = gov
+        .enrol(&req.username, &req.code, password, peer.ip())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::Enrolled {
+            staff: member(&enrolled.staff),
+            totp_uri: enrolled.totp_uri.to_string(),
+        }),
+    ))
+}
+
+async fn change_password(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Body(req): Body<wire::ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let current =
+        Password::parse(req.current_password).map_err(|_| ServiceError::BadStaffCredentials)?;
+    let new = Password::parse(req.new_password)?;
+    gov.change_password(&who, current, new).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reenrol_totp(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Body(req): Body<wire::ReenrolTotp>,
+) -> Result<Json<wire::Enrolled>, ApiError> {
+    let password = Password::parse(req.password).map_err(|_| ServiceError::BadStaffCredentials)?;
+    let uri = gov.reenrol_totp(&who, password).await?;
+    Ok(Json(wire::Enrolled {
+        staff: signed_in(&who),
+        totp_uri: uri.to_string(),
+    }))
 }
 
 fn case_wire(c: &CaseView) -> wire::Case {

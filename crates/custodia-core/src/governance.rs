@@ -98,6 +98,31 @@ named_enum!(
     }
 );
 
+named_enum!(
+    /// A proposed change to the staff: a new account, or another's role or activity.
+    StaffChangeKind, "staff change kind" {
+        /// A new staff account (enrolled by its member once approved).
+        Create => "create",
+        /// A role change, deactivation or reactivation.
+        Update => "update",
+    }
+);
+
+named_enum!(
+    /// Where a proposed staff change stands. Pending → Approved | Denied | Expired;
+    /// decisions are final. Only an approved change takes effect.
+    StaffChangeStatus, "staff change status" {
+        /// Waiting for a second person.
+        Pending => "pending",
+        /// Approved and applied (or, for a deactivation, applied at once).
+        Approved => "approved",
+        /// Refused by the second person.
+        Denied => "denied",
+        /// Not decided in time.
+        Expired => "expired",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

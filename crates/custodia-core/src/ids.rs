@@ -89,6 +89,10 @@ uuid_id!(
     RequestId, "request id"
 );
 uuid_id!(
+    /// A proposed change to the staff, waiting for a second person.
+    StaffChangeId, "staff change id"
+);
+uuid_id!(
     /// An uploaded file.
     AttachmentId, "attachment id"
 );

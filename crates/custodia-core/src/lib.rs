@@ -26,10 +26,13 @@ mod safety;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
-pub use governance::{CaseKind, DataTier, ReasonCode, ReportCategory, RequestStatus, StaffRole};
+pub use governance::{
+    CaseKind, DataTier, ReasonCode, ReportCategory, RequestStatus, StaffChangeKind,
+    StaffChangeStatus, StaffRole,
+};
 pub use ids::{
-    AttachmentId, CaseId, ConversationId, DeploymentId, MessageId, RequestId, SessionId, StaffId,
-    UserId,
+    AttachmentId, CaseId, ConversationId, DeploymentId, MessageId, RequestId, SessionId,
+    StaffChangeId, StaffId, UserId,
 };
 pub use input::{
     BirthDate, ClientMsgId, ConversationKind, GroupTitle, MAX_BODY_BYTES, MemberRole, MessageBody,

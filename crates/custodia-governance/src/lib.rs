@@ -37,7 +37,7 @@ use custodia_store::Storage;
 pub use cases::{CaseView, EvidenceView, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage};
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
-pub use staff::{NewStaff, NewStaffSession, StaffPrincipal, StaffView};
+pub use staff::{Enrolled, NewStaff, NewStaffSession, StaffChangeView, StaffPrincipal, StaffView};
 
 /// Tunables, validated by the caller's configuration.
 #[derive(Debug, Clone)]
@@ -52,6 +52,12 @@ pub struct GovernanceConfig {
     pub report_context: u64,
     /// Reports per member.
     pub reports_per_user: RateLimit,
+    /// How long a member in a new role waits before deciding access requests.
+    pub new_role_decides_after: Duration,
+    /// How long an enrolment code works.
+    pub enrolment_ttl: Duration,
+    /// How long a proposed staff change waits for its second person.
+    pub staff_change_ttl: Duration,
 }
 
 impl Default for GovernanceConfig {
@@ -71,6 +77,9 @@ impl Default for GovernanceConfig {
                 burst: 10,
                 per: Duration::from_secs(3600),
             },
+            new_role_decides_after: Duration::from_secs(3 * 24 * 3600),
+            enrolment_ttl: Duration::from_secs(3 * 24 * 3600),
+            staff_change_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -14,7 +14,7 @@ use custodia_core::{
 };
 use custodia_keys::{LoggedAccess, Purpose};
 use custodia_service::{MessageView, ServiceError, ServiceResult, metadata_of, open_message};
-use custodia_store::{AccessRequestRecord, DecisionRecord, SeqRange, StoreError};
+use custodia_store::{AccessRequestRecord, DecisionRecord, SeqRange, StaffRecord, StoreError};
 use sha2::{Digest, Sha256};
 
 use crate::policy::{BROAD_SPAN, SECOND_REVIEW_WITHIN};
@@ -161,13 +161,22 @@ impl Governance {
         let conv = case.conversation_id;
         let broad = self.spans_more_than(conv, (from, to), BROAD_SPAN).await?;
         let required = policy.required + u8::from(broad);
-        let approvers: Vec<StaffId> = inner
-            .store
-            .staff
-            .all_staff()
-            .await?
+        let now = inner.clock.now();
+        let staff = inner.store.staff.all_staff().await?;
+        let sponsors = staff
+            .iter()
+            .find(|s| s.id == by.staff_id)
+            .map(|s| s.sponsors.clone())
+            .unwrap_or_default();
+        let approvers: Vec<StaffId> = staff
             .into_iter()
-            .filter(|s| s.active && s.id != by.staff_id && policy.approvers.contains(&s.role))
+            .filter(|s| {
+                s.active
+                    && s.id != by.staff_id
+                    && policy.approvers.contains(&s.role)
+                    && !sponsors.contains(&s.id)
+                    && self.settled_in_role(s, now)
+            })
             .map(|s| s.id)
             .collect();
         if approvers.len() < usize::from(required) {
@@ -175,7 +184,6 @@ impl Governance {
                 "there are not enough eligible approvers for this request",
             ));
         }
-        let now = inner.clock.now();
         let record = AccessRequestRecord {
             id: RequestId::new(),
             case_id: case.id,
@@ -269,6 +277,24 @@ impl Governance {
         }
         if r.decisions.iter().any(|d| d.staff_id == by.staff_id) {
             return Err(ServiceError::Conflict("you already decided this request"));
+        }
+        // Checked again now, not only when the approvers were frozen: a role or a
+        // sponsorship may have changed since.
+        let staff = &self.inner.store.staff;
+        let me = staff
+            .staff_by_id(by.staff_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        if !self.settled_in_role(&me, self.inner.clock.now()) {
+            return Err(ServiceError::Forbidden(
+                "staff new in their role decide no access requests yet",
+            ));
+        }
+        let requester = staff.staff_by_id(r.requester).await?;
+        if requester.is_some_and(|q| q.sponsors.contains(&by.staff_id)) {
+            return Err(ServiceError::Forbidden(
+                "nobody decides a request of someone whose account or role they proposed or approved",
+            ));
         }
         let policy = Policy::of(r.reason);
         let second_review = policy.second_review
@@ -519,6 +545,11 @@ impl Governance {
         }
         tracing::info!(grant = %r.id, staff = %by.staff_id, log_index = receipt.index, count = messages.len(), "audited staff read");
         Ok(GrantRead { messages, receipt })
+    }
+
+    /// Whether `s` has held its role long enough to decide access requests.
+    fn settled_in_role(&self, s: &StaffRecord, now: Timestamp) -> bool {
+        now >= s.role_since.plus(self.inner.config.new_role_decides_after)
     }
 
     /// An audit event about request `r`, caused by `by`.

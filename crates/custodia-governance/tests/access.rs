@@ -267,19 +267,14 @@ async fn broad_scopes_need_one_more_approval() {
 #[tokio::test]
 async fn a_requester_whose_role_changed_reads_no_more() {
     let f = Fixture::new().await;
-    let admin = f.gov.bootstrap_admin().await.unwrap().unwrap();
-    let admin = f.sign_in(&admin).await.unwrap();
+    let (admin, auditor) = f.founders().await;
     let mut staff = Vec::new();
     for (name, role) in [
         ("mod", StaffRole::Moderator),
         ("sen", StaffRole::SeniorModerator),
     ] {
-        let new = f
-            .gov
-            .create_staff(&admin, custodia_core::Username::parse(name).unwrap(), role)
-            .await
-            .unwrap();
-        staff.push((new.staff.id, f.sign_in(&new).await.unwrap()));
+        let p = f.add_staff(&admin, &auditor, name, role).await;
+        staff.push((p.staff_id, p));
     }
     let case = report_case(&f, Duration::from_secs(1), 2).await;
     let (mod_id, m) = &staff[0];
@@ -293,8 +288,13 @@ async fn a_requester_whose_role_changed_reads_no_more() {
         .await
         .unwrap();
     f.gov.read_grant(m, r.record.id).await.unwrap();
+    let change = f
+        .gov
+        .change_staff(&admin, *mod_id, StaffRole::Admin, true)
+        .await
+        .unwrap();
     f.gov
-        .update_staff(&admin, *mod_id, StaffRole::Admin, true)
+        .decide_staff_change(&auditor, change.record.id, true)
         .await
         .unwrap();
     let now_admin = custodia_governance::StaffPrincipal {
@@ -305,4 +305,96 @@ async fn a_requester_whose_role_changed_reads_no_more() {
         f.gov.read_grant(&now_admin, r.record.id).await,
         Err(ServiceError::Forbidden(_))
     ));
+}
+
+#[tokio::test]
+async fn nobody_approves_a_request_of_someone_they_sponsored() {
+    // Two admins: one proposes a senior moderator and a moderator, the other approves.
+    // Later the proposing admin becomes a senior moderator (approved by the other admin):
+    // they may not approve the moderator they brought in.
+    let f = Fixture::new().await;
+    let (admin, auditor) = f.founders().await;
+    let ada = f.add_staff(&admin, &auditor, "ada", StaffRole::Admin).await;
+    let m = f.add_staff(&admin, &ada, "mod", StaffRole::Moderator).await;
+    let honest = f
+        .add_staff(&ada, &admin, "sen", StaffRole::SeniorModerator)
+        .await;
+    let change = f
+        .gov
+        .change_staff(&ada, admin.staff_id, StaffRole::SeniorModerator, true)
+        .await
+        .unwrap();
+    f.gov
+        .decide_staff_change(&auditor, change.record.id, true)
+        .await
+        .expect_err("two admins: an auditor does not decide");
+    f.gov
+        .decide_staff_change(&ada, change.record.id, true)
+        .await
+        .expect_err("nobody decides their own proposal");
+    let bo = f
+        .add_staff(&ada, &admin, "bob_admin", StaffRole::Admin)
+        .await;
+    f.gov
+        .decide_staff_change(&bo, change.record.id, true)
+        .await
+        .unwrap();
+    let former_admin = custodia_governance::StaffPrincipal {
+        role: StaffRole::SeniorModerator,
+        ..admin.clone()
+    };
+    let case = report_case(&f, Duration::from_secs(1), 2).await;
+    let r = f
+        .gov
+        .request_access(&m, ask(case, ReasonCode::ReportReview, (1, 2), HOUR))
+        .await
+        .unwrap();
+    assert!(
+        !r.record.approvers.contains(&admin.staff_id),
+        "a sponsor is not among the frozen approvers"
+    );
+    assert!(r.record.approvers.contains(&honest.staff_id));
+    assert!(matches!(
+        f.gov
+            .decide(&former_admin, r.record.id, true, "ok".into())
+            .await,
+        Err(ServiceError::Forbidden(_))
+    ));
+    f.gov
+        .decide(&honest, r.record.id, true, "ok".into())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn staff_new_in_an_approving_role_decide_nothing_for_the_first_days() {
+    let f = Fixture::with_config(custodia_governance::GovernanceConfig::default()).await;
+    let (admin, auditor) = f.founders().await;
+    let m = f
+        .add_staff(&admin, &auditor, "mod", StaffRole::Moderator)
+        .await;
+    let sen = f
+        .add_staff(&admin, &auditor, "sen", StaffRole::SeniorModerator)
+        .await;
+    let case = report_case(&f, Duration::from_secs(1), 2).await;
+    assert!(
+        matches!(
+            f.gov
+                .request_access(&m, ask(case, ReasonCode::ReportReview, (1, 2), HOUR))
+                .await,
+            Err(ServiceError::Rejected(_))
+        ),
+        "a senior moderator of one day is not an eligible approver"
+    );
+    f.clock.advance(Duration::from_secs(3 * 24 * 3600));
+    let r = f
+        .gov
+        .request_access(&m, ask(case, ReasonCode::ReportReview, (1, 2), HOUR))
+        .await
+        .unwrap();
+    assert_eq!(r.record.approvers, vec![sen.staff_id]);
+    f.gov
+        .decide(&sen, r.record.id, true, "ok".into())
+        .await
+        .unwrap();
 }

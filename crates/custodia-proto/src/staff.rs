@@ -4,8 +4,18 @@
 //! - `DELETE /v1/staff/sessions/current` — sign out.
 //! - `GET /v1/staff/me` — [`StaffMember`].
 //! - `GET /v1/staff/accounts` — `[StaffMember]` (admins, auditors).
-//! - `POST /v1/staff/accounts` — [`CreateStaff`] → [`CreatedStaff`] (admins).
-//! - `PATCH /v1/staff/accounts/{id}` — [`UpdateStaff`] → [`StaffMember`] (admins).
+//! - `POST /v1/staff/accounts` — [`CreateStaff`] → `202` [`StaffChange`] (admins propose;
+//!   the account exists once a second person approves).
+//! - `PATCH /v1/staff/accounts/{id}` — [`UpdateStaff`] → [`StaffChange`] (admins propose;
+//!   `202` pending, or `200` for a deactivation, applied at once).
+//! - `GET /v1/staff/changes` — `[StaffChange]`, `GET /v1/staff/changes/{id}` (admins,
+//!   auditors); `POST /v1/staff/changes/{id}/decisions` ([`DecideStaffChange`]) →
+//!   [`StaffChangeDecided`] (a second admin, or the auditor while there is one admin; for
+//!   a new account the answer carries its enrolment code, for the approver to deliver).
+//! - `POST /v1/staff/enrolments` — [`Enrol`] → [`Enrolled`] (no session: the new member
+//!   sets their password and receives their TOTP secret).
+//! - `POST /v1/staff/me/password` — [`ChangePassword`]; `POST /v1/staff/me/totp` —
+//!   [`ReenrolTotp`] → [`Enrolled`] (a new TOTP secret; the old one stops working).
 //! - `GET /v1/staff/cases`, `POST /v1/staff/cases` ([`OpenLegalCase`]), `GET /v1/staff/cases/{id}`
 //!   ([`Case`]), `GET /v1/staff/cases/{id}/requests`.
 //! - `POST /v1/staff/requests` ([`CreateAccessRequest`]) → [`AccessRequest`];
@@ -14,7 +24,7 @@
 //!
 //! - `GET /v1/staff/audit/records/{index}` → [`AuditRecord`] (auditors; logged).
 //!
-//! Every call but sign-in carries `Authorization: Bearer <staff token>`.
+//! Every call but sign-in and enrolment carries `Authorization: Bearer <staff token>`.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -49,6 +59,13 @@ pub struct StaffMember {
     pub role: String,
     /// Whether it may sign in.
     pub active: bool,
+    /// Whether its member has enrolled.
+    #[serde(default = "enrolled_default")]
+    pub enrolled: bool,
+}
+
+fn enrolled_default() -> bool {
+    true
 }
 
 /// A new staff session; the token is shown only here.
@@ -80,22 +97,118 @@ pub struct CreateStaff {
     pub role: String,
 }
 
-/// A created staff account with its one-time credentials.
+/// A proposed change to the staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffChange {
+    /// Id (what the second person decides).
+    pub id: Uuid,
+    /// `create` or `update`.
+    pub kind: String,
+    /// The account (for `create`, the id it will have).
+    pub staff_id: Uuid,
+    /// Its username.
+    pub username: String,
+    /// The role it will hold.
+    pub role: String,
+    /// Whether it will be active.
+    pub active: bool,
+    /// Who proposed it.
+    pub proposed_by: Uuid,
+    /// When.
+    pub proposed_at_ms: i64,
+    /// `pending`, `approved`, `denied` or `expired`.
+    pub status: String,
+    /// Who decided it (none for a deactivation, applied at once).
+    pub decided_by: Option<Uuid>,
+}
+
+/// A second person's decision on a staff change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecideStaffChange {
+    /// Approve or deny.
+    pub approve: bool,
+}
+
+/// The decided change, and for an approved new account its one-time enrolment code.
 #[derive(Clone, Serialize, Deserialize)]
-pub struct CreatedStaff {
+pub struct StaffChangeDecided {
+    /// The change.
+    pub change: StaffChange,
+    /// For a new account: the code its member enrols with (deliver it out of band).
+    pub enrolment_code: Option<String>,
+    /// When the code stops working.
+    pub enrolment_expires_at_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for StaffChangeDecided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffChangeDecided")
+            .field("change", &self.change)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new member enrols: their username, the code they were handed, their own password.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Enrol {
+    /// Username.
+    pub username: String,
+    /// The one-time enrolment code.
+    pub code: String,
+    /// The password they choose.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Enrol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrol")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An enrolled member's new TOTP secret, shown only here.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Enrolled {
     /// The account.
     pub staff: StaffMember,
-    /// Initial password.
-    pub password: String,
     /// `otpauth://` URI of the TOTP secret, for an authenticator app.
     pub totp_uri: String,
 }
 
-impl std::fmt::Debug for CreatedStaff {
+impl std::fmt::Debug for Enrolled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedStaff")
+        f.debug_struct("Enrolled")
             .field("staff", &self.staff)
             .finish_non_exhaustive()
+    }
+}
+
+/// A signed-in member changes their password.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ChangePassword {
+    /// The current password.
+    pub current_password: String,
+    /// The new one.
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ChangePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangePassword").finish_non_exhaustive()
+    }
+}
+
+/// A signed-in member replaces their TOTP secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ReenrolTotp {
+    /// The current password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ReenrolTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReenrolTotp").finish_non_exhaustive()
     }
 }
 

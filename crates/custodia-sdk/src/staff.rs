@@ -44,12 +44,12 @@ impl Client {
         self.call(self.req(Method::GET, "/v1/staff/accounts")).await
     }
 
-    /// Creates a staff account (admins); its one-time credentials are in the answer.
+    /// Proposes a staff account (admins); it exists once a second person approves.
     pub async fn staff_create(
         &self,
         username: &str,
         role: &str,
-    ) -> Result<wire::CreatedStaff, SdkError> {
+    ) -> Result<wire::StaffChange, SdkError> {
         let body = wire::CreateStaff {
             username: username.into(),
             role: role.into(),
@@ -58,13 +58,14 @@ impl Client {
             .await
     }
 
-    /// Changes a staff account's role or deactivates it (admins).
+    /// Proposes a change of a staff account's role or activity (admins); a deactivation
+    /// applies at once, anything else waits for a second person.
     pub async fn staff_update(
         &self,
         id: Uuid,
         role: &str,
         active: bool,
-    ) -> Result<wire::StaffMember, SdkError> {
+    ) -> Result<wire::StaffChange, SdkError> {
         let body = wire::UpdateStaff {
             role: role.into(),
             active,
@@ -74,6 +75,61 @@ impl Client {
                 .json(&body),
         )
         .await
+    }
+
+    /// Every proposed staff change, newest first (admins, auditors).
+    pub async fn staff_changes(&self) -> Result<Vec<wire::StaffChange>, SdkError> {
+        self.call(self.req(Method::GET, "/v1/staff/changes")).await
+    }
+
+    /// Decides a proposed staff change as its second person; an approved new account's
+    /// enrolment code is in the answer.
+    pub async fn staff_decide_change(
+        &self,
+        id: Uuid,
+        approve: bool,
+    ) -> Result<wire::StaffChangeDecided, SdkError> {
+        self.call(
+            self.req(Method::POST, &format!("/v1/staff/changes/{id}/decisions"))
+                .json(&wire::DecideStaffChange { approve }),
+        )
+        .await
+    }
+
+    /// Enrols a new staff member with the code they were handed and the password they
+    /// choose; returns their TOTP secret (no session needed).
+    pub async fn staff_enrol(
+        &self,
+        username: &str,
+        code: &str,
+        password: &str,
+    ) -> Result<wire::Enrolled, SdkError> {
+        let body = wire::Enrol {
+            username: username.into(),
+            code: code.into(),
+            password: password.into(),
+        };
+        self.call(self.req(Method::POST, "/v1/staff/enrolments").json(&body))
+            .await
+    }
+
+    /// Changes the signed-in member's own password.
+    pub async fn staff_change_password(&self, current: &str, new: &str) -> Result<(), SdkError> {
+        let body = wire::ChangePassword {
+            current_password: current.into(),
+            new_password: new.into(),
+        };
+        self.call_empty(self.req(Method::POST, "/v1/staff/me/password").json(&body))
+            .await
+    }
+
+    /// Replaces the signed-in member's TOTP secret; the new one is in the answer.
+    pub async fn staff_reenrol_totp(&self, password: &str) -> Result<wire::Enrolled, SdkError> {
+        let body = wire::ReenrolTotp {
+            password: password.into(),
+        };
+        self.call(self.req(Method::POST, "/v1/staff/me/totp").json(&body))
+            .await
     }
 
     /// Reports messages of a conversation by sequence number alone (a member, on the

@@ -11,13 +11,15 @@ use std::future::Future;
 
 use custodia_core::{
     BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind, DataTier, Epoch,
-    MemberRole, MessageId, ReasonCode, RequestId, RequestStatus, SessionId, StaffId, StaffRole,
-    Timestamp, UserId, Username, WhoCanMessage,
+    MemberRole, MessageId, ReasonCode, RequestId, RequestStatus, SessionId, StaffChangeId,
+    StaffChangeKind, StaffChangeStatus, StaffId, StaffRole, Timestamp, UserId, Username,
+    WhoCanMessage,
 };
 use custodia_store::{
     AccessRequestRecord, AddMember, Appended, CaseRecord, DecisionRecord, Franking, HashKind,
-    NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange, SessionRecord, StaffRecord,
-    Storage, StoreError, TokenHash, UserRecord, WrappedDek,
+    NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange, SessionRecord,
+    StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord, Storage,
+    StoreError, TokenHash, UserRecord, WrappedDek,
 };
 
 const T0: Timestamp = Timestamp::from_millis(1_795_435_200_000);
@@ -38,6 +40,8 @@ where
     history_pages_both_ways_and_tombstones_destroy_bodies(&fresh().await).await;
     the_first_wrapped_dek_stored_wins(&fresh().await).await;
     a_totp_step_is_used_once(&fresh().await).await;
+    an_enrolment_code_works_once_and_credentials_change_only_when_enrolled(&fresh().await).await;
+    a_staff_change_is_decided_once_and_applied_with_its_decision(&fresh().await).await;
     a_decision_is_recorded_once_and_only_from_the_state_seen(&fresh().await).await;
     connections_become_mutual_and_blocks_work_either_way(&fresh().await).await;
     hash_lists_match_exactly_and_pdq_entries_load_incrementally(&fresh().await).await;
@@ -312,6 +316,9 @@ async fn a_totp_step_is_used_once(s: &Storage) {
         role: StaffRole::Moderator,
         active: true,
         created_at: T0,
+        role_since: T0,
+        sponsors: Vec::new(),
+        enrolment: None,
     };
     s.staff.create_staff(staff.clone()).await.unwrap();
     assert!(s.staff.use_totp_step(staff.id, 100).await.unwrap());
@@ -324,6 +331,206 @@ async fn a_totp_step_is_used_once(s: &Storage) {
         "never an older one"
     );
     assert!(s.staff.use_totp_step(staff.id, 101).await.unwrap());
+}
+
+fn unenrolled(name: &str, code: u8, sponsors: Vec<StaffId>) -> StaffRecord {
+    StaffRecord {
+        id: StaffId::new(),
+        username: Username::parse(name).unwrap(),
+        password_hash: String::new(),
+        totp: SealedTotp {
+            kek_version: 0,
+            bytes: Vec::new(),
+        },
+        role: StaffRole::Moderator,
+        active: true,
+        created_at: T0,
+        role_since: T0,
+        sponsors,
+        enrolment: Some(StaffEnrolment {
+            code_hash: TokenHash([code; 32]),
+            expires_at: T0.plus(std::time::Duration::from_secs(3600)),
+        }),
+    }
+}
+
+async fn an_enrolment_code_works_once_and_credentials_change_only_when_enrolled(s: &Storage) {
+    let (a, b) = (StaffId::new(), StaffId::new());
+    let new = unenrolled("nina", 7, vec![a, b]);
+    s.staff.create_staff(new.clone()).await.unwrap();
+    let stored = s.staff.staff_by_id(new.id).await.unwrap().unwrap();
+    assert_eq!(stored.sponsors, vec![a, b], "sponsors are kept in order");
+    assert_eq!(stored.enrolment, new.enrolment);
+    let totp = SealedTotp {
+        kek_version: 1,
+        bytes: vec![5; 40],
+    };
+    let set = |code: Option<TokenHash>, hash: &str| {
+        s.staff
+            .set_staff_credentials(new.id, code, hash.into(), totp.clone())
+    };
+    assert!(
+        !set(None, "$argon2id$early").await.unwrap(),
+        "no credentials are set on an account that has not enrolled"
+    );
+    assert!(
+        !set(Some(TokenHash([8; 32])), "$argon2id$wrong")
+            .await
+            .unwrap(),
+        "a wrong code enrols nothing"
+    );
+    assert!(
+        set(Some(TokenHash([7; 32])), "$argon2id$one")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !set(Some(TokenHash([7; 32])), "$argon2id$two")
+            .await
+            .unwrap(),
+        "an enrolment code works once"
+    );
+    let enrolled = s.staff.staff_by_id(new.id).await.unwrap().unwrap();
+    assert_eq!(enrolled.password_hash, "$argon2id$one");
+    assert_eq!(enrolled.totp, totp);
+    assert_eq!(enrolled.enrolment, None);
+    assert!(s.staff.use_totp_step(new.id, 500).await.unwrap());
+    assert!(set(None, "$argon2id$changed").await.unwrap());
+    let changed = s.staff.staff_by_name(&new.username).await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, "$argon2id$changed");
+    assert!(
+        !s.staff.use_totp_step(new.id, 500).await.unwrap(),
+        "a password change keeps the TOTP secret's used steps"
+    );
+    let renewed = SealedTotp {
+        kek_version: 1,
+        bytes: vec![6; 40],
+    };
+    assert!(
+        s.staff
+            .set_staff_credentials(new.id, None, "$argon2id$changed".into(), renewed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.staff.use_totp_step(new.id, 500).await.unwrap(),
+        "a new TOTP secret starts afresh"
+    );
+}
+
+async fn a_staff_change_is_decided_once_and_applied_with_its_decision(s: &Storage) {
+    let admin = StaffId::new();
+    let approver = StaffId::new();
+    let record = unenrolled("omar", 1, vec![admin, approver]);
+    let change = |kind, staff: &StaffRecord, role, active| StaffChangeRecord {
+        id: StaffChangeId::new(),
+        kind,
+        staff_id: staff.id,
+        username: staff.username.clone(),
+        role,
+        active,
+        proposed_by: admin,
+        proposed_at: T0,
+        status: StaffChangeStatus::Pending,
+        decided_by: None,
+        decided_at: None,
+    };
+    let create = change(StaffChangeKind::Create, &record, StaffRole::Moderator, true);
+    s.staff.create_staff_change(create.clone()).await.unwrap();
+    assert_eq!(
+        s.staff.staff_change(create.id).await.unwrap(),
+        Some(create.clone())
+    );
+    let t1 = T0.plus(std::time::Duration::from_secs(60));
+    let decide = |id, status, effect| {
+        s.staff
+            .decide_staff_change(id, status, Some(approver), t1, effect)
+    };
+    assert!(
+        decide(
+            create.id,
+            StaffChangeStatus::Approved,
+            Some(StaffEffect::Create(record.clone()))
+        )
+        .await
+        .unwrap()
+    );
+    assert!(s.staff.staff_by_id(record.id).await.unwrap().is_some());
+    assert!(
+        !decide(create.id, StaffChangeStatus::Denied, None)
+            .await
+            .unwrap(),
+        "a change is decided once"
+    );
+    let decided = s.staff.staff_change(create.id).await.unwrap().unwrap();
+    assert_eq!(decided.status, StaffChangeStatus::Approved);
+    assert_eq!(decided.decided_by, Some(approver));
+    assert_eq!(decided.decided_at, Some(t1));
+
+    // A creation whose username is now taken: refused, and the change stays pending.
+    let twin = unenrolled("omar", 2, vec![admin]);
+    let dup = change(StaffChangeKind::Create, &twin, StaffRole::Moderator, true);
+    s.staff.create_staff_change(dup.clone()).await.unwrap();
+    assert!(matches!(
+        decide(
+            dup.id,
+            StaffChangeStatus::Approved,
+            Some(StaffEffect::Create(twin))
+        )
+        .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.staff.staff_change(dup.id).await.unwrap().unwrap().status,
+        StaffChangeStatus::Pending,
+        "a refused effect undoes its decision"
+    );
+
+    // A role change with deactivation: applied with the decision, sessions ended.
+    s.staff
+        .create_staff_session(StaffSessionRecord {
+            id: SessionId::new(),
+            staff_id: record.id,
+            token_hash: TokenHash([4; 32]),
+            created_at: T0,
+            expires_at: t1,
+        })
+        .await
+        .unwrap();
+    let update = change(
+        StaffChangeKind::Update,
+        &record,
+        StaffRole::SeniorModerator,
+        false,
+    );
+    s.staff.create_staff_change(update.clone()).await.unwrap();
+    let effect = StaffEffect::Update {
+        id: record.id,
+        role: StaffRole::SeniorModerator,
+        active: false,
+        sponsors: vec![admin, approver, StaffId::new()],
+        role_since: t1,
+    };
+    assert!(
+        decide(update.id, StaffChangeStatus::Approved, Some(effect))
+            .await
+            .unwrap()
+    );
+    let after = s.staff.staff_by_id(record.id).await.unwrap().unwrap();
+    assert_eq!(after.role, StaffRole::SeniorModerator);
+    assert!(!after.active);
+    assert_eq!(after.role_since, t1);
+    assert_eq!(after.sponsors.len(), 3);
+    assert!(
+        s.staff
+            .staff_session_by_token(&TokenHash([4; 32]))
+            .await
+            .unwrap()
+            .is_none(),
+        "deactivation ends the account's sessions"
+    );
+    let all = s.staff.staff_changes().await.unwrap();
+    assert_eq!(all.len(), 3);
 }
 
 async fn a_decision_is_recorded_once_and_only_from_the_state_seen(s: &Storage) {

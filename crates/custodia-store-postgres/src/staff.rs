@@ -1,19 +1,25 @@
 //! Staff accounts and sessions on PostgreSQL.
 
 use async_trait::async_trait;
-use custodia_core::{SessionId, StaffId, StaffRole, Username};
+use custodia_core::{
+    SessionId, StaffChangeId, StaffChangeKind, StaffChangeStatus, StaffId, StaffRole, Timestamp,
+    Username,
+};
 use custodia_store::{
-    SealedTotp, StaffRecord, StaffSessionRecord, StaffStore, StoreResult, TokenHash,
+    SealedTotp, StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord,
+    StaffStore, StoreError, StoreResult, TokenHash, sponsors_from_text, sponsors_to_text,
 };
 use sqlx::AssertSqlSafe;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgConnection, PgRow};
 
-use crate::rows::{corrupt, get, hash32, millis, named, uuid};
+use crate::rows::{corrupt, get, hash32, millis, named, opt_millis, uuid};
 use crate::writer::Lock;
 use crate::{PgStore, map_err};
 
-const STAFF_COLUMNS: &str =
-    "id, username, password_hash, totp_kek_version, totp_sealed, role, active, created_at";
+const STAFF_COLUMNS: &str = "id, username, password_hash, totp_kek_version, totp_sealed, role, \
+     active, created_at, role_since, sponsors, enrol_hash, enrol_until";
+const CHANGE_COLUMNS: &str = "id, kind, staff_id, username, role, active, proposed_by, \
+     proposed_at, status, decided_by, decided_at";
 const SESSION_COLUMNS: &str = "token_hash, id, staff_id, created_at, expires_at";
 
 fn staff(row: &PgRow) -> StoreResult<StaffRecord> {
@@ -29,7 +35,56 @@ fn staff(row: &PgRow) -> StoreResult<StaffRecord> {
         role: named(row, "role", StaffRole::parse)?,
         active: get(row, "active")?,
         created_at: millis(row, "created_at")?,
+        role_since: opt_millis(row, "role_since")?.unwrap_or(millis(row, "created_at")?),
+        sponsors: sponsors_from_text(&get::<String>(row, "sponsors")?)
+            .ok_or_else(|| corrupt("sponsors"))?,
+        enrolment: match get::<Option<Vec<u8>>>(row, "enrol_hash")? {
+            None => None,
+            Some(hash) => Some(StaffEnrolment {
+                code_hash: TokenHash(hash.try_into().map_err(|_| corrupt("enrol_hash"))?),
+                expires_at: millis(row, "enrol_until")?,
+            }),
+        },
     })
+}
+
+fn change(row: &PgRow) -> StoreResult<StaffChangeRecord> {
+    Ok(StaffChangeRecord {
+        id: StaffChangeId::from_uuid(uuid(row, "id")?),
+        kind: named(row, "kind", StaffChangeKind::parse)?,
+        staff_id: StaffId::from_uuid(uuid(row, "staff_id")?),
+        username: named(row, "username", Username::parse)?,
+        role: named(row, "role", StaffRole::parse)?,
+        active: get(row, "active")?,
+        proposed_by: StaffId::from_uuid(uuid(row, "proposed_by")?),
+        proposed_at: millis(row, "proposed_at")?,
+        status: named(row, "status", StaffChangeStatus::parse)?,
+        decided_by: get::<Option<uuid::Uuid>>(row, "decided_by")?.map(StaffId::from_uuid),
+        decided_at: opt_millis(row, "decided_at")?,
+    })
+}
+
+async fn insert_staff(c: &mut PgConnection, s: StaffRecord) -> StoreResult<()> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO staff ({STAFF_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    )))
+    .bind(*s.id.as_uuid())
+    .bind(s.username.as_str().to_owned())
+    .bind(s.password_hash)
+    .bind(i64::from(s.totp.kek_version))
+    .bind(s.totp.bytes)
+    .bind(s.role.as_str())
+    .bind(s.active)
+    .bind(s.created_at.as_millis())
+    .bind(s.role_since.as_millis())
+    .bind(sponsors_to_text(&s.sponsors))
+    .bind(s.enrolment.as_ref().map(|e| e.code_hash.0.to_vec()))
+    .bind(s.enrolment.as_ref().map(|e| e.expires_at.as_millis()))
+    .execute(c)
+    .await
+    .map(drop)
+    .map_err(map_err)
 }
 
 fn session(row: &PgRow) -> StoreResult<StaffSessionRecord> {
@@ -45,24 +100,9 @@ fn session(row: &PgRow) -> StoreResult<StaffSessionRecord> {
 #[async_trait]
 impl StaffStore for PgStore {
     async fn create_staff(&self, s: StaffRecord) -> StoreResult<()> {
-        self.statement(
-            Lock::Own,
-            AssertSqlSafe(format!(
-                "INSERT INTO staff ({STAFF_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            )),
-            move |q| {
-                q.bind(*s.id.as_uuid())
-                    .bind(s.username.as_str().to_owned())
-                    .bind(s.password_hash)
-                    .bind(i64::from(s.totp.kek_version))
-                    .bind(s.totp.bytes)
-                    .bind(s.role.as_str())
-                    .bind(s.active)
-                    .bind(s.created_at.as_millis())
-            },
-        )
-        .await
-        .map(drop)
+        self.writer
+            .write(Lock::Own, move |c| Box::pin(insert_staff(c, s)))
+            .await
     }
 
     async fn staff_by_name(&self, name: &Username) -> StoreResult<Option<StaffRecord>> {
@@ -97,26 +137,142 @@ impl StaffStore for PgStore {
         .await
     }
 
-    async fn update_staff(&self, id: StaffId, role: StaffRole, active: bool) -> StoreResult<bool> {
+    async fn set_staff_credentials(
+        &self,
+        id: StaffId,
+        enrolment: Option<TokenHash>,
+        password_hash: String,
+        totp: SealedTotp,
+    ) -> StoreResult<bool> {
+        let sql = if enrolment.is_some() {
+            "UPDATE staff SET password_hash = $2, totp_kek_version = $3, totp_sealed = $4, \
+             enrol_hash = NULL, enrol_until = NULL, last_totp_step = NULL \
+             WHERE id = $1 AND enrol_hash = $5"
+        } else {
+            "UPDATE staff SET password_hash = $2, totp_kek_version = $3, totp_sealed = $4, \
+             last_totp_step = CASE WHEN totp_sealed = $4 THEN last_totp_step ELSE NULL END \
+             WHERE id = $1 AND enrol_hash IS NULL AND $5::bytea IS NULL"
+        };
+        self.statement(Lock::Own, sql, move |q| {
+            q.bind(*id.as_uuid())
+                .bind(password_hash)
+                .bind(i64::from(totp.kek_version))
+                .bind(totp.bytes)
+                .bind(enrolment.map(|h| h.0.to_vec()))
+        })
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn create_staff_change(&self, ch: StaffChangeRecord) -> StoreResult<()> {
+        self.statement(
+            Lock::Own,
+            AssertSqlSafe(format!(
+                "INSERT INTO staff_changes ({CHANGE_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            )),
+            move |q| {
+                q.bind(*ch.id.as_uuid())
+                    .bind(ch.kind.as_str())
+                    .bind(*ch.staff_id.as_uuid())
+                    .bind(ch.username.as_str().to_owned())
+                    .bind(ch.role.as_str())
+                    .bind(ch.active)
+                    .bind(*ch.proposed_by.as_uuid())
+                    .bind(ch.proposed_at.as_millis())
+                    .bind(ch.status.as_str())
+                    .bind(ch.decided_by.map(|d| *d.as_uuid()))
+                    .bind(ch.decided_at.map(|t| t.as_millis()))
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn staff_change(&self, id: StaffChangeId) -> StoreResult<Option<StaffChangeRecord>> {
+        self.find(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {CHANGE_COLUMNS} FROM staff_changes WHERE id = $1"
+            )))
+            .bind(id.as_uuid()),
+            change,
+        )
+        .await
+    }
+
+    async fn staff_changes(&self) -> StoreResult<Vec<StaffChangeRecord>> {
+        self.list(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {CHANGE_COLUMNS} FROM staff_changes ORDER BY proposed_at DESC, id"
+            ))),
+            change,
+        )
+        .await
+    }
+
+    async fn decide_staff_change(
+        &self,
+        id: StaffChangeId,
+        status: StaffChangeStatus,
+        decided_by: Option<StaffId>,
+        at: Timestamp,
+        effect: Option<StaffEffect>,
+    ) -> StoreResult<bool> {
         self.writer
             .write(Lock::Own, move |c| {
                 Box::pin(async move {
-                    let n = sqlx::query("UPDATE staff SET role = $2, active = $3 WHERE id = $1")
-                        .bind(id.as_uuid())
-                        .bind(role.as_str())
-                        .bind(active)
-                        .execute(&mut *c)
-                        .await
-                        .map_err(map_err)?
-                        .rows_affected();
-                    if !active {
-                        sqlx::query("DELETE FROM staff_sessions WHERE staff_id = $1")
+                    let n = sqlx::query(
+                        "UPDATE staff_changes SET status = $2, decided_by = $3, decided_at = $4 \
+                         WHERE id = $1 AND status = 'pending'",
+                    )
+                    .bind(id.as_uuid())
+                    .bind(status.as_str())
+                    .bind(decided_by.map(|d| *d.as_uuid()))
+                    .bind(at.as_millis())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                    if n != 1 {
+                        return Ok(false);
+                    }
+                    match effect {
+                        None => {}
+                        Some(StaffEffect::Create(record)) => insert_staff(&mut *c, record).await?,
+                        Some(StaffEffect::Update {
+                            id,
+                            role,
+                            active,
+                            sponsors,
+                            role_since,
+                        }) => {
+                            let n = sqlx::query(
+                                "UPDATE staff SET role = $2, active = $3, sponsors = $4, \
+                                 role_since = $5 WHERE id = $1",
+                            )
                             .bind(id.as_uuid())
+                            .bind(role.as_str())
+                            .bind(active)
+                            .bind(sponsors_to_text(&sponsors))
+                            .bind(role_since.as_millis())
                             .execute(&mut *c)
                             .await
-                            .map_err(map_err)?;
+                            .map_err(map_err)?
+                            .rows_affected();
+                            if n != 1 {
+                                // The write's rollback undoes the decision with it.
+                                return Err(StoreError::Conflict);
+                            }
+                            if !active {
+                                sqlx::query("DELETE FROM staff_sessions WHERE staff_id = $1")
+                                    .bind(id.as_uuid())
+                                    .execute(&mut *c)
+                                    .await
+                                    .map_err(map_err)?;
+                            }
+                        }
                     }
-                    Ok(n == 1)
+                    Ok(true)
                 })
             })
             .await

@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_attachments.sql"),
     include_str!("../migrations/0010_pdq.sql"),
     include_str!("../migrations/0011_rate_buckets.sql"),
+    include_str!("../migrations/0012_staff_changes.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

@@ -21,8 +21,8 @@ pub use records::{
     AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
     ConversationRecord, ConversationSummary, DecisionRecord, EvidenceRecord, Franking, HashKind,
     LogAppend, MemberRecord, NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange,
-    SessionRecord, StaffRecord, StaffSessionRecord, StoredMessage, TokenHash, UserRecord,
-    WrappedDek,
+    SessionRecord, StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord,
+    StoredMessage, TokenHash, UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
 };
 pub use traits::{
     AccountStore, AttachmentStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health,

@@ -5,7 +5,8 @@ use std::fmt;
 use custodia_core::{
     AttachmentId, BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind,
     DataTier, Epoch, MemberRole, MessageId, ReasonCode, ReportCategory, RequestId, RequestStatus,
-    SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
+    SessionId, StaffChangeId, StaffChangeKind, StaffChangeStatus, StaffId, StaffRole, Timestamp,
+    UserId, Username,
 };
 
 /// A message body after sealing: opaque bytes only the key service can open.
@@ -278,6 +279,86 @@ pub struct StaffRecord {
     pub active: bool,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When its current role took effect (new staff decide nothing for a while).
+    pub role_since: Timestamp,
+    /// Everyone who proposed or approved its creation or a change of its role: none of
+    /// them may approve its access requests.
+    pub sponsors: Vec<StaffId>,
+    /// Set until its member has enrolled (chosen a password, received a TOTP secret);
+    /// meanwhile `password_hash` and `totp` are empty and it cannot sign in.
+    pub enrolment: Option<StaffEnrolment>,
+}
+
+/// The stored form of a sponsor list, shared by the backends: ids separated by spaces.
+pub fn sponsors_to_text(sponsors: &[StaffId]) -> String {
+    sponsors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses [`sponsors_to_text`]; `None` if any id is malformed.
+pub fn sponsors_from_text(text: &str) -> Option<Vec<StaffId>> {
+    text.split_whitespace().map(|s| s.parse().ok()).collect()
+}
+
+/// A pending self-enrolment: the hash of a one-time code handed to the new member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffEnrolment {
+    /// SHA-256 of the enrolment code.
+    pub code_hash: TokenHash,
+    /// When the code stops working.
+    pub expires_at: Timestamp,
+}
+
+/// A proposed change to the staff, which takes effect only once a second person
+/// approves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffChangeRecord {
+    /// Id.
+    pub id: StaffChangeId,
+    /// A new account or a change to one.
+    pub kind: StaffChangeKind,
+    /// The account (for `Create`, the id it will have).
+    pub staff_id: StaffId,
+    /// Its sign-in name.
+    pub username: Username,
+    /// The role it will hold.
+    pub role: StaffRole,
+    /// Whether it will be active.
+    pub active: bool,
+    /// Who proposed it.
+    pub proposed_by: StaffId,
+    /// When.
+    pub proposed_at: Timestamp,
+    /// Where it stands (as stored; expiry is applied by the reader).
+    pub status: StaffChangeStatus,
+    /// Who decided it (none for a deactivation, applied at once).
+    pub decided_by: Option<StaffId>,
+    /// When it was decided.
+    pub decided_at: Option<Timestamp>,
+}
+
+/// What an approved staff change does, applied in the same commit as the decision.
+#[derive(Debug, Clone)]
+pub enum StaffEffect {
+    /// Creates this (not yet enrolled) account.
+    Create(StaffRecord),
+    /// Sets an account's role, activity, sponsors and role start (deactivation ends its
+    /// sessions).
+    Update {
+        /// The account.
+        id: StaffId,
+        /// Its role from now on.
+        role: StaffRole,
+        /// Whether it may sign in.
+        active: bool,
+        /// Its sponsors from now on.
+        sponsors: Vec<StaffId>,
+        /// When its role took effect.
+        role_since: Timestamp,
+    },
 }
 
 /// A signed-in staff session.

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use custodia_core::{
     AttachmentId, CaseId, ConversationId, Epoch, MemberRole, RateLimit, RequestId, RequestStatus,
-    SessionId, StaffId, StaffRole, Timestamp, UserId, Username, WhoCanMessage,
+    SessionId, StaffChangeId, StaffChangeStatus, StaffId, Timestamp, UserId, Username,
+    WhoCanMessage,
 };
 
 use crate::{
     AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
     ConversationRecord, ConversationSummary, DecisionRecord, HashKind, LogAppend, MemberRecord,
-    NewConversation, NewMessage, SeqRange, SessionRecord, StaffRecord, StaffSessionRecord,
-    StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
+    NewConversation, NewMessage, SealedTotp, SeqRange, SessionRecord, StaffChangeRecord,
+    StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage, TokenHash,
+    UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -49,7 +51,8 @@ pub trait SessionStore: Send + Sync {
 ///
 /// Security duty: staff accounts gate every governed access. A TOTP step once used is
 /// never accepted again for that account (`use_totp_step` compares and sets in one step),
-/// and session tokens are stored only as hashes.
+/// session tokens and enrolment codes are stored only as hashes, an enrolment code works
+/// once, and a staff change is decided once and applied in the same commit as its decision.
 #[async_trait]
 pub trait StaffStore: Send + Sync {
     /// Stores a new staff account; `Conflict` if the username is taken.
@@ -60,9 +63,34 @@ pub trait StaffStore: Send + Sync {
     async fn staff_by_id(&self, id: StaffId) -> StoreResult<Option<StaffRecord>>;
     /// Every staff account, oldest first.
     async fn all_staff(&self) -> StoreResult<Vec<StaffRecord>>;
-    /// Changes an account's role and whether it is active (deactivation ends its
-    /// sessions); `false` if there is no such account.
-    async fn update_staff(&self, id: StaffId, role: StaffRole, active: bool) -> StoreResult<bool>;
+    /// Sets a member's password hash and TOTP secret. With `enrolment`, only if the
+    /// account's pending enrolment code hashes to it (the enrolment then ends, so a code
+    /// works once); without, only if the account is already enrolled. `false` otherwise.
+    async fn set_staff_credentials(
+        &self,
+        id: StaffId,
+        enrolment: Option<TokenHash>,
+        password_hash: String,
+        totp: SealedTotp,
+    ) -> StoreResult<bool>;
+    /// Stores a proposed staff change (pending).
+    async fn create_staff_change(&self, change: StaffChangeRecord) -> StoreResult<()>;
+    /// A proposed staff change by id.
+    async fn staff_change(&self, id: StaffChangeId) -> StoreResult<Option<StaffChangeRecord>>;
+    /// Every proposed staff change, newest first.
+    async fn staff_changes(&self) -> StoreResult<Vec<StaffChangeRecord>>;
+    /// Decides a pending change (`status` approved or denied, by whom, when) and, in the
+    /// same commit, applies `effect`. `false` (and nothing changes) if the change is no
+    /// longer pending; `Conflict` (and nothing changes) if `effect` creates an account
+    /// whose username is taken or updates one that does not exist.
+    async fn decide_staff_change(
+        &self,
+        id: StaffChangeId,
+        status: StaffChangeStatus,
+        decided_by: Option<StaffId>,
+        at: Timestamp,
+        effect: Option<StaffEffect>,
+    ) -> StoreResult<bool>;
     /// Records that TOTP `step` was used to sign in; `false` (and nothing changes) if this
     /// step or a later one was already used.
     async fn use_totp_step(&self, id: StaffId, step: u64) -> StoreResult<bool>;

@@ -36,13 +36,10 @@ pub const ADULT_DOB: &str = "1990-05-17";
 
 /// The code an authenticator app shows now for the TOTP secret in `otpauth_uri`.
 pub fn totp_code(otpauth_uri: &str) -> String {
-    let totp = totp_rs::Totp::from_url(otpauth_uri).expect("an otpauth URI");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    totp.generate(now).to_string()
+    custodia::staffing::totp_now(otpauth_uri).expect("an otpauth URI")
 }
+
+pub use custodia::staffing::StaffCredentials;
 
 /// The cases a staff member sees, once there are at least `n` (signals open cases just
 /// after the send that caused them is acknowledged). Gives up after a generous 30 s.
@@ -80,7 +77,11 @@ pub fn audit_event(case: &str) -> AuditEvent {
 pub struct TestServer {
     dir: TempDir,
     config: RawConfig,
-    first_admin: Option<custodia_governance::NewStaff>,
+    /// The founding admin and auditor, enrolled with [`PASSWORD`] at the first start.
+    founders: Vec<StaffCredentials>,
+    /// The founding auditor, signed in once (a TOTP code works once): the second person
+    /// who approves the staff that tests create.
+    auditor: tokio::sync::OnceCell<Client>,
     running: Option<Running>,
     url: String,
     ca: Vec<u8>,
@@ -93,15 +94,28 @@ impl TestServer {
     }
 
     /// Starts a server with `config` (its data directory and listeners are the test's).
+    /// Unless `config` says otherwise, new staff decide access requests at once
+    /// (`staff_decide_after_hours = 0`, see `boot`). The founding staff enrol with
+    /// [`PASSWORD`].
     pub async fn start_with(config: RawConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut running = boot(dir.path(), "127.0.0.1:0", &config).await;
         let url = running.url.clone();
         let ca = std::fs::read(&running.ca_cert).expect("CA certificate");
+        let api = Client::new(&running.staff_url, &ca).expect("staff client");
+        let mut founders = Vec::new();
+        for f in std::mem::take(&mut running.founders) {
+            let name = f.staff.username.as_str();
+            let creds = custodia::staffing::enrol(&api, name, &f.enrolment_code, PASSWORD)
+                .await
+                .expect("enrolling a founder");
+            founders.push(creds);
+        }
         Self {
             dir,
             config,
-            first_admin: running.first_admin.take(),
+            founders,
+            auditor: tokio::sync::OnceCell::new(),
             running: Some(running),
             url,
             ca,
@@ -126,6 +140,8 @@ impl TestServer {
 
     /// Starts a stopped server again on its data directory (on a fresh port).
     pub async fn restart_fresh(&mut self) {
+        // The signed-in auditor's client points at the old port.
+        self.auditor = tokio::sync::OnceCell::new();
         let running = boot(self.dir.path(), "127.0.0.1:0", &self.config).await;
         self.url = running.url.clone();
         self.running = Some(running);
@@ -143,22 +159,31 @@ impl TestServer {
         self.running.as_ref().map_or("", |r| r.staff_url.as_str())
     }
 
-    /// The first admin's one-time credentials (from the first start of this server).
-    pub fn first_admin(&self) -> &custodia_governance::NewStaff {
-        self.first_admin
-            .as_ref()
-            .expect("created on the first start")
+    /// The first admin's credentials (enrolled at the first start of this server).
+    pub fn first_admin(&self) -> &StaffCredentials {
+        self.founders.first().expect("founded on the first start")
+    }
+
+    /// The founding admin's and auditor's credentials.
+    pub fn founders(&self) -> &[StaffCredentials] {
+        &self.founders
     }
 
     /// A client of the staff API, signed in as the first admin.
     pub async fn admin(&self) -> Client {
         let admin = self.first_admin();
-        self.staff(
-            admin.staff.username.as_str(),
-            &admin.password,
-            &admin.totp_uri,
-        )
-        .await
+        self.staff(&admin.username, &admin.password, &admin.totp_uri)
+            .await
+    }
+
+    /// The founding auditor, signed in (once per server: later calls share the session).
+    pub async fn auditor(&self) -> &Client {
+        self.auditor
+            .get_or_init(|| async {
+                let a = self.founders.get(1).expect("founded on the first start");
+                self.staff(&a.username, &a.password, &a.totp_uri).await
+            })
+            .await
     }
 
     /// A client of the staff API, signed in with these credentials.
@@ -170,14 +195,18 @@ impl TestServer {
         c
     }
 
-    /// A new staff member with this role, created by `admin` and signed in.
+    /// A new staff member's credentials: proposed by `admin`, approved by the founding
+    /// auditor, enrolled with [`PASSWORD`].
+    pub async fn add_staff(&self, admin: &Client, username: &str, role: &str) -> StaffCredentials {
+        custodia::staffing::add_staff(admin, self.auditor().await, username, role, PASSWORD)
+            .await
+            .expect("adding staff")
+    }
+
+    /// A new staff member with this role (see [`TestServer::add_staff`]), signed in.
     pub async fn new_staff(&self, admin: &Client, username: &str, role: &str) -> Client {
-        let created = admin
-            .staff_create(username, role)
-            .await
-            .expect("create staff");
-        self.staff(username, &created.password, &created.totp_uri)
-            .await
+        let c = self.add_staff(admin, username, role).await;
+        self.staff(username, &c.password, &c.totp_uri).await
     }
 
     /// A client of the staff API, not signed in.
@@ -250,6 +279,8 @@ async fn boot(dir: &Path, listen: &str, config: &RawConfig) -> Running {
             // Tests send bursts from brand-new accounts; the limits have their own tests.
             sends_per_minute: config.sends_per_minute.or(Some(UNLIMITED)),
             new_account_sends_per_minute: config.new_account_sends_per_minute.or(Some(UNLIMITED)),
+            // New staff decide at once unless a test sets the waiting period.
+            staff_decide_after_hours: config.staff_decide_after_hours.or(Some(0)),
             ..config.clone()
         };
         match custodia::start(raw.validate().expect("test config")).await {

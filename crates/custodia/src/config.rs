@@ -35,6 +35,10 @@ pub struct RawConfig {
     /// Lifetime of a staff session, in minutes. Default 15.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_session_minutes: Option<u64>,
+    /// Hours a staff member must hold a role before deciding access requests in it (a
+    /// newly created or promoted account approves nothing at once). Default 72.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_decide_after_hours: Option<u64>,
     /// The audit log's origin line (and key name). Default `localhost/custodia/audit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_origin: Option<String>,
@@ -205,6 +209,10 @@ impl RawConfig {
         let staff_minutes = self.staff_session_minutes.unwrap_or(15);
         if !(1..=24 * 60).contains(&staff_minutes) {
             bail!("staff_session_minutes must be between 1 and 1440");
+        }
+        let decide_after_hours = self.staff_decide_after_hours.unwrap_or(72);
+        if decide_after_hours > 24 * 365 {
+            bail!("staff_decide_after_hours must be between 0 and 8760");
         }
         let log_origin = self
             .log_origin
@@ -383,6 +391,7 @@ impl RawConfig {
             staff_listen,
             governance: custodia_governance::GovernanceConfig {
                 staff_session_ttl: Duration::from_secs(staff_minutes * 60),
+                new_role_decides_after: Duration::from_secs(decide_after_hours * 3600),
                 ..Default::default()
             },
             log_origin,
@@ -422,7 +431,8 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 31] = [
+const KEYS: [&str; 32] = [
+    "staff_decide_after_hours",
     "nats_ca_cert",
     "storage",
     "postgres_url",

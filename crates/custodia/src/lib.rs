@@ -10,6 +10,7 @@
 //! - `staffcmd` — `custodia staff`: the governed-access workflow for staff.
 //! - `safetybench` — `custodia admin bench-safety`: PDQ, matching, upload figures.
 //! - `staffbench` — `custodia staff bench`: the latency of an audited staff read.
+//! - `staffing` — enrolling and adding staff over the staff API (bench and tests).
 //! - `bench` — the load generator.
 //! - `logcmd` — `custodia log`: keys, the auditor's verifier and proofs.
 //! - `logbench` — `custodia log bench`: the audit log's figures on a data directory.
@@ -26,6 +27,7 @@ pub mod safetybench;
 mod server;
 pub mod staffbench;
 pub mod staffcmd;
+pub mod staffing;
 pub mod witness;
 
 pub use config::{Config, RawConfig};

@@ -195,14 +195,21 @@ async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()> {
         abs(&running.data_dir).display()
     );
     println!("  staff API: {}", running.staff_url);
-    if let Some(admin) = &running.first_admin {
+    if !running.founders.is_empty() {
         // Shown once, here, to the operator starting the server; never logged or stored.
-        println!("  first admin (shown only now; store it in a password manager):");
-        println!("    username: {}", admin.staff.username);
-        println!("    password: {}", admin.password.as_str());
+        println!("  founding staff (codes shown only now; each works once, for 3 days):");
+        for f in &running.founders {
+            println!(
+                "    {} ({}): enrolment code {}",
+                f.staff.username,
+                f.staff.role,
+                f.enrolment_code.as_str()
+            );
+        }
+        println!("    each enrols with: custodia staff --profile NAME enrol NAME --code CODE");
         println!(
-            "    TOTP (add to an authenticator app): {}",
-            admin.totp_uri.as_str()
+            "    give the auditor's code to a second person: staff changes need a second \
+             person's approval (the auditor's, while there is one admin)"
         );
     }
     if running.first_start {

@@ -31,8 +31,9 @@ pub struct Running {
     pub audit_url: String,
     /// `https://…` base URL of the staff API.
     pub staff_url: String,
-    /// The first admin's one-time credentials, on the start that created them.
-    pub first_admin: Option<custodia_governance::NewStaff>,
+    /// The founding staff (the first admin and the first auditor) and their enrolment
+    /// codes, on the start that created them; empty otherwise.
+    pub founders: Vec<custodia_governance::NewStaff>,
     /// The audit log (for the components that append to it).
     pub audit: Arc<custodia_audit::AuditLog>,
     /// The CA certificate clients must trust.
@@ -137,10 +138,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         clock.clone(),
         config.governance.clone(),
     );
-    let first_admin = governance
-        .bootstrap_admin()
+    let founders = governance
+        .bootstrap_founders()
         .await
-        .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("creating the founding staff accounts: {e}"))?;
     let service = Service::new(storage, keys, clock, hub, fanout, config.service.clone())
         .with_signals(Arc::new(governance.clone()), config.text_rules.clone());
     if let Some(n) = &nats {
@@ -188,7 +189,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         url: format!("https://{}", display_host(addr)),
         audit_url: format!("https://{}", display_host(audit_addr)),
         staff_url: format!("https://{}", display_host(staff_addr)),
-        first_admin,
+        founders,
         audit,
         ca_cert: dir.ca_cert(),
         data_dir: dir.root.clone(),

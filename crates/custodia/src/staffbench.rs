@@ -14,7 +14,7 @@ use custodia_sdk::Client;
 use custodia_sdk::proto::staff as wire;
 use hdrhistogram::Histogram;
 
-use crate::RawConfig;
+use crate::{RawConfig, staffing};
 
 /// `custodia staff bench` options.
 #[derive(Args, Debug, Clone)]
@@ -27,14 +27,6 @@ pub struct StaffBenchArgs {
     pub reads: u64,
 }
 
-fn code(uri: &str) -> anyhow::Result<String> {
-    let totp = totp_rs::Totp::from_url(uri).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    Ok(totp.generate(now).to_string())
-}
-
 /// Runs the benchmark and prints p50/p99.
 pub async fn run(args: StaffBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("a temporary data directory")?;
@@ -43,35 +35,32 @@ pub async fn run(args: StaffBenchArgs) -> anyhow::Result<()> {
         listen: Some("127.0.0.1:0".into()),
         audit_listen: Some("127.0.0.1:0".into()),
         staff_listen: Some("127.0.0.1:0".into()),
+        // The bench's senior moderator approves as soon as it exists.
+        staff_decide_after_hours: Some(0),
         ..RawConfig::default()
     }
     .validate()?;
     let mut running = crate::start(config).await?;
     let ca = std::fs::read(&running.ca_cert)?;
-    let admin_creds = running
-        .first_admin
-        .take()
-        .context("a fresh data directory")?;
-    let mut admin = Client::new(&running.staff_url, &ca)?;
-    admin
-        .staff_sign_in(
-            "admin",
-            &admin_creds.password,
-            &code(&admin_creds.totp_uri)?,
-        )
-        .await?;
+    let password = "bench password 12345";
+    let api = Client::new(&running.staff_url, &ca)?;
+    let mut founders = Vec::new();
+    for f in std::mem::take(&mut running.founders) {
+        let creds =
+            staffing::enrol(&api, f.staff.username.as_str(), &f.enrolment_code, password).await?;
+        founders.push(staffing::sign_in(&api, &creds).await?);
+    }
+    let [admin, auditor] = founders.as_slice() else {
+        anyhow::bail!("a fresh data directory has two founders");
+    };
     let mut staff = Vec::new();
     for (name, role) in [
         ("bench-mod", "moderator"),
         ("bench-sen", "senior_moderator"),
     ] {
-        let new = admin.staff_create(name, role).await?;
-        let mut c = Client::new(&running.staff_url, &ca)?;
-        c.staff_sign_in(name, &new.password, &code(&new.totp_uri)?)
-            .await?;
-        staff.push(c);
+        let creds = staffing::add_staff(admin, auditor, name, role, password).await?;
+        staff.push(staffing::sign_in(&api, &creds).await?);
     }
-    let password = "bench password 12345";
     let mut users = Vec::new();
     for name in ["bench-alice", "bench-bob"] {
         let mut c = Client::new(&running.url, &ca)?;

@@ -26,7 +26,21 @@ pub enum StaffCommand {
     Whoami,
     /// List staff accounts (admins, auditors).
     Accounts,
-    /// Create a staff account (admins); prints its one-time credentials.
+    /// Enrol a new staff account with the code you were handed: choose your password and
+    /// receive your TOTP secret (no sign-in needed).
+    Enrol {
+        /// Your staff username.
+        username: String,
+        /// The one-time enrolment code.
+        #[arg(long)]
+        code: String,
+    },
+    /// Change your own password (asks for the current one, then the new one).
+    Password,
+    /// Replace your own TOTP secret (asks for your password); prints the new one.
+    Totp,
+    /// Propose a staff account (admins); a second person approves it with
+    /// `approve-change`, and receives the code the new member enrols with.
     CreateAccount {
         /// Username.
         username: String,
@@ -34,7 +48,20 @@ pub enum StaffCommand {
         #[arg(long)]
         role: String,
     },
-    /// Change a staff account's role, or deactivate it (admins).
+    /// List proposed staff changes (admins, auditors).
+    Changes,
+    /// Approve a proposed staff change as its second person (another admin, or the
+    /// auditor while there is one admin).
+    ApproveChange {
+        /// Change id.
+        id: Uuid,
+    },
+    /// Deny a proposed staff change.
+    DenyChange {
+        /// Change id.
+        id: Uuid,
+    },
+    /// Propose a staff account's new role, or deactivate it at once (admins).
     SetRole {
         /// Staff id.
         id: Uuid,
@@ -138,6 +165,21 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         return crate::staffbench::run(args).await;
     }
     let profile = Profile::new(&format!("staff-{}", server.profile))?;
+    if let StaffCommand::Enrol { username, code } = &cmd {
+        let c = connect(&server, &profile, false)?;
+        let password = read_password("choose a password: ")?;
+        let e = c.staff_enrol(username, code, &password).await?;
+        println!("enrolled {} ({})", e.staff.username, e.staff.role);
+        println!(
+            "TOTP secret for an authenticator app (shown once): {}",
+            e.totp_uri
+        );
+        println!(
+            "then sign in with: custodia staff --profile {} login {}",
+            server.profile, e.staff.username
+        );
+        return Ok(());
+    }
     if let StaffCommand::Login { username } = &cmd {
         let mut c = connect(&server, &profile, false)?;
         let password = read_password("password: ")?;
@@ -154,7 +196,48 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
     }
     let c = connect(&server, &profile, true)?;
     match cmd {
-        StaffCommand::Login { .. } | StaffCommand::Bench(_) => unreachable!("handled above"),
+        StaffCommand::Login { .. } | StaffCommand::Enrol { .. } | StaffCommand::Bench(_) => {
+            unreachable!("handled above")
+        }
+        StaffCommand::Password => {
+            let current = read_password("current password: ")?;
+            let new = match std::env::var("CUSTODIA_NEW_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => rpassword::prompt_password("new password: ")
+                    .context("reading the new password (or set CUSTODIA_NEW_PASSWORD)")?,
+            };
+            c.staff_change_password(&current, &new).await?;
+            println!("password changed");
+        }
+        StaffCommand::Totp => {
+            let password = read_password("password: ")?;
+            let e = c.staff_reenrol_totp(&password).await?;
+            println!(
+                "TOTP secret for an authenticator app (shown once; the old one no longer works): {}",
+                e.totp_uri
+            );
+        }
+        StaffCommand::Changes => {
+            for ch in c.staff_changes().await? {
+                print_change(&ch);
+            }
+        }
+        StaffCommand::ApproveChange { id } | StaffCommand::DenyChange { id } => {
+            let approve = matches!(cmd, StaffCommand::ApproveChange { .. });
+            let d = c.staff_decide_change(id, approve).await?;
+            print_change(&d.change);
+            if let Some(code) = &d.enrolment_code {
+                println!(
+                    "enrolment code for {} (shown once; give it to them in person or another \
+                     trusted channel, never to the proposer): {code}",
+                    d.change.username
+                );
+                println!(
+                    "they enrol with: custodia staff --profile {0} enrol {0} --code CODE",
+                    d.change.username
+                );
+            }
+        }
         StaffCommand::Logout => {
             let mut c = c;
             let _ = c.staff_sign_out().await;
@@ -167,30 +250,31 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         }
         StaffCommand::Accounts => {
             for s in c.staff_accounts().await? {
-                let state = if s.active { "active" } else { "inactive" };
+                let state = match (s.active, s.enrolled) {
+                    (false, _) => "inactive",
+                    (true, false) => "not enrolled yet",
+                    (true, true) => "active",
+                };
                 println!("{}  {:<16} {:<16} {state}", s.id, s.username, s.role);
             }
         }
         StaffCommand::CreateAccount { username, role } => {
-            let new = c.staff_create(&username, &role).await?;
+            let ch = c.staff_create(&username, &role).await?;
+            print_change(&ch);
             println!(
-                "created {} ({}) {}",
-                new.staff.username, new.staff.role, new.staff.id
-            );
-            println!("initial password (shown once): {}", new.password);
-            println!(
-                "TOTP for an authenticator app (shown once): {}",
-                new.totp_uri
+                "a second person approves it with: custodia staff approve-change {}",
+                ch.id
             );
         }
         StaffCommand::SetRole { id, role, inactive } => {
-            let s = c.staff_update(id, &role, !inactive).await?;
-            println!(
-                "{} is now {} ({})",
-                s.username,
-                s.role,
-                if s.active { "active" } else { "inactive" }
-            );
+            let ch = c.staff_update(id, &role, !inactive).await?;
+            print_change(&ch);
+            if ch.status == "pending" {
+                println!(
+                    "a second person approves it with: custodia staff approve-change {}",
+                    ch.id
+                );
+            }
         }
         StaffCommand::Cases => {
             for k in c.cases().await? {
@@ -303,6 +387,18 @@ fn body(m: &Message) -> &str {
         MessageState::Withheld => "(metadata only)",
         _ => "(unreadable)",
     }
+}
+
+fn print_change(ch: &wire::StaffChange) {
+    println!(
+        "staff change {} {} {} role {} {}: {}",
+        ch.id,
+        ch.kind,
+        ch.username,
+        ch.role,
+        if ch.active { "active" } else { "inactive" },
+        ch.status
+    );
 }
 
 fn print_request(r: &wire::AccessRequest) {

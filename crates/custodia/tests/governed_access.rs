@@ -157,11 +157,9 @@ async fn a_report_review_shows_exactly_the_reported_messages_and_the_k_before_th
     );
     // A senior moderator who joined after the request was made is not in its frozen set.
     let late = w
-        .staff("admin")
-        .staff_create("late", "senior_moderator")
-        .await
-        .unwrap();
-    let late = w.server.staff("late", &late.password, &late.totp_uri).await;
+        .server
+        .new_staff(w.staff("admin"), "late", "senior_moderator")
+        .await;
     assert_eq!(
         status(&late.decide(req.id, true, "me too").await.unwrap_err()),
         403,
@@ -551,7 +549,8 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
 
     // The other staff endpoints by role (they do not depend on a request's state): every
     // role but the admin sees cases; only legal officers open legal cases; only admins
-    // manage staff, and admins and auditors list them; only moderators and senior
+    // propose staff changes, admins and auditors list them, and only a second person
+    // decides one; only moderators and senior
     // moderators ask for a report review.
     let legal = format!(
         r#"{{"conversation_id":"{}","from_seq":1,"to_seq":2,"reference":"matrix"}}"#,
@@ -561,7 +560,14 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
         let c = w.staff(actor);
         let reader = actor != "admin";
         let account = format!(r#"{{"username":"new{i}","role":"auditor"}}"#);
-        let cases: [(Method, String, Vec<u8>, u16); 8] = [
+        // A fresh proposal per actor: only a second person decides it (here, with one
+        // admin, the auditor); never its proposer.
+        let proposal = w
+            .staff("admin")
+            .staff_create(&format!("cand{i}"), "moderator")
+            .await
+            .unwrap();
+        let cases: [(Method, String, Vec<u8>, u16); 10] = [
             (
                 Method::GET,
                 "/v1/staff/cases".into(),
@@ -600,7 +606,23 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
                 Method::POST,
                 "/v1/staff/accounts".into(),
                 account.into_bytes(),
-                if actor == "admin" { 201 } else { 403 },
+                if actor == "admin" { 202 } else { 403 },
+            ),
+            (
+                Method::GET,
+                "/v1/staff/changes".into(),
+                vec![],
+                if matches!(actor, "admin" | "aud") {
+                    200
+                } else {
+                    403
+                },
+            ),
+            (
+                Method::POST,
+                format!("/v1/staff/changes/{}/decisions", proposal.id),
+                br#"{"approve":false}"#.to_vec(),
+                if actor == "aud" { 200 } else { 403 },
             ),
             (Method::GET, "/v1/staff/me".into(), vec![], 200),
             (

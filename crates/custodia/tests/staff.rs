@@ -18,33 +18,77 @@ fn status(e: &SdkError) -> u16 {
 }
 
 #[tokio::test]
-async fn the_first_admin_manages_staff_and_roles_are_enforced() {
+async fn staff_are_proposed_approved_by_a_second_person_and_enrol_themselves() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let auditor = server.auditor().await;
     let me = admin.staff_me().await.unwrap();
     assert_eq!((me.username.as_str(), me.role.as_str()), ("admin", "admin"));
 
-    let created = admin.staff_create("mia", "moderator").await.unwrap();
-    assert!(created.totp_uri.starts_with("otpauth://totp/"));
-    assert_eq!(
-        status(&admin.staff_create("mia", "auditor").await.unwrap_err()),
-        409
+    // The admin's proposal creates nothing yet: 202, pending.
+    let proposal = admin.staff_create("mia", "moderator").await.unwrap();
+    assert_eq!(proposal.status, "pending");
+    assert!(
+        admin
+            .staff_accounts()
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.username != "mia")
     );
     assert_eq!(
         status(&admin.staff_create("rex", "superuser").await.unwrap_err()),
         422
     );
+    // The proposer cannot approve it; the auditor (the one admin's second person) can,
+    // and receives the enrolment code.
+    assert_eq!(
+        status(
+            &admin
+                .staff_decide_change(proposal.id, true)
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+    let decided = auditor
+        .staff_decide_change(proposal.id, true)
+        .await
+        .unwrap();
+    assert_eq!(decided.change.status, "approved");
+    let code = decided.enrolment_code.expect("the approver gets the code");
+    assert_eq!(
+        status(&admin.staff_create("mia", "auditor").await.unwrap_err()),
+        409
+    );
+    // Listed as not enrolled; no password works until mia enrols herself.
+    let listed = admin.staff_accounts().await.unwrap();
+    assert!(listed.iter().any(|s| s.username == "mia" && !s.enrolled));
+    let api = server.staff_client();
+    assert_eq!(
+        status(
+            &api.staff_enrol("mia", "cse_not-the-code", "mia's own passphrase")
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
+    let enrolled = api
+        .staff_enrol("mia", &code, "mia's own passphrase")
+        .await
+        .unwrap();
+    assert!(enrolled.totp_uri.starts_with("otpauth://totp/"));
     let mia = server
-        .staff("mia", &created.password, &created.totp_uri)
+        .staff("mia", "mia's own passphrase", &enrolled.totp_uri)
         .await;
     assert_eq!(mia.staff_me().await.unwrap().role, "moderator");
-    // A moderator manages no staff.
+    // A moderator manages no staff and decides no staff changes.
     assert_eq!(
         status(&mia.staff_create("eve", "admin").await.unwrap_err()),
         403
     );
     assert_eq!(status(&mia.staff_accounts().await.unwrap_err()), 403);
-    assert_eq!(admin.staff_accounts().await.unwrap().len(), 2);
+    assert_eq!(admin.staff_accounts().await.unwrap().len(), 3);
     // An admin cannot change their own account.
     assert_eq!(
         status(
@@ -55,13 +99,55 @@ async fn the_first_admin_manages_staff_and_roles_are_enforced() {
         ),
         422
     );
-    // Deactivation ends the moderator's session at once.
-    let updated = admin
-        .staff_update(created.staff.id, "moderator", false)
+    // A promotion waits for the second person; a deactivation applies at once and ends
+    // the moderator's session.
+    let promote = admin
+        .staff_update(proposal.staff_id, "senior_moderator", true)
         .await
         .unwrap();
-    assert!(!updated.active);
+    assert_eq!(promote.status, "pending");
+    assert_eq!(mia.staff_me().await.unwrap().role, "moderator");
+    let off = admin
+        .staff_update(proposal.staff_id, "moderator", false)
+        .await
+        .unwrap();
+    assert_eq!(off.status, "approved");
     assert_eq!(status(&mia.staff_me().await.unwrap_err()), 401);
+    let changes = auditor.staff_changes().await.unwrap();
+    assert_eq!(changes.len(), 3);
+}
+
+#[tokio::test]
+async fn staff_change_their_own_password_and_totp() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let creds = server.add_staff(&admin, "sam", "senior_moderator").await;
+    let sam = server.staff("sam", &creds.password, &creds.totp_uri).await;
+    assert_eq!(
+        status(
+            &sam.staff_change_password("not my password", "another passphrase")
+                .await
+                .unwrap_err()
+        ),
+        401
+    );
+    sam.staff_change_password(&creds.password, "another passphrase")
+        .await
+        .unwrap();
+    let renewed = sam.staff_reenrol_totp("another passphrase").await.unwrap();
+    assert_ne!(renewed.totp_uri, creds.totp_uri);
+    let mut old = server.staff_client();
+    assert_eq!(
+        status(
+            &old.staff_sign_in("sam", &creds.password, &totp_code(&creds.totp_uri))
+                .await
+                .unwrap_err()
+        ),
+        401
+    );
+    server
+        .staff("sam", "another passphrase", &renewed.totp_uri)
+        .await;
 }
 
 #[tokio::test]
@@ -114,9 +200,10 @@ async fn codes_work_once_and_sign_ins_are_limited_and_logged() {
     )
     .await
     .unwrap();
-    // Admin created; signed in; refused (replay); refused (bad code); two refused (bad
+    // Two founders created and enrolled (an enrolment counts against the account's
+    // sign-in budget); signed in; refused (replay); refused (bad code); one refused (bad
     // password) before the limit; the limited attempts never reach the account.
-    assert_eq!(cp.size, 6, "one entry per staff step");
+    assert_eq!(cp.size, 8, "one entry per staff step");
     let log_bytes = std::fs::read(server.data_dir().join("custodia.db")).unwrap();
     assert!(
         !log_bytes
@@ -261,8 +348,10 @@ async fn cli(
         .arg(server.data_dir().join("tls/ca.pem"))
         .env("CUSTODIA_CONFIG_DIR", config);
     if let Some((password, totp_uri)) = secrets {
-        cmd.env("CUSTODIA_PASSWORD", password)
-            .env("CUSTODIA_TOTP_CODE", totp_code(totp_uri));
+        cmd.env("CUSTODIA_PASSWORD", password);
+        if !totp_uri.is_empty() {
+            cmd.env("CUSTODIA_TOTP_CODE", totp_code(totp_uri));
+        }
     }
     let out = cmd.output().await.unwrap();
     (
@@ -293,6 +382,16 @@ async fn the_staff_workflow_runs_from_the_command_line() {
     )
     .await;
     assert!(ok && out.contains("signed in as admin (admin)"), "{out}");
+    let founder = &server.founders()[1];
+    let (ok, out) = cli(
+        &server,
+        dir,
+        "auditor",
+        &["login", "auditor"],
+        Some((&founder.password, &founder.totp_uri)),
+    )
+    .await;
+    assert!(ok, "{out}");
     let mut creds = HashMap::new();
     for (name, role) in [("mia", "moderator"), ("sam", "senior_moderator")] {
         let (ok, out) = cli(
@@ -304,8 +403,21 @@ async fn the_staff_workflow_runs_from_the_command_line() {
         )
         .await;
         assert!(ok, "{out}");
-        let password = after(&out, "initial password (shown once):").to_owned();
-        let totp = after(&out, "TOTP for an authenticator app (shown once):").to_owned();
+        let change = after(&out, "approves it with: custodia staff approve-change").to_owned();
+        let (ok, out) = cli(&server, dir, "auditor", &["approve-change", &change], None).await;
+        assert!(ok, "{out}");
+        let code = after(&out, "never to the proposer):").to_owned();
+        let password = format!("{name}'s own passphrase");
+        let (ok, out) = cli(
+            &server,
+            dir,
+            name,
+            &["enrol", name, "--code", &code],
+            Some((&password, "")),
+        )
+        .await;
+        assert!(ok, "{out}");
+        let totp = after(&out, "authenticator app (shown once):").to_owned();
         let (ok, out) = cli(
             &server,
             dir,

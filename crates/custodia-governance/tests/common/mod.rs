@@ -29,8 +29,25 @@ pub struct Fixture {
     pub service: Service,
 }
 
+/// A staff member's credentials after enrolling.
+pub struct Creds {
+    pub username: String,
+    pub password: String,
+    pub totp_uri: String,
+}
+
 impl Fixture {
+    /// Staff decide requests as soon as they hold their role (the waiting period has its
+    /// own tests).
     pub async fn new() -> Self {
+        Self::with_config(GovernanceConfig {
+            new_role_decides_after: Duration::ZERO,
+            ..GovernanceConfig::default()
+        })
+        .await
+    }
+
+    pub async fn with_config(config: GovernanceConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = SqliteStore::open(&dir.path().join("db"), Arc::new(NoObserver))
             .await
@@ -59,7 +76,7 @@ impl Fixture {
             keys.clone(),
             audit.clone(),
             clock.clone(),
-            GovernanceConfig::default(),
+            config,
         );
         let hub = Hub::new();
         let service = Service::new(
@@ -80,18 +97,18 @@ impl Fixture {
     }
 
     /// The code an authenticator app shows now for `staff`.
-    pub fn code(&self, staff: &NewStaff) -> String {
-        let totp = totp_rs::Totp::from_url(staff.totp_uri.as_str()).unwrap();
+    pub fn code(&self, staff: &Creds) -> String {
+        let totp = totp_rs::Totp::from_url(&staff.totp_uri).unwrap();
         let secs = u64::try_from(self.clock.now().as_millis() / 1000).unwrap();
         totp.generate(secs).to_string()
     }
 
-    pub async fn sign_in(&self, staff: &NewStaff) -> Result<StaffPrincipal, ServiceError> {
+    pub async fn sign_in(&self, staff: &Creds) -> Result<StaffPrincipal, ServiceError> {
         let code = self.code(staff);
         self.gov
             .sign_in(
-                staff.staff.username.as_str(),
-                Password::parse(staff.password.to_string()).unwrap(),
+                &staff.username,
+                Password::parse(staff.password.clone()).unwrap(),
                 &code,
                 FROM,
             )
@@ -99,23 +116,70 @@ impl Fixture {
             .map(|s| s.staff)
     }
 
+    /// Enrols a new account with its code and the test password.
+    pub async fn enrol(&self, new: &NewStaff) -> Result<Creds, ServiceError> {
+        let enrolled = self
+            .gov
+            .enrol(
+                new.staff.username.as_str(),
+                &new.enrolment_code,
+                Password::parse(PASSWORD.into()).unwrap(),
+                FROM,
+            )
+            .await?;
+        Ok(Creds {
+            username: new.staff.username.as_str().into(),
+            password: PASSWORD.into(),
+            totp_uri: enrolled.totp_uri.to_string(),
+        })
+    }
+
     /// Moves to the next 30-second TOTP step.
     pub fn next_step(&self) {
         self.clock.advance(Duration::from_secs(30));
     }
 
-    /// Signs in the first admin, creates staff of these roles and signs them in.
+    /// The founding admin and auditor, enrolled and signed in.
+    pub async fn founders(&self) -> (StaffPrincipal, StaffPrincipal) {
+        let founders = self.gov.bootstrap_founders().await.unwrap();
+        assert_eq!(founders.len(), 2);
+        let admin = self.enrol(&founders[0]).await.unwrap();
+        let auditor = self.enrol(&founders[1]).await.unwrap();
+        (
+            self.sign_in(&admin).await.unwrap(),
+            self.sign_in(&auditor).await.unwrap(),
+        )
+    }
+
+    /// A new account proposed by `proposer`, approved by `approver`, enrolled and signed in.
+    pub async fn add_staff(
+        &self,
+        proposer: &StaffPrincipal,
+        approver: &StaffPrincipal,
+        name: &str,
+        role: StaffRole,
+    ) -> StaffPrincipal {
+        let change = self
+            .gov
+            .propose_staff(proposer, Username::parse(name).unwrap(), role)
+            .await
+            .unwrap();
+        let (_, new) = self
+            .gov
+            .decide_staff_change(approver, change.record.id, true)
+            .await
+            .unwrap();
+        let creds = self.enrol(&new.unwrap()).await.unwrap();
+        self.sign_in(&creds).await.unwrap()
+    }
+
+    /// Founds the deployment, creates staff of these roles (the admin proposes, the
+    /// auditor approves) and signs them in.
     pub async fn staff(&self, roles: &[(&str, StaffRole)]) -> Vec<StaffPrincipal> {
-        let admin = self.gov.bootstrap_admin().await.unwrap().unwrap();
-        let admin = self.sign_in(&admin).await.unwrap();
+        let (admin, auditor) = self.founders().await;
         let mut out = Vec::new();
         for (name, role) in roles {
-            let new = self
-                .gov
-                .create_staff(&admin, Username::parse(name).unwrap(), *role)
-                .await
-                .unwrap();
-            out.push(self.sign_in(&new).await.unwrap());
+            out.push(self.add_staff(&admin, &auditor, name, *role).await);
         }
         out
     }
