@@ -180,13 +180,17 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn register(
     State(s): State<AppState>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     Body(req): Body<wire::RegisterRequest>,
 ) -> Result<(StatusCode, Json<wire::Account>), ApiError> {
     let username = Username::parse(&req.username)?;
     let password = Password::parse(req.password)?;
     let today = s.service.today();
     let dob = BirthDate::parse(&req.date_of_birth, today)?;
-    let id = s.service.register(username.clone(), password, dob).await?;
+    let id = s
+        .service
+        .register(username.clone(), password, dob, peer.ip())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(wire::Account {

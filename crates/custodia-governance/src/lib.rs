@@ -24,6 +24,7 @@ mod policy;
 mod requests;
 mod staff;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,8 +45,10 @@ pub use staff::{Enrolled, NewStaff, NewStaffSession, StaffChangeView, StaffPrinc
 pub struct GovernanceConfig {
     /// Lifetime of a staff session.
     pub staff_session_ttl: Duration,
-    /// Sign-in attempts per staff account.
+    /// Sign-in attempts on one staff account from one client address.
     pub signin_per_account: RateLimit,
+    /// Sign-in attempts on one staff account from all addresses together.
+    pub signin_per_account_total: RateLimit,
     /// Sign-in attempts per client address.
     pub signin_per_address: RateLimit,
     /// Messages before the first reported one that a report case covers (K).
@@ -66,6 +69,10 @@ impl Default for GovernanceConfig {
             staff_session_ttl: Duration::from_secs(15 * 60),
             signin_per_account: RateLimit {
                 burst: 5,
+                per: Duration::from_secs(300),
+            },
+            signin_per_account_total: RateLimit {
+                burst: 50,
                 per: Duration::from_secs(300),
             },
             signin_per_address: RateLimit {
@@ -98,10 +105,9 @@ struct Inner {
     config: GovernanceConfig,
     /// Staff sign-in attempts, kept in the store (they must hold across nodes).
     signin_by_account: SharedLimit,
+    signin_by_account_total: SharedLimit,
     signin_by_address: SharedLimit,
     reports_by_user: KeyedRateLimiter<UserId>,
-    /// Password hashes running at once (each takes ~19 MiB and a core for tens of ms).
-    hashing: tokio::sync::Semaphore,
 }
 
 impl Governance {
@@ -113,18 +119,12 @@ impl Governance {
         clock: Arc<dyn Clock>,
         config: GovernanceConfig,
     ) -> Self {
-        let signin_by_account = SharedLimit::new(
-            "staff-signin-account",
-            config.signin_per_account,
-            store.limits.clone(),
-            clock.clone(),
-        );
-        let signin_by_address = SharedLimit::new(
-            "staff-signin-address",
-            config.signin_per_address,
-            store.limits.clone(),
-            clock.clone(),
-        );
+        let shared =
+            |name, limit| SharedLimit::new(name, limit, store.limits.clone(), clock.clone());
+        let signin_by_account = shared("staff-signin-account-address", config.signin_per_account);
+        let signin_by_account_total =
+            shared("staff-signin-account", config.signin_per_account_total);
+        let signin_by_address = shared("staff-signin-address", config.signin_per_address);
         let reports_by_user = KeyedRateLimiter::new(config.reports_per_user, clock.clone());
         Self {
             inner: Arc::new(Inner {
@@ -134,15 +134,29 @@ impl Governance {
                 clock,
                 config,
                 signin_by_account,
+                signin_by_account_total,
                 signin_by_address,
                 reports_by_user,
-                hashing: tokio::sync::Semaphore::new(2),
             }),
         }
     }
 }
 
 impl Governance {
+    /// Takes one sign-in attempt (or enrolment) on `username` from `from`: from the
+    /// address's budget, the account's budget for that address, and the account's larger
+    /// budget over all addresses — so a stranger cannot lock a member out.
+    pub(crate) async fn signin_attempt(&self, username: &str, from: IpAddr) -> ServiceResult<()> {
+        let inner = &self.inner;
+        let account = username.trim().to_ascii_lowercase();
+        inner.signin_by_address.check(&from.to_string()).await?;
+        inner
+            .signin_by_account
+            .check(&format!("{account} {from}"))
+            .await?;
+        inner.signin_by_account_total.check(&account).await
+    }
+
     /// Appends an event to the audit log and returns its receipt; fails (closed) if the
     /// log cannot take it, so the action it records does not happen.
     pub(crate) async fn append(&self, event: AuditEvent) -> ServiceResult<Receipt> {

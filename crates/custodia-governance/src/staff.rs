@@ -172,31 +172,31 @@ impl Governance {
         if !self.inner.store.staff.all_staff().await?.is_empty() {
             return Ok(Vec::new());
         }
-        let mut out = Vec::new();
-        for (name, role) in [
+        let founders: Vec<(StaffRecord, Zeroizing<String>)> = [
             (FIRST_ADMIN, StaffRole::Admin),
             (FIRST_AUDITOR, StaffRole::Auditor),
-        ] {
-            let record = self.unenrolled(Username::parse(name)?, role, Vec::new());
-            let (record, code) = record;
-            self.log(
-                EventKind::StaffChanged,
-                None,
-                vec![
-                    ("change".into(), "founded".into()),
-                    ("staff".into(), record.id.to_string()),
-                    ("username".into(), name.into()),
-                    ("role".into(), role.as_str().into()),
-                ],
-            )
-            .await?;
+        ]
+        .into_iter()
+        .map(|(name, role)| Ok(self.unenrolled(Username::parse(name)?, role, Vec::new())))
+        .collect::<ServiceResult<_>>()?;
+        // One entry for the founding: both accounts, so the log shows that they were
+        // created together at the first start and by nobody.
+        let mut scope = vec![("change".to_owned(), "founded".to_owned())];
+        for (record, _) in &founders {
+            scope.push(("staff".into(), record.id.to_string()));
+            scope.push(("username".into(), record.username.as_str().into()));
+            scope.push(("role".into(), record.role.as_str().into()));
+        }
+        self.log(EventKind::StaffChanged, None, scope).await?;
+        let mut out = Vec::new();
+        for (record, code) in founders {
             match self.inner.store.staff.create_staff(record.clone()).await {
                 Ok(()) => {}
                 // Another node founded the deployment at the same moment.
                 Err(StoreError::Conflict) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
             }
-            tracing::info!(staff = %record.id, role = role.as_str(), "founding staff account created");
+            tracing::info!(staff = %record.id, role = record.role.as_str(), "founding staff account created");
             out.push(NewStaff {
                 staff: view(&record),
                 expires_at: record
@@ -562,11 +562,7 @@ impl Governance {
         from: IpAddr,
     ) -> ServiceResult<Enrolled> {
         let inner = &self.inner;
-        inner.signin_by_address.check(&from.to_string()).await?;
-        inner
-            .signin_by_account
-            .check(&username.trim().to_ascii_lowercase())
-            .await?;
+        self.signin_attempt(username, from).await?;
         const REFUSED: &str =
             "that enrolment code is not valid for this account (wrong, used or expired)";
         let staff = match Username::parse(username) {
@@ -583,10 +579,7 @@ impl Governance {
         }) else {
             return Err(ServiceError::Rejected(REFUSED));
         };
-        let phc = {
-            let _permit = self.hashing_permit().await?;
-            hash_password(password).await?
-        };
+        let phc = hash_password(password).await?;
         let (totp, totp_uri) = inner.keys.new_totp(staff.id, staff.username.as_str())?;
         self.log(
             EventKind::StaffChanged,
@@ -622,10 +615,7 @@ impl Governance {
         new: Password,
     ) -> ServiceResult<()> {
         let record = self.check_own_password(by, current).await?;
-        let phc = {
-            let _permit = self.hashing_permit().await?;
-            hash_password(new).await?
-        };
+        let phc = hash_password(new).await?;
         self.log(
             EventKind::StaffChanged,
             Some(by.actor()),
@@ -686,10 +676,7 @@ impl Governance {
             .staff_by_id(by.staff_id)
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
-        let ok = {
-            let _permit = self.hashing_permit().await?;
-            verify_password(Some(record.password_hash.clone()), password).await?
-        };
+        let ok = verify_password(Some(record.password_hash.clone()), password).await?;
         if !ok {
             return Err(ServiceError::BadStaffCredentials);
         }
@@ -717,17 +704,12 @@ impl Governance {
         from: IpAddr,
     ) -> ServiceResult<NewStaffSession> {
         let inner = &self.inner;
-        inner.signin_by_address.check(&from.to_string()).await?;
-        inner
-            .signin_by_account
-            .check(&username.trim().to_ascii_lowercase())
-            .await?;
+        self.signin_attempt(username, from).await?;
         let staff = match Username::parse(username) {
             Ok(name) => inner.store.staff.staff_by_name(&name).await?,
             Err(_) => None,
         };
         let password_ok = {
-            let _permit = self.hashing_permit().await?;
             let phc = staff
                 .as_ref()
                 .filter(|s| s.enrolment.is_none())
@@ -859,13 +841,5 @@ impl Governance {
         })
         .await
         .map(drop)
-    }
-
-    async fn hashing_permit(&self) -> ServiceResult<tokio::sync::SemaphorePermit<'_>> {
-        self.inner
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| ServiceError::Unavailable("shutting down".into()))
     }
 }

@@ -83,7 +83,6 @@ async fn founders_are_created_once_enrol_themselves_and_sign_in_with_single_use_
         f.logged().await,
         vec![
             (EventKind::StaffChanged, "founded".into()),
-            (EventKind::StaffChanged, "founded".into()),
             (EventKind::StaffChanged, "enrolled".into()),
             (EventKind::StaffSignIn, "signed in".into()),
             (EventKind::StaffSignIn, "refused".into()),

@@ -61,21 +61,25 @@ pub struct SessionInfo {
 }
 
 impl Service {
-    /// Creates an account.
+    /// Creates an account. Sign-ups are limited per client address (across nodes), checked
+    /// before the password is hashed.
     pub async fn register(
         &self,
         username: Username,
         password: Password,
         birth_date: BirthDate,
+        from: IpAddr,
     ) -> ServiceResult<UserId> {
+        self.inner
+            .signups_by_address
+            .check(&from.to_string())
+            .await?;
         if AgeBand::of(&birth_date, self.today()) == AgeBand::Child {
             return Err(ServiceError::Rejected(
                 "you must be at least 13 years old to use custodia",
             ));
         }
-        let permit = self.hashing_permit().await?;
         let hash = hash_password(password).await?;
-        drop(permit);
         let id = UserId::new();
         let user = UserRecord {
             id,
@@ -104,15 +108,19 @@ impl Service {
     ) -> ServiceResult<NewSession> {
         let inner = &self.inner;
         let account_key = username.trim().to_ascii_lowercase();
+        // One address spends its own budget on an account; only many addresses together
+        // reach the account's larger one.
         inner.login_by_address.check(&from.to_string()).await?;
-        inner.login_by_account.check(&account_key).await?;
+        inner
+            .login_by_account
+            .check(&format!("{account_key} {from}"))
+            .await?;
+        inner.login_by_account_total.check(&account_key).await?;
         let user = match Username::parse(username) {
             Ok(name) => inner.store.accounts.user_by_name(&name).await?,
             Err(_) => None,
         };
-        let permit = self.hashing_permit().await?;
         let ok = verify_password(user.as_ref().map(|u| u.password_hash.clone()), password).await?;
-        drop(permit);
         let user = match (ok, user) {
             (true, Some(u)) => u,
             _ => return Err(ServiceError::BadCredentials),
@@ -143,15 +151,6 @@ impl Service {
             user_id: user.id,
             session: info(&record, record.id),
         })
-    }
-
-    /// Waits for one of the password-hashing slots.
-    async fn hashing_permit(&self) -> ServiceResult<tokio::sync::SemaphorePermit<'_>> {
-        self.inner
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| ServiceError::Unavailable("shutting down".into()))
     }
 
     /// Resolves a bearer token to its session.

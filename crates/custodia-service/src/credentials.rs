@@ -1,5 +1,10 @@
 //! Credentials shared by user accounts and staff: argon2id password hashes (computed off
 //! the async threads) and opaque bearer tokens stored only as SHA-256 hashes.
+//!
+//! Every hash runs on one small pool of dedicated threads. Each argon2id hash takes
+//! ~19 MiB; the allocator keeps freed memory per thread, so hashing on whichever blocking
+//! thread is free let a sign-up flood leave hundreds of MiB behind. With a fixed pool, at
+//! most one hash's memory stays per pool thread, and a flood waits in a bounded queue.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -14,16 +19,70 @@ use zeroize::Zeroizing;
 
 use crate::{ServiceError, ServiceResult};
 
-/// The argon2id PHC string of `password`, computed on a blocking thread.
+/// Hashes waiting for a pool thread; further callers wait (asynchronously) to queue.
+const HASH_QUEUE: usize = 64;
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads' queue (started on first use).
+fn hashing_queue() -> &'static tokio::sync::mpsc::Sender<HashJob> {
+    static QUEUE: std::sync::OnceLock<tokio::sync::mpsc::Sender<HashJob>> =
+        std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::channel::<HashJob>(HASH_QUEUE);
+        // std Mutex: held by the one idle thread waiting for the next job, never in async
+        // code.
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("custodia-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(mut rx) => rx.blocking_recv(),
+                            Err(_) => None,
+                        };
+                        match job {
+                            Some(job) => job(),
+                            None => break,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+            }
+        }
+        tx
+    })
+}
+
+/// Runs `f` on a hashing thread.
+async fn on_hashing_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ServiceResult<T> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    hashing_queue()
+        .send(Box::new(move || {
+            let _ = reply.send(f());
+        }))
+        .await
+        .map_err(|_| ServiceError::Internal("password hashing threads stopped".into()))?;
+    answer
+        .await
+        .map_err(|_| ServiceError::Internal("password hashing thread failed".into()))
+}
+
+/// The argon2id PHC string of `password`, computed on a hashing thread.
 pub async fn hash_password(password: Password) -> ServiceResult<String> {
-    tokio::task::spawn_blocking(move || {
+    on_hashing_thread(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.expose(), &salt)
             .map(|h| h.to_string())
     })
-    .await
-    .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+    .await?
     .map_err(|e| ServiceError::Internal(format!("hashing: {e}")))
 }
 
@@ -32,15 +91,14 @@ pub async fn hash_password(password: Password) -> ServiceResult<String> {
 pub async fn verify_password(phc: Option<String>, password: Password) -> ServiceResult<bool> {
     let known = phc.is_some();
     let phc = phc.unwrap_or_else(|| decoy_hash().to_owned());
-    let ok = tokio::task::spawn_blocking(move || {
+    let ok = on_hashing_thread(move || {
         PasswordHash::new(&phc).is_ok_and(|h| {
             Argon2::default()
                 .verify_password(password.expose(), &h)
                 .is_ok()
         })
     })
-    .await
-    .map_err(|e| ServiceError::Internal(format!("verify task: {e}")))?;
+    .await?;
     Ok(ok && known)
 }
 

@@ -57,10 +57,15 @@ pub struct ServiceConfig {
     pub session_ttl: Duration,
     /// Most members of a group.
     pub max_group_members: u32,
-    /// Sign-in attempts per account.
+    /// Sign-in attempts on one account from one client address (what a stranger can spend
+    /// on someone else's account, so it cannot lock the member out).
     pub login_per_account: RateLimit,
+    /// Sign-in attempts on one account from all addresses together.
+    pub login_per_account_total: RateLimit,
     /// Sign-in attempts per client address.
     pub login_per_address: RateLimit,
+    /// Sign-ups per client address.
+    pub signups_per_address: RateLimit,
     /// Sends per account.
     pub sends_per_account: RateLimit,
     /// Sends per account in its first day.
@@ -85,9 +90,17 @@ impl Default for ServiceConfig {
                 burst: 10,
                 per: Duration::from_secs(300),
             },
+            login_per_account_total: RateLimit {
+                burst: 100,
+                per: Duration::from_secs(300),
+            },
             login_per_address: RateLimit {
                 burst: 50,
                 per: Duration::from_secs(300),
+            },
+            signups_per_address: RateLimit {
+                burst: 20,
+                per: Duration::from_secs(3600),
             },
             sends_per_account: RateLimit {
                 burst: 120,
@@ -121,9 +134,11 @@ struct Inner {
     hub: Arc<Hub>,
     fanout: Arc<dyn Fanout>,
     config: ServiceConfig,
-    /// Sign-in attempts, kept in the store (they must hold across nodes).
+    /// Sign-in and sign-up attempts, kept in the store (they must hold across nodes).
     login_by_account: SharedLimit,
+    login_by_account_total: SharedLimit,
     login_by_address: SharedLimit,
+    signups_by_address: SharedLimit,
     sends_per_account: KeyedRateLimiter<custodia_core::UserId>,
     sends_new_account: KeyedRateLimiter<custodia_core::UserId>,
     sends_first_contact: KeyedRateLimiter<(custodia_core::UserId, custodia_core::UserId)>,
@@ -135,8 +150,6 @@ struct Inner {
     pdq: images::PdqLists,
     // std Mutex: held for one cache lookup or insert, never across an await.
     births: std::sync::Mutex<lru::LruCache<custodia_core::UserId, custodia_core::BirthDate>>,
-    /// Password hashes running at once; each takes ~19 MiB and a core for tens of ms.
-    hashing: tokio::sync::Semaphore,
 }
 
 impl Service {
@@ -149,18 +162,12 @@ impl Service {
         fanout: Arc<dyn Fanout>,
         config: ServiceConfig,
     ) -> Self {
-        let login_by_account = SharedLimit::new(
-            "login-account",
-            config.login_per_account,
-            store.limits.clone(),
-            clock.clone(),
-        );
-        let login_by_address = SharedLimit::new(
-            "login-address",
-            config.login_per_address,
-            store.limits.clone(),
-            clock.clone(),
-        );
+        let shared =
+            |name, limit| SharedLimit::new(name, limit, store.limits.clone(), clock.clone());
+        let login_by_account = shared("login-account-address", config.login_per_account);
+        let login_by_account_total = shared("login-account", config.login_per_account_total);
+        let login_by_address = shared("login-address", config.login_per_address);
+        let signups_by_address = shared("signup-address", config.signups_per_address);
         let sends_per_account = KeyedRateLimiter::new(config.sends_per_account, clock.clone());
         let sends_new_account = KeyedRateLimiter::new(config.sends_new_account, clock.clone());
         let sends_first_contact = KeyedRateLimiter::new(config.sends_first_contact, clock.clone());
@@ -173,7 +180,9 @@ impl Service {
                 fanout,
                 config,
                 login_by_account,
+                login_by_account_total,
                 login_by_address,
+                signups_by_address,
                 sends_per_account,
                 sends_new_account,
                 sends_first_contact,
@@ -183,9 +192,6 @@ impl Service {
                 births: std::sync::Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(100_000).unwrap_or(std::num::NonZeroUsize::MIN),
                 )),
-                hashing: tokio::sync::Semaphore::new(
-                    std::thread::available_parallelism().map_or(2, |n| n.get()),
-                ),
             }),
         }
     }

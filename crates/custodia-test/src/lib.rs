@@ -77,8 +77,11 @@ pub fn audit_event(case: &str) -> AuditEvent {
 pub struct TestServer {
     dir: TempDir,
     config: RawConfig,
-    /// The founding admin and auditor, enrolled with [`PASSWORD`] at the first start.
-    founders: Vec<StaffCredentials>,
+    /// The founding admin's and auditor's enrolment codes from the first start.
+    founding: Vec<(String, String)>,
+    /// The founders, enrolled with [`PASSWORD`] when a test first needs them (so a test
+    /// that does not sees only the founding entry in the log).
+    founders: tokio::sync::OnceCell<Vec<StaffCredentials>>,
     /// The founding auditor, signed in once (a TOTP code works once): the second person
     /// who approves the staff that tests create.
     auditor: tokio::sync::OnceCell<Client>,
@@ -102,19 +105,15 @@ impl TestServer {
         let mut running = boot(dir.path(), "127.0.0.1:0", &config).await;
         let url = running.url.clone();
         let ca = std::fs::read(&running.ca_cert).expect("CA certificate");
-        let api = Client::new(&running.staff_url, &ca).expect("staff client");
-        let mut founders = Vec::new();
-        for f in std::mem::take(&mut running.founders) {
-            let name = f.staff.username.as_str();
-            let creds = custodia::staffing::enrol(&api, name, &f.enrolment_code, PASSWORD)
-                .await
-                .expect("enrolling a founder");
-            founders.push(creds);
-        }
+        let founding = std::mem::take(&mut running.founders)
+            .into_iter()
+            .map(|f| (f.staff.username.to_string(), f.enrolment_code.to_string()))
+            .collect();
         Self {
             dir,
             config,
-            founders,
+            founding,
+            founders: tokio::sync::OnceCell::new(),
             auditor: tokio::sync::OnceCell::new(),
             running: Some(running),
             url,
@@ -159,19 +158,35 @@ impl TestServer {
         self.running.as_ref().map_or("", |r| r.staff_url.as_str())
     }
 
-    /// The first admin's credentials (enrolled at the first start of this server).
-    pub fn first_admin(&self) -> &StaffCredentials {
-        self.founders.first().expect("founded on the first start")
+    /// The first admin's credentials (enrolled on first use).
+    pub async fn first_admin(&self) -> &StaffCredentials {
+        self.founders()
+            .await
+            .first()
+            .expect("founded on the first start")
     }
 
-    /// The founding admin's and auditor's credentials.
-    pub fn founders(&self) -> &[StaffCredentials] {
-        &self.founders
+    /// The founding admin's and auditor's credentials (enrolled on first use).
+    pub async fn founders(&self) -> &[StaffCredentials] {
+        self.founders
+            .get_or_init(|| async {
+                let api = self.staff_client();
+                let mut out = Vec::new();
+                for (name, code) in &self.founding {
+                    out.push(
+                        custodia::staffing::enrol(&api, name, code, PASSWORD)
+                            .await
+                            .expect("enrolling a founder"),
+                    );
+                }
+                out
+            })
+            .await
     }
 
     /// A client of the staff API, signed in as the first admin.
     pub async fn admin(&self) -> Client {
-        let admin = self.first_admin();
+        let admin = self.first_admin().await;
         self.staff(&admin.username, &admin.password, &admin.totp_uri)
             .await
     }
@@ -180,7 +195,11 @@ impl TestServer {
     pub async fn auditor(&self) -> &Client {
         self.auditor
             .get_or_init(|| async {
-                let a = self.founders.get(1).expect("founded on the first start");
+                let a = self
+                    .founders()
+                    .await
+                    .get(1)
+                    .expect("founded on the first start");
                 self.staff(&a.username, &a.password, &a.totp_uri).await
             })
             .await
@@ -279,6 +298,8 @@ async fn boot(dir: &Path, listen: &str, config: &RawConfig) -> Running {
             // Tests send bursts from brand-new accounts; the limits have their own tests.
             sends_per_minute: config.sends_per_minute.or(Some(UNLIMITED)),
             new_account_sends_per_minute: config.new_account_sends_per_minute.or(Some(UNLIMITED)),
+            // Tests register many members from 127.0.0.1; the sign-up limit has its own test.
+            signups_per_address_per_hour: config.signups_per_address_per_hour.or(Some(UNLIMITED)),
             // New staff decide at once unless a test sets the waiting period.
             staff_decide_after_hours: config.staff_decide_after_hours.or(Some(0)),
             ..config.clone()
@@ -407,6 +428,10 @@ impl ProcessServer {
             .env("CUSTODIA_AUDIT_LISTEN", "127.0.0.1:0")
             .env("CUSTODIA_STAFF_LISTEN", "127.0.0.1:0")
             .env("CUSTODIA_SENDS_PER_MINUTE", UNLIMITED.to_string())
+            .env(
+                "CUSTODIA_SIGNUPS_PER_ADDRESS_PER_HOUR",
+                UNLIMITED.to_string(),
+            )
             .env(
                 "CUSTODIA_NEW_ACCOUNT_SENDS_PER_MINUTE",
                 UNLIMITED.to_string(),

@@ -61,9 +61,17 @@ pub struct RawConfig {
     /// Lifetime of a user session, in hours. Default 720 (30 days).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_ttl_hours: Option<u64>,
-    /// Sign-in attempts allowed per account in five minutes. Default 10.
+    /// Sign-in attempts allowed on one account from one client address in five minutes
+    /// (a stranger's wrong guesses never lock the member out). Default 10.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_attempts_per_account: Option<u32>,
+    /// Sign-in attempts allowed on one account from all addresses together in five
+    /// minutes. Default 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_attempts_per_account_total: Option<u32>,
+    /// Sign-ups allowed per client address in an hour (shared by every node). Default 20.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signups_per_address_per_hour: Option<u32>,
     /// Sign-in attempts allowed per client address in five minutes. Default 50.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_attempts_per_address: Option<u32>,
@@ -257,6 +265,11 @@ impl RawConfig {
             10,
             "login_attempts_per_account",
         )?;
+        let login_per_account_total = attempts(
+            self.login_attempts_per_account_total,
+            100,
+            "login_attempts_per_account_total",
+        )?;
         let login_per_address = attempts(
             self.login_attempts_per_address,
             50,
@@ -268,6 +281,12 @@ impl RawConfig {
                 burst => Ok(RateLimit { burst, per }),
             };
         let minute = Duration::from_secs(60);
+        let signups_per_address = per(
+            self.signups_per_address_per_hour,
+            20,
+            "signups_per_address_per_hour",
+            Duration::from_secs(3600),
+        )?;
         let sends_per_account = per(self.sends_per_minute, 120, "sends_per_minute", minute)?;
         let sends_new_account = per(
             self.new_account_sends_per_minute,
@@ -402,7 +421,9 @@ impl RawConfig {
                 max_group_members,
                 session_ttl: Duration::from_secs(ttl_hours * 3600),
                 login_per_account,
+                login_per_account_total,
                 login_per_address,
+                signups_per_address,
                 sends_per_account,
                 sends_new_account,
                 sends_first_contact,
@@ -431,7 +452,9 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 32] = [
+const KEYS: [&str; 34] = [
+    "login_attempts_per_account_total",
+    "signups_per_address_per_hour",
     "staff_decide_after_hours",
     "nats_ca_cert",
     "storage",

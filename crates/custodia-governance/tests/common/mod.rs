@@ -23,6 +23,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct Fixture {
     _dir: tempfile::TempDir,
+    /// The founders' TOTP URIs once enrolled (admin, auditor).
+    founder_uris: std::sync::Mutex<Vec<(StaffRole, String)>>,
     pub clock: Arc<ManualClock>,
     pub audit: Arc<AuditLog>,
     pub gov: Governance,
@@ -89,6 +91,7 @@ impl Fixture {
         );
         Self {
             _dir: dir,
+            founder_uris: std::sync::Mutex::new(Vec::new()),
             clock,
             audit,
             gov,
@@ -134,6 +137,12 @@ impl Fixture {
         })
     }
 
+    /// A founder's TOTP URI (after [`Fixture::founders`]).
+    pub fn founder_uri(&self, role: StaffRole) -> String {
+        let uris = self.founder_uris.lock().unwrap();
+        uris.iter().find(|(r, _)| *r == role).unwrap().1.clone()
+    }
+
     /// Moves to the next 30-second TOTP step.
     pub fn next_step(&self) {
         self.clock.advance(Duration::from_secs(30));
@@ -145,6 +154,10 @@ impl Fixture {
         assert_eq!(founders.len(), 2);
         let admin = self.enrol(&founders[0]).await.unwrap();
         let auditor = self.enrol(&founders[1]).await.unwrap();
+        if let Ok(mut uris) = self.founder_uris.lock() {
+            uris.push((StaffRole::Admin, admin.totp_uri.clone()));
+            uris.push((StaffRole::Auditor, auditor.totp_uri.clone()));
+        }
         (
             self.sign_in(&admin).await.unwrap(),
             self.sign_in(&auditor).await.unwrap(),
@@ -192,6 +205,7 @@ impl Fixture {
                 Username::parse(name).unwrap(),
                 Password::parse(PASSWORD.into()).unwrap(),
                 BirthDate::parse("1990-01-01", today).unwrap(),
+                FROM,
             )
             .await
             .unwrap();
