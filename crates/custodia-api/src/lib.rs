@@ -9,11 +9,13 @@
 //! - `witness` — the witness listener (C2SP tlog-witness).
 //! - `staff` — the staff API on its own listener.
 //! - `convert` — domain values to wire types.
-//! - `tls` — the TLS 1.3-only listener.
+//! - `tls` — the TLS 1.3-only listeners, their limits and the HTTP/1.1 connection loop.
+//! - `edge` — headers every response carries, and refusing oversized bodies up front.
 //! - `metrics` — Prometheus metrics.
 
 mod audit;
 mod convert;
+mod edge;
 mod metrics;
 mod problem;
 mod routes;
@@ -31,7 +33,7 @@ pub use audit::{AuditState, audit_router};
 pub use metrics::Metrics;
 pub use problem::ApiError;
 pub use staff::staff_router;
-pub use tls::{PeerAddr, TlsListener, tls13_server_config};
+pub use tls::{EdgeLimits, PeerAddr, TlsListener, serve_router, tls13_server_config};
 pub use witness::witness_router;
 
 /// What every handler can reach.
@@ -58,9 +60,7 @@ pub async fn serve_audit(
     state: AuditState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, audit_router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_router(listener, edge::harden(audit_router(state)), shutdown).await
 }
 
 /// Serves the staff API on `listener` until `shutdown` is cancelled.
@@ -69,10 +69,7 @@ pub async fn serve_staff(
     governance: custodia_governance::Governance,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = staff_router(governance).into_make_service_with_connect_info::<PeerAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_router(listener, edge::harden(staff_router(governance)), shutdown).await
 }
 
 /// Serves a witness on `listener` until `shutdown` is cancelled.
@@ -81,17 +78,12 @@ pub async fn serve_witness(
     witness: Arc<custodia_witness::Witness>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, witness_router(witness))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_router(listener, edge::harden(witness_router(witness)), shutdown).await
 }
 
-/// Serves `router` on `listener` until `state.shutdown` is cancelled, then waits for
-/// in-flight requests to finish.
+/// Serves the client API on `listener` until `state.shutdown` is cancelled, then waits
+/// for in-flight requests to finish.
 pub async fn serve(listener: TlsListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
-    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_router(listener, edge::harden(router(state)), shutdown).await
 }

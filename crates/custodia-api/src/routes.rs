@@ -43,16 +43,17 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/conversations/{id}/read", post(mark_read))
         .route("/v1/conversations/{id}/reports", post(report))
-        .route(
-            "/v1/conversations/{id}/attachments",
-            post(upload).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
         .route("/v1/attachments/{id}", get(download))
         .route("/v1/settings", get(settings).put(set_settings))
         .route("/v1/connections", post(connect).get(connections))
         .route("/v1/connections/{username}", delete(disconnect))
         .route("/v1/blocks", post(block).get(blocks))
-        .route("/v1/blocks/{username}", delete(unblock))
+        .route("/v1/blocks/{username}", delete(unblock));
+    let api = crate::edge::declared_limit(api, MAX_REQUEST_BYTES as u64)
+        .route(
+            "/v1/conversations/{id}/attachments",
+            post(upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .layer(axum::middleware::from_fn(deadline));
     Router::new()
         .merge(api)
@@ -562,11 +563,17 @@ async fn upload(
     State(s): State<AppState>,
     Authed(who): Authed,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<wire::Attachment>), ApiError> {
     use futures_util::StreamExt;
     let conversation = conversation_id(&id)?;
+    let declared = crate::edge::declared_length(&headers);
     let max = usize::try_from(s.service.max_attachment_bytes()).unwrap_or(usize::MAX);
+    // Refused before the body is read (so before `100 Continue`) if it says it is too big.
+    if declared.is_some_and(|n| n > s.service.max_attachment_bytes()) {
+        return Err(crate::edge::too_large(s.service.max_attachment_bytes()));
+    }
     let mut stream = body.into_data_stream();
     let mut file = Vec::new();
     while let Some(chunk) = stream.next().await {

@@ -20,9 +20,12 @@ use custodia_service::ServiceError;
 use crate::routes::{Body, bearer};
 use crate::{ApiError, PeerAddr, convert};
 
+/// Largest staff request body.
+const MAX_STAFF_REQUEST_BYTES: usize = 16 * 1024;
+
 /// The staff router.
 pub fn staff_router(governance: Governance) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/staff/sessions", post(sign_in))
         .route("/v1/staff/sessions/current", delete(sign_out))
         .route("/v1/staff/me", get(me))
@@ -56,8 +59,10 @@ pub fn staff_router(governance: Governance) -> Router {
                 "this endpoint does not accept that method",
             )
         })
-        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
-        .with_state(governance)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            MAX_STAFF_REQUEST_BYTES,
+        ));
+    crate::edge::declared_limit(router, MAX_STAFF_REQUEST_BYTES as u64).with_state(governance)
 }
 
 /// The signed-in staff member, from `Authorization: Bearer <staff token>`.

@@ -1,22 +1,67 @@
-//! A TLS 1.3-only listener for `axum::serve`. Handshakes run in their own tasks (with a
-//! timeout), so a slow client cannot hold up others.
+//! The TLS 1.3-only listeners and the HTTP/1.1 connection loop, with limits at the edge.
+//!
+//! A slow or hostile client cannot hold the server: connections are capped in all and per
+//! client address, TLS handshakes are capped (in all and per address) and time out, and a
+//! connection that does not send a complete request head in time — half-sent headers, or
+//! an idle keep-alive connection — is closed. Past the total cap the listener stops
+//! accepting (clients wait in the kernel's backlog); past an address's cap its new
+//! connections are closed at once, so one address cannot lock others out.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Completed handshakes waiting for the server to pick them up.
+/// Completed handshakes waiting for the connection loop to pick them up.
 const BACKLOG: usize = 1024;
+/// How long in-flight requests get to finish once shutdown begins.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// The limits a listener enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// Open connections in all (handshaking included).
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    pub max_connections_per_address: usize,
+    /// TLS handshakes in progress at once.
+    pub max_handshakes: usize,
+    /// TLS handshakes in progress from one client address.
+    pub max_handshakes_per_address: usize,
+    /// Longest a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// Longest a client may take to send a request's head, and longest an idle
+    /// keep-alive connection stays open.
+    pub header_timeout: Duration,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_address: 512,
+            max_handshakes: 256,
+            max_handshakes_per_address: 32,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(20),
+        }
+    }
+}
 
 /// A rustls server configuration that speaks only TLS 1.3, from PEM files.
 pub fn tls13_server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
@@ -36,21 +81,41 @@ pub fn tls13_server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<Server
     Ok(Arc::new(config))
 }
 
-/// Accepts TCP connections and yields them once their TLS handshake has completed.
+/// Accepts TCP connections within the limits and yields them once their TLS handshake
+/// has completed.
 pub struct TlsListener {
     local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    header_timeout: Duration,
+    ready: mpsc::Receiver<Accepted>,
     acceptor: tokio::task::JoinHandle<()>,
+}
+
+/// A connection whose handshake completed, with its place under the limits.
+struct Accepted {
+    tls: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    slot: Slot,
 }
 
 impl TlsListener {
     /// Wraps a bound TCP listener.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        limits: EdgeLimits,
+    ) -> io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(BACKLOG);
         let acceptor = TlsAcceptor::from(config);
+        let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
+        let addresses = Arc::new(Addresses::new(limits));
         let task = tokio::spawn(async move {
             loop {
+                // At the cap, stop accepting: new clients wait in the kernel's backlog.
+                let Ok(permit) = connections.clone().acquire_owned().await else {
+                    break;
+                };
                 let (stream, peer) = match tcp.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -60,12 +125,28 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Some(slot) = Slot::enter(&addresses, peer.ip(), permit) else {
+                    tracing::debug!(%peer, "connection refused: too many from this address");
+                    continue;
+                };
+                let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "connection refused: too many handshakes");
+                    continue;
+                };
+                let Some(shaking) = slot.handshaking() else {
+                    tracing::debug!(%peer, "connection refused: too many handshakes from this address");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let (acceptor, ready) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let done =
+                        tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
+                            .await;
+                    drop((handshake, shaking));
+                    match done {
                         Ok(Ok(tls)) => {
-                            let _ = ready.send((tls, peer)).await;
+                            let _ = ready.send(Accepted { tls, peer, slot }).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -78,9 +159,15 @@ impl TlsListener {
         });
         Ok(Self {
             local,
+            header_timeout: limits.header_timeout,
             ready,
             acceptor: task,
         })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 }
 
@@ -90,31 +177,211 @@ impl Drop for TlsListener {
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The acceptor task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// The client's address, as `ConnectInfo` for connections from a [`TlsListener`].
+/// The client's address, as `ConnectInfo` for every request.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
+/// Serves `router` on every connection of `listener` until `shutdown` is cancelled, then
+/// lets in-flight requests finish (up to 30 s) and closes idle connections.
+pub async fn serve_router(
+    mut listener: TlsListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let connections = TaskTracker::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(listener.header_timeout)
+        .keep_alive(true);
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = listener.ready.recv() => match next {
+                Some(a) => a,
+                None => break,
+            },
+        };
+        let Accepted { tls, peer, slot } = accepted;
+        let service = router.clone().map_request(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
+                req
+            },
+        );
+        let service = hyper::service::service_fn(move |req| {
+            let service = service.clone();
+            async move { Ok::<_, Infallible>(service.oneshot(req).await.unwrap_or_else(|e| match e {})) }
+        });
+        let conn = http
+            .serve_connection(TokioIo::new(tls), service)
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                () = shutdown.cancelled() => {
+                    // Finish the request in flight (if any), then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            // The connection's place under the limits is given back only now.
+            drop(slot);
+        });
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(DRAIN, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain period; closing them");
+    }
+    Ok(())
+}
+
+/// Open connections and handshakes per client address.
+struct Addresses {
+    limits: EdgeLimits,
+    // std Mutex: held for one map update, never across an await.
+    counts: Mutex<HashMap<IpAddr, (usize, usize)>>,
+}
+
+impl Addresses {
+    fn new(limits: EdgeLimits) -> Self {
+        Self {
+            limits,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn update(&self, ip: IpAddr, f: impl FnOnce(&mut (usize, usize)) -> bool) -> bool {
+        let Ok(mut counts) = self.counts.lock() else {
+            return false;
+        };
+        let entry = counts.entry(ip).or_default();
+        let ok = f(entry);
+        if *entry == (0, 0) {
+            counts.remove(&ip);
+        }
+        ok
+    }
+}
+
+/// One connection's place under the limits: the total permit and its address's count,
+/// both given back on drop.
+struct Slot {
+    addresses: Arc<Addresses>,
+    ip: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn enter(addresses: &Arc<Addresses>, ip: IpAddr, permit: OwnedSemaphorePermit) -> Option<Self> {
+        let max = addresses.limits.max_connections_per_address;
+        addresses
+            .update(ip, |(open, _)| {
+                if *open >= max {
+                    return false;
+                }
+                *open += 1;
+                true
+            })
+            .then(|| Self {
+                addresses: addresses.clone(),
+                ip,
+                _permit: permit,
+            })
+    }
+
+    /// A place among this address's handshakes, given back on drop.
+    fn handshaking(&self) -> Option<Handshaking> {
+        let max = self.addresses.limits.max_handshakes_per_address;
+        self.addresses
+            .update(self.ip, |(_, shaking)| {
+                if *shaking >= max {
+                    return false;
+                }
+                *shaking += 1;
+                true
+            })
+            .then(|| Handshaking {
+                addresses: self.addresses.clone(),
+                ip: self.ip,
+            })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.addresses.update(self.ip, |(open, _)| {
+            *open = open.saturating_sub(1);
+            true
+        });
+    }
+}
+
+struct Handshaking {
+    addresses: Arc<Addresses>,
+    ip: IpAddr,
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.addresses.update(self.ip, |(_, shaking)| {
+            *shaking = shaking.saturating_sub(1);
+            true
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_address: usize, handshakes: usize) -> EdgeLimits {
+        EdgeLimits {
+            max_connections_per_address: per_address,
+            max_handshakes_per_address: handshakes,
+            ..EdgeLimits::default()
+        }
+    }
+
+    #[test]
+    fn an_address_gets_its_places_back_when_connections_end() {
+        let addresses = Arc::new(Addresses::new(limits(2, 1)));
+        let sem = Arc::new(Semaphore::new(10));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let permit = || sem.clone().try_acquire_owned().unwrap();
+        let a = Slot::enter(&addresses, ip, permit()).unwrap();
+        let b = Slot::enter(&addresses, ip, permit()).unwrap();
+        assert!(
+            Slot::enter(&addresses, ip, permit()).is_none(),
+            "over the cap"
+        );
+        assert!(
+            Slot::enter(&addresses, other, permit()).is_some(),
+            "others unaffected"
+        );
+        let shaking = a.handshaking().unwrap();
+        assert!(b.handshaking().is_none(), "one handshake per address");
+        drop(shaking);
+        assert!(b.handshaking().is_some());
+        drop(a);
+        assert!(
+            Slot::enter(&addresses, ip, permit()).is_some(),
+            "a place came back"
+        );
+        drop(b);
+        assert_eq!(
+            sem.available_permits(),
+            10,
+            "dropped slots give their permits back"
+        );
     }
 }

@@ -32,6 +32,16 @@ pub struct RawConfig {
     /// Address of the staff API's TLS listener. Default `127.0.0.1:8446`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_listen: Option<String>,
+    /// Open connections per listener, in all. Default 10000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Open connections per listener from one client address. Default 512.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a client may take to send a request's head (also how long an idle
+    /// keep-alive connection stays open). Default 20.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout_secs: Option<u64>,
     /// Lifetime of a staff session, in minutes. Default 15.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_session_minutes: Option<u64>,
@@ -218,6 +228,26 @@ impl RawConfig {
         if !(1..=24 * 60).contains(&staff_minutes) {
             bail!("staff_session_minutes must be between 1 and 1440");
         }
+        let defaults = custodia_api::EdgeLimits::default();
+        let edge = custodia_api::EdgeLimits {
+            max_connections: match self.max_connections.unwrap_or(defaults.max_connections) {
+                0 => bail!("max_connections must be at least 1"),
+                n => n,
+            },
+            max_connections_per_address: match self
+                .max_connections_per_address
+                .unwrap_or(defaults.max_connections_per_address)
+            {
+                0 => bail!("max_connections_per_address must be at least 1"),
+                n => n,
+            },
+            header_timeout: match self.header_timeout_secs {
+                None => defaults.header_timeout,
+                Some(s @ 1..=3600) => Duration::from_secs(s),
+                Some(_) => bail!("header_timeout_secs must be between 1 and 3600"),
+            },
+            ..defaults
+        };
         let decide_after_hours = self.staff_decide_after_hours.unwrap_or(72);
         if decide_after_hours > 24 * 365 {
             bail!("staff_decide_after_hours must be between 0 and 8760");
@@ -408,6 +438,7 @@ impl RawConfig {
             listen,
             audit_listen,
             staff_listen,
+            edge,
             governance: custodia_governance::GovernanceConfig {
                 staff_session_ttl: Duration::from_secs(staff_minutes * 60),
                 new_role_decides_after: Duration::from_secs(decide_after_hours * 3600),
@@ -452,7 +483,10 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 34] = [
+const KEYS: [&str; 37] = [
+    "max_connections",
+    "max_connections_per_address",
+    "header_timeout_secs",
     "login_attempts_per_account_total",
     "signups_per_address_per_hour",
     "staff_decide_after_hours",
@@ -499,6 +533,8 @@ pub struct Config {
     pub audit_listen: SocketAddr,
     /// Staff API listener address.
     pub staff_listen: SocketAddr,
+    /// Limits every listener enforces on connections.
+    pub edge: custodia_api::EdgeLimits,
     /// Governance tunables.
     pub governance: custodia_governance::GovernanceConfig,
     /// Audit log origin.
@@ -530,6 +566,7 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("audit_listen", &self.audit_listen)
             .field("staff_listen", &self.staff_listen)
+            .field("edge", &self.edge)
             .field("governance", &self.governance)
             .field("log_origin", &self.log_origin)
             .field(

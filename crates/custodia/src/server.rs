@@ -154,17 +154,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = tcp.local_addr()?;
-    let listener = TlsListener::new(tcp, tls.clone())?;
+    let listener = TlsListener::new(tcp, tls.clone(), config.edge)?;
     let audit_tcp = tokio::net::TcpListener::bind(config.audit_listen)
         .await
         .with_context(|| format!("listening on {} (audit_listen)", config.audit_listen))?;
     let audit_addr = audit_tcp.local_addr()?;
-    let audit_listener = TlsListener::new(audit_tcp, tls.clone())?;
+    let audit_listener = TlsListener::new(audit_tcp, tls.clone(), config.edge)?;
     let staff_tcp = tokio::net::TcpListener::bind(config.staff_listen)
         .await
         .with_context(|| format!("listening on {} (staff_listen)", config.staff_listen))?;
     let staff_addr = staff_tcp.local_addr()?;
-    let staff_listener = TlsListener::new(staff_tcp, tls.clone())?;
+    let staff_listener = TlsListener::new(staff_tcp, tls.clone(), config.edge)?;
     let shutdown = CancellationToken::new();
     let audit_state = custodia_api::AuditState {
         log: audit.clone(),

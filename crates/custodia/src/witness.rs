@@ -82,7 +82,7 @@ pub async fn start_witness(opts: WitnessOptions) -> anyhow::Result<RunningWitnes
         .await
         .with_context(|| format!("listening on {}", opts.listen))?;
     let addr = tcp.local_addr()?;
-    let listener = custodia_api::TlsListener::new(tcp, tls)?;
+    let listener = custodia_api::TlsListener::new(tcp, tls, custodia_api::EdgeLimits::default())?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(custodia_api::serve_witness(
         listener,
