@@ -45,6 +45,8 @@ pub struct AppState {
     pub governance: custodia_governance::Governance,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The operator's bearer token for `/metrics` (metrics tell who is active when).
+    pub metrics_token: Arc<zeroize::Zeroizing<String>>,
     /// Cancelled when the server shuts down; live sessions close.
     pub shutdown: CancellationToken,
 }

@@ -169,14 +169,31 @@ async fn ready(State(s): State<AppState>) -> Result<&'static str, ApiError> {
     Ok("ready")
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    (
+/// Prometheus metrics, for the operator only: they show live sessions, sends and commit
+/// timings, which outsiders have no business watching.
+async fn metrics(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    use subtle::ConstantTimeEq;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(given.as_bytes().ct_eq(s.metrics_token.as_bytes())) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "metrics need the operator's token (DATA_DIR/metrics.token) as a bearer token",
+        ));
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         s.metrics.render(),
-    )
+    ))
 }
 
 async fn register(

@@ -13,7 +13,9 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocketUpgrade};
+use axum::extract::ws::{
+    CloseFrame, Message as WsMessage, Utf8Bytes, WebSocketUpgrade, close_code,
+};
 use axum::http::StatusCode;
 use axum::response::Response;
 use custodia_core::{ClientMsgId, ConversationId, MessageBody};
@@ -69,8 +71,11 @@ where
     state.metrics.sessions.inc();
     let mut sub = state.service.hub().subscribe(who.user_id, who.session_id);
     let (out_tx, out_rx) = mpsc::channel::<String>(OUT_QUEUE);
-    let writer = tokio::spawn(write_frames(sink, out_rx, state.clone()));
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(write_frames(sink, out_rx, close_rx));
     let mut sends = Sends::default();
+    // How the session ends, told to the client in the close frame.
+    let mut close = (close_code::NORMAL, "goodbye");
 
     let mut cursor: Option<DeliveryCursor> = None;
     loop {
@@ -83,21 +88,33 @@ where
                         if !emit(&out_tx, error_frame(None, &e)).await { break; }
                         continue;
                     }
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(WsMessage::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        close = close_for(e);
+                        break;
+                    }
                     Some(Ok(_)) => continue, // ping/pong are answered by the library
                 };
                 if !handle(&state, &who, &text, &mut cursor, &out_tx, &mut sends).await { break; }
             }
             event = sub.events.recv(), if cursor.is_some() => {
-                let Some(event) = event else { break }; // revoked, or too slow: reconnect and sync
+                let Some(event) = event else {
+                    // Revoked, or too slow to keep up.
+                    close = (close_code::AGAIN, "reconnect and sync");
+                    break;
+                };
                 let Some(cur) = cursor.as_mut() else { continue };
                 if !deliver(&state, &who, &event, cur, &out_tx).await { break; }
             }
-            () = state.shutdown.cancelled() => break,
+            () = state.shutdown.cancelled() => {
+                close = (close_code::AWAY, "the server is shutting down; reconnect");
+                break;
+            }
         }
     }
     // Let an in-flight send finish and be acknowledged; take no new ones.
     sends.finish().await;
+    let _ = close_tx.send(close);
     drop(out_tx);
     let _ = writer.await;
     state.metrics.sessions.dec();
@@ -351,8 +368,11 @@ async fn send_one(
     Ok(convert::ack(&outcome))
 }
 
-async fn write_frames<S>(mut sink: S, mut frames: mpsc::Receiver<String>, _state: AppState)
-where
+async fn write_frames<S>(
+    mut sink: S,
+    mut frames: mpsc::Receiver<String>,
+    close: tokio::sync::oneshot::Receiver<(u16, &'static str)>,
+) where
     S: Sink<WsMessage> + Unpin,
 {
     while let Some(json) = frames.recv().await {
@@ -360,8 +380,27 @@ where
             return;
         }
     }
-    let _ = sink.send(WsMessage::Close(None)).await;
+    let (code, reason) = close.await.unwrap_or((close_code::NORMAL, "goodbye"));
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = sink.send(WsMessage::Close(Some(frame))).await;
     let _ = sink.close().await;
+}
+
+/// The close code and reason for a frame the library could not read: 1009 for a frame
+/// over the size limit (RFC 6455 §7.4.1), 1002 for a protocol violation.
+fn close_for(e: axum::Error) -> (u16, &'static str) {
+    match e.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => {
+            (close_code::SIZE, "frame too large: at most 131072 bytes")
+        }
+        Some(tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_)) => {
+            (close_code::PROTOCOL, "protocol error")
+        }
+        _ => (close_code::ERROR, "connection error"),
+    }
 }
 
 fn error_frame(client_id: Option<String>, e: &ApiError) -> ServerFrame {

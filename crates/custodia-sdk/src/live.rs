@@ -35,6 +35,7 @@ pub struct Receiver {
     stream: SplitStream<Ws>,
     seen: HashMap<Uuid, u64>,
     dedupe: bool,
+    closed: Option<(u16, String)>,
 }
 
 impl Connection {
@@ -64,6 +65,7 @@ impl Connection {
                 stream,
                 seen: HashMap::new(),
                 dedupe: true,
+                closed: None,
             },
         })
     }
@@ -105,6 +107,13 @@ impl Connection {
     /// The next frame, `None` when the server closed the connection.
     pub async fn next(&mut self) -> Option<Result<ServerFrame, SdkError>> {
         self.receiver.next().await
+    }
+
+    /// The close code and reason the server gave, once [`Connection::next`] returned
+    /// `None` (1001: the server restarts, reconnect; 1009: a frame was too large; 1013:
+    /// reconnect and sync).
+    pub fn closed_with(&self) -> Option<&(u16, String)> {
+        self.receiver.closed.as_ref()
     }
 
     /// Turns off the receiving side's de-duplication, so every frame the server sends is
@@ -166,7 +175,10 @@ impl Receiver {
             };
             let text = match msg {
                 WsMessage::Text(t) => t,
-                WsMessage::Close(_) => return None,
+                WsMessage::Close(frame) => {
+                    self.closed = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return None;
+                }
                 _ => continue,
             };
             let frame: ServerFrame = match serde_json::from_str(text.as_str()) {

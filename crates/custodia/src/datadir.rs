@@ -112,6 +112,29 @@ impl DataDir {
         }
     }
 
+    /// The operator's token for `/metrics`, created on first start (or when missing).
+    pub(crate) fn metrics_token(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+        let path = self.root.join("metrics.token");
+        match fs::read_to_string(&path) {
+            Ok(s) => {
+                let token = zeroize::Zeroizing::new(s.trim().to_owned());
+                if token.len() < 32 {
+                    anyhow::bail!(
+                        "{} must hold a token of at least 32 characters",
+                        path.display()
+                    );
+                }
+                Ok(token)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (token, _) = custodia_service::credentials::new_token("cmt_");
+                write_new(&path, token.as_bytes(), 0o600)?;
+                Ok(token)
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
     /// The deployment id, created on first start.
     pub(crate) fn deployment_id(&self) -> anyhow::Result<DeploymentId> {
         let path = self.root.join("deployment-id");

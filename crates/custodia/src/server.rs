@@ -176,6 +176,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         service,
         governance,
         metrics,
+        metrics_token: Arc::new(dir.metrics_token()?),
         shutdown: shutdown.clone(),
     };
     let task = tokio::spawn(async move {

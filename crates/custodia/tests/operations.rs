@@ -85,7 +85,23 @@ async fn health_readiness_and_metrics_are_served() {
             (200, expect)
         );
     }
-    let (status, ctype, body) = anon
+    // Metrics are the operator's: not on the public listener without its token.
+    let (status, ctype, _) = anon
+        .raw(Method::GET, "/metrics", "text/plain", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!((status, ctype.as_str()), (401, "application/problem+json"));
+    let forged = server
+        .client()
+        .with_token("cmt_not-the-operators-token-at-all-000000");
+    let (status, _, _) = forged
+        .raw(Method::GET, "/metrics", "text/plain", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+    let token = std::fs::read_to_string(server.data_dir().join("metrics.token")).unwrap();
+    let operator = server.client().with_token(token.trim());
+    let (status, ctype, body) = operator
         .raw(Method::GET, "/metrics", "text/plain", Vec::new())
         .await
         .unwrap();
