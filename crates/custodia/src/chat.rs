@@ -12,6 +12,8 @@ use custodia_sdk::Client;
 use custodia_sdk::proto::{Message, MessageState, ServerFrame};
 use uuid::Uuid;
 
+use crate::term::clean;
+
 /// Where to find the server.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -117,7 +119,9 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                 .await?;
             println!(
                 "registered {} ({}); now run: custodia chat login {}",
-                acct.username, acct.user_id, acct.username
+                clean(&acct.username),
+                acct.user_id,
+                clean(&acct.username)
             );
         }
         ChatCommand::Login { username, device } => {
@@ -126,7 +130,8 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             let res = client.login(&username, &password, &device).await?;
             profile.save(client.server(), &username, &res.token)?;
             println!(
-                "signed in as {username}; token saved to {}",
+                "signed in as {}; token saved to {}",
+                clean(&username),
                 profile.path.display()
             );
         }
@@ -161,8 +166,7 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                     (Some(t), _) => t.clone(),
                     (None, _) => Names::of(&client, c.id).await?.others(&profile.username()?),
                 };
-                let preview = c.last_message.as_ref().map(preview).unwrap_or_default();
-                println!("{}  {:<24} {:>3} unread  {}", c.id, name, c.unread, preview);
+                println!("{}", conversation_line(&c, &name));
             }
         }
         ChatCommand::Listen => {
@@ -197,7 +201,7 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                     } => {
                         names.remove(&conversation_id);
                         let verb = if joined { "joined" } else { "left" };
-                        println!("[{}] {username} {verb}", short(conversation_id));
+                        println!("[{}] {} {verb}", short(conversation_id), clean(&username));
                     }
                     ServerFrame::Deleted {
                         conversation_id,
@@ -205,7 +209,9 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                     } => {
                         println!("[{}] message #{seq} was deleted", short(conversation_id));
                     }
-                    ServerFrame::Error { problem, .. } => eprintln!("error: {}", problem.detail),
+                    ServerFrame::Error { problem, .. } => {
+                        eprintln!("error: {}", clean(&problem.detail));
+                    }
                     _ => {}
                 }
             }
@@ -221,11 +227,11 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                 }
                 GroupCommand::Add { group, username } => {
                     client.add_member(group, &username).await?;
-                    println!("added {username}");
+                    println!("added {}", clean(&username));
                 }
                 GroupCommand::Remove { group, username } => {
                     client.remove_member(group, &username).await?;
-                    println!("removed {username}");
+                    println!("removed {}", clean(&username));
                 }
             }
         }
@@ -237,12 +243,33 @@ fn short(id: Uuid) -> String {
     id.to_string()[..8].to_owned()
 }
 
-fn preview(m: &Message) -> String {
+/// A message's text for a terminal: the whole body, escaped; or what became of it.
+fn body_text(m: &Message) -> String {
     match (&m.state, &m.body) {
-        (MessageState::Ok, Some(b)) => b.chars().take(60).collect(),
+        (MessageState::Ok, Some(b)) => clean(b),
         (MessageState::Deleted, _) => "(deleted)".into(),
         _ => "(unreadable)".into(),
     }
+}
+
+/// The first 60 characters of the last message, escaped.
+fn preview(m: &Message) -> String {
+    match (&m.state, &m.body) {
+        (MessageState::Ok, Some(b)) => clean(&b.chars().take(60).collect::<String>()),
+        _ => body_text(m),
+    }
+}
+
+/// One line of `chat conversations`.
+fn conversation_line(c: &custodia_sdk::proto::Conversation, name: &str) -> String {
+    let preview = c.last_message.as_ref().map(preview).unwrap_or_default();
+    format!(
+        "{}  {:<24} {:>3} unread  {}",
+        c.id,
+        clean(name),
+        c.unread,
+        preview
+    )
 }
 
 /// Usernames of a conversation's members, for display.
@@ -259,17 +286,18 @@ impl Names {
         ))
     }
 
+    /// One line of `chat history` and `chat listen`: the whole message, escaped.
     fn line(&self, m: &Message) -> String {
         let who = self
             .0
             .get(&m.sender_id)
-            .cloned()
+            .map(|n| clean(n))
             .unwrap_or_else(|| short(m.sender_id));
         let when =
             time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(m.sent_at_ms) * 1_000_000)
                 .map(|t| format!("{:02}:{:02}", t.hour(), t.minute()))
                 .unwrap_or_default();
-        format!("#{} {when} {who}: {}", m.seq, preview(m))
+        format!("#{} {when} {who}: {}", m.seq, body_text(m))
     }
 
     fn others(&self, me: &str) -> String {
@@ -421,6 +449,52 @@ impl Profile {
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn message(body: &str) -> Message {
+        Message {
+            conversation_id: Uuid::nil(),
+            seq: 3,
+            id: Uuid::nil(),
+            client_id: "c".into(),
+            sender_id: Uuid::nil(),
+            sent_at_ms: 1_764_000_000_000,
+            state: MessageState::Ok,
+            body: Some(body.into()),
+            franking_key: None,
+        }
+    }
+
+    proptest! {
+        /// Every line `history`, `listen` and `conversations` print from untrusted text is
+        /// one line with no escape byte, however hostile the text and the names.
+        #[test]
+        fn chat_lines_hold_any_text_on_one_line(body in crate::term::tests::nasty(), name in crate::term::tests::nasty()) {
+            let names = Names(HashMap::from([(Uuid::nil(), name.clone())]));
+            let m = message(&body);
+            let conversation = custodia_sdk::proto::Conversation {
+                id: Uuid::nil(),
+                kind: "group".into(),
+                title: Some(name.clone()),
+                last_seq: 3,
+                read_seq: 2,
+                unread: 1,
+                member_count: 2,
+                last_message: Some(m.clone()),
+                members: Vec::new(),
+                created_at_ms: 0,
+            };
+            for line in [names.line(&m), conversation_line(&conversation, &name)] {
+                prop_assert!(crate::term::tests::one_safe_line(&line), "{line:?}");
+            }
+            prop_assert!(names.line(&m).contains(&clean(&body)), "the whole body is shown");
         }
     }
 }

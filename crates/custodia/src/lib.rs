@@ -10,6 +10,7 @@
 //! - `staffcmd` — `custodia staff`: the governed-access workflow for staff.
 //! - `safetybench` — `custodia admin bench-safety`: PDQ, matching, upload figures.
 //! - `staffbench` — `custodia staff bench`: the latency of an audited staff read.
+//! - `term` — untrusted text on a terminal: escaped, one record per line.
 //! - `staffing` — enrolling and adding staff over the staff API (bench and tests).
 //! - `bench` — the load generator.
 //! - `logcmd` — `custodia log`: keys, the auditor's verifier and proofs.
@@ -28,6 +29,7 @@ mod server;
 pub mod staffbench;
 pub mod staffcmd;
 pub mod staffing;
+pub mod term;
 pub mod witness;
 
 pub use config::{Config, RawConfig};

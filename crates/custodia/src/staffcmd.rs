@@ -11,6 +11,7 @@ use custodia_sdk::proto::{Message, MessageState};
 use uuid::Uuid;
 
 use crate::chat::{Profile, ServerArgs, connect, read_password};
+use crate::term::{clean, quoted};
 
 /// `custodia staff …` commands. Sign-ins are saved per `--profile`, apart from chat's.
 #[derive(Subcommand, Debug)]
@@ -169,7 +170,11 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         let c = connect(&server, &profile, false)?;
         let password = read_password("choose a password: ")?;
         let e = c.staff_enrol(username, code, &password).await?;
-        println!("enrolled {} ({})", e.staff.username, e.staff.role);
+        println!(
+            "enrolled {} ({})",
+            clean(&e.staff.username),
+            clean(&e.staff.role)
+        );
         println!(
             "TOTP secret for an authenticator app (shown once): {}",
             e.totp_uri
@@ -188,8 +193,8 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         profile.save(c.server(), username, &s.token)?;
         println!(
             "signed in as {} ({}); the session ends in {} minutes",
-            s.staff.username,
-            s.staff.role,
+            clean(&s.staff.username),
+            clean(&s.staff.role),
             (s.expires_at_ms - now_ms()) / 60_000
         );
         return Ok(());
@@ -246,7 +251,7 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         }
         StaffCommand::Whoami => {
             let me = c.staff_me().await?;
-            println!("{} ({}) {}", me.username, me.role, me.id);
+            println!("{} ({}) {}", clean(&me.username), clean(&me.role), me.id);
         }
         StaffCommand::Accounts => {
             for s in c.staff_accounts().await? {
@@ -255,7 +260,12 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
                     (true, false) => "not enrolled yet",
                     (true, true) => "active",
                 };
-                println!("{}  {:<16} {:<16} {state}", s.id, s.username, s.role);
+                println!(
+                    "{}  {:<16} {:<16} {state}",
+                    s.id,
+                    clean(&s.username),
+                    clean(&s.role)
+                );
             }
         }
         StaffCommand::CreateAccount { username, role } => {
@@ -278,42 +288,24 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         }
         StaffCommand::Cases => {
             for k in c.cases().await? {
-                let verified = k.evidence.iter().filter(|e| e.verified).count();
-                println!(
-                    "{}  {:<6} {:<12} conversation {} messages {}-{} ({} reported, {verified} verified)",
-                    k.id,
-                    k.kind,
-                    k.category
-                        .as_deref()
-                        .or(k.reference.as_deref())
-                        .unwrap_or("-"),
-                    k.conversation_id,
-                    k.from_seq,
-                    k.to_seq,
-                    k.reported.len()
-                );
+                println!("{}", case_line(&k));
             }
         }
         StaffCommand::Case { id } => {
             let k = c.case(id).await?;
             println!(
                 "case {} ({}) conversation {} covers messages {}-{}",
-                k.id, k.kind, k.conversation_id, k.from_seq, k.to_seq
+                k.id,
+                clean(&k.kind),
+                k.conversation_id,
+                k.from_seq,
+                k.to_seq
             );
             if let Some(comment) = &k.comment {
-                println!("reporter's comment: {comment}");
+                println!("reporter's comment: {}", quoted(comment));
             }
             for e in &k.evidence {
-                let mark = if e.verified {
-                    format!("verified: sent by {} at {}", e.sender_id, e.sent_at_ms)
-                } else {
-                    "UNVERIFIED".to_owned()
-                };
-                println!(
-                    "  #{} [{mark}] {}",
-                    e.seq,
-                    e.body.as_deref().unwrap_or("(no text given)")
-                );
+                println!("{}", evidence_line(e));
             }
             for r in c.case_requests(id).await? {
                 print_request(&r);
@@ -373,31 +365,69 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
                 read.receipt.index
             );
             for m in &read.messages {
-                println!("#{} {} {}: {}", m.seq, m.sent_at_ms, m.sender_id, body(m));
+                println!("{}", read_line(m));
             }
         }
     }
     Ok(())
 }
 
-fn body(m: &Message) -> &str {
-    match m.state {
-        MessageState::Ok => m.body.as_deref().unwrap_or(""),
-        MessageState::Deleted => "(deleted)",
-        MessageState::Withheld => "(metadata only)",
-        _ => "(unreadable)",
-    }
+/// One line of `staff read`: the message's text quoted (so it cannot pass for more lines
+/// or more fields), or what became of it.
+fn read_line(m: &Message) -> String {
+    let text = match m.state {
+        MessageState::Ok => quoted(m.body.as_deref().unwrap_or("")),
+        MessageState::Deleted => "(deleted)".into(),
+        MessageState::Withheld => "(metadata only)".into(),
+        _ => "(unreadable)".into(),
+    };
+    format!("#{} {} {}: {text}", m.seq, m.sent_at_ms, m.sender_id)
+}
+
+/// One line of `staff case` per reported message: the program's own mark first, then the
+/// reporter's text quoted — a text cannot forge a mark or a line.
+fn evidence_line(e: &wire::Evidence) -> String {
+    let mark = if e.verified {
+        format!("verified: sent by {} at {}", e.sender_id, e.sent_at_ms)
+    } else {
+        "UNVERIFIED".to_owned()
+    };
+    let text = e
+        .body
+        .as_deref()
+        .map_or_else(|| "(no text given)".to_owned(), quoted);
+    format!("  #{} [{mark}] {text}", e.seq)
+}
+
+/// One line of `staff cases`.
+fn case_line(k: &wire::Case) -> String {
+    let verified = k.evidence.iter().filter(|e| e.verified).count();
+    format!(
+        "{}  {:<6} {:<12} conversation {} messages {}-{} ({} reported, {verified} verified)",
+        k.id,
+        clean(&k.kind),
+        clean(
+            k.category
+                .as_deref()
+                .or(k.reference.as_deref())
+                .unwrap_or("-")
+        ),
+        k.conversation_id,
+        k.from_seq,
+        k.to_seq,
+        k.reported.len()
+    )
 }
 
 fn print_change(ch: &wire::StaffChange) {
     println!(
         "staff change {} {} {} role {} {}: {}",
         ch.id,
-        ch.kind,
-        ch.username,
-        ch.role,
+        clean(&ch.kind),
+        clean(&ch.username),
+        clean(&ch.role),
         if ch.active { "active" } else { "inactive" },
-        ch.status
+        clean(&ch.status)
     );
 }
 
@@ -405,12 +435,12 @@ fn print_request(r: &wire::AccessRequest) {
     println!(
         "request {} {} {} messages {}-{} {}: {} ({} of {} approvals{}{})",
         r.id,
-        r.reason,
+        clean(&r.reason),
         r.conversation_id,
         r.from_seq,
         r.to_seq,
-        r.tier,
-        r.status,
+        clean(&r.tier),
+        clean(&r.status),
         r.decisions.iter().filter(|d| d.approve).count(),
         r.required,
         if r.broad { ", broad" } else { "" },
@@ -441,4 +471,58 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::tests::{nasty, one_safe_line};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `staff case`, `staff cases` and `staff read` print any reporter's text, comment
+        /// or message as one line, after the program's own mark.
+        #[test]
+        fn staff_lines_hold_any_text_on_one_line(text in nasty(), verified in any::<bool>()) {
+            let e = wire::Evidence {
+                seq: 2,
+                sender_id: Uuid::nil(),
+                sent_at_ms: 0,
+                body: Some(text.clone()),
+                verified,
+            };
+            let line = evidence_line(&e);
+            prop_assert!(one_safe_line(&line), "{line:?}");
+            let mark = if verified { "  #2 [verified: sent by " } else { "  #2 [UNVERIFIED] \"" };
+            prop_assert!(line.starts_with(mark), "{line:?}");
+            let m = Message {
+                conversation_id: Uuid::nil(),
+                seq: 1,
+                id: Uuid::nil(),
+                client_id: "c".into(),
+                sender_id: Uuid::nil(),
+                sent_at_ms: 0,
+                state: MessageState::Ok,
+                body: Some(text.clone()),
+                franking_key: None,
+            };
+            prop_assert!(one_safe_line(&read_line(&m)));
+            prop_assert!(one_safe_line(&quoted(&text)));
+            let k = wire::Case {
+                id: Uuid::nil(),
+                kind: text.clone(),
+                conversation_id: Uuid::nil(),
+                reporter: None,
+                category: Some(text.clone()),
+                comment: Some(text.clone()),
+                reported: vec![2],
+                evidence: vec![e],
+                from_seq: 1,
+                to_seq: 2,
+                reference: None,
+                opened_at_ms: 0,
+            };
+            prop_assert!(one_safe_line(&case_line(&k)));
+        }
+    }
 }

@@ -232,6 +232,22 @@ async fn the_readme_walkthrough_works_with_the_chat_client() {
         list.contains("alice") && list.contains("hi Alice"),
         "{list}"
     );
+    // A hostile message: one line, escapes shown, no escape byte reaches the terminal.
+    let hostile = "ok\n#9 00:00 alice: forged\x1b[2J\x1b]0;owned\x07\u{202e}txt";
+    c(&["--profile", "bob", "send", "alice", hostile]);
+    let history = c(&["--profile", "alice", "history", "bob"]);
+    assert_eq!(history.lines().count(), 3, "{history}");
+    assert!(
+        !history.contains('\x1b') && !history.contains('\u{202e}'),
+        "{history:?}"
+    );
+    assert!(
+        history.contains("bob: ok\\n#9 00:00 alice: forged\\u{1b}[2J"),
+        "{history}"
+    );
+    let list = c(&["--profile", "alice", "conversations"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(!list.contains('\x1b'), "{list:?}");
     let group = c(&["--profile", "alice", "group", "create", "book club", "bob"]);
     assert!(group.contains("2 members"), "{group}");
 
