@@ -469,6 +469,18 @@ impl ProcessServer {
         Client::new(&self.url, &self.ca).expect("client")
     }
 
+    /// The process's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM in /proc status")
+            * 1024
+    }
+
     /// The port it listens on.
     pub fn listen_addr(&self) -> String {
         self.url.trim_start_matches("https://").to_owned()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use custodia::RawConfig;
 use custodia_sdk::WsMessage;
-use custodia_test::TestServer;
+use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer, TestServer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -245,4 +245,142 @@ async fn a_frame_over_the_limit_closes_with_1009() {
     let (code, reason) = conn.closed_with().expect("a close frame with a code");
     assert_eq!(*code, 1009, "{reason}");
     assert!(reason.contains("131072"), "{reason}");
+}
+
+/// Fires `n` sign-ups from `parallel` tasks at once (each sending its share one after
+/// another) and returns the answers' statuses (0: no HTTP answer, e.g. a connection
+/// refused over the address's cap).
+async fn sign_up_flood(client: &custodia_sdk::Client, n: usize, parallel: usize) -> Vec<u16> {
+    let mut flood = tokio::task::JoinSet::new();
+    for t in 0..parallel {
+        let c = client.clone();
+        flood.spawn(async move {
+            let mut statuses = Vec::new();
+            for i in (t..n).step_by(parallel) {
+                statuses.push(
+                    match c.register(&format!("flood{i}"), PASSWORD, ADULT_DOB).await {
+                        Ok(_) => 201,
+                        Err(e) => e.status().unwrap_or(0),
+                    },
+                );
+            }
+            statuses
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(statuses) = flood.join_next().await {
+        out.extend(statuses.unwrap());
+    }
+    out
+}
+
+/// Alice sends `n` messages over her live connection while `during` runs; bob receives
+/// every one.
+async fn messaging_goes_on<F: std::future::Future>(
+    alice: &mut custodia_sdk::Connection,
+    bob: &mut custodia_sdk::Connection,
+    chat: uuid::Uuid,
+    n: u64,
+    during: F,
+) -> F::Output {
+    let sending = async {
+        for i in 1..=n {
+            alice
+                .send(chat, &format!("{chat}-{i}"), &format!("still here {i}"))
+                .await
+                .unwrap();
+        }
+    };
+    let (out, ()) = tokio::join!(during, sending);
+    let mut got = 0;
+    while got < n {
+        if let custodia_sdk::proto::ServerFrame::Message(m) = common::frame(bob).await
+            && m.body
+                .as_deref()
+                .is_some_and(|b| b.starts_with("still here"))
+        {
+            got += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_sign_up_flood_keeps_memory_flat_and_members_messaging() {
+    const MB: u64 = 1024 * 1024;
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_custodia"));
+    let work = tempfile::tempdir().unwrap();
+    // 1,000 sign-ups at once under the default limit; then, with no limit, 300 sign-ups
+    // that are all hashed (20 at a time, within the address's connection limits).
+    let rounds = [(Some("20"), 1000usize, 1000usize), (None, 300, 20)];
+    for (round, (limit, n, parallel)) in rounds.into_iter().enumerate() {
+        let env: Vec<(String, String)> = limit
+            .map(|l| {
+                (
+                    "CUSTODIA_SIGNUPS_PER_ADDRESS_PER_HOUR".to_owned(),
+                    l.to_owned(),
+                )
+            })
+            .into_iter()
+            .collect();
+        let data = work.path().join(format!("data{round}"));
+        let server = ProcessServer::start_with_env(
+            &bin,
+            &data,
+            None,
+            &work.path().join(format!("log{round}")),
+            &env,
+        );
+        let anon = server.client();
+        let mut signed_in = Vec::new();
+        for name in ["alice", "bob"] {
+            anon.register(name, PASSWORD, ADULT_DOB).await.unwrap();
+            let mut c = server.client();
+            c.login(name, PASSWORD, "d").await.unwrap();
+            signed_in.push(c);
+        }
+        let chat = signed_in[0].open_direct("bob").await.unwrap().id;
+        let mut alice = signed_in[0].connect().await.unwrap();
+        let mut bob = signed_in[1].connect().await.unwrap();
+        common::sync(&mut alice, Default::default()).await;
+        common::sync(&mut bob, Default::default()).await;
+
+        eprintln!(
+            "peak RSS before the flood {} MiB",
+            server.peak_rss_bytes() / MB
+        );
+        let statuses = messaging_goes_on(
+            &mut alice,
+            &mut bob,
+            chat,
+            20,
+            sign_up_flood(&anon, n, parallel),
+        )
+        .await;
+        let created = statuses.iter().filter(|s| **s == 201).count();
+        match limit {
+            // Two of the address's twenty went to alice and bob.
+            Some(_) => {
+                let limited = statuses.iter().filter(|s| **s == 429).count();
+                let refused = statuses.iter().filter(|s| **s == 0).count();
+                eprintln!(
+                    "{created} created, {limited} limited (429), {refused} connections refused"
+                );
+                assert_eq!(created, 18, "{statuses:?}");
+                assert_eq!(created + limited + refused, n, "{statuses:?}");
+            }
+            // Without the limit every sign-up is hashed: memory must still stay flat.
+            None => {
+                eprintln!("{created} of {n} created");
+                assert_eq!(created, n, "{statuses:?}");
+            }
+        }
+        let peak = server.peak_rss_bytes();
+        eprintln!("peak RSS {} MiB", peak / MB);
+        assert!(
+            peak < 150 * MB,
+            "peak RSS {} MiB after {n} parallel sign-ups (limit {limit:?})",
+            peak / MB
+        );
+    }
 }
