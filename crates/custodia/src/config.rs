@@ -38,6 +38,10 @@ pub struct RawConfig {
     /// Open connections per listener from one client address. Default 512.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections_per_address: Option<usize>,
+    /// TLS handshakes in progress per listener from one client address (more are refused
+    /// at once). Default 32.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_handshakes_per_address: Option<usize>,
     /// Seconds a client may take to send a request's head (also how long an idle
     /// keep-alive connection stays open). Default 20.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,6 +243,13 @@ impl RawConfig {
                 .unwrap_or(defaults.max_connections_per_address)
             {
                 0 => bail!("max_connections_per_address must be at least 1"),
+                n => n,
+            },
+            max_handshakes_per_address: match self
+                .max_handshakes_per_address
+                .unwrap_or(defaults.max_handshakes_per_address)
+            {
+                0 => bail!("max_handshakes_per_address must be at least 1"),
                 n => n,
             },
             header_timeout: match self.header_timeout_secs {
@@ -483,7 +494,8 @@ impl RawConfig {
 
 /// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
 /// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 37] = [
+const KEYS: [&str; 38] = [
+    "max_handshakes_per_address",
     "max_connections",
     "max_connections_per_address",
     "header_timeout_secs",

@@ -445,6 +445,39 @@ async fn sign_in_attempts_spread_over_nodes_share_one_budget() {
     assert_eq!(err.status(), Some(429));
 }
 
+#[tokio::test]
+async fn sign_ups_spread_over_nodes_share_one_budget_per_address() {
+    let dep = Deployment::new().await;
+    let nodes: Vec<ProcessServer> = (0..2)
+        .map(|i| {
+            let mut env = dep.env(dep.database.url(), &dep.nats_url);
+            env.push(("CUSTODIA_SIGNUPS_PER_ADDRESS_PER_HOUR".into(), "4".into()));
+            ProcessServer::start_with_env(
+                &bin(),
+                dep.dir.path(),
+                None,
+                &dep.dir.path().join(format!("node{i}.log")),
+                &env,
+            )
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for k in 0..6 {
+        let c = nodes[k % 2].client();
+        statuses.push(
+            match c.register(&format!("new{k}"), PASSWORD, ADULT_DOB).await {
+                Ok(_) => 201,
+                Err(e) => e.status().unwrap_or(0),
+            },
+        );
+    }
+    assert_eq!(
+        statuses,
+        [201, 201, 201, 201, 429, 429],
+        "four sign-ups per address per hour, however many nodes they are spread over"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_message_text_reaches_postgres_nats_or_the_logs() {
     let dep = Deployment::new().await;
