@@ -5,29 +5,20 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use custodia::RawConfig;
 use custodia_sdk::WsMessage;
 use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer, TestServer};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 
 fn connector(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(common::tls_client_config(
+        ca_pem,
+        &[&rustls::version::TLS13],
+    ))
 }
 
 fn addr(server: &TestServer) -> SocketAddr {

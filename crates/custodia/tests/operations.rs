@@ -4,30 +4,13 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 
 use custodia_sdk::Method;
 use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer, TestServer};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn client_config(
-    ca_pem: &[u8],
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
+use common::tls_client_config as client_config;
 
 #[tokio::test]
 async fn only_tls13_is_spoken_and_there_is_no_plaintext_listener() {

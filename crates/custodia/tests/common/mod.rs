@@ -173,3 +173,23 @@ pub fn assert_acked_kept(history: &[Message], acked: &std::collections::HashMap<
     );
     assert_eq!(stored.len(), history.len(), "no client id stored twice");
 }
+
+/// A TLS client configuration trusting the server's CA, speaking only `versions`.
+pub fn tls_client_config(
+    ca_pem: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
