@@ -19,9 +19,6 @@ use crate::franking::FrankingKey;
 const SEALED_V1: u8 = 1;
 /// As v1, with the message's franking key sealed in front of the plaintext.
 const SEALED_V2: u8 = 2;
-/// Format byte of an unsealed body; only the bench build writes or reads it.
-#[cfg(feature = "dangerous-bench-unsealed")]
-const UNSEALED_BENCH: u8 = 0;
 
 /// Why the key service unwraps a key. Every unwrap names one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,13 +171,6 @@ impl KeyService {
         let franking = self.franking(&ctx, franking_key.commit(plaintext));
         let mut payload = Zeroizing::new(franking_key.as_bytes().to_vec());
         payload.extend_from_slice(plaintext);
-        #[cfg(feature = "dangerous-bench-unsealed")]
-        let sealed = {
-            let mut out = vec![UNSEALED_BENCH];
-            out.extend_from_slice(&payload);
-            SealedBody(out)
-        };
-        #[cfg(not(feature = "dangerous-bench-unsealed"))]
         let sealed = {
             let dek = self.dek(ctx.conversation, ctx.epoch, true).await?;
             let mut out = vec![SEALED_V2];
@@ -211,8 +201,6 @@ impl KeyService {
                 dek.open(rest, &self.body_aad(&ctx))
                     .ok_or(KeyError::Unreadable)?
             }
-            #[cfg(feature = "dangerous-bench-unsealed")]
-            Some((&UNSEALED_BENCH, rest)) => Zeroizing::new(rest.to_vec()),
             _ => return Err(KeyError::Unreadable),
         };
         let v1 = sealed.0.first() == Some(&SEALED_V1);

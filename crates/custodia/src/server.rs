@@ -71,9 +71,6 @@ impl Running {
 
 /// Creates or opens the data directory, then starts listening.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    #[cfg(feature = "dangerous-bench-unsealed")]
-    tracing::warn!("DANGEROUS bench build: message bodies are stored WITHOUT sealing");
-
     let dir = DataDir::open(&config.data_dir)?;
     let (keyring, first_start) =
         Keyring::load_or_create(&dir.keyring(), config.keyring_passphrase.as_ref())
