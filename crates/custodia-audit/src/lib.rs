@@ -90,6 +90,8 @@ pub struct Receipt {
     pub proof: Vec<Hash>,
     /// The signed checkpoint (a C2SP signed note) the proof is against.
     pub checkpoint: String,
+    /// The entry's bytes, as hashed into the tree (public; names subjects by pseudonym).
+    pub entry: Vec<u8>,
 }
 
 /// The audit log of one deployment.
@@ -149,7 +151,10 @@ impl AuditLog {
         let leaf = leaf_hash(&entry);
         let index = self
             .store
-            .append_entries(vec![LogAppend { entry, record }])
+            .append_entries(vec![LogAppend {
+                entry: entry.clone(),
+                record,
+            }])
             .await?;
         let (size, checkpoint) = self.checkpoint_covering(index + 1).await?;
         let proof = self.store.log_inclusion_proof(index, size).await?;
@@ -158,6 +163,7 @@ impl AuditLog {
             leaf_hash: leaf,
             proof,
             checkpoint,
+            entry,
         })
     }
 

@@ -12,7 +12,7 @@ use custodia_core::{
     CaseId, CaseKind, ConversationId, DataTier, ReasonCode, RequestId, RequestStatus, StaffId,
     StaffRole, Timestamp,
 };
-use custodia_keys::{LoggedAccess, Purpose};
+use custodia_keys::Purpose;
 use custodia_service::{MessageView, ServiceError, ServiceResult, metadata_of, open_message};
 use custodia_store::{AccessRequestRecord, DecisionRecord, SeqRange, StaffRecord, StoreError};
 use sha2::{Digest, Sha256};
@@ -533,12 +533,15 @@ impl Governance {
                 .set_request_status(r.id, RequestStatus::Approved, RequestStatus::Active)
                 .await;
         }
-        let access = LoggedAccess::new(r.id, receipt.index);
+        // The key service checks the receipt itself: only a read the log shows is opened.
+        let access = inner
+            .keys
+            .verify_logged_read(&receipt, r.id, r.conversation_id)?;
         let mut messages = Vec::with_capacity(stored.len());
         for m in stored {
             messages.push(match r.tier {
                 DataTier::Content => {
-                    open_message(&inner.keys, Purpose::StaffAccess(access), m).await
+                    open_message(&inner.keys, Purpose::StaffAccess(access.clone()), m).await
                 }
                 _ => metadata_of(&m),
             });

@@ -65,8 +65,12 @@ impl KeyService {
         ctx: AttachmentContext<'_>,
         sealed: &SealedAttachment,
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        if let Purpose::StaffAccess(a) = purpose {
-            tracing::info!(grant = %a.grant(), log_index = a.log_index(), "unwrapping an attachment for a logged staff access");
+        if let Purpose::StaffAccess(_) = purpose {
+            // A logged read names messages by sequence number, not files: until it names
+            // the attachments it covers, none is opened for staff (fail closed).
+            return Err(KeyError::NotLogged(
+                "a logged read does not name attachments",
+            ));
         }
         let aad = self.attachment_aad(&ctx);
         let dek = self.dek(ctx.conversation, ctx.epoch, false).await?;

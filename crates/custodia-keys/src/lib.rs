@@ -11,18 +11,21 @@
 //! - `service` — [`KeyService`]: seal, open, the DEK cache.
 //! - `totp` — staff TOTP secrets, sealed under the KEK and checked here.
 //! - `attachments` — files under their own keys, key-committing.
+//! - `logged` — staff unwraps only against the audit log's receipt for the read.
 //! - `franking` — per-message commitments and server tags, so reports can be verified.
 
 mod aead;
 mod attachments;
 mod franking;
 mod keyring;
+mod logged;
 mod service;
 mod totp;
 
 pub use attachments::{AttachmentContext, SealedAttachment};
 pub use franking::FrankingKey;
 pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
+pub use logged::{LogAuthority, LoggedAccess};
 pub use service::{
-    CacheLimits, KeyError, KeyService, LoggedAccess, MessageContext, Opened, Purpose, SealedMessage,
+    CacheLimits, KeyError, KeyService, MessageContext, Opened, Purpose, SealedMessage,
 };

@@ -5,13 +5,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use custodia_core::{
-    CaseId, Clock, ConversationId, DeploymentId, Epoch, MessageId, RequestId, Timestamp, UserId,
+    CaseId, Clock, ConversationId, DeploymentId, Epoch, MessageId, Timestamp, UserId,
 };
 use custodia_store::{DekStore, Franking, SealedBody, StoreError, WrappedDek};
 use lru::LruCache;
 use zeroize::Zeroizing;
 
 use crate::Keyring;
+use crate::LoggedAccess;
 use crate::aead::SecretKey;
 use crate::franking::FrankingKey;
 
@@ -21,7 +22,7 @@ const SEALED_V1: u8 = 1;
 const SEALED_V2: u8 = 2;
 
 /// Why the key service unwraps a key. Every unwrap names one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Purpose {
     /// Delivering a message to an authenticated member of its conversation.
@@ -29,34 +30,9 @@ pub enum Purpose {
         /// The member it is delivered to.
         reader: UserId,
     },
-    /// A staff read within an access grant, already recorded in the audit log.
+    /// A staff read within an access grant, already recorded in the audit log and
+    /// checked against its receipt (see [`KeyService::verify_logged_read`]).
     StaffAccess(LoggedAccess),
-}
-
-/// A staff access that the audit log has durably recorded: the grant, and the index of
-/// the log entry naming exactly what is read. Only made after the append returned, so the
-/// key service never unwraps for staff what the log does not already show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoggedAccess {
-    grant: RequestId,
-    log_index: u64,
-}
-
-impl LoggedAccess {
-    /// The access logged at `log_index` under `grant` (call only with a receipt in hand).
-    pub fn new(grant: RequestId, log_index: u64) -> Self {
-        Self { grant, log_index }
-    }
-
-    /// The grant.
-    pub fn grant(&self) -> RequestId {
-        self.grant
-    }
-
-    /// The audit log entry.
-    pub fn log_index(&self) -> u64 {
-        self.log_index
-    }
 }
 
 /// What a sealed body is bound to. Opening with any other context fails.
@@ -72,6 +48,9 @@ pub struct MessageContext<'a> {
     pub sender: UserId,
     /// When the server accepted it (bound into the franking tag).
     pub sent_at: Timestamp,
+    /// Its sequence number, once stored (not bound into the seal; a staff unwrap opens
+    /// only the sequence numbers its logged read names).
+    pub seq: Option<u64>,
 }
 
 /// A message as the key service sealed it: the sealed body, its franking, and the
@@ -119,6 +98,9 @@ pub enum KeyError {
     /// A TOTP secret could not be made or used.
     #[error("TOTP: {0}")]
     Totp(&'static str),
+    /// A staff unwrap without a receipt that proves the read is in the audit log.
+    #[error("not a logged staff read: {0}")]
+    NotLogged(&'static str),
     /// The key store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -138,6 +120,8 @@ pub struct KeyService {
     max_age: Duration,
     // std Mutex: held only for a map lookup or insert, never across an await.
     cache: Mutex<LruCache<(ConversationId, Epoch), Cached>>,
+    /// The audit log staff unwraps are checked against; none: staff unwraps are refused.
+    pub(crate) log_authority: Option<crate::LogAuthority>,
 }
 
 impl KeyService {
@@ -156,7 +140,14 @@ impl KeyService {
             clock,
             max_age: limits.max_age,
             cache: Mutex::new(LruCache::new(limits.capacity)),
+            log_authority: None,
         }
+    }
+
+    /// The same service, accepting staff unwraps only with receipts of this audit log.
+    pub fn with_log_authority(mut self, authority: crate::LogAuthority) -> Self {
+        self.log_authority = Some(authority);
+        self
     }
 
     /// Seals a new message body with a fresh franking key, creating the epoch's DEK if it
@@ -192,7 +183,12 @@ impl KeyService {
         ctx: MessageContext<'_>,
         sealed: &SealedBody,
     ) -> Result<Opened, KeyError> {
-        if let Purpose::StaffAccess(a) = purpose {
+        if let Purpose::StaffAccess(a) = &purpose {
+            if !ctx.seq.is_some_and(|seq| a.covers(ctx.conversation, seq)) {
+                return Err(KeyError::NotLogged(
+                    "the logged read does not name this message",
+                ));
+            }
             tracing::info!(grant = %a.grant(), log_index = a.log_index(), "unwrapping for a logged staff access");
         }
         let payload = match sealed.0.split_first() {

@@ -100,6 +100,7 @@ fn ctx(
         message,
         sender,
         sent_at: Timestamp::from_millis(1_795_435_200_000),
+        seq: Some(1),
     }
 }
 
@@ -124,7 +125,7 @@ async fn a_sealed_body_opens_only_in_its_own_context() {
     let sealed = message.sealed.clone();
     assert!(!sealed.0.windows(13).any(|w| w == b"the plaintext"));
     let opened = keys
-        .open(purpose, ctx(conv, &epoch, msg, sender), &sealed)
+        .open(purpose.clone(), ctx(conv, &epoch, msg, sender), &sealed)
         .await
         .unwrap();
     assert_eq!(&opened.body[..], b"the plaintext");
@@ -136,13 +137,17 @@ async fn a_sealed_body_opens_only_in_its_own_context() {
 
     let other_msg = keys
         .open(
-            purpose,
+            purpose.clone(),
             ctx(conv, &epoch, MessageId::new(), sender),
             &sealed,
         )
         .await;
     let other_sender = keys
-        .open(purpose, ctx(conv, &epoch, msg, UserId::new()), &sealed)
+        .open(
+            purpose.clone(),
+            ctx(conv, &epoch, msg, UserId::new()),
+            &sealed,
+        )
         .await;
     assert!(
         matches!(other_msg, Err(KeyError::Unreadable)),
@@ -154,7 +159,7 @@ async fn a_sealed_body_opens_only_in_its_own_context() {
     );
     let other_conv = keys
         .open(
-            purpose,
+            purpose.clone(),
             ctx(ConversationId::new(), &epoch, msg, sender),
             &sealed,
         )
@@ -165,14 +170,18 @@ async fn a_sealed_body_opens_only_in_its_own_context() {
     );
     let next_month = Epoch::from_label("m2026-12".into());
     let other_epoch = keys
-        .open(purpose, ctx(conv, &next_month, msg, sender), &sealed)
+        .open(
+            purpose.clone(),
+            ctx(conv, &next_month, msg, sender),
+            &sealed,
+        )
         .await;
     assert!(matches!(other_epoch, Err(KeyError::NoKey)));
 
     // The same keyring and store under another deployment id cannot open it either.
     let elsewhere = f.service(DeploymentId::new(), 16);
     let moved = elsewhere
-        .open(purpose, ctx(conv, &epoch, msg, sender), &sealed)
+        .open(purpose.clone(), ctx(conv, &epoch, msg, sender), &sealed)
         .await;
     assert!(matches!(moved, Err(KeyError::Unreadable)));
 
@@ -180,7 +189,7 @@ async fn a_sealed_body_opens_only_in_its_own_context() {
     *flipped.last_mut().unwrap() ^= 1;
     let tampered = keys
         .open(
-            purpose,
+            purpose.clone(),
             ctx(conv, &epoch, msg, sender),
             &SealedBody(flipped),
         )
@@ -213,7 +222,7 @@ async fn the_dek_cache_is_bounded_in_age_and_size() {
 
     // Older than max_age: unwrapped again from the store.
     f.clock.advance(Duration::from_secs(61));
-    keys.open(purpose, ctx(a, &epoch, m, sender), &again)
+    keys.open(purpose.clone(), ctx(a, &epoch, m, sender), &again)
         .await
         .unwrap();
     assert_eq!(f.reads(), reads_after_create + 1);
@@ -223,14 +232,18 @@ async fn the_dek_cache_is_bounded_in_age_and_size() {
         .await
         .unwrap();
     let before = f.reads();
-    keys.open(purpose, ctx(a, &epoch, m, sender), &again)
+    keys.open(purpose.clone(), ctx(a, &epoch, m, sender), &again)
         .await
         .unwrap();
     assert_eq!(f.reads(), before + 1, "a's key was evicted and read again");
     assert!(
-        keys.open(purpose, ctx(a, &epoch, MessageId::new(), sender), &sealed_a)
-            .await
-            .is_err()
+        keys.open(
+            purpose.clone(),
+            ctx(a, &epoch, MessageId::new(), sender),
+            &sealed_a
+        )
+        .await
+        .is_err()
     );
 }
 

@@ -96,6 +96,7 @@ impl Service {
             message: msg_id,
             sender: who.user_id,
             sent_at,
+            seq: None,
         };
         let sealed = inner.keys.seal(ctx, body.as_str().as_bytes()).await?;
         let new = NewMessage {
@@ -318,6 +319,7 @@ pub async fn open_message(keys: &KeyService, purpose: Purpose, m: StoredMessage)
         return view_of(&m, Content::Deleted);
     };
     let ctx = context_of(&m);
+    let delivery = matches!(purpose, Purpose::Delivery { .. });
     let opened = keys.open(purpose, ctx, sealed).await;
     let (content, franking_key) = match opened {
         Ok(o) => {
@@ -336,7 +338,7 @@ pub async fn open_message(keys: &KeyService, purpose: Purpose, m: StoredMessage)
     };
     let mut view = view_of(&m, content);
     // Only members get the franking key: it is theirs to disclose when reporting.
-    view.franking_key = franking_key.filter(|_| matches!(purpose, Purpose::Delivery { .. }));
+    view.franking_key = franking_key.filter(|_| delivery);
     view
 }
 
@@ -348,6 +350,7 @@ pub fn context_of(m: &StoredMessage) -> MessageContext<'_> {
         message: m.id,
         sender: m.sender_id,
         sent_at: m.sent_at,
+        seq: Some(m.seq),
     }
 }
 

@@ -107,13 +107,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_witnesses(witnesses, config.witness_quorum),
     );
     let clock = Arc::new(SystemClock);
-    let keys = Arc::new(KeyService::new(
-        deployment,
-        keyring,
-        storage.deks.clone(),
-        clock.clone(),
-        config.dek_cache,
-    ));
+    // Staff unwraps are checked against this log's receipts, by the key service itself.
+    let authority = custodia_keys::LogAuthority::new(
+        audit.verifier(),
+        config.witnesses.iter().map(|w| w.key.clone()).collect(),
+        config.witness_quorum,
+        dir.pseudonym_key()?,
+    );
+    let keys = Arc::new(
+        KeyService::new(
+            deployment,
+            keyring,
+            storage.deks.clone(),
+            clock.clone(),
+            config.dek_cache,
+        )
+        .with_log_authority(authority),
+    );
     let hub = Hub::new();
     let nats = match &config.fanout {
         FanoutConfig::Local => None,

@@ -13,7 +13,7 @@ use custodia_core::{
     Password, StaffRole, Timestamp, Username,
 };
 use custodia_governance::{Governance, GovernanceConfig, NewStaff, StaffPrincipal};
-use custodia_keys::{CacheLimits, KeyService, Keyring};
+use custodia_keys::{CacheLimits, KeyService, Keyring, LogAuthority};
 use custodia_service::{Hub, LocalFanout, Principal, Service, ServiceConfig, ServiceError};
 use custodia_store::{NoObserver, Storage};
 use custodia_store_sqlite::SqliteStore;
@@ -27,6 +27,8 @@ pub struct Fixture {
     founder_uris: std::sync::Mutex<Vec<(StaffRole, String)>>,
     pub clock: Arc<ManualClock>,
     pub audit: Arc<AuditLog>,
+    pub keys: Arc<KeyService>,
+    pub storage: Storage,
     pub gov: Governance,
     pub service: Service,
 }
@@ -57,22 +59,30 @@ impl Fixture {
         let storage = Storage::from_backend(sqlite);
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_795_435_200_000)));
         let (keyring, _) = Keyring::load_or_create(&dir.path().join("keyring"), None).unwrap();
-        let keys = Arc::new(KeyService::new(
-            DeploymentId::new(),
-            keyring,
-            storage.deks.clone(),
-            clock.clone(),
-            CacheLimits {
-                capacity: NonZeroUsize::new(16).unwrap(),
-                max_age: Duration::from_secs(60),
-            },
-        ));
         let audit = Arc::new(AuditLog::new(
             storage.log.clone(),
             custodia_tlog::NoteSigner::generate("test/audit").unwrap(),
             "test/audit",
             PseudonymKey::from_bytes([9; 32]),
         ));
+        let keys = Arc::new(
+            KeyService::new(
+                DeploymentId::new(),
+                keyring,
+                storage.deks.clone(),
+                clock.clone(),
+                CacheLimits {
+                    capacity: NonZeroUsize::new(16).unwrap(),
+                    max_age: Duration::from_secs(60),
+                },
+            )
+            .with_log_authority(LogAuthority::new(
+                audit.verifier(),
+                Vec::new(),
+                0,
+                PseudonymKey::from_bytes([9; 32]),
+            )),
+        );
         let gov = Governance::new(
             storage.clone(),
             keys.clone(),
@@ -82,8 +92,8 @@ impl Fixture {
         );
         let hub = Hub::new();
         let service = Service::new(
-            storage,
-            keys,
+            storage.clone(),
+            keys.clone(),
             clock.clone(),
             hub.clone(),
             Arc::new(LocalFanout(hub)),
@@ -94,6 +104,8 @@ impl Fixture {
             founder_uris: std::sync::Mutex::new(Vec::new()),
             clock,
             audit,
+            keys,
+            storage,
             gov,
             service,
         }
