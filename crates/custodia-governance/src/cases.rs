@@ -213,7 +213,12 @@ impl Governance {
         signal: &custodia_service::Signal,
     ) -> ServiceResult<CaseId> {
         let inner = &self.inner;
-        let id = CaseId::new();
+        // One case per flagged message, whoever opens it and however often: its id is
+        // derived from the message, so a retried signal finds the case it already opened.
+        let id = signal_case_id(message.conversation_id, message.seq);
+        if inner.store.cases.case(id).await?.is_some() {
+            return Ok(id);
+        }
         let seq = message.seq;
         let case = CaseRecord {
             id,
@@ -510,9 +515,21 @@ impl custodia_service::Signals for Governance {
         &self,
         message: custodia_service::MessageView,
         signal: custodia_service::Signal,
-    ) {
-        if let Err(e) = self.open_signal_case(&message, &signal).await {
-            tracing::error!(error = %e, conversation = %message.conversation_id, seq = message.seq, "a text-rule signal could not open its case");
-        }
+    ) -> ServiceResult<()> {
+        self.open_signal_case(&message, &signal).await.map(drop)
     }
+}
+
+/// The id of the signal case of message `seq` of `conversation`: a UUID (version 8,
+/// RFC 9562) made from a SHA-256 of the two, so every node derives the same one.
+fn signal_case_id(conversation: custodia_core::ConversationId, seq: u64) -> CaseId {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"custodia/signal-case/v1\0");
+    h.update(conversation.as_bytes());
+    h.update(seq.to_be_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    CaseId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }

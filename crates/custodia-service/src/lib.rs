@@ -146,6 +146,8 @@ struct Inner {
     signals: Option<Arc<dyn Signals>>,
     /// The text rules, if configured.
     text_rules: Option<Arc<TextRules>>,
+    /// Wakes the signal worker when a send stored a signal in the outbox.
+    signal_wakeup: tokio::sync::Notify,
     /// The PDQ lists' index.
     pdq: images::PdqLists,
     // std Mutex: held for one cache lookup or insert, never across an await.
@@ -188,6 +190,7 @@ impl Service {
                 sends_first_contact,
                 signals: None,
                 text_rules: None,
+                signal_wakeup: tokio::sync::Notify::new(),
                 pdq: images::PdqLists::new(),
                 births: std::sync::Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(100_000).unwrap_or(std::num::NonZeroUsize::MIN),

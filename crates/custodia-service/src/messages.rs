@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use custodia_core::{ClientMsgId, ConversationId, MessageBody, MessageId, Timestamp, UserId};
 use custodia_keys::{FrankingKey, KeyService, MessageContext, Purpose};
-use custodia_store::{Appended, NewMessage, SeqRange, StoredMessage};
+use custodia_store::{Appended, FlaggedSignal, NewMessage, SeqRange, StoredMessage};
 
 use crate::{Event, Principal, Service, ServiceError, ServiceResult};
 
@@ -99,6 +99,19 @@ impl Service {
             seq: None,
         };
         let sealed = inner.keys.seal(ctx, body.as_str().as_bytes()).await?;
+        // A text-rule signal is stored with the message, in the same commit (the outbox);
+        // the signal worker opens its case afterwards, retrying until it exists.
+        let signal = inner
+            .signals
+            .as_ref()
+            .and(inner.text_rules.as_ref())
+            .and_then(|rules| rules.evaluate(body.as_str()))
+            .map(|s| FlaggedSignal {
+                rules: s.rules,
+                category: s.category,
+                score: s.score,
+            });
+        let flagged = signal.is_some();
         let new = NewMessage {
             id: msg_id,
             conversation_id: id,
@@ -108,19 +121,13 @@ impl Service {
             epoch,
             sealed: sealed.sealed,
             franking: sealed.franking,
+            signal,
         };
         match inner.store.messages.append(new).await? {
             Appended::New(stored) => {
-                let signal = inner
-                    .text_rules
-                    .as_ref()
-                    .and_then(|rules| rules.evaluate(body.as_str()))
-                    .zip(inner.signals.clone());
                 let mut view = view_of(&stored, Content::Text(body));
-                if let Some((signal, sink)) = signal {
-                    // After the commit, off the send path: the signal opens a case.
-                    let flagged = view_of(&stored, Content::Withheld);
-                    tokio::spawn(async move { sink.flagged(flagged, signal).await });
+                if flagged {
+                    inner.signal_wakeup.notify_one();
                 }
                 view.franking_key = Some(sealed.franking_key);
                 inner

@@ -40,8 +40,10 @@ pub struct Signal {
 /// Where signals go (the governance service opens cases).
 #[async_trait]
 pub trait Signals: Send + Sync {
-    /// `message` (already stored and acknowledged) matched the text rules.
-    async fn flagged(&self, message: MessageView, signal: Signal);
+    /// `message` (already stored and acknowledged) matched the text rules: open its case.
+    /// Called until it succeeds (the signal waits in the outbox meanwhile), so it must be
+    /// idempotent: a second call for the same message must not open a second case.
+    async fn flagged(&self, message: MessageView, signal: Signal) -> crate::ServiceResult<()>;
     /// An upload matched a hash list; it is kept, sealed, as evidence.
     async fn file_matched(&self, matched: crate::HashMatch);
 }
@@ -147,6 +149,78 @@ impl TextRules {
             rules: hits.iter().map(|r| r.name.clone()).collect(),
             category: top.category,
             score,
+        })
+    }
+}
+
+/// Signals read from the outbox per round.
+const OUTBOX_BATCH: u32 = 64;
+/// How long the worker waits before retrying a signal whose case could not be opened.
+const OUTBOX_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl crate::Service {
+    /// Opens the cases of the signals waiting in the outbox, oldest first, and removes each
+    /// once its case exists. Stops at the first that fails (it stays, to be retried).
+    /// Returns how many were handled.
+    pub async fn drain_signals(&self) -> crate::ServiceResult<usize> {
+        let inner = &self.inner;
+        let Some(sink) = inner.signals.clone() else {
+            return Ok(0);
+        };
+        let mut handled = 0;
+        loop {
+            let pending = inner.store.messages.pending_signals(OUTBOX_BATCH).await?;
+            if pending.is_empty() {
+                return Ok(handled);
+            }
+            for p in pending {
+                let message = inner
+                    .store
+                    .messages
+                    .message(p.conversation_id, p.seq)
+                    .await?;
+                if let Some(m) = message {
+                    let view = crate::metadata_of(&m);
+                    let signal = Signal {
+                        rules: p.signal.rules.clone(),
+                        category: p.signal.category,
+                        score: p.signal.score,
+                    };
+                    sink.flagged(view, signal).await?;
+                }
+                inner
+                    .store
+                    .messages
+                    .signal_handled(p.conversation_id, p.seq)
+                    .await?;
+                handled += 1;
+            }
+        }
+    }
+
+    /// Runs [`Service::drain_signals`] at start, after every send that stored a signal,
+    /// and every few seconds while any could not be handled, until `stop` resolves.
+    pub fn spawn_signal_worker(
+        &self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            loop {
+                let retry = match service.drain_signals().await {
+                    Ok(_) => false,
+                    Err(e) => {
+                        tracing::error!(error = %e, "a text-rule signal could not open its case yet; retrying");
+                        true
+                    }
+                };
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = service.inner.signal_wakeup.notified() => {}
+                    () = tokio::time::sleep(OUTBOX_RETRY), if retry => {}
+                }
+            }
         })
     }
 }

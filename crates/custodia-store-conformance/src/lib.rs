@@ -16,10 +16,10 @@ use custodia_core::{
     WhoCanMessage,
 };
 use custodia_store::{
-    AccessRequestRecord, AddMember, Appended, CaseRecord, DecisionRecord, Franking, HashKind,
-    NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange, SessionRecord,
-    StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord, Storage,
-    StoreError, TokenHash, UserRecord, WrappedDek,
+    AccessRequestRecord, AddMember, Appended, CaseRecord, DecisionRecord, FlaggedSignal, Franking,
+    HashKind, NewConversation, NewMessage, PendingSignal, SealedBody, SealedTotp, SeqRange,
+    SessionRecord, StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord,
+    Storage, StoreError, TokenHash, UserRecord, WrappedDek,
 };
 
 const T0: Timestamp = Timestamp::from_millis(1_795_435_200_000);
@@ -40,6 +40,7 @@ where
     history_pages_both_ways_and_tombstones_destroy_bodies(&fresh().await).await;
     the_first_wrapped_dek_stored_wins(&fresh().await).await;
     a_totp_step_is_used_once(&fresh().await).await;
+    a_signal_is_stored_with_its_message_and_kept_until_handled(&fresh().await).await;
     an_enrolment_code_works_once_and_credentials_change_only_when_enrolled(&fresh().await).await;
     a_staff_change_is_decided_once_and_applied_with_its_decision(&fresh().await).await;
     a_decision_is_recorded_once_and_only_from_the_state_seen(&fresh().await).await;
@@ -99,6 +100,7 @@ fn message(conv: ConversationId, sender: UserId, client: &str) -> NewMessage {
             commitment: [1; 32],
             tag: vec![2; 36],
         },
+        signal: None,
     }
 }
 
@@ -302,6 +304,40 @@ async fn the_first_wrapped_dek_stored_wins(s: &Storage) {
         "a racing writer gets the stored key"
     );
     assert_eq!(s.deks.wrapped_dek(c, &epoch).await.unwrap(), Some(a));
+}
+
+async fn a_signal_is_stored_with_its_message_and_kept_until_handled(s: &Storage) {
+    let u = users(s, &["sig1", "sig2"]).await;
+    let conv = conversation(s, &u, ConversationKind::Direct).await;
+    let signal = FlaggedSignal {
+        rules: vec!["grooming phrase".into(), "age question".into()],
+        category: custodia_core::ReportCategory::ChildSafety,
+        score: 7,
+    };
+    s.messages
+        .append(message(conv, u[0], "plain"))
+        .await
+        .unwrap();
+    let flagged = NewMessage {
+        signal: Some(signal.clone()),
+        ..message(conv, u[0], "flagged")
+    };
+    s.messages.append(flagged.clone()).await.unwrap();
+    // A retry of the same send stores nothing twice.
+    s.messages.append(flagged).await.unwrap();
+    let pending = s.messages.pending_signals(10).await.unwrap();
+    assert_eq!(
+        pending,
+        vec![PendingSignal {
+            conversation_id: conv,
+            seq: 2,
+            signal,
+        }],
+        "exactly the flagged message's signal waits, with its rule names"
+    );
+    assert!(s.messages.signal_handled(conv, 2).await.unwrap());
+    assert!(!s.messages.signal_handled(conv, 2).await.unwrap());
+    assert!(s.messages.pending_signals(10).await.unwrap().is_empty());
 }
 
 async fn a_totp_step_is_used_once(s: &Storage) {

@@ -29,14 +29,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use custodia_core::{
-    ConversationId, ConversationKind, Epoch, MemberRole, SessionId, Timestamp, UserId, Username,
-    redact_url,
+    ConversationId, ConversationKind, Epoch, MemberRole, ReportCategory, SessionId, Timestamp,
+    UserId, Username, redact_url,
 };
 use custodia_store::{
     AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
-    ConversationSummary, DekStore, Health, MemberRecord, MessageStore, NewConversation, NewMessage,
-    SeqRange, SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage, TokenHash,
-    UserRecord, WrappedDek,
+    ConversationSummary, DekStore, FlaggedSignal, Health, MemberRecord, MessageStore,
+    NewConversation, NewMessage, PendingSignal, SeqRange, SessionRecord, SessionStore, StoreError,
+    StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 use sqlx::AssertSqlSafe;
 use sqlx::PgPool;
@@ -608,6 +608,23 @@ impl MessageStore for PgStore {
                             )),
                         };
                     };
+                    if let Some(signal) = &m.signal {
+                        // In the same transaction as the message: both or neither.
+                        sqlx::query(
+                            "INSERT INTO signal_outbox \
+                             (conversation_id, seq, rules, category, score, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(m.conversation_id.as_uuid())
+                        .bind(seq)
+                        .bind(signal.rules_text())
+                        .bind(signal.category.as_str())
+                        .bind(i64::from(signal.score))
+                        .bind(m.sent_at.as_millis())
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    }
                     let seq = u64::try_from(seq)
                         .map_err(|_| StoreError::Corrupt("negative sequence".into()))?;
                     Ok(Appended::New(StoredMessage {
@@ -684,6 +701,39 @@ impl MessageStore for PgStore {
         )
         .await
         .map(|n| n > 0)
+    }
+
+    async fn pending_signals(&self, limit: u32) -> StoreResult<Vec<PendingSignal>> {
+        self.list(
+            sqlx::query(
+                "SELECT conversation_id, seq, rules, category, score FROM signal_outbox \
+                 ORDER BY created_at, conversation_id, seq LIMIT $1",
+            )
+            .bind(i64::from(limit)),
+            |row| {
+                Ok(PendingSignal {
+                    conversation_id: ConversationId::from_uuid(rows::uuid(row, "conversation_id")?),
+                    seq: rows::unsigned(row, "seq")?,
+                    signal: FlaggedSignal {
+                        rules: FlaggedSignal::rules_from_text(&rows::get::<String>(row, "rules")?),
+                        category: rows::named(row, "category", ReportCategory::parse)?,
+                        score: u32::try_from(rows::get::<i64>(row, "score")?)
+                            .map_err(|_| rows::corrupt("score"))?,
+                    },
+                })
+            },
+        )
+        .await
+    }
+
+    async fn signal_handled(&self, id: ConversationId, seq: u64) -> StoreResult<bool> {
+        self.statement(
+            Lock::Conversation(*id.as_uuid()),
+            "DELETE FROM signal_outbox WHERE conversation_id = $1 AND seq = $2",
+            move |q| q.bind(*id.as_uuid()).bind(i(seq)),
+        )
+        .await
+        .map(|n| n == 1)
     }
 }
 

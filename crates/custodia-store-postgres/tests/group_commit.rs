@@ -79,6 +79,7 @@ async fn concurrent_appends_share_commits() {
                             commitment: [2; 32],
                             tag: vec![3; 32],
                         },
+                        signal: None,
                     })
                     .await
                     .unwrap()

@@ -26,13 +26,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use custodia_core::{
-    ConversationId, ConversationKind, Epoch, MemberRole, SessionId, Timestamp, UserId, Username,
+    ConversationId, ConversationKind, Epoch, MemberRole, ReportCategory, SessionId, Timestamp,
+    UserId, Username,
 };
 use custodia_store::{
     AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
-    ConversationSummary, DekStore, Health, LogAppend, LogStore, MemberRecord, MessageStore,
-    NewConversation, NewMessage, SeqRange, SessionRecord, SessionStore, StoreError, StoreResult,
-    StoredMessage, TokenHash, UserRecord, WrappedDek,
+    ConversationSummary, DekStore, FlaggedSignal, Health, LogAppend, LogStore, MemberRecord,
+    MessageStore, NewConversation, NewMessage, PendingSignal, SeqRange, SessionRecord,
+    SessionStore, StoreError, StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::Semaphore;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_pdq.sql"),
     include_str!("../migrations/0011_rate_buckets.sql"),
     include_str!("../migrations/0012_staff_changes.sql"),
+    include_str!("../migrations/0013_signal_outbox.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;
@@ -558,6 +560,23 @@ impl MessageStore for SqliteStore {
                 )
                 .and_then(|mut s| s.execute(params![seq, m.conversation_id.as_uuid(), m.sender_id.as_uuid()]))
                 .map_err(map_err)?;
+                if let Some(signal) = &m.signal {
+                    c.prepare_cached(
+                        "INSERT INTO signal_outbox (conversation_id, seq, rules, category, score, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            m.conversation_id.as_uuid(),
+                            seq,
+                            signal.rules_text(),
+                            signal.category.as_str(),
+                            signal.score,
+                            m.sent_at.as_millis()
+                        ])
+                    })
+                    .map_err(map_err)?;
+                }
                 let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative sequence".into()))?;
                 Ok(Appended::New(StoredMessage {
                     id: m.id,
@@ -633,6 +652,47 @@ impl MessageStore for SqliteStore {
                     params![at.as_millis(), id.as_uuid(), seq_param(seq)],
                 )
                 .map(|n| n > 0)
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn pending_signals(&self, limit: u32) -> StoreResult<Vec<PendingSignal>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT conversation_id, seq, rules, category, score FROM signal_outbox \
+                 ORDER BY created_at, conversation_id, seq LIMIT ?1",
+            )?
+            .query_map([limit], |r| {
+                let category: String = r.get(3)?;
+                Ok(PendingSignal {
+                    conversation_id: ConversationId::from_uuid(r.get(0)?),
+                    seq: u64::try_from(r.get::<_, i64>(1)?).map_err(|_| {
+                        rusqlite::Error::InvalidColumnName("negative sequence".into())
+                    })?,
+                    signal: FlaggedSignal {
+                        rules: FlaggedSignal::rules_from_text(&r.get::<_, String>(2)?),
+                        category: ReportCategory::parse(&category).map_err(|_| {
+                            rusqlite::Error::InvalidColumnName("undecodable category".into())
+                        })?,
+                        score: r.get(4)?,
+                    },
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn signal_handled(&self, id: ConversationId, seq: u64) -> StoreResult<bool> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "DELETE FROM signal_outbox WHERE conversation_id = ?1 AND seq = ?2",
+                    params![id.as_uuid(), seq],
+                )
+                .map(|n| n == 1)
                 .map_err(map_err)
             })
             .await

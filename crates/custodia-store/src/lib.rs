@@ -19,10 +19,11 @@ mod traits;
 pub use error::{StoreError, StoreResult};
 pub use records::{
     AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
-    ConversationRecord, ConversationSummary, DecisionRecord, EvidenceRecord, Franking, HashKind,
-    LogAppend, MemberRecord, NewConversation, NewMessage, SealedBody, SealedTotp, SeqRange,
-    SessionRecord, StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord,
-    StoredMessage, TokenHash, UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
+    ConversationRecord, ConversationSummary, DecisionRecord, EvidenceRecord, FlaggedSignal,
+    Franking, HashKind, LogAppend, MemberRecord, NewConversation, NewMessage, PendingSignal,
+    SealedBody, SealedTotp, SeqRange, SessionRecord, StaffChangeRecord, StaffEffect,
+    StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage, TokenHash, UserRecord,
+    WrappedDek, sponsors_from_text, sponsors_to_text,
 };
 pub use traits::{
     AccountStore, AttachmentStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health,

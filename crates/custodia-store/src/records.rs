@@ -188,6 +188,47 @@ pub struct NewMessage {
     pub sealed: SealedBody,
     /// Its franking.
     pub franking: Franking,
+    /// A text-rule signal it raised: stored in the same commit as the message (the
+    /// outbox), so no signal is lost to a crash or a failed case opening.
+    pub signal: Option<FlaggedSignal>,
+}
+
+/// What the text rules found in a message (names, category, score; never its text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlaggedSignal {
+    /// The matching rules' names.
+    pub rules: Vec<String>,
+    /// The category of the highest-scoring rule.
+    pub category: ReportCategory,
+    /// The summed score.
+    pub score: u32,
+}
+
+impl FlaggedSignal {
+    /// The stored form of the rule names (shared by the backends).
+    pub fn rules_text(&self) -> String {
+        self.rules.join("\u{1f}")
+    }
+
+    /// The rule names from [`FlaggedSignal::rules_text`].
+    pub fn rules_from_text(text: &str) -> Vec<String> {
+        if text.is_empty() {
+            Vec::new()
+        } else {
+            text.split('\u{1f}').map(str::to_owned).collect()
+        }
+    }
+}
+
+/// A signal waiting in the outbox for its case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignal {
+    /// The conversation of the flagged message.
+    pub conversation_id: ConversationId,
+    /// The flagged message.
+    pub seq: u64,
+    /// What was found.
+    pub signal: FlaggedSignal,
 }
 
 /// A message's franking: a commitment to its plaintext and the server's tag over it.

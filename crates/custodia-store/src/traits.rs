@@ -13,9 +13,9 @@ use custodia_core::{
 use crate::{
     AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
     ConversationRecord, ConversationSummary, DecisionRecord, HashKind, LogAppend, MemberRecord,
-    NewConversation, NewMessage, SealedTotp, SeqRange, SessionRecord, StaffChangeRecord,
-    StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage, TokenHash,
-    UserRecord, WrappedDek,
+    NewConversation, NewMessage, PendingSignal, SealedTotp, SeqRange, SessionRecord,
+    StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage,
+    TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -270,6 +270,10 @@ pub trait MessageStore: Send + Sync {
     /// Deletes a message for everyone: its sealed body is destroyed and a tombstone kept.
     /// `false` if there is no such message.
     async fn tombstone(&self, id: ConversationId, seq: u64, at: Timestamp) -> StoreResult<bool>;
+    /// Signals stored with their messages whose cases are not opened yet, oldest first.
+    async fn pending_signals(&self, limit: u32) -> StoreResult<Vec<PendingSignal>>;
+    /// Removes a signal from the outbox once its case exists; `false` if it was not there.
+    async fn signal_handled(&self, id: ConversationId, seq: u64) -> StoreResult<bool>;
 }
 
 /// Wrapped data keys, one per (conversation, epoch).

@@ -186,9 +186,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics_token: Arc::new(dir.metrics_token()?),
         shutdown: shutdown.clone(),
     };
+    // Signals stored with their messages become cases here, retried until they exist
+    // (also those a crash left behind at the last run).
+    let signals = state
+        .service
+        .spawn_signal_worker(shutdown.clone().cancelled_owned());
     let task = tokio::spawn(async move {
         let (api, auditor, staff) =
             tokio::join!(custodia_api::serve(listener, state), auditor, staff);
+        let _ = signals.await;
         api.and(auditor).and(staff)
     });
     tracing::info!(%addr, "listening");

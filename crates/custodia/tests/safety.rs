@@ -3,7 +3,7 @@
 
 use custodia::RawConfig;
 use custodia_sdk::{Client, SdkError};
-use custodia_test::{PASSWORD, TestServer, cases_at_least};
+use custodia_test::{PASSWORD, TestServer, TestWitness, cases_at_least};
 
 /// A date of birth that makes someone `years` old today.
 fn born(years: i32) -> String {
@@ -297,6 +297,54 @@ score = 10
     assert!(
         format!("{err:#}").contains("\"broken\": bad pattern"),
         "{err:#}"
+    );
+}
+
+/// A signal is stored with its message, so neither an audit log outage (the case cannot
+/// be opened) nor a stop of the server loses it: the case opens once the log is back.
+#[tokio::test]
+async fn a_signal_survives_a_log_outage_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "threshold = 10\n[[rules]]\nname = \"secrecy\"\ncategory = \"grooming\"\n\
+         pattern = \"(?i)our secret\"\nscore = 10\n",
+    )
+    .unwrap();
+    let mut server = TestServer::start().await;
+    let admin = server.first_admin().await.clone();
+    server.stop().await;
+    let mut witness = TestWitness::start("witness.test/w", vec![server.log_key()]).await;
+    let config = RawConfig {
+        text_rules: Some(rules),
+        witnesses: Some(vec![witness.config()]),
+        ..RawConfig::default()
+    };
+    server.restart_fresh_with(config.clone()).await;
+    let a = member(&server, "sender", 30).await;
+    member(&server, "receiver", 30).await;
+    let chat = a.open_direct("receiver").await.unwrap();
+
+    // The log cannot take entries: the case cannot be opened, the send still succeeds.
+    witness.stop().await;
+    a.send(chat.id, "bad-1", "this is our secret")
+        .await
+        .unwrap();
+    server.stop().await;
+
+    // Back, with the log: the stored signal becomes its case.
+    witness.restart().await;
+    server.restart_fresh_with(config).await;
+    let admin = server
+        .staff(&admin.username, &admin.password, &admin.totp_uri)
+        .await;
+    let m = server.new_staff(&admin, "mod", "moderator").await;
+    let cases = cases_at_least(&m, 1).await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(
+        (cases[0].kind.as_str(), cases[0].reported.as_slice()),
+        ("signal", &[1][..])
     );
 }
 
