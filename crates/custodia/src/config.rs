@@ -15,9 +15,50 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-/// Settings as given, before validation. Every field is optional; unset means default.
+/// Where data is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// The embedded SQLite database in the data directory.
+    Sqlite,
+    /// A PostgreSQL database shared by every node (`postgres_url`).
+    Postgres,
+}
+
+/// How live events reach other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FanoutKind {
+    /// Within this node only.
+    Local,
+    /// Over NATS (`nats_url`).
+    Nats,
+}
+
+/// The key epoch's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpochKind {
+    /// One data key per conversation per month.
+    Month,
+    /// One data key per conversation per day.
+    Day,
+}
+
+/// How the server logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings as given, before validation. Every field is optional; unset means default. A
+/// key that is not one of these is refused (a typo is never silently ignored).
 #[derive(Default, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     /// Where the database, keyring and certificates live. Default `./custodia-data`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,7 +99,7 @@ pub struct RawConfig {
     pub log_origin: Option<String>,
     /// Key epoch: `month` (default) or `day`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub epoch: Option<String>,
+    pub epoch: Option<EpochKind>,
     /// Passphrase that wraps the keyring (argon2id). Only used when the keyring is created
     /// with one; afterwards it must always be given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,7 +157,7 @@ pub struct RawConfig {
     pub text_rules: Option<PathBuf>,
     /// Log format: `text` (default) or `json`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_format: Option<String>,
+    pub log_format: Option<LogFormat>,
     /// Witnesses that cosign the audit log's checkpoints (`custodia witness`), each a table
     /// with `url` (https), `key` (its verifier key, as `custodia witness` prints it) and
     /// `ca_cert` (the CA certificate its listener uses). Default: none.
@@ -129,7 +170,7 @@ pub struct RawConfig {
     /// Where data is stored: `sqlite` (default; a file in the data directory) or
     /// `postgres` (with `postgres_url`), which several nodes can share.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub storage: Option<String>,
+    pub storage: Option<StorageKind>,
     /// The PostgreSQL database, e.g. `postgres://custodia@db.internal:5432/custodia`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres_url: Option<String>,
@@ -139,7 +180,7 @@ pub struct RawConfig {
     /// How live events reach other nodes: `local` (default; one node) or `nats` (with
     /// `nats_url`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fanout: Option<String>,
+    pub fanout: Option<FanoutKind>,
     /// The NATS server, e.g. `nats://nats.internal:4222`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_url: Option<String>,
@@ -172,6 +213,7 @@ pub enum FanoutConfig {
 
 /// One witness, as configured.
 #[derive(Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawWitness {
     /// Its submission URL prefix, e.g. `https://witness.example:8445`.
     pub url: String,
@@ -203,7 +245,7 @@ impl RawConfig {
             fig = fig.merge(Toml::file(f));
         }
         fig = fig
-            .merge(Env::prefixed("CUSTODIA_").split("__").only(&KEYS))
+            .merge(Env::prefixed("CUSTODIA_").split("__").only(config_keys()))
             .merge(Serialized::defaults(flags));
         fig.extract().context("reading configuration")
     }
@@ -271,12 +313,10 @@ impl RawConfig {
                 "log_origin must be non-empty, without spaces or '+', e.g. example.org/custodia/audit"
             );
         }
-        let epoch: EpochScheme = self
-            .epoch
-            .as_deref()
-            .unwrap_or("month")
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let epoch = match self.epoch.unwrap_or(EpochKind::Month) {
+            EpochKind::Month => EpochScheme::Month,
+            EpochKind::Day => EpochScheme::Day,
+        };
         let capacity = NonZeroUsize::new(self.dek_cache_capacity.unwrap_or(10_000))
             .context("dek_cache_capacity must be at least 1")?;
         let max_age = Duration::from_secs(self.dek_cache_max_age_secs.unwrap_or(300));
@@ -288,11 +328,7 @@ impl RawConfig {
         if ttl_hours == 0 {
             bail!("session_ttl_hours must be at least 1");
         }
-        let json_logs = match self.log_format.as_deref().unwrap_or("text") {
-            "text" => false,
-            "json" => true,
-            other => bail!("log_format must be \"text\" or \"json\", not {other:?}"),
-        };
+        let json_logs = self.log_format == Some(LogFormat::Json);
         let five_minutes = Duration::from_secs(300);
         let attempts = |v: Option<u32>, default: u32, name: &str| match v.unwrap_or(default) {
             0 => Err(anyhow::anyhow!("{name} must be at least 1")),
@@ -383,14 +419,14 @@ impl RawConfig {
             None => None,
         };
         let storage = match (
-            self.storage.as_deref().unwrap_or("sqlite"),
+            self.storage.unwrap_or(StorageKind::Sqlite),
             self.postgres_url,
         ) {
-            ("sqlite", None) => StorageConfig::Sqlite,
-            ("sqlite", Some(_)) => {
+            (StorageKind::Sqlite, None) => StorageConfig::Sqlite,
+            (StorageKind::Sqlite, Some(_)) => {
                 bail!("postgres_url is set but storage is \"sqlite\"; set storage = \"postgres\"")
             }
-            ("postgres", Some(url)) => {
+            (StorageKind::Postgres, Some(url)) => {
                 if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                     bail!(
                         "postgres_url must be a postgres:// URL, e.g. postgres://custodia@db:5432/custodia"
@@ -404,17 +440,16 @@ impl RawConfig {
                     },
                 })
             }
-            ("postgres", None) => bail!(
+            (StorageKind::Postgres, None) => bail!(
                 "storage = \"postgres\" needs postgres_url, e.g. postgres://custodia@db:5432/custodia"
             ),
-            (other, _) => bail!("storage must be \"sqlite\" or \"postgres\", not {other:?}"),
         };
-        let fanout = match (self.fanout.as_deref().unwrap_or("local"), self.nats_url) {
-            ("local", None) => FanoutConfig::Local,
-            ("local", Some(_)) => {
+        let fanout = match (self.fanout.unwrap_or(FanoutKind::Local), self.nats_url) {
+            (FanoutKind::Local, None) => FanoutConfig::Local,
+            (FanoutKind::Local, Some(_)) => {
                 bail!("nats_url is set but fanout is \"local\"; set fanout = \"nats\"")
             }
-            ("nats", Some(url)) => {
+            (FanoutKind::Nats, Some(url)) => {
                 if !(url.starts_with("nats://") || url.starts_with("tls://")) {
                     bail!("nats_url must be a nats:// or tls:// URL, e.g. nats://nats:4222");
                 }
@@ -431,8 +466,9 @@ impl RawConfig {
                     ca_cert: self.nats_ca_cert,
                 })
             }
-            ("nats", None) => bail!("fanout = \"nats\" needs nats_url, e.g. nats://nats:4222"),
-            (other, _) => bail!("fanout must be \"local\" or \"nats\", not {other:?}"),
+            (FanoutKind::Nats, None) => {
+                bail!("fanout = \"nats\" needs nats_url, e.g. nats://nats:4222")
+            }
         };
         if matches!(storage, StorageConfig::Sqlite) && matches!(fanout, FanoutConfig::Nats(_)) {
             bail!(
@@ -492,48 +528,64 @@ impl RawConfig {
     }
 }
 
-/// The environment keys `RawConfig` reads (so unrelated `CUSTODIA_*` variables, like the
-/// client's `CUSTODIA_SERVER`, are not mistaken for server settings).
-const KEYS: [&str; 38] = [
-    "max_handshakes_per_address",
-    "max_connections",
-    "max_connections_per_address",
-    "header_timeout_secs",
-    "login_attempts_per_account_total",
-    "signups_per_address_per_hour",
-    "staff_decide_after_hours",
-    "nats_ca_cert",
-    "storage",
-    "postgres_url",
-    "postgres_max_connections",
-    "fanout",
-    "nats_url",
-    "nats_subject_prefix",
-    "pdq_max_distance",
-    "pdq_min_quality",
-    "max_attachment_bytes",
-    "text_rules",
-    "sends_per_minute",
-    "new_account_sends_per_minute",
-    "first_contact_sends_per_hour",
-    "staff_listen",
-    "staff_session_minutes",
-    "witnesses",
-    "witness_quorum",
-    "audit_listen",
-    "log_origin",
-    "login_attempts_per_account",
-    "login_attempts_per_address",
-    "data_dir",
-    "listen",
-    "epoch",
-    "keyring_passphrase",
-    "dek_cache_capacity",
-    "dek_cache_max_age_secs",
-    "max_group_members",
-    "session_ttl_hours",
-    "log_format",
-];
+/// The environment keys `RawConfig` reads: its fields, as serde names them (derived
+/// from the type, so a new setting is also an environment variable), so unrelated
+/// `CUSTODIA_*` variables, like the client's `CUSTODIA_SERVER`, are not mistaken for
+/// server settings.
+pub fn config_keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut fields = None;
+        // The probe only records the field list serde asks for, then stops.
+        let _ = RawConfig::deserialize(FieldProbe(&mut fields));
+        fields.unwrap_or(&[])
+    })
+}
+
+/// A deserializer that records the field names a struct's `Deserialize` asks for.
+struct FieldProbe<'a>(&'a mut Option<&'static [&'static str]>);
+
+/// What [`FieldProbe`] always answers once it has the names.
+#[derive(Debug)]
+struct Probed;
+
+impl fmt::Display for Probed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field names probed")
+    }
+}
+
+impl std::error::Error for Probed {}
+
+impl serde::de::Error for Probed {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Probed
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
+    type Error = Probed;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Probed> {
+        Err(Probed)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Probed> {
+        *self.0 = Some(fields);
+        Err(Probed)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
 
 /// Validated configuration. Code after validation never re-checks it.
 pub struct Config {
@@ -627,13 +679,124 @@ mod tests {
         );
     }
 
+    fn load_toml(text: &str) -> anyhow::Result<RawConfig> {
+        load_toml_raw(text)
+    }
+
+    /// The error of loading `text` (RawConfig has no Debug: it may hold secrets).
+    fn load_error(text: &str) -> String {
+        match load_toml_raw(text) {
+            Ok(_) => panic!("{text:?} was accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    fn load_toml_raw(text: &str) -> anyhow::Result<RawConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("custodia.toml");
+        std::fs::write(&file, text).unwrap();
+        RawConfig::load(Some(&file), RawConfig::default())
+    }
+
+    #[test]
+    fn a_typo_or_an_unknown_value_is_refused_naming_it() {
+        let err = load_error("listn = \"127.0.0.1:9000\"\n");
+        assert!(
+            err.contains("unknown field") && err.contains("listn"),
+            "{err}"
+        );
+        let err = load_error(
+            "[[witnesses]]\nurl = \"https://w\"\nkey = \"k\"\nca_cert = \"c\"\nquorum = 1\n",
+        );
+        assert!(err.contains("quorum"), "{err}");
+        for (text, expected) in [
+            ("epoch = \"weekly\"\n", "month"),
+            ("storage = \"mysql\"\n", "postgres"),
+            ("fanout = \"kafka\"\n", "nats"),
+            ("log_format = \"xml\"\n", "json"),
+        ] {
+            let err = load_error(text);
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        let cfg = load_toml("epoch = \"day\"\nlog_format = \"json\"\n")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(cfg.service.epoch, EpochScheme::Day);
+        assert!(cfg.json_logs);
+    }
+
+    #[test]
+    fn every_setting_is_an_environment_key() {
+        let keys = config_keys();
+        for k in [
+            "listen",
+            "witnesses",
+            "header_timeout_secs",
+            "staff_decide_after_hours",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        assert_eq!(keys.len(), documented_fields().len(), "{keys:?}");
+    }
+
+    /// `RawConfig`'s fields with their doc comments, from this file's source.
+    fn documented_fields() -> Vec<(String, Vec<String>)> {
+        let src = include_str!("config.rs");
+        let body = src
+            .split_once("pub struct RawConfig {")
+            .and_then(|(_, rest)| rest.split_once("\n}\n"))
+            .map(|(body, _)| body)
+            .expect("the RawConfig struct");
+        let mut out = Vec::new();
+        let mut docs = Vec::new();
+        for line in body.lines().map(str::trim) {
+            if let Some(doc) = line.strip_prefix("///") {
+                docs.push(doc.trim().to_owned());
+            } else if let Some(field) = line.strip_prefix("pub ") {
+                let name = field.split(':').next().unwrap_or("").to_owned();
+                out.push((name, std::mem::take(&mut docs)));
+            }
+        }
+        out
+    }
+
+    /// The example configuration, generated from `RawConfig`'s doc comments.
+    fn example() -> String {
+        let mut out = String::from(
+            "# custodia configuration: every setting, with its documentation, commented out.\n\
+             # Generated from RawConfig in crates/custodia/src/config.rs by its tests; do not\n\
+             # edit by hand. Each setting is also an environment variable: CUSTODIA_ and the\n\
+             # name in capitals (e.g. CUSTODIA_LISTEN).\n",
+        );
+        for (name, docs) in documented_fields() {
+            out.push('\n');
+            for d in docs {
+                out.push_str(&format!("# {d}\n").replace("# \n", "#\n"));
+            }
+            out.push_str(&format!("# {name} =\n"));
+        }
+        out
+    }
+
+    #[test]
+    fn the_example_config_is_generated_from_the_type() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../custodia.example.toml");
+        let want = example();
+        if std::env::var_os("CUSTODIA_UPDATE_EXAMPLE").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "custodia.example.toml is stale: run `CUSTODIA_UPDATE_EXAMPLE=1 cargo test -p custodia --lib config` and commit it"
+        );
+        // And it is a valid configuration once uncommented where a default is obvious.
+        assert!(load_toml(&have).is_ok());
+    }
+
     #[test]
     fn bad_values_say_what_to_fix() {
-        let bad = RawConfig {
-            epoch: Some("weekly".into()),
-            ..RawConfig::default()
-        };
-        assert!(bad.validate().unwrap_err().to_string().contains("month"));
         let bad = RawConfig {
             listen: Some("nowhere".into()),
             ..RawConfig::default()

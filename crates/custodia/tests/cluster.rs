@@ -301,7 +301,7 @@ async fn unreachable_postgres_or_nats_stops_start_up_with_a_clear_error() {
         listen: Some("127.0.0.1:0".into()),
         audit_listen: Some("127.0.0.1:0".into()),
         staff_listen: Some("127.0.0.1:0".into()),
-        storage: Some("postgres".into()),
+        storage: Some(custodia::config::StorageKind::Postgres),
         postgres_url: Some("postgres://root@127.0.0.1:1/custodia".into()),
         ..Default::default()
     };
@@ -318,7 +318,7 @@ async fn unreachable_postgres_or_nats_stops_start_up_with_a_clear_error() {
     let dep = Deployment::new().await;
     let nats = custodia::RawConfig {
         postgres_url: Some(dep.database.url().to_owned()),
-        fanout: Some("nats".into()),
+        fanout: Some(custodia::config::FanoutKind::Nats),
         nats_url: Some("nats://127.0.0.1:1".into()),
         ..base
     };
@@ -639,9 +639,9 @@ async fn nodes_reach_nats_over_tls_with_a_private_ca() {
         listen: Some("127.0.0.1:0".into()),
         audit_listen: Some("127.0.0.1:0".into()),
         staff_listen: Some("127.0.0.1:0".into()),
-        storage: Some("postgres".into()),
+        storage: Some(custodia::config::StorageKind::Postgres),
         postgres_url: Some(dep.database.url().into()),
-        fanout: Some("nats".into()),
+        fanout: Some(custodia::config::FanoutKind::Nats),
         nats_url: Some(nats.url.clone()),
         ..Default::default()
     };
