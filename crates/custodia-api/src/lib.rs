@@ -3,7 +3,8 @@
 //! Layout:
 //! - `problem` — [`ApiError`], the one place service outcomes become status codes and
 //!   RFC 9457 problem+json bodies.
-//! - `routes` — the HTTPS endpoints and the authentication extractor.
+//! - `routes` — the HTTPS endpoints.
+//! - `extract` — the shared extractors (signed-in member, JSON bodies, query parameters).
 //! - `ws` — the WebSocket session (reader and writer joined by `select!`).
 //! - `audit` — the read-only auditor listener (C2SP tlog-tiles).
 //! - `witness` — the witness listener (C2SP tlog-witness).
@@ -16,6 +17,7 @@
 mod audit;
 mod convert;
 mod edge;
+mod extract;
 mod metrics;
 mod problem;
 mod routes;

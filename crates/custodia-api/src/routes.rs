@@ -1,8 +1,6 @@
 //! The HTTPS endpoints.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
@@ -11,14 +9,11 @@ use custodia_core::{
     BirthDate, ClientMsgId, ConversationId, GroupTitle, MessageBody, Password, SessionId, Username,
 };
 use custodia_proto as wire;
-use custodia_service::Principal;
 use custodia_store::SeqRange;
 use serde::Deserialize;
 
+use crate::extract::{Authed, Body, MAX_REQUEST_BYTES, Params};
 use crate::{ApiError, AppState, PeerAddr, convert, ws};
-
-/// Largest JSON request accepted (a 16 KiB body fully escaped, with room to spare).
-const MAX_REQUEST_BYTES: usize = 128 * 1024;
 
 pub(crate) fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -93,71 +88,6 @@ async fn deadline(
         )
         .into_response(),
     }
-}
-
-/// A JSON body whose rejections are problem+json.
-#[derive(FromRequest)]
-#[from_request(via(Json), rejection(ApiError))]
-pub(crate) struct Body<T>(pub(crate) T);
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        let status = match &r {
-            JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
-            JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            _ => r.status(),
-        };
-        let detail = match &r {
-            JsonRejection::MissingJsonContentType(_) => {
-                "send the body as JSON with Content-Type: application/json".into()
-            }
-            JsonRejection::BytesRejection(_) if status == StatusCode::PAYLOAD_TOO_LARGE => {
-                format!("request body too large: at most {MAX_REQUEST_BYTES} bytes")
-            }
-            _ => format!("request body is not the expected JSON: {}", r.body_text()),
-        };
-        Self::new(status, detail)
-    }
-}
-
-/// Query parameters whose rejections are problem+json.
-#[derive(FromRequestParts)]
-#[from_request(via(Query), rejection(ApiError))]
-pub(crate) struct Params<T>(pub(crate) T);
-
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("bad query parameters: {}", r.body_text()),
-        )
-    }
-}
-
-/// The signed-in caller, from `Authorization: Bearer <token>`.
-pub(crate) struct Authed(pub(crate) Principal);
-
-impl FromRequestParts<AppState> for Authed {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(state.service.authenticate(bearer(parts)).await?))
-    }
-}
-
-/// The token of `Authorization: Bearer <token>`, or "" (which no session has).
-pub(crate) fn bearer(parts: &Parts) -> &str {
-    parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .trim()
 }
 
 fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {

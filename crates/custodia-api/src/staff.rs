@@ -17,7 +17,7 @@ use custodia_governance::{
 use custodia_proto::staff as wire;
 use custodia_service::ServiceError;
 
-use crate::routes::{Body, bearer};
+use crate::extract::{Body, bearer};
 use crate::{ApiError, PeerAddr, convert};
 
 /// Largest staff request body.

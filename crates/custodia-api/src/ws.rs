@@ -25,7 +25,7 @@ use custodia_store::SeqRange;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::routes::Authed;
+use crate::extract::Authed;
 use crate::{ApiError, AppState, convert};
 
 /// Largest frame a client may send.

@@ -51,7 +51,8 @@ fn view(a: &AttachmentRecord) -> AttachmentView {
 }
 
 /// The content type of `bytes`, by their magic numbers.
-fn sniff(bytes: &[u8]) -> String {
+/// The content type of an upload, from its bytes (never from what the client claims).
+pub fn sniff(bytes: &[u8]) -> String {
     infer::get(bytes)
         .map(|t| t.mime_type().to_owned())
         .unwrap_or_else(|| {

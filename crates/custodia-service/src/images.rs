@@ -40,7 +40,7 @@ pub(crate) fn is_image(content_type: &str) -> bool {
 
 /// Decodes an image within the limits and returns its PDQ hash and quality. `Err` for
 /// anything that is not a whole, decodable image within the limits.
-pub(crate) fn pdq_of(bytes: &[u8]) -> Result<(PdqHash, u8), String> {
+pub fn pdq_of(bytes: &[u8]) -> Result<(PdqHash, u8), String> {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

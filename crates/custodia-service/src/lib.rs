@@ -36,10 +36,11 @@ use custodia_keys::KeyService;
 use custodia_store::Storage;
 
 pub use accounts::{NewSession, Principal, SessionInfo};
-pub use attachments::{AttachmentView, HashMatch};
+pub use attachments::{AttachmentView, HashMatch, sniff as sniff_content_type};
 pub use conversations::{ConversationView, MemberView};
 pub use error::{ServiceError, ServiceResult};
 pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
+pub use images::pdq_of as pdq_of_image;
 pub use limits::SharedLimit;
 pub use messages::{
     Admit, Content, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome, context_of,
