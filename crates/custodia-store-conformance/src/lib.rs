@@ -1,13 +1,12 @@
-//! One conformance suite of storage behaviour, for every backend: a backend's tests call
-//! [`run_all`] with a function that gives a fresh, empty [`Storage`] per check, so the
-//! backends cannot drift apart. Each check names the behaviour the services rely on.
+//! One conformance suite of storage behaviour, for every backend: a backend's tests invoke
+//! [`conformance_tests!`] with a function that gives a fresh, empty [`Storage`] per check
+//! (one test per check), so the backends cannot drift apart. Each check names the
+//! behaviour the services rely on.
 //!
 //! The transparency log's checks (in `log`) compare roots and proofs across tile
 //! boundaries against an independent computation.
 
 mod log;
-
-use std::future::Future;
 
 use custodia_core::{
     BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind, DataTier, Epoch,
@@ -24,31 +23,84 @@ use custodia_store::{
 
 const T0: Timestamp = Timestamp::from_millis(1_795_435_200_000);
 
-/// Runs every check, each on a fresh store from `fresh`. Panics (failing the calling test)
-/// on the first check that does not hold, naming it.
-pub async fn run_all<F, Fut>(fresh: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Storage>,
-{
-    usernames_are_unique(&fresh().await).await;
-    sessions_are_found_by_token_hash_and_deleted(&fresh().await).await;
-    a_direct_pair_has_one_conversation(&fresh().await).await;
-    groups_refuse_members_beyond_the_limit(&fresh().await).await;
-    concurrent_appends_get_contiguous_sequence_numbers(&fresh().await).await;
-    a_repeated_client_id_returns_the_first_message(&fresh().await).await;
-    history_pages_both_ways_and_tombstones_destroy_bodies(&fresh().await).await;
-    the_first_wrapped_dek_stored_wins(&fresh().await).await;
-    a_totp_step_is_used_once(&fresh().await).await;
-    a_signal_is_stored_with_its_message_and_kept_until_handled(&fresh().await).await;
-    an_enrolment_code_works_once_and_credentials_change_only_when_enrolled(&fresh().await).await;
-    a_staff_change_is_decided_once_and_applied_with_its_decision(&fresh().await).await;
-    a_decision_is_recorded_once_and_only_from_the_state_seen(&fresh().await).await;
-    connections_become_mutual_and_blocks_work_either_way(&fresh().await).await;
-    hash_lists_match_exactly_and_pdq_entries_load_incrementally(&fresh().await).await;
-    rate_buckets_spend_each_token_once_and_refill(&fresh().await).await;
-    log::appends_roots_and_proofs_across_tile_boundaries(&fresh().await).await;
-    log::the_checkpoint_only_moves_from_the_one_expected(&fresh().await).await;
+/// A fresh, empty store for one check, and whatever must live as long as it (a
+/// temporary directory, a scratch database).
+pub struct Fresh {
+    /// The store.
+    pub storage: Storage,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Fresh {
+    /// `storage`, keeping `keep` alive until the check is done.
+    pub fn new(storage: Storage, keep: impl std::any::Any + Send + Sync) -> Self {
+        Self {
+            storage,
+            _keep: Box::new(keep),
+        }
+    }
+}
+
+/// The checks, one public function each (for [`conformance_tests!`]).
+#[doc(hidden)]
+pub mod checks {
+    pub use super::log::{
+        appends_roots_and_proofs_across_tile_boundaries,
+        the_checkpoint_only_moves_from_the_one_expected,
+    };
+    pub use super::{
+        a_decision_is_recorded_once_and_only_from_the_state_seen,
+        a_direct_pair_has_one_conversation, a_repeated_client_id_returns_the_first_message,
+        a_signal_is_stored_with_its_message_and_kept_until_handled,
+        a_staff_change_is_decided_once_and_applied_with_its_decision, a_totp_step_is_used_once,
+        an_enrolment_code_works_once_and_credentials_change_only_when_enrolled,
+        concurrent_appends_get_contiguous_sequence_numbers,
+        connections_become_mutual_and_blocks_work_either_way,
+        groups_refuse_members_beyond_the_limit,
+        hash_lists_match_exactly_and_pdq_entries_load_incrementally,
+        history_pages_both_ways_and_tombstones_destroy_bodies,
+        rate_buckets_spend_each_token_once_and_refill,
+        sessions_are_found_by_token_hash_and_deleted, the_first_wrapped_dek_stored_wins,
+        usernames_are_unique,
+    };
+}
+
+/// Declares one test per check for a backend: `conformance_tests!(fresh)` where
+/// `async fn fresh() -> Fresh` gives a new, empty store. Each check is its own test, so a
+/// failure names the behaviour and the others still run.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@each $fresh;
+            usernames_are_unique,
+            sessions_are_found_by_token_hash_and_deleted,
+            a_direct_pair_has_one_conversation,
+            groups_refuse_members_beyond_the_limit,
+            concurrent_appends_get_contiguous_sequence_numbers,
+            a_repeated_client_id_returns_the_first_message,
+            history_pages_both_ways_and_tombstones_destroy_bodies,
+            the_first_wrapped_dek_stored_wins,
+            a_totp_step_is_used_once,
+            a_signal_is_stored_with_its_message_and_kept_until_handled,
+            an_enrolment_code_works_once_and_credentials_change_only_when_enrolled,
+            a_staff_change_is_decided_once_and_applied_with_its_decision,
+            a_decision_is_recorded_once_and_only_from_the_state_seen,
+            connections_become_mutual_and_blocks_work_either_way,
+            hash_lists_match_exactly_and_pdq_entries_load_incrementally,
+            rate_buckets_spend_each_token_once_and_refill,
+            appends_roots_and_proofs_across_tile_boundaries,
+            the_checkpoint_only_moves_from_the_one_expected
+        );
+    };
+    (@each $fresh:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let fresh = $fresh().await;
+                $crate::checks::$check(&fresh.storage).await;
+            }
+        )*
+    };
 }
 
 fn user(name: &str) -> UserRecord {
@@ -104,7 +156,8 @@ fn message(conv: ConversationId, sender: UserId, client: &str) -> NewMessage {
     }
 }
 
-async fn usernames_are_unique(s: &Storage) {
+#[doc(hidden)]
+pub async fn usernames_are_unique(s: &Storage) {
     s.accounts.create_user(user("ada")).await.unwrap();
     let again = s.accounts.create_user(user("ada")).await;
     assert!(
@@ -119,7 +172,8 @@ async fn usernames_are_unique(s: &Storage) {
     assert!(found.is_some(), "a user is found by name");
 }
 
-async fn sessions_are_found_by_token_hash_and_deleted(s: &Storage) {
+#[doc(hidden)]
+pub async fn sessions_are_found_by_token_hash_and_deleted(s: &Storage) {
     let [u] = users(s, &["sam"]).await[..] else {
         unreachable!()
     };
@@ -156,7 +210,8 @@ async fn sessions_are_found_by_token_hash_and_deleted(s: &Storage) {
     );
 }
 
-async fn a_direct_pair_has_one_conversation(s: &Storage) {
+#[doc(hidden)]
+pub async fn a_direct_pair_has_one_conversation(s: &Storage) {
     let ids = users(s, &["dee", "dan"]).await;
     let first = conversation(s, &ids, ConversationKind::Direct).await;
     let second = s
@@ -183,7 +238,8 @@ async fn a_direct_pair_has_one_conversation(s: &Storage) {
     );
 }
 
-async fn groups_refuse_members_beyond_the_limit(s: &Storage) {
+#[doc(hidden)]
+pub async fn groups_refuse_members_beyond_the_limit(s: &Storage) {
     let ids = users(s, &["gia", "gus", "gil"]).await;
     let g = conversation(s, &ids[..2], ConversationKind::Group).await;
     assert_eq!(
@@ -209,7 +265,8 @@ async fn groups_refuse_members_beyond_the_limit(s: &Storage) {
     );
 }
 
-async fn concurrent_appends_get_contiguous_sequence_numbers(s: &Storage) {
+#[doc(hidden)]
+pub async fn concurrent_appends_get_contiguous_sequence_numbers(s: &Storage) {
     let ids = users(s, &["cat", "cal"]).await;
     let c = conversation(s, &ids, ConversationKind::Direct).await;
     let appends = (0..50).map(|i| s.messages.append(message(c, ids[i % 2], &format!("m{i}"))));
@@ -229,7 +286,8 @@ async fn concurrent_appends_get_contiguous_sequence_numbers(s: &Storage) {
     );
 }
 
-async fn a_repeated_client_id_returns_the_first_message(s: &Storage) {
+#[doc(hidden)]
+pub async fn a_repeated_client_id_returns_the_first_message(s: &Storage) {
     let ids = users(s, &["rae", "rob"]).await;
     let c = conversation(s, &ids, ConversationKind::Direct).await;
     let Appended::New(first) = s.messages.append(message(c, ids[0], "same")).await.unwrap() else {
@@ -246,7 +304,8 @@ async fn a_repeated_client_id_returns_the_first_message(s: &Storage) {
     ));
 }
 
-async fn history_pages_both_ways_and_tombstones_destroy_bodies(s: &Storage) {
+#[doc(hidden)]
+pub async fn history_pages_both_ways_and_tombstones_destroy_bodies(s: &Storage) {
     let ids = users(s, &["hal", "hob"]).await;
     let c = conversation(s, &ids, ConversationKind::Direct).await;
     for i in 1..=10 {
@@ -283,7 +342,8 @@ async fn history_pages_both_ways_and_tombstones_destroy_bodies(s: &Storage) {
     assert!(!s.messages.tombstone(c, 99, T0).await.unwrap());
 }
 
-async fn the_first_wrapped_dek_stored_wins(s: &Storage) {
+#[doc(hidden)]
+pub async fn the_first_wrapped_dek_stored_wins(s: &Storage) {
     let c = ConversationId::new();
     let epoch = Epoch::from_label("m2026-11".into());
     let a = WrappedDek {
@@ -306,7 +366,8 @@ async fn the_first_wrapped_dek_stored_wins(s: &Storage) {
     assert_eq!(s.deks.wrapped_dek(c, &epoch).await.unwrap(), Some(a));
 }
 
-async fn a_signal_is_stored_with_its_message_and_kept_until_handled(s: &Storage) {
+#[doc(hidden)]
+pub async fn a_signal_is_stored_with_its_message_and_kept_until_handled(s: &Storage) {
     let u = users(s, &["sig1", "sig2"]).await;
     let conv = conversation(s, &u, ConversationKind::Direct).await;
     let signal = FlaggedSignal {
@@ -340,7 +401,8 @@ async fn a_signal_is_stored_with_its_message_and_kept_until_handled(s: &Storage)
     assert!(s.messages.pending_signals(10).await.unwrap().is_empty());
 }
 
-async fn a_totp_step_is_used_once(s: &Storage) {
+#[doc(hidden)]
+pub async fn a_totp_step_is_used_once(s: &Storage) {
     let staff = StaffRecord {
         id: StaffId::new(),
         username: Username::parse("sara").unwrap(),
@@ -390,7 +452,8 @@ fn unenrolled(name: &str, code: u8, sponsors: Vec<StaffId>) -> StaffRecord {
     }
 }
 
-async fn an_enrolment_code_works_once_and_credentials_change_only_when_enrolled(s: &Storage) {
+#[doc(hidden)]
+pub async fn an_enrolment_code_works_once_and_credentials_change_only_when_enrolled(s: &Storage) {
     let (a, b) = (StaffId::new(), StaffId::new());
     let new = unenrolled("nina", 7, vec![a, b]);
     s.staff.create_staff(new.clone()).await.unwrap();
@@ -454,7 +517,8 @@ async fn an_enrolment_code_works_once_and_credentials_change_only_when_enrolled(
     );
 }
 
-async fn a_staff_change_is_decided_once_and_applied_with_its_decision(s: &Storage) {
+#[doc(hidden)]
+pub async fn a_staff_change_is_decided_once_and_applied_with_its_decision(s: &Storage) {
     let admin = StaffId::new();
     let approver = StaffId::new();
     let record = unenrolled("omar", 1, vec![admin, approver]);
@@ -569,7 +633,8 @@ async fn a_staff_change_is_decided_once_and_applied_with_its_decision(s: &Storag
     assert_eq!(all.len(), 3);
 }
 
-async fn a_decision_is_recorded_once_and_only_from_the_state_seen(s: &Storage) {
+#[doc(hidden)]
+pub async fn a_decision_is_recorded_once_and_only_from_the_state_seen(s: &Storage) {
     let conv = ConversationId::new();
     let case = CaseRecord {
         id: CaseId::new(),
@@ -675,7 +740,8 @@ async fn a_decision_is_recorded_once_and_only_from_the_state_seen(s: &Storage) {
     );
 }
 
-async fn connections_become_mutual_and_blocks_work_either_way(s: &Storage) {
+#[doc(hidden)]
+pub async fn connections_become_mutual_and_blocks_work_either_way(s: &Storage) {
     let (a, b) = (UserId::new(), UserId::new());
     let asked = s.safety.request_connection(a, b, T0).await.unwrap();
     assert!(!asked.accepted && asked.requested_by == a);
@@ -744,7 +810,8 @@ async fn connections_become_mutual_and_blocks_work_either_way(s: &Storage) {
     );
 }
 
-async fn hash_lists_match_exactly_and_pdq_entries_load_incrementally(s: &Storage) {
+#[doc(hidden)]
+pub async fn hash_lists_match_exactly_and_pdq_entries_load_incrementally(s: &Storage) {
     let a = s
         .attachments
         .import_hashes(
@@ -789,7 +856,8 @@ async fn hash_lists_match_exactly_and_pdq_entries_load_incrementally(s: &Storage
 
 /// Concurrent takes from one bucket spend each token once; it refills with time, keys are
 /// apart, and idle buckets are forgotten.
-async fn rate_buckets_spend_each_token_once_and_refill(s: &Storage) {
+#[doc(hidden)]
+pub async fn rate_buckets_spend_each_token_once_and_refill(s: &Storage) {
     let limit = custodia_core::RateLimit {
         burst: 3,
         per: std::time::Duration::from_secs(60),

@@ -31,7 +31,8 @@ fn naive_root(leaves: &[Hash]) -> Hash {
 
 /// Appends in uneven and concurrent batches across the 256 and 65,536 boundaries; roots,
 /// tiles and proofs agree with an independent computation.
-pub(crate) async fn appends_roots_and_proofs_across_tile_boundaries(s: &Storage) {
+#[doc(hidden)]
+pub async fn appends_roots_and_proofs_across_tile_boundaries(s: &Storage) {
     let store = s.log.clone();
     let entry = |i: u64| format!("entry {i}").into_bytes();
 
@@ -112,7 +113,8 @@ pub(crate) async fn appends_roots_and_proofs_across_tile_boundaries(s: &Storage)
 }
 
 /// The checkpoint moves only from the one the caller saw (compare-and-set).
-pub(crate) async fn the_checkpoint_only_moves_from_the_one_expected(s: &Storage) {
+#[doc(hidden)]
+pub async fn the_checkpoint_only_moves_from_the_one_expected(s: &Storage) {
     let store = &s.log;
     assert_eq!(store.last_checkpoint().await.unwrap(), None);
     store

@@ -1,25 +1,23 @@
-//! The storage conformance suite, on PostgreSQL: each check on a fresh database.
+//! The storage conformance suite, on PostgreSQL: one test per check, each on a fresh
+//! database (dropped when the check ends).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use custodia_store::{NoObserver, Storage};
+use custodia_store_conformance::{Fresh, conformance_tests};
 use custodia_store_postgres::scratch::ScratchDatabase;
 use custodia_store_postgres::{PgOptions, PgStore};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_conforms() {
-    let databases = Mutex::new(Vec::new());
-    custodia_store_conformance::run_all(|| async {
-        let db = ScratchDatabase::create().await.unwrap();
-        let options = PgOptions {
-            url: db.url().to_owned(),
-            max_connections: 4,
-        };
-        let store = PgStore::connect(&options, Arc::new(NoObserver))
-            .await
-            .unwrap();
-        databases.lock().unwrap().push(db);
-        Storage::from_backend(store)
-    })
-    .await;
+async fn fresh() -> Fresh {
+    let db = ScratchDatabase::create().await.unwrap();
+    let options = PgOptions {
+        url: db.url().to_owned(),
+        max_connections: 4,
+    };
+    let store = PgStore::connect(&options, Arc::new(NoObserver))
+        .await
+        .unwrap();
+    Fresh::new(Storage::from_backend(store), db)
 }
+
+conformance_tests!(fresh);
