@@ -73,8 +73,35 @@ pub fn audit_event(case: &str) -> AuditEvent {
     }
 }
 
+/// The clock a [`TestServer`] reads: the real time plus an offset that tests move
+/// forward ([`TestServer::advance_clock`]) instead of sleeping. TOTP codes made by
+/// [`totp_code`] follow the real time, so sign in before moving the clock far.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl TestClock {
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl custodia_core::Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        let real = custodia_core::SystemClock.now();
+        Timestamp::from_millis(
+            real.as_millis() + self.offset_ms.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+}
+
 /// A server running in this process on a fresh data directory.
 pub struct TestServer {
+    clock: std::sync::Arc<TestClock>,
     dir: TempDir,
     config: RawConfig,
     /// The founding admin's and auditor's enrolment codes from the first start.
@@ -102,7 +129,8 @@ impl TestServer {
     /// [`PASSWORD`].
     pub async fn start_with(config: RawConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut running = boot(dir.path(), "127.0.0.1:0", &config).await;
+        let clock = std::sync::Arc::new(TestClock::default());
+        let mut running = boot(dir.path(), "127.0.0.1:0", &config, &clock).await;
         let url = running.url.clone();
         let ca = std::fs::read(&running.ca_cert).expect("CA certificate");
         let founding = std::mem::take(&mut running.founders)
@@ -110,6 +138,7 @@ impl TestServer {
             .map(|f| (f.staff.username.to_string(), f.enrolment_code.to_string()))
             .collect();
         Self {
+            clock,
             dir,
             config,
             founding,
@@ -125,7 +154,13 @@ impl TestServer {
     pub async fn restart(&mut self) {
         let addr = self.running.as_ref().map(|r| r.addr).expect("running");
         self.stop().await;
-        let running = boot(self.dir.path(), &addr.to_string(), &self.config).await;
+        let running = boot(
+            self.dir.path(),
+            &addr.to_string(),
+            &self.config,
+            &self.clock,
+        )
+        .await;
         self.url = running.url.clone();
         self.running = Some(running);
     }
@@ -141,7 +176,7 @@ impl TestServer {
     pub async fn restart_fresh(&mut self) {
         // The signed-in auditor's client points at the old port.
         self.auditor = tokio::sync::OnceCell::new();
-        let running = boot(self.dir.path(), "127.0.0.1:0", &self.config).await;
+        let running = boot(self.dir.path(), "127.0.0.1:0", &self.config, &self.clock).await;
         self.url = running.url.clone();
         self.running = Some(running);
     }
@@ -151,6 +186,12 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.shutdown().await.expect("clean shutdown");
         }
+    }
+
+    /// Moves the server's clock forward by `by` (grants and sessions expire, waiting
+    /// periods pass) without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     /// The staff API's base URL.
@@ -286,7 +327,12 @@ impl TestServer {
     }
 }
 
-async fn boot(dir: &Path, listen: &str, config: &RawConfig) -> Running {
+async fn boot(
+    dir: &Path,
+    listen: &str,
+    config: &RawConfig,
+    clock: &std::sync::Arc<TestClock>,
+) -> Running {
     // Retry briefly: after a restart the port may still be held for a moment.
     let mut last = None;
     for _ in 0..50 {
@@ -304,7 +350,8 @@ async fn boot(dir: &Path, listen: &str, config: &RawConfig) -> Running {
             staff_decide_after_hours: config.staff_decide_after_hours.or(Some(0)),
             ..config.clone()
         };
-        match custodia::start(raw.validate().expect("test config")).await {
+        match custodia::start_with_clock(raw.validate().expect("test config"), clock.clone()).await
+        {
             Ok(r) => return r,
             Err(e) => last = Some(e),
         }

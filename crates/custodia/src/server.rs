@@ -71,6 +71,15 @@ impl Running {
 
 /// Creates or opens the data directory, then starts listening.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`start`], with every service reading time from `clock` (tests move it forward
+/// instead of waiting).
+pub async fn start_with_clock(
+    config: Config,
+    clock: Arc<dyn custodia_core::Clock>,
+) -> anyhow::Result<Running> {
     let dir = DataDir::open(&config.data_dir)?;
     let (keyring, first_start) =
         Keyring::load_or_create(&dir.keyring(), config.keyring_passphrase.as_ref())
@@ -106,7 +115,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
         .with_witnesses(witnesses, config.witness_quorum),
     );
-    let clock = Arc::new(SystemClock);
     // Staff unwraps are checked against this log's receipts, by the key service itself.
     let authority = custodia_keys::LogAuthority::new(
         audit.verifier(),
