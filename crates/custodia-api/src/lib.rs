@@ -26,6 +26,9 @@ mod tls;
 mod witness;
 mod ws;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use custodia_service::Service;

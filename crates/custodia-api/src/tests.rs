@@ -1,0 +1,257 @@
+//! The API without sockets: handlers driven with `Router::oneshot`, and the WebSocket
+//! session driven over in-memory channels, over the real SQLite store, key service and
+//! audit log.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body as HttpBody;
+use axum::extract::ConnectInfo;
+use axum::extract::ws::Message as WsMessage;
+use axum::http::{Request, StatusCode, header};
+use custodia_audit::{AuditLog, PseudonymKey};
+use custodia_core::{DeploymentId, SystemClock};
+use custodia_keys::{CacheLimits, KeyService, Keyring, LogAuthority};
+use custodia_proto::{ClientFrame, ServerFrame};
+use custodia_service::{Hub, LocalFanout, Service, ServiceConfig};
+use custodia_store::{NoObserver, Storage};
+use futures_util::{SinkExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::{AppState, Metrics, PeerAddr};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        custodia_store_sqlite::SqliteStore::open(&dir.path().join("db"), Arc::new(NoObserver))
+            .await
+            .unwrap();
+    let storage = Storage::from_backend(store);
+    let clock = Arc::new(SystemClock);
+    let (keyring, _) = Keyring::load_or_create(&dir.path().join("keyring"), None).unwrap();
+    let audit = Arc::new(AuditLog::new(
+        storage.log.clone(),
+        custodia_tlog::NoteSigner::generate("test/audit").unwrap(),
+        "test/audit",
+        PseudonymKey::from_bytes([3; 32]),
+    ));
+    let keys = Arc::new(
+        KeyService::new(
+            DeploymentId::new(),
+            keyring,
+            storage.deks.clone(),
+            clock.clone(),
+            CacheLimits {
+                capacity: NonZeroUsize::new(16).unwrap(),
+                max_age: Duration::from_secs(60),
+            },
+        )
+        .with_log_authority(LogAuthority::new(
+            audit.verifier(),
+            Vec::new(),
+            0,
+            PseudonymKey::from_bytes([3; 32]),
+        )),
+    );
+    let governance = custodia_governance::Governance::new(
+        storage.clone(),
+        keys.clone(),
+        audit,
+        clock.clone(),
+        Default::default(),
+    );
+    let hub = Hub::new();
+    let service = Service::new(
+        storage,
+        keys,
+        clock,
+        hub.clone(),
+        Arc::new(LocalFanout(hub)),
+        ServiceConfig::default(),
+    );
+    Fixture {
+        _dir: dir,
+        state: AppState {
+            service,
+            governance,
+            metrics: Arc::new(Metrics::new()),
+            metrics_token: Arc::new(zeroize::Zeroizing::new(
+                "cmt_test-token-of-the-operator-0000".into(),
+            )),
+            shutdown: CancellationToken::new(),
+        },
+    }
+}
+
+/// One request through the whole router (with the headers every answer carries), from
+/// a client at 192.0.2.7.
+async fn call(
+    f: &Fixture,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let mut req = req.body(HttpBody::from(body.to_owned())).unwrap();
+    let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
+    let router = crate::edge::harden(crate::router(f.state.clone()));
+    let res = router.oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, headers, json)
+}
+
+async fn member(f: &Fixture, name: &str) -> String {
+    let (s, _, _) = call(
+        f,
+        "POST",
+        "/v1/accounts",
+        None,
+        &format!(r#"{{"username":"{name}","password":"correct horse battery","date_of_birth":"1990-01-01"}}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _, body) = call(
+        f,
+        "POST",
+        "/v1/sessions",
+        None,
+        &format!(r#"{{"username":"{name}","password":"correct horse battery","device":"t"}}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn handlers_answer_problems_and_carry_no_store_without_a_socket() {
+    let f = fixture().await;
+    let (s, headers, body) = call(&f, "POST", "/v1/accounts", None, "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(body["status"], 400);
+    let token = member(&f, "alice").await;
+    let (s, headers, body) = call(&f, "GET", "/v1/conversations", Some(&token), "").await;
+    assert_eq!(
+        (s, body.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let (s, _, _) = call(&f, "GET", "/v1/conversations", Some("cst_forged"), "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = call(&f, "GET", "/metrics", None, "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_websocket_session_runs_over_in_memory_channels() {
+    let f = fixture().await;
+    let alice = member(&f, "alice").await;
+    let bob_token = member(&f, "bob").await;
+    let (s, _, conv) = call(
+        &f,
+        "POST",
+        "/v1/conversations",
+        Some(&alice),
+        &serde_json::to_string(&custodia_proto::CreateConversation::Direct { peer: "bob".into() })
+            .unwrap(),
+    )
+    .await;
+    assert!(s.is_success(), "{conv}");
+    let conv_id: uuid::Uuid = conv["id"].as_str().unwrap().parse().unwrap();
+    let who = f.state.service.authenticate(&alice).await.unwrap();
+    let bob = f.state.service.authenticate(&bob_token).await.unwrap();
+
+    // The session reads client frames from one channel and writes to another.
+    let (to_session, from_client) = futures_channel();
+    let (to_client, mut from_session) = futures_channel();
+    let session = tokio::spawn(crate::ws::run(
+        f.state.clone(),
+        who,
+        to_client.sink_map_err(|_| ()),
+        from_client.map(Ok::<_, axum::Error>),
+    ));
+    let mut to_session = to_session;
+    let frame = |f: &ClientFrame| WsMessage::Text(serde_json::to_string(f).unwrap().into());
+    to_session
+        .send(frame(&ClientFrame::Sync {
+            cursors: Default::default(),
+            limit: None,
+        }))
+        .await
+        .unwrap();
+    to_session
+        .send(frame(&ClientFrame::Send {
+            conversation_id: conv_id,
+            client_id: "c1".into(),
+            body: "over channels".into(),
+        }))
+        .await
+        .unwrap();
+    let mut acked = false;
+    while let Some(WsMessage::Text(t)) = from_session.next().await {
+        if let Ok(ServerFrame::Ack(a)) = serde_json::from_str::<ServerFrame>(t.as_str()) {
+            assert_eq!(a.seq, 1);
+            acked = true;
+            break;
+        }
+    }
+    assert!(acked, "the send is acknowledged on the session");
+    let history = f
+        .state
+        .service
+        .history(
+            &bob,
+            custodia_core::ConversationId::from_uuid(conv_id),
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.messages.len(), 1);
+    // The client closing its side ends the session with a close frame.
+    drop(to_session);
+    let mut closed = None;
+    while let Some(m) = from_session.next().await {
+        if let WsMessage::Close(c) = m {
+            closed = c.map(|c| c.code);
+        }
+    }
+    assert_eq!(closed, Some(1000));
+    session.await.unwrap();
+}
+
+/// An unbounded in-memory channel as a `Sink` and a `Stream` of WebSocket messages.
+fn futures_channel() -> (
+    impl futures_util::Sink<WsMessage, Error = ()> + Unpin + Send + 'static,
+    impl futures_util::Stream<Item = WsMessage> + Unpin + Send + 'static,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<WsMessage>();
+    let sink = futures_util::sink::unfold(tx, |tx, m: WsMessage| async move {
+        tx.send(m).map_err(drop)?;
+        Ok::<_, ()>(tx)
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    (Box::pin(sink), Box::pin(stream))
+}
