@@ -7,6 +7,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(notice) = Notice::decode(data) {
-        assert_eq!(notice.encode(), data, "a decoded notice re-encodes to its bytes");
+        assert_eq!(
+            notice.encode(),
+            data,
+            "a decoded notice re-encodes to its bytes"
+        );
     }
 });

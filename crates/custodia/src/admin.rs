@@ -6,10 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use custodia_store::{AttachmentStore, HashKind, NoObserver};
-use custodia_store_sqlite::SqliteStore;
-
-use crate::datadir::DataDir;
+use custodia_store::{HashKind, NoObserver};
 
 /// `custodia admin …` commands.
 #[derive(Subcommand, Debug)]
@@ -27,9 +24,13 @@ pub enum HashlistCommand {
     /// Import a list of hex hashes, one per line (the first comma-separated field of each
     /// line; blank lines and lines starting with '#' are skipped).
     Import {
+        /// The server's configuration file (its storage settings say where the lists go;
+        /// `CUSTODIA_*` variables apply as for `serve`).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The server's data directory.
-        #[arg(long, default_value = "custodia-data")]
-        data_dir: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// A name for the list (shown in cases it matches).
         #[arg(long)]
         list: String,
@@ -47,17 +48,31 @@ pub enum HashlistCommand {
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Hashlist(HashlistCommand::Import {
+            config,
             data_dir,
             list,
             kind,
             file,
-        }) => import(data_dir, list, &kind, file).await,
+        }) => {
+            let flags = crate::RawConfig {
+                data_dir,
+                ..crate::RawConfig::default()
+            };
+            let config = crate::RawConfig::load(config.as_deref(), flags)?.validate()?;
+            let storage = crate::open_storage(&config, Arc::new(NoObserver)).await?;
+            import(storage, list, &kind, file).await
+        }
         AdminCommand::BenchSafety(args) => crate::safetybench::run(args).await,
     }
 }
 
-async fn import(data_dir: PathBuf, list: String, kind: &str, file: PathBuf) -> anyhow::Result<()> {
-    let store = open_store(&data_dir).await?;
+async fn import(
+    storage: custodia_store::Storage,
+    list: String,
+    kind: &str,
+    file: PathBuf,
+) -> anyhow::Result<()> {
+    let store = storage.attachments;
     let (read, added, skipped) = match kind {
         "pdq" => {
             let (read, added, skipped) = import_lines(
@@ -113,13 +128,6 @@ async fn import(data_dir: PathBuf, list: String, kind: &str, file: PathBuf) -> a
         "imported {read} {kind} hashes into list {list:?} ({added} new; {skipped} lines skipped)"
     );
     Ok(())
-}
-
-async fn open_store(data_dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
-    let dir = DataDir::open(data_dir)?;
-    SqliteStore::open(&dir.database(), Arc::new(NoObserver))
-        .await
-        .context("opening the database")
 }
 
 /// Reads `file` line by line: `parse` makes an item of a line (numbered from 1), or

@@ -33,4 +33,4 @@ pub mod term;
 pub mod witness;
 
 pub use config::{Config, RawConfig};
-pub use server::{Running, start, start_with_clock};
+pub use server::{Running, open_storage, start, start_with_clock};

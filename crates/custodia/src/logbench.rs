@@ -24,8 +24,10 @@ use crate::datadir::DataDir;
 /// `custodia log bench` options.
 #[derive(Args, Debug, Clone)]
 pub struct LogBenchArgs {
-    /// The data directory (a stopped server's, or a new one).
-    #[arg(long, default_value = "custodia-data")]
+    /// A data directory for the benchmark alone: new, or one whose log is empty. It
+    /// appends made-up entries signed with that directory's log key, so it refuses a
+    /// directory whose log has entries (a server's).
+    #[arg(long)]
     pub data_dir: std::path::PathBuf,
     /// The log's origin (as the server's `log_origin`).
     #[arg(long, default_value = "localhost/custodia/audit")]
@@ -58,6 +60,14 @@ pub async fn run(args: LogBenchArgs) -> anyhow::Result<()> {
         pseudonyms,
     ));
     let key = dir.pseudonym_key()?;
+    let existing = store.log_size().await?;
+    if existing > 0 {
+        anyhow::bail!(
+            "{} holds an audit log with {existing} entries: the benchmark appends made-up \
+             entries signed with its log key, so give it a new data directory",
+            args.data_dir.display()
+        );
+    }
     for &target in &args.sizes {
         let have = store.log_size().await?;
         if have < target {

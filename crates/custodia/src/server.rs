@@ -69,6 +69,29 @@ impl Running {
     }
 }
 
+/// The deployment's storage as `config` says (SQLite in the data directory, or the shared
+/// PostgreSQL database): the one way the server and the operator tools open it.
+pub async fn open_storage(
+    config: &Config,
+    observer: Arc<dyn custodia_store::CommitObserver>,
+) -> anyhow::Result<Storage> {
+    Ok(match &config.storage {
+        StorageConfig::Sqlite => {
+            let dir = DataDir::open(&config.data_dir)?;
+            Storage::from_backend(
+                SqliteStore::open(&dir.database(), observer)
+                    .await
+                    .context("opening the database")?,
+            )
+        }
+        StorageConfig::Postgres(options) => Storage::from_backend(
+            PgStore::connect(options, observer)
+                .await
+                .context("opening the PostgreSQL database (storage = \"postgres\")")?,
+        ),
+    })
+}
+
 /// Creates or opens the data directory, then starts listening.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     start_with_clock(config, Arc::new(SystemClock)).await
@@ -89,18 +112,7 @@ pub async fn start_with_clock(
     let tls = tls13_server_config(&cert, &key).map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
 
     let metrics = Arc::new(Metrics::new());
-    let storage = match &config.storage {
-        StorageConfig::Sqlite => Storage::from_backend(
-            SqliteStore::open(&dir.database(), metrics.clone())
-                .await
-                .context("opening the database")?,
-        ),
-        StorageConfig::Postgres(options) => Storage::from_backend(
-            PgStore::connect(options, metrics.clone())
-                .await
-                .context("opening the PostgreSQL database (storage = \"postgres\")")?,
-        ),
-    };
+    let storage = open_storage(&config, metrics.clone()).await?;
     let witnesses = config
         .witnesses
         .iter()

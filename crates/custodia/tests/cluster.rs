@@ -446,6 +446,43 @@ async fn sign_in_attempts_spread_over_nodes_share_one_budget() {
 }
 
 #[tokio::test]
+async fn hash_lists_are_imported_into_the_deployments_postgres() {
+    use sha2::Digest;
+    let dep = Deployment::new().await;
+    let node = dep.node(&bin(), &dep.dir.path().join("node.log"));
+    let bad = b"a file on a list kept in postgres".to_vec();
+    let sha: String = sha2::Sha256::digest(&bad)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let list = dep.dir.path().join("list.txt");
+    std::fs::write(&list, format!("{sha}\n")).unwrap();
+    // The operator tool reads the same settings as the server (here from the
+    // environment), so the list goes into the deployment's PostgreSQL, not a local file.
+    let out = tokio::process::Command::new(bin())
+        .args([
+            "admin", "hashlist", "import", "--list", "pg", "--kind", "sha256",
+        ])
+        .arg("--data-dir")
+        .arg(dep.dir.path())
+        .arg(&list)
+        .envs(dep.env(dep.database.url(), &dep.nats_url))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice = user(&node, "alice").await;
+    user(&node, "bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    let e = alice.upload(chat.id, bad).await.unwrap_err();
+    assert_eq!(e.status(), Some(422), "{e}");
+}
+
+#[tokio::test]
 async fn sign_ups_spread_over_nodes_share_one_budget_per_address() {
     let dep = Deployment::new().await;
     let nodes: Vec<ProcessServer> = (0..2)
