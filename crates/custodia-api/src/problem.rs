@@ -75,10 +75,6 @@ impl From<ServiceError> for ApiError {
             ServiceError::BadCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, "wrong username or password")
             }
-            ServiceError::BadStaffCredentials => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "wrong username, password or one-time code (each code works once)",
-            ),
             ServiceError::RateLimited { retry_after } => {
                 let secs = retry_after.as_secs().max(1);
                 let mut e = Self::new(
@@ -158,5 +154,19 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("bad query parameters: {}", r.body_text()),
         )
+    }
+}
+
+impl From<custodia_governance::GovernanceError> for ApiError {
+    fn from(e: custodia_governance::GovernanceError) -> Self {
+        match e {
+            custodia_governance::GovernanceError::BadStaffCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong username, password or one-time code (each code works once)",
+            ),
+            custodia_governance::GovernanceError::Service(e) => e.into(),
+            // A variant added later answers as an internal error until mapped here.
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        }
     }
 }

@@ -12,10 +12,10 @@ use custodia_core::{
     StaffChangeStatus, StaffId, StaffRole, Username,
 };
 use custodia_governance::{
-    CaseView, Governance, NewRequest, RequestView, StaffChangeView, StaffPrincipal, StaffView,
+    CaseView, Governance, GovernanceError, NewRequest, RequestView, StaffChangeView,
+    StaffPrincipal, StaffView,
 };
 use custodia_proto::staff as wire;
-use custodia_service::ServiceError;
 
 use crate::extract::{Body, bearer};
 use crate::{ApiError, PeerAddr, convert};
@@ -120,7 +120,8 @@ async fn sign_in(
     Body(req): Body<wire::StaffSignIn>,
 ) -> Result<(StatusCode, Json<wire::StaffSession>), ApiError> {
     // A malformed password cannot be right; answer as for a wrong one.
-    let password = Password::parse(req.password).map_err(|_| ServiceError::BadStaffCredentials)?;
+    let password =
+        Password::parse(req.password).map_err(|_| GovernanceError::BadStaffCredentials)?;
     let s = gov
         .sign_in(&req.username, password, &req.code, peer.ip())
         .await?;
@@ -250,7 +251,7 @@ async fn change_password(
     Body(req): Body<wire::ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
     let current =
-        Password::parse(req.current_password).map_err(|_| ServiceError::BadStaffCredentials)?;
+        Password::parse(req.current_password).map_err(|_| GovernanceError::BadStaffCredentials)?;
     let new = Password::parse(req.new_password)?;
     gov.change_password(&who, current, new).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -261,7 +262,8 @@ async fn reenrol_totp(
     Staff(who): Staff,
     Body(req): Body<wire::ReenrolTotp>,
 ) -> Result<Json<wire::Enrolled>, ApiError> {
-    let password = Password::parse(req.password).map_err(|_| ServiceError::BadStaffCredentials)?;
+    let password =
+        Password::parse(req.password).map_err(|_| GovernanceError::BadStaffCredentials)?;
     let uri = gov.reenrol_totp(&who, password).await?;
     Ok(Json(wire::Enrolled {
         staff: signed_in(&who),

@@ -40,6 +40,40 @@ pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
 pub use staff::{Enrolled, NewStaff, NewStaffSession, StaffChangeView, StaffPrincipal, StaffView};
 
+/// What a staff member's own credentials can fail with, beside the service's outcomes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GovernanceError {
+    /// Wrong staff username, password or one-time code (deliberately not saying which),
+    /// or a one-time code already used.
+    #[error("wrong username, password or one-time code")]
+    BadStaffCredentials,
+    /// Any outcome the services share.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<custodia_store::StoreError> for GovernanceError {
+    fn from(e: custodia_store::StoreError) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+impl From<custodia_keys::KeyError> for GovernanceError {
+    fn from(e: custodia_keys::KeyError) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+impl From<custodia_core::ValidationError> for GovernanceError {
+    fn from(e: custodia_core::ValidationError) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+/// Result of the staff credential calls.
+pub type GovernanceResult<T> = Result<T, GovernanceError>;
+
 /// Tunables, validated by the caller's configuration.
 #[derive(Debug, Clone)]
 pub struct GovernanceConfig {

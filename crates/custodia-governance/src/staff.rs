@@ -23,7 +23,7 @@ use custodia_store::{
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::Governance;
+use crate::{Governance, GovernanceError, GovernanceResult};
 
 const TOKEN_PREFIX: &str = "css_";
 const ENROLMENT_PREFIX: &str = "cse_";
@@ -613,7 +613,7 @@ impl Governance {
         by: &StaffPrincipal,
         current: Password,
         new: Password,
-    ) -> ServiceResult<()> {
+    ) -> GovernanceResult<()> {
         let record = self.check_own_password(by, current).await?;
         let phc = hash_password(new).await?;
         self.log(
@@ -629,7 +629,7 @@ impl Governance {
             .set_staff_credentials(by.staff_id, None, phc, record.totp)
             .await?
         {
-            return Err(ServiceError::Unauthenticated);
+            return Err(ServiceError::Unauthenticated.into());
         }
         Ok(())
     }
@@ -640,7 +640,7 @@ impl Governance {
         &self,
         by: &StaffPrincipal,
         password: Password,
-    ) -> ServiceResult<Zeroizing<String>> {
+    ) -> GovernanceResult<Zeroizing<String>> {
         let record = self.check_own_password(by, password).await?;
         let (totp, uri) = self
             .inner
@@ -659,7 +659,7 @@ impl Governance {
             .set_staff_credentials(by.staff_id, None, record.password_hash, totp)
             .await?
         {
-            return Err(ServiceError::Unauthenticated);
+            return Err(ServiceError::Unauthenticated.into());
         }
         Ok(uri)
     }
@@ -668,7 +668,7 @@ impl Governance {
         &self,
         by: &StaffPrincipal,
         password: Password,
-    ) -> ServiceResult<StaffRecord> {
+    ) -> GovernanceResult<StaffRecord> {
         let record = self
             .inner
             .store
@@ -678,7 +678,7 @@ impl Governance {
             .ok_or(ServiceError::Unauthenticated)?;
         let ok = verify_password(Some(record.password_hash.clone()), password).await?;
         if !ok {
-            return Err(ServiceError::BadStaffCredentials);
+            return Err(GovernanceError::BadStaffCredentials);
         }
         Ok(record)
     }
@@ -702,7 +702,7 @@ impl Governance {
         password: Password,
         code: &str,
         from: IpAddr,
-    ) -> ServiceResult<NewStaffSession> {
+    ) -> GovernanceResult<NewStaffSession> {
         let inner = &self.inner;
         self.signin_attempt(username, from).await?;
         let staff = match Username::parse(username) {
@@ -717,7 +717,7 @@ impl Governance {
             verify_password(phc, password).await?
         };
         let Some(staff) = staff else {
-            return Err(ServiceError::BadStaffCredentials);
+            return Err(GovernanceError::BadStaffCredentials);
         };
         let now = inner.clock.now();
         let step = if password_ok && staff.active {
@@ -750,7 +750,7 @@ impl Governance {
             )
             .await?;
             tracing::info!(staff = %staff.id, why, "staff sign-in refused");
-            return Err(ServiceError::BadStaffCredentials);
+            return Err(GovernanceError::BadStaffCredentials);
         }
         let (token, token_hash) = new_token(TOKEN_PREFIX);
         let session = StaffSessionRecord {

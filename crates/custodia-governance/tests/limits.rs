@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{Fixture, PASSWORD};
 use custodia_core::{BirthDate, Clock, Password, StaffRole, Username};
+use custodia_governance::GovernanceError;
 use custodia_service::ServiceError;
 
 fn addr(n: u8) -> IpAddr {
@@ -121,7 +122,7 @@ async fn a_stranger_cannot_lock_a_staff_member_out() {
                 addr(66)
             )
             .await,
-        Err(ServiceError::RateLimited { .. })
+        Err(GovernanceError::Service(ServiceError::RateLimited { .. }))
     ));
     f.next_step();
     let creds = common::Creds {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::{FROM, Fixture, PASSWORD};
 use custodia_audit::EventKind;
 use custodia_core::{Password, StaffChangeStatus, StaffRole, Username};
+use custodia_governance::GovernanceError;
 use custodia_service::ServiceError;
 
 fn name(s: &str) -> Username {
@@ -48,7 +49,7 @@ async fn founders_are_created_once_enrol_themselves_and_sign_in_with_single_use_
     // The same code again (a replay) is refused, even with the right password.
     assert!(matches!(
         f.sign_in(&admin).await,
-        Err(ServiceError::BadStaffCredentials)
+        Err(GovernanceError::BadStaffCredentials)
     ));
     // A wrong code, and a right code with a wrong password, are refused alike.
     f.next_step();
@@ -61,7 +62,7 @@ async fn founders_are_created_once_enrol_themselves_and_sign_in_with_single_use_
             FROM,
         )
         .await;
-    assert!(matches!(wrong, Err(ServiceError::BadStaffCredentials)));
+    assert!(matches!(wrong, Err(GovernanceError::BadStaffCredentials)));
     let bad_password = f
         .gov
         .sign_in(
@@ -73,7 +74,7 @@ async fn founders_are_created_once_enrol_themselves_and_sign_in_with_single_use_
         .await;
     assert!(matches!(
         bad_password,
-        Err(ServiceError::BadStaffCredentials)
+        Err(GovernanceError::BadStaffCredentials)
     ));
     // A later step's code works once (a minute on, when the sign-in budget has a token).
     f.clock.advance(Duration::from_secs(60));
@@ -108,7 +109,7 @@ async fn an_enrolment_code_works_once_for_its_own_account_until_it_expires() {
                 FROM
             )
             .await,
-        Err(ServiceError::BadStaffCredentials)
+        Err(GovernanceError::BadStaffCredentials)
     ));
     // A code works only for its own account.
     let wrong_account = f
@@ -174,7 +175,7 @@ async fn sessions_are_short_lived_and_sign_in_attempts_are_limited() {
                 FROM,
             )
             .await;
-        if let Err(ServiceError::RateLimited { retry_after }) = r {
+        if let Err(GovernanceError::Service(ServiceError::RateLimited { retry_after })) = r {
             assert!(retry_after > Duration::ZERO);
             limited = true;
         }
@@ -387,7 +388,7 @@ async fn deactivation_ends_sessions_at_once_and_usernames_stay_unique() {
                 FROM
             )
             .await,
-        Err(ServiceError::BadStaffCredentials)
+        Err(GovernanceError::BadStaffCredentials)
     ));
 }
 
@@ -405,7 +406,7 @@ async fn staff_change_their_own_password_and_totp_and_the_old_ones_stop_working(
                 Password::parse("a brand new passphrase".into()).unwrap(),
             )
             .await,
-        Err(ServiceError::BadStaffCredentials)
+        Err(GovernanceError::BadStaffCredentials)
     ));
     f.gov
         .change_password(

@@ -31,10 +31,6 @@ pub enum ServiceError {
     /// Wrong username or password (deliberately not saying which).
     #[error("wrong username or password")]
     BadCredentials,
-    /// Wrong staff username, password or one-time code (deliberately not saying which),
-    /// or a one-time code already used.
-    #[error("wrong username, password or one-time code")]
-    BadStaffCredentials,
     /// Too many attempts.
     #[error("too many requests")]
     RateLimited {

@@ -118,7 +118,10 @@ impl Fixture {
         totp.generate(secs).to_string()
     }
 
-    pub async fn sign_in(&self, staff: &Creds) -> Result<StaffPrincipal, ServiceError> {
+    pub async fn sign_in(
+        &self,
+        staff: &Creds,
+    ) -> Result<StaffPrincipal, custodia_governance::GovernanceError> {
         let code = self.code(staff);
         self.gov
             .sign_in(
