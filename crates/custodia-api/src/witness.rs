@@ -17,10 +17,16 @@ use custodia_witness::{Witness, WitnessError};
 
 use crate::ApiError;
 
+/// Largest `add-checkpoint` body: a size line, at most 63 proof lines and a checkpoint
+/// note, with room to spare. Larger is refused before it is read.
+const MAX_REQUEST_BYTES: usize = 128 * 1024;
+
 /// The witness router.
 pub fn witness_router(witness: Arc<Witness>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/add-checkpoint", post(add_checkpoint))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+    crate::edge::declared_limit(router, MAX_REQUEST_BYTES as u64)
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
