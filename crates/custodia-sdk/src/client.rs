@@ -67,6 +67,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .timeout(std::time::Duration::from_secs(60))
+            // The server closes a connection idle for `header_timeout_secs` (20 by
+            // default); drop pooled ones sooner, so a request never races that close.
+            .pool_idle_timeout(std::time::Duration::from_secs(10))
             .build()?;
         Self {
             http,
