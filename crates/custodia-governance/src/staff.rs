@@ -89,6 +89,20 @@ pub struct NewStaff {
     pub expires_at: Timestamp,
 }
 
+impl NewStaff {
+    /// The unenrolled `record` with its enrolment `code`.
+    fn of(record: &StaffRecord, code: Zeroizing<String>) -> Self {
+        Self {
+            staff: view(record),
+            expires_at: record
+                .enrolment
+                .as_ref()
+                .map_or(record.created_at, |e| e.expires_at),
+            enrolment_code: code,
+        }
+    }
+}
+
 impl fmt::Debug for NewStaff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewStaff")
@@ -197,14 +211,7 @@ impl Governance {
                 Err(e) => return Err(e.into()),
             }
             tracing::info!(staff = %record.id, role = record.role.as_str(), "founding staff account created");
-            out.push(NewStaff {
-                staff: view(&record),
-                expires_at: record
-                    .enrolment
-                    .as_ref()
-                    .map_or(record.created_at, |e| e.expires_at),
-                enrolment_code: code,
-            });
+            out.push(NewStaff::of(&record, code));
         }
         Ok(out)
     }
@@ -473,11 +480,7 @@ impl Governance {
                 let (mut record, code) =
                     self.unenrolled(r.username.clone(), r.role, vec![r.proposed_by, by.staff_id]);
                 record.id = r.staff_id;
-                let new = NewStaff {
-                    staff: view(&record),
-                    expires_at: record.enrolment.as_ref().map_or(now, |e| e.expires_at),
-                    enrolment_code: code,
-                };
+                let new = NewStaff::of(&record, code);
                 (Some(StaffEffect::Create(record)), Some(new))
             }
             (true, _) => {

@@ -144,15 +144,12 @@ impl StaffStore for PgStore {
         password_hash: String,
         totp: SealedTotp,
     ) -> StoreResult<bool> {
-        let sql = if enrolment.is_some() {
-            "UPDATE staff SET password_hash = $2, totp_kek_version = $3, totp_sealed = $4, \
-             enrol_hash = NULL, enrol_until = NULL, last_totp_step = NULL \
-             WHERE id = $1 AND enrol_hash = $5"
-        } else {
-            "UPDATE staff SET password_hash = $2, totp_kek_version = $3, totp_sealed = $4, \
+        // With no code, only an enrolled account; with one, only the account whose pending
+        // code it is (which it then ends). A new TOTP secret starts with no step used.
+        let sql = "UPDATE staff SET password_hash = $2, totp_kek_version = $3, totp_sealed = $4, \
+             enrol_hash = NULL, enrol_until = NULL, \
              last_totp_step = CASE WHEN totp_sealed = $4 THEN last_totp_step ELSE NULL END \
-             WHERE id = $1 AND enrol_hash IS NULL AND $5::bytea IS NULL"
-        };
+             WHERE id = $1 AND enrol_hash IS NOT DISTINCT FROM $5";
         self.statement(Lock::Own, sql, move |q| {
             q.bind(*id.as_uuid())
                 .bind(password_hash)

@@ -160,24 +160,21 @@ impl StaffStore for SqliteStore {
     ) -> StoreResult<bool> {
         self.writer
             .write(move |c| {
-                let (sql, code) = match enrolment {
-                    Some(h) => (
-                        "UPDATE staff SET password_hash = ?2, totp_kek_version = ?3, \
-                         totp_sealed = ?4, enrol_hash = NULL, enrol_until = NULL, last_totp_step = NULL \
-                         WHERE id = ?1 AND enrol_hash = ?5",
-                        h.0.to_vec(),
-                    ),
-                    None => (
-                        "UPDATE staff SET password_hash = ?2, totp_kek_version = ?3, totp_sealed = ?4, \
-                         last_totp_step = CASE WHEN totp_sealed = ?4 \
-                         THEN last_totp_step ELSE NULL END \
-                         WHERE id = ?1 AND enrol_hash IS NULL AND ?5 = ?5",
-                        Vec::new(),
-                    ),
-                };
+                // `IS` matches NULL to NULL: with no code, only an enrolled account; with
+                // one, only the account whose pending code it is (which it then ends). A new
+                // TOTP secret starts with no step used.
                 c.execute(
-                    sql,
-                    params![id.as_uuid(), password_hash, totp.kek_version, totp.bytes, code],
+                    "UPDATE staff SET password_hash = ?2, totp_kek_version = ?3, totp_sealed = ?4, \
+                     enrol_hash = NULL, enrol_until = NULL, \
+                     last_totp_step = CASE WHEN totp_sealed = ?4 THEN last_totp_step ELSE NULL END \
+                     WHERE id = ?1 AND enrol_hash IS ?5",
+                    params![
+                        id.as_uuid(),
+                        password_hash,
+                        totp.kek_version,
+                        totp.bytes,
+                        enrolment.map(|h| h.0.to_vec())
+                    ],
                 )
                 .map(|n| n == 1)
                 .map_err(map_err)
