@@ -13,21 +13,25 @@
 //! Layout:
 //! - `entry` — [`AuditEvent`] and its canonical encodings: the public entry (subjects as
 //!   keyed pseudonyms) and the full record kept beside it.
+//! - `tree` — [`LogTree`]: tile completion, roots, proofs and tiles over the stored log,
+//!   computed here once for every storage backend.
 //! - this file — [`AuditLog`], [`Receipt`], [`AuditError`], and the [`Cosigner`] seam
 //!   through which witnesses are asked.
 
 mod entry;
+mod tree;
 
 pub use entry::{
     Actor, AuditEvent, EntryError, EntryView, Event, EventKind, Pseudonym, PseudonymKey, Subject,
 };
+pub use tree::LogTree;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use custodia_store::{LogAppend, LogStore, StoreError};
 use custodia_tlog::{
-    Checkpoint, Hash, NoteSignature, NoteSigner, SignedNote, leaf_hash, verify_consistency,
+    Checkpoint, Hash, NoteSignature, NoteSigner, SignedNote, Tile, verify_consistency,
 };
 use tokio::sync::Mutex;
 
@@ -96,7 +100,7 @@ pub struct Receipt {
 
 /// The audit log of one deployment.
 pub struct AuditLog {
-    store: Arc<dyn LogStore>,
+    tree: LogTree,
     signer: NoteSigner,
     pseudonyms: PseudonymKey,
     origin: String,
@@ -117,7 +121,7 @@ impl AuditLog {
         pseudonyms: PseudonymKey,
     ) -> Self {
         Self {
-            store,
+            tree: LogTree::new(store),
             signer,
             pseudonyms,
             origin: origin.into(),
@@ -148,16 +152,12 @@ impl AuditLog {
         if entry.len().max(record.len()) > MAX_ENTRY_BYTES {
             return Err(EntryError::TooLong("event").into());
         }
-        let leaf = leaf_hash(&entry);
-        let index = self
-            .store
-            .append_entries(vec![LogAppend {
-                entry: entry.clone(),
-                record,
-            }])
-            .await?;
+        let append = LogAppend::new(entry, record);
+        let leaf = append.leaf;
+        let entry = append.entry.clone();
+        let index = self.tree.append(vec![append]).await?;
         let (size, checkpoint) = self.checkpoint_covering(index + 1).await?;
-        let proof = self.store.log_inclusion_proof(index, size).await?;
+        let proof = self.tree.inclusion_proof(index, size).await?;
         Ok(Receipt {
             index,
             leaf_hash: leaf,
@@ -169,7 +169,7 @@ impl AuditLog {
 
     /// The full record of entry `index`, for an authorized auditor.
     pub async fn record(&self, index: u64) -> Result<Option<AuditEvent>, AuditError> {
-        match self.store.log_record(index).await? {
+        match self.tree.store().log_record(index).await? {
             Some(bytes) => Ok(Some(AuditEvent::from_record(&bytes)?)),
             None => Ok(None),
         }
@@ -182,8 +182,34 @@ impl AuditLog {
 
     /// The latest signed checkpoint, signing one for the current size if the log grew.
     pub async fn checkpoint(&self) -> Result<String, AuditError> {
-        let size = self.store.log_size().await?;
+        let size = self.tree.store().log_size().await?;
         Ok(self.checkpoint_covering(size).await?.1)
+    }
+
+    /// The last checkpoint kept (signed, and cosigned by the quorum), without signing.
+    pub async fn last_checkpoint(&self) -> Result<Option<(u64, String)>, AuditError> {
+        Ok(self.tree.store().last_checkpoint().await?)
+    }
+
+    /// A tile of the log at `path` (c2sp.org/tlog-tiles), if it lies inside the last kept
+    /// checkpoint's tree; `None` when there is no such tile there.
+    pub async fn tile(&self, path: &str) -> Result<Option<Vec<u8>>, AuditError> {
+        let Some(tile) = Tile::parse_path(path) else {
+            return Ok(None);
+        };
+        let signed = match self.last_checkpoint().await? {
+            Some((_, note)) => signed_size(&note)?,
+            None => 0,
+        };
+        if !tile.available_in(signed) {
+            return Ok(None);
+        }
+        Ok(Some(self.tree.tile(&tile).await?))
+    }
+
+    /// The log's tree (roots, proofs, tiles).
+    pub fn tree(&self) -> &LogTree {
+        &self.tree
     }
 
     /// A signed checkpoint of at least `size` entries. Several nodes may share the log's
@@ -202,14 +228,14 @@ impl AuditLog {
 
     /// One attempt of [`Self::checkpoint_covering`], under the signing lock.
     async fn sign_covering(&self, size: u64) -> Result<(u64, String), AuditError> {
-        let last = self.store.last_checkpoint().await?;
+        let last = self.tree.store().last_checkpoint().await?;
         if let Some((signed, note)) = &last
             && *signed >= size
         {
             return Ok((*signed, note.clone()));
         }
-        let new = self.store.log_size().await?;
-        let root = self.store.log_root(new).await?;
+        let new = self.tree.store().log_size().await?;
+        let root = self.tree.root(new).await?;
         if let Some((old, note)) = &last {
             self.check_consistent(*old, note, new, &root).await?;
         }
@@ -232,7 +258,8 @@ impl AuditLog {
         let cosignatures = self.cosign(&note.to_string(), old, new).await?;
         note.signatures.extend(cosignatures);
         let note = note.to_string();
-        self.store
+        self.tree
+            .store()
             .save_checkpoint(last.as_ref().map(|(s, _)| *s), new, note.clone())
             .await?;
         tracing::debug!(size = new, "signed checkpoint");
@@ -288,8 +315,8 @@ impl AuditLog {
         new: u64,
     ) -> Result<NoteSignature, CosignError> {
         let proof = |from| async move {
-            self.store
-                .log_consistency_proof(from, new)
+            self.tree
+                .consistency_proof(from, new)
                 .await
                 .map_err(|e| CosignError::Failed(format!("consistency proof: {e}")))
         };
@@ -321,7 +348,7 @@ impl AuditLog {
                 "the log shrank from {old} to {new} entries"
             )));
         }
-        let proof = self.store.log_consistency_proof(old, new).await?;
+        let proof = self.tree.consistency_proof(old, new).await?;
         verify_consistency(old, new, &parsed.root, root, &proof).map_err(|e| {
             tracing::error!(
                 old,
@@ -333,4 +360,12 @@ impl AuditLog {
             ))
         })
     }
+}
+
+/// The size a kept checkpoint states.
+fn signed_size(note: &str) -> Result<u64, AuditError> {
+    SignedNote::parse(note.as_bytes())
+        .and_then(|n| Checkpoint::parse(&n.text))
+        .map(|c| c.size)
+        .map_err(|e| AuditError::Inconsistent(format!("the kept checkpoint does not parse: {e}")))
 }

@@ -82,7 +82,8 @@ async fn two_nodes_append_to_one_log_and_every_checkpoint_is_consistent() {
         let cp = Checkpoint::parse(&note.text).unwrap();
         verify_inclusion(r.index, cp.size, &r.leaf_hash, &r.proof, &cp.root).unwrap();
         // Whichever node signed it, the newest checkpoint extends it.
-        let proof = custodia_store::LogStore::log_consistency_proof(&*store, cp.size, 60)
+        let proof = custodia_audit::LogTree::new(store.clone())
+            .consistency_proof(cp.size, 60)
             .await
             .unwrap();
         verify_consistency(cp.size, 60, &cp.root, &newest.root, &proof).unwrap();

@@ -45,6 +45,7 @@ impl Fresh {
 #[doc(hidden)]
 pub mod checks {
     pub use super::log::{
+        an_append_lands_only_at_the_end_its_caller_saw,
         appends_roots_and_proofs_across_tile_boundaries,
         the_checkpoint_only_moves_from_the_one_expected,
     };
@@ -89,6 +90,7 @@ macro_rules! conformance_tests {
             hash_lists_match_exactly_and_pdq_entries_load_incrementally,
             rate_buckets_spend_each_token_once_and_refill,
             appends_roots_and_proofs_across_tile_boundaries,
+            an_append_lands_only_at_the_end_its_caller_saw,
             the_checkpoint_only_moves_from_the_one_expected
         );
     };

@@ -31,9 +31,10 @@ use custodia_core::{
 };
 use custodia_store::{
     AccountStore, AddMember, Appended, CommitObserver, ConversationRecord, ConversationStore,
-    ConversationSummary, DekStore, FlaggedSignal, Health, LogAppend, LogStore, MemberRecord,
-    MessageStore, NewConversation, NewMessage, PendingSignal, SeqRange, SessionRecord,
-    SessionStore, StoreError, StoreResult, StoredMessage, TokenHash, UserRecord, WrappedDek,
+    ConversationSummary, DekStore, FlaggedSignal, HashRange, Health, LogAppend, LogStore,
+    MemberRecord, MessageStore, NewConversation, NewMessage, PendingSignal, SeqRange,
+    SessionRecord, SessionStore, StoreError, StoreResult, StoredMessage, TileHash, TokenHash,
+    UserRecord, WrappedDek,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::Semaphore;
@@ -753,15 +754,17 @@ impl Health for SqliteStore {
     }
 }
 
-/// Maps a refused proof request to the seam's error.
-fn proof<T>(r: Result<T, custodia_tlog::ProofError>) -> StoreResult<T> {
-    r.map_err(|e| StoreError::Backend(e.to_string()))
-}
-
 #[async_trait]
 impl LogStore for SqliteStore {
-    async fn append_entries(&self, entries: Vec<LogAppend>) -> StoreResult<u64> {
-        self.writer.write(move |c| log::append(c, entries)).await
+    async fn append_entries(
+        &self,
+        at: u64,
+        entries: Vec<LogAppend>,
+        completed: Vec<TileHash>,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |c| log::append(c, at, entries, completed))
+            .await
     }
 
     async fn log_record(&self, index: u64) -> StoreResult<Option<Vec<u8>>> {
@@ -776,50 +779,11 @@ impl LogStore for SqliteStore {
         self.read_with(move |c| log::entries(c, start, count)).await
     }
 
-    async fn tile_hashes(
+    async fn log_hashes(
         &self,
-        tile_level: u8,
-        start: u64,
-        count: u64,
-    ) -> StoreResult<Vec<custodia_tlog::Hash>> {
-        self.read_with(move |c| log::hashes(c, tile_level, start, count))
-            .await
-    }
-
-    async fn log_root(&self, size: u64) -> StoreResult<custodia_tlog::Hash> {
-        self.read_with(move |c| {
-            log::within(c, size)?;
-            custodia_tlog::root_hash(&log::Source(c), size)
-        })
-        .await
-    }
-
-    async fn log_inclusion_proof(
-        &self,
-        index: u64,
-        size: u64,
-    ) -> StoreResult<Vec<custodia_tlog::Hash>> {
-        self.read_with(move |c| {
-            log::within(c, size)?;
-            proof(custodia_tlog::inclusion_proof(
-                &log::Source(c),
-                index,
-                size,
-            )?)
-        })
-        .await
-    }
-
-    async fn log_consistency_proof(
-        &self,
-        old: u64,
-        new: u64,
-    ) -> StoreResult<Vec<custodia_tlog::Hash>> {
-        self.read_with(move |c| {
-            log::within(c, new)?;
-            proof(custodia_tlog::consistency_proof(&log::Source(c), old, new)?)
-        })
-        .await
+        ranges: Vec<HashRange>,
+    ) -> StoreResult<Vec<Vec<custodia_tlog::Hash>>> {
+        self.read_with(move |c| log::hashes(c, &ranges)).await
     }
 
     async fn last_checkpoint(&self) -> StoreResult<Option<(u64, String)>> {

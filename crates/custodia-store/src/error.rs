@@ -2,7 +2,7 @@
 
 /// What went wrong in a store. Backends map their own errors into these variants inside
 /// the backend; the text never contains stored values (bodies, keys, token hashes).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A uniqueness rule was violated (e.g. the username is taken).

@@ -14,16 +14,17 @@
 
 mod error;
 mod records;
+pub mod rows;
 mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use records::{
     AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
     ConversationRecord, ConversationSummary, DecisionRecord, EvidenceRecord, FlaggedSignal,
-    Franking, HashKind, LogAppend, MemberRecord, NewConversation, NewMessage, PendingSignal,
-    SealedBody, SealedTotp, SeqRange, SessionRecord, StaffChangeRecord, StaffEffect,
-    StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage, TokenHash, UserRecord,
-    WrappedDek, sponsors_from_text, sponsors_to_text,
+    Franking, HashKind, HashRange, LogAppend, MemberRecord, NewConversation, NewMessage,
+    PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord, StaffChangeRecord, StaffEffect,
+    StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage, TileHash, TokenHash,
+    UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
 };
 pub use traits::{
     AccountStore, AttachmentStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health,

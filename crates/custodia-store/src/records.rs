@@ -301,6 +301,42 @@ pub struct LogAppend {
     pub entry: Vec<u8>,
     /// The full record (subjects named, not pseudonymized), for authorized auditors only.
     pub record: Vec<u8>,
+    /// The entry's RFC 6962 leaf hash.
+    pub leaf: custodia_tlog::Hash,
+}
+
+impl LogAppend {
+    /// An append of `entry` with its `record`, and the entry's leaf hash.
+    pub fn new(entry: Vec<u8>, record: Vec<u8>) -> Self {
+        Self {
+            leaf: custodia_tlog::leaf_hash(&entry),
+            entry,
+            record,
+        }
+    }
+}
+
+/// A hash of tile level `level` ≥ 1 at `index`: the root of the 256 hashes of the level
+/// below starting at `index * 256`, stored once they are all there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileHash {
+    /// The tile level (1 and up; level 0 is the leaf hashes).
+    pub level: u8,
+    /// The hash's index at its level.
+    pub index: u64,
+    /// The hash.
+    pub hash: custodia_tlog::Hash,
+}
+
+/// Hashes `[start, start + count)` of one tile level (0: leaf hashes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HashRange {
+    /// The tile level.
+    pub level: u8,
+    /// The first hash's index at its level.
+    pub start: u64,
+    /// How many.
+    pub count: u64,
 }
 
 /// A staff member's account.

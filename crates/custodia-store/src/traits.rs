@@ -12,10 +12,10 @@ use custodia_core::{
 
 use crate::{
     AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
-    ConversationRecord, ConversationSummary, DecisionRecord, HashKind, LogAppend, MemberRecord,
-    NewConversation, NewMessage, PendingSignal, SealedTotp, SeqRange, SessionRecord,
+    ConversationRecord, ConversationSummary, DecisionRecord, HashKind, HashRange, LogAppend,
+    MemberRecord, NewConversation, NewMessage, PendingSignal, SealedTotp, SeqRange, SessionRecord,
     StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage,
-    TokenHash, UserRecord, WrappedDek,
+    TileHash, TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -403,45 +403,38 @@ impl CommitObserver for NoObserver {
     fn committed(&self, _: usize, _: std::time::Duration) {}
 }
 
-/// The transparency log's entries and Merkle hashes, and beside each entry its full record.
+/// The transparency log's entries, leaf hashes and completed tile-level hashes, and beside
+/// each entry its full record.
 ///
-/// Security duty: append-only. An index once returned is never reused or lost; entries,
-/// records and hashes are never updated or deleted. The backend keeps leaf hashes and the
-/// hashes of every completed tile level, so any proof is computed without rehashing the
-/// log. Entries are public (served to auditors); a record names the subjects an entry
-/// only pseudonymizes and must be served to nobody but an authorized auditor.
+/// A store keeps what it is given and computes nothing: which tile-level hashes an append
+/// completes, roots and proofs are computed once, above this seam, by `custodia-audit`'s
+/// `LogTree`. Security duty: append-only. An index once written is never reused or lost;
+/// entries, records and hashes are never updated or deleted; an append lands only at the
+/// end the caller saw. Entries are public (served to auditors); a record names the subjects
+/// an entry only pseudonymizes and must be served to nobody but an authorized auditor.
 #[async_trait]
 pub trait LogStore: Send + Sync {
-    /// Appends entries with their records in order, in one durable commit; returns the
-    /// index of the first.
-    async fn append_entries(&self, entries: Vec<LogAppend>) -> StoreResult<u64>;
+    /// Appends `entries` (with their records and leaf hashes) at index `at`, and the
+    /// tile-level hashes they complete, in one durable commit. `Conflict` unless the log
+    /// has exactly `at` entries, so appenders on several nodes cannot interleave.
+    async fn append_entries(
+        &self,
+        at: u64,
+        entries: Vec<LogAppend>,
+        completed: Vec<TileHash>,
+    ) -> StoreResult<()>;
     /// The full record kept beside entry `index`.
     async fn log_record(&self, index: u64) -> StoreResult<Option<Vec<u8>>>;
     /// The number of entries.
     async fn log_size(&self) -> StoreResult<u64>;
     /// Entries `[start, start + count)` (fewer if the log is shorter).
     async fn log_entries(&self, start: u64, count: u64) -> StoreResult<Vec<Vec<u8>>>;
-    /// Hashes `[start, start + count)` of a tile level (0: leaf hashes; fewer if absent).
-    async fn tile_hashes(
+    /// The stored hashes of each range, in one query (tile level 0: leaf hashes); each
+    /// answer holds the hashes of its range that exist, in order (fewer if absent).
+    async fn log_hashes(
         &self,
-        tile_level: u8,
-        start: u64,
-        count: u64,
-    ) -> StoreResult<Vec<custodia_tlog::Hash>>;
-    /// The root hash of the first `size` entries.
-    async fn log_root(&self, size: u64) -> StoreResult<custodia_tlog::Hash>;
-    /// The inclusion proof of entry `index` in the tree of `size` entries.
-    async fn log_inclusion_proof(
-        &self,
-        index: u64,
-        size: u64,
-    ) -> StoreResult<Vec<custodia_tlog::Hash>>;
-    /// The consistency proof from `old` to `new` entries.
-    async fn log_consistency_proof(
-        &self,
-        old: u64,
-        new: u64,
-    ) -> StoreResult<Vec<custodia_tlog::Hash>>;
+        ranges: Vec<HashRange>,
+    ) -> StoreResult<Vec<Vec<custodia_tlog::Hash>>>;
     /// The last checkpoint the log signed: its size and signed note.
     async fn last_checkpoint(&self) -> StoreResult<Option<(u64, String)>>;
     /// Records a newly signed checkpoint; `Conflict` unless the last one recorded still has

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use custodia_audit::{Actor, AuditEvent, AuditLog, EventKind, Subject};
+use custodia_audit::{Actor, AuditEvent, AuditLog, EventKind, LogTree, Subject};
 use custodia_core::{ConversationId, Timestamp, UserId};
-use custodia_store::{LogAppend, LogStore, NoObserver};
+use custodia_store::{HashRange, LogAppend, LogStore, NoObserver};
 use custodia_store_sqlite::SqliteStore;
 use hdrhistogram::Histogram;
 use rand::Rng;
@@ -78,13 +78,10 @@ pub async fn run(args: LogBenchArgs) -> anyhow::Result<()> {
                 let batch = (0..n)
                     .map(|i| {
                         let e = event(at + i);
-                        Ok(LogAppend {
-                            entry: e.entry(&key)?,
-                            record: e.record()?,
-                        })
+                        Ok(LogAppend::new(e.entry(&key)?, e.record()?))
                     })
                     .collect::<Result<Vec<_>, custodia_audit::EntryError>>()?;
-                store.append_entries(batch).await?;
+                log.tree().append(batch).await?;
                 at += n;
             }
             let secs = started.elapsed().as_secs_f64();
@@ -93,7 +90,7 @@ pub async fn run(args: LogBenchArgs) -> anyhow::Result<()> {
                 (target - have) as f64 / secs
             );
         }
-        proofs(&store, args.proofs).await?;
+        proofs(log.tree(), args.proofs).await?;
         durable_appends(&log, args.concurrency, Duration::from_secs(args.duration)).await?;
     }
     // Leave a checkpoint covering everything, for `custodia serve` and `log verify`.
@@ -168,18 +165,25 @@ async fn durable_appends(
     Ok(())
 }
 
-async fn proofs(store: &Arc<SqliteStore>, n: u64) -> anyhow::Result<()> {
-    let size = store.log_size().await?;
-    let root = store.log_root(size).await?;
+async fn proofs(tree: &LogTree, n: u64) -> anyhow::Result<()> {
+    let size = tree.store().log_size().await?;
+    let root = tree.root(size).await?;
     let (mut make_inc, mut check_inc, mut make_con, mut check_con) =
         (histogram(), histogram(), histogram(), histogram());
     let mut rng = rand::thread_rng();
     let mut proof_len = (0, 0);
     for _ in 0..n {
         let index = rng.gen_range(0..size);
-        let leaf = store.tile_hashes(0, index, 1).await?[0];
+        let leaf = tree
+            .store()
+            .log_hashes(vec![HashRange {
+                level: 0,
+                start: index,
+                count: 1,
+            }])
+            .await?[0][0];
         let t0 = Instant::now();
-        let proof = store.log_inclusion_proof(index, size).await?;
+        let proof = tree.inclusion_proof(index, size).await?;
         make_inc.record(t0.elapsed().as_micros() as u64).ok();
         let t0 = Instant::now();
         custodia_tlog::verify_inclusion(index, size, &leaf, &proof, &root)
@@ -187,9 +191,9 @@ async fn proofs(store: &Arc<SqliteStore>, n: u64) -> anyhow::Result<()> {
         check_inc.record(t0.elapsed().as_nanos() as u64).ok();
 
         let old = rng.gen_range(1..=size);
-        let old_root = store.log_root(old).await?;
+        let old_root = tree.root(old).await?;
         let t0 = Instant::now();
-        let cproof = store.log_consistency_proof(old, size).await?;
+        let cproof = tree.consistency_proof(old, size).await?;
         make_con.record(t0.elapsed().as_micros() as u64).ok();
         let t0 = Instant::now();
         custodia_tlog::verify_consistency(old, size, &old_root, &root, &cproof)

@@ -157,7 +157,6 @@ pub async fn start_with_clock(
         Some(n) => n.clone(),
         None => Arc::new(LocalFanout(hub.clone())),
     };
-    let storage_log = storage.log.clone();
     let governance = custodia_governance::Governance::new(
         storage.clone(),
         keys.clone(),
@@ -193,10 +192,7 @@ pub async fn start_with_clock(
     let staff_addr = staff_tcp.local_addr()?;
     let staff_listener = TlsListener::new(staff_tcp, tls.clone(), config.edge)?;
     let shutdown = CancellationToken::new();
-    let audit_state = custodia_api::AuditState {
-        log: audit.clone(),
-        store: storage_log,
-    };
+    let audit_state = custodia_api::AuditState { log: audit.clone() };
     let auditor = custodia_api::serve_audit(audit_listener, audit_state, shutdown.clone());
     let staff = custodia_api::serve_staff(staff_listener, governance.clone(), shutdown.clone());
     let state = AppState {

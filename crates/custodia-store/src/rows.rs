@@ -1,0 +1,44 @@
+//! Decoding shared by the SQL backends: the values both keep in the same shape, turned
+//! into the seam's types once. A value that does not decode is `Corrupt`.
+
+use crate::{StoreError, StoreResult};
+
+/// A count or index as stored (a signed 64-bit integer).
+pub fn unsigned(v: i64, what: &str) -> StoreResult<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
+}
+
+/// A count or index as a backend stores it (saturating: no index comes near `i64::MAX`).
+pub fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A 32-byte hash column.
+pub fn hash(bytes: Vec<u8>) -> StoreResult<custodia_tlog::Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+/// The answers of [`crate::LogStore::log_hashes`] from its one query's rows: `(range
+/// ordinal, hash)` in order of ordinal, then index, for `ranges` ranges.
+pub fn hashes_by_range(
+    ranges: usize,
+    rows: impl IntoIterator<Item = (i64, Vec<u8>)>,
+) -> StoreResult<Vec<Vec<custodia_tlog::Hash>>> {
+    let mut out = vec![Vec::new(); ranges];
+    for (ordinal, bytes) in rows {
+        let slot = usize::try_from(ordinal)
+            .ok()
+            .and_then(|k| out.get_mut(k))
+            .ok_or_else(|| StoreError::Corrupt("a hash row names no range asked for".into()))?;
+        slot.push(hash(bytes)?);
+    }
+    Ok(out)
+}
+
+/// The last checkpoint's row.
+pub fn checkpoint(row: Option<(i64, String)>) -> StoreResult<Option<(u64, String)>> {
+    row.map(|(size, note)| Ok((unsigned(size, "checkpoint size")?, note)))
+        .transpose()
+}
