@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use custodia::config::RawWitness;
-use custodia::witness::{RunningWitness, WitnessOptions, start_witness};
-use custodia::{RawConfig, Running};
 use custodia_audit::{Actor, AuditEvent, EventKind, Subject};
 use custodia_core::{ConversationId, Timestamp, UserId};
 use custodia_sdk::Client;
+use custodia_server::config::RawWitness;
+use custodia_server::witness::{RunningWitness, WitnessOptions, start_witness};
+use custodia_server::{RawConfig, Running};
 use custodia_tlog::NoteVerifier;
 use tempfile::TempDir;
 
@@ -36,10 +36,10 @@ pub const ADULT_DOB: &str = "1990-05-17";
 
 /// The code an authenticator app shows now for the TOTP secret in `otpauth_uri`.
 pub fn totp_code(otpauth_uri: &str) -> String {
-    custodia::staffing::totp_now(otpauth_uri).expect("an otpauth URI")
+    custodia_client::staffing::totp_now(otpauth_uri).expect("an otpauth URI")
 }
 
-pub use custodia::staffing::StaffCredentials;
+pub use custodia_client::staffing::StaffCredentials;
 
 /// The cases a staff member sees, once there are at least `n` (signals open cases just
 /// after the send that caused them is acknowledged). Gives up after a generous 30 s.
@@ -215,7 +215,7 @@ impl TestServer {
                 let mut out = Vec::new();
                 for (name, code) in &self.founding {
                     out.push(
-                        custodia::staffing::enrol(&api, name, code, PASSWORD)
+                        custodia_client::staffing::enrol(&api, name, code, PASSWORD)
                             .await
                             .expect("enrolling a founder"),
                     );
@@ -258,7 +258,7 @@ impl TestServer {
     /// A new staff member's credentials: proposed by `admin`, approved by the founding
     /// auditor, enrolled with [`PASSWORD`].
     pub async fn add_staff(&self, admin: &Client, username: &str, role: &str) -> StaffCredentials {
-        custodia::staffing::add_staff(admin, self.auditor().await, username, role, PASSWORD)
+        custodia_client::staffing::add_staff(admin, self.auditor().await, username, role, PASSWORD)
             .await
             .expect("adding staff")
     }
@@ -350,7 +350,8 @@ async fn boot(
             staff_decide_after_hours: config.staff_decide_after_hours.or(Some(0)),
             ..config.clone()
         };
-        match custodia::start_with_clock(raw.validate().expect("test config"), clock.clone()).await
+        match custodia_server::start_with_clock(raw.validate().expect("test config"), clock.clone())
+            .await
         {
             Ok(r) => return r,
             Err(e) => last = Some(e),

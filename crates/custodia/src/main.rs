@@ -1,12 +1,11 @@
-//! `custodia`: the server, its command-line client, and tools.
+//! `custodia`: the server, the operator's and auditor's tools, and the command-line client.
+//! Only parses arguments: the server is `custodia-server`, the client `custodia-client`.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use custodia::chat::{self, ChatCommand, ServerArgs};
-use custodia::{RawConfig, start};
-use tracing_subscriber::EnvFilter;
+use custodia_client::ClientCommand;
+use custodia_server::RawConfig;
 
 #[derive(Parser)]
 #[command(
@@ -33,26 +32,12 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Load generator: registers users, sends over WebSockets, reports rates and latency.
-    Bench {
-        #[command(flatten)]
-        server: ServerArgs,
-        #[command(flatten)]
-        args: custodia::bench::BenchArgs,
-    },
     /// Transparency log tools: keys and the auditor's verifier.
     #[command(subcommand)]
-    Log(custodia::logcmd::LogCommand),
+    Log(custodia_server::logcmd::LogCommand),
     /// Operator tools on a data directory (hash list import).
     #[command(subcommand)]
-    Admin(custodia::admin::AdminCommand),
-    /// Staff: sign in with TOTP, cases, access requests, approvals, audited reads.
-    Staff {
-        #[command(flatten)]
-        server: ServerArgs,
-        #[command(subcommand)]
-        command: custodia::staffcmd::StaffCommand,
-    },
+    Admin(custodia_server::admin::AdminCommand),
     /// Run a witness that cosigns logs' checkpoints (C2SP tlog-witness).
     Witness {
         /// Data directory (witness key, certificates, state).
@@ -68,154 +53,33 @@ enum Command {
         #[arg(long = "log", required = true)]
         logs: Vec<String>,
     },
-    /// The command-line chat client.
-    Chat {
-        #[command(flatten)]
-        server: ServerArgs,
-        #[command(subcommand)]
-        command: ChatCommand,
-    },
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().command {
         Command::Serve {
             config,
             data_dir,
             listen,
         } => {
-            serve(
-                config,
-                RawConfig {
-                    data_dir,
-                    listen,
-                    ..Default::default()
-                },
-            )
-            .await
+            let flags = RawConfig {
+                data_dir,
+                listen,
+                ..Default::default()
+            };
+            custodia_server::run::serve(config, flags).await
         }
-        Command::Chat { server, command } => chat::run(server, command).await,
-        Command::Staff { server, command } => custodia::staffcmd::run(server, command).await,
-        Command::Log(command) => custodia::logcmd::run(command).await,
-        Command::Admin(command) => custodia::admin::run(command).await,
+        Command::Log(command) => custodia_server::logcmd::run(command).await,
+        Command::Admin(command) => custodia_server::admin::run(command).await,
         Command::Witness {
             data_dir,
             listen,
             name,
             logs,
-        } => {
-            let logs = logs
-                .iter()
-                .map(|k| {
-                    custodia_tlog::NoteVerifier::parse(k)
-                        .map_err(|e| anyhow::anyhow!("--log {k:?}: {e}"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            witness(custodia::witness::WitnessOptions {
-                data_dir,
-                listen,
-                name,
-                logs,
-            })
-            .await
-        }
-        Command::Bench { server, args } => {
-            custodia::bench::run(chat::client_for(&server)?, args).await
-        }
+        } => custodia_server::run::witness(data_dir, listen, name, &logs).await,
+        Command::Client(command) => command.run().await,
     }
-}
-
-async fn witness(opts: custodia::witness::WitnessOptions) -> anyhow::Result<()> {
-    init_logs(false);
-    let running = custodia::witness::start_witness(opts).await?;
-    println!("custodia witness is listening on {}", running.url);
-    println!("  witness key: {}", running.key);
-    println!(
-        "  CA certificate: {}",
-        std::fs::canonicalize(&running.ca_cert)
-            .unwrap_or_else(|_| running.ca_cert.clone())
-            .display()
-    );
-    until_signal(running.shutdown_token()).await;
-    running.shutdown().await
-}
-
-fn init_logs(json: bool) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        logs.json().init()
-    } else {
-        logs.init()
-    }
-}
-
-/// Cancels `stop` on Ctrl-C or SIGTERM, then returns once it is cancelled.
-async fn until_signal(stop: tokio_util::sync::CancellationToken) {
-    let token = stop.clone();
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => drop(t.recv().await),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
-        }
-        tracing::info!("shutting down");
-        token.cancel();
-    });
-    stop.cancelled().await;
-}
-
-async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()> {
-    let config = RawConfig::load(file.as_deref(), flags)?.validate()?;
-    init_logs(config.json_logs);
-
-    let running = start(config).await?;
-    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-    println!("custodia is listening on {}", running.url);
-    println!("  auditor (transparency log tiles): {}", running.audit_url);
-    println!("  audit log key: {}", running.audit.verifier());
-    println!(
-        "  CA certificate: {}   (clients: --ca-cert or CUSTODIA_CA_CERT)",
-        abs(&running.ca_cert).display()
-    );
-    println!(
-        "  data directory: {}   (custodia.db, keyring, tls/)",
-        abs(&running.data_dir).display()
-    );
-    println!("  staff API: {}", running.staff_url);
-    if !running.founders.is_empty() {
-        // Shown once, here, to the operator starting the server; never logged or stored.
-        println!("  founding staff (codes shown only now; each works once, for 3 days):");
-        for f in &running.founders {
-            println!(
-                "    {} ({}): enrolment code {}",
-                f.staff.username,
-                f.staff.role,
-                f.enrolment_code.as_str()
-            );
-        }
-        println!("    each enrols with: custodia staff --profile NAME enrol NAME --code CODE");
-        println!(
-            "    give the auditor's code to a second person: staff changes need a second \
-             person's approval (the auditor's, while there is one admin)"
-        );
-    }
-    if running.first_start {
-        println!("  first start: created a new keyring, deployment id and certificates");
-    }
-
-    until_signal(running.shutdown_token()).await;
-    running.shutdown().await.context("shutting down")
 }

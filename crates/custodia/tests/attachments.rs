@@ -1,8 +1,8 @@
 //! Attachments end to end: sniffed, sealed, member-only; size limits; hash-list matches
 //! blocked, kept as evidence, a case opened; and file bytes nowhere readable on disk.
 
-use custodia::RawConfig;
 use custodia_sdk::SdkError;
+use custodia_server::RawConfig;
 use custodia_test::{TestServer, cases_at_least};
 use sha2::Digest;
 

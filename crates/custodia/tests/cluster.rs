@@ -296,16 +296,16 @@ fn url_of(url: &str) -> (String, String) {
 #[tokio::test]
 async fn unreachable_postgres_or_nats_stops_start_up_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let base = custodia::RawConfig {
+    let base = custodia_server::RawConfig {
         data_dir: Some(dir.path().to_owned()),
         listen: Some("127.0.0.1:0".into()),
         audit_listen: Some("127.0.0.1:0".into()),
         staff_listen: Some("127.0.0.1:0".into()),
-        storage: Some(custodia::config::StorageKind::Postgres),
+        storage: Some(custodia_server::config::StorageKind::Postgres),
         postgres_url: Some("postgres://root@127.0.0.1:1/custodia".into()),
         ..Default::default()
     };
-    let err = custodia::start(base.clone().validate().unwrap())
+    let err = custodia_server::start(base.clone().validate().unwrap())
         .await
         .err()
         .expect("no database, no start");
@@ -316,13 +316,13 @@ async fn unreachable_postgres_or_nats_stops_start_up_with_a_clear_error() {
     );
 
     let dep = Deployment::new().await;
-    let nats = custodia::RawConfig {
+    let nats = custodia_server::RawConfig {
         postgres_url: Some(dep.database.url().to_owned()),
-        fanout: Some(custodia::config::FanoutKind::Nats),
+        fanout: Some(custodia_server::config::FanoutKind::Nats),
         nats_url: Some("nats://127.0.0.1:1".into()),
         ..base
     };
-    let err = custodia::start(nats.validate().unwrap())
+    let err = custodia_server::start(nats.validate().unwrap())
         .await
         .err()
         .expect("no NATS, no start");
@@ -671,18 +671,18 @@ async fn nodes_reach_nats_over_tls_with_a_private_ca() {
     );
 
     // Without the CA, the certificate is not trusted and the node does not start.
-    let untrusting = custodia::RawConfig {
+    let untrusting = custodia_server::RawConfig {
         data_dir: Some(dep.dir.path().to_owned()),
         listen: Some("127.0.0.1:0".into()),
         audit_listen: Some("127.0.0.1:0".into()),
         staff_listen: Some("127.0.0.1:0".into()),
-        storage: Some(custodia::config::StorageKind::Postgres),
+        storage: Some(custodia_server::config::StorageKind::Postgres),
         postgres_url: Some(dep.database.url().into()),
-        fanout: Some(custodia::config::FanoutKind::Nats),
+        fanout: Some(custodia_server::config::FanoutKind::Nats),
         nats_url: Some(nats.url.clone()),
         ..Default::default()
     };
-    let err = custodia::start(untrusting.validate().unwrap())
+    let err = custodia_server::start(untrusting.validate().unwrap())
         .await
         .err()
         .expect("an untrusted NATS certificate stops start-up");

@@ -6,8 +6,8 @@ mod common;
 
 use std::net::SocketAddr;
 
-use custodia::RawConfig;
 use custodia_sdk::WsMessage;
+use custodia_server::RawConfig;
 use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer, TestServer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

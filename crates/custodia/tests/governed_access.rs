@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use custodia::logcmd::{WitnessPolicy, verify};
 use custodia_audit::EventKind;
 use custodia_sdk::proto::staff as wire;
 use custodia_sdk::{Client, Method};
+use custodia_server::logcmd::{WitnessPolicy, verify};
 use custodia_test::TestServer;
 use uuid::Uuid;
 

@@ -1,8 +1,8 @@
 //! Teen protections, "who can message me", connections, blocking and send limits, each
 //! through the real API.
 
-use custodia::RawConfig;
 use custodia_sdk::{Client, SdkError};
+use custodia_server::RawConfig;
 use custodia_test::{PASSWORD, TestServer, TestWitness, cases_at_least};
 
 /// A date of birth that makes someone `years` old today.

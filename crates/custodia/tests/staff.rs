@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
-use custodia::RawConfig;
-use custodia::logcmd::{WitnessPolicy, verify};
 use custodia_sdk::{Method, SdkError};
+use custodia_server::RawConfig;
+use custodia_server::logcmd::{WitnessPolicy, verify};
 use custodia_test::{TestServer, TestWitness, totp_code};
 
 fn status(e: &SdkError) -> u16 {

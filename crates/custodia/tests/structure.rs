@@ -35,3 +35,85 @@ fn no_cargo_feature_weakens_security() {
         crates.display()
     );
 }
+
+/// The normal (non-dev) dependencies of a workspace crate, by package name, and, for
+/// those inside the workspace, theirs in turn.
+fn dependency_closure(krate: &str) -> std::collections::BTreeSet<String> {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![krate.to_owned()];
+    while let Some(name) = todo.pop() {
+        let manifest = crates.join(&name).join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue; // not a workspace crate: an external package
+        };
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        let deps = parsed
+            .get("dependencies")
+            .and_then(|d| d.as_table())
+            .map(|d| d.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        for dep in deps {
+            if seen.insert(dep.clone()) {
+                todo.push(dep);
+            }
+        }
+    }
+    seen
+}
+
+/// The member's and staff's client links no database driver and no server code: what a
+/// member installs cannot open a store. The server, by contrast, does (the check sees it).
+#[test]
+fn the_client_links_no_database_driver() {
+    const DRIVERS: [&str; 5] = [
+        "sqlx",
+        "rusqlite",
+        "libsqlite3-sys",
+        "custodia-store-sqlite",
+        "custodia-store-postgres",
+    ];
+    let client = dependency_closure("custodia-client");
+    assert!(client.contains("custodia-sdk"), "{client:?}");
+    for driver in DRIVERS {
+        assert!(
+            !client.contains(driver),
+            "custodia-client depends on {driver}"
+        );
+    }
+    for server_side in [
+        "custodia-server",
+        "custodia-service",
+        "custodia-keys",
+        "custodia-store",
+    ] {
+        assert!(
+            !client.contains(server_side),
+            "custodia-client depends on {server_side}"
+        );
+    }
+    let server = dependency_closure("custodia-server");
+    assert!(
+        server.contains("rusqlite") && server.contains("sqlx"),
+        "{server:?}"
+    );
+}
+
+/// No load generator or benchmark is part of the server or its binary: they live in
+/// `custodia-bench`, which is never published.
+#[test]
+fn benchmarks_stay_out_of_the_server() {
+    for krate in ["custodia", "custodia-server", "custodia-client"] {
+        assert!(
+            !dependency_closure(krate).contains("custodia-bench"),
+            "{krate} depends on custodia-bench"
+        );
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../custodia-bench/Cargo.toml");
+    let parsed: toml::Table = toml::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    assert_eq!(
+        parsed["package"].get("publish").and_then(|p| p.as_bool()),
+        Some(false),
+        "custodia-bench is never published"
+    );
+}

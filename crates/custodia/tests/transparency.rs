@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use custodia::logcmd::{WitnessPolicy, prove_consistency, prove_inclusion, verify};
+use custodia_server::logcmd::{WitnessPolicy, prove_consistency, prove_inclusion, verify};
 use custodia_test::{TestServer, audit_event};
 use custodia_tlog::{NoteSigner, NoteVerifier};
 

@@ -3,8 +3,8 @@
 //! `custodia log verify` checks that quorum; a witness refuses a fork of a log it
 //! witnessed, also after it restarts.
 
-use custodia::RawConfig;
-use custodia::logcmd::{WitnessArgs, WitnessPolicy, verify};
+use custodia_server::RawConfig;
+use custodia_server::logcmd::{WitnessArgs, WitnessPolicy, verify};
 use custodia_test::{TestServer, TestWitness, audit_event};
 use custodia_tlog::{Checkpoint, NoteVerifier, SignedNote};
 
@@ -194,7 +194,7 @@ async fn the_witness_command_serves_cosignatures_for_a_server() {
     let witness_key = field("cli.test/w+").await;
     server
         .restart_fresh_with(RawConfig {
-            witnesses: Some(vec![custodia::config::RawWitness {
+            witnesses: Some(vec![custodia_server::config::RawWitness {
                 url,
                 key: witness_key.clone(),
                 ca_cert: dir.path().join("tls/ca.pem"),

@@ -26,13 +26,13 @@ use custodia_tlog::{KeyKind, NoteSigner};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 /// Paths inside one data directory.
-pub(crate) struct DataDir {
+pub struct DataDir {
     pub(crate) root: PathBuf,
 }
 
 impl DataDir {
     /// Creates the directory (mode 0700) if missing.
-    pub(crate) fn open(root: &Path) -> anyhow::Result<Self> {
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -43,7 +43,8 @@ impl DataDir {
         })
     }
 
-    pub(crate) fn database(&self) -> PathBuf {
+    /// The SQLite database file.
+    pub fn database(&self) -> PathBuf {
         self.root.join("custodia.db")
     }
 
@@ -56,12 +57,12 @@ impl DataDir {
     }
 
     /// The audit log's signing key, created on first start with the origin as its name.
-    pub(crate) fn log_signer(&self, origin: &str) -> anyhow::Result<NoteSigner> {
+    pub fn log_signer(&self, origin: &str) -> anyhow::Result<NoteSigner> {
         self.note_signer("log.key", origin, KeyKind::Ed25519)
     }
 
     /// The key that pseudonymizes subjects in the audit log, created on first start.
-    pub(crate) fn pseudonym_key(&self) -> anyhow::Result<custodia_audit::PseudonymKey> {
+    pub fn pseudonym_key(&self) -> anyhow::Result<custodia_audit::PseudonymKey> {
         let path = self.root.join("pseudonym.key");
         match fs::read(&path) {
             Ok(bytes) => {

@@ -1,4 +1,4 @@
-//! `custodia staff bench`: the latency of an audited staff read, measured end to end.
+//! `custodia-bench staff`: the latency of an audited staff read, measured end to end.
 //!
 //! It starts a server in-process on a fresh data directory (release build recommended),
 //! makes two members exchange `messages` messages, has one report them, and sets up a
@@ -14,9 +14,10 @@ use custodia_sdk::Client;
 use custodia_sdk::proto::staff as wire;
 use hdrhistogram::Histogram;
 
-use crate::{RawConfig, staffing};
+use custodia_client::staffing;
+use custodia_server::RawConfig;
 
-/// `custodia staff bench` options.
+/// `custodia-bench staff` options.
 #[derive(Args, Debug, Clone)]
 pub struct StaffBenchArgs {
     /// Messages the grant covers.
@@ -40,7 +41,7 @@ pub async fn run(args: StaffBenchArgs) -> anyhow::Result<()> {
         ..RawConfig::default()
     }
     .validate()?;
-    let mut running = crate::start(config).await?;
+    let mut running = custodia_server::start(config).await?;
     let ca = std::fs::read(&running.ca_cert)?;
     let password = "bench password 12345";
     let api = Client::new(&running.staff_url, &ca)?;

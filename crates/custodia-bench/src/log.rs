@@ -1,4 +1,4 @@
-//! `custodia log bench`: the audit log's figures on a real data directory.
+//! `custodia-bench log`: the audit log's figures on a real data directory.
 //!
 //! It grows the log of a (stopped) server's data directory to each requested size with
 //! bulk appends of realistic entries, and at each size measures the durable append rate
@@ -19,9 +19,9 @@ use custodia_store_sqlite::SqliteStore;
 use hdrhistogram::Histogram;
 use rand::Rng;
 
-use crate::datadir::DataDir;
+use custodia_server::datadir::DataDir;
 
-/// `custodia log bench` options.
+/// `custodia-bench log` options.
 #[derive(Args, Debug, Clone)]
 pub struct LogBenchArgs {
     /// A data directory for the benchmark alone: new, or one whose log is empty. It

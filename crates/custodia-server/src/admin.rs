@@ -14,8 +14,6 @@ pub enum AdminCommand {
     /// Hash lists that uploads are matched against.
     #[command(subcommand)]
     Hashlist(HashlistCommand),
-    /// Measure PDQ, PDQ matching and upload throughput (see `safetybench`).
-    BenchSafety(crate::safetybench::SafetyBenchArgs),
 }
 
 /// `custodia admin hashlist …`.
@@ -62,7 +60,6 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             let storage = crate::open_storage(&config, Arc::new(NoObserver)).await?;
             import(storage, list, &kind, file).await
         }
-        AdminCommand::BenchSafety(args) => crate::safetybench::run(args).await,
     }
 }
 

@@ -1,4 +1,4 @@
-//! `custodia admin bench-safety`: the child-safety figures — PDQ per 1-megapixel JPEG,
+//! `custodia-bench safety`: the child-safety figures — PDQ per 1-megapixel JPEG,
 //! one match against a large PDQ list, and upload throughput with hashing and sealing.
 
 use std::time::Instant;
@@ -8,9 +8,9 @@ use clap::Args;
 use custodia_pdq::{PdqHash, PdqIndex};
 use custodia_sdk::Client;
 
-use crate::RawConfig;
+use custodia_server::RawConfig;
 
-/// `custodia admin bench-safety` options.
+/// `custodia-bench safety` options.
 #[derive(Args, Debug, Clone)]
 pub struct SafetyBenchArgs {
     /// Hashes in the PDQ list to match against.
@@ -97,7 +97,7 @@ pub async fn run(args: SafetyBenchArgs) -> anyhow::Result<()> {
         ..RawConfig::default()
     }
     .validate()?;
-    let mut running = crate::start(config).await?;
+    let mut running = custodia_server::start(config).await?;
     let ca = std::fs::read(&running.ca_cert)?;
     let mut a = Client::new(&running.url, &ca)?;
     let mut b = Client::new(&running.url, &ca)?;

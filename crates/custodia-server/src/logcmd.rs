@@ -45,8 +45,6 @@ pub enum LogCommand {
         #[arg(long)]
         state: PathBuf,
     },
-    /// Measure the audit log on a data directory: appends, proofs (see `logbench`).
-    Bench(crate::logbench::LogBenchArgs),
     /// Prove that one entry is in the log: fetch the entry and the tiles its inclusion
     /// proof needs, and check the proof against the signed checkpoint.
     Inclusion {
@@ -192,7 +190,6 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             println!("{}", signer.verifier());
         }
-        LogCommand::Bench(args) => crate::logbench::run(args).await?,
         LogCommand::Verify { log, state } => {
             let (client, key, witnesses) = log.open()?;
             let verified = verify(&client, &key, &witnesses, &state).await?;

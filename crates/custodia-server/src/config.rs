@@ -789,7 +789,7 @@ mod tests {
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             have == want,
-            "custodia.example.toml is stale: run `CUSTODIA_UPDATE_EXAMPLE=1 cargo test -p custodia --lib config` and commit it"
+            "custodia.example.toml is stale: run `CUSTODIA_UPDATE_EXAMPLE=1 cargo test -p custodia-server --lib config` and commit it"
         );
         // And it is a valid configuration once uncommented where a default is obvious.
         assert!(load_toml(&have).is_ok());

@@ -1,4 +1,4 @@
-//! `custodia bench`: a load generator on the SDK's protocol.
+//! `custodia-bench load`: a load generator on the SDK's protocol.
 //!
 //! It registers `users` accounts, pairs them into direct conversations (and optionally
 //! groups), connects one WebSocket per user, and sends for `duration` seconds — open loop
@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-/// `custodia bench` options.
+/// `custodia-bench load` options.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Accounts to create (each gets one connection).

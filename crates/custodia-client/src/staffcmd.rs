@@ -156,15 +156,10 @@ pub enum StaffCommand {
         /// Request id.
         id: Uuid,
     },
-    /// Measure an audited staff read on an in-process server (see `staffbench`).
-    Bench(crate::staffbench::StaffBenchArgs),
 }
 
 /// Runs one staff command.
 pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
-    if let StaffCommand::Bench(args) = cmd {
-        return crate::staffbench::run(args).await;
-    }
     let profile = Profile::new(&format!("staff-{}", server.profile))?;
     if let StaffCommand::Enrol { username, code } = &cmd {
         let c = connect(&server, &profile, false)?;
@@ -201,7 +196,7 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
     }
     let c = connect(&server, &profile, true)?;
     match cmd {
-        StaffCommand::Login { .. } | StaffCommand::Enrol { .. } | StaffCommand::Bench(_) => {
+        StaffCommand::Login { .. } | StaffCommand::Enrol { .. } => {
             unreachable!("handled above")
         }
         StaffCommand::Password => {

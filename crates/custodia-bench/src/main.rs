@@ -1,0 +1,44 @@
+//! `custodia-bench`: the load generator and the benchmarks. Release builds for figures:
+//! `cargo run --release -p custodia-bench -- <command> …`.
+
+use clap::{Parser, Subcommand};
+use custodia_bench::{load, log, safety, staff};
+use custodia_client::chat::{ServerArgs, client_for};
+
+#[derive(Parser)]
+#[command(
+    name = "custodia-bench",
+    version,
+    about = "Load generator and benchmarks for custodia"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load generator: registers users, sends over WebSockets, reports rates and latency.
+    Load {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        args: load::BenchArgs,
+    },
+    /// The audit log on a data directory of its own: appends, proofs.
+    Log(log::LogBenchArgs),
+    /// PDQ, PDQ matching and upload throughput.
+    Safety(safety::SafetyBenchArgs),
+    /// An audited staff read on an in-process server.
+    Staff(staff::StaffBenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Load { server, args } => load::run(client_for(&server)?, args).await,
+        Command::Log(args) => log::run(args).await,
+        Command::Safety(args) => safety::run(args).await,
+        Command::Staff(args) => staff::run(args).await,
+    }
+}

@@ -1,0 +1,26 @@
+//! The custodia server as a library: configuration, the data directory, assembling and
+//! running a server over the storage its configuration names, and the operator's and
+//! auditor's tools. The `custodia` binary parses arguments and calls in here; the
+//! benchmarks (`custodia-bench`) and the end-to-end tests (`custodia-test`) start servers
+//! through the same [`start`].
+//!
+//! Layout:
+//! - `config` — `RawConfig` (defaults, TOML, `CUSTODIA_*` env, flags) → validated [`Config`].
+//! - `datadir` — first-start creation of the data directory: keyring, deployment id, TLS.
+//! - `server` — assembling and running a server ([`start`]), and [`open_storage`], the one
+//!   way `serve`, `admin` and the benchmarks open the configured store.
+//! - `run` — `custodia serve` and `custodia witness` in the foreground, until a signal.
+//! - `admin` — `custodia admin`: operator tools (hash list import).
+//! - `logcmd` — `custodia log`: keys, the auditor's verifier and proofs.
+//! - `witness` — `custodia witness`, and the client a log uses to reach witnesses.
+
+pub mod admin;
+pub mod config;
+pub mod datadir;
+pub mod logcmd;
+pub mod run;
+mod server;
+pub mod witness;
+
+pub use config::{Config, RawConfig};
+pub use server::{Running, open_storage, start, start_with_clock};
