@@ -7,6 +7,7 @@
 //! boundaries against an independent computation.
 
 mod log;
+mod lookups;
 
 use custodia_core::{
     BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind, DataTier, Epoch,
@@ -48,6 +49,14 @@ pub mod checks {
         an_append_lands_only_at_the_end_its_caller_saw,
         appends_roots_and_proofs_across_tile_boundaries,
         the_checkpoint_only_moves_from_the_one_expected,
+    };
+    pub use super::lookups::{
+        a_users_sessions_are_listed_newest_first, a_working_store_answers_a_ping,
+        an_attachment_is_kept_whole_and_found_by_id, blocks_are_listed_and_connections_end,
+        cases_are_listed_newest_first_with_their_requests,
+        members_leave_and_read_positions_only_move_forward,
+        staff_are_listed_oldest_first_and_their_sessions_end,
+        users_are_found_by_id_and_flags_stick,
     };
     pub use super::{
         a_decision_is_recorded_once_and_only_from_the_state_seen,
@@ -91,7 +100,15 @@ macro_rules! conformance_tests {
             rate_buckets_spend_each_token_once_and_refill,
             appends_roots_and_proofs_across_tile_boundaries,
             an_append_lands_only_at_the_end_its_caller_saw,
-            the_checkpoint_only_moves_from_the_one_expected
+            the_checkpoint_only_moves_from_the_one_expected,
+            users_are_found_by_id_and_flags_stick,
+            a_users_sessions_are_listed_newest_first,
+            members_leave_and_read_positions_only_move_forward,
+            staff_are_listed_oldest_first_and_their_sessions_end,
+            cases_are_listed_newest_first_with_their_requests,
+            blocks_are_listed_and_connections_end,
+            an_attachment_is_kept_whole_and_found_by_id,
+            a_working_store_answers_a_ping
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {

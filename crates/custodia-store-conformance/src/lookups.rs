@@ -1,0 +1,406 @@
+//! The lookups, lists and removals the services rely on: each answers from what was
+//! stored, in the order its trait documents, and a removal happens once.
+
+use custodia_core::{
+    AttachmentId, CaseId, CaseKind, ConversationKind, DataTier, Epoch, MemberRole, ReasonCode,
+    RequestId, RequestStatus, SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
+};
+use custodia_store::{
+    AccessRequestRecord, AttachmentRecord, CaseRecord, SealedTotp, SessionRecord, StaffRecord,
+    StaffSessionRecord, Storage, TokenHash,
+};
+
+use crate::{T0, conversation, message, users};
+
+fn at(secs: u64) -> Timestamp {
+    T0.plus(std::time::Duration::from_secs(secs))
+}
+
+#[doc(hidden)]
+pub async fn users_are_found_by_id_and_flags_stick(s: &Storage) {
+    let [a, b] = users(s, &["fay", "fox"]).await[..] else {
+        unreachable!()
+    };
+    let found = s.accounts.user_by_id(a).await.unwrap().unwrap();
+    assert_eq!(
+        (found.id, found.username.as_str()),
+        (a, "fay"),
+        "a user by id"
+    );
+    assert!(
+        s.accounts
+            .user_by_id(UserId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert!(!s.attachments.is_flagged(a).await.unwrap());
+    s.attachments
+        .flag_user(a, "hash list".into(), T0)
+        .await
+        .unwrap();
+    s.attachments
+        .flag_user(a, "again".into(), at(1))
+        .await
+        .unwrap();
+    assert!(
+        s.attachments.is_flagged(a).await.unwrap(),
+        "flagged, and stays so"
+    );
+    assert!(
+        !s.attachments.is_flagged(b).await.unwrap(),
+        "only that member"
+    );
+}
+
+#[doc(hidden)]
+pub async fn a_users_sessions_are_listed_newest_first(s: &Storage) {
+    let [u, other] = users(s, &["sid", "sol"]).await[..] else {
+        unreachable!()
+    };
+    let session = |user_id, k: u8| SessionRecord {
+        id: SessionId::new(),
+        user_id,
+        token_hash: TokenHash([k; 32]),
+        device: format!("device {k}"),
+        created_at: at(u64::from(k)),
+        expires_at: at(3_600),
+    };
+    let (old, new) = (session(u, 1), session(u, 2));
+    for s_ in [&old, &new, &session(other, 3)] {
+        s.sessions.create_session(s_.clone()).await.unwrap();
+    }
+    let listed: Vec<SessionId> = s
+        .sessions
+        .sessions_of(u)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![new.id, old.id], "newest first, only theirs");
+    assert!(s.sessions.delete_session(u, new.id).await.unwrap());
+    assert_eq!(s.sessions.sessions_of(u).await.unwrap().len(), 1);
+}
+
+#[doc(hidden)]
+pub async fn members_leave_and_read_positions_only_move_forward(s: &Storage) {
+    let ids = users(s, &["mae", "max", "moe"]).await;
+    let (mae, max, mo) = (ids[0], ids[1], ids[2]);
+    let quiet = conversation(s, &[mae, max], ConversationKind::Direct).await;
+    let group = conversation(s, &ids, ConversationKind::Group).await;
+
+    let record = s.conversations.conversation(group).await.unwrap().unwrap();
+    assert_eq!((record.id, record.kind), (group, ConversationKind::Group));
+    assert!(
+        s.conversations
+            .conversation(custodia_core::ConversationId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut members: Vec<UserId> = s
+        .conversations
+        .members(group)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    members.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(members, expected);
+    let one = s.conversations.member(group, mo).await.unwrap().unwrap();
+    assert_eq!(
+        (one.user_id, one.username.as_str(), one.role, one.read_seq),
+        (mo, "moe", MemberRole::Member, 0)
+    );
+
+    for k in 0..3 {
+        let mut m = message(group, mae, &format!("g{k}"));
+        m.sent_at = at(10 + k);
+        s.messages.append(m).await.unwrap();
+    }
+    // Read positions: forward only, never past the newest message.
+    assert_eq!(s.conversations.mark_read(group, max, 2).await.unwrap(), 2);
+    assert_eq!(
+        s.conversations.mark_read(group, max, 1).await.unwrap(),
+        2,
+        "never backwards"
+    );
+    assert_eq!(
+        s.conversations.mark_read(group, max, 99).await.unwrap(),
+        3,
+        "clamped to the newest"
+    );
+    assert_eq!(
+        s.conversations
+            .member(group, max)
+            .await
+            .unwrap()
+            .unwrap()
+            .read_seq,
+        3
+    );
+
+    // A member's conversations, most recent activity first, with their position.
+    let summaries = s.conversations.conversations_of(max).await.unwrap();
+    let order: Vec<_> = summaries.iter().map(|c| c.conversation.id).collect();
+    assert_eq!(order, vec![group, quiet], "most recent first");
+    assert_eq!(summaries[0].read_seq, 3);
+    assert_eq!(summaries[0].member_count, 3);
+    assert_eq!(
+        summaries[0].last_message.as_ref().map(|m| m.seq),
+        Some(3),
+        "with the newest message"
+    );
+    assert!(summaries[1].last_message.is_none());
+
+    assert!(s.conversations.remove_member(group, mo).await.unwrap());
+    assert!(
+        !s.conversations.remove_member(group, mo).await.unwrap(),
+        "removed once"
+    );
+    assert!(s.conversations.member(group, mo).await.unwrap().is_none());
+    assert_eq!(s.conversations.members(group).await.unwrap().len(), 2);
+    assert!(
+        s.conversations
+            .conversations_of(mo)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn staff(name: &str, created: u64) -> StaffRecord {
+    StaffRecord {
+        id: StaffId::new(),
+        username: Username::parse(name).unwrap(),
+        password_hash: "$argon2id$test".into(),
+        totp: SealedTotp {
+            kek_version: 1,
+            bytes: vec![3; 40],
+        },
+        role: StaffRole::Moderator,
+        active: true,
+        created_at: at(created),
+        role_since: at(created),
+        sponsors: Vec::new(),
+        enrolment: None,
+    }
+}
+
+#[doc(hidden)]
+pub async fn staff_are_listed_oldest_first_and_their_sessions_end(s: &Storage) {
+    let (later, earlier) = (staff("lee", 20), staff("ada", 10));
+    s.staff.create_staff(later.clone()).await.unwrap();
+    s.staff.create_staff(earlier.clone()).await.unwrap();
+    let listed: Vec<StaffId> = s
+        .staff
+        .all_staff()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![earlier.id, later.id], "oldest first");
+
+    let session = StaffSessionRecord {
+        id: SessionId::new(),
+        staff_id: earlier.id,
+        token_hash: TokenHash([5; 32]),
+        created_at: T0,
+        expires_at: at(900),
+    };
+    s.staff.create_staff_session(session.clone()).await.unwrap();
+    assert!(s.staff.delete_staff_session(session.id).await.unwrap());
+    assert!(
+        !s.staff.delete_staff_session(session.id).await.unwrap(),
+        "ended once"
+    );
+    assert!(
+        s.staff
+            .staff_session_by_token(&TokenHash([5; 32]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn case(opened: u64) -> CaseRecord {
+    CaseRecord {
+        id: CaseId::new(),
+        kind: CaseKind::Report,
+        conversation_id: custodia_core::ConversationId::new(),
+        reporter: None,
+        category: None,
+        comment: None,
+        reported: vec![1],
+        evidence: Vec::new(),
+        scope: (1, 1),
+        reference: None,
+        opened_by: None,
+        opened_at: at(opened),
+    }
+}
+
+fn request(case: &CaseRecord, created: u64) -> AccessRequestRecord {
+    AccessRequestRecord {
+        id: RequestId::new(),
+        case_id: case.id,
+        requester: StaffId::new(),
+        requester_role: StaffRole::Moderator,
+        reason: ReasonCode::ReportReview,
+        conversation_id: case.conversation_id,
+        seqs: (1, 1),
+        tier: DataTier::Content,
+        duration_ms: 60_000,
+        justification: format!("request {created}"),
+        created_at: at(created),
+        pending_until: at(created + 3_600),
+        broad: false,
+        required: 1,
+        approvers: vec![StaffId::new()],
+        status: RequestStatus::Pending,
+        decisions: Vec::new(),
+        granted: None,
+    }
+}
+
+#[doc(hidden)]
+pub async fn cases_are_listed_newest_first_with_their_requests(s: &Storage) {
+    let (old, new) = (case(10), case(20));
+    s.cases.create_case(old.clone()).await.unwrap();
+    s.cases.create_case(new.clone()).await.unwrap();
+    let listed: Vec<CaseId> = s
+        .cases
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(listed, vec![new.id, old.id], "newest first");
+
+    let (second, first) = (request(&old, 40), request(&old, 30));
+    for r in [&second, &first, &request(&new, 50)] {
+        s.cases.create_request(r.clone()).await.unwrap();
+    }
+    let of_old: Vec<RequestId> = s
+        .cases
+        .requests_of_case(old.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        of_old,
+        vec![first.id, second.id],
+        "oldest first, only that case's"
+    );
+    assert!(
+        s.cases
+            .requests_of_case(CaseId::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[doc(hidden)]
+pub async fn blocks_are_listed_and_connections_end(s: &Storage) {
+    let (a, b, c) = (UserId::new(), UserId::new(), UserId::new());
+    s.safety.block(a, b, T0).await.unwrap();
+    s.safety.block(a, c, at(1)).await.unwrap();
+    assert_eq!(s.safety.blocked_by(a).await.unwrap(), vec![b, c]);
+    assert!(s.safety.blocked_by(b).await.unwrap().is_empty(), "one way");
+
+    s.safety.request_connection(b, c, T0).await.unwrap();
+    assert!(
+        s.safety
+            .request_connection(c, b, T0)
+            .await
+            .unwrap()
+            .accepted
+    );
+    assert!(
+        s.safety.remove_connection(c, b).await.unwrap(),
+        "either side ends it"
+    );
+    assert!(
+        !s.safety.remove_connection(b, c).await.unwrap(),
+        "ended once"
+    );
+    assert!(s.safety.connection(b, c).await.unwrap().is_none());
+    // A request not yet accepted is withdrawn the same way.
+    s.safety.request_connection(b, c, T0).await.unwrap();
+    assert!(s.safety.remove_connection(b, c).await.unwrap());
+    assert!(s.safety.connection(b, c).await.unwrap().is_none());
+}
+
+#[doc(hidden)]
+pub async fn an_attachment_is_kept_whole_and_found_by_id(s: &Storage) {
+    let ids = users(s, &["ari", "abe"]).await;
+    let conv = conversation(s, &ids, ConversationKind::Direct).await;
+    let record = AttachmentRecord {
+        id: AttachmentId::new(),
+        conversation_id: conv,
+        uploader: ids[0],
+        epoch: Epoch::from_label("m2026-11".into()),
+        size: 5,
+        content_type: "image/png".into(),
+        sealed_key: vec![7; 60],
+        key_commitment: [8; 32],
+        blob: vec![9; 77],
+        created_at: T0,
+        preserved: false,
+    };
+    s.attachments.put_attachment(record.clone()).await.unwrap();
+    let found = s.attachments.attachment(record.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            found.id,
+            found.conversation_id,
+            found.uploader,
+            found.epoch.clone(),
+            found.size,
+            found.content_type.as_str(),
+            found.sealed_key.as_slice(),
+            found.key_commitment,
+            found.blob.as_slice(),
+            found.created_at,
+            found.preserved,
+        ),
+        (
+            record.id,
+            conv,
+            ids[0],
+            record.epoch.clone(),
+            5,
+            "image/png",
+            &[7; 60][..],
+            [8; 32],
+            &[9; 77][..],
+            T0,
+            false,
+        )
+    );
+    assert!(
+        s.attachments
+            .attachment(AttachmentId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[doc(hidden)]
+pub async fn a_working_store_answers_a_ping(s: &Storage) {
+    s.health.ping().await.unwrap();
+    // And keeps answering after writes.
+    users(s, &["pia"]).await;
+    s.health.ping().await.unwrap();
+}
