@@ -12,7 +12,7 @@ use axum::extract::ConnectInfo;
 use axum::extract::ws::Message as WsMessage;
 use axum::http::{Request, StatusCode, header};
 use custodia_audit::{AuditLog, PseudonymKey};
-use custodia_core::{DeploymentId, SystemClock};
+use custodia_core::{DeploymentId, ManualClock, Timestamp};
 use custodia_keys::{CacheLimits, KeyService, Keyring, LogAuthority};
 use custodia_proto::{ClientFrame, ServerFrame};
 use custodia_service::{Hub, LocalFanout, Service, ServiceConfig};
@@ -35,7 +35,7 @@ async fn fixture() -> Fixture {
             .await
             .unwrap();
     let storage = Storage::from_backend(store);
-    let clock = Arc::new(SystemClock);
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_795_435_200_000)));
     let (keyring, _) = Keyring::load_or_create(&dir.path().join("keyring"), None).unwrap();
     let audit = Arc::new(AuditLog::new(
         storage.log.clone(),

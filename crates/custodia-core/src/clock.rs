@@ -1,7 +1,8 @@
-//! Time, injected: code asks a [`Clock`] instead of the system, so tests can pin it.
+//! Time, injected: code asks a [`Clock`] instead of the system, so tests can pin it. The
+//! real clock lives with the assembly (`custodia_server::SystemClock`): core reads none.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -38,19 +39,6 @@ impl Timestamp {
 pub trait Clock: Send + Sync + 'static {
     /// Now.
     fn now(&self) -> Timestamp;
-}
-
-/// The real clock.
-#[derive(Clone, Copy, Default, Debug)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
-    }
 }
 
 /// A clock that moves only when told to; for tests.

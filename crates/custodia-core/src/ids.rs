@@ -14,9 +14,21 @@ macro_rules! uuid_id {
         pub struct $name(Uuid);
 
         impl $name {
-            /// A fresh, time-ordered identifier (UUIDv7).
+            /// A fresh random identifier (UUIDv4). Reads no clock.
             pub fn new() -> Self {
-                Self(Uuid::now_v7())
+                Self(Uuid::new_v4())
+            }
+            /// A fresh identifier ordered by `now` (UUIDv7: the time from the caller's
+            /// injected [`crate::Clock`], then random bits), so ids made later sort later
+            /// and stay close in an index.
+            pub fn at(now: crate::Timestamp) -> Self {
+                let ms = u64::try_from(now.as_millis()).unwrap_or(0);
+                let ts = uuid::Timestamp::from_unix(
+                    uuid::NoContext,
+                    ms / 1000,
+                    u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
+                );
+                Self(Uuid::new_v7(ts))
             }
             /// Wraps an existing UUID (e.g. read back from storage).
             pub const fn from_uuid(id: Uuid) -> Self {
@@ -96,3 +108,30 @@ uuid_id!(
     /// An uploaded file.
     AttachmentId, "attachment id"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Timestamp;
+
+    #[test]
+    fn ids_at_a_time_carry_that_time_and_sort_by_it() {
+        let t = Timestamp::from_millis(1_795_435_200_123);
+        let a = UserId::at(t);
+        let (secs, nanos) = a.as_uuid().get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            (secs, nanos),
+            (1_795_435_200, 123_000_000),
+            "the injected time"
+        );
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        let later = UserId::at(t.plus(std::time::Duration::from_millis(1)));
+        assert!(later > a, "a later time sorts later");
+        assert_ne!(UserId::at(t), a, "random bits after the time");
+        assert_eq!(
+            UserId::new().as_uuid().get_version_num(),
+            4,
+            "no clock read"
+        );
+    }
+}

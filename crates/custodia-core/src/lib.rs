@@ -24,7 +24,7 @@ mod ratelimit;
 mod redact;
 mod safety;
 
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
 pub use governance::{
     CaseKind, DataTier, ReasonCode, ReportCategory, RequestStatus, StaffChangeKind,

@@ -119,7 +119,7 @@ impl Governance {
                 "report between 1 and 50 messages, by their sequence numbers",
             ));
         }
-        let id = CaseId::new();
+        let id = CaseId::at(inner.clock.now());
         let mut evidence = Vec::with_capacity(messages.len());
         for m in &messages {
             let stored = inner
@@ -288,7 +288,7 @@ impl Governance {
         {
             return Err(ServiceError::NotFound("conversation"));
         }
-        let id = CaseId::new();
+        let id = CaseId::at(inner.clock.now());
         let case = CaseRecord {
             id,
             kind: CaseKind::Legal,
@@ -445,8 +445,8 @@ impl Governance {
     ) -> ServiceResult<CaseId> {
         let inner = &self.inner;
         let a = &matched.attachment;
-        let id = CaseId::new();
         let now = inner.clock.now();
+        let id = CaseId::at(now);
         let last = inner
             .store
             .conversations

@@ -185,7 +185,7 @@ impl Governance {
             ));
         }
         let record = AccessRequestRecord {
-            id: RequestId::new(),
+            id: RequestId::at(now),
             case_id: case.id,
             requester: by.staff_id,
             requester_role: by.role,

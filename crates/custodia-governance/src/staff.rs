@@ -226,7 +226,7 @@ impl Governance {
         let now = self.inner.clock.now();
         let (code, code_hash) = new_token(ENROLMENT_PREFIX);
         let record = StaffRecord {
-            id: StaffId::new(),
+            id: StaffId::at(now),
             username,
             password_hash: String::new(),
             totp: SealedTotp {
@@ -268,7 +268,7 @@ impl Governance {
         let record = self.change_record(
             by,
             StaffChangeKind::Create,
-            StaffId::new(),
+            StaffId::at(self.inner.clock.now()),
             username,
             role,
             true,
@@ -359,7 +359,7 @@ impl Governance {
         active: bool,
     ) -> StaffChangeRecord {
         StaffChangeRecord {
-            id: StaffChangeId::new(),
+            id: StaffChangeId::at(self.inner.clock.now()),
             kind,
             staff_id,
             username,
@@ -757,7 +757,7 @@ impl Governance {
         }
         let (token, token_hash) = new_token(TOKEN_PREFIX);
         let session = StaffSessionRecord {
-            id: SessionId::new(),
+            id: SessionId::at(now),
             staff_id: staff.id,
             token_hash,
             created_at: now,

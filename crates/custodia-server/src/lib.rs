@@ -24,3 +24,17 @@ pub mod witness;
 
 pub use config::{Config, RawConfig};
 pub use server::{Running, open_storage, start, start_with_clock};
+
+/// The real clock: the system's time. The one place a server reads it; every crate below
+/// asks the [`custodia_core::Clock`] it was given.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SystemClock;
+
+impl custodia_core::Clock for SystemClock {
+    fn now(&self) -> custodia_core::Timestamp {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        custodia_core::Timestamp::from_millis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+}

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::SystemClock;
 use anyhow::Context;
 use custodia_api::{AppState, Metrics, TlsListener, tls13_server_config};
-use custodia_core::SystemClock;
 use custodia_fanout_nats::NatsFanout;
 use custodia_keys::{KeyService, Keyring};
 use custodia_service::{Fanout, Hub, LocalFanout, Service};

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::SystemClock;
 use anyhow::Context;
 use async_trait::async_trait;
 use custodia_audit::{CosignError, Cosigner};
-use custodia_core::SystemClock;
 use custodia_sdk::{Client, Method};
 use custodia_tlog::{AddCheckpoint, Hash, NoteSignature, NoteVerifier, SignedNote};
 use custodia_witness::Witness;

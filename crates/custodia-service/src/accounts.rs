@@ -80,7 +80,7 @@ impl Service {
             ));
         }
         let hash = hash_password(password).await?;
-        let id = UserId::new();
+        let id = UserId::at(self.inner.clock.now());
         let user = UserRecord {
             id,
             username,
@@ -133,7 +133,7 @@ impl Service {
             .take(64)
             .collect();
         let record = SessionRecord {
-            id: SessionId::new(),
+            id: SessionId::at(now),
             user_id: user.id,
             token_hash,
             device: if device.is_empty() {

@@ -120,7 +120,7 @@ impl Service {
             matched = self.pdq_match(&pdq).await?;
         }
         let now = inner.clock.now();
-        let id = AttachmentId::new();
+        let id = AttachmentId::at(now);
         let epoch = inner.config.epoch.epoch_of(now);
         let ctx = AttachmentContext {
             conversation,

@@ -102,7 +102,7 @@ impl Service {
             return Ok((self.conversation(who, id).await?, false));
         }
         self.may_reach(who, peer_id).await?;
-        let id = ConversationId::new();
+        let id = ConversationId::at(self.inner.clock.now());
         let new = NewConversation {
             id,
             kind: ConversationKind::Direct,
@@ -146,7 +146,7 @@ impl Service {
         if ids.len() > max {
             return Err(ServiceError::Rejected("too many members for one group"));
         }
-        let id = ConversationId::new();
+        let id = ConversationId::at(self.inner.clock.now());
         let new = NewConversation {
             id,
             kind: ConversationKind::Group,

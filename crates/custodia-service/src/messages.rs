@@ -87,8 +87,8 @@ impl Service {
         self.may_send(who, id, &targets).await?;
         let recipients = targets.deliver;
         let inner = &self.inner;
-        let msg_id = MessageId::new();
         let sent_at = inner.clock.now();
+        let msg_id = MessageId::at(sent_at);
         let epoch = inner.config.epoch.epoch_of(sent_at);
         let ctx = MessageContext {
             conversation: id,

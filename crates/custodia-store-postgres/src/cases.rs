@@ -105,12 +105,13 @@ async fn complete(
     c: &mut PgConnection,
     mut r: AccessRequestRecord,
 ) -> StoreResult<AccessRequestRecord> {
-    let approvers: Vec<Uuid> =
-        sqlx::query_scalar("SELECT staff_id FROM request_approvers WHERE request_id = $1")
-            .bind(r.id.as_uuid())
-            .fetch_all(&mut *c)
-            .await
-            .map_err(map_err)?;
+    let approvers: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT staff_id FROM request_approvers WHERE request_id = $1 ORDER BY staff_id",
+    )
+    .bind(r.id.as_uuid())
+    .fetch_all(&mut *c)
+    .await
+    .map_err(map_err)?;
     r.approvers = approvers.into_iter().map(StaffId::from_uuid).collect();
     let found = sqlx::query(
         "SELECT staff_id, role, approve, justification, at, log_index \

@@ -122,7 +122,9 @@ fn with_evidence(c: &Connection, mut k: CaseRecord) -> rusqlite::Result<CaseReco
 /// Fills in a request's frozen approvers and its decisions.
 fn complete(c: &Connection, mut r: AccessRequestRecord) -> rusqlite::Result<AccessRequestRecord> {
     r.approvers = c
-        .prepare_cached("SELECT staff_id FROM request_approvers WHERE request_id = ?1")?
+        .prepare_cached(
+            "SELECT staff_id FROM request_approvers WHERE request_id = ?1 ORDER BY staff_id",
+        )?
         .query_map([r.id.as_uuid()], |row| {
             Ok(StaffId::from_uuid(row.get("staff_id")?))
         })?

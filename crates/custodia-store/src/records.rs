@@ -547,7 +547,7 @@ pub struct AccessRequestRecord {
     pub broad: bool,
     /// Approvals needed.
     pub required: u8,
-    /// Who may approve: frozen when the request was made.
+    /// Who may approve: frozen when the request was made (a set, read back in id order).
     pub approvers: Vec<StaffId>,
     /// Stored state (expiry is derived from the clock by the service).
     pub status: RequestStatus,

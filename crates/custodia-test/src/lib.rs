@@ -92,7 +92,7 @@ impl TestClock {
 
 impl custodia_core::Clock for TestClock {
     fn now(&self) -> Timestamp {
-        let real = custodia_core::SystemClock.now();
+        let real = custodia_core::Clock::now(&custodia_server::SystemClock);
         Timestamp::from_millis(
             real.as_millis() + self.offset_ms.load(std::sync::atomic::Ordering::SeqCst),
         )
