@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use custodia_audit::AuditLog;
@@ -29,12 +29,7 @@ pub fn audit_router(state: AuditState) -> Router {
     Router::new()
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no such resource; see c2sp.org/tlog-tiles",
-            )
-        })
+        .fallback(|| async { ApiError::not_found("no such resource; see c2sp.org/tlog-tiles") })
         .with_state(state)
 }
 
@@ -65,10 +60,12 @@ async fn checkpoint(State(s): State<AuditState>) -> Result<Response, ApiError> {
 }
 
 async fn tile(State(s): State<AuditState>, Path(path): Path<String>) -> Result<Response, ApiError> {
-    let body =
-        s.log.tile(&path).await.map_err(internal)?.ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "no such tile in the signed log")
-        })?;
+    let body = s
+        .log
+        .tile(&path)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found("no such tile in the signed log"))?;
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(

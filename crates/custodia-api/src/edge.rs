@@ -9,7 +9,7 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 
@@ -60,10 +60,9 @@ pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
 
 /// The 413 answer for a body over `limit` bytes.
 pub(crate) fn too_large(limit: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the request body is too large: at most {limit} bytes"),
-    )
+    ApiError::too_large(format!(
+        "the request body is too large: at most {limit} bytes"
+    ))
 }
 
 async fn refuse_declared_over(State(limit): State<u64>, req: Request, next: Next) -> Response {

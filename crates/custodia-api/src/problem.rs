@@ -16,9 +16,47 @@ pub struct ApiError {
     instance: Option<String>,
 }
 
+/// The outcomes the HTTP layer names itself (not from a service), each with its status:
+/// handlers say what happened, and only this file says which status that is.
+macro_rules! outcomes {
+    ($($(#[$doc:meta])* $name:ident => $status:ident;)*) => {
+        impl ApiError {
+            $(
+                $(#[$doc])*
+                pub fn $name(detail: impl Into<String>) -> Self {
+                    Self::new(StatusCode::$status, detail)
+                }
+            )*
+        }
+    };
+}
+
+outcomes! {
+    /// 400: the request cannot be read as sent.
+    bad_request => BAD_REQUEST;
+    /// 401: no or a wrong credential.
+    unauthorized => UNAUTHORIZED;
+    /// 403: understood, and not allowed.
+    forbidden => FORBIDDEN;
+    /// 404: no such resource (or, for conversations, not one of the caller's).
+    not_found => NOT_FOUND;
+    /// 405: the resource exists; the method does not.
+    method_not_allowed => METHOD_NOT_ALLOWED;
+    /// 409: conflicts with the state of the resource.
+    conflict => CONFLICT;
+    /// 413: the body is over the limit.
+    too_large => PAYLOAD_TOO_LARGE;
+    /// 415: not a body of a type this endpoint reads.
+    unsupported_media => UNSUPPORTED_MEDIA_TYPE;
+    /// 422: well-formed, but its values cannot be used.
+    unprocessable => UNPROCESSABLE_ENTITY;
+    /// 503: cannot serve now; retry later.
+    unavailable => SERVICE_UNAVAILABLE;
+}
+
 impl ApiError {
     /// An error with a status and a detail that says what to fix.
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+    fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             detail: detail.into(),
@@ -154,6 +192,21 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("bad query parameters: {}", r.body_text()),
         )
+    }
+}
+
+impl From<custodia_witness::WitnessError> for ApiError {
+    fn from(e: custodia_witness::WitnessError) -> Self {
+        use custodia_witness::WitnessError as W;
+        let status = match &e {
+            W::Malformed(_) => StatusCode::BAD_REQUEST,
+            W::NotSigned => StatusCode::FORBIDDEN,
+            W::UnknownLog(_) => StatusCode::NOT_FOUND,
+            W::BadProof(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            W::Conflict(_) => StatusCode::CONFLICT,
+            _ => return Self::internal(&e),
+        };
+        Self::new(status, e.to_string())
     }
 }
 

@@ -57,16 +57,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no such endpoint; see the API description in README",
-            )
+            ApiError::not_found("no such endpoint; see the API description in README")
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "this endpoint does not accept that method",
-            )
+            ApiError::method_not_allowed("this endpoint does not accept that method")
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
@@ -82,11 +76,7 @@ async fn deadline(
 ) -> axum::response::Response {
     match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
         Ok(res) => res,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is overloaded; retry later",
-        )
-        .into_response(),
+        Err(_) => ApiError::unavailable("the server is overloaded; retry later").into_response(),
     }
 }
 
@@ -112,8 +102,7 @@ async fn metrics(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !bool::from(given.as_bytes().ct_eq(s.metrics_token.as_bytes())) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
+        return Err(ApiError::unauthorized(
             "metrics need the operator's token (DATA_DIR/metrics.token) as a bearer token",
         ));
     }
@@ -315,8 +304,7 @@ async fn history(
 ) -> Result<Json<wire::HistoryPage>, ApiError> {
     let range = match (q.after, q.before) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(ApiError::unprocessable(
                 "give either after or before, not both",
             ));
         }
@@ -339,12 +327,9 @@ async fn delete_message(
     Authed(who): Authed,
     Path((id, seq)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let seq: u64 = seq.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "the message is named by its sequence number",
-        )
-    })?;
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| ApiError::unprocessable("the message is named by its sequence number"))?;
     s.service
         .delete_message(&who, conversation_id(&id)?, seq)
         .await?;
@@ -381,8 +366,7 @@ async fn report(
                     .ok()
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
                     .ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
+                        ApiError::unprocessable(
                             "franking_key must be the base64 key received with the message",
                         )
                     })?,
@@ -524,17 +508,12 @@ async fn upload(
     let mut stream = body.into_data_stream();
     let mut file = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "the upload was interrupted; send it again",
-            )
-        })?;
+        let chunk = chunk
+            .map_err(|_| ApiError::bad_request("the upload was interrupted; send it again"))?;
         if file.len() + chunk.len() > max {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("attachment too large: at most {max} bytes"),
-            ));
+            return Err(ApiError::too_large(format!(
+                "attachment too large: at most {max} bytes"
+            )));
         }
         file.extend_from_slice(&chunk);
     }

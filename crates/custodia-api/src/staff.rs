@@ -48,16 +48,10 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/requests/{id}/messages", get(read))
         .route("/v1/staff/audit/records/{index}", get(audit_record))
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no such staff endpoint; see custodia_proto::staff",
-            )
+            ApiError::not_found("no such staff endpoint; see custodia_proto::staff")
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "this endpoint does not accept that method",
-            )
+            ApiError::method_not_allowed("this endpoint does not accept that method")
         })
         .layer(axum::extract::DefaultBodyLimit::max(
             MAX_STAFF_REQUEST_BYTES,
@@ -464,12 +458,9 @@ async fn audit_record(
     Staff(who): Staff,
     Path(raw): Path<String>,
 ) -> Result<Json<wire::AuditRecord>, ApiError> {
-    let index: u64 = raw.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "the entry index is a non-negative integer",
-        )
-    })?;
+    let index: u64 = raw
+        .parse()
+        .map_err(|_| ApiError::unprocessable("the entry index is a non-negative integer"))?;
     let r = gov.audit_record(&who, index).await?;
     Ok(Json(wire::AuditRecord {
         index,

@@ -28,8 +28,7 @@ pub fn witness_router(witness: Arc<Witness>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
     crate::edge::declared_limit(router, MAX_REQUEST_BYTES as u64)
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
+            ApiError::not_found(
                 "no such resource; a witness serves POST /add-checkpoint (c2sp.org/tlog-witness)",
             )
         })
@@ -43,21 +42,14 @@ async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response 
             "text/plain; charset=utf-8",
             format!("{sig}\n"),
         ),
+        // The spec's own answer to a stale old size: the witness's size as text, with
+        // the status ApiError gives a conflict.
         Err(WitnessError::Conflict(size)) => text(
-            StatusCode::CONFLICT,
+            ApiError::from(WitnessError::Conflict(size)).status(),
             "text/x.tlog.size",
             format!("{size}\n"),
         ),
-        Err(e) => {
-            let status = match &e {
-                WitnessError::Malformed(_) => StatusCode::BAD_REQUEST,
-                WitnessError::NotSigned => StatusCode::FORBIDDEN,
-                WitnessError::UnknownLog(_) => StatusCode::NOT_FOUND,
-                WitnessError::BadProof(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => return ApiError::internal(&e).into_response(),
-            };
-            ApiError::new(status, e.to_string()).into_response()
-        }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

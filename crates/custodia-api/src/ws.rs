@@ -16,7 +16,6 @@ use axum::extract::State;
 use axum::extract::ws::{
     CloseFrame, Message as WsMessage, Utf8Bytes, WebSocketUpgrade, close_code,
 };
-use axum::http::StatusCode;
 use axum::response::Response;
 use custodia_core::{ClientMsgId, ConversationId, MessageBody};
 use custodia_proto::{ClientFrame, ServerFrame};
@@ -84,7 +83,7 @@ where
                 let text = match frame {
                     Some(Ok(WsMessage::Text(t))) => t,
                     Some(Ok(WsMessage::Binary(_))) => {
-                        let e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON objects in text frames");
+                        let e = ApiError::unsupported_media("send JSON objects in text frames");
                         if !emit(&out_tx, error_frame(None, &e)).await { break; }
                         continue;
                     }
@@ -132,7 +131,7 @@ async fn handle(
     let frame = match serde_json::from_str::<ClientFrame>(text.as_str()) {
         Ok(f) => f,
         Err(e) => {
-            let e = ApiError::new(StatusCode::BAD_REQUEST, format!("unrecognised frame: {e}"));
+            let e = ApiError::bad_request(format!("unrecognised frame: {e}"));
             return emit(out, error_frame(None, &e)).await;
         }
     };
@@ -152,7 +151,7 @@ async fn handle(
         }
         ClientFrame::Sync { cursors, limit } => {
             if cursor.is_some() {
-                let e = ApiError::new(StatusCode::CONFLICT, "this connection is already synced");
+                let e = ApiError::conflict("this connection is already synced");
                 return emit(out, error_frame(None, &e)).await;
             }
             let cursors: HashMap<ConversationId, u64> = cursors
@@ -355,7 +354,7 @@ async fn send_one(
 ) -> Result<custodia_proto::Ack, ApiError> {
     let conversation = cmd
         .conversation
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "conversation not found"))?;
+        .ok_or_else(|| ApiError::not_found("conversation not found"))?;
     let client_id = ClientMsgId::parse(&cmd.client_id)?;
     let body = MessageBody::parse(cmd.body)?;
     let outcome = state

@@ -55,99 +55,97 @@ pub enum LogFormat {
     Json,
 }
 
-/// Settings as given, before validation. Every field is optional; unset means default. A
-/// key that is not one of these is refused (a typo is never silently ignored).
+/// Settings as given, before validation. Every field is optional; unset means its value in
+/// [`RawConfig::defaults`]. A key that is not one of these is refused (a typo is never
+/// silently ignored).
 #[derive(Default, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
-    /// Where the database, keyring and certificates live. Default `./custodia-data`.
+    /// Where the database, keyring and certificates live.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// Address of the TLS listener (HTTPS and WebSocket). Default `127.0.0.1:8443`.
+    /// Address of the TLS listener (HTTPS and WebSocket).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
-    /// Address of the read-only auditor listener (transparency log tiles). Default
-    /// `127.0.0.1:8444`.
+    /// Address of the read-only auditor listener (transparency log tiles).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_listen: Option<String>,
-    /// Address of the staff API's TLS listener. Default `127.0.0.1:8446`.
+    /// Address of the staff API's TLS listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_listen: Option<String>,
-    /// Open connections per listener, in all. Default 10000.
+    /// Open connections per listener, in all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
-    /// Open connections per listener from one client address. Default 512.
+    /// Open connections per listener from one client address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections_per_address: Option<usize>,
-    /// TLS handshakes in progress per listener from one client address (more are refused
-    /// at once). Default 32.
+    /// TLS handshakes in progress per listener from one client address (more are refused at
+    /// once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_handshakes_per_address: Option<usize>,
-    /// Seconds a client may take to send a request's head (also how long an idle
-    /// keep-alive connection stays open). Default 20.
+    /// Seconds a client may take to send a request's head (also how long an idle keep-alive
+    /// connection stays open).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_timeout_secs: Option<u64>,
-    /// Lifetime of a staff session, in minutes. Default 15.
+    /// Lifetime of a staff session, in minutes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_session_minutes: Option<u64>,
-    /// Hours a staff member must hold a role before deciding access requests in it (a
-    /// newly created or promoted account approves nothing at once). Default 72.
+    /// Hours a staff member must hold a role before deciding access requests in it (a newly
+    /// created or promoted account approves nothing at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_decide_after_hours: Option<u64>,
-    /// The audit log's origin line (and key name). Default `localhost/custodia/audit`.
+    /// The audit log's origin line (and key name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_origin: Option<String>,
-    /// Key epoch: `month` (default) or `day`.
+    /// Key epoch: `month` or `day`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<EpochKind>,
     /// Passphrase that wraps the keyring (argon2id). Only used when the keyring is created
     /// with one; afterwards it must always be given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring_passphrase: Option<String>,
-    /// Most data keys held unwrapped in memory. Default 10000.
+    /// Most data keys held unwrapped in memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dek_cache_capacity: Option<usize>,
-    /// Longest a data key stays unwrapped in memory, in seconds. Default 300.
+    /// Longest a data key stays unwrapped in memory, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dek_cache_max_age_secs: Option<u64>,
-    /// Most members of one group. Default 1024.
+    /// Most members of one group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_group_members: Option<u32>,
-    /// Lifetime of a user session, in hours. Default 720 (30 days).
+    /// Lifetime of a user session, in hours.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_ttl_hours: Option<u64>,
-    /// Sign-in attempts allowed on one account from one client address in five minutes
-    /// (a stranger's wrong guesses never lock the member out). Default 10.
+    /// Sign-in attempts allowed on one account from one client address in five minutes (a
+    /// stranger's wrong guesses never lock the member out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_attempts_per_account: Option<u32>,
-    /// Sign-in attempts allowed on one account from all addresses together in five
-    /// minutes. Default 100.
+    /// Sign-in attempts allowed on one account from all addresses together in five minutes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_attempts_per_account_total: Option<u32>,
-    /// Sign-ups allowed per client address in an hour (shared by every node). Default 20.
+    /// Sign-ups allowed per client address in an hour (shared by every node).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signups_per_address_per_hour: Option<u32>,
-    /// Sign-in attempts allowed per client address in five minutes. Default 50.
+    /// Sign-in attempts allowed per client address in five minutes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_attempts_per_address: Option<u32>,
-    /// Messages one account may send per minute (a burst of that many). Default 120.
+    /// Messages one account may send per minute (a burst of that many).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sends_per_minute: Option<u32>,
-    /// The same during an account's first day. Default 30.
+    /// The same during an account's first day.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_account_sends_per_minute: Option<u32>,
-    /// Messages an adult may send per hour to a minor in a direct conversation less than
-    /// a day old (first contact). Default 5.
+    /// Messages an adult may send per hour to a minor in a direct conversation less than a
+    /// day old (first contact).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_contact_sends_per_hour: Option<u32>,
     /// The largest PDQ Hamming distance that counts as a hash list match (0–31).
-    /// Default 31.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pdq_max_distance: Option<u32>,
-    /// The lowest PDQ quality (0–100) trusted for matching. Default 50.
+    /// The lowest PDQ quality (0–100) trusted for matching.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pdq_min_quality: Option<u8>,
-    /// The largest attachment, in bytes. Default 26214400 (25 MiB).
+    /// The largest attachment, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attachment_bytes: Option<u64>,
     /// A text rule file (TOML: `threshold`, and `[[rules]]` with `name`, `category`,
@@ -155,7 +153,7 @@ pub struct RawConfig {
     /// Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_rules: Option<PathBuf>,
-    /// Log format: `text` (default) or `json`.
+    /// Log format: `text` or `json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// Witnesses that cosign the audit log's checkpoints (`custodia witness`), each a table
@@ -167,24 +165,23 @@ pub struct RawConfig {
     /// append. Default: all of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witness_quorum: Option<usize>,
-    /// Where data is stored: `sqlite` (default; a file in the data directory) or
-    /// `postgres` (with `postgres_url`), which several nodes can share.
+    /// Where data is stored: `sqlite` (a file in the data directory) or `postgres` (with
+    /// `postgres_url`), which several nodes can share.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageKind>,
     /// The PostgreSQL database, e.g. `postgres://custodia@db.internal:5432/custodia`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres_url: Option<String>,
-    /// Connections this node opens to PostgreSQL. Default 16.
+    /// Connections this node opens to PostgreSQL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres_max_connections: Option<u32>,
-    /// How live events reach other nodes: `local` (default; one node) or `nats` (with
-    /// `nats_url`).
+    /// How live events reach other nodes: `local` (one node) or `nats` (with `nats_url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fanout: Option<FanoutKind>,
     /// The NATS server, e.g. `nats://nats.internal:4222`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_url: Option<String>,
-    /// The subject prefix the nodes of one deployment share on NATS. Default `custodia`.
+    /// The subject prefix the nodes of one deployment share on NATS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_subject_prefix: Option<String>,
     /// A CA certificate (PEM file) NATS's TLS certificate chains to, if not a system root;
@@ -250,134 +247,175 @@ impl RawConfig {
         fig.extract().context("reading configuration")
     }
 
-    /// Checks every setting and fills in defaults.
+    /// Every default, in one place: what each unset setting means. The tunables of the
+    /// service, governance and the edge take their values from those crates' `Default`s,
+    /// so each number is written once; [`Self::validate`] fills unset settings from here,
+    /// and the example configuration (`custodia.example.toml`) shows them.
+    pub fn defaults() -> RawConfig {
+        let service = ServiceConfig::default();
+        let governance = custodia_governance::GovernanceConfig::default();
+        let edge = custodia_api::EdgeLimits::default();
+        RawConfig {
+            data_dir: Some(PathBuf::from("custodia-data")),
+            listen: Some("127.0.0.1:8443".into()),
+            audit_listen: Some("127.0.0.1:8444".into()),
+            staff_listen: Some("127.0.0.1:8446".into()),
+            max_connections: Some(edge.max_connections),
+            max_connections_per_address: Some(edge.max_connections_per_address),
+            max_handshakes_per_address: Some(edge.max_handshakes_per_address),
+            header_timeout_secs: Some(edge.header_timeout.as_secs()),
+            staff_session_minutes: Some(governance.staff_session_ttl.as_secs() / 60),
+            staff_decide_after_hours: Some(governance.new_role_decides_after.as_secs() / 3600),
+            log_origin: Some("localhost/custodia/audit".into()),
+            epoch: Some(match service.epoch {
+                EpochScheme::Day => EpochKind::Day,
+                _ => EpochKind::Month,
+            }),
+            keyring_passphrase: None,
+            dek_cache_capacity: Some(10_000),
+            dek_cache_max_age_secs: Some(300),
+            max_group_members: Some(service.max_group_members),
+            session_ttl_hours: Some(service.session_ttl.as_secs() / 3600),
+            login_attempts_per_account: Some(service.login_per_account.burst),
+            login_attempts_per_account_total: Some(service.login_per_account_total.burst),
+            signups_per_address_per_hour: Some(service.signups_per_address.burst),
+            login_attempts_per_address: Some(service.login_per_address.burst),
+            sends_per_minute: Some(service.sends_per_account.burst),
+            new_account_sends_per_minute: Some(service.sends_new_account.burst),
+            first_contact_sends_per_hour: Some(service.sends_first_contact.burst),
+            pdq_max_distance: Some(service.pdq_max_distance),
+            pdq_min_quality: Some(service.pdq_min_quality),
+            max_attachment_bytes: Some(service.max_attachment_bytes),
+            text_rules: None,
+            log_format: Some(LogFormat::Text),
+            witnesses: None,
+            // Unset: every configured witness.
+            witness_quorum: None,
+            storage: Some(StorageKind::Sqlite),
+            postgres_url: None,
+            postgres_max_connections: Some(16),
+            fanout: Some(FanoutKind::Local),
+            nats_url: None,
+            nats_subject_prefix: Some("custodia".into()),
+            nats_ca_cert: None,
+        }
+    }
+
+    /// These settings over [`Self::defaults`]: every setting that has a default is set.
+    fn over_defaults(self) -> anyhow::Result<RawConfig> {
+        Figment::from(Serialized::defaults(Self::defaults()))
+            .merge(Serialized::defaults(self))
+            .extract()
+            .context("filling in defaults")
+    }
+
+    /// Checks every setting, unset ones taking their [`Self::defaults`].
     pub fn validate(self) -> anyhow::Result<Config> {
-        let listen: SocketAddr = self
-            .listen
-            .as_deref()
-            .unwrap_or("127.0.0.1:8443")
+        let s = self.over_defaults()?;
+        let listen: SocketAddr = given(s.listen, "listen")?
             .parse()
             .context("listen must be an address like 127.0.0.1:8443")?;
-        let audit_listen: SocketAddr = self
-            .audit_listen
-            .as_deref()
-            .unwrap_or("127.0.0.1:8444")
+        let audit_listen: SocketAddr = given(s.audit_listen, "audit_listen")?
             .parse()
             .context("audit_listen must be an address like 127.0.0.1:8444")?;
-        let staff_listen: SocketAddr = self
-            .staff_listen
-            .as_deref()
-            .unwrap_or("127.0.0.1:8446")
+        let staff_listen: SocketAddr = given(s.staff_listen, "staff_listen")?
             .parse()
             .context("staff_listen must be an address like 127.0.0.1:8446")?;
-        let staff_minutes = self.staff_session_minutes.unwrap_or(15);
+        let staff_minutes = given(s.staff_session_minutes, "staff_session_minutes")?;
         if !(1..=24 * 60).contains(&staff_minutes) {
             bail!("staff_session_minutes must be between 1 and 1440");
         }
         let defaults = custodia_api::EdgeLimits::default();
         let edge = custodia_api::EdgeLimits {
-            max_connections: match self.max_connections.unwrap_or(defaults.max_connections) {
+            max_connections: match given(s.max_connections, "max_connections")? {
                 0 => bail!("max_connections must be at least 1"),
                 n => n,
             },
-            max_connections_per_address: match self
-                .max_connections_per_address
-                .unwrap_or(defaults.max_connections_per_address)
-            {
+            max_connections_per_address: match given(
+                s.max_connections_per_address,
+                "max_connections_per_address",
+            )? {
                 0 => bail!("max_connections_per_address must be at least 1"),
                 n => n,
             },
-            max_handshakes_per_address: match self
-                .max_handshakes_per_address
-                .unwrap_or(defaults.max_handshakes_per_address)
-            {
+            max_handshakes_per_address: match given(
+                s.max_handshakes_per_address,
+                "max_handshakes_per_address",
+            )? {
                 0 => bail!("max_handshakes_per_address must be at least 1"),
                 n => n,
             },
-            header_timeout: match self.header_timeout_secs {
-                None => defaults.header_timeout,
-                Some(s @ 1..=3600) => Duration::from_secs(s),
-                Some(_) => bail!("header_timeout_secs must be between 1 and 3600"),
+            header_timeout: match given(s.header_timeout_secs, "header_timeout_secs")? {
+                secs @ 1..=3600 => Duration::from_secs(secs),
+                _ => bail!("header_timeout_secs must be between 1 and 3600"),
             },
             ..defaults
         };
-        let decide_after_hours = self.staff_decide_after_hours.unwrap_or(72);
+        let decide_after_hours = given(s.staff_decide_after_hours, "staff_decide_after_hours")?;
         if decide_after_hours > 24 * 365 {
             bail!("staff_decide_after_hours must be between 0 and 8760");
         }
-        let log_origin = self
-            .log_origin
-            .unwrap_or_else(|| "localhost/custodia/audit".to_owned());
+        let log_origin = given(s.log_origin, "log_origin")?;
         if log_origin.is_empty() || log_origin.chars().any(|c| c.is_whitespace() || c == '+') {
             bail!(
                 "log_origin must be non-empty, without spaces or '+', e.g. example.org/custodia/audit"
             );
         }
-        let epoch = match self.epoch.unwrap_or(EpochKind::Month) {
+        let epoch = match given(s.epoch, "epoch")? {
             EpochKind::Month => EpochScheme::Month,
             EpochKind::Day => EpochScheme::Day,
         };
-        let capacity = NonZeroUsize::new(self.dek_cache_capacity.unwrap_or(10_000))
+        let capacity = NonZeroUsize::new(given(s.dek_cache_capacity, "dek_cache_capacity")?)
             .context("dek_cache_capacity must be at least 1")?;
-        let max_age = Duration::from_secs(self.dek_cache_max_age_secs.unwrap_or(300));
-        let max_group_members = self.max_group_members.unwrap_or(1024);
+        let max_age =
+            Duration::from_secs(given(s.dek_cache_max_age_secs, "dek_cache_max_age_secs")?);
+        let max_group_members = given(s.max_group_members, "max_group_members")?;
         if !(2..=100_000).contains(&max_group_members) {
             bail!("max_group_members must be between 2 and 100000");
         }
-        let ttl_hours = self.session_ttl_hours.unwrap_or(720);
+        let ttl_hours = given(s.session_ttl_hours, "session_ttl_hours")?;
         if ttl_hours == 0 {
             bail!("session_ttl_hours must be at least 1");
         }
-        let json_logs = self.log_format == Some(LogFormat::Json);
+        let json_logs = s.log_format == Some(LogFormat::Json);
         let five_minutes = Duration::from_secs(300);
-        let attempts = |v: Option<u32>, default: u32, name: &str| match v.unwrap_or(default) {
+        let per = |v: Option<u32>, name: &str, per: Duration| match given(v, name)? {
             0 => Err(anyhow::anyhow!("{name} must be at least 1")),
-            burst => Ok(RateLimit {
-                burst,
-                per: five_minutes,
-            }),
+            burst => Ok(RateLimit { burst, per }),
         };
-        let login_per_account = attempts(
-            self.login_attempts_per_account,
-            10,
+        let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+        let login_per_account = per(
+            s.login_attempts_per_account,
             "login_attempts_per_account",
+            five_minutes,
         )?;
-        let login_per_account_total = attempts(
-            self.login_attempts_per_account_total,
-            100,
+        let login_per_account_total = per(
+            s.login_attempts_per_account_total,
             "login_attempts_per_account_total",
+            five_minutes,
         )?;
-        let login_per_address = attempts(
-            self.login_attempts_per_address,
-            50,
+        let login_per_address = per(
+            s.login_attempts_per_address,
             "login_attempts_per_address",
+            five_minutes,
         )?;
-        let per =
-            |v: Option<u32>, default: u32, name: &str, per: Duration| match v.unwrap_or(default) {
-                0 => Err(anyhow::anyhow!("{name} must be at least 1")),
-                burst => Ok(RateLimit { burst, per }),
-            };
-        let minute = Duration::from_secs(60);
         let signups_per_address = per(
-            self.signups_per_address_per_hour,
-            20,
+            s.signups_per_address_per_hour,
             "signups_per_address_per_hour",
-            Duration::from_secs(3600),
+            hour,
         )?;
-        let sends_per_account = per(self.sends_per_minute, 120, "sends_per_minute", minute)?;
+        let sends_per_account = per(s.sends_per_minute, "sends_per_minute", minute)?;
         let sends_new_account = per(
-            self.new_account_sends_per_minute,
-            30,
+            s.new_account_sends_per_minute,
             "new_account_sends_per_minute",
             minute,
         )?;
         let sends_first_contact = per(
-            self.first_contact_sends_per_hour,
-            5,
+            s.first_contact_sends_per_hour,
             "first_contact_sends_per_hour",
-            Duration::from_secs(3600),
+            hour,
         )?;
-        let witnesses = self
+        let witnesses = s
             .witnesses
             .unwrap_or_default()
             .into_iter()
@@ -401,14 +439,14 @@ impl RawConfig {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let witness_quorum = self.witness_quorum.unwrap_or(witnesses.len());
+        let witness_quorum = s.witness_quorum.unwrap_or(witnesses.len());
         if witness_quorum > witnesses.len() {
             bail!(
                 "witness_quorum is {witness_quorum} but only {} witnesses are configured",
                 witnesses.len()
             );
         }
-        let text_rules = match &self.text_rules {
+        let text_rules = match &s.text_rules {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading text_rules {}", path.display()))?;
@@ -418,10 +456,7 @@ impl RawConfig {
             }
             None => None,
         };
-        let storage = match (
-            self.storage.unwrap_or(StorageKind::Sqlite),
-            self.postgres_url,
-        ) {
+        let storage = match (given(s.storage, "storage")?, s.postgres_url) {
             (StorageKind::Sqlite, None) => StorageConfig::Sqlite,
             (StorageKind::Sqlite, Some(_)) => {
                 bail!("postgres_url is set but storage is \"sqlite\"; set storage = \"postgres\"")
@@ -434,7 +469,10 @@ impl RawConfig {
                 }
                 StorageConfig::Postgres(custodia_store_postgres::PgOptions {
                     url,
-                    max_connections: match self.postgres_max_connections.unwrap_or(16) {
+                    max_connections: match given(
+                        s.postgres_max_connections,
+                        "postgres_max_connections",
+                    )? {
                         n @ 8..=1000 => n,
                         _ => bail!("postgres_max_connections must be between 8 and 1000"),
                     },
@@ -444,7 +482,7 @@ impl RawConfig {
                 "storage = \"postgres\" needs postgres_url, e.g. postgres://custodia@db:5432/custodia"
             ),
         };
-        let fanout = match (self.fanout.unwrap_or(FanoutKind::Local), self.nats_url) {
+        let fanout = match (given(s.fanout, "fanout")?, s.nats_url) {
             (FanoutKind::Local, None) => FanoutConfig::Local,
             (FanoutKind::Local, Some(_)) => {
                 bail!("nats_url is set but fanout is \"local\"; set fanout = \"nats\"")
@@ -453,17 +491,15 @@ impl RawConfig {
                 if !(url.starts_with("nats://") || url.starts_with("tls://")) {
                     bail!("nats_url must be a nats:// or tls:// URL, e.g. nats://nats:4222");
                 }
-                if let Some(ca) = &self.nats_ca_cert
+                if let Some(ca) = &s.nats_ca_cert
                     && !ca.is_file()
                 {
                     bail!("nats_ca_cert {} is not a readable file", ca.display());
                 }
                 FanoutConfig::Nats(custodia_fanout_nats::NatsOptions {
                     url,
-                    subject_prefix: self
-                        .nats_subject_prefix
-                        .unwrap_or_else(|| "custodia".into()),
-                    ca_cert: self.nats_ca_cert,
+                    subject_prefix: given(s.nats_subject_prefix, "nats_subject_prefix")?,
+                    ca_cert: s.nats_ca_cert,
                 })
             }
             (FanoutKind::Nats, None) => {
@@ -475,13 +511,11 @@ impl RawConfig {
                 "fanout = \"nats\" connects several nodes, which must share one database: set storage = \"postgres\""
             );
         }
-        if matches!(&self.keyring_passphrase, Some(p) if p.is_empty()) {
+        if matches!(&s.keyring_passphrase, Some(p) if p.is_empty()) {
             bail!("keyring_passphrase is set but empty; unset it or give a passphrase");
         }
         Ok(Config {
-            data_dir: self
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from("custodia-data")),
+            data_dir: given(s.data_dir, "data_dir")?,
             listen,
             audit_listen,
             staff_listen,
@@ -492,7 +526,7 @@ impl RawConfig {
                 ..Default::default()
             },
             log_origin,
-            keyring_passphrase: self.keyring_passphrase.map(KeyringPassphrase::new),
+            keyring_passphrase: s.keyring_passphrase.map(KeyringPassphrase::new),
             dek_cache: CacheLimits { capacity, max_age },
             service: ServiceConfig {
                 epoch,
@@ -505,15 +539,15 @@ impl RawConfig {
                 sends_per_account,
                 sends_new_account,
                 sends_first_contact,
-                pdq_max_distance: match self.pdq_max_distance.unwrap_or(31) {
+                pdq_max_distance: match given(s.pdq_max_distance, "pdq_max_distance")? {
                     d @ 0..=31 => d,
                     _ => bail!("pdq_max_distance must be between 0 and 31"),
                 },
-                pdq_min_quality: match self.pdq_min_quality.unwrap_or(50) {
+                pdq_min_quality: match given(s.pdq_min_quality, "pdq_min_quality")? {
                     q @ 0..=100 => q,
                     _ => bail!("pdq_min_quality must be between 0 and 100"),
                 },
-                max_attachment_bytes: match self.max_attachment_bytes.unwrap_or(25 * 1024 * 1024) {
+                max_attachment_bytes: match given(s.max_attachment_bytes, "max_attachment_bytes")? {
                     0 => bail!("max_attachment_bytes must be at least 1"),
                     n => n,
                 },
@@ -526,6 +560,12 @@ impl RawConfig {
             fanout,
         })
     }
+}
+
+/// A setting that [`RawConfig::defaults`] gives a value (so it is set after
+/// `over_defaults`).
+fn given<T>(value: Option<T>, name: &str) -> anyhow::Result<T> {
+    value.with_context(|| format!("{name} has no value and no default"))
 }
 
 /// The environment keys `RawConfig` reads: its fields, as serde names them (derived
@@ -761,20 +801,25 @@ mod tests {
         out
     }
 
-    /// The example configuration, generated from `RawConfig`'s doc comments.
+    /// The example configuration, generated from `RawConfig`'s doc comments and
+    /// [`RawConfig::defaults`].
     fn example() -> String {
         let mut out = String::from(
-            "# custodia configuration: every setting, with its documentation, commented out.\n\
-             # Generated from RawConfig in crates/custodia/src/config.rs by its tests; do not\n\
-             # edit by hand. Each setting is also an environment variable: CUSTODIA_ and the\n\
-             # name in capitals (e.g. CUSTODIA_LISTEN).\n",
+            "# custodia configuration: every setting, with its documentation and its default,\n\
+             # commented out. Generated from RawConfig in crates/custodia-server/src/config.rs\n\
+             # by its tests; do not edit by hand. Each setting is also an environment\n\
+             # variable: CUSTODIA_ and the name in capitals (e.g. CUSTODIA_LISTEN).\n",
         );
+        let defaults = toml::Table::try_from(RawConfig::defaults()).unwrap();
         for (name, docs) in documented_fields() {
             out.push('\n');
             for d in docs {
                 out.push_str(&format!("# {d}\n").replace("# \n", "#\n"));
             }
-            out.push_str(&format!("# {name} =\n"));
+            match defaults.get(&name) {
+                Some(value) => out.push_str(&format!("# {name} = {value}\n")),
+                None => out.push_str(&format!("# {name} =\n")),
+            }
         }
         out
     }
@@ -791,8 +836,43 @@ mod tests {
             have == want,
             "custodia.example.toml is stale: run `CUSTODIA_UPDATE_EXAMPLE=1 cargo test -p custodia-server --lib config` and commit it"
         );
-        // And it is a valid configuration once uncommented where a default is obvious.
-        assert!(load_toml(&have).is_ok());
+        // Uncommented, its settings are a configuration that means the defaults.
+        let uncommented: String = have
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            uncommented.contains("listen = \"127.0.0.1:8443\""),
+            "{uncommented}"
+        );
+        let stated = load_toml(&uncommented).unwrap().validate().unwrap();
+        assert_eq!(
+            format!("{stated:?}"),
+            format!("{:?}", RawConfig::default().validate().unwrap())
+        );
+    }
+
+    /// Each default is written once: an empty configuration means exactly the tunables
+    /// the service, governance and edge crates default to.
+    #[test]
+    fn defaults_live_in_one_place() {
+        let empty = RawConfig::default().validate().unwrap();
+        let defaults = RawConfig::defaults().validate().unwrap();
+        assert_eq!(format!("{empty:?}"), format!("{defaults:?}"));
+        assert_eq!(
+            format!("{:?}", empty.service),
+            format!("{:?}", ServiceConfig::default())
+        );
+        assert_eq!(
+            format!("{:?}", empty.governance),
+            format!("{:?}", custodia_governance::GovernanceConfig::default())
+        );
+        assert_eq!(
+            format!("{:?}", empty.edge),
+            format!("{:?}", custodia_api::EdgeLimits::default())
+        );
     }
 
     #[test]

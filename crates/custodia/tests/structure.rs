@@ -156,3 +156,53 @@ fn core_crates_read_no_clock_and_do_no_io() {
         assert!(read > 0, "no sources found for {krate}");
     }
 }
+
+/// Only the HTTP layer knows status codes, and within it only `ApiError` turns an outcome
+/// into an error status: handlers name the outcome (`ApiError::not_found(…)`) and choose
+/// nothing but their success status. No server crate but `custodia-api` uses axum.
+#[test]
+fn error_statuses_are_chosen_only_in_api_error() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let api = crates.join("custodia-api/src");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&api).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "problem.rs" || name == "tests.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        checked += 1;
+        for (at, _) in text.match_indices("StatusCode::") {
+            let code: String = text[at + "StatusCode::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            assert!(
+                ["OK", "CREATED", "ACCEPTED", "NO_CONTENT"].contains(&code.as_str()),
+                "{name} chooses StatusCode::{code}; name the outcome on ApiError instead"
+            );
+        }
+        assert!(
+            !text.contains("ApiError::new("),
+            "{name} builds an ApiError from a status"
+        );
+    }
+    assert!(checked >= 8, "only {checked} files in {}", api.display());
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "custodia-api" {
+            continue;
+        }
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        let parsed: toml::Table = toml::from_str(&manifest).unwrap();
+        let deps = parsed.get("dependencies").and_then(|d| d.as_table());
+        assert!(
+            !deps.is_some_and(|d| d.contains_key("axum")),
+            "{name} depends on axum"
+        );
+    }
+}
