@@ -86,4 +86,33 @@ mod tests {
         }
         assert!(SecretKey::generate().open(&sealed, b"ctx").is_none());
     }
+
+    /// Whether `T` implements `Debug`, decided at compile time: the method of `ViaDebug`
+    /// applies to `&&Probe<T>` only when `T: Debug`; otherwise method lookup falls through
+    /// to `Fallback` on `&Probe<T>`.
+    struct Probe<T>(std::marker::PhantomData<T>);
+    trait ViaDebug {
+        fn has_debug(&self) -> bool {
+            true
+        }
+    }
+    impl<T: std::fmt::Debug> ViaDebug for &Probe<T> {}
+    trait Fallback {
+        fn has_debug(&self) -> bool {
+            false
+        }
+    }
+    impl<T> Fallback for Probe<T> {}
+
+    fn zeroizes_on_drop<T: ZeroizeOnDrop>() {}
+
+    #[test]
+    // The two borrows are the probe: removing them, as the lint suggests, changes the answer.
+    #[allow(clippy::needless_borrow)]
+    fn key_material_zeroizes_on_drop_and_has_no_debug() {
+        zeroizes_on_drop::<SecretKey>();
+        assert!(!(&&Probe::<SecretKey>(std::marker::PhantomData)).has_debug());
+        // The probe itself tells the two apart.
+        assert!((&&Probe::<u8>(std::marker::PhantomData)).has_debug());
+    }
 }
