@@ -1,59 +1,67 @@
-//! Guarantees that hold by the shape of the workspace, checked from its manifests.
+//! Guarantees that hold by the shape of the workspace, checked from its manifests and
+//! sources.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The folder holding every crate of the workspace.
+fn crates() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The parsed manifest of workspace crate `krate`, `None` if it is not one.
+fn manifest(krate: &str) -> Option<toml::Table> {
+    let text = std::fs::read_to_string(crates().join(krate).join("Cargo.toml")).ok()?;
+    Some(toml::from_str(&text).unwrap())
+}
+
+/// The keys of a manifest's table `section` (e.g. `dependencies`, `features`).
+fn keys(manifest: &toml::Table, section: &str) -> Vec<String> {
+    manifest
+        .get(section)
+        .and_then(|t| t.as_table())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Every workspace crate with its manifest.
+fn workspace() -> Vec<(String, toml::Table)> {
+    let all: Vec<_> = std::fs::read_dir(crates())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            manifest(&name).map(|m| (name, m))
+        })
+        .collect();
+    assert!(all.len() >= 15, "only {} crates found", all.len());
+    all
+}
 
 /// No build of the server may weaken security: no crate declares a cargo feature (which
 /// `--all-features` would switch on silently) that stores bodies unsealed or otherwise
 /// opts into danger. Danger is opted into at run time, loudly, or not at all.
 #[test]
 fn no_cargo_feature_weakens_security() {
-    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&crates).unwrap() {
-        let manifest = entry.unwrap().path().join("Cargo.toml");
-        let Ok(text) = std::fs::read_to_string(&manifest) else {
-            continue;
-        };
-        let parsed: toml::Table = toml::from_str(&text).unwrap();
-        checked += 1;
-        let features = parsed
-            .get("features")
-            .and_then(|f| f.as_table())
-            .map(|f| f.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default();
-        for name in features {
+    for (krate, manifest) in workspace() {
+        for name in keys(&manifest, "features") {
             assert!(
                 !name.contains("dangerous") && !name.contains("unsealed"),
-                "{} declares the feature {name:?}",
-                manifest.display()
+                "{krate} declares the feature {name:?}"
             );
         }
     }
-    assert!(
-        checked >= 15,
-        "only {checked} manifests found under {}",
-        crates.display()
-    );
 }
 
 /// The normal (non-dev) dependencies of a workspace crate, by package name, and, for
 /// those inside the workspace, theirs in turn.
 fn dependency_closure(krate: &str) -> std::collections::BTreeSet<String> {
-    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut seen = std::collections::BTreeSet::new();
     let mut todo = vec![krate.to_owned()];
     while let Some(name) = todo.pop() {
-        let manifest = crates.join(&name).join("Cargo.toml");
-        let Ok(text) = std::fs::read_to_string(&manifest) else {
-            continue; // not a workspace crate: an external package
+        // Not a workspace crate: an external package, whose own dependencies are not ours.
+        let Some(manifest) = manifest(&name) else {
+            continue;
         };
-        let parsed: toml::Table = toml::from_str(&text).unwrap();
-        let deps = parsed
-            .get("dependencies")
-            .and_then(|d| d.as_table())
-            .map(|d| d.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default();
-        for dep in deps {
+        for dep in keys(&manifest, "dependencies") {
             if seen.insert(dep.clone()) {
                 todo.push(dep);
             }
@@ -109,10 +117,9 @@ fn benchmarks_stay_out_of_the_server() {
             "{krate} depends on custodia-bench"
         );
     }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../custodia-bench/Cargo.toml");
-    let parsed: toml::Table = toml::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    let bench = manifest("custodia-bench").unwrap();
     assert_eq!(
-        parsed["package"].get("publish").and_then(|p| p.as_bool()),
+        bench["package"].get("publish").and_then(|p| p.as_bool()),
         Some(false),
         "custodia-bench is never published"
     );
@@ -162,8 +169,7 @@ fn core_crates_read_no_clock_and_do_no_io() {
 /// nothing but their success status. No server crate but `custodia-api` uses axum.
 #[test]
 fn error_statuses_are_chosen_only_in_api_error() {
-    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let api = crates.join("custodia-api/src");
+    let api = crates().join("custodia-api/src");
     let mut checked = 0;
     for entry in std::fs::read_dir(&api).unwrap() {
         let path = entry.unwrap().path();
@@ -189,20 +195,10 @@ fn error_statuses_are_chosen_only_in_api_error() {
         );
     }
     assert!(checked >= 8, "only {checked} files in {}", api.display());
-    for entry in std::fs::read_dir(&crates).unwrap() {
-        let dir = entry.unwrap().path();
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        if name == "custodia-api" {
-            continue;
-        }
-        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
-            continue;
-        };
-        let parsed: toml::Table = toml::from_str(&manifest).unwrap();
-        let deps = parsed.get("dependencies").and_then(|d| d.as_table());
+    for (krate, manifest) in workspace() {
         assert!(
-            !deps.is_some_and(|d| d.contains_key("axum")),
-            "{name} depends on axum"
+            krate == "custodia-api" || !keys(&manifest, "dependencies").contains(&"axum".into()),
+            "{krate} depends on axum"
         );
     }
 }
