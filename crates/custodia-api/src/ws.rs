@@ -37,8 +37,20 @@ const SEND_QUEUE: usize = 64;
 /// connection) would dominate the memory of an idle connection; frames larger than this
 /// still work, the buffer grows for them.
 const WS_BUFFER: usize = 4 * 1024;
-/// Default catch-up per conversation.
+/// Default page of a catch-up, per conversation.
 const DEFAULT_SYNC_LIMIT: u32 = 100;
+
+/// Why a session stops before the client leaves.
+enum End {
+    /// The connection is gone.
+    Gone,
+    /// What was missed could not be read from storage: the client reconnects and syncs
+    /// from what it holds (close 1013), so nothing is skipped.
+    Again,
+}
+
+/// Whether a session goes on.
+type Flow = Result<(), End>;
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -94,7 +106,14 @@ where
                     }
                     Some(Ok(_)) => continue, // ping/pong are answered by the library
                 };
-                if !handle(&state, &who, &text, &mut cursor, &out_tx, &mut sends).await { break; }
+                match handle(&state, &who, &text, &mut cursor, &out_tx, &mut sends).await {
+                    Ok(()) => {}
+                    Err(End::Gone) => break,
+                    Err(End::Again) => {
+                        close = (close_code::AGAIN, "reconnect and sync");
+                        break;
+                    }
+                }
             }
             event = sub.events.recv(), if cursor.is_some() => {
                 let Some(event) = event else {
@@ -103,7 +122,14 @@ where
                     break;
                 };
                 let Some(cur) = cursor.as_mut() else { continue };
-                if !deliver(&state, &who, &event, cur, &out_tx).await { break; }
+                match deliver(&state, &who, &event, cur, &out_tx).await {
+                    Ok(()) => {}
+                    Err(End::Gone) => break,
+                    Err(End::Again) => {
+                        close = (close_code::AGAIN, "reconnect and sync");
+                        break;
+                    }
+                }
             }
             () = state.shutdown.cancelled() => {
                 close = (close_code::AWAY, "the server is shutting down; reconnect");
@@ -119,7 +145,16 @@ where
     state.metrics.sessions.dec();
 }
 
-/// Handles one client frame; `false` ends the session.
+/// Sends a frame, or reports the connection gone.
+async fn send_frame(out: &Outbox, frame: ServerFrame) -> Flow {
+    if emit(out, frame).await {
+        Ok(())
+    } else {
+        Err(End::Gone)
+    }
+}
+
+/// Handles one client frame.
 async fn handle(
     state: &AppState,
     who: &Principal,
@@ -127,12 +162,12 @@ async fn handle(
     cursor: &mut Option<DeliveryCursor>,
     out: &Outbox,
     sends: &mut Sends,
-) -> bool {
+) -> Flow {
     let frame = match serde_json::from_str::<ClientFrame>(text.as_str()) {
         Ok(f) => f,
         Err(e) => {
             let e = ApiError::bad_request(format!("unrecognised frame: {e}"));
-            return emit(out, error_frame(None, &e)).await;
+            return send_frame(out, error_frame(None, &e)).await;
         }
     };
     match frame {
@@ -147,37 +182,46 @@ async fn handle(
                 client_id,
                 body,
             };
-            sends.queue(state, who, out, cmd).await
+            if sends.queue(state, who, out, cmd).await {
+                Ok(())
+            } else {
+                Err(End::Gone)
+            }
         }
         ClientFrame::Sync { cursors, limit } => {
             if cursor.is_some() {
                 let e = ApiError::conflict("this connection is already synced");
-                return emit(out, error_frame(None, &e)).await;
+                return send_frame(out, error_frame(None, &e)).await;
             }
             let cursors: HashMap<ConversationId, u64> = cursors
                 .into_iter()
                 .map(|(k, v)| (ConversationId::from_uuid(k), v))
                 .collect();
             let limit = limit.unwrap_or(DEFAULT_SYNC_LIMIT).clamp(1, MAX_PAGE);
-            match state.service.catch_up(who, &cursors, limit).await {
-                Ok(pages) => {
-                    let mut cur = DeliveryCursor::default();
-                    let mut has_more = Vec::new();
-                    for (id, last_seq, page) in pages {
-                        let start = cursors.get(&id).copied().unwrap_or(0).min(last_seq);
-                        cur.advance(id, start);
-                        if !forward(state, &mut cur, out, &page.messages).await {
-                            return false;
-                        }
-                        if page.has_more {
-                            has_more.push(*id.as_uuid());
-                        }
-                    }
-                    *cursor = Some(cur);
-                    emit(out, ServerFrame::Synced { has_more }).await
-                }
-                Err(e) => emit(out, error_frame(None, &e.into())).await,
+            let pages = match state.service.catch_up(who, &cursors, limit).await {
+                Ok(pages) => pages,
+                Err(e) => return send_frame(out, error_frame(None, &e.into())).await,
+            };
+            let mut cur = DeliveryCursor::default();
+            let mut more = false;
+            for (id, last_seq, page) in pages {
+                let start = cursors.get(&id).copied().unwrap_or(0).min(last_seq);
+                cur.advance(id, start);
+                forward(state, &mut cur, out, &page.messages).await?;
+                more |= page.has_more;
             }
+            // The rest of every backlog, page by page, from what was just sent.
+            if more {
+                resync(state, who, &mut cur, out, limit).await?;
+            }
+            *cursor = Some(cur);
+            send_frame(
+                out,
+                ServerFrame::Synced {
+                    has_more: Vec::new(),
+                },
+            )
+            .await
         }
         ClientFrame::Read {
             conversation_id,
@@ -188,110 +232,129 @@ async fn handle(
                 .mark_read(who, ConversationId::from_uuid(conversation_id), seq)
                 .await
             {
-                Ok(_) => true,
-                Err(e) => emit(out, error_frame(None, &e.into())).await,
+                Ok(_) => Ok(()),
+                Err(e) => send_frame(out, error_frame(None, &e.into())).await,
             }
         }
-        ClientFrame::Ping => emit(out, ServerFrame::Pong).await,
+        ClientFrame::Ping => send_frame(out, ServerFrame::Pong).await,
     }
 }
 
-/// Forwards one live event, filling any gap from history first.
+/// Forwards one live event, filling any gap before it from history first.
 async fn deliver(
     state: &AppState,
     who: &Principal,
     event: &Event,
     cursor: &mut DeliveryCursor,
     out: &Outbox,
-) -> bool {
+) -> Flow {
     if let Event::Resync = event {
-        return resync(state, who, cursor, out).await;
+        return resync(state, who, cursor, out, MAX_PAGE).await;
     }
     if let Event::Message(m) = event {
-        match cursor.admit(m.conversation_id, m.seq) {
-            Admit::Duplicate => return true,
-            Admit::Gap { after } => {
-                let missing = m.seq - after;
-                let limit = u32::try_from(missing).unwrap_or(MAX_PAGE).min(MAX_PAGE);
-                match state
-                    .service
-                    .history(who, m.conversation_id, Some(SeqRange::After(after)), limit)
-                    .await
-                {
-                    Ok(page) => {
-                        // Ascending: the ones before this message are a prefix.
-                        let end = page.messages.partition_point(|x| x.seq < m.seq);
-                        if !forward(state, cursor, out, &page.messages[..end]).await {
-                            return false;
-                        }
-                    }
-                    // Removed from the conversation meanwhile, or storage trouble: the
-                    // client's next sync fills the gap.
-                    Err(e) => tracing::debug!(error = %e, "gap fill failed"),
-                }
-            }
-            Admit::Deliver => {}
+        if let Admit::Gap { .. } = cursor.admit(m.conversation_id, m.seq) {
+            fill_gap(state, who, cursor, out, m.conversation_id, m.seq - 1).await?;
+        }
+        if cursor.admit(m.conversation_id, m.seq) == Admit::Duplicate {
+            return Ok(());
         }
         cursor.advance(m.conversation_id, m.seq);
     }
     let Some(frame) = convert::event(event) else {
-        return true;
+        return Ok(());
     };
     state.metrics.deliveries.inc();
-    emit(out, frame).await
+    send_frame(out, frame).await
+}
+
+/// Sends every stored message of `conversation` after the cursor's position up to
+/// `through`, as many pages as it takes. The position moves only past what was sent: if
+/// storage cannot say what was missed, the session ends for the client to sync again.
+async fn fill_gap(
+    state: &AppState,
+    who: &Principal,
+    cursor: &mut DeliveryCursor,
+    out: &Outbox,
+    conversation: ConversationId,
+    through: u64,
+) -> Flow {
+    loop {
+        let after = cursor.position(conversation).unwrap_or(0);
+        if after >= through {
+            return Ok(());
+        }
+        let limit = u32::try_from(through - after)
+            .unwrap_or(MAX_PAGE)
+            .min(MAX_PAGE);
+        let page = match state
+            .service
+            .history(who, conversation, Some(SeqRange::After(after)), limit)
+            .await
+        {
+            Ok(page) => page,
+            // Removed from the conversation meanwhile, or storage trouble.
+            Err(e) => {
+                tracing::debug!(error = %e, "gap fill failed; the client syncs again");
+                return Err(End::Again);
+            }
+        };
+        // Ascending: the ones up to `through` are a prefix.
+        let end = page.messages.partition_point(|x| x.seq <= through);
+        forward(state, cursor, out, &page.messages[..end]).await?;
+        if cursor.position(conversation).unwrap_or(0) <= after {
+            tracing::warn!(%conversation, after, through, "history has no messages where a gap was");
+            return Err(End::Again);
+        }
+    }
 }
 
 /// Catches a synced connection up from storage after the positions it has delivered
-/// (live events may have been lost between nodes).
+/// (live events may have been lost between nodes), `limit` messages per conversation per
+/// page, until no conversation has more.
 async fn resync(
     state: &AppState,
     who: &Principal,
     cursor: &mut DeliveryCursor,
     out: &Outbox,
-) -> bool {
+    limit: u32,
+) -> Flow {
     loop {
         let positions = cursor.positions();
-        let pages = match state.service.catch_up(who, &positions, MAX_PAGE).await {
+        let pages = match state.service.catch_up(who, &positions, limit).await {
             Ok(pages) => pages,
-            // Storage trouble: the next live message's gap fill, or the client's next
-            // sync, catches up.
             Err(e) => {
-                tracing::debug!(error = %e, "resync failed");
-                return true;
+                tracing::debug!(error = %e, "catch-up failed; the client syncs again");
+                return Err(End::Again);
             }
         };
         let mut more = false;
         for (_, _, page) in pages {
             more |= page.has_more;
-            if !forward(state, cursor, out, &page.messages).await {
-                return false;
-            }
+            forward(state, cursor, out, &page.messages).await?;
         }
         if !more {
-            return true;
+            return Ok(());
         }
     }
 }
 
 /// Sends the stored messages this connection has not delivered yet, in order, moving its
-/// cursor; `false` if the connection is gone.
+/// cursor past each one sent.
 async fn forward(
     state: &AppState,
     cursor: &mut DeliveryCursor,
     out: &Outbox,
     messages: &[MessageView],
-) -> bool {
+) -> Flow {
     for m in messages {
         if cursor.admit(m.conversation_id, m.seq) == Admit::Duplicate {
             continue;
         }
+        send_frame(out, ServerFrame::Message(convert::message(m))).await?;
         cursor.advance(m.conversation_id, m.seq);
-        if !emit(out, ServerFrame::Message(convert::message(m))).await {
-            return false;
-        }
         state.metrics.deliveries.inc();
     }
-    true
+    Ok(())
 }
 
 /// The connection's sender task, started on its first send (most connections are idle

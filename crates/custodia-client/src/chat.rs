@@ -173,9 +173,8 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             let client = connect(&server, &profile, true)?;
             let cursors: HashMap<Uuid, u64> = profile.cursors();
             let mut conn = client.connect().await?;
-            conn.sync(cursors.clone()).await?;
+            conn.sync(cursors).await?;
             let mut names: HashMap<Uuid, Names> = HashMap::new();
-            let mut seen = cursors;
             eprintln!("listening; Ctrl-C to stop");
             while let Some(frame) = conn.next().await {
                 match frame? {
@@ -190,8 +189,8 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                             short(m.conversation_id),
                             names[&m.conversation_id].line(&m)
                         );
-                        seen.insert(m.conversation_id, m.seq);
-                        profile.save_cursors(&seen)?;
+                        // Never past a message not yet shown: the next listen asks for it.
+                        profile.save_cursors(&conn.positions())?;
                     }
                     ServerFrame::Membership {
                         conversation_id,

@@ -7,9 +7,14 @@
 //! WebSocket (`GET /v1/ws`, `Authorization: Bearer <token>`): the client sends
 //! [`ClientFrame`]s and receives [`ServerFrame`]s, one JSON object per text frame. A new
 //! connection receives nothing live until it sends [`ClientFrame::Sync`] with the last
-//! sequence number it has of each conversation; the server then sends what was missed
-//! (for conversations not named: from the start, up to `limit` each), a
-//! [`ServerFrame::Synced`], and from then on every event exactly once, in order.
+//! sequence number it holds of each conversation (everything up to it, without gaps); the
+//! server then sends everything after it (for conversations not named: from the start),
+//! page by page, a [`ServerFrame::Synced`], and from then on every message exactly once,
+//! in order, without gaps: a live message after missed ones comes after them. If the
+//! server cannot read what a connection missed, it closes with 1013 and the client
+//! reconnects and syncs from what it holds. A client that wants less of a long history
+//! names a later position (e.g. the conversation's `last_seq` minus what it shows) and
+//! pages older messages through history.
 
 pub mod staff;
 
@@ -282,7 +287,8 @@ pub enum ClientFrame {
         /// Last sequence number held, per conversation.
         #[serde(default)]
         cursors: HashMap<Uuid, u64>,
-        /// Most messages per conversation in the catch-up (default 100, at most 200).
+        /// Messages per conversation per page of the catch-up (default 100, at most 200);
+        /// the catch-up pages through everything missed.
         #[serde(default)]
         limit: Option<u32>,
     },
@@ -314,10 +320,10 @@ pub enum ServerFrame {
     Ack(Ack),
     /// A message (from catch-up or live).
     Message(Message),
-    /// Catch-up is complete; `has_more` lists conversations whose backlog exceeded the
-    /// limit (page the rest through history).
+    /// Catch-up is complete: everything after the client's positions was sent.
     Synced {
-        /// Conversations with more missed messages than were sent.
+        /// Always empty: the catch-up pages through every backlog. (Kept so that clients
+        /// written when a catch-up stopped at `limit` still read the frame.)
         has_more: Vec<Uuid>,
     },
     /// A member's read position moved.

@@ -18,11 +18,13 @@
 
 mod client;
 mod live;
+mod positions;
 mod staff;
 mod tls;
 
 pub use client::{Client, SdkError, is_unauthorized};
 pub use custodia_proto as proto;
 pub use live::{Connection, Receiver, Sender};
+pub use positions::Positions;
 pub use reqwest::Method;
 pub use tokio_tungstenite::tungstenite::Message as WsMessage;

@@ -13,13 +13,14 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use crate::SdkError;
+use crate::{Positions, SdkError};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A live connection. Frames arrive in server order; the receiving half drops any message
-/// it has already seen, so callers see each message once even across catch-up and live
-/// delivery.
+/// it already holds, so callers see each message once even across catch-up and live
+/// delivery, and [`Connection::positions`] is what to sync from next time: never past a
+/// message it lacks.
 pub struct Connection {
     sender: Sender,
     receiver: Receiver,
@@ -33,7 +34,7 @@ pub struct Sender {
 /// The receiving half of a [`Connection`].
 pub struct Receiver {
     stream: SplitStream<Ws>,
-    seen: HashMap<Uuid, u64>,
+    held: Positions,
     dedupe: bool,
     closed: Option<(u16, String)>,
 }
@@ -63,24 +64,31 @@ impl Connection {
             sender: Sender { sink },
             receiver: Receiver {
                 stream,
-                seen: HashMap::new(),
+                held: Positions::default(),
                 dedupe: true,
                 closed: None,
             },
         })
     }
 
-    /// Asks for what was missed after `cursors` and then live events.
+    /// Asks for what was missed after `cursors` (the client holds everything up to each)
+    /// and then live events.
     pub async fn sync(&mut self, cursors: HashMap<Uuid, u64>) -> Result<(), SdkError> {
-        self.receiver
-            .seen
-            .extend(cursors.iter().map(|(k, v)| (*k, *v)));
+        for (conversation, seq) in &cursors {
+            self.receiver.held.hold_through(*conversation, *seq);
+        }
         self.sender
             .frame(&ClientFrame::Sync {
                 cursors,
                 limit: None,
             })
             .await
+    }
+
+    /// Per conversation, the position up to which every message has arrived: what to sync
+    /// from after a reconnect.
+    pub fn positions(&self) -> HashMap<Uuid, u64> {
+        self.receiver.positions()
     }
 
     /// Sends a keep-alive; the server answers with [`ServerFrame::Pong`] after everything
@@ -166,6 +174,11 @@ impl Sender {
 }
 
 impl Receiver {
+    /// Per conversation, the position up to which every message has arrived.
+    pub fn positions(&self) -> HashMap<Uuid, u64> {
+        self.held.through()
+    }
+
     /// The next frame, skipping messages already seen; `None` when closed.
     pub async fn next(&mut self) -> Option<Result<ServerFrame, SdkError>> {
         loop {
@@ -189,12 +202,11 @@ impl Receiver {
                     ))));
                 }
             };
-            if let (true, ServerFrame::Message(m)) = (self.dedupe, &frame) {
-                let last = self.seen.entry(m.conversation_id).or_insert(0);
-                if m.seq <= *last {
-                    continue;
-                }
-                *last = m.seq;
+            if let ServerFrame::Message(m) = &frame
+                && !self.held.receive(m.conversation_id, m.seq)
+                && self.dedupe
+            {
+                continue;
             }
             return Some(Ok(frame));
         }

@@ -422,6 +422,11 @@ impl DeliveryCursor {
         self.delivered.clone()
     }
 
+    /// The last position delivered in `conversation`, if any.
+    pub fn position(&self, conversation: ConversationId) -> Option<u64> {
+        self.delivered.get(&conversation).copied()
+    }
+
     /// Records that everything up to `seq` of `conversation` was delivered.
     pub fn advance(&mut self, conversation: ConversationId, seq: u64) {
         let e = self.delivered.entry(conversation).or_insert(0);
