@@ -54,6 +54,9 @@ pub struct AppState {
     pub metrics_token: Arc<zeroize::Zeroizing<String>>,
     /// Cancelled when the server shuts down; live sessions close.
     pub shutdown: CancellationToken,
+    /// The live WebSocket sessions, so shutdown waits for their goodbyes (within the
+    /// listener's `shutdown_grace`).
+    pub sessions: tokio_util::task::TaskTracker,
 }
 
 /// The client API router.
@@ -67,7 +70,7 @@ pub async fn serve_audit(
     state: AuditState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_router(listener, edge::harden(audit_router(state)), shutdown).await
+    serve_router(listener, edge::harden(audit_router(state)), shutdown, None).await
 }
 
 /// Serves the staff API on `listener` until `shutdown` is cancelled.
@@ -76,7 +79,13 @@ pub async fn serve_staff(
     governance: custodia_governance::Governance,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_router(listener, edge::harden(staff_router(governance)), shutdown).await
+    serve_router(
+        listener,
+        edge::harden(staff_router(governance)),
+        shutdown,
+        None,
+    )
+    .await
 }
 
 /// Serves a witness on `listener` until `shutdown` is cancelled.
@@ -85,12 +94,26 @@ pub async fn serve_witness(
     witness: Arc<custodia_witness::Witness>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_router(listener, edge::harden(witness_router(witness)), shutdown).await
+    serve_router(
+        listener,
+        edge::harden(witness_router(witness)),
+        shutdown,
+        None,
+    )
+    .await
 }
 
-/// Serves the client API on `listener` until `state.shutdown` is cancelled, then waits
-/// for in-flight requests to finish.
+/// Serves the client API on `listener` until `state.shutdown` is cancelled, then lets
+/// in-flight requests finish and every live session say goodbye (close 1001, after its
+/// sends in flight are acknowledged or refused), within the listener's shutdown grace.
 pub async fn serve(listener: TlsListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
-    serve_router(listener, edge::harden(router(state)), shutdown).await
+    let sessions = state.sessions.clone();
+    serve_router(
+        listener,
+        edge::harden(router(state)),
+        shutdown,
+        Some(sessions),
+    )
+    .await
 }

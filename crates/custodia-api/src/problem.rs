@@ -7,6 +7,14 @@ use custodia_proto::Problem;
 use custodia_service::ServiceError;
 use uuid::Uuid;
 
+/// Repeated failures (a full disk answers every send the same way) are logged once per
+/// interval with a count, not once per request.
+static THROTTLE: std::sync::LazyLock<custodia_store::LogThrottle> =
+    std::sync::LazyLock::new(|| custodia_store::LogThrottle::new(LOG_INTERVAL));
+
+/// How often one repeated failure is logged.
+const LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An error answer. The only place status codes are chosen.
 #[derive(Debug)]
 pub struct ApiError {
@@ -83,10 +91,14 @@ impl ApiError {
         self.status
     }
 
-    /// A 500 whose cause is logged once, here; the client sees only a request id.
+    /// A 500 whose cause is logged here (the same cause at most once per interval, with
+    /// how many were left out); the client sees only a request id.
     pub(crate) fn internal(cause: &dyn std::fmt::Display) -> Self {
         let id = Uuid::new_v4();
-        tracing::error!(request = %id, %cause, "internal error");
+        let cause = cause.to_string();
+        if let Some(left_out) = THROTTLE.admit(&cause, std::time::Instant::now()) {
+            tracing::error!(request = %id, %cause, left_out, "internal error");
+        }
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             detail: "internal error".into(),
@@ -123,7 +135,9 @@ impl From<ServiceError> for ApiError {
                 e
             }
             ServiceError::Unavailable(why) => {
-                tracing::warn!(cause = %why, "dependency unavailable");
+                if let Some(left_out) = THROTTLE.admit(&why, std::time::Instant::now()) {
+                    tracing::warn!(cause = %why, left_out, "dependency unavailable");
+                }
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily unavailable; nothing was stored, retry",

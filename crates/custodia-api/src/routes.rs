@@ -9,6 +9,7 @@ use custodia_core::{
     BirthDate, ClientMsgId, ConversationId, GroupTitle, MessageBody, Password, SessionId, Username,
 };
 use custodia_proto as wire;
+use custodia_service::ServiceError;
 use custodia_store::SeqRange;
 use serde::Deserialize;
 
@@ -84,9 +85,17 @@ fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
     raw.parse().map_err(ApiError::from)
 }
 
+/// 200 while this node can store and fan out; 503 with the reason while it cannot (a full
+/// disk, a lost database or NATS), so a load balancer sends its traffic elsewhere.
 async fn ready(State(s): State<AppState>) -> Result<&'static str, ApiError> {
-    s.service.ready().await?;
-    Ok("ready")
+    match s.service.ready().await {
+        Ok(()) => Ok("ready"),
+        // The reason names the failing part (store errors never hold stored values).
+        Err(ServiceError::Unavailable(why) | ServiceError::Internal(why)) => {
+            Err(ApiError::unavailable(format!("not ready: {why}")))
+        }
+        Err(e) => Err(ApiError::unavailable(format!("not ready: {e}"))),
+    }
 }
 
 /// Prometheus metrics, for the operator only: they show live sessions, sends and commit

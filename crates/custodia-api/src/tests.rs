@@ -89,6 +89,7 @@ async fn fixture_with(
                 "cmt_test-token-of-the-operator-0000".into(),
             )),
             shutdown: CancellationToken::new(),
+            sessions: Default::default(),
         },
     }
 }

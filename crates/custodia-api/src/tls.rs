@@ -29,8 +29,6 @@ use tower::ServiceExt;
 
 /// Completed handshakes waiting for the connection loop to pick them up.
 const BACKLOG: usize = 1024;
-/// How long in-flight requests get to finish once shutdown begins.
-const DRAIN: Duration = Duration::from_secs(30);
 
 /// The limits a listener enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +46,9 @@ pub struct EdgeLimits {
     /// Longest a client may take to send a request's head, and longest an idle
     /// keep-alive connection stays open.
     pub header_timeout: Duration,
+    /// Once shutdown begins, how long requests in flight and live sessions get to finish;
+    /// then every connection is closed, whatever its client is doing.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for EdgeLimits {
@@ -59,6 +60,7 @@ impl Default for EdgeLimits {
             max_handshakes_per_address: 32,
             handshake_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -86,6 +88,7 @@ pub fn tls13_server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<Server
 pub struct TlsListener {
     local: SocketAddr,
     header_timeout: Duration,
+    shutdown_grace: Duration,
     ready: mpsc::Receiver<Accepted>,
     acceptor: tokio::task::JoinHandle<()>,
 }
@@ -160,6 +163,7 @@ impl TlsListener {
         Ok(Self {
             local,
             header_timeout: limits.header_timeout,
+            shutdown_grace: limits.shutdown_grace,
             ready,
             acceptor: task,
         })
@@ -181,14 +185,19 @@ impl Drop for TlsListener {
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Serves `router` on every connection of `listener` until `shutdown` is cancelled, then
-/// lets in-flight requests finish (up to 30 s) and closes idle connections.
+/// Serves `router` on every connection of `listener` until `shutdown` is cancelled. Then
+/// it stops accepting, closes idle connections, lets requests in flight (and the live
+/// `sessions`, if given) finish within the listener's shutdown grace, and after it closes
+/// every connection left, so no client can hold the server open.
 pub async fn serve_router(
     mut listener: TlsListener,
     router: axum::Router,
     shutdown: CancellationToken,
+    sessions: Option<TaskTracker>,
 ) -> io::Result<()> {
     let connections = TaskTracker::new();
+    // Cancelled when the grace is over: what is still open is closed.
+    let kill = CancellationToken::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(listener.header_timeout)
@@ -215,15 +224,19 @@ pub async fn serve_router(
         let conn = http
             .serve_connection(TokioIo::new(tls), service)
             .with_upgrades();
-        let shutdown = shutdown.clone();
+        let (shutdown, kill) = (shutdown.clone(), kill.clone());
         connections.spawn(async move {
             let mut conn = std::pin::pin!(conn);
             let ended = tokio::select! {
                 ended = conn.as_mut() => ended,
                 () = shutdown.cancelled() => {
-                    // Finish the request in flight (if any), then close.
+                    // Finish the request in flight (if any), then close; at the end of
+                    // the grace, close regardless (a half-sent request included).
                     conn.as_mut().graceful_shutdown();
-                    conn.await
+                    tokio::select! {
+                        ended = conn.as_mut() => ended,
+                        () = kill.cancelled() => Ok(()),
+                    }
                 }
             };
             if let Err(e) = ended {
@@ -233,13 +246,26 @@ pub async fn serve_router(
             drop(slot);
         });
     }
+    let grace = listener.shutdown_grace;
     drop(listener);
     connections.close();
-    if tokio::time::timeout(DRAIN, connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the drain period; closing them");
+    if let Some(s) = &sessions {
+        s.close();
+    }
+    let drained = async {
+        connections.wait().await;
+        if let Some(s) = &sessions {
+            s.wait().await;
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            sessions = sessions.as_ref().map_or(0, TaskTracker::len),
+            "still open at the end of the shutdown grace; closing them"
+        );
+        kill.cancel();
+        connections.wait().await;
     }
     Ok(())
 }

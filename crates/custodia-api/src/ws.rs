@@ -37,6 +37,8 @@ const SEND_QUEUE: usize = 64;
 /// connection) would dominate the memory of an idle connection; frames larger than this
 /// still work, the buffer grows for them.
 const WS_BUFFER: usize = 4 * 1024;
+/// Longest a closing session waits for the client to answer its close frame.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Default page of a catch-up, per conversation.
 const DEFAULT_SYNC_LIMIT: u32 = 100;
 
@@ -63,7 +65,9 @@ pub(crate) async fn upgrade(
         .write_buffer_size(WS_BUFFER)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
-            run(state, who, sink, stream)
+            // Tracked, so shutdown waits for the session's goodbye.
+            let sessions = state.sessions.clone();
+            sessions.track_future(run(state, who, sink, stream))
         })
 }
 
@@ -74,11 +78,14 @@ struct SendCmd {
 }
 
 /// Runs one session until the client leaves, the session is revoked, or shutdown.
-pub(crate) async fn run<S, R>(state: AppState, who: Principal, sink: S, mut stream: R)
+pub(crate) async fn run<S, R>(state: AppState, who: Principal, sink: S, stream: R)
 where
     S: Sink<WsMessage> + Unpin + Send + 'static,
     R: Stream<Item = Result<WsMessage, axum::Error>> + Unpin + Send,
 {
+    // Read again after the loop (to take the client's close answer): fused, so a stream
+    // that ended is never polled again.
+    let mut stream = stream.fuse();
     state.metrics.sessions.inc();
     let mut sub = state.service.hub().subscribe(who.user_id, who.session_id);
     let (out_tx, out_rx) = mpsc::channel::<String>(OUT_QUEUE);
@@ -137,10 +144,21 @@ where
             }
         }
     }
-    // Let an in-flight send finish and be acknowledged; take no new ones.
+    // Sends already read are acknowledged or refused; no new ones are taken.
     sends.finish().await;
     let _ = close_tx.send(close);
     drop(out_tx);
+    // Until the client answers the close frame (RFC 6455 §5.5.1), what it still sends is
+    // read and dropped: a socket closed with unread data is reset, and the reset would
+    // destroy the close frame on its way. Bounded, for a client that never answers.
+    let answered = async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
     let _ = writer.await;
     state.metrics.sessions.dec();
 }
@@ -400,9 +418,18 @@ async fn perform_sends(
 ) {
     while let Some(cmd) = cmds.recv().await {
         let client_id = cmd.client_id.clone();
-        let frame = match send_one(&state, &who, *cmd).await {
-            Ok(ack) => ServerFrame::Ack(ack),
-            Err(e) => error_frame(Some(client_id), &e),
+        // Once shutdown begins, a send not yet started is refused, not left unanswered:
+        // the client sends it again, with the same client id, after reconnecting.
+        let frame = if state.shutdown.is_cancelled() {
+            let e = ApiError::unavailable(
+                "the server is shutting down; send it again after reconnecting",
+            );
+            error_frame(Some(client_id), &e)
+        } else {
+            match send_one(&state, &who, *cmd).await {
+                Ok(ack) => ServerFrame::Ack(ack),
+                Err(e) => error_frame(Some(client_id), &e),
+            }
         };
         if !emit(&out, frame).await {
             break;

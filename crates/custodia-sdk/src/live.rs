@@ -174,6 +174,11 @@ impl Sender {
 }
 
 impl Receiver {
+    /// The close code and reason the server gave, once [`Receiver::next`] returned `None`.
+    pub fn closed_with(&self) -> Option<&(u16, String)> {
+        self.closed.as_ref()
+    }
+
     /// Per conversation, the position up to which every message has arrived.
     pub fn positions(&self) -> HashMap<Uuid, u64> {
         self.held.through()

@@ -87,6 +87,11 @@ pub struct RawConfig {
     /// connection stays open).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_timeout_secs: Option<u64>,
+    /// Seconds a stopping server (SIGTERM, Ctrl-C) gives requests in flight and live
+    /// sessions to finish (sends acknowledged or refused, then close 1001) before it
+    /// closes every connection left and exits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_secs: Option<u64>,
     /// Lifetime of a staff session, in minutes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_session_minutes: Option<u64>,
@@ -264,6 +269,7 @@ impl RawConfig {
             max_connections_per_address: Some(edge.max_connections_per_address),
             max_handshakes_per_address: Some(edge.max_handshakes_per_address),
             header_timeout_secs: Some(edge.header_timeout.as_secs()),
+            shutdown_grace_secs: Some(edge.shutdown_grace.as_secs()),
             staff_session_minutes: Some(governance.staff_session_ttl.as_secs() / 60),
             staff_decide_after_hours: Some(governance.new_role_decides_after.as_secs() / 3600),
             log_origin: Some("localhost/custodia/audit".into()),
@@ -348,6 +354,10 @@ impl RawConfig {
             header_timeout: match given(s.header_timeout_secs, "header_timeout_secs")? {
                 secs @ 1..=3600 => Duration::from_secs(secs),
                 _ => bail!("header_timeout_secs must be between 1 and 3600"),
+            },
+            shutdown_grace: match given(s.shutdown_grace_secs, "shutdown_grace_secs")? {
+                secs @ 1..=600 => Duration::from_secs(secs),
+                _ => bail!("shutdown_grace_secs must be between 1 and 600"),
             },
             ..defaults
         };

@@ -43,15 +43,26 @@ pub struct Running {
     /// Whether this start created the data directory's keyring (first start).
     pub first_start: bool,
     shutdown: CancellationToken,
+    grace: std::time::Duration,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
-    /// Stops accepting, closes live sessions (an in-flight send is acknowledged first),
-    /// waits for in-flight requests, and returns.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// Stops accepting, lets requests in flight finish and live sessions say goodbye
+    /// (sends in flight acknowledged or refused, then close 1001), closes what is left
+    /// at the end of the shutdown grace, and returns, in bounded time whatever clients do.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.task.await.context("server task")?.context("server")?;
+        // The listeners close everything at the end of the grace; this bounds the rest
+        // (the signal worker's store calls) with a little more.
+        let bound = self.grace + std::time::Duration::from_secs(2);
+        match tokio::time::timeout(bound, &mut self.task).await {
+            Ok(done) => done.context("server task")?.context("server")?,
+            Err(_) => {
+                tracing::warn!("the server did not stop within its shutdown grace; stopping it");
+                self.task.abort();
+            }
+        }
         Ok(())
     }
 
@@ -201,6 +212,7 @@ pub async fn start_with_clock(
         metrics,
         metrics_token: Arc::new(dir.metrics_token()?),
         shutdown: shutdown.clone(),
+        sessions: tokio_util::task::TaskTracker::new(),
     };
     // Signals stored with their messages become cases here, retried until they exist
     // (also those a crash left behind at the last run).
@@ -225,6 +237,7 @@ pub async fn start_with_clock(
         data_dir: dir.root.clone(),
         first_start,
         shutdown,
+        grace: config.edge.shutdown_grace,
         task,
     })
 }

@@ -798,9 +798,18 @@ impl Health for PgStore {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
-        // A no-op write proves the writer is alive and the database accepts commits.
+        // A real commit (one row changed) proves the writer is alive and the database
+        // takes commits: a full disk or a read-only server fails it.
         self.writer
-            .write(Lock::Own, |_| Box::pin(async { Ok(()) }))
+            .write(Lock::Own, |c| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE health_probe SET probes = probes + 1 WHERE id = 1")
+                        .execute(c)
+                        .await
+                        .map(drop)
+                        .map_err(map_err)
+                })
+            })
             .await
     }
 }

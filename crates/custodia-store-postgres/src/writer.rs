@@ -146,6 +146,13 @@ async fn step(conn: &mut PgConnection, sql: &'static str) -> StoreResult<()> {
         .map_err(map_err)
 }
 
+/// A lost or full database fails every write the same way: logged once per 10 s with a
+/// count.
+static THROTTLE: std::sync::LazyLock<custodia_store::LogThrottle> =
+    std::sync::LazyLock::new(|| {
+        custodia_store::LogThrottle::new(std::time::Duration::from_secs(10))
+    });
+
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, observer: Arc<dyn CommitObserver>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -164,13 +171,17 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, observer: Arc<dyn Commit
             Err(e) => {
                 // Dropping the jobs drops their reply channels: every caller gets an
                 // error and nothing was acknowledged.
-                tracing::error!(error = %e, operations = batch.len(), "no database connection for a write");
+                if let Some(left_out) = THROTTLE.admit(&e.to_string(), Instant::now()) {
+                    tracing::error!(error = %e, operations = batch.len(), left_out, "no database connection for a write");
+                }
                 batch.clear();
                 continue;
             }
         };
         if let Err(e) = step(&mut conn, "BEGIN").await {
-            tracing::error!(error = %e, operations = batch.len(), "cannot begin a write transaction");
+            if let Some(left_out) = THROTTLE.admit(&e.to_string(), Instant::now()) {
+                tracing::error!(error = %e, operations = batch.len(), left_out, "cannot begin a write transaction");
+            }
             batch.clear();
             continue;
         }
@@ -198,7 +209,9 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, observer: Arc<dyn Commit
         match &commit {
             Ok(()) => observer.committed(completions.len(), started.elapsed()),
             Err(e) => {
-                tracing::error!(error = %e, operations = completions.len(), "commit failed");
+                if let Some(left_out) = THROTTLE.admit(&e.to_string(), Instant::now()) {
+                    tracing::error!(error = %e, operations = completions.len(), left_out, "commit failed");
+                }
                 // The connection's state is unknown: close it rather than reuse it.
                 drop(conn.detach());
             }

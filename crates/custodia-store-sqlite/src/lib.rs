@@ -56,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_rate_buckets.sql"),
     include_str!("../migrations/0012_staff_changes.sql"),
     include_str!("../migrations/0013_signal_outbox.sql"),
+    include_str!("../migrations/0014_health_probe.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;
@@ -749,8 +750,18 @@ impl Health for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
             .await?;
-        // A no-op write proves the writer thread is alive and the disk accepts commits.
-        self.writer.write(|_| Ok(())).await
+        // A real commit (one row changed, written to the WAL and synced) proves the
+        // writer thread is alive and the disk takes commits: a full disk fails it.
+        self.writer
+            .write(|c| {
+                c.execute(
+                    "UPDATE health_probe SET probes = probes + 1 WHERE id = 1",
+                    [],
+                )
+                .map(drop)
+                .map_err(map_err)
+            })
+            .await
     }
 }
 

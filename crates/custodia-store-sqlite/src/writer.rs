@@ -92,6 +92,12 @@ fn in_savepoint<T>(
     result
 }
 
+/// A full disk fails every commit the same way: logged once per 10 s with a count.
+static THROTTLE: std::sync::LazyLock<custodia_store::LogThrottle> =
+    std::sync::LazyLock::new(|| {
+        custodia_store::LogThrottle::new(std::time::Duration::from_secs(10))
+    });
+
 fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>, observer: &dyn CommitObserver) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -106,14 +112,18 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>, observer: &dyn CommitObse
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the jobs drops their reply channels: every caller gets an error and
             // nothing was acknowledged.
-            tracing::error!(error = %e, operations = batch.len(), "cannot begin a write transaction");
+            if let Some(left_out) = THROTTLE.admit(&e.to_string(), Instant::now()) {
+                tracing::error!(error = %e, operations = batch.len(), left_out, "cannot begin a write transaction");
+            }
             batch.clear();
             continue;
         }
         let completions: Vec<Completion> = batch.drain(..).map(|job| job(conn)).collect();
         let commit = conn.execute_batch("COMMIT").map_err(map_err);
         if let Err(e) = &commit {
-            tracing::error!(error = %e, operations = completions.len(), "commit failed");
+            if let Some(left_out) = THROTTLE.admit(&e.to_string(), Instant::now()) {
+                tracing::error!(error = %e, operations = completions.len(), left_out, "commit failed");
+            }
             let _ = conn.execute_batch("ROLLBACK");
         } else {
             observer.committed(completions.len(), started.elapsed());

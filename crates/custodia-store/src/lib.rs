@@ -15,6 +15,7 @@
 mod error;
 mod records;
 pub mod rows;
+mod throttle;
 mod traits;
 
 pub use error::{StoreError, StoreResult};
@@ -26,6 +27,7 @@ pub use records::{
     StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage, TileHash, TokenHash,
     UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
 };
+pub use throttle::LogThrottle;
 pub use traits::{
     AccountStore, AttachmentStore, CaseStore, CommitObserver, ConversationStore, DekStore, Health,
     LimitStore, LogStore, MessageStore, NoObserver, SafetyStore, SessionStore, StaffStore, Storage,

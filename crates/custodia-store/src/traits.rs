@@ -321,7 +321,8 @@ pub trait LimitStore: Send + Sync {
 /// Liveness of the backend.
 #[async_trait]
 pub trait Health: Send + Sync {
-    /// Succeeds if the backend can serve reads and writes.
+    /// Succeeds if the backend can serve reads and commit writes (it commits a change to
+    /// one row: a full disk fails it).
     async fn ping(&self) -> StoreResult<()>;
 }
 

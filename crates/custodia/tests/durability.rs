@@ -190,3 +190,167 @@ async fn a_flipped_byte_in_a_sealed_body_makes_only_that_message_unreadable() {
         .collect();
     assert_eq!(unique.len(), 4);
 }
+
+/// What one sending client saw of a SIGTERM: the client ids it wrote, the acks and
+/// refusals it got, and the close code.
+struct Seen {
+    sent: Vec<String>,
+    acked: HashMap<String, u64>,
+    refused: Vec<String>,
+    close: Option<u16>,
+}
+
+/// SIGTERM while four clients send as fast as they can and three more hold half-sent
+/// requests (no TLS handshake; a request head cut off; a body cut off): every WebSocket
+/// gets a 1001 close, every send was acknowledged, refused, or is found by resending it
+/// with its client id, and the server exits within its shutdown grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_burst_says_goodbye_answers_every_send_and_exits_in_bounded_time() {
+    use custodia_sdk::proto::ServerFrame;
+    use tokio::io::AsyncWriteExt;
+
+    const GRACE_SECS: u64 = 2;
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let log = work.path().join("server.log");
+    let env = [(
+        "CUSTODIA_SHUTDOWN_GRACE_SECS".to_owned(),
+        GRACE_SECS.to_string(),
+    )];
+    let server = ProcessServer::start_with_env(&bin(), &data, None, &log, &env);
+    let alice = signed_in(&server, "alice", true).await;
+    signed_in(&server, "bob", true).await;
+    let chat = alice.open_direct("bob").await.unwrap();
+
+    // Clients holding half-sent requests.
+    let addr = server.listen_addr();
+    let _no_handshake = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(common::tls_client_config(
+        &std::fs::read(data.join("tls/ca.pem")).unwrap(),
+        &[&rustls::version::TLS13],
+    ));
+    let mut half = Vec::new();
+    for partial in [
+        "POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty".to_owned(),
+        "POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{\"username\":"
+            .to_owned(),
+    ] {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut stream = tls.connect(name, tcp).await.unwrap();
+        stream.write_all(partial.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        half.push(stream);
+    }
+
+    // Four senders, each on its own WebSocket.
+    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let mut conn = alice.connect().await.unwrap();
+        sync(&mut conn, HashMap::new()).await;
+        let (mut tx, mut rx) = conn.split();
+        let sending = tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for i in 0..400 {
+                let id = format!("c{c}-{i}");
+                if tx
+                    .send(chat.id, &id, &format!("message {c}/{i}"))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                sent.push(id);
+            }
+            sent
+        });
+        let acks_tx = acks_tx.clone();
+        clients.push(tokio::spawn(async move {
+            let (mut acked, mut refused) = (HashMap::new(), Vec::new());
+            while let Some(frame) = rx.next().await {
+                match frame {
+                    Ok(ServerFrame::Ack(a)) => {
+                        acked.insert(a.client_id, a.seq);
+                        let _ = acks_tx.send(());
+                    }
+                    Ok(ServerFrame::Error {
+                        client_id: Some(id),
+                        problem,
+                    }) => {
+                        assert_eq!(problem.status, 503, "{}", problem.detail);
+                        refused.push(id);
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            let close = rx.closed_with().map(|(code, _)| *code);
+            Seen {
+                sent: sending.await.unwrap(),
+                acked,
+                refused,
+                close,
+            }
+        }));
+    }
+    drop(acks_tx);
+    for _ in 0..200 {
+        acks_rx
+            .recv()
+            .await
+            .expect("200 acks before the burst ends");
+    }
+
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "serve exited with {status}");
+    assert!(
+        took < std::time::Duration::from_secs(GRACE_SECS + 8),
+        "exit took {took:?} with a grace of {GRACE_SECS} s"
+    );
+    drop(half);
+
+    let mut seen = Vec::new();
+    for c in clients {
+        seen.push(c.await.unwrap());
+    }
+    let closes: Vec<Option<u16>> = seen.iter().map(|s| s.close).collect();
+    assert!(
+        closes.iter().all(|c| *c == Some(1001)),
+        "every client is told the server is going away: {closes:?}; the server's log ends {:?}",
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .filter(|l| !l.contains("DEBUG"))
+            .take(12)
+            .collect::<Vec<_>>()
+    );
+
+    // After a restart, every send not acknowledged is sent again with its client id;
+    // then each client id is stored exactly once, the acknowledged ones where they were.
+    let restarted = ProcessServer::start(&bin(), &data, None, &log);
+    let alice = signed_in(&restarted, "alice", false).await;
+    let acked: HashMap<String, u64> = seen.iter().flat_map(|s| s.acked.clone()).collect();
+    let refused = seen.iter().map(|s| s.refused.len()).sum::<usize>();
+    let sent: HashSet<String> = seen.iter().flat_map(|s| s.sent.clone()).collect();
+    let again: Vec<&String> = sent.iter().filter(|id| !acked.contains_key(*id)).collect();
+    for chunk in again.chunks(32) {
+        let sends = chunk.iter().map(|id| alice.send(chat.id, id, "again"));
+        for r in futures_util::future::join_all(sends).await {
+            r.unwrap();
+        }
+    }
+    let history = alice.full_history(chat.id).await.unwrap();
+    assert_acked_kept(&history, &acked);
+    let stored: HashSet<String> = history.iter().map(|m| m.client_id.clone()).collect();
+    assert_eq!(
+        stored, sent,
+        "every send written is stored once ({refused} were refused)"
+    );
+}

@@ -405,3 +405,63 @@ async fn sessions_can_be_listed_and_revoked_and_revocation_closes_live_connectio
     let stale = server.client().with_token("cst_this-is-not-a-token");
     assert_eq!(status(stale.conversations().await), 401);
 }
+
+/// A member whose client stops reading while 2,000 long messages arrive (more than the
+/// socket buffers, the session's queue and the hub's queue hold, so the server drops the
+/// live session as too slow) still gets every message once, in order: the client
+/// reconnects and syncs from what it holds, and the catch-up pages through the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_client_gets_every_message_of_a_long_burst_once_in_order() {
+    const BURST: u64 = 2_000;
+    let server = TestServer::start_with(custodia_server::RawConfig {
+        sends_per_minute: Some(1_000_000),
+        new_account_sends_per_minute: Some(1_000_000),
+        ..Default::default()
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+
+    let mut b = bob.connect().await.unwrap().without_dedupe();
+    sync(&mut b, HashMap::new()).await;
+    // Bob reads nothing while the burst arrives.
+    let body = "x".repeat(16 * 1024 - 16);
+    for chunk in (1..=BURST).collect::<Vec<_>>().chunks(32) {
+        let sends = chunk.iter().map(|k| {
+            let (alice, body, id) = (&alice, &body, format!("m{k}"));
+            async move { alice.send(chat.id, &id, body).await }
+        });
+        for r in futures_util::future::join_all(sends).await {
+            r.unwrap();
+        }
+    }
+
+    let mut received = Vec::new();
+    let mut connections = 1;
+    loop {
+        while received.last() != Some(&BURST) {
+            match b.next().await {
+                Some(Ok(ServerFrame::Message(m))) => received.push(m.seq),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("{e}"),
+                None => break,
+            }
+        }
+        if received.last() == Some(&BURST) {
+            break;
+        }
+        assert!(connections < 20, "{connections} connections for one burst");
+        let held = b.positions();
+        b = bob.connect().await.unwrap().without_dedupe();
+        connections += 1;
+        received.extend(sync(&mut b, held).await.iter().map(|m| m.seq));
+    }
+    let first_wrong = received.iter().zip(1..).position(|(seq, due)| *seq != due);
+    assert!(
+        first_wrong.is_none() && received.len() as u64 == BURST,
+        "not every message once in order over {connections} connection(s): {} frames, \
+         the first out of place at {first_wrong:?}",
+        received.len()
+    );
+}

@@ -1,0 +1,7 @@
+-- Readiness: `/readyz` commits a change to this one row, so a node that cannot commit
+-- (a full disk) reports it before a load balancer sends it more traffic.
+CREATE TABLE health_probe (
+    id     integer PRIMARY KEY CHECK (id = 1),
+    probes bigint NOT NULL
+);
+INSERT INTO health_probe (id, probes) VALUES (1, 0);
