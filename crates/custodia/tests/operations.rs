@@ -277,3 +277,106 @@ async fn the_readme_walkthrough_works_with_the_chat_client() {
     assert!(seen.iter().any(|l| l.contains("hello Bob")), "{seen:?}");
     assert!(seen.last().unwrap().contains("alice: live one"), "{seen:?}");
 }
+
+/// Unmounts a file system when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A full disk: sends are refused with 503 and `/readyz` answers 503 with the reason at
+/// once; when space returns, `/readyz` answers 200 and sends are stored again, without a
+/// restart; hundreds of refusals are logged a few times, not once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_makes_the_node_not_ready_until_space_returns() {
+    let work = tempfile::tempdir().unwrap();
+    let small = work.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .expect("running mount");
+    assert!(
+        mounted.success(),
+        "this test fills a 32 MiB tmpfs, which needs root (CAP_SYS_ADMIN) to mount"
+    );
+    let _unmount = Mounted(small.clone());
+    let log = work.path().join("server.log");
+    let server = ProcessServer::start(
+        &PathBuf::from(env!("CARGO_BIN_EXE_custodia")),
+        &small.join("data"),
+        None,
+        &log,
+    );
+    let mut alice = server.client();
+    alice.register("alice", PASSWORD, ADULT_DOB).await.unwrap();
+    alice.login("alice", PASSWORD, "t").await.unwrap();
+    let mut bob = server.client();
+    bob.register("bob", PASSWORD, ADULT_DOB).await.unwrap();
+    let chat = alice.open_direct("bob").await.unwrap();
+    let anon = server.client();
+    let readyz = || anon.raw(Method::GET, "/readyz", "text/plain", Vec::new());
+    assert_eq!(readyz().await.unwrap().0, 200);
+
+    // Take the rest of the space with a file that can be given back.
+    let filler = small.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 1 << 16]).is_ok() {}
+    }
+    let body = "x".repeat(8 * 1024);
+    let mut refused = 0;
+    for k in 0..20_000 {
+        match alice.send(chat.id, &format!("m{k}"), &body).await {
+            Ok(_) => assert_eq!(refused, 0, "a send stored after sends were refused"),
+            Err(e) => {
+                assert_eq!(e.status(), Some(503), "{e}");
+                if refused == 0 {
+                    // Not ready at once, saying why.
+                    let (status, _, why) = readyz().await.unwrap();
+                    let why = String::from_utf8_lossy(&why).into_owned();
+                    assert_eq!(status, 503, "{why}");
+                    assert!(why.contains("full"), "{why}");
+                }
+                refused += 1;
+                if refused == 500 {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(refused, 500, "the disk never filled");
+    assert_eq!(readyz().await.unwrap().0, 503);
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..50 {
+        let status = readyz().await.unwrap().0;
+        answers.push(status);
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(
+        answers.last(),
+        Some(&200),
+        "ready again once space returns: {answers:?}"
+    );
+    alice.send(chat.id, "after", "stored again").await.unwrap();
+
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let loud = logged
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains(" WARN"))
+        .count();
+    assert!(
+        loud < 50,
+        "{loud} warnings and errors for 500 refused sends"
+    );
+    drop(server);
+}
