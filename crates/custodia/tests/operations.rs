@@ -315,7 +315,7 @@ async fn a_full_disk_makes_the_node_not_ready_until_space_returns() {
     let mut alice = server.client();
     alice.register("alice", PASSWORD, ADULT_DOB).await.unwrap();
     alice.login("alice", PASSWORD, "t").await.unwrap();
-    let mut bob = server.client();
+    let bob = server.client();
     bob.register("bob", PASSWORD, ADULT_DOB).await.unwrap();
     let chat = alice.open_direct("bob").await.unwrap();
     let anon = server.client();
