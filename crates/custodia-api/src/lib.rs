@@ -38,7 +38,7 @@ pub use audit::{AuditState, audit_router};
 pub use metrics::Metrics;
 pub use problem::ApiError;
 pub use staff::staff_router;
-pub use tls::{EdgeLimits, PeerAddr, TlsListener, serve_router, tls13_server_config};
+pub use tls::{EdgeLimits, PeerAddr, ServerCert, TlsListener, serve_router, tls13_server_config};
 pub use witness::witness_router;
 
 /// What every handler can reach.

@@ -19,6 +19,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -65,22 +67,75 @@ impl Default for EdgeLimits {
     }
 }
 
-/// A rustls server configuration that speaks only TLS 1.3, from PEM files.
-pub fn tls13_server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
-    let certs = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("certificate PEM: {e}"))?;
-    let key =
-        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("private key PEM: {e}"))?;
+/// A rustls server configuration that speaks only TLS 1.3, presenting `cert` (whose
+/// certificate can be replaced while serving).
+pub fn tls13_server_config(cert: Arc<ServerCert>) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key: {e}"))?;
+        .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The certificate (chain) and key every handshake presents. [`ServerCert::replace`]
+/// swaps them while serving: new handshakes get the new certificate, open connections
+/// keep theirs (nothing is dropped).
+#[derive(Debug)]
+pub struct ServerCert {
+    // std RwLock: read once per handshake, written on a reload; never held across an await.
+    current: std::sync::RwLock<Arc<CertifiedKey>>,
+}
+
+impl ServerCert {
+    /// From a PEM certificate chain and a PEM private key.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<Self>, String> {
+        Ok(Arc::new(Self {
+            current: std::sync::RwLock::new(certified(cert_pem, key_pem)?),
+        }))
+    }
+
+    /// Presents a new certificate and key from now on; on error the old ones stay.
+    pub fn replace(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+        let new = certified(cert_pem, key_pem)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// A certificate chain and its key, checked to belong together.
+fn certified(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the certificate file holds no certificate".into());
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("private key PEM: {e}"))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("private key: {e}"))?;
+    let certified = CertifiedKey::new(certs, signing);
+    certified
+        .keys_match()
+        .map_err(|e| format!("the certificate and the key do not belong together: {e}"))?;
+    Ok(Arc::new(certified))
 }
 
 /// Accepts TCP connections within the limits and yields them once their TLS handshake

@@ -14,6 +14,30 @@ pub enum AdminCommand {
     /// Hash lists that uploads are matched against.
     #[command(subcommand)]
     Hashlist(HashlistCommand),
+    /// TLS certificates issued by the deployment's CA.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+/// `custodia admin tls …`.
+#[derive(Subcommand, Debug)]
+pub enum TlsCommand {
+    /// Issue a node its own server certificate (397 days, serverAuth) from the CA, into
+    /// the node's data directory (`tls/server.pem`, `tls/server.key`, `tls/ca.pem`). A
+    /// running node picks it up on SIGHUP. The CA key stays where it is.
+    Issue {
+        /// The CA's directory (`ca.pem`, `ca.key`): by default beside the first node's
+        /// data directory, `<data_dir>-ca`.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The node's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// A DNS name or IP address clients reach the node by. Repeatable; default
+        /// localhost, 127.0.0.1 and ::1.
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
 }
 
 /// `custodia admin hashlist …`.
@@ -45,6 +69,37 @@ pub enum HashlistCommand {
 /// Runs one admin command.
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Tls(TlsCommand::Issue {
+            ca_dir,
+            data_dir,
+            names,
+        }) => {
+            let ca = crate::certs::CaDir(ca_dir);
+            if !ca.exists() {
+                bail!(
+                    "{} holds no CA key (ca.key): give the CA directory the first node created \
+                     (by default beside its data directory, named <data_dir>-ca)",
+                    ca.0.display()
+                );
+            }
+            let names = if names.is_empty() {
+                crate::certs::DEFAULT_NAMES
+                    .iter()
+                    .map(|n| (*n).to_owned())
+                    .collect()
+            } else {
+                names
+            };
+            let now = custodia_core::Clock::now(&crate::SystemClock).to_datetime();
+            ca.issue_into(&data_dir, &names, now)?;
+            println!(
+                "issued {} a certificate for {} (valid {} days); a running node loads it on SIGHUP",
+                data_dir.display(),
+                names.join(", "),
+                crate::certs::SERVER_CERT_DAYS
+            );
+            Ok(())
+        }
         AdminCommand::Hashlist(HashlistCommand::Import {
             config,
             data_dir,

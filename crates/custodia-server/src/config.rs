@@ -67,6 +67,17 @@ pub struct RawConfig {
     /// Address of the TLS listener (HTTPS and WebSocket).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// The server's TLS certificate chain (PEM file), with `tls_key`, instead of the
+    /// generated one. Read again on SIGHUP (connections are not dropped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM file) of `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Where the generated CA (its key) is kept: apart from the data directory, so nodes
+    /// copied from it hold no CA key. Default: beside the data directory, `<data_dir>-ca`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_dir: Option<PathBuf>,
     /// Address of the read-only auditor listener (transparency log tiles).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_listen: Option<String>,
@@ -204,6 +215,24 @@ pub enum StorageConfig {
     Postgres(custodia_store_postgres::PgOptions),
 }
 
+/// Where the server's certificate comes from, validated.
+#[derive(Debug, Clone)]
+pub enum TlsConfig {
+    /// The operator's PEM files.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// Generated in the data directory by a local CA kept in `ca_dir` (default: beside
+    /// the data directory).
+    Generated {
+        /// The CA's directory, if configured.
+        ca_dir: Option<PathBuf>,
+    },
+}
+
 /// How live events reach other nodes, validated.
 #[derive(Debug, Clone)]
 pub enum FanoutConfig {
@@ -262,6 +291,10 @@ impl RawConfig {
         let edge = custodia_api::EdgeLimits::default();
         RawConfig {
             data_dir: Some(PathBuf::from("custodia-data")),
+            // Unset: generated, by a CA kept beside the data directory.
+            tls_cert: None,
+            tls_key: None,
+            tls_ca_dir: None,
             listen: Some("127.0.0.1:8443".into()),
             audit_listen: Some("127.0.0.1:8444".into()),
             staff_listen: Some("127.0.0.1:8446".into()),
@@ -524,8 +557,24 @@ impl RawConfig {
         if matches!(&s.keyring_passphrase, Some(p) if p.is_empty()) {
             bail!("keyring_passphrase is set but empty; unset it or give a passphrase");
         }
+        let data_dir = given(s.data_dir, "data_dir")?;
+        let tls = match (s.tls_cert, s.tls_key) {
+            (Some(cert), Some(key)) => {
+                for (name, f) in [("tls_cert", &cert), ("tls_key", &key)] {
+                    if !f.is_file() {
+                        bail!("{name} {} is not a readable file", f.display());
+                    }
+                }
+                TlsConfig::Files { cert, key }
+            }
+            (None, None) => TlsConfig::Generated {
+                ca_dir: s.tls_ca_dir,
+            },
+            _ => bail!("set tls_cert and tls_key together (a certificate chain and its key)"),
+        };
         Ok(Config {
-            data_dir: given(s.data_dir, "data_dir")?,
+            data_dir,
+            tls,
             listen,
             audit_listen,
             staff_listen,
@@ -641,6 +690,8 @@ impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
 pub struct Config {
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Where the TLS certificate comes from.
+    pub tls: TlsConfig,
     /// Listener address.
     pub listen: SocketAddr,
     /// Auditor listener address.
@@ -677,6 +728,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
+            .field("tls", &self.tls)
             .field("listen", &self.listen)
             .field("audit_listen", &self.audit_listen)
             .field("staff_listen", &self.staff_listen)

@@ -9,10 +9,12 @@
 //!   witness.key         `custodia witness` only: its cosigner key, mode 0600
 //!   witness-state/      `custodia witness` only: the last checkpoint cosigned per log
 //!   deployment-id       this deployment's id (bound into every seal)
-//!   tls/ca.pem          the self-signed CA clients trust (--ca-cert)
-//!   tls/ca.key          its key, mode 0600
-//!   tls/server.pem      server certificate for localhost, 127.0.0.1 and ::1
+//!   tls/ca.pem          the CA clients trust (--ca-cert); its key is never here
+//!   tls/server.pem      this node's certificate (generated: localhost, 127.0.0.1, ::1;
+//!                       397 days, renewed 30 days before expiry while the CA key is at hand)
 //!   tls/server.key      its key, mode 0600
+//! DIR-ca/               beside it, not inside (`tls_ca_dir`): the generated CA
+//!   ca.pem, ca.key      the key mode 0600; keep it off the nodes that do not need it
 //! ```
 
 use std::fs::{self, OpenOptions};
@@ -23,7 +25,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use custodia_core::DeploymentId;
 use custodia_tlog::{KeyKind, NoteSigner};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 /// Paths inside one data directory.
 pub struct DataDir {
@@ -54,6 +55,17 @@ impl DataDir {
 
     pub(crate) fn ca_cert(&self) -> PathBuf {
         self.root.join("tls/ca.pem")
+    }
+
+    /// Where the generated CA lives unless configured otherwise: beside the data
+    /// directory (`<data_dir>-ca`), so that copying the data directory copies no CA key.
+    pub fn default_ca_dir(&self) -> PathBuf {
+        let root = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let name = root.file_name().map_or_else(
+            || "custodia-data".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        root.with_file_name(format!("{name}-ca"))
     }
 
     /// The audit log's signing key, created on first start with the origin as its name.
@@ -152,55 +164,10 @@ impl DataDir {
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
-
-    /// The server certificate and key PEMs, creating a CA and a certificate on first start.
-    pub(crate) fn tls(&self) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
-        let (cert, key) = (
-            self.root.join("tls/server.pem"),
-            self.root.join("tls/server.key"),
-        );
-        if !cert.exists() {
-            self.create_tls(&cert, &key)?;
-        }
-        let read = |p: &Path| fs::read(p).with_context(|| format!("reading {}", p.display()));
-        Ok((read(&cert)?, read(&key)?))
-    }
-
-    fn create_tls(&self, cert: &Path, key: &Path) -> anyhow::Result<()> {
-        let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.distinguished_name
-            .push(DnType::CommonName, "custodia local CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate()?;
-        let ca_cert = ca.self_signed(&ca_key)?;
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-
-        let mut leaf = CertificateParams::new(vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-        ])?;
-        leaf.distinguished_name
-            .push(DnType::CommonName, "custodia server");
-        let leaf_key = KeyPair::generate()?;
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
-
-        write_new(
-            &self.root.join("tls/ca.key"),
-            issuer.key().serialize_pem().as_bytes(),
-            0o600,
-        )?;
-        write_new(&self.ca_cert(), ca_cert.pem().as_bytes(), 0o644)?;
-        write_new(key, leaf_key.serialize_pem().as_bytes(), 0o600)?;
-        // Written last: its presence means the set is complete.
-        write_new(cert, leaf_cert.pem().as_bytes(), 0o644)?;
-        Ok(())
-    }
 }
 
 /// Writes a new file with `mode`, synced, via a temporary name.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut f = OpenOptions::new()

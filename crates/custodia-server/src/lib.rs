@@ -6,7 +6,9 @@
 //!
 //! Layout:
 //! - `config` — `RawConfig` (defaults, TOML, `CUSTODIA_*` env, flags) → validated [`Config`].
-//! - `datadir` — first-start creation of the data directory: keyring, deployment id, TLS.
+//! - `datadir` — first-start creation of the data directory: keyring, deployment id.
+//! - `certs` — TLS certificates: operator-supplied (reloaded on SIGHUP) or issued by a
+//!   local CA kept apart from the data directory, renewed before they expire.
 //! - `server` — assembling and running a server ([`start`]), and [`open_storage`], the one
 //!   way `serve`, `admin` and the benchmarks open the configured store.
 //! - `run` — `custodia serve` and `custodia witness` in the foreground, until a signal.
@@ -15,6 +17,7 @@
 //! - `witness` — `custodia witness`, and the client a log uses to reach witnesses.
 
 pub mod admin;
+pub mod certs;
 pub mod config;
 pub mod datadir;
 pub mod logcmd;

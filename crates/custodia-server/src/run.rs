@@ -3,6 +3,7 @@
 //! a clean stop on Ctrl-C or SIGTERM.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
@@ -50,7 +51,27 @@ pub async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()
         println!("  first start: created a new keyring, deployment id and certificates");
     }
 
+    // SIGHUP: read the TLS certificate files again (operator-supplied, or new ones from
+    // `custodia admin tls issue`), without dropping a connection.
+    let running = Arc::new(running);
+    let reloads = {
+        let running = running.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match running.reload_tls() {
+                    Ok(()) => tracing::info!("reloaded the TLS certificate"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reloading the TLS certificate failed; the old one stays")
+                    }
+                }
+            }
+        })
+    };
     until_signal(running.shutdown_token()).await;
+    reloads.abort();
+    let _ = reloads.await;
+    let running = Arc::into_inner(running).context("the server is still in use")?;
     running.shutdown().await.context("shutting down")
 }
 

@@ -17,7 +17,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
-use crate::config::{FanoutConfig, StorageConfig};
+use crate::certs::{CaDir, CertSource, Certificates};
+use crate::config::{FanoutConfig, StorageConfig, TlsConfig};
 use crate::datadir::DataDir;
 use crate::witness::HttpCosigner;
 
@@ -44,6 +45,7 @@ pub struct Running {
     pub first_start: bool,
     shutdown: CancellationToken,
     grace: std::time::Duration,
+    certs: Arc<Certificates>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -72,6 +74,18 @@ impl Running {
             .await
             .context("server task")?
             .context("server")
+    }
+
+    /// Reads the TLS certificate files again (SIGHUP): new connections get the new
+    /// certificate, open ones are not dropped. On error the old certificate stays.
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        self.certs.reload()
+    }
+
+    /// Renews a generated TLS certificate due for renewal at `now` (the server also does
+    /// this by itself every few hours); `Ok(true)` if it did.
+    pub fn renew_tls(&self, now: custodia_core::Timestamp) -> anyhow::Result<bool> {
+        self.certs.renew_if_due(now)
     }
 
     /// A token that stops the server when cancelled.
@@ -103,6 +117,23 @@ pub async fn open_storage(
     })
 }
 
+/// How often a running server checks whether its generated certificate is due.
+const RENEWAL_CHECK: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Where a server's certificate comes from, as configured.
+fn cert_source(config: &Config, dir: &DataDir) -> CertSource {
+    match &config.tls {
+        TlsConfig::Files { cert, key } => CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        TlsConfig::Generated { ca_dir } => CertSource::Generated {
+            data_dir: dir.root.clone(),
+            ca: CaDir(ca_dir.clone().unwrap_or_else(|| dir.default_ca_dir())),
+        },
+    }
+}
+
 /// Creates or opens the data directory, then starts listening.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     start_with_clock(config, Arc::new(SystemClock)).await
@@ -119,8 +150,9 @@ pub async fn start_with_clock(
         Keyring::load_or_create(&dir.keyring(), config.keyring_passphrase.as_ref())
             .context("opening the keyring")?;
     let deployment = dir.deployment_id()?;
-    let (cert, key) = dir.tls()?;
-    let tls = tls13_server_config(&cert, &key).map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
+    let certs = Arc::new(Certificates::open(cert_source(&config, &dir), clock.now())?);
+    let tls =
+        tls13_server_config(certs.server_cert()).map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
 
     let metrics = Arc::new(Metrics::new());
     let storage = open_storage(&config, metrics.clone()).await?;
@@ -179,8 +211,15 @@ pub async fn start_with_clock(
         .bootstrap_founders()
         .await
         .map_err(|e| anyhow::anyhow!("creating the founding staff accounts: {e}"))?;
-    let service = Service::new(storage, keys, clock, hub, fanout, config.service.clone())
-        .with_signals(Arc::new(governance.clone()), config.text_rules.clone());
+    let service = Service::new(
+        storage,
+        keys,
+        clock.clone(),
+        hub,
+        fanout,
+        config.service.clone(),
+    )
+    .with_signals(Arc::new(governance.clone()), config.text_rules.clone());
     if let Some(n) = &nats {
         n.start(service.clone())
             .await
@@ -219,10 +258,28 @@ pub async fn start_with_clock(
     let signals = state
         .service
         .spawn_signal_worker(shutdown.clone().cancelled_owned());
+    // A generated certificate is renewed before it expires, while the server runs.
+    let renewals = {
+        let (certs, clock, stop) = (certs.clone(), clock.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(RENEWAL_CHECK);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => {
+                        if let Err(e) = certs.renew_if_due(clock.now()) {
+                            tracing::error!(error = %e, "renewing the TLS certificate failed");
+                        }
+                    }
+                }
+            }
+        })
+    };
     let task = tokio::spawn(async move {
         let (api, auditor, staff) =
             tokio::join!(custodia_api::serve(listener, state), auditor, staff);
         let _ = signals.await;
+        let _ = renewals.await;
         api.and(auditor).and(staff)
     });
     tracing::info!(%addr, "listening");
@@ -233,11 +290,12 @@ pub async fn start_with_clock(
         staff_url: format!("https://{}", display_host(staff_addr)),
         founders,
         audit,
-        ca_cert: dir.ca_cert(),
+        ca_cert: certs.ca_cert().unwrap_or_else(|| dir.ca_cert()),
         data_dir: dir.root.clone(),
         first_start,
         shutdown,
         grace: config.edge.shutdown_grace,
+        certs,
         task,
     })
 }

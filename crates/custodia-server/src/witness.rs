@@ -67,8 +67,14 @@ pub async fn start_witness(opts: WitnessOptions) -> anyhow::Result<RunningWitnes
     }
     let dir = DataDir::open(&opts.data_dir)?;
     let signer = dir.witness_signer(&opts.name)?;
-    let (cert, key) = dir.tls()?;
-    let tls = custodia_api::tls13_server_config(&cert, &key)
+    let certs = crate::certs::Certificates::open(
+        crate::certs::CertSource::Generated {
+            data_dir: dir.root.clone(),
+            ca: crate::certs::CaDir(dir.default_ca_dir()),
+        },
+        custodia_core::Clock::now(&SystemClock),
+    )?;
+    let tls = custodia_api::tls13_server_config(certs.server_cert())
         .map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
     let witness = Witness::open(
         signer,

@@ -540,6 +540,12 @@ impl ProcessServer {
         let _ = self.child.wait();
     }
 
+    /// Sends the server SIGHUP (it reads its TLS certificate files again).
+    pub fn hangup(&self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-HUP", &pid]).status();
+    }
+
     /// Asks it to stop with SIGTERM and waits.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

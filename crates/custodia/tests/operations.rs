@@ -380,3 +380,117 @@ async fn a_full_disk_makes_the_node_not_ready_until_space_returns() {
     );
     drop(server);
 }
+
+/// The DNS names and IP addresses of the certificate a server presents to a new
+/// connection.
+async fn presented_names(addr: &str, ca: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let tls = tokio_rustls::TlsConnector::from(client_config(ca, &[&rustls::version::TLS13]));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = tls
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .expect("a TLS handshake the CA verifies");
+    let der = stream.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some((*d).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The cluster walkthrough's `cp -r node-a node-b` copies no CA key: node b serves TLS
+/// from the copy; `custodia admin tls issue` gives it its own certificate, which it
+/// presents after SIGHUP, while a WebSocket opened before keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_copied_without_the_ca_key_serves_tls_and_takes_its_own_certificate_on_sighup() {
+    let work = tempfile::tempdir().unwrap();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_custodia"));
+    let (a, b) = (work.path().join("node-a"), work.path().join("node-b"));
+    let log = work.path().join("server.log");
+    ProcessServer::start(&bin, &a, None, &log).kill();
+    assert!(
+        work.path().join("node-a-ca/ca.key").is_file(),
+        "the CA lives beside node a"
+    );
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&a)
+        .arg(&b)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let keys = Command::new("find")
+        .arg(&b)
+        .args(["-name", "ca.key"])
+        .output()
+        .unwrap();
+    assert!(keys.stdout.is_empty(), "no CA key in the copy");
+
+    let node_b = ProcessServer::start(&bin, &b, None, &log);
+    let mut c = node_b.client();
+    c.register("alice", PASSWORD, ADULT_DOB).await.unwrap();
+    c.login("alice", PASSWORD, "t").await.unwrap();
+    let mut live = c.connect().await.unwrap();
+    live.sync(Default::default()).await.unwrap();
+    let ca = std::fs::read(b.join("tls/ca.pem")).unwrap();
+    let addr = node_b.listen_addr();
+    assert!(
+        presented_names(&addr, &ca)
+            .await
+            .contains(&"localhost".to_owned())
+    );
+
+    let issued = Command::new(&bin)
+        .args(["admin", "tls", "issue", "--ca-dir"])
+        .arg(work.path().join("node-a-ca"))
+        .arg("--data-dir")
+        .arg(&b)
+        .args(["--name", "node-b.internal", "--name", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    node_b.hangup();
+    let mut names = Vec::new();
+    for _ in 0..500 {
+        names = presented_names(&addr, &ca).await;
+        if names.contains(&"node-b.internal".to_owned()) {
+            break;
+        }
+    }
+    assert_eq!(
+        names,
+        ["node-b.internal"],
+        "node b presents its own certificate"
+    );
+
+    // The connection opened before the reload is still there.
+    live.ping().await.unwrap();
+    loop {
+        match live.next().await {
+            Some(Ok(custodia_sdk::proto::ServerFrame::Pong)) => break,
+            Some(Ok(_)) => {}
+            other => panic!("the WebSocket did not survive the reload: {other:?}"),
+        }
+    }
+
+    // Without a CA key, the tool says what to give it.
+    let refused = Command::new(&bin)
+        .args(["admin", "tls", "issue", "--ca-dir"])
+        .arg(work.path().join("nowhere"))
+        .arg("--data-dir")
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("holds no CA key"));
+}
