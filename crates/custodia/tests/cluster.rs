@@ -256,14 +256,7 @@ async fn a_node_cut_off_from_nats_catches_its_clients_up_when_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_postgres_answers_errors_and_acknowledges_nothing() {
     let dep = Deployment::new().await;
-    let url = url_of(dep.database.url());
-    let proxy = TcpProxy::start(&url.1).await;
-    let node = dep.node_via(
-        &bin(),
-        &dep.dir.path().join("n.log"),
-        &url.0.replace(&url.1, &proxy.addr.to_string()),
-        &dep.nats_url,
-    );
+    let (node, proxy) = behind_a_postgres_proxy(&dep, "n.log").await;
     let alice = user(&node, "alice").await;
     user(&node, "bob").await;
     let chat = alice.open_direct("bob").await.unwrap();
@@ -284,6 +277,19 @@ async fn a_node_cut_off_from_postgres_answers_errors_and_acknowledges_nothing() 
     let history = alice.full_history(chat.id).await.unwrap();
     let bodies: Vec<String> = history.into_iter().filter_map(|m| m.body).collect();
     assert_eq!(bodies, ["stored", "stored again"]);
+}
+
+/// A node of `dep` that reaches PostgreSQL through a proxy the test can cut.
+async fn behind_a_postgres_proxy(dep: &Deployment, log: &str) -> (ProcessServer, TcpProxy) {
+    let url = url_of(dep.database.url());
+    let proxy = TcpProxy::start(&url.1).await;
+    let node = dep.node_via(
+        &bin(),
+        &dep.dir.path().join(log),
+        &url.0.replace(&url.1, &proxy.addr.to_string()),
+        &dep.nats_url,
+    );
+    (node, proxy)
 }
 
 /// The URL and its `host:port`.
@@ -698,15 +704,8 @@ async fn nodes_reach_nats_over_tls_with_a_private_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_on_a_node_that_lost_postgres_gets_every_message_once_in_order() {
     let dep = Deployment::new().await;
-    let url = url_of(dep.database.url());
-    let proxy = TcpProxy::start(&url.1).await;
     let a = dep.node(&bin(), &dep.dir.path().join("a.log"));
-    let c = dep.node_via(
-        &bin(),
-        &dep.dir.path().join("c.log"),
-        &url.0.replace(&url.1, &proxy.addr.to_string()),
-        &dep.nats_url,
-    );
+    let (c, proxy) = behind_a_postgres_proxy(&dep, "c.log").await;
     let alice = user(&a, "alice").await;
     let bob = on(&c, &user(&a, "bob").await);
     let chat = alice.open_direct("bob").await.unwrap();
