@@ -1,18 +1,24 @@
-//! The witness listener (c2sp.org/tlog-witness): `POST /add-checkpoint`.
+//! The witness listener (c2sp.org/tlog-witness), one prefix for submission and monitoring:
 //!
-//! Answers: 200 with the cosignature line; 400 for a malformed request or an old size
-//! above the checkpoint's; 403 when the log's signature does not verify; 404 for a log
-//! this witness does not witness; 409 with the cosigned size (`text/x.tlog.size`) when the
-//! old size is not the one it cosigned; 422 when the consistency proof does not verify.
+//! - `POST /add-checkpoint`: 200 with the cosignature line; 400 for a malformed request
+//!   or an old size above the checkpoint's; 403 when the log's signature does not verify;
+//!   404 for a log this witness does not witness; 409 with the cosigned size
+//!   (`text/x.tlog.size`) when the old size is not the one it cosigned; 422 when the
+//!   checkpoint cannot extend the cosigned one (see `custodia_witness`). Any other method
+//!   on it: 405.
+//! - `GET /<origin hash>/checkpoint` (SHA-256 of the origin, lowercase hex): the latest
+//!   checkpoint cosigned for that log, with the log's signature and the cosignature; 404
+//!   if this witness never cosigned one for it.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use custodia_witness::{Witness, WitnessError};
 
 use crate::ApiError;
@@ -25,6 +31,7 @@ const MAX_REQUEST_BYTES: usize = 128 * 1024;
 pub fn witness_router(witness: Arc<Witness>) -> Router {
     let router = Router::new()
         .route("/add-checkpoint", post(add_checkpoint))
+        .route("/{origin_hash}/checkpoint", get(latest_checkpoint))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
     crate::edge::declared_limit(router, MAX_REQUEST_BYTES as u64)
         .fallback(|| async {
@@ -51,6 +58,18 @@ async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response 
         ),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+async fn latest_checkpoint(
+    State(w): State<Arc<Witness>>,
+    Path(origin_hash): Path<String>,
+) -> Result<Response, ApiError> {
+    let note = w.checkpoint_of(&origin_hash).await.ok_or_else(|| {
+        ApiError::not_found(
+            "this witness has cosigned no checkpoint of a log with that origin hash",
+        )
+    })?;
+    Ok(text(StatusCode::OK, "text/plain; charset=utf-8", note))
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {

@@ -305,8 +305,8 @@ impl NoteVerifier {
         self.id
     }
 
-    /// Whether a signature line names this key (name and key id).
-    fn matches(&self, sig: &NoteSignature) -> bool {
+    /// Whether a signature line names this key (name and key id), valid or not.
+    pub fn matches(&self, sig: &NoteSignature) -> bool {
         sig.name == self.name && sig.key_id == self.id
     }
 

@@ -3,14 +3,58 @@
 //! cosigned for that log, so a log cannot show different histories to different people
 //! (or roll back) without a witness noticing.
 //!
-//! Layout: this file — [`Witness`] (the `add-checkpoint` decision and its state) and
-//! [`WitnessError`] (each refusal of the protocol, mapped to its status by the HTTP layer).
+//! Layout: this file — [`Witness`] (the `add-checkpoint` decision, its state, and the
+//! monitoring checkpoint) and [`WitnessError`] (each refusal of the protocol, mapped to
+//! its status by the HTTP layer, `custodia_api::witness`).
 //!
 //! State: one file per log in the state directory, named by the SHA-256 of the log's
-//! origin, holding the last cosigned checkpoint note as the log signed it. A new state is
-//! written to a temporary file, synced, renamed over the old one and the directory synced,
-//! all before the cosignature is returned; the check of the old size and that write happen
-//! under one lock, so two requests can never roll the state back.
+//! origin, holding the last cosigned checkpoint with the log's signature and this
+//! witness's cosignature. A new state is written to a temporary file, synced, renamed over
+//! the old one and the directory synced, all before the cosignature is returned; the check
+//! of the old size and that write happen under one lock, so two requests can never roll
+//! the state back.
+//!
+//! # How each rule of tlog-witness is met
+//!
+//! Tested rule by rule, over raw HTTP, in `custodia/tests/witness_spec.rs`.
+//!
+//! - *The request MUST be an HTTP POST*: only `POST /add-checkpoint` is routed; other
+//!   methods get 405.
+//! - *Witnesses SHOULD support HTTP keep-alive*: the listener keeps connections alive.
+//! - *The request body MUST be a sequence of an old size line, zero or more consistency
+//!   proof lines (at most 63), an empty line, a checkpoint; each line MUST terminate in a
+//!   newline; no leading zeroes*: `custodia_tlog::AddCheckpoint::parse` refuses anything
+//!   else with 400.
+//! - *MUST verify the checkpoint signature against the public key(s) it trusts for the
+//!   origin, and MUST ignore signatures from unknown keys*: `SignedNote::verify` with the
+//!   log's key; other signature lines are ignored (and not kept).
+//! - *Unknown origin: MUST respond 404*: [`WitnessError::UnknownLog`].
+//! - *403 if no signature from a trusted key is present, or one whose key name and ID
+//!   match fails to verify*: [`WitnessError::NotSigned`].
+//! - *The old size MUST be equal to or lower than the checkpoint size, else 400*:
+//!   [`WitnessError::Malformed`].
+//! - *The old size MUST match the latest cosigned size (zero if none), else 409 with that
+//!   size, a newline, `Content-Type: text/x.tlog.size`*: [`WitnessError::Conflict`].
+//! - *A checkpoint of size zero MUST have the empty tree's root hash, else 422*;
+//!   *from old size zero the proof MUST be empty, else 422*; *a consistency proof that
+//!   does not verify: 422*; *same size as the cosigned one with another root hash: 422*:
+//!   all [`WitnessError::BadProof`].
+//! - *MAY log a request that fails a consistency check*: a warning is logged.
+//! - *If all checks pass, MUST update its record and respond 200 with one or more note
+//!   signature lines (`—` … newline), cosignatures from the witness key(s)*: one
+//!   `cosignature/v1` line. *The cosignature MUST NOT omit the timestamp (not zero)*: the
+//!   timestamp is the witness clock's seconds, at least 1. *Witnesses SHOULD use
+//!   ML-DSA-44 cosignatures*: not met — this witness signs Ed25519 `cosignature/v1`, the
+//!   format the logs it serves verify; an ML-DSA key would be added beside it.
+//! - *MUST persist the new checkpoint before responding, atomically with the old-size
+//!   check*: the lock and the synced rename above.
+//! - *A witness SHOULD serve a recent checkpoint for each log it cosigned* at
+//!   `GET <monitoring prefix>/<origin hash>/checkpoint` (SHA-256 of the origin, lowercase
+//!   hex), *including its cosignature(s) and the log's signature(s) it verified*, *404 if
+//!   it never cosigned one*: [`Witness::checkpoint_of`], updated with every cosignature
+//!   (never delayed). The monitoring prefix is the submission prefix.
+//! - *sign-subtree* is OPTIONAL and not offered (its cosignature format needs subtree
+//!   support, which `cosignature/v1` has not): a request gets 404.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -20,8 +64,8 @@ use std::sync::Arc;
 
 use custodia_core::Clock;
 use custodia_tlog::{
-    AddCheckpoint, Checkpoint, Hash, KeyKind, NoteError, NoteSignature, NoteSigner, NoteVerifier,
-    SignedNote, verify_consistency,
+    AddCheckpoint, Checkpoint, EMPTY_ROOT, Hash, KeyKind, NoteError, NoteSignature, NoteSigner,
+    NoteVerifier, SignedNote, verify_consistency,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
@@ -39,12 +83,13 @@ pub enum WitnessError {
     /// No signature by the log's key verifies.
     #[error("the checkpoint is not signed by the log's key")]
     NotSigned,
-    /// The old size is not the size this witness last cosigned (its size is given), or
-    /// the checkpoint has that size with another root hash.
+    /// The old size is not the size this witness last cosigned (its size is given).
     #[error("the witness last cosigned size {0}")]
     Conflict(u64),
-    /// The consistency proof does not prove the checkpoint extends the cosigned one.
-    #[error("the consistency proof does not verify: {0}")]
+    /// The checkpoint cannot extend what this witness cosigned: the consistency proof
+    /// does not verify, a proof is given from size zero, a checkpoint of size zero has
+    /// another root than the empty tree's, or a cosigned size comes with another root.
+    #[error("the checkpoint is not consistent: {0}")]
     BadProof(String),
     /// The witness could not persist its state; nothing was cosigned.
     #[error("witness state: {0}")]
@@ -56,6 +101,8 @@ pub enum WitnessError {
 struct Latest {
     size: u64,
     root: Hash,
+    /// The checkpoint with the log's signature and this witness's cosignature.
+    note: String,
 }
 
 /// A witness: its cosigner key, the logs it witnesses, and their last cosigned state.
@@ -99,18 +146,30 @@ impl Witness {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             };
-            let (cp, _) = open_checkpoint(&bytes, log).map_err(|e| {
+            let (cp, note) = open_checkpoint(&bytes, log).map_err(|e| {
                 WitnessError::Malformed(format!(
                     "the stored state {} for log {:?} is damaged: {e}",
                     path.display(),
                     log.name()
                 ))
             })?;
+            // A state kept before cosignatures were kept with it gets one now: this
+            // witness verified that checkpoint when it stored it.
+            let own = signer.verifier();
+            let mut note = note;
+            if !note.signatures.iter().any(|s| own.matches(s)) {
+                let now = u64::try_from(clock.now().as_millis() / 1000)
+                    .unwrap_or(0)
+                    .max(1);
+                note.signatures
+                    .push(signer.cosign(&note.text, now).map_err(malformed)?);
+            }
             latest.insert(
                 cp.origin,
                 Latest {
                     size: cp.size,
                     root: cp.root,
+                    note: note.to_string(),
                 },
             );
         }
@@ -154,28 +213,56 @@ impl Witness {
         if req.old != known_size {
             return Err(WitnessError::Conflict(known_size));
         }
+        if cp.size == 0 && cp.root != EMPTY_ROOT {
+            return Err(WitnessError::BadProof(
+                "a checkpoint of size 0 must have the empty tree's root hash".into(),
+            ));
+        }
+        if req.old == 0 && !req.proof.is_empty() {
+            return Err(WitnessError::BadProof(
+                "the proof from size 0 must be empty".into(),
+            ));
+        }
         match &known {
             Some(l) if l.size == cp.size && l.root != cp.root => {
                 tracing::warn!(origin = %cp.origin, size = cp.size, "a second root for a cosigned size: the log forked");
-                return Err(WitnessError::Conflict(l.size));
+                return Err(WitnessError::BadProof(format!(
+                    "size {} was cosigned with another root hash",
+                    l.size
+                )));
             }
-            Some(l) if l.size == cp.size => {}
+            Some(l) if l.size == cp.size || l.size == 0 => {}
             Some(l) => verify_consistency(l.size, cp.size, &l.root, &cp.root, &req.proof)
                 .map_err(|e| {
                     tracing::warn!(origin = %cp.origin, old = l.size, new = cp.size, "inconsistent checkpoint refused");
                     WitnessError::BadProof(e.to_string())
                 })?,
-            None if !req.proof.is_empty() => {
-                return Err(WitnessError::BadProof(
-                    "the proof from size 0 must be empty".into(),
-                ));
-            }
             None => {}
         }
 
+        // The cosignature is never timestamped zero (the epoch itself is before any log).
+        let now = u64::try_from(self.clock.now().as_millis() / 1000)
+            .unwrap_or(0)
+            .max(1);
+        let cosignature = self
+            .signer
+            .cosign(&note.text, now)
+            .map_err(|e| WitnessError::Malformed(e.to_string()))?;
+        // Kept as served to monitors: the log's own signatures that verified, and ours.
+        let mut kept = SignedNote {
+            text: note.text.clone(),
+            signatures: note
+                .signatures
+                .iter()
+                .filter(|s| log.matches(s))
+                .cloned()
+                .collect(),
+        };
+        kept.signatures.push(cosignature.clone());
+        let kept = kept.to_string();
         let path = self.dir.join(state_name(&cp.origin));
-        let text = req.checkpoint.clone();
-        tokio::task::spawn_blocking(move || persist(&path, text.as_bytes()))
+        let bytes = kept.clone();
+        tokio::task::spawn_blocking(move || persist(&path, bytes.as_bytes()))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
         latest.insert(
@@ -183,14 +270,23 @@ impl Witness {
             Latest {
                 size: cp.size,
                 root: cp.root,
+                note: kept,
             },
         );
         drop(latest);
+        Ok(cosignature)
+    }
 
-        let now = u64::try_from(self.clock.now().as_millis() / 1000).unwrap_or(0);
-        self.signer
-            .cosign(&note.text, now)
-            .map_err(|e| WitnessError::Malformed(e.to_string()))
+    /// The latest checkpoint cosigned for the log whose origin hashes (SHA-256, lowercase
+    /// hex) to `origin_hash`, with the log's signature and this witness's cosignature, as
+    /// `GET <monitoring prefix>/<origin hash>/checkpoint` serves it; `None` if this witness
+    /// never cosigned one for it.
+    pub async fn checkpoint_of(&self, origin_hash: &str) -> Option<String> {
+        let latest = self.latest.lock().await;
+        latest
+            .iter()
+            .find(|(origin, _)| state_name(origin) == origin_hash)
+            .map(|(_, l)| l.note.clone())
     }
 }
 
