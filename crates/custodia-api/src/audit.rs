@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use custodia_audit::AuditLog;
+use custodia_store::StoreError;
 
 use crate::ApiError;
 
@@ -59,13 +60,27 @@ async fn checkpoint(State(s): State<AuditState>) -> Result<Response, ApiError> {
     Ok(res)
 }
 
-async fn tile(State(s): State<AuditState>, Path(path): Path<String>) -> Result<Response, ApiError> {
-    let body = s
-        .log
-        .tile(&path)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found("no such tile in the signed log"))?;
+async fn tile(
+    State(s): State<AuditState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let body = match s.log.tile(&path).await {
+        Ok(Some(body)) => body,
+        Ok(None) => return Err(ApiError::not_found("no such tile in the signed log")),
+        Err(custodia_audit::AuditError::Store(StoreError::Corrupt(what))) => {
+            return Err(ApiError::damaged(what));
+        }
+        Err(e) => return Err(internal(e)),
+    };
+    // Entry bundles compress well (c2sp.org/tlog-tiles: "SHOULD be compressed at the
+    // HTTP layer"); hash tiles do not, so they go as they are.
+    let gzip = path.starts_with("entries/") && accepts_gzip(&headers);
+    let body = if gzip {
+        gzipped(&body).map_err(internal)?
+    } else {
+        body
+    };
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(
@@ -73,7 +88,43 @@ async fn tile(State(s): State<AuditState>, Path(path): Path<String>) -> Result<R
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    if path.starts_with("entries/") {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     Ok(res)
+}
+
+/// Whether an `Accept-Encoding` header admits gzip (listed, or `*`, with a q-value that is
+/// not zero; RFC 9110 §12.5.3).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut gzip = None;
+    let mut any = None;
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q=").map(str::to_owned))
+                .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+            match coding.as_str() {
+                "gzip" | "x-gzip" => gzip = Some(q > 0.0),
+                "*" => any = Some(q > 0.0),
+                _ => {}
+            }
+        }
+    }
+    gzip.or(any).unwrap_or(false)
+}
+
+fn gzipped(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    out.write_all(body)?;
+    out.finish()
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

@@ -60,6 +60,9 @@ outcomes! {
     unprocessable => UNPROCESSABLE_ENTITY;
     /// 503: cannot serve now; retry later.
     unavailable => SERVICE_UNAVAILABLE;
+    /// 500, said plainly: the server's own data is damaged (an auditor must be told
+    /// what, not handed a request id).
+    damaged => INTERNAL_SERVER_ERROR;
 }
 
 impl ApiError {

@@ -102,10 +102,16 @@ impl LogTree {
 
     /// The bytes of `tile` (c2sp.org/tlog-tiles): hashes of a tile level, or an entry
     /// bundle of uint16-length-prefixed entries. The caller checks it lies inside a signed
-    /// tree. Served as stored, even if rows went missing: the auditor's verifier is the one
-    /// to find and name tampering, so the log never hides it behind an error.
+    /// tree. A tile the store cannot fill whole is `Corrupt`, naming what is missing: a
+    /// short tile is never served (it would be cached as immutable).
     pub async fn tile(&self, tile: &Tile) -> StoreResult<Vec<u8>> {
         let width = u64::from(tile.width);
+        let missing = |what: &str| {
+            StoreError::Corrupt(format!(
+                "tile {} is incomplete: {what} are missing from the log's store",
+                tile.path()
+            ))
+        };
         match tile.level {
             Some(level) => {
                 let range = HashRange {
@@ -114,10 +120,17 @@ impl LogTree {
                     count: width,
                 };
                 let hashes = self.store().log_hashes(vec![range]).await?;
-                Ok(hashes.into_iter().next().unwrap_or_default().concat())
+                let hashes = hashes.into_iter().next().unwrap_or_default();
+                if hashes.len() as u64 != width {
+                    return Err(missing("hashes"));
+                }
+                Ok(hashes.concat())
             }
             None => {
                 let entries = self.store().log_entries(tile.start(), width).await?;
+                if entries.len() as u64 != width {
+                    return Err(missing("entries"));
+                }
                 let mut out = Vec::new();
                 for e in entries {
                     // Appends are limited to u16::MAX bytes, so every entry fits its prefix.

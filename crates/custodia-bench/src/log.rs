@@ -29,9 +29,10 @@ pub struct LogBenchArgs {
     /// directory whose log has entries (a server's).
     #[arg(long)]
     pub data_dir: std::path::PathBuf,
-    /// The log's origin (as the server's `log_origin`).
-    #[arg(long, default_value = "localhost/custodia/audit")]
-    pub origin: String,
+    /// The log's origin (as the server's `log_origin`); by default the name of the log key
+    /// the directory holds, or `localhost/custodia/audit` for a new one.
+    #[arg(long)]
+    pub origin: Option<String>,
     /// Log sizes to measure at, ascending, e.g. `10000,1000000,10000000`.
     #[arg(long, value_delimiter = ',', default_value = "10000")]
     pub sizes: Vec<u64>,
@@ -53,12 +54,9 @@ pub async fn run(args: LogBenchArgs) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     let pseudonyms = dir.pseudonym_key()?;
-    let log = Arc::new(AuditLog::new(
-        store.clone(),
-        dir.log_signer(&args.origin)?,
-        args.origin.clone(),
-        pseudonyms,
-    ));
+    let signer = dir.log_signer_for(args.origin.as_deref(), "localhost/custodia/audit")?;
+    let origin = signer.name().to_owned();
+    let log = Arc::new(AuditLog::new(store.clone(), signer, origin, pseudonyms));
     let key = dir.pseudonym_key()?;
     let existing = store.log_size().await?;
     if existing > 0 {

@@ -110,7 +110,10 @@ pub struct RawConfig {
     /// created or promoted account approves nothing at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_decide_after_hours: Option<u64>,
-    /// The audit log's origin line (and key name).
+    /// The audit log's origin line (and its key's name), fixed once the log exists. Unset:
+    /// the auditor listener's scheme-less URL prefix (e.g. `127.0.0.1:8444`), as
+    /// c2sp.org/tlog-tiles recommends; set it to the public name auditors use, e.g.
+    /// `audit.example.org`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_origin: Option<String>,
     /// Key epoch: `month` or `day`.
@@ -305,7 +308,9 @@ impl RawConfig {
             shutdown_grace_secs: Some(edge.shutdown_grace.as_secs()),
             staff_session_minutes: Some(governance.staff_session_ttl.as_secs() / 60),
             staff_decide_after_hours: Some(governance.new_role_decides_after.as_secs() / 3600),
-            log_origin: Some("localhost/custodia/audit".into()),
+            // Unset: the auditor listener's scheme-less URL prefix (c2sp.org/tlog-tiles),
+            // or the name of the log key a data directory already holds.
+            log_origin: None,
             epoch: Some(match service.epoch {
                 EpochScheme::Day => EpochKind::Day,
                 _ => EpochKind::Month,
@@ -398,8 +403,10 @@ impl RawConfig {
         if decide_after_hours > 24 * 365 {
             bail!("staff_decide_after_hours must be between 0 and 8760");
         }
-        let log_origin = given(s.log_origin, "log_origin")?;
-        if log_origin.is_empty() || log_origin.chars().any(|c| c.is_whitespace() || c == '+') {
+        let log_origin = s.log_origin;
+        if let Some(o) = &log_origin
+            && (o.is_empty() || o.chars().any(|c| c.is_whitespace() || c == '+'))
+        {
             bail!(
                 "log_origin must be non-empty, without spaces or '+', e.g. example.org/custodia/audit"
             );
@@ -703,7 +710,7 @@ pub struct Config {
     /// Governance tunables.
     pub governance: custodia_governance::GovernanceConfig,
     /// Audit log origin.
-    pub log_origin: String,
+    pub log_origin: Option<String>,
     /// Keyring passphrase, if any.
     pub keyring_passphrase: Option<KeyringPassphrase>,
     /// DEK cache bounds.

@@ -69,8 +69,28 @@ impl DataDir {
     }
 
     /// The audit log's signing key, created on first start with the origin as its name.
-    pub fn log_signer(&self, origin: &str) -> anyhow::Result<NoteSigner> {
+    fn log_signer(&self, origin: &str) -> anyhow::Result<NoteSigner> {
         self.note_signer("log.key", origin, KeyKind::Ed25519)
+    }
+
+    /// The audit log's signing key: the one this directory holds (whose name is the log's
+    /// origin, fixed since the log began; `configured`, if given, must be it), or a new one
+    /// named `configured` or else `default`.
+    pub fn log_signer_for(
+        &self,
+        configured: Option<&str>,
+        default: &str,
+    ) -> anyhow::Result<NoteSigner> {
+        let existing = self.root.join("log.key");
+        let name = match (configured, fs::read_to_string(&existing)) {
+            (Some(name), _) => name.to_owned(),
+            (None, Ok(text)) => NoteSigner::from_text(&zeroize::Zeroizing::new(text))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", existing.display()))?
+                .name()
+                .to_owned(),
+            (None, Err(_)) => default.to_owned(),
+        };
+        self.log_signer(&name)
     }
 
     /// The key that pseudonymizes subjects in the audit log, created on first start.

@@ -156,6 +156,13 @@ pub async fn start_with_clock(
 
     let metrics = Arc::new(Metrics::new());
     let storage = open_storage(&config, metrics.clone()).await?;
+    // The log's origin: as configured, or the one its key has had since the log began,
+    // or for a new log the auditor listener's scheme-less URL prefix (c2sp.org/tlog-tiles).
+    let log_signer = dir.log_signer_for(
+        config.log_origin.as_deref(),
+        &display_host(config.audit_listen),
+    )?;
+    let origin = log_signer.name().to_owned();
     let witnesses = config
         .witnesses
         .iter()
@@ -164,8 +171,8 @@ pub async fn start_with_clock(
     let audit = Arc::new(
         custodia_audit::AuditLog::new(
             storage.log.clone(),
-            dir.log_signer(&config.log_origin)?,
-            config.log_origin.clone(),
+            log_signer,
+            origin,
             dir.pseudonym_key()?,
         )
         .with_witnesses(witnesses, config.witness_quorum),

@@ -402,3 +402,111 @@ async fn the_auditor_listener_refuses_bad_paths_and_serves_only_what_is_signed()
     assert_eq!(status, 405);
     assert_eq!(log.verify().await.unwrap().size, 260, "still serving");
 }
+
+/// c2sp.org/tlog-tiles: "Entry bundles SHOULD be compressed at the HTTP layer. Logs MAY
+/// use `Content-Encoding: gzip` with no negotiation, or any compression algorithm
+/// requested by the client with `Accept-Encoding`." A client that accepts gzip gets the
+/// bundle gzipped (the same bytes once inflated, and smaller); one that refuses it gets
+/// it as it is. Hash tiles are not compressed.
+#[tokio::test]
+async fn entry_bundles_are_gzipped_for_clients_that_accept_it() {
+    use std::io::Read;
+    let log = Log::with_entries(256).await;
+    log.verify().await.unwrap();
+    let addr = log
+        .server
+        .audit_url()
+        .trim_start_matches("https://")
+        .to_owned();
+    let ca = std::fs::read(log.server.data_dir().join("tls/ca.pem")).unwrap();
+    let get = |path: &str, accept: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: {accept}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let (status, head, plain) =
+        common::raw_https(&addr, &ca, get("/tile/entries/000", "identity").as_bytes()).await;
+    assert_eq!(status, 200);
+    assert_eq!(common::header_of(&head, "content-encoding"), None);
+    for accept in ["gzip, identity", "br;q=1.0, gzip;q=0.5", "*"] {
+        let (status, head, packed) =
+            common::raw_https(&addr, &ca, get("/tile/entries/000", accept).as_bytes()).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            common::header_of(&head, "content-encoding").as_deref(),
+            Some("gzip"),
+            "{accept}"
+        );
+        assert!(
+            packed.len() * 2 < plain.len(),
+            "{} -> {} bytes",
+            plain.len(),
+            packed.len()
+        );
+        let mut inflated = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert_eq!(inflated, plain);
+    }
+    let (_, head, _) =
+        common::raw_https(&addr, &ca, get("/tile/entries/000", "gzip;q=0").as_bytes()).await;
+    assert_eq!(
+        common::header_of(&head, "content-encoding"),
+        None,
+        "q=0 refuses gzip"
+    );
+    let (_, head, _) = common::raw_https(&addr, &ca, get("/tile/0/000", "gzip").as_bytes()).await;
+    assert_eq!(
+        common::header_of(&head, "content-encoding"),
+        None,
+        "hash tiles as they are"
+    );
+}
+
+/// c2sp.org/tlog-tiles: "Full tiles MUST be exactly 256 hashes wide" — a tile the store
+/// cannot fill whole is an error naming what is missing, never a short tile served as
+/// immutable.
+#[tokio::test]
+async fn a_tile_with_rows_missing_is_an_error_never_a_short_tile() {
+    let log = Log::with_entries(300).await;
+    log.verify().await.unwrap();
+    log.db()
+        .execute("DELETE FROM log_leaves WHERE idx = 7", [])
+        .unwrap();
+    for path in ["/tile/entries/000", "/tile/0/000"] {
+        let (status, _, body) = log
+            .client()
+            .raw(custodia_sdk::Method::GET, path, "text/plain", Vec::new())
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 500, "{path}: {body}");
+        assert!(
+            body.contains("missing from the log's store"),
+            "{path}: {body}"
+        );
+    }
+}
+
+/// c2sp.org/tlog-tiles: "The origin line SHOULD be the scheme-less URL prefix of the log
+/// with no trailing slashes." Unless `log_origin` says otherwise, a new log is named
+/// after its auditor listener; a log keeps the origin it began with.
+#[tokio::test]
+async fn a_new_log_is_named_after_its_auditor_listener() {
+    let mut server = TestServer::start_with(custodia_server::RawConfig {
+        audit_listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(server.audit().verifier().name(), "127.0.0.1:0");
+    let named = TestServer::start_with(custodia_server::RawConfig {
+        log_origin: Some("audit.example.org".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(named.audit().verifier().name(), "audit.example.org");
+    // A restart keeps the origin the log began with.
+    server.restart().await;
+    assert_eq!(server.audit().verifier().name(), "127.0.0.1:0");
+}

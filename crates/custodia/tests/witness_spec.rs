@@ -10,7 +10,6 @@ use custodia_tlog::{
     Checkpoint, EMPTY_ROOT, Hash, NoteSignature, NoteSigner, NoteVerifier, SignedNote,
     SubtreeSource, consistency_proof, leaf_hash, node_hash, root_hash,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ORIGIN: &str = "example.com/behind-the-sofa";
 
@@ -87,57 +86,17 @@ struct Answer {
 async fn raw(witness: &TestWitness, method: &str, path: &str, body: &str) -> Answer {
     let config = witness.config();
     let addr = config.url.trim_start_matches("https://").to_owned();
-    let tls = tokio_rustls::TlsConnector::from(common::tls_client_config(
-        &std::fs::read(&config.ca_cert).unwrap(),
-        &[&rustls::version::TLS13],
-    ));
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut stream = tls.connect(name, tcp).await.unwrap();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes).await;
-    let text = String::from_utf8(bytes).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type:")
-                .map(|v| v.trim().to_owned())
-        })
-        .unwrap_or_default();
+    let ca = std::fs::read(&config.ca_cert).unwrap();
+    let (status, head, body) = common::raw_https(&addr, &ca, request.as_bytes()).await;
     Answer {
         status,
-        content_type,
-        body: dechunk(head, body),
+        content_type: common::header_of(&head, "content-type").unwrap_or_default(),
+        body: String::from_utf8(body).unwrap(),
     }
-}
-
-/// The body of a response sent with chunked transfer encoding, or as it is.
-fn dechunk(head: &str, body: &str) -> String {
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return body.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((len, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
 }
 
 async fn setup() -> (TestWitness, Log, NoteVerifier) {

@@ -193,3 +193,54 @@ pub fn tls_client_config(
         .with_no_client_auth();
     std::sync::Arc::new(config)
 }
+
+/// Sends `request` (a whole raw HTTP/1.1 request, `Connection: close`) over TLS 1.3 to
+/// `addr` (trusting `ca`) and reads the whole answer: status, head, and body bytes
+/// (de-chunked if sent chunked). No client code of ours in between.
+pub async fn raw_https(addr: &str, ca: &[u8], request: &[u8]) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tls = tokio_rustls::TlsConnector::from(tls_client_config(ca, &[&rustls::version::TLS13]));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut stream = tls.connect(name, tcp).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes).await;
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
+    let head = String::from_utf8(bytes[..split].to_vec()).unwrap();
+    let mut body = bytes[split + 4..].to_vec();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                    .unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + n]);
+            rest = &rest[line_end + 2 + n + 2..];
+        }
+        body = out;
+    }
+    (status, head, body)
+}
+
+/// The value of header `name` in an HTTP head, lowercased name match.
+pub fn header_of(head: &str, name: &str) -> Option<String> {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .starts_with(&prefix)
+            .then(|| l[prefix.len()..].trim().to_owned())
+    })
+}
