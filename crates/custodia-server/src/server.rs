@@ -117,6 +117,17 @@ pub async fn open_storage(
     })
 }
 
+/// How often a running server signs (and has witnessed) a checkpoint for its log's size.
+const CHECKPOINT_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Signs a checkpoint for the log's current size if it grew, with the witnesses' quorum;
+/// a failure (witnesses unreachable) is logged and tried again later.
+async fn refresh_checkpoint(audit: &custodia_audit::AuditLog) {
+    if let Err(e) = audit.checkpoint().await {
+        tracing::warn!(error = %e, "no witnessed checkpoint for the log's current size yet");
+    }
+}
+
 /// How often a running server checks whether its generated certificate is due.
 const RENEWAL_CHECK: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
@@ -214,10 +225,6 @@ pub async fn start_with_clock(
         clock.clone(),
         config.governance.clone(),
     );
-    let founders = governance
-        .bootstrap_founders()
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the founding staff accounts: {e}"))?;
     let service = Service::new(
         storage,
         keys,
@@ -248,7 +255,31 @@ pub async fn start_with_clock(
         .with_context(|| format!("listening on {} (staff_listen)", config.staff_listen))?;
     let staff_addr = staff_tcp.local_addr()?;
     let staff_listener = TlsListener::new(staff_tcp, tls.clone(), config.edge)?;
+    let metrics_token = Arc::new(dir.metrics_token()?);
+    // Founded last, once everything that can fail at start has started: the founders'
+    // one-time codes are returned (and printed) by the start that created them.
+    let founders = governance
+        .bootstrap_founders()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the founding staff accounts: {e}"))?;
+    // A checkpoint for the current size with the witnesses' quorum, now and every few
+    // minutes: auditors get a witnessed checkpoint without waiting for the next action
+    // (after a restart, or after the witnesses came back).
+    refresh_checkpoint(&audit).await;
     let shutdown = CancellationToken::new();
+    let checkpoints = {
+        let (audit, stop) = (audit.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(CHECKPOINT_REFRESH);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => refresh_checkpoint(&audit).await,
+                }
+            }
+        })
+    };
     let audit_state = custodia_api::AuditState { log: audit.clone() };
     let auditor = custodia_api::serve_audit(audit_listener, audit_state, shutdown.clone());
     let staff = custodia_api::serve_staff(staff_listener, governance.clone(), shutdown.clone());
@@ -256,7 +287,7 @@ pub async fn start_with_clock(
         service,
         governance,
         metrics,
-        metrics_token: Arc::new(dir.metrics_token()?),
+        metrics_token,
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),
     };
@@ -287,6 +318,7 @@ pub async fn start_with_clock(
             tokio::join!(custodia_api::serve(listener, state), auditor, staff);
         let _ = signals.await;
         let _ = renewals.await;
+        let _ = checkpoints.await;
         api.and(auditor).and(staff)
     });
     tracing::info!(%addr, "listening");

@@ -261,3 +261,32 @@ async fn the_witness_endpoint_answers_each_refusal_with_its_status() {
     // None of that moved the witness: the log still appends.
     append(&server, 3..4).await;
 }
+
+/// A restarted server gets its witnesses' quorum for the log's current size at start,
+/// without waiting for the next action: entries stored while a witness was down are
+/// covered by a witnessed checkpoint as soon as the server is back.
+#[tokio::test]
+async fn a_restart_obtains_a_witnessed_checkpoint_for_the_current_size() {
+    let (mut server, mut witnesses) = witnessed(1, 1).await;
+    append(&server, 1..3).await;
+    witnesses[0].stop().await;
+    server
+        .audit()
+        .append(&audit_event("while the witness is down"))
+        .await
+        .expect_err("no quorum");
+    let stored = server.audit().tree().store().log_size().await.unwrap();
+    witnesses[0].restart().await;
+    server.restart().await;
+
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    let checked = verify_with(&server, &policy(&[&witnesses[0]], None), &state)
+        .await
+        .unwrap();
+    assert!(
+        checked.size >= stored,
+        "the served checkpoint ({}) covers all {stored} stored entries, witnessed",
+        checked.size
+    );
+}
