@@ -216,6 +216,37 @@ impl Governance {
         Ok(out)
     }
 
+    /// The operator's recovery when no admin can act (the founding admin's code was lost,
+    /// or the admins were deactivated): a new admin account (`admin-2`, `admin-3`, …), not
+    /// yet enrolled, with a one-time code for the operator to hand over. Whoever holds the
+    /// data directory holds the keys anyway (ARCHITECTURE.md); what this adds is that the
+    /// recovery is in the log, as the operator's, before it takes effect.
+    pub async fn operator_adds_admin(&self) -> ServiceResult<NewStaff> {
+        let mut n = 2;
+        let username = loop {
+            let name = Username::parse(&format!("{FIRST_ADMIN}-{n}"))?;
+            if self.inner.store.staff.staff_by_name(&name).await?.is_none() {
+                break name;
+            }
+            n += 1;
+        };
+        let (record, code) = self.unenrolled(username, StaffRole::Admin, Vec::new());
+        self.log(
+            EventKind::StaffChanged,
+            None,
+            vec![
+                ("change".into(), "operator-recovery".into()),
+                ("staff".into(), record.id.to_string()),
+                ("username".into(), record.username.as_str().into()),
+                ("role".into(), record.role.as_str().into()),
+            ],
+        )
+        .await?;
+        self.inner.store.staff.create_staff(record.clone()).await?;
+        tracing::warn!(staff = %record.id, "the operator added an admin account (recovery)");
+        Ok(NewStaff::of(&record, code))
+    }
+
     /// A new account that waits for its member's enrolment, and its enrolment code.
     fn unenrolled(
         &self,

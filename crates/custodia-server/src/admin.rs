@@ -17,6 +17,18 @@ pub enum AdminCommand {
     /// TLS certificates issued by the deployment's CA.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Recovery when no admin can act (the founding admin's one-time code was lost, or the
+    /// admins were deactivated): adds a new admin account and prints its one-time
+    /// enrolment code, once. Needs the server stopped (every node) and the data
+    /// directory; the audit log records it as the operator's action.
+    ResetAdmin {
+        /// The server's configuration file (storage, witnesses; `CUSTODIA_*` apply).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// `custodia admin tls …`.
@@ -69,6 +81,31 @@ pub enum HashlistCommand {
 /// Runs one admin command.
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::ResetAdmin { config, data_dir } => {
+            let flags = crate::RawConfig {
+                data_dir,
+                ..crate::RawConfig::default()
+            };
+            let config = crate::RawConfig::load(config.as_deref(), flags)?.validate()?;
+            let (governance, _lock) = crate::offline_governance(&config).await?;
+            let admin = governance
+                .operator_adds_admin()
+                .await
+                .map_err(|e| anyhow::anyhow!("adding an admin: {e}"))?;
+            // Shown once, here, to the operator; never logged or stored.
+            println!(
+                "added {} ({}): enrolment code {} (works once, until {} UTC)",
+                admin.staff.username,
+                admin.staff.role,
+                admin.enrolment_code.as_str(),
+                admin.expires_at.to_datetime()
+            );
+            println!(
+                "  they enrol with: custodia staff --profile NAME enrol {} --code CODE",
+                admin.staff.username
+            );
+            Ok(())
+        }
         AdminCommand::Tls(TlsCommand::Issue {
             ca_dir,
             data_dir,

@@ -44,6 +44,42 @@ impl DataDir {
         })
     }
 
+    /// Takes the data directory's lock shared, as every server using it does (several
+    /// nodes may share one directory); held while the returned file is open.
+    pub(crate) fn lock_shared(&self) -> anyhow::Result<fs::File> {
+        let f = self.lock_file()?;
+        match f.try_lock_shared() {
+            Ok(()) => Ok(f),
+            Err(_) => anyhow::bail!(
+                "{} is in use by an operator's tool (custodia admin): wait for it to finish",
+                self.root.display()
+            ),
+        }
+    }
+
+    /// Takes the data directory's lock alone: no server runs on it (on this machine).
+    pub(crate) fn lock_alone(&self) -> anyhow::Result<fs::File> {
+        let f = self.lock_file()?;
+        match f.try_lock() {
+            Ok(()) => Ok(f),
+            Err(_) => anyhow::bail!(
+                "a server is running on {}: stop it first (and every node of the deployment)",
+                self.root.display()
+            ),
+        }
+    }
+
+    fn lock_file(&self) -> anyhow::Result<fs::File> {
+        let path = self.root.join("server.lock");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))
+    }
+
     /// The SQLite database file.
     pub fn database(&self) -> PathBuf {
         self.root.join("custodia.db")

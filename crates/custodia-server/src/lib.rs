@@ -26,7 +26,7 @@ mod server;
 pub mod witness;
 
 pub use config::{Config, RawConfig};
-pub use server::{Running, open_storage, start, start_with_clock};
+pub use server::{Running, offline_governance, open_storage, start, start_with_clock};
 
 /// The real clock: the system's time. The one place a server reads it; every crate below
 /// asks the [`custodia_core::Clock`] it was given.

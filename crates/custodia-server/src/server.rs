@@ -46,6 +46,8 @@ pub struct Running {
     shutdown: CancellationToken,
     grace: std::time::Duration,
     certs: Arc<Certificates>,
+    /// Held (shared) while the server runs, so the operator's tools know it does.
+    _lock: std::fs::File,
     task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -145,28 +147,26 @@ fn cert_source(config: &Config, dir: &DataDir) -> CertSource {
     }
 }
 
-/// Creates or opens the data directory, then starts listening.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
-    start_with_clock(config, Arc::new(SystemClock)).await
+/// What staff actions rest on: the audit log and the key service.
+struct Core {
+    audit: Arc<custodia_audit::AuditLog>,
+    keys: Arc<KeyService>,
+    /// Whether the keyring was created now (first start).
+    first_start: bool,
 }
 
-/// [`start`], with every service reading time from `clock` (tests move it forward
-/// instead of waiting).
-pub async fn start_with_clock(
-    config: Config,
+/// Opens the keyring, the audit log (with its witnesses) and the key service of the data
+/// directory `dir` over `storage`.
+fn open_core(
+    config: &Config,
+    dir: &DataDir,
+    storage: &custodia_store::Storage,
     clock: Arc<dyn custodia_core::Clock>,
-) -> anyhow::Result<Running> {
-    let dir = DataDir::open(&config.data_dir)?;
+) -> anyhow::Result<Core> {
     let (keyring, first_start) =
         Keyring::load_or_create(&dir.keyring(), config.keyring_passphrase.as_ref())
             .context("opening the keyring")?;
     let deployment = dir.deployment_id()?;
-    let certs = Arc::new(Certificates::open(cert_source(&config, &dir), clock.now())?);
-    let tls =
-        tls13_server_config(certs.server_cert()).map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
-
-    let metrics = Arc::new(Metrics::new());
-    let storage = open_storage(&config, metrics.clone()).await?;
     // The log's origin: as configured, or the one its key has had since the log began,
     // or for a new log the auditor listener's scheme-less URL prefix (c2sp.org/tlog-tiles).
     let log_signer = dir.log_signer_for(
@@ -200,11 +200,62 @@ pub async fn start_with_clock(
             deployment,
             keyring,
             storage.deks.clone(),
-            clock.clone(),
+            clock,
             config.dek_cache,
         )
         .with_log_authority(authority),
     );
+    Ok(Core {
+        audit,
+        keys,
+        first_start,
+    })
+}
+
+/// Governance over a stopped deployment's data directory, for the operator's tools (no
+/// listener, no fan-out). Fails while a server runs on the data directory.
+pub async fn offline_governance(
+    config: &Config,
+) -> anyhow::Result<(custodia_governance::Governance, std::fs::File)> {
+    let dir = DataDir::open(&config.data_dir)?;
+    let lock = dir.lock_alone()?;
+    let storage = open_storage(config, Arc::new(custodia_store::NoObserver)).await?;
+    let clock: Arc<dyn custodia_core::Clock> = Arc::new(SystemClock);
+    let core = open_core(config, &dir, &storage, clock.clone())?;
+    let governance = custodia_governance::Governance::new(
+        storage,
+        core.keys,
+        core.audit,
+        clock,
+        config.governance.clone(),
+    );
+    Ok((governance, lock))
+}
+
+/// Creates or opens the data directory, then starts listening.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`start`], with every service reading time from `clock` (tests move it forward
+/// instead of waiting).
+pub async fn start_with_clock(
+    config: Config,
+    clock: Arc<dyn custodia_core::Clock>,
+) -> anyhow::Result<Running> {
+    let dir = DataDir::open(&config.data_dir)?;
+    // Shared by every server on this data directory; `admin reset-admin` needs it alone.
+    let lock = dir.lock_shared()?;
+    let certs = Arc::new(Certificates::open(cert_source(&config, &dir), clock.now())?);
+    let tls =
+        tls13_server_config(certs.server_cert()).map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
+    let metrics = Arc::new(Metrics::new());
+    let storage = open_storage(&config, metrics.clone()).await?;
+    let Core {
+        audit,
+        keys,
+        first_start,
+    } = open_core(&config, &dir, &storage, clock.clone())?;
     let hub = Hub::new();
     let nats = match &config.fanout {
         FanoutConfig::Local => None,
@@ -335,6 +386,7 @@ pub async fn start_with_clock(
         shutdown,
         grace: config.edge.shutdown_grace,
         certs,
+        _lock: lock,
         task,
     })
 }

@@ -513,3 +513,107 @@ async fn the_staff_workflow_runs_from_the_command_line() {
     let (ok, out) = cli(&server, dir, "mia", &["whoami"], None).await;
     assert!(!ok && out.contains("not signed in"), "{out}");
 }
+
+/// A first start that fails after the data directory exists (the staff port is taken)
+/// creates no founders; the start that succeeds creates them and shows their one-time
+/// codes; no later start shows any.
+#[tokio::test]
+async fn a_failed_first_start_loses_no_founder_and_the_codes_are_shown_once() {
+    let work = tempfile::tempdir().unwrap();
+    let config = |staff_listen: &str| {
+        RawConfig {
+            data_dir: Some(work.path().join("data")),
+            listen: Some("127.0.0.1:0".into()),
+            audit_listen: Some("127.0.0.1:0".into()),
+            staff_listen: Some(staff_listen.into()),
+            ..RawConfig::default()
+        }
+        .validate()
+        .unwrap()
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    let err = custodia_server::start(config(&busy))
+        .await
+        .err()
+        .expect("the staff port is taken");
+    assert!(format!("{err:#}").contains("staff_listen"), "{err:#}");
+    drop(taken);
+
+    let running = custodia_server::start(config("127.0.0.1:0")).await.unwrap();
+    let names: Vec<String> = running
+        .founders
+        .iter()
+        .map(|f| f.staff.username.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["admin", "auditor"],
+        "shown by the start that made them"
+    );
+    running.shutdown().await.unwrap();
+    let again = custodia_server::start(config("127.0.0.1:0")).await.unwrap();
+    assert!(again.founders.is_empty(), "shown exactly once");
+    again.shutdown().await.unwrap();
+}
+
+/// `custodia admin reset-admin`: refused while a server runs on the data directory;
+/// with it stopped, it adds an admin whose one-time code enrols them, and the audit log
+/// says the operator did it.
+#[tokio::test]
+async fn the_operator_recovers_an_admin_with_the_server_stopped_and_it_is_logged() {
+    let mut server = TestServer::start().await;
+    let reset = |dir: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_custodia"))
+            .args(["admin", "reset-admin", "--data-dir"])
+            .arg(dir)
+            .env("CUSTODIA_AUDIT_LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap()
+    };
+    let refused = reset(server.data_dir());
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("a server is running"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    server.stop().await;
+    let done = reset(server.data_dir());
+    let out = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let code = out
+        .split("enrolment code ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a code")
+        .to_owned();
+    assert!(out.contains("admin-2"), "{out}");
+
+    server.restart_fresh().await;
+    custodia_client::staffing::enrol(
+        &server.staff_client(),
+        "admin-2",
+        &code,
+        "a new admin's password",
+    )
+    .await
+    .expect("the code enrols the new admin");
+    let log = server.audit();
+    let size = log.tree().store().log_size().await.unwrap();
+    let mut logged = false;
+    for i in 0..size {
+        if let Some(event) = log.record(i).await.unwrap() {
+            logged |= event
+                .scope
+                .iter()
+                .any(|(k, v)| k == "change" && v == "operator-recovery");
+        }
+    }
+    assert!(logged, "the recovery is in the audit log");
+}
