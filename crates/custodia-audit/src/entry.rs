@@ -58,11 +58,15 @@ pub enum EventKind {
     HoldPlaced,
     /// A case was opened.
     CaseOpened,
+    /// An earlier entry's action did not happen: its entry was stored, but the log could
+    /// not confirm it (no witnessed checkpoint), so the action was refused. Scope: the
+    /// abandoned `entry` index and `why`.
+    ActionAbandoned,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -73,6 +77,7 @@ impl EventKind {
         Self::KeyRotated,
         Self::HoldPlaced,
         Self::CaseOpened,
+        Self::ActionAbandoned,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -88,6 +93,7 @@ impl EventKind {
             Self::KeyRotated => "key.rotated",
             Self::HoldPlaced => "hold.placed",
             Self::CaseOpened => "case.opened",
+            Self::ActionAbandoned => "action.abandoned",
         }
     }
 

@@ -146,6 +146,12 @@ impl AuditLog {
 
     /// Appends an event durably (its entry, and its record beside it) and returns the
     /// receipt against a checkpoint that includes it.
+    ///
+    /// An `Err` means the caller must not perform the action. If the entry was stored but
+    /// no checkpoint could be kept for it (no witness quorum, an inconsistent log), it
+    /// still becomes part of the log, so an `action.abandoned` entry naming it is appended
+    /// right after: the log then tells the same story as the world (the action did not
+    /// happen).
     pub async fn append(&self, event: &AuditEvent) -> Result<Receipt, AuditError> {
         let entry = event.entry(&self.pseudonyms)?;
         let record = event.record()?;
@@ -156,6 +162,18 @@ impl AuditLog {
         let leaf = append.leaf;
         let entry = append.entry.clone();
         let index = self.tree.append(vec![append]).await?;
+        match self.receipt(index, leaf, entry).await {
+            Ok(receipt) => Ok(receipt),
+            Err(e) => {
+                self.abandon(index, event.time, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The receipt of the stored entry `index`: a checkpoint covering it (signed, and
+    /// cosigned by the quorum) and its inclusion proof.
+    async fn receipt(&self, index: u64, leaf: Hash, entry: Vec<u8>) -> Result<Receipt, AuditError> {
         let (size, checkpoint) = self.checkpoint_covering(index + 1).await?;
         let proof = self.tree.inclusion_proof(index, size).await?;
         Ok(Receipt {
@@ -165,6 +183,47 @@ impl AuditLog {
             checkpoint,
             entry,
         })
+    }
+
+    /// Stores an `action.abandoned` entry for entry `index`, whose action was refused
+    /// because of `why`. Stored only: its checkpoint comes with the next one kept.
+    async fn abandon(&self, index: u64, at: custodia_core::Timestamp, why: &AuditError) {
+        let reason = match why {
+            AuditError::Witnesses(_) => "witness-quorum",
+            AuditError::Inconsistent(_) => "log-inconsistent",
+            _ => "log-unavailable",
+        };
+        let event = AuditEvent {
+            kind: EventKind::ActionAbandoned,
+            time: at,
+            actor: None,
+            reason: None,
+            case: None,
+            subjects: Vec::new(),
+            scope: vec![
+                ("entry".into(), index.to_string()),
+                ("why".into(), reason.into()),
+            ],
+        };
+        let stored = match (event.entry(&self.pseudonyms), event.record()) {
+            (Ok(entry), Ok(record)) => self
+                .tree
+                .append(vec![LogAppend::new(entry, record)])
+                .await
+                .map_err(AuditError::from),
+            (Err(e), _) | (_, Err(e)) => Err(e.into()),
+        };
+        match stored {
+            Ok(at) => tracing::warn!(
+                entry = index,
+                abandoned_by = at,
+                reason,
+                "a logged action was refused; the log says so"
+            ),
+            Err(e) => {
+                tracing::error!(entry = index, error = %e, "a logged action was refused and the log could not say so")
+            }
+        }
     }
 
     /// The full record of entry `index`, for an authorized auditor.

@@ -334,6 +334,51 @@ async fn without_the_audit_log_staff_actions_fail_and_users_go_on_messaging() {
         "the refused proposal left nothing behind: otto once"
     );
     assert_eq!(m.read_grant(grant.id).await.unwrap().messages.len(), 1);
+
+    // The log and the world tell the same story: the entries of refused actions are in
+    // the log (they were stored before the witness was found missing), each followed by
+    // an `action.abandoned` entry naming it; the actions that happened are not.
+    let log = server.audit();
+    let size = log.tree().store().log_size().await.unwrap();
+    let mut events = Vec::new();
+    for i in 0..size {
+        events.push(log.record(i).await.unwrap().expect("a record per entry"));
+    }
+    let abandoned: Vec<u64> = events
+        .iter()
+        .filter(|e| e.kind == custodia_audit::EventKind::ActionAbandoned)
+        .filter_map(|e| e.scope.iter().find(|(k, _)| k == "entry"))
+        .map(|(_, v)| v.parse().unwrap())
+        .collect();
+    let otto: Vec<u64> = (0..size)
+        .filter(|&i| {
+            let e = &events[i as usize];
+            e.kind == custodia_audit::EventKind::StaffChanged
+                && e.scope.iter().any(|(k, v)| k == "username" && v == "otto")
+        })
+        .collect();
+    let standing: Vec<&u64> = otto.iter().filter(|i| !abandoned.contains(i)).collect();
+    assert_eq!(
+        otto.len(),
+        2,
+        "the refused proposal and the one that happened"
+    );
+    assert_eq!(
+        standing.len(),
+        1,
+        "the log shows otto proposed once, as the store does"
+    );
+    let reads = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == custodia_audit::EventKind::AccessRead)
+        .map(|(i, _)| i as u64)
+        .filter(|i| !abandoned.contains(i))
+        .count();
+    assert_eq!(
+        reads, 1,
+        "one read happened, the refused one is marked abandoned"
+    );
 }
 
 /// Runs `custodia staff …` against the server's staff API with `profile`, answering the

@@ -121,10 +121,13 @@ async fn below_the_quorum_appends_fail_closed_and_the_last_kept_checkpoint_is_se
     witnesses[1].restart().await;
     let receipt = append(&server, 3..4).await;
     assert_eq!(
-        receipt.index, 4,
-        "the entry appended during the outage was kept"
+        receipt.index, 5,
+        "the entry appended during the outage was kept (3), with its abandonment (4)"
     );
-    assert_eq!(verify_with(&server, &both, &state).await.unwrap().size, 5);
+    let abandonment = server.audit().record(4).await.unwrap().unwrap();
+    assert_eq!(abandonment.kind, custodia_audit::EventKind::ActionAbandoned);
+    assert!(abandonment.scope.contains(&("entry".into(), "3".into())));
+    assert_eq!(verify_with(&server, &both, &state).await.unwrap().size, 6);
 }
 
 #[tokio::test]
