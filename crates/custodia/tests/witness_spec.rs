@@ -321,3 +321,37 @@ async fn monitors_get_the_latest_cosigned_checkpoint_by_origin_hash() {
         404
     );
 }
+
+/// The spec's own example request body, byte for byte. Its log key is not ours, so a
+/// witness that does not know the origin answers 404, and one configured for that origin
+/// with another key answers 403, as the spec's rules say.
+#[tokio::test]
+async fn the_specs_example_request_gets_the_specs_answers() {
+    const EXAMPLE: &str = "old 20852014\n\
+PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\
+jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n\
+5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n\
+/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n\
+\n\
+example.com/behind-the-sofa\n\
+20852163\n\
+CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\
+\n\
+— example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n\
+— example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=\n";
+    // "If the checkpoint origin is unknown, the witness MUST respond with a "404 Not
+    // Found" HTTP status code."
+    let other = NoteSigner::generate("example.org/another-log").unwrap();
+    let w = TestWitness::start("witness.example/w1", vec![other.verifier()]).await;
+    assert_eq!(
+        raw(&w, "POST", "/add-checkpoint", EXAMPLE).await.status,
+        404
+    );
+    // "The witness MUST respond with a "403 Forbidden" HTTP status code if ... no
+    // signature from a trusted key for the origin is present".
+    let (w, _, _) = setup().await;
+    assert_eq!(
+        raw(&w, "POST", "/add-checkpoint", EXAMPLE).await.status,
+        403
+    );
+}
