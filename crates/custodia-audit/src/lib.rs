@@ -165,7 +165,7 @@ impl AuditLog {
         match self.receipt(index, leaf, entry).await {
             Ok(receipt) => Ok(receipt),
             Err(e) => {
-                self.abandon(index, event.time, &e).await;
+                self.abandon(index, event.time, reason_of(&e)).await;
                 Err(e)
             }
         }
@@ -185,14 +185,46 @@ impl AuditLog {
         })
     }
 
+    /// Abandons every stored entry no kept checkpoint covers and no `action.abandoned`
+    /// entry names yet: on a single node at start, such entries are from appends that
+    /// never returned (the node stopped between storing the entry and keeping a
+    /// checkpoint), so their actions never happened. Returns how many it abandoned. Not
+    /// for a log shared by several nodes: another node's append may be in flight.
+    pub async fn abandon_unconfirmed(&self) -> Result<u64, AuditError> {
+        let store = self.tree.store();
+        let covered = store.last_checkpoint().await?.map_or(0, |(size, _)| size);
+        let size = store.log_size().await?;
+        let mut uncovered = Vec::new();
+        let mut named = std::collections::HashSet::new();
+        for index in covered..size {
+            let Some(event) = self.record(index).await? else {
+                continue;
+            };
+            if event.kind == EventKind::ActionAbandoned {
+                named.extend(
+                    event
+                        .scope
+                        .iter()
+                        .filter(|(k, _)| k == "entry")
+                        .filter_map(|(_, v)| v.parse::<u64>().ok()),
+                );
+            } else {
+                uncovered.push((index, event.time));
+            }
+        }
+        let mut abandoned = 0;
+        for (index, time) in uncovered {
+            if !named.contains(&index) {
+                self.abandon(index, time, "interrupted").await;
+                abandoned += 1;
+            }
+        }
+        Ok(abandoned)
+    }
+
     /// Stores an `action.abandoned` entry for entry `index`, whose action was refused
-    /// because of `why`. Stored only: its checkpoint comes with the next one kept.
-    async fn abandon(&self, index: u64, at: custodia_core::Timestamp, why: &AuditError) {
-        let reason = match why {
-            AuditError::Witnesses(_) => "witness-quorum",
-            AuditError::Inconsistent(_) => "log-inconsistent",
-            _ => "log-unavailable",
-        };
+    /// for `reason`. Stored only: its checkpoint comes with the next one kept.
+    async fn abandon(&self, index: u64, at: custodia_core::Timestamp, reason: &'static str) {
         let event = AuditEvent {
             kind: EventKind::ActionAbandoned,
             time: at,
@@ -427,4 +459,14 @@ fn signed_size(note: &str) -> Result<u64, AuditError> {
         .and_then(|n| Checkpoint::parse(&n.text))
         .map(|c| c.size)
         .map_err(|e| AuditError::Inconsistent(format!("the kept checkpoint does not parse: {e}")))
+}
+
+/// Why an entry's action was refused, as its `action.abandoned` entry says it (public:
+/// a category, never a witness's address or a store's message).
+fn reason_of(e: &AuditError) -> &'static str {
+    match e {
+        AuditError::Witnesses(_) => "witness-quorum",
+        AuditError::Inconsistent(_) => "log-inconsistent",
+        _ => "log-unavailable",
+    }
 }

@@ -105,3 +105,47 @@ async fn proofs_read_their_hashes_in_one_query_and_appenders_get_their_own_indic
     assert_eq!(firsts, (size..size + 64).collect::<Vec<_>>());
     assert_eq!(store.inner.log_size().await.unwrap(), size + 64);
 }
+
+/// An entry stored without a kept checkpoint (an append cut off by a crash) is abandoned
+/// at start, once; a covered entry never is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_a_crash_left_uncovered_are_abandoned_once() {
+    use custodia_audit::{AuditEvent, AuditLog, EventKind, PseudonymKey};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("log.db"), Arc::new(NoObserver))
+        .await
+        .unwrap();
+    let log = AuditLog::new(
+        store.clone(),
+        custodia_tlog::NoteSigner::generate("example.org/audit").unwrap(),
+        "example.org/audit",
+        PseudonymKey::from_bytes([1; 32]),
+    );
+    let event = |case: &str| AuditEvent {
+        kind: EventKind::CaseOpened,
+        time: custodia_core::Timestamp::from_millis(1_795_435_200_000),
+        actor: None,
+        reason: None,
+        case: Some(case.into()),
+        subjects: Vec::new(),
+        scope: Vec::new(),
+    };
+    log.append(&event("kept")).await.unwrap();
+    // The crash: stored, no checkpoint kept.
+    let psk = PseudonymKey::from_bytes([1; 32]);
+    let cut = event("cut off");
+    log.tree()
+        .append(vec![LogAppend::new(
+            cut.entry(&psk).unwrap(),
+            cut.record().unwrap(),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(log.abandon_unconfirmed().await.unwrap(), 1);
+    let abandonment = log.record(2).await.unwrap().unwrap();
+    assert_eq!(abandonment.kind, EventKind::ActionAbandoned);
+    assert!(abandonment.scope.contains(&("entry".into(), "1".into())));
+    assert_eq!(log.abandon_unconfirmed().await.unwrap(), 0, "once");
+    log.checkpoint().await.unwrap();
+    assert_eq!(log.abandon_unconfirmed().await.unwrap(), 0);
+}

@@ -316,6 +316,18 @@ pub async fn start_with_clock(
     // A checkpoint for the current size with the witnesses' quorum, now and every few
     // minutes: auditors get a witnessed checkpoint without waiting for the next action
     // (after a restart, or after the witnesses came back).
+    // On one node (SQLite), an entry no kept checkpoint covers is from an append that
+    // never returned: its action did not happen, and the log says so before moving on.
+    if matches!(config.storage, StorageConfig::Sqlite) {
+        match audit.abandon_unconfirmed().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                entries = n,
+                "logged actions interrupted by the last stop are marked abandoned"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not look for interrupted log entries"),
+        }
+    }
     refresh_checkpoint(&audit).await;
     let shutdown = CancellationToken::new();
     let checkpoints = {
