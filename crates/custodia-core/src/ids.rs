@@ -108,6 +108,10 @@ uuid_id!(
     /// An uploaded file.
     AttachmentId, "attachment id"
 );
+uuid_id!(
+    /// A notice to a member that staff read their messages.
+    AccessNoticeId, "access notice id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -31,8 +31,8 @@ pub use governance::{
     StaffChangeStatus, StaffRole,
 };
 pub use ids::{
-    AttachmentId, CaseId, ConversationId, DeploymentId, MessageId, RequestId, SessionId,
-    StaffChangeId, StaffId, UserId,
+    AccessNoticeId, AttachmentId, CaseId, ConversationId, DeploymentId, MessageId, RequestId,
+    SessionId, StaffChangeId, StaffId, UserId,
 };
 pub use input::{
     BirthDate, ClientMsgId, ConversationKind, GroupTitle, MAX_BODY_BYTES, MemberRole, MessageBody,

@@ -52,6 +52,7 @@ pub mod checks {
     };
     pub use super::lookups::{
         a_users_sessions_are_listed_newest_first, a_working_store_answers_a_ping,
+        access_notices_are_a_members_own_and_stored_once_per_entry,
         an_attachment_is_kept_whole_and_found_by_id, blocks_are_listed_and_connections_end,
         cases_are_listed_newest_first_with_their_requests,
         members_leave_and_read_positions_only_move_forward,
@@ -108,7 +109,8 @@ macro_rules! conformance_tests {
             cases_are_listed_newest_first_with_their_requests,
             blocks_are_listed_and_connections_end,
             an_attachment_is_kept_whole_and_found_by_id,
-            a_working_store_answers_a_ping
+            a_working_store_answers_a_ping,
+            access_notices_are_a_members_own_and_stored_once_per_entry
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {

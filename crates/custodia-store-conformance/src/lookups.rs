@@ -404,3 +404,52 @@ pub async fn a_working_store_answers_a_ping(s: &Storage) {
     users(s, &["pia"]).await;
     s.health.ping().await.unwrap();
 }
+
+#[doc(hidden)]
+pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Storage) {
+    use custodia_core::AccessNoticeId;
+    use custodia_store::AccessNoticeRecord;
+    let (alice, bob) = (UserId::new(), UserId::new());
+    let notice = |user, index: u64, read: u64| AccessNoticeRecord {
+        id: AccessNoticeId::new(),
+        user_id: user,
+        conversation_id: custodia_core::ConversationId::new(),
+        read_at: at(read),
+        role: StaffRole::Moderator,
+        reason: ReasonCode::ReportReview,
+        case_id: CaseId::new(),
+        messages: 3,
+        span: (at(1), at(2)),
+        log_index: index,
+        checkpoint: "example.org/audit\n9\nroot\n\n— sig\n".into(),
+        proof: vec![[7; 32], [8; 32]],
+    };
+    let first = notice(alice, 5, 10);
+    s.cases
+        .add_access_notices(vec![first.clone(), notice(bob, 5, 10)])
+        .await
+        .unwrap();
+    // The same read notified again (a retry) changes nothing.
+    s.cases
+        .add_access_notices(vec![notice(alice, 5, 10)])
+        .await
+        .unwrap();
+    let later = notice(alice, 9, 20);
+    s.cases
+        .add_access_notices(vec![later.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cases.access_notices_of(alice).await.unwrap(),
+        vec![later, first],
+        "newest first, whole, once per entry"
+    );
+    assert_eq!(s.cases.access_notices_of(bob).await.unwrap().len(), 1);
+    assert!(
+        s.cases
+            .access_notices_of(UserId::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

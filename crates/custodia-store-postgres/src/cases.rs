@@ -2,12 +2,13 @@
 
 use async_trait::async_trait;
 use custodia_core::{
-    CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory, RequestId,
-    RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory,
+    RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
+use custodia_store::rows::{NOTICE_COLUMNS, proof_bytes, proof_of, signed};
 use custodia_store::{
-    AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord, SealedBody,
-    StoreError, StoreResult,
+    AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
+    SealedBody, StoreError, StoreResult,
 };
 use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
@@ -367,5 +368,66 @@ impl CaseStore for PgStore {
                 Box::pin(move_status(c, id, from, to, None))
             })
             .await
+    }
+
+    async fn add_access_notices(&self, notices: Vec<AccessNoticeRecord>) -> StoreResult<()> {
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    for n in &notices {
+                        sqlx::query(AssertSqlSafe(format!(
+                            "INSERT INTO access_notices ({NOTICE_COLUMNS}) VALUES \
+                             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                             ON CONFLICT (user_id, log_index) DO NOTHING"
+                        )))
+                        .bind(n.id.as_uuid())
+                        .bind(n.user_id.as_uuid())
+                        .bind(n.conversation_id.as_uuid())
+                        .bind(n.read_at.as_millis())
+                        .bind(n.role.as_str())
+                        .bind(n.reason.as_str())
+                        .bind(n.case_id.as_uuid())
+                        .bind(i64::from(n.messages))
+                        .bind(n.span.0.as_millis())
+                        .bind(n.span.1.as_millis())
+                        .bind(signed(n.log_index))
+                        .bind(&n.checkpoint)
+                        .bind(proof_bytes(&n.proof))
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn access_notices_of(&self, user: UserId) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {NOTICE_COLUMNS} FROM access_notices WHERE user_id = $1 \
+             ORDER BY read_at DESC, log_index DESC"
+        )))
+        .bind(user.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        all(rows, |row: &PgRow| {
+            Ok(AccessNoticeRecord {
+                id: AccessNoticeId::from_uuid(uuid(row, "id")?),
+                user_id: UserId::from_uuid(uuid(row, "user_id")?),
+                conversation_id: ConversationId::from_uuid(uuid(row, "conversation_id")?),
+                read_at: millis(row, "read_at")?,
+                role: named(row, "role", StaffRole::parse)?,
+                reason: named(row, "reason", ReasonCode::parse)?,
+                case_id: CaseId::from_uuid(uuid(row, "case_id")?),
+                messages: u32::try_from(get::<i64>(row, "messages")?)
+                    .map_err(|_| corrupt("messages"))?,
+                span: (millis(row, "first_sent_at")?, millis(row, "last_sent_at")?),
+                log_index: unsigned(row, "log_index")?,
+                checkpoint: get(row, "checkpoint")?,
+                proof: proof_of(&get::<Vec<u8>>(row, "proof")?)?,
+            })
+        })
     }
 }

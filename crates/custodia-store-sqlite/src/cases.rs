@@ -2,12 +2,13 @@
 
 use async_trait::async_trait;
 use custodia_core::{
-    CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory, RequestId,
-    RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory,
+    RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
+use custodia_store::rows::{NOTICE_COLUMNS, proof_bytes, proof_of, signed};
 use custodia_store::{
-    AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord, SealedBody,
-    StoreError, StoreResult,
+    AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
+    SealedBody, StoreError, StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -370,5 +371,80 @@ impl CaseStore for SqliteStore {
         self.writer
             .write(move |c| move_status(c, id, from, to, None))
             .await
+    }
+
+    async fn add_access_notices(&self, notices: Vec<AccessNoticeRecord>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                let mut insert = c
+                    .prepare_cached(&format!(
+                        "INSERT INTO access_notices ({NOTICE_COLUMNS}) VALUES \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                         ON CONFLICT (user_id, log_index) DO NOTHING"
+                    ))
+                    .map_err(map_err)?;
+                for n in &notices {
+                    insert
+                        .execute(params![
+                            n.id.as_uuid(),
+                            n.user_id.as_uuid(),
+                            n.conversation_id.as_uuid(),
+                            n.read_at.as_millis(),
+                            n.role.as_str(),
+                            n.reason.as_str(),
+                            n.case_id.as_uuid(),
+                            n.messages,
+                            n.span.0.as_millis(),
+                            n.span.1.as_millis(),
+                            signed(n.log_index),
+                            n.checkpoint,
+                            proof_bytes(&n.proof),
+                        ])
+                        .map_err(map_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn access_notices_of(&self, user: UserId) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let rows = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {NOTICE_COLUMNS} FROM access_notices WHERE user_id = ?1 \
+                     ORDER BY read_at DESC, log_index DESC"
+                ))?
+                .query_map([user.as_uuid()], |row| {
+                    Ok((
+                        AccessNoticeRecord {
+                            id: AccessNoticeId::from_uuid(row.get("id")?),
+                            user_id: UserId::from_uuid(row.get("user_id")?),
+                            conversation_id: ConversationId::from_uuid(row.get("conversation_id")?),
+                            read_at: Timestamp::from_millis(row.get("read_at")?),
+                            role: named(row, "role", StaffRole::parse)?,
+                            reason: named(row, "reason", ReasonCode::parse)?,
+                            case_id: CaseId::from_uuid(row.get("case_id")?),
+                            messages: row.get("messages")?,
+                            span: (
+                                Timestamp::from_millis(row.get("first_sent_at")?),
+                                Timestamp::from_millis(row.get("last_sent_at")?),
+                            ),
+                            log_index: u64::try_from(row.get::<_, i64>("log_index")?)
+                                .map_err(|_| corrupt("log_index"))?,
+                            checkpoint: row.get("checkpoint")?,
+                            proof: Vec::new(),
+                        },
+                        row.get::<_, Vec<u8>>("proof")?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(mut n, proof)| {
+                n.proof = proof_of(&proof)?;
+                Ok(n)
+            })
+            .collect()
     }
 }

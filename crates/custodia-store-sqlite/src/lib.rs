@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_staff_changes.sql"),
     include_str!("../migrations/0013_signal_outbox.sql"),
     include_str!("../migrations/0014_health_probe.sql"),
+    include_str!("../migrations/0015_access_notices.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

@@ -3,10 +3,10 @@
 use std::fmt;
 
 use custodia_core::{
-    AttachmentId, BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId, ConversationKind,
-    DataTier, Epoch, MemberRole, MessageId, ReasonCode, ReportCategory, RequestId, RequestStatus,
-    SessionId, StaffChangeId, StaffChangeKind, StaffChangeStatus, StaffId, StaffRole, Timestamp,
-    UserId, Username,
+    AccessNoticeId, AttachmentId, BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId,
+    ConversationKind, DataTier, Epoch, MemberRole, MessageId, ReasonCode, ReportCategory,
+    RequestId, RequestStatus, SessionId, StaffChangeId, StaffChangeKind, StaffChangeStatus,
+    StaffId, StaffRole, Timestamp, UserId, Username,
 };
 
 /// A message body after sealing: opaque bytes only the key service can open.
@@ -314,6 +314,36 @@ impl LogAppend {
             record,
         }
     }
+}
+
+/// A notice to a member that staff read messages of theirs: who (by role, never by
+/// name), why, how many, and where in the audit log. The member's own data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessNoticeRecord {
+    /// Id.
+    pub id: AccessNoticeId,
+    /// The member told.
+    pub user_id: UserId,
+    /// Where the messages are.
+    pub conversation_id: ConversationId,
+    /// When staff read them.
+    pub read_at: Timestamp,
+    /// The reader's role.
+    pub role: StaffRole,
+    /// The reason code of the grant.
+    pub reason: ReasonCode,
+    /// The case the grant belongs to.
+    pub case_id: CaseId,
+    /// How many messages were read.
+    pub messages: u32,
+    /// When the first and the last of them were sent.
+    pub span: (Timestamp, Timestamp),
+    /// The read's entry in the audit log.
+    pub log_index: u64,
+    /// The signed checkpoint the entry is proved against (with cosignatures).
+    pub checkpoint: String,
+    /// The entry's inclusion proof in that checkpoint's tree (32-byte hashes, in order).
+    pub proof: Vec<[u8; 32]>,
 }
 
 /// A hash of tile level `level` ≥ 1 at `index`: the root of the 256 hashes of the level

@@ -37,6 +37,28 @@ pub fn hashes_by_range(
     Ok(out)
 }
 
+/// An inclusion proof as both backends store it: the 32-byte hashes, concatenated.
+pub fn proof_bytes(proof: &[[u8; 32]]) -> Vec<u8> {
+    proof.concat()
+}
+
+/// An inclusion proof from its stored bytes.
+pub fn proof_of(bytes: &[u8]) -> StoreResult<Vec<[u8; 32]>> {
+    if bytes.len() % 32 != 0 {
+        return Err(StoreError::Corrupt(
+            "a stored proof is not whole hashes".into(),
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|h| h.try_into().unwrap_or([0; 32]))
+        .collect())
+}
+
+/// The columns of `access_notices`, in the order both backends read and write them.
+pub const NOTICE_COLUMNS: &str = "id, user_id, conversation_id, read_at, role, reason, case_id, \
+     messages, first_sent_at, last_sent_at, log_index, checkpoint, proof";
+
 /// The last checkpoint's row.
 pub fn checkpoint(row: Option<(i64, String)>) -> StoreResult<Option<(u64, String)>> {
     row.map(|(size, note)| Ok((unsigned(size, "checkpoint size")?, note)))

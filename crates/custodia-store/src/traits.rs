@@ -11,11 +11,11 @@ use custodia_core::{
 };
 
 use crate::{
-    AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord, ConnectionRecord,
-    ConversationRecord, ConversationSummary, DecisionRecord, HashKind, HashRange, LogAppend,
-    MemberRecord, NewConversation, NewMessage, PendingSignal, SealedTotp, SeqRange, SessionRecord,
-    StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage,
-    TileHash, TokenHash, UserRecord, WrappedDek,
+    AccessNoticeRecord, AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord,
+    ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord, HashKind, HashRange,
+    LogAppend, MemberRecord, NewConversation, NewMessage, PendingSignal, SealedTotp, SeqRange,
+    SessionRecord, StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord, StoreResult,
+    StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -142,6 +142,11 @@ pub trait CaseStore: Send + Sync {
         from: RequestStatus,
         to: RequestStatus,
     ) -> StoreResult<bool>;
+    /// Stores access notices in one commit; a notice for a member and log entry already
+    /// stored is kept as it was (so a retried read notifies once).
+    async fn add_access_notices(&self, notices: Vec<AccessNoticeRecord>) -> StoreResult<()>;
+    /// A member's access notices, newest first.
+    async fn access_notices_of(&self, user: UserId) -> StoreResult<Vec<AccessNoticeRecord>>;
 }
 
 /// Members' safety settings: who may message them, connections, blocks.
