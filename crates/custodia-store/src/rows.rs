@@ -44,7 +44,7 @@ pub fn proof_bytes(proof: &[[u8; 32]]) -> Vec<u8> {
 
 /// An inclusion proof from its stored bytes.
 pub fn proof_of(bytes: &[u8]) -> StoreResult<Vec<[u8; 32]>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(StoreError::Corrupt(
             "a stored proof is not whole hashes".into(),
         ));
