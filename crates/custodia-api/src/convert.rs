@@ -75,6 +75,29 @@ pub(crate) fn session(s: &SessionInfo) -> wire::Session {
     }
 }
 
+/// An access notice as the member sees it.
+pub(crate) fn access_notice(n: &custodia_store::AccessNoticeRecord) -> wire::AccessNotice {
+    use base64::Engine;
+    wire::AccessNotice {
+        id: *n.id.as_uuid(),
+        conversation_id: *n.conversation_id.as_uuid(),
+        read_at_ms: n.read_at.as_millis(),
+        role: n.role.as_str().to_owned(),
+        reason: n.reason.as_str().to_owned(),
+        case_id: *n.case_id.as_uuid(),
+        messages: n.messages,
+        first_sent_at_ms: n.span.0.as_millis(),
+        last_sent_at_ms: n.span.1.as_millis(),
+        log_index: n.log_index,
+        checkpoint: n.checkpoint.clone(),
+        proof: n
+            .proof
+            .iter()
+            .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
+            .collect(),
+    }
+}
+
 /// The frame for a live event; `None` for events this API does not show.
 pub(crate) fn event(e: &Event) -> Option<wire::ServerFrame> {
     Some(match e {
@@ -106,6 +129,7 @@ pub(crate) fn event(e: &Event) -> Option<wire::ServerFrame> {
             username: username.as_str().to_owned(),
             joined: *joined,
         },
+        Event::AccessNotice(n) => wire::ServerFrame::AccessNotice(access_notice(n)),
         _ => return None,
     })
 }

@@ -41,6 +41,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/conversations/{id}/reports", post(report))
         .route("/v1/attachments/{id}", get(download))
         .route("/v1/settings", get(settings).put(set_settings))
+        .route("/v1/me/access-notices", get(access_notices))
         .route("/v1/connections", post(connect).get(connections))
         .route("/v1/connections/{username}", delete(disconnect))
         .route("/v1/blocks", post(block).get(blocks))
@@ -83,6 +84,15 @@ async fn deadline(
 
 fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
     raw.parse().map_err(ApiError::from)
+}
+
+/// The caller's access notices, newest first: their own data (no staff role reads them).
+async fn access_notices(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Result<Json<Vec<wire::AccessNotice>>, ApiError> {
+    let notices = s.service.access_notices(&who).await?;
+    Ok(Json(notices.iter().map(convert::access_notice).collect()))
 }
 
 /// 200 while this node can store and fan out; 503 with the reason while it cannot (a full

@@ -73,6 +73,9 @@ pub enum ChatCommand {
     },
     /// List your conversations with unread counts.
     Conversations,
+    /// Show when staff read messages of yours: role, reason, case, how many, and the
+    /// audit log entry that records it.
+    Notices,
     /// Manage groups.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -159,6 +162,16 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                 client.mark_read(id, last.seq).await?;
             }
         }
+        ChatCommand::Notices => {
+            let client = connect(&server, &profile, true)?;
+            let notices = client.access_notices().await?;
+            if notices.is_empty() {
+                println!("no staff have read messages of yours");
+            }
+            for n in &notices {
+                println!("{}", notice_line(n));
+            }
+        }
         ChatCommand::Conversations => {
             let client = connect(&server, &profile, true)?;
             for c in client.conversations().await? {
@@ -208,6 +221,7 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                     } => {
                         println!("[{}] message #{seq} was deleted", short(conversation_id));
                     }
+                    ServerFrame::AccessNotice(n) => println!("notice: {}", notice_line(&n)),
                     ServerFrame::Error { problem, .. } => {
                         eprintln!("error: {}", clean(&problem.detail));
                     }
@@ -260,6 +274,39 @@ fn preview(m: &Message) -> String {
 }
 
 /// One line of `chat conversations`.
+/// A date and time (UTC, to the minute) from Unix milliseconds.
+fn utc(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(|t| {
+            format!(
+                "{}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// One line of `chat notices`: who (by role), why, how many messages, and the log entry.
+fn notice_line(n: &custodia_sdk::proto::AccessNotice) -> String {
+    format!(
+        "{}  a {} read {} message{} of conversation {} ({} to {}) for {} in case {}; audit log entry {}",
+        utc(n.read_at_ms),
+        clean(&n.role),
+        n.messages,
+        if n.messages == 1 { "" } else { "s" },
+        short(n.conversation_id),
+        utc(n.first_sent_at_ms),
+        utc(n.last_sent_at_ms),
+        clean(&n.reason),
+        n.case_id,
+        n.log_index
+    )
+}
+
 fn conversation_line(c: &custodia_sdk::proto::Conversation, name: &str) -> String {
     let preview = c.last_message.as_ref().map(preview).unwrap_or_default();
     format!(

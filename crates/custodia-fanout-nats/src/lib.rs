@@ -257,6 +257,17 @@ impl NatsFanout {
                 username,
                 joined,
             },
+            Kind::AccessNotice { user_id, log_index } => {
+                match service.access_notice_event(user_id, log_index).await {
+                    Ok(Some(e)) => e,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        // The member's notice list has it.
+                        tracing::debug!(error = %e, "cannot read an announced access notice");
+                        return None;
+                    }
+                }
+            }
             Kind::Resync | Kind::Disconnect { .. } => return None, // answered above
         };
         Some(Step::Deliver(here, Arc::new(event)))
@@ -352,6 +363,10 @@ impl Fanout for NatsFanout {
                 user_id: *user_id,
                 username: username.clone(),
                 joined: *joined,
+            },
+            Event::AccessNotice(n) => Kind::AccessNotice {
+                user_id: n.user_id,
+                log_index: n.log_index,
             },
             _ => return,
         };

@@ -54,6 +54,13 @@ pub enum Kind {
     /// The sending node may have dropped notices (it lost its NATS connection or fell
     /// behind): every node's live sessions catch up from storage.
     Resync,
+    /// An access notice for `user_id`, stored with audit log entry `log_index`.
+    AccessNotice {
+        /// The member told.
+        user_id: UserId,
+        /// The read's log entry.
+        log_index: u64,
+    },
     /// A session was revoked: close its live connections.
     Disconnect {
         /// Whose.
@@ -144,6 +151,11 @@ impl Notice {
                 out.extend_from_slice(&name[..name.len().min(255)]);
             }
             Kind::Resync => out.push(6),
+            Kind::AccessNotice { user_id, log_index } => {
+                out.push(7);
+                id(&mut out, user_id.as_uuid());
+                out.extend_from_slice(&log_index.to_be_bytes());
+            }
             Kind::Disconnect {
                 user_id,
                 session_id,
@@ -210,6 +222,10 @@ impl Notice {
                 session_id: SessionId::from_uuid(r.uuid()?),
             },
             6 => Kind::Resync,
+            7 => Kind::AccessNotice {
+                user_id: UserId::from_uuid(r.uuid()?),
+                log_index: r.u64()?,
+            },
             other => return Err(DecodeError::Kind(other)),
         };
         let count = r.u32()?;
@@ -298,6 +314,10 @@ mod tests {
                 user_id: u,
                 username: Username::parse("alice").unwrap(),
                 joined: true,
+            },
+            Kind::AccessNotice {
+                user_id: u,
+                log_index: 42,
             },
             Kind::Disconnect {
                 user_id: u,

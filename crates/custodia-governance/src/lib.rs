@@ -142,6 +142,8 @@ struct Inner {
     signin_by_account_total: SharedLimit,
     signin_by_address: SharedLimit,
     reports_by_user: KeyedRateLimiter<UserId>,
+    /// Where members' access notices go live (set once the fan-out exists).
+    notices: std::sync::OnceLock<Arc<dyn custodia_service::Fanout>>,
 }
 
 impl Governance {
@@ -171,8 +173,15 @@ impl Governance {
                 signin_by_account_total,
                 signin_by_address,
                 reports_by_user,
+                notices: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Sends members their access notices live through `fanout` from now on (they are
+    /// stored, and listed, either way).
+    pub fn notify_through(&self, fanout: Arc<dyn custodia_service::Fanout>) {
+        let _ = self.inner.notices.set(fanout);
     }
 }
 

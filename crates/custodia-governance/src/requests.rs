@@ -537,6 +537,8 @@ impl Governance {
         let access = inner
             .keys
             .verify_logged_read(&receipt, r.id, r.conversation_id)?;
+        // Every member whose messages were read is told, before anything is released.
+        self.notify_read(by, r, &receipt, &stored).await?;
         let mut messages = Vec::with_capacity(stored.len());
         for m in stored {
             messages.push(match r.tier {
@@ -548,6 +550,72 @@ impl Governance {
         }
         tracing::info!(grant = %r.id, staff = %by.staff_id, log_index = receipt.index, count = messages.len(), "audited staff read");
         Ok(GrantRead { messages, receipt })
+    }
+
+    /// Stores an access notice for each member whose messages are among `read` (who
+    /// sent them, or was in the conversation when they were sent; one notice per member
+    /// and read) and sends it to them live.
+    async fn notify_read(
+        &self,
+        by: &StaffPrincipal,
+        r: &AccessRequestRecord,
+        receipt: &Receipt,
+        read: &[custodia_store::StoredMessage],
+    ) -> ServiceResult<()> {
+        let (Some(first), Some(last)) = (read.first(), read.last()) else {
+            return Ok(());
+        };
+        // Whose messages these are: who sent them, and who was in the conversation when
+        // they were sent (a member who joined later never had them).
+        let mut members: Vec<custodia_core::UserId> = read.iter().map(|m| m.sender_id).collect();
+        for m in self
+            .inner
+            .store
+            .conversations
+            .members(r.conversation_id)
+            .await?
+        {
+            if m.joined_at <= last.sent_at {
+                members.push(m.user_id);
+            }
+        }
+        members.sort();
+        members.dedup();
+        let now = self.inner.clock.now();
+        let notices: Vec<custodia_store::AccessNoticeRecord> = members
+            .into_iter()
+            .map(|user_id| custodia_store::AccessNoticeRecord {
+                id: custodia_core::AccessNoticeId::at(now),
+                user_id,
+                conversation_id: r.conversation_id,
+                read_at: now,
+                role: by.role,
+                reason: r.reason,
+                case_id: r.case_id,
+                messages: u32::try_from(read.len()).unwrap_or(u32::MAX),
+                span: (first.sent_at, last.sent_at),
+                log_index: receipt.index,
+                checkpoint: receipt.checkpoint.clone(),
+                proof: receipt.proof.clone(),
+            })
+            .collect();
+        self.inner
+            .store
+            .cases
+            .add_access_notices(notices.clone())
+            .await?;
+        if let Some(fanout) = self.inner.notices.get() {
+            for n in notices {
+                let to = vec![n.user_id];
+                fanout
+                    .publish(
+                        to,
+                        std::sync::Arc::new(custodia_service::Event::AccessNotice(n)),
+                    )
+                    .await;
+            }
+        }
+        Ok(())
     }
 
     /// Whether `s` has held its role long enough to decide access requests.

@@ -278,6 +278,37 @@ pub struct Problem {
     pub instance: Option<String>,
 }
 
+/// A notice that staff read messages of yours: by role (never by name), why, how many
+/// and when, and the read's entry in the audit log with the receipt that proves it is
+/// there (`GET /v1/me/access-notices`, newest first; live as a frame).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessNotice {
+    /// Id.
+    pub id: Uuid,
+    /// The conversation whose messages were read.
+    pub conversation_id: Uuid,
+    /// When.
+    pub read_at_ms: i64,
+    /// The reader's role, e.g. `moderator`.
+    pub role: String,
+    /// The reason code of the grant, e.g. `report_review`.
+    pub reason: String,
+    /// The case (report or legal request) the read was for.
+    pub case_id: Uuid,
+    /// How many messages were read.
+    pub messages: u32,
+    /// When the first of them was sent.
+    pub first_sent_at_ms: i64,
+    /// When the last of them was sent.
+    pub last_sent_at_ms: i64,
+    /// The read's entry in the audit log.
+    pub log_index: u64,
+    /// The signed (and witnessed) checkpoint the entry is proved against.
+    pub checkpoint: String,
+    /// The entry's inclusion proof in that checkpoint: base64 hashes, from the leaf up.
+    pub proof: Vec<String>,
+}
+
 /// Frames a client sends on the WebSocket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -363,6 +394,8 @@ pub enum ServerFrame {
     },
     /// Answer to `ping`.
     Pong,
+    /// Staff read messages of yours (also listed at `GET /v1/me/access-notices`).
+    AccessNotice(AccessNotice),
 }
 
 /// `PUT /v1/settings`: the caller's safety settings.

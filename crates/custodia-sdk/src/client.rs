@@ -375,6 +375,12 @@ pub fn is_unauthorized(e: &SdkError) -> bool {
 
 /// Safety settings, connections and blocks.
 impl Client {
+    /// Notices that staff read messages of the caller's, newest first.
+    pub async fn access_notices(&self) -> Result<Vec<wire::AccessNotice>, SdkError> {
+        self.call(self.req(Method::GET, "/v1/me/access-notices"))
+            .await
+    }
+
     /// The caller's effective "who can message me".
     pub async fn settings(&self) -> Result<wire::Settings, SdkError> {
         self.call(self.req(Method::GET, "/v1/settings")).await

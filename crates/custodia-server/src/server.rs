@@ -276,6 +276,7 @@ pub async fn start_with_clock(
         clock.clone(),
         config.governance.clone(),
     );
+    governance.notify_through(fanout.clone());
     let service = Service::new(
         storage,
         keys,

@@ -54,6 +54,8 @@ pub enum Event {
     /// Live events may have been missed (the node lost its fan-out connection, or fell
     /// behind): catch up from storage after the positions already delivered.
     Resync,
+    /// Staff read messages of the recipient (their own notice).
+    AccessNotice(custodia_store::AccessNoticeRecord),
 }
 
 /// Carries an event to the hubs of every node where a recipient may be connected.

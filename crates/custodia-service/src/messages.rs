@@ -290,6 +290,33 @@ impl Service {
         self.open_for(who, m).await
     }
 
+    /// The live event of `user`'s access notice for log entry `log_index`, when another
+    /// node announced it. `None` if there is no such notice.
+    pub async fn access_notice_event(
+        &self,
+        user: UserId,
+        log_index: u64,
+    ) -> ServiceResult<Option<Event>> {
+        let notices = self.inner.store.cases.access_notices_of(user).await?;
+        Ok(notices
+            .into_iter()
+            .find(|n| n.log_index == log_index)
+            .map(Event::AccessNotice))
+    }
+
+    /// The caller's access notices (staff read messages of theirs), newest first.
+    pub async fn access_notices(
+        &self,
+        who: &Principal,
+    ) -> ServiceResult<Vec<custodia_store::AccessNoticeRecord>> {
+        Ok(self
+            .inner
+            .store
+            .cases
+            .access_notices_of(who.user_id)
+            .await?)
+    }
+
     /// The live event of message `seq` of a conversation, opened for delivery to
     /// `reader` (a recipient connected to this node), when another node announced it by
     /// id. `None` if there is no such message.
