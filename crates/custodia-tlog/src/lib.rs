@@ -18,8 +18,8 @@ mod witness;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::{
-    EMPTY_ROOT, Hash, ProofError, SubtreeSource, consistency_proof, inclusion_proof, leaf_hash,
-    node_hash, root_hash, verify_consistency, verify_inclusion,
+    EMPTY_ROOT, Hash, MemoryTree, ProofError, SubtreeSource, consistency_proof, inclusion_proof,
+    leaf_hash, node_hash, root_hash, verify_consistency, verify_inclusion,
 };
 pub use note::{
     KeyKind, MAX_NOTE_BYTES, MAX_SIGNATURES, NoteError, NoteSignature, NoteSigner, NoteVerifier,

@@ -43,6 +43,31 @@ pub trait SubtreeSource {
     fn subtree(&self, level: u8, index: u64) -> Result<Hash, Self::Error>;
 }
 
+/// Leaf hashes held in memory: a [`SubtreeSource`] for small logs (a witness's tests, a
+/// client's scratch tree) that hashes each subtree from its leaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryTree(pub Vec<Hash>);
+
+impl SubtreeSource for MemoryTree {
+    type Error = ProofError;
+    fn subtree(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
+        let width = 1usize.checked_shl(u32::from(level)).unwrap_or(usize::MAX);
+        let start = usize::try_from(index)
+            .ok()
+            .and_then(|i| i.checked_mul(width));
+        let leaves = start
+            .and_then(|s| self.0.get(s..s.checked_add(width)?))
+            .ok_or(ProofError::OutOfRange(
+                "the subtree is beyond the leaves held",
+            ))?;
+        let mut layer = leaves.to_vec();
+        while layer.len() > 1 {
+            layer = layer.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
+        }
+        Ok(layer[0])
+    }
+}
+
 /// Why a proof was refused, or could not be generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

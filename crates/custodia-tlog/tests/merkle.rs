@@ -314,3 +314,17 @@ proptest! {
         }
     }
 }
+
+/// `MemoryTree` answers like the naive computation, and refuses subtrees beyond its leaves.
+#[test]
+fn a_memory_tree_agrees_with_the_naive_root() {
+    let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    let tree = custodia_tlog::MemoryTree(leaves.clone());
+    for size in [1u64, 2, 255, 256, 257, 300] {
+        assert_eq!(
+            root_hash(&tree, size).unwrap(),
+            naive_root(&leaves[..size as usize])
+        );
+    }
+    assert!(tree.subtree(9, 0).is_err(), "512 leaves are not held");
+}

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use custodia_core::{ManualClock, Timestamp};
 use custodia_tlog::{
-    AddCheckpoint, Checkpoint, Hash, KeyKind, NoteSigner, SignedNote, SubtreeSource,
-    consistency_proof, leaf_hash, root_hash,
+    AddCheckpoint, Checkpoint, KeyKind, MemoryTree, NoteSigner, SignedNote, consistency_proof,
+    leaf_hash, root_hash,
 };
 use custodia_witness::{Witness, WitnessError};
 
@@ -16,32 +16,18 @@ const ORIGIN: &str = "example.org/custodia/audit";
 /// A log in memory: its leaves and its key.
 struct Log {
     key: NoteSigner,
-    leaves: Vec<Hash>,
-}
-
-impl SubtreeSource for Log {
-    type Error = ();
-    fn subtree(&self, level: u8, index: u64) -> Result<Hash, ()> {
-        let n = 1usize << level;
-        let start = index as usize * n;
-        let mut layer = self.leaves.get(start..start + n).ok_or(())?.to_vec();
-        while layer.len() > 1 {
-            layer = layer
-                .chunks(2)
-                .map(|p| custodia_tlog::node_hash(&p[0], &p[1]))
-                .collect();
-        }
-        Ok(layer[0])
-    }
+    tree: MemoryTree,
 }
 
 impl Log {
     fn new(key: NoteSigner, tag: &str, n: usize) -> Self {
         Self {
             key,
-            leaves: (0..n)
-                .map(|i| leaf_hash(format!("{tag} {i}").as_bytes()))
-                .collect(),
+            tree: MemoryTree(
+                (0..n)
+                    .map(|i| leaf_hash(format!("{tag} {i}").as_bytes()))
+                    .collect(),
+            ),
         }
     }
 
@@ -49,7 +35,7 @@ impl Log {
         let text = Checkpoint {
             origin: ORIGIN.into(),
             size,
-            root: root_hash(self, size).unwrap(),
+            root: root_hash(&self.tree, size).unwrap(),
             extensions: vec![],
         }
         .to_string();
@@ -64,7 +50,7 @@ impl Log {
     fn request(&self, old: u64, new: u64) -> Vec<u8> {
         AddCheckpoint {
             old,
-            proof: consistency_proof(self, old, new).unwrap().unwrap(),
+            proof: consistency_proof(&self.tree, old, new).unwrap().unwrap(),
             checkpoint: self.checkpoint(new),
         }
         .to_bytes()

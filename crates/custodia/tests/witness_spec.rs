@@ -7,8 +7,8 @@ mod common;
 
 use custodia_test::TestWitness;
 use custodia_tlog::{
-    Checkpoint, EMPTY_ROOT, Hash, NoteSignature, NoteSigner, NoteVerifier, SignedNote,
-    SubtreeSource, consistency_proof, leaf_hash, node_hash, root_hash,
+    Checkpoint, EMPTY_ROOT, Hash, MemoryTree, NoteSignature, NoteSigner, NoteVerifier, SignedNote,
+    consistency_proof, leaf_hash, root_hash,
 };
 
 const ORIGIN: &str = "example.com/behind-the-sofa";
@@ -16,20 +16,7 @@ const ORIGIN: &str = "example.com/behind-the-sofa";
 /// A log of `n` leaves in memory, signing with `key`.
 struct Log {
     key: NoteSigner,
-    leaves: Vec<Hash>,
-}
-
-impl SubtreeSource for Log {
-    type Error = ();
-    fn subtree(&self, level: u8, index: u64) -> Result<Hash, ()> {
-        let n = 1usize << level;
-        let start = index as usize * n;
-        let mut layer = self.leaves.get(start..start + n).ok_or(())?.to_vec();
-        while layer.len() > 1 {
-            layer = layer.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
-        }
-        Ok(layer[0])
-    }
+    tree: MemoryTree,
 }
 
 fn b64(h: &[u8]) -> String {
@@ -42,7 +29,10 @@ impl Log {
         let leaves = (0..n)
             .map(|i| leaf_hash(format!("{tag} {i}").as_bytes()))
             .collect();
-        Self { key, leaves }
+        Self {
+            key,
+            tree: MemoryTree(leaves),
+        }
     }
 
     /// A signed checkpoint of `size` with `root`, as text.
@@ -53,13 +43,13 @@ impl Log {
     }
 
     fn checkpoint(&self, size: u64) -> String {
-        self.checkpoint_with_root(size, &root_hash(self, size).unwrap())
+        self.checkpoint_with_root(size, &root_hash(&self.tree, size).unwrap())
     }
 
     /// An `add-checkpoint` body from `old` to `new`, as the spec lays it out: the old size
     /// line, the proof lines, an empty line, the checkpoint.
     fn body(&self, old: u64, new: u64) -> String {
-        let proof = consistency_proof(self, old, new).unwrap().unwrap();
+        let proof = consistency_proof(&self.tree, old, new).unwrap().unwrap();
         body_with(old, &proof, &self.checkpoint(new))
     }
 }
@@ -233,7 +223,7 @@ async fn proofs_that_are_not_empty_from_zero_or_do_not_verify_get_422() {
             .status,
         200
     );
-    let mut proof = consistency_proof(&log, 10, 40).unwrap().unwrap();
+    let mut proof = consistency_proof(&log.tree, 10, 40).unwrap().unwrap();
     proof[0][0] ^= 1;
     let bad = body_with(10, &proof, &log.checkpoint(40));
     assert_eq!(raw(&w, "POST", "/add-checkpoint", &bad).await.status, 422);
