@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use custodia_core::{
     CaseId, ConversationId, DataTier, Password, ReasonCode, RequestId, StaffChangeId,
-    StaffChangeStatus, StaffId, StaffRole, Username,
+    StaffChangeStatus, StaffId, StaffRole, Timestamp, Username,
 };
 use custodia_governance::{
     CaseView, Governance, GovernanceError, NewRequest, RequestView, StaffChangeView,
@@ -289,6 +289,7 @@ fn case_wire(c: &CaseView) -> wire::Case {
         to_seq: c.scope.1,
         reference: c.reference.clone(),
         opened_at_ms: c.opened_at.as_millis(),
+        nondisclosure_until_ms: c.nondisclosure_until.map(|t| t.as_millis()),
     }
 }
 
@@ -366,7 +367,13 @@ async fn open_legal_case(
 ) -> Result<(StatusCode, Json<wire::Case>), ApiError> {
     let conv = ConversationId::from_uuid(req.conversation_id);
     let id = gov
-        .open_legal_case(&who, conv, (req.from_seq, req.to_seq), req.reference)
+        .open_legal_case(
+            &who,
+            conv,
+            (req.from_seq, req.to_seq),
+            req.reference,
+            req.nondisclosure_until_ms.map(Timestamp::from_millis),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -94,6 +94,10 @@ pub enum StaffCommand {
         /// The legal process's reference.
         #[arg(long)]
         reference: String,
+        /// The date a non-disclosure order that comes with it ends (YYYY-MM-DD, UTC; the
+        /// order holds through that day): members are not told of reads until then.
+        #[arg(long)]
+        nondisclosure_until: Option<String>,
     },
     /// Ask for access within a case.
     Request {
@@ -311,13 +315,19 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
             from,
             to,
             reference,
+            nondisclosure_until,
         } => {
+            let until = nondisclosure_until
+                .as_deref()
+                .map(end_of_day_ms)
+                .transpose()?;
             let k = c
                 .open_legal_case(&wire::OpenLegalCase {
                     conversation_id: conversation,
                     from_seq: from,
                     to_seq: to,
                     reference,
+                    nondisclosure_until_ms: until,
                 })
                 .await?;
             println!("opened legal case {}", k.id);
@@ -468,6 +478,18 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The last millisecond of the UTC day `date` (YYYY-MM-DD), as Unix ms.
+fn end_of_day_ms(date: &str) -> anyhow::Result<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(date.trim(), &format)
+        .map_err(|_| anyhow::anyhow!("--nondisclosure-until must be a date like 2027-01-31"))?;
+    let next = day
+        .next_day()
+        .ok_or_else(|| anyhow::anyhow!("--nondisclosure-until is too far ahead"))?;
+    let end = next.midnight().assume_utc().unix_timestamp() * 1000 - 1;
+    Ok(end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,8 +538,19 @@ mod tests {
                 to_seq: 2,
                 reference: None,
                 opened_at_ms: 0,
+                nondisclosure_until_ms: None,
             };
             prop_assert!(one_safe_line(&case_line(&k)));
         }
+    }
+
+    #[test]
+    fn an_order_date_holds_through_that_utc_day() {
+        // 2027-01-31 23:59:59.999 UTC.
+        assert_eq!(
+            super::end_of_day_ms("2027-01-31").unwrap(),
+            1_801_439_999_999
+        );
+        assert!(super::end_of_day_ms("31/01/2027").is_err());
     }
 }

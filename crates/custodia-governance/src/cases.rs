@@ -50,6 +50,8 @@ pub struct CaseView {
     pub reference: Option<String>,
     /// When it was opened.
     pub opened_at: Timestamp,
+    /// A legal case's non-disclosure order: until when members may not be told.
+    pub nondisclosure_until: Option<Timestamp>,
 }
 
 /// A reported message as the reporter disclosed it.
@@ -179,6 +181,7 @@ impl Governance {
             scope,
             reference: None,
             opened_by: None,
+            nondisclosure_until: None,
             opened_at: inner.clock.now(),
         };
         let reported: Vec<String> = seqs.iter().map(u64::to_string).collect();
@@ -232,6 +235,7 @@ impl Governance {
             scope: (seq.saturating_sub(inner.config.report_context).max(1), seq),
             reference: Some(format!("text rules: {}", signal.rules.join(", "))),
             opened_by: None,
+            nondisclosure_until: None,
             opened_at: inner.clock.now(),
         };
         self.open_case(
@@ -262,11 +266,17 @@ impl Governance {
         conversation_id: ConversationId,
         scope: (u64, u64),
         reference: String,
+        nondisclosure_until: Option<Timestamp>,
     ) -> ServiceResult<CaseId> {
         by.require(
             &[StaffRole::LegalOfficer],
             "only legal officers open legal cases",
         )?;
+        if nondisclosure_until.is_some_and(|t| t <= self.inner.clock.now()) {
+            return Err(ServiceError::Rejected(
+                "a non-disclosure order must end in the future; leave it out if there is none",
+            ));
+        }
         let reference = reference.trim().to_owned();
         if reference.is_empty() || reference.chars().count() > 200 {
             return Err(ServiceError::Rejected(
@@ -301,6 +311,7 @@ impl Governance {
             scope,
             reference: Some(reference.clone()),
             opened_by: Some(by.staff_id),
+            nondisclosure_until,
             opened_at: inner.clock.now(),
         };
         self.open_case(
@@ -427,6 +438,7 @@ impl Governance {
             scope: c.scope,
             reference: c.reference,
             opened_at: c.opened_at,
+            nondisclosure_until: c.nondisclosure_until,
         }
     }
 }
@@ -471,6 +483,7 @@ impl Governance {
                 matched.list, a.id
             )),
             opened_by: None,
+            nondisclosure_until: None,
             opened_at: now,
         };
         self.open_case(

@@ -71,7 +71,7 @@ async fn pending_requests_expire_after_a_day_or_an_hour_for_emergencies() {
     let conv = review.record.conversation_id;
     let legal = f
         .gov
-        .open_legal_case(lex, conv, (1, 3), "EDR 42".into())
+        .open_legal_case(lex, conv, (1, 3), "EDR 42".into(), None)
         .await
         .unwrap();
     let emergency = f
@@ -157,7 +157,7 @@ async fn an_emergency_grant_needs_a_second_review_within_a_day() {
     let conv = f.gov.case(lex, case).await.unwrap().conversation_id;
     let legal = f
         .gov
-        .open_legal_case(lex, conv, (1, 3), "EDR 7".into())
+        .open_legal_case(lex, conv, (1, 3), "EDR 7".into(), None)
         .await
         .unwrap();
     let two_days = 48 * HOUR;

@@ -280,6 +280,10 @@ pub struct OpenLegalCase {
     pub to_seq: u64,
     /// The legal process's reference.
     pub reference: String,
+    /// When a non-disclosure order that comes with it ends (Unix ms): until then the
+    /// members whose messages are read are not told. None: no order.
+    #[serde(default)]
+    pub nondisclosure_until_ms: Option<i64>,
 }
 
 /// A case. No message content.
@@ -309,6 +313,9 @@ pub struct Case {
     pub reference: Option<String>,
     /// Opened.
     pub opened_at_ms: i64,
+    /// When the legal case's non-disclosure order ends (Unix ms), if it has one.
+    #[serde(default)]
+    pub nondisclosure_until_ms: Option<i64>,
 }
 
 /// `POST /v1/staff/requests`.

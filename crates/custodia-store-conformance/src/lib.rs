@@ -669,6 +669,7 @@ pub async fn a_decision_is_recorded_once_and_only_from_the_state_seen(s: &Storag
         scope: (1, 3),
         reference: None,
         opened_by: None,
+        nondisclosure_until: None,
         opened_at: T0,
     };
     s.cases.create_case(case.clone()).await.unwrap();

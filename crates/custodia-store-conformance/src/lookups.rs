@@ -242,6 +242,7 @@ fn case(opened: u64) -> CaseRecord {
         scope: (1, 1),
         reference: None,
         opened_by: None,
+        nondisclosure_until: None,
         opened_at: at(opened),
     }
 }
@@ -271,7 +272,8 @@ fn request(case: &CaseRecord, created: u64) -> AccessRequestRecord {
 
 #[doc(hidden)]
 pub async fn cases_are_listed_newest_first_with_their_requests(s: &Storage) {
-    let (old, new) = (case(10), case(20));
+    let (old, mut new) = (case(10), case(20));
+    new.nondisclosure_until = Some(at(30 * 86_400));
     s.cases.create_case(old.clone()).await.unwrap();
     s.cases.create_case(new.clone()).await.unwrap();
     let listed: Vec<CaseId> = s
@@ -283,6 +285,11 @@ pub async fn cases_are_listed_newest_first_with_their_requests(s: &Storage) {
         .map(|c| c.id)
         .collect();
     assert_eq!(listed, vec![new.id, old.id], "newest first");
+    assert_eq!(
+        s.cases.case(new.id).await.unwrap(),
+        Some(new.clone()),
+        "kept whole, its non-disclosure order included"
+    );
 
     let (second, first) = (request(&old, 40), request(&old, 30));
     for r in [&second, &first, &request(&new, 50)] {

@@ -15,12 +15,12 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use crate::rows::{corrupt, get, i, millis, named, unsigned, uuid};
+use crate::rows::{corrupt, get, i, millis, named, opt_millis, unsigned, uuid};
 use crate::writer::Lock;
 use crate::{PgStore, all, map_err};
 
 const CASE_COLUMNS: &str = "id, kind, conversation_id, reporter, category, comment, reported, \
-     scope_from, scope_to, reference, opened_by, opened_at";
+     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until";
 const REQUEST_COLUMNS: &str = "id, case_id, requester, requester_role, reason, conversation_id, \
      seq_from, seq_to, tier, duration_ms, justification, created_at, pending_until, broad, \
      required, status, granted_from, granted_until";
@@ -46,6 +46,7 @@ fn case(row: &PgRow) -> StoreResult<CaseRecord> {
         reference: get(row, "reference")?,
         opened_by: get::<Option<Uuid>>(row, "opened_by")?.map(StaffId::from_uuid),
         opened_at: millis(row, "opened_at")?,
+        nondisclosure_until: opt_millis(row, "nondisclosure_until")?,
     })
 }
 
@@ -183,7 +184,7 @@ impl CaseStore for PgStore {
                     let reported: Vec<String> = k.reported.iter().map(u64::to_string).collect();
                     sqlx::query(AssertSqlSafe(format!(
                         "INSERT INTO cases ({CASE_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                     )))
                     .bind(k.id.as_uuid())
                     .bind(k.kind.as_str())
@@ -197,6 +198,7 @@ impl CaseStore for PgStore {
                     .bind(&k.reference)
                     .bind(k.opened_by.map(|s| *s.as_uuid()))
                     .bind(k.opened_at.as_millis())
+                    .bind(k.nondisclosure_until.map(|t| t.as_millis()))
                     .execute(&mut *c)
                     .await
                     .map(drop)

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::{SqliteStore, map_err};
 
 const CASE_COLUMNS: &str = "id, kind, conversation_id, reporter, category, comment, reported, \
-     scope_from, scope_to, reference, opened_by, opened_at";
+     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until";
 const REQUEST_COLUMNS: &str = "id, case_id, requester, requester_role, reason, conversation_id, \
      seq_from, seq_to, tier, duration_ms, justification, created_at, pending_until, broad, \
      required, status, granted_from, granted_until";
@@ -67,6 +67,9 @@ fn case(row: &Row<'_>) -> rusqlite::Result<CaseRecord> {
             .get::<_, Option<Uuid>>("opened_by")?
             .map(StaffId::from_uuid),
         opened_at: Timestamp::from_millis(row.get("opened_at")?),
+        nondisclosure_until: row
+            .get::<_, Option<i64>>("nondisclosure_until")?
+            .map(Timestamp::from_millis),
     })
 }
 
@@ -199,7 +202,7 @@ impl CaseStore for SqliteStore {
                 }
                 c.prepare_cached(&format!(
                     "INSERT INTO cases ({CASE_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                 ))
                 .and_then(|mut st| {
                     st.execute(params![
@@ -214,7 +217,8 @@ impl CaseStore for SqliteStore {
                         i(k.scope.1),
                         k.reference,
                         k.opened_by.map(|s| *s.as_uuid()),
-                        k.opened_at.as_millis()
+                        k.opened_at.as_millis(),
+                        k.nondisclosure_until.map(|t| t.as_millis())
                     ])
                 })
                 .map(drop)

@@ -58,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_signal_outbox.sql"),
     include_str!("../migrations/0014_health_probe.sql"),
     include_str!("../migrations/0015_access_notices.sql"),
+    include_str!("../migrations/0016_nondisclosure.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

@@ -510,6 +510,9 @@ pub struct CaseRecord {
     pub reference: Option<String>,
     /// The staff member who opened it (legal cases).
     pub opened_by: Option<StaffId>,
+    /// A legal case's non-disclosure order: until when the affected members may not be
+    /// told (their access notices wait until then). `None`: no order.
+    pub nondisclosure_until: Option<Timestamp>,
     /// When it was opened.
     pub opened_at: Timestamp,
 }

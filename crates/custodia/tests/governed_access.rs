@@ -298,17 +298,35 @@ async fn legal_process_needs_two_approvers_including_a_legal_officer() {
         5,
     )
     .await;
-    let open = wire::OpenLegalCase {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let in_30_days = now_ms + 30 * 86_400_000;
+    let mut open = wire::OpenLegalCase {
         conversation_id: w.chat,
         from_seq: 1,
         to_seq: 5,
         reference: "Court order 2026/117".into(),
+        nondisclosure_until_ms: Some(1),
     };
     assert_eq!(
         status(&w.staff("mod").open_legal_case(&open).await.unwrap_err()),
         403
     );
-    let case = w.staff("lo1").open_legal_case(&open).await.unwrap().id;
+    assert_eq!(
+        status(&w.staff("lo1").open_legal_case(&open).await.unwrap_err()),
+        422,
+        "a non-disclosure order that already ended is refused"
+    );
+    open.nondisclosure_until_ms = Some(in_30_days);
+    let opened = w.staff("lo1").open_legal_case(&open).await.unwrap();
+    assert_eq!(
+        opened.nondisclosure_until_ms,
+        Some(in_30_days),
+        "the case keeps its non-disclosure order"
+    );
+    let case = opened.id;
     assert_eq!(
         status(
             &w.staff("mod")
