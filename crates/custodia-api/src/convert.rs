@@ -95,6 +95,7 @@ pub(crate) fn access_notice(n: &custodia_store::AccessNoticeRecord) -> wire::Acc
             .iter()
             .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
             .collect(),
+        deferred_until_ms: n.deferred_until.map(|t| t.as_millis()),
     }
 }
 

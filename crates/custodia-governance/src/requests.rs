@@ -582,6 +582,15 @@ impl Governance {
         members.sort();
         members.dedup();
         let now = self.inner.clock.now();
+        // Under a non-disclosure order the notices wait, recorded now, until it ends.
+        let deferred_until = self
+            .inner
+            .store
+            .cases
+            .case(r.case_id)
+            .await?
+            .and_then(|c| c.nondisclosure_until)
+            .filter(|until| *until > now);
         let notices: Vec<custodia_store::AccessNoticeRecord> = members
             .into_iter()
             .map(|user_id| custodia_store::AccessNoticeRecord {
@@ -597,6 +606,8 @@ impl Governance {
                 log_index: receipt.index,
                 checkpoint: receipt.checkpoint.clone(),
                 proof: receipt.proof.clone(),
+                deferred_until,
+                released_at: None,
             })
             .collect();
         self.inner
@@ -604,6 +615,27 @@ impl Governance {
             .cases
             .add_access_notices(notices.clone())
             .await?;
+        if deferred_until.is_some() {
+            tracing::info!(case = %r.case_id, "access notices deferred under a non-disclosure order");
+            return Ok(());
+        }
+        self.publish_notices(notices).await;
+        Ok(())
+    }
+
+    /// Releases the access notices whose deferral has ended by now and sends them to their
+    /// members live; returns how many it released. Run periodically (and at start) by
+    /// every node: the store releases each notice once.
+    pub async fn release_notices(&self) -> ServiceResult<usize> {
+        let now = self.inner.clock.now();
+        let released = self.inner.store.cases.release_access_notices(now).await?;
+        let n = released.len();
+        self.publish_notices(released).await;
+        Ok(n)
+    }
+
+    /// Sends notices to their members live, if a fan-out is set.
+    async fn publish_notices(&self, notices: Vec<custodia_store::AccessNoticeRecord>) {
         if let Some(fanout) = self.inner.notices.get() {
             for n in notices {
                 let to = vec![n.user_id];
@@ -615,7 +647,6 @@ impl Governance {
                     .await;
             }
         }
-        Ok(())
     }
 
     /// Whether `s` has held its role long enough to decide access requests.

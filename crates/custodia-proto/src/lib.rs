@@ -307,6 +307,10 @@ pub struct AccessNotice {
     pub checkpoint: String,
     /// The entry's inclusion proof in that checkpoint: base64 hashes, from the leaf up.
     pub proof: Vec<String>,
+    /// Set when the notice was deferred under a non-disclosure order: until when (Unix
+    /// ms). It is shown only once released.
+    #[serde(default)]
+    pub deferred_until_ms: Option<i64>,
 }
 
 /// Frames a client sends on the WebSocket.

@@ -46,6 +46,7 @@ pub struct Running {
     shutdown: CancellationToken,
     grace: std::time::Duration,
     certs: Arc<Certificates>,
+    governance: custodia_governance::Governance,
     /// Held (shared) while the server runs, so the operator's tools know it does.
     _lock: std::fs::File,
     task: JoinHandle<std::io::Result<()>>,
@@ -76,6 +77,15 @@ impl Running {
             .await
             .context("server task")?
             .context("server")
+    }
+
+    /// Releases the access notices whose deferral has ended by the server's clock now (the
+    /// server does this by itself every minute); returns how many.
+    pub async fn release_notices(&self) -> anyhow::Result<usize> {
+        self.governance
+            .release_notices()
+            .await
+            .map_err(|e| anyhow::anyhow!("releasing access notices: {e}"))
     }
 
     /// Reads the TLS certificate files again (SIGHUP): new connections get the new
@@ -117,6 +127,18 @@ pub async fn open_storage(
                 .context("opening the PostgreSQL database (storage = \"postgres\")")?,
         ),
     })
+}
+
+/// How often a running server releases access notices whose deferral has ended.
+const NOTICE_RELEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Releases the access notices due now; a failure is logged and tried again later.
+async fn release_notices(governance: &custodia_governance::Governance) {
+    match governance.release_notices().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(notices = n, "released deferred access notices"),
+        Err(e) => tracing::warn!(error = %e, "could not release deferred access notices"),
+    }
 }
 
 /// How often a running server signs (and has witnessed) a checkpoint for its log's size.
@@ -330,7 +352,23 @@ pub async fn start_with_clock(
         }
     }
     refresh_checkpoint(&audit).await;
+    // Access notices whose non-disclosure order ended while the server was down go out
+    // now, and from then on every minute (each is released once, by whichever node).
+    release_notices(&governance).await;
     let shutdown = CancellationToken::new();
+    let releases = {
+        let (governance, stop) = (governance.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(NOTICE_RELEASE);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => release_notices(&governance).await,
+                }
+            }
+        })
+    };
     let checkpoints = {
         let (audit, stop) = (audit.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -347,6 +385,7 @@ pub async fn start_with_clock(
     let audit_state = custodia_api::AuditState { log: audit.clone() };
     let auditor = custodia_api::serve_audit(audit_listener, audit_state, shutdown.clone());
     let staff = custodia_api::serve_staff(staff_listener, governance.clone(), shutdown.clone());
+    let notices_governance = governance.clone();
     let state = AppState {
         service,
         governance,
@@ -383,6 +422,7 @@ pub async fn start_with_clock(
         let _ = signals.await;
         let _ = renewals.await;
         let _ = checkpoints.await;
+        let _ = releases.await;
         api.and(auditor).and(staff)
     });
     tracing::info!(%addr, "listening");
@@ -399,6 +439,7 @@ pub async fn start_with_clock(
         shutdown,
         grace: config.edge.shutdown_grace,
         certs,
+        governance: notices_governance,
         _lock: lock,
         task,
     })

@@ -430,6 +430,8 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
         log_index: index,
         checkpoint: "example.org/audit\n9\nroot\n\n— sig\n".into(),
         proof: vec![[7; 32], [8; 32]],
+        deferred_until: None,
+        released_at: None,
     };
     let first = notice(alice, 5, 10);
     s.cases
@@ -459,4 +461,40 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
             .unwrap()
             .is_empty()
     );
+
+    // Deferred: invisible until released, released once when its time has come.
+    let carol = UserId::new();
+    let deferred = AccessNoticeRecord {
+        deferred_until: Some(at(1_000)),
+        ..notice(carol, 11, 30)
+    };
+    s.cases
+        .add_access_notices(vec![deferred.clone()])
+        .await
+        .unwrap();
+    assert!(s.cases.access_notices_of(carol).await.unwrap().is_empty());
+    assert!(
+        s.cases
+            .release_access_notices(at(999))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let released = s.cases.release_access_notices(at(1_000)).await.unwrap();
+    assert_eq!(
+        released,
+        vec![AccessNoticeRecord {
+            released_at: Some(at(1_000)),
+            ..deferred
+        }]
+    );
+    assert!(
+        s.cases
+            .release_access_notices(at(5_000))
+            .await
+            .unwrap()
+            .is_empty(),
+        "released once"
+    );
+    assert_eq!(s.cases.access_notices_of(carol).await.unwrap(), released);
 }

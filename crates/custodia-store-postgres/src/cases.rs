@@ -379,7 +379,7 @@ impl CaseStore for PgStore {
                     for n in &notices {
                         sqlx::query(AssertSqlSafe(format!(
                             "INSERT INTO access_notices ({NOTICE_COLUMNS}) VALUES \
-                             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                              ON CONFLICT (user_id, log_index) DO NOTHING"
                         )))
                         .bind(n.id.as_uuid())
@@ -395,6 +395,8 @@ impl CaseStore for PgStore {
                         .bind(signed(n.log_index))
                         .bind(&n.checkpoint)
                         .bind(proof_bytes(&n.proof))
+                        .bind(n.deferred_until.map(|t| t.as_millis()))
+                        .bind(n.released_at.map(|t| t.as_millis()))
                         .execute(&mut *c)
                         .await
                         .map_err(map_err)?;
@@ -408,28 +410,53 @@ impl CaseStore for PgStore {
     async fn access_notices_of(&self, user: UserId) -> StoreResult<Vec<AccessNoticeRecord>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {NOTICE_COLUMNS} FROM access_notices WHERE user_id = $1 \
+             AND (deferred_until IS NULL OR released_at IS NOT NULL) \
              ORDER BY read_at DESC, log_index DESC"
         )))
         .bind(user.as_uuid())
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        all(rows, |row: &PgRow| {
-            Ok(AccessNoticeRecord {
-                id: AccessNoticeId::from_uuid(uuid(row, "id")?),
-                user_id: UserId::from_uuid(uuid(row, "user_id")?),
-                conversation_id: ConversationId::from_uuid(uuid(row, "conversation_id")?),
-                read_at: millis(row, "read_at")?,
-                role: named(row, "role", StaffRole::parse)?,
-                reason: named(row, "reason", ReasonCode::parse)?,
-                case_id: CaseId::from_uuid(uuid(row, "case_id")?),
-                messages: u32::try_from(get::<i64>(row, "messages")?)
-                    .map_err(|_| corrupt("messages"))?,
-                span: (millis(row, "first_sent_at")?, millis(row, "last_sent_at")?),
-                log_index: unsigned(row, "log_index")?,
-                checkpoint: get(row, "checkpoint")?,
-                proof: proof_of(&get::<Vec<u8>>(row, "proof")?)?,
-            })
-        })
+        all(rows, notice)
     }
+
+    async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let rows = self
+            .writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE access_notices SET released_at = $1 \
+                         WHERE released_at IS NULL AND deferred_until IS NOT NULL \
+                         AND deferred_until <= $1 RETURNING {NOTICE_COLUMNS}"
+                    )))
+                    .bind(now.as_millis())
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(map_err)
+                })
+            })
+            .await?;
+        all(rows, notice)
+    }
+}
+
+/// An access notice row.
+fn notice(row: &PgRow) -> StoreResult<AccessNoticeRecord> {
+    Ok(AccessNoticeRecord {
+        id: AccessNoticeId::from_uuid(uuid(row, "id")?),
+        user_id: UserId::from_uuid(uuid(row, "user_id")?),
+        conversation_id: ConversationId::from_uuid(uuid(row, "conversation_id")?),
+        read_at: millis(row, "read_at")?,
+        role: named(row, "role", StaffRole::parse)?,
+        reason: named(row, "reason", ReasonCode::parse)?,
+        case_id: CaseId::from_uuid(uuid(row, "case_id")?),
+        messages: u32::try_from(get::<i64>(row, "messages")?).map_err(|_| corrupt("messages"))?,
+        span: (millis(row, "first_sent_at")?, millis(row, "last_sent_at")?),
+        log_index: unsigned(row, "log_index")?,
+        checkpoint: get(row, "checkpoint")?,
+        proof: proof_of(&get::<Vec<u8>>(row, "proof")?)?,
+        deferred_until: opt_millis(row, "deferred_until")?,
+        released_at: opt_millis(row, "released_at")?,
+    })
 }

@@ -383,7 +383,7 @@ impl CaseStore for SqliteStore {
                 let mut insert = c
                     .prepare_cached(&format!(
                         "INSERT INTO access_notices ({NOTICE_COLUMNS}) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
                          ON CONFLICT (user_id, log_index) DO NOTHING"
                     ))
                     .map_err(map_err)?;
@@ -403,6 +403,8 @@ impl CaseStore for SqliteStore {
                             signed(n.log_index),
                             n.checkpoint,
                             proof_bytes(&n.proof),
+                            n.deferred_until.map(|t| t.as_millis()),
+                            n.released_at.map(|t| t.as_millis()),
                         ])
                         .map_err(map_err)?;
                 }
@@ -416,39 +418,73 @@ impl CaseStore for SqliteStore {
             .read(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT {NOTICE_COLUMNS} FROM access_notices WHERE user_id = ?1 \
+                     AND (deferred_until IS NULL OR released_at IS NOT NULL) \
                      ORDER BY read_at DESC, log_index DESC"
                 ))?
-                .query_map([user.as_uuid()], |row| {
-                    Ok((
-                        AccessNoticeRecord {
-                            id: AccessNoticeId::from_uuid(row.get("id")?),
-                            user_id: UserId::from_uuid(row.get("user_id")?),
-                            conversation_id: ConversationId::from_uuid(row.get("conversation_id")?),
-                            read_at: Timestamp::from_millis(row.get("read_at")?),
-                            role: named(row, "role", StaffRole::parse)?,
-                            reason: named(row, "reason", ReasonCode::parse)?,
-                            case_id: CaseId::from_uuid(row.get("case_id")?),
-                            messages: row.get("messages")?,
-                            span: (
-                                Timestamp::from_millis(row.get("first_sent_at")?),
-                                Timestamp::from_millis(row.get("last_sent_at")?),
-                            ),
-                            log_index: u64::try_from(row.get::<_, i64>("log_index")?)
-                                .map_err(|_| corrupt("log_index"))?,
-                            checkpoint: row.get("checkpoint")?,
-                            proof: Vec::new(),
-                        },
-                        row.get::<_, Vec<u8>>("proof")?,
-                    ))
-                })?
+                .query_map([user.as_uuid()], notice)?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
-        rows.into_iter()
-            .map(|(mut n, proof)| {
-                n.proof = proof_of(&proof)?;
-                Ok(n)
-            })
-            .collect()
+        with_proofs(rows)
     }
+
+    async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let rows = self
+            .writer
+            .write(move |c| {
+                c.prepare_cached(&format!(
+                    "UPDATE access_notices SET released_at = ?1 \
+                     WHERE released_at IS NULL AND deferred_until IS NOT NULL \
+                     AND deferred_until <= ?1 RETURNING {NOTICE_COLUMNS}"
+                ))
+                .and_then(|mut st| {
+                    st.query_map([now.as_millis()], notice)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_err)
+            })
+            .await?;
+        with_proofs(rows)
+    }
+}
+
+/// An access notice row (its proof still as bytes).
+fn notice(row: &Row<'_>) -> rusqlite::Result<(AccessNoticeRecord, Vec<u8>)> {
+    let time = |col: &str| {
+        row.get::<_, Option<i64>>(col)
+            .map(|t| t.map(Timestamp::from_millis))
+    };
+    Ok((
+        AccessNoticeRecord {
+            id: AccessNoticeId::from_uuid(row.get("id")?),
+            user_id: UserId::from_uuid(row.get("user_id")?),
+            conversation_id: ConversationId::from_uuid(row.get("conversation_id")?),
+            read_at: Timestamp::from_millis(row.get("read_at")?),
+            role: named(row, "role", StaffRole::parse)?,
+            reason: named(row, "reason", ReasonCode::parse)?,
+            case_id: CaseId::from_uuid(row.get("case_id")?),
+            messages: row.get("messages")?,
+            span: (
+                Timestamp::from_millis(row.get("first_sent_at")?),
+                Timestamp::from_millis(row.get("last_sent_at")?),
+            ),
+            log_index: u64::try_from(row.get::<_, i64>("log_index")?)
+                .map_err(|_| corrupt("log_index"))?,
+            checkpoint: row.get("checkpoint")?,
+            proof: Vec::new(),
+            deferred_until: time("deferred_until")?,
+            released_at: time("released_at")?,
+        },
+        row.get::<_, Vec<u8>>("proof")?,
+    ))
+}
+
+/// Notices with their proofs decoded.
+fn with_proofs(rows: Vec<(AccessNoticeRecord, Vec<u8>)>) -> StoreResult<Vec<AccessNoticeRecord>> {
+    rows.into_iter()
+        .map(|(mut n, proof)| {
+            n.proof = proof_of(&proof)?;
+            Ok(n)
+        })
+        .collect()
 }

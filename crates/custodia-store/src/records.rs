@@ -344,6 +344,11 @@ pub struct AccessNoticeRecord {
     pub checkpoint: String,
     /// The entry's inclusion proof in that checkpoint's tree (32-byte hashes, in order).
     pub proof: Vec<[u8; 32]>,
+    /// Deferred under a non-disclosure order until this time: the member does not see the
+    /// notice before it is released. `None`: told at once.
+    pub deferred_until: Option<Timestamp>,
+    /// When a deferred notice was released to the member.
+    pub released_at: Option<Timestamp>,
 }
 
 /// A hash of tile level `level` ≥ 1 at `index`: the root of the 256 hashes of the level

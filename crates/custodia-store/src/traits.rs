@@ -145,8 +145,12 @@ pub trait CaseStore: Send + Sync {
     /// Stores access notices in one commit; a notice for a member and log entry already
     /// stored is kept as it was (so a retried read notifies once).
     async fn add_access_notices(&self, notices: Vec<AccessNoticeRecord>) -> StoreResult<()>;
-    /// A member's access notices, newest first.
+    /// A member's access notices they may see (not deferred, or released), newest first.
     async fn access_notices_of(&self, user: UserId) -> StoreResult<Vec<AccessNoticeRecord>>;
+    /// Releases, in one step, every deferred notice whose deferral ended by `now`
+    /// (marking it released at `now`) and returns those it released: each is released
+    /// once, whichever node asks, however often.
+    async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>>;
 }
 
 /// Members' safety settings: who may message them, connections, blocks.

@@ -188,6 +188,17 @@ impl TestServer {
         }
     }
 
+    /// Releases the access notices whose deferral has ended by the server's clock (as the
+    /// server does every minute), returning how many.
+    pub async fn release_notices(&self) -> usize {
+        self.running
+            .as_ref()
+            .expect("running")
+            .release_notices()
+            .await
+            .expect("release")
+    }
+
     /// Moves the server's clock forward by `by` (grants and sessions expire, waiting
     /// periods pass) without waiting.
     pub fn advance_clock(&self, by: Duration) {

@@ -75,8 +75,23 @@ async fn a_staff_read_is_noticed_by_each_member_whose_messages_it_read_and_nobod
 
     // Live: one notice each to alice and bob, none to carol.
     for name in ["alice", "bob"] {
-        let got = notices_until_pong(live.get_mut(name).unwrap()).await;
-        assert_eq!(got.len(), 1, "{name} gets exactly one notice live");
+        let conn = live.get_mut(name).unwrap();
+        // Wait for it (a ping may be answered before a queued event is forwarded).
+        let first = tokio::time::timeout(common::PATIENCE, async {
+            loop {
+                if let ServerFrame::AccessNotice(n) = frame(conn).await {
+                    return n;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{name} got no notice live"));
+        assert_eq!(first.case_id, case);
+        let more = notices_until_pong(conn).await;
+        assert!(
+            more.is_empty(),
+            "{name} gets exactly one notice live: {more:?}"
+        );
     }
     assert!(
         notices_until_pong(live.get_mut("carol").unwrap())
@@ -153,4 +168,87 @@ async fn a_staff_read_is_noticed_by_each_member_whose_messages_it_read_and_nobod
         .await
         .unwrap();
     assert!(matches!(status, 401 | 404), "staff get {status}");
+}
+
+/// A read under a legal request whose non-disclosure order ends in 30 days: recorded now,
+/// shown to nobody on day 29, shown on day 30 — once, though the server restarts in
+/// between and is asked to release again — saying it was deferred and until when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
+    let mut server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
+    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap().id;
+    alice.send(chat, "a1", "one").await.unwrap();
+    bob.send(chat, "b1", "two").await.unwrap();
+
+    let day = std::time::Duration::from_secs(86_400);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let until = now_ms + 30 * 86_400_000;
+    let case = lo1
+        .open_legal_case(&wire::OpenLegalCase {
+            conversation_id: chat,
+            from_seq: 1,
+            to_seq: 2,
+            reference: "Court order 2026/118".into(),
+            nondisclosure_until_ms: Some(until),
+        })
+        .await
+        .unwrap()
+        .id;
+    let request = lo1
+        .request_access(&wire::CreateAccessRequest {
+            case_id: case,
+            reason: "legal_process".into(),
+            from_seq: 1,
+            to_seq: 2,
+            tier: "content".into(),
+            duration_secs: 3600,
+            justification: "the order names this conversation".into(),
+        })
+        .await
+        .unwrap();
+    sen.decide(request.id, true, "valid order").await.unwrap();
+    lo2.decide(request.id, true, "checked the order")
+        .await
+        .unwrap();
+    assert_eq!(lo1.read_grant(request.id).await.unwrap().messages.len(), 2);
+
+    assert!(
+        alice.access_notices().await.unwrap().is_empty(),
+        "not told yet"
+    );
+    server.advance_clock(29 * day);
+    assert_eq!(server.release_notices().await, 0, "day 29: the order holds");
+    assert!(bob.access_notices().await.unwrap().is_empty());
+
+    server.restart().await;
+    server.advance_clock(day + std::time::Duration::from_secs(3600));
+    assert_eq!(server.release_notices().await, 2, "day 30: both members");
+    assert_eq!(server.release_notices().await, 0, "released once");
+    server.restart().await;
+    assert_eq!(
+        server.release_notices().await,
+        0,
+        "and not again after a restart"
+    );
+    // Sessions survive restarts; members sign in again only for a fresh client here.
+    let (alice, bob) = (server.login("alice").await, server.login("bob").await);
+    for member in [&alice, &bob] {
+        let list = member.access_notices().await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].reason, "legal_process");
+        assert_eq!(
+            list[0].deferred_until_ms,
+            Some(until),
+            "it says it was deferred"
+        );
+    }
 }
