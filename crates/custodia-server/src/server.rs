@@ -129,6 +129,29 @@ pub async fn open_storage(
     })
 }
 
+/// Runs `work` every `period` (the first time one period from now) until `stop`.
+fn every<F, Fut>(
+    period: std::time::Duration,
+    stop: &CancellationToken,
+    mut work: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => work().await,
+            }
+        }
+    })
+}
+
 /// How often a running server releases access notices whose deferral has ended.
 const NOTICE_RELEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -356,32 +379,20 @@ pub async fn start_with_clock(
     // now, and from then on every minute (each is released once, by whichever node).
     release_notices(&governance).await;
     let shutdown = CancellationToken::new();
-    let releases = {
-        let (governance, stop) = (governance.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(NOTICE_RELEASE);
-            every.tick().await;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = every.tick() => release_notices(&governance).await,
-                }
-            }
-        })
-    };
-    let checkpoints = {
-        let (audit, stop) = (audit.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(CHECKPOINT_REFRESH);
-            every.tick().await;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = every.tick() => refresh_checkpoint(&audit).await,
-                }
-            }
-        })
-    };
+    let releases = every(NOTICE_RELEASE, &shutdown, {
+        let governance = governance.clone();
+        move || {
+            let governance = governance.clone();
+            async move { release_notices(&governance).await }
+        }
+    });
+    let checkpoints = every(CHECKPOINT_REFRESH, &shutdown, {
+        let audit = audit.clone();
+        move || {
+            let audit = audit.clone();
+            async move { refresh_checkpoint(&audit).await }
+        }
+    });
     let audit_state = custodia_api::AuditState { log: audit.clone() };
     let auditor = custodia_api::serve_audit(audit_listener, audit_state, shutdown.clone());
     let staff = custodia_api::serve_staff(staff_listener, governance.clone(), shutdown.clone());
@@ -400,22 +411,18 @@ pub async fn start_with_clock(
         .service
         .spawn_signal_worker(shutdown.clone().cancelled_owned());
     // A generated certificate is renewed before it expires, while the server runs.
-    let renewals = {
-        let (certs, clock, stop) = (certs.clone(), clock.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(RENEWAL_CHECK);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = every.tick() => {
-                        if let Err(e) = certs.renew_if_due(clock.now()) {
-                            tracing::error!(error = %e, "renewing the TLS certificate failed");
-                        }
-                    }
-                }
+    if let Err(e) = certs.renew_if_due(clock.now()) {
+        tracing::error!(error = %e, "renewing the TLS certificate failed");
+    }
+    let renewals = every(RENEWAL_CHECK, &shutdown, {
+        let (certs, clock) = (certs.clone(), clock.clone());
+        move || {
+            if let Err(e) = certs.renew_if_due(clock.now()) {
+                tracing::error!(error = %e, "renewing the TLS certificate failed");
             }
-        })
-    };
+            std::future::ready(())
+        }
+    });
     let task = tokio::spawn(async move {
         let (api, auditor, staff) =
             tokio::join!(custodia_api::serve(listener, state), auditor, staff);
