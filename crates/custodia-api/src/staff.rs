@@ -40,6 +40,10 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/cases", get(cases).post(open_legal_case))
         .route("/v1/staff/cases/{id}", get(case))
         .route("/v1/staff/cases/{id}/requests", get(case_requests))
+        .route(
+            "/v1/staff/cases/{id}/nondisclosure",
+            post(extend_nondisclosure),
+        )
         .route("/v1/staff/requests", post(request_access))
         .route("/v1/staff/requests/{id}", get(request))
         .route("/v1/staff/requests/{id}/decisions", post(decide))
@@ -358,6 +362,24 @@ async fn case_requests(
     let id: CaseId = id(&raw)?;
     let all = gov.requests_of_case(&who, id).await?;
     Ok(Json(all.iter().map(request_wire).collect()))
+}
+
+async fn extend_nondisclosure(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    Body(req): Body<wire::ExtendNondisclosure>,
+) -> Result<Json<wire::Case>, ApiError> {
+    let id: CaseId = id.parse()?;
+    let case = gov
+        .extend_nondisclosure(
+            &who,
+            id,
+            Timestamp::from_millis(req.until_ms),
+            &req.document_sha256,
+        )
+        .await?;
+    Ok(Json(case_wire(&case)))
 }
 
 async fn open_legal_case(

@@ -62,11 +62,14 @@ pub enum EventKind {
     /// not confirm it (no witnessed checkpoint), so the action was refused. Scope: the
     /// abandoned `entry` index and `why`.
     ActionAbandoned,
+    /// A legal officer recorded a non-disclosure order's extension (scope: the case's new
+    /// end and the SHA-256 of the order's document).
+    OrderExtended,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -78,6 +81,7 @@ impl EventKind {
         Self::HoldPlaced,
         Self::CaseOpened,
         Self::ActionAbandoned,
+        Self::OrderExtended,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -94,6 +98,7 @@ impl EventKind {
             Self::HoldPlaced => "hold.placed",
             Self::CaseOpened => "case.opened",
             Self::ActionAbandoned => "action.abandoned",
+            Self::OrderExtended => "order.extended",
         }
     }
 

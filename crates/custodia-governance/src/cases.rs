@@ -391,6 +391,61 @@ impl Governance {
         Ok(id)
     }
 
+    /// Records that a legal case's non-disclosure order was extended to `until` (a legal
+    /// officer, with the SHA-256 of the new order's document): logged first, then the case
+    /// and its deferred notices move together. The end only moves later.
+    pub async fn extend_nondisclosure(
+        &self,
+        by: &StaffPrincipal,
+        id: CaseId,
+        until: Timestamp,
+        document_sha256: &str,
+    ) -> ServiceResult<CaseView> {
+        by.require(
+            &[StaffRole::LegalOfficer],
+            "only legal officers record non-disclosure orders",
+        )?;
+        let document = document_sha256.trim().to_ascii_lowercase();
+        if document.len() != 64 || !document.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ServiceError::Rejected(
+                "give the SHA-256 of the order's document as 64 hex digits",
+            ));
+        }
+        let case = self.case_record(id).await?;
+        match case.nondisclosure_until {
+            None => {
+                return Err(ServiceError::Rejected(
+                    "this case has no non-disclosure order to extend",
+                ));
+            }
+            Some(end) if until <= end => {
+                return Err(ServiceError::Rejected(
+                    "an extension must end later than the order it extends",
+                ));
+            }
+            Some(_) => {}
+        }
+        self.append(AuditEvent {
+            kind: EventKind::OrderExtended,
+            time: self.inner.clock.now(),
+            actor: Some(by.actor()),
+            reason: None,
+            case: Some(id.to_string()),
+            subjects: vec![Subject::Conversation(case.conversation_id)],
+            scope: vec![
+                ("until_ms".into(), until.as_millis().to_string()),
+                ("document_sha256".into(), document),
+            ],
+        })
+        .await?;
+        self.inner
+            .store
+            .cases
+            .extend_nondisclosure(id, until)
+            .await?;
+        self.case(by, id).await
+    }
+
     pub(crate) async fn case_record(&self, id: CaseId) -> ServiceResult<CaseRecord> {
         self.inner
             .store

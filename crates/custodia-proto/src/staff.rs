@@ -286,6 +286,16 @@ pub struct OpenLegalCase {
     pub nondisclosure_until_ms: Option<i64>,
 }
 
+/// `POST /v1/staff/cases/{id}/nondisclosure`: a legal officer records that the case's
+/// non-disclosure order was extended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExtendNondisclosure {
+    /// When the extended order ends (Unix ms); later than the current end.
+    pub until_ms: i64,
+    /// SHA-256 of the extending order's document, 64 hex digits.
+    pub document_sha256: String,
+}
+
 /// A case. No message content.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Case {

@@ -214,6 +214,22 @@ impl Client {
             .await
     }
 
+    /// Records that a legal case's non-disclosure order was extended (legal officers).
+    pub async fn extend_nondisclosure(
+        &self,
+        case: Uuid,
+        body: &wire::ExtendNondisclosure,
+    ) -> Result<wire::Case, SdkError> {
+        self.call(
+            self.req(
+                Method::POST,
+                &format!("/v1/staff/cases/{case}/nondisclosure"),
+            )
+            .json(body),
+        )
+        .await
+    }
+
     /// Opens a legal case (legal officers).
     pub async fn open_legal_case(
         &self,

@@ -497,4 +497,46 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
         "released once"
     );
     assert_eq!(s.cases.access_notices_of(carol).await.unwrap(), released);
+
+    // An order extended: the case and its pending notices move together.
+    let k = crate::lookups::case(10);
+    s.cases.create_case(k.clone()).await.unwrap();
+    let dave = UserId::new();
+    let pending = AccessNoticeRecord {
+        case_id: k.id,
+        deferred_until: Some(at(2_000)),
+        ..notice(dave, 12, 40)
+    };
+    s.cases.add_access_notices(vec![pending]).await.unwrap();
+    assert!(s.cases.extend_nondisclosure(k.id, at(9_000)).await.unwrap());
+    assert!(
+        !s.cases
+            .extend_nondisclosure(CaseId::new(), at(9_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.cases
+            .case(k.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .nondisclosure_until,
+        Some(at(9_000))
+    );
+    assert!(
+        s.cases
+            .release_access_notices(at(2_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.cases
+            .release_access_notices(at(9_000))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

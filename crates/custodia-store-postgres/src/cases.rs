@@ -420,6 +420,33 @@ impl CaseStore for PgStore {
         all(rows, notice)
     }
 
+    async fn extend_nondisclosure(&self, case: CaseId, until: Timestamp) -> StoreResult<bool> {
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    let changed =
+                        sqlx::query("UPDATE cases SET nondisclosure_until = $2 WHERE id = $1")
+                            .bind(case.as_uuid())
+                            .bind(until.as_millis())
+                            .execute(&mut *c)
+                            .await
+                            .map_err(map_err)?
+                            .rows_affected();
+                    sqlx::query(
+                        "UPDATE access_notices SET deferred_until = $2 \
+                         WHERE case_id = $1 AND deferred_until IS NOT NULL AND released_at IS NULL",
+                    )
+                    .bind(case.as_uuid())
+                    .bind(until.as_millis())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    Ok(changed == 1)
+                })
+            })
+            .await
+    }
+
     async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>> {
         let rows = self
             .writer

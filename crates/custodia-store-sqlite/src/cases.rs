@@ -428,6 +428,26 @@ impl CaseStore for SqliteStore {
         with_proofs(rows)
     }
 
+    async fn extend_nondisclosure(&self, case: CaseId, until: Timestamp) -> StoreResult<bool> {
+        self.writer
+            .write(move |c| {
+                let changed = c
+                    .execute(
+                        "UPDATE cases SET nondisclosure_until = ?2 WHERE id = ?1",
+                        params![case.as_uuid(), until.as_millis()],
+                    )
+                    .map_err(map_err)?;
+                c.execute(
+                    "UPDATE access_notices SET deferred_until = ?2 \
+                     WHERE case_id = ?1 AND deferred_until IS NOT NULL AND released_at IS NULL",
+                    params![case.as_uuid(), until.as_millis()],
+                )
+                .map_err(map_err)?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
     async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>> {
         let rows = self
             .writer

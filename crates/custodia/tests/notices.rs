@@ -252,3 +252,102 @@ async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
         );
     }
 }
+
+/// A legal officer records an order's extension (logged, with the new document's hash):
+/// the deferred notices wait until the new end; nobody else may extend it, and it only
+/// moves later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_order_keeps_the_notice_deferred_until_its_new_end() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
+    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap().id;
+    alice.send(chat, "a1", "one").await.unwrap();
+
+    let day = std::time::Duration::from_secs(86_400);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let case = lo1
+        .open_legal_case(&wire::OpenLegalCase {
+            conversation_id: chat,
+            from_seq: 1,
+            to_seq: 1,
+            reference: "Court order 2026/119".into(),
+            nondisclosure_until_ms: Some(now_ms + 30 * 86_400_000),
+        })
+        .await
+        .unwrap()
+        .id;
+    let request = lo1
+        .request_access(&wire::CreateAccessRequest {
+            case_id: case,
+            reason: "legal_process".into(),
+            from_seq: 1,
+            to_seq: 1,
+            tier: "content".into(),
+            duration_secs: 3600,
+            justification: "the order names this conversation".into(),
+        })
+        .await
+        .unwrap();
+    sen.decide(request.id, true, "valid order").await.unwrap();
+    lo2.decide(request.id, true, "checked the order")
+        .await
+        .unwrap();
+    lo1.read_grant(request.id).await.unwrap();
+
+    let extension = wire::ExtendNondisclosure {
+        until_ms: now_ms + 60 * 86_400_000,
+        document_sha256: "ab".repeat(32),
+    };
+    let err = sen
+        .extend_nondisclosure(case, &extension)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, custodia_sdk::SdkError::Api(p) if p.status == 403),
+        "{err}"
+    );
+    let shorter = wire::ExtendNondisclosure {
+        until_ms: now_ms + 10 * 86_400_000,
+        ..extension.clone()
+    };
+    let err = lo2.extend_nondisclosure(case, &shorter).await.unwrap_err();
+    assert!(
+        matches!(&err, custodia_sdk::SdkError::Api(p) if p.status == 422),
+        "{err}"
+    );
+    let extended = lo2.extend_nondisclosure(case, &extension).await.unwrap();
+    assert_eq!(extended.nondisclosure_until_ms, Some(extension.until_ms));
+
+    // Sessions expire over these months: members sign in again to look.
+    server.advance_clock(31 * day);
+    assert_eq!(
+        server.release_notices().await,
+        0,
+        "day 31: the extended order holds"
+    );
+    let alice = server.login("alice").await;
+    assert!(alice.access_notices().await.unwrap().is_empty());
+    server.advance_clock(30 * day);
+    assert_eq!(server.release_notices().await, 2, "day 61: both members");
+    let notices = server.login("alice").await.access_notices().await.unwrap();
+    assert_eq!(notices[0].deferred_until_ms, Some(extension.until_ms));
+    // The extension is in the log, with the document's hash.
+    let log = server.audit();
+    let size = log.tree().store().log_size().await.unwrap();
+    let mut found = false;
+    for i in 0..size {
+        let e = log.record(i).await.unwrap().unwrap();
+        found |= e.kind == custodia_audit::EventKind::OrderExtended
+            && e.scope
+                .contains(&("document_sha256".into(), "ab".repeat(32)));
+    }
+    assert!(found, "the extension is logged");
+}
