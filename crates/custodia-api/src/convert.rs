@@ -96,6 +96,7 @@ pub(crate) fn access_notice(n: &custodia_store::AccessNoticeRecord) -> wire::Acc
             .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
             .collect(),
         deferred_until_ms: n.deferred_until.map(|t| t.as_millis()),
+        deferred_until_review: n.deferred_review.is_some(),
     }
 }
 

@@ -292,15 +292,14 @@ fn utc(ms: i64) -> String {
 
 /// One line of `chat notices`: who (by role), why, how many messages, and the log entry.
 fn notice_line(n: &custodia_sdk::proto::AccessNotice) -> String {
-    let deferred = n
-        .deferred_until_ms
-        .map(|t| {
-            format!(
-                " (told late: a non-disclosure order held it until {})",
-                utc(t)
-            )
-        })
-        .unwrap_or_default();
+    let deferred = match (n.deferred_until_ms, n.deferred_until_review) {
+        (Some(t), _) => format!(
+            " (told late: a non-disclosure order held it until {})",
+            utc(t)
+        ),
+        (None, true) => " (told late: held until the emergency's second review)".to_owned(),
+        (None, false) => String::new(),
+    };
     format!(
         "{}  a {} read {} message{} of conversation {} ({} to {}) for {} in case {}; audit log entry {}{deferred}",
         utc(n.read_at_ms),

@@ -393,6 +393,16 @@ impl Governance {
             }
             Err(e) => return Err(e.into()),
         }
+        if second_review {
+            // The emergency review is complete: the members are told of its reads now.
+            let released = self
+                .inner
+                .store
+                .cases
+                .release_review_notices(r.id, now)
+                .await?;
+            self.publish_notices(released).await;
+        }
         Ok(self.view(self.request_record(id).await?))
     }
 
@@ -591,6 +601,11 @@ impl Governance {
             .await?
             .and_then(|c| c.nondisclosure_until)
             .filter(|until| *until > now);
+        // An emergency read before its second review: told once the review is done.
+        let deferred_review = (deferred_until.is_none()
+            && Policy::of(r.reason).second_review
+            && r.decisions.len() < 2)
+            .then_some(r.id);
         let notices: Vec<custodia_store::AccessNoticeRecord> = members
             .into_iter()
             .map(|user_id| custodia_store::AccessNoticeRecord {
@@ -607,6 +622,7 @@ impl Governance {
                 checkpoint: receipt.checkpoint.clone(),
                 proof: receipt.proof.clone(),
                 deferred_until,
+                deferred_review,
                 released_at: None,
             })
             .collect();
@@ -615,8 +631,8 @@ impl Governance {
             .cases
             .add_access_notices(notices.clone())
             .await?;
-        if deferred_until.is_some() {
-            tracing::info!(case = %r.case_id, "access notices deferred under a non-disclosure order");
+        if deferred_until.is_some() || deferred_review.is_some() {
+            tracing::info!(case = %r.case_id, "access notices deferred (non-disclosure order or emergency review)");
             return Ok(());
         }
         self.publish_notices(notices).await;

@@ -311,6 +311,10 @@ pub struct AccessNotice {
     /// ms). It is shown only once released.
     #[serde(default)]
     pub deferred_until_ms: Option<i64>,
+    /// Set when the notice of an emergency read was held until the emergency's second
+    /// review was done.
+    #[serde(default)]
+    pub deferred_until_review: bool,
 }
 
 /// Frames a client sends on the WebSocket.

@@ -431,6 +431,7 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
         checkpoint: "example.org/audit\n9\nroot\n\n— sig\n".into(),
         proof: vec![[7; 32], [8; 32]],
         deferred_until: None,
+        deferred_review: None,
         released_at: None,
     };
     let first = notice(alice, 5, 10);
@@ -539,4 +540,47 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
             .len(),
         1
     );
+    // Held for an emergency's second review: released when it is decided, once.
+    let erin = UserId::new();
+    let request = RequestId::new();
+    s.cases
+        .add_access_notices(vec![AccessNoticeRecord {
+            deferred_review: Some(request),
+            ..notice(erin, 13, 50)
+        }])
+        .await
+        .unwrap();
+    assert!(s.cases.access_notices_of(erin).await.unwrap().is_empty());
+    assert!(
+        s.cases
+            .release_access_notices(at(99_999))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not by time"
+    );
+    assert!(
+        s.cases
+            .release_review_notices(RequestId::new(), at(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.cases
+            .release_review_notices(request, at(60))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        s.cases
+            .release_review_notices(request, at(61))
+            .await
+            .unwrap()
+            .is_empty(),
+        "once"
+    );
+    assert_eq!(s.cases.access_notices_of(erin).await.unwrap().len(), 1);
 }

@@ -379,7 +379,7 @@ impl CaseStore for PgStore {
                     for n in &notices {
                         sqlx::query(AssertSqlSafe(format!(
                             "INSERT INTO access_notices ({NOTICE_COLUMNS}) VALUES \
-                             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                              ON CONFLICT (user_id, log_index) DO NOTHING"
                         )))
                         .bind(n.id.as_uuid())
@@ -397,6 +397,7 @@ impl CaseStore for PgStore {
                         .bind(proof_bytes(&n.proof))
                         .bind(n.deferred_until.map(|t| t.as_millis()))
                         .bind(n.released_at.map(|t| t.as_millis()))
+                        .bind(n.deferred_review.map(|r| *r.as_uuid()))
                         .execute(&mut *c)
                         .await
                         .map_err(map_err)?;
@@ -410,13 +411,39 @@ impl CaseStore for PgStore {
     async fn access_notices_of(&self, user: UserId) -> StoreResult<Vec<AccessNoticeRecord>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {NOTICE_COLUMNS} FROM access_notices WHERE user_id = $1 \
-             AND (deferred_until IS NULL OR released_at IS NOT NULL) \
+             AND ((deferred_until IS NULL AND deferred_review IS NULL) \
+                  OR released_at IS NOT NULL) \
              ORDER BY read_at DESC, log_index DESC"
         )))
         .bind(user.as_uuid())
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
+        all(rows, notice)
+    }
+
+    async fn release_review_notices(
+        &self,
+        request: RequestId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let rows = self
+            .writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE access_notices SET released_at = $2 \
+                         WHERE deferred_review = $1 AND released_at IS NULL \
+                         RETURNING {NOTICE_COLUMNS}"
+                    )))
+                    .bind(request.as_uuid())
+                    .bind(now.as_millis())
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(map_err)
+                })
+            })
+            .await?;
         all(rows, notice)
     }
 
@@ -485,5 +512,6 @@ fn notice(row: &PgRow) -> StoreResult<AccessNoticeRecord> {
         proof: proof_of(&get::<Vec<u8>>(row, "proof")?)?,
         deferred_until: opt_millis(row, "deferred_until")?,
         released_at: opt_millis(row, "released_at")?,
+        deferred_review: get::<Option<Uuid>>(row, "deferred_review")?.map(RequestId::from_uuid),
     })
 }

@@ -383,7 +383,7 @@ impl CaseStore for SqliteStore {
                 let mut insert = c
                     .prepare_cached(&format!(
                         "INSERT INTO access_notices ({NOTICE_COLUMNS}) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
                          ON CONFLICT (user_id, log_index) DO NOTHING"
                     ))
                     .map_err(map_err)?;
@@ -405,6 +405,7 @@ impl CaseStore for SqliteStore {
                             proof_bytes(&n.proof),
                             n.deferred_until.map(|t| t.as_millis()),
                             n.released_at.map(|t| t.as_millis()),
+                            n.deferred_review.map(|r| *r.as_uuid()),
                         ])
                         .map_err(map_err)?;
                 }
@@ -418,11 +419,35 @@ impl CaseStore for SqliteStore {
             .read(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT {NOTICE_COLUMNS} FROM access_notices WHERE user_id = ?1 \
-                     AND (deferred_until IS NULL OR released_at IS NOT NULL) \
+                     AND ((deferred_until IS NULL AND deferred_review IS NULL) \
+                          OR released_at IS NOT NULL) \
                      ORDER BY read_at DESC, log_index DESC"
                 ))?
                 .query_map([user.as_uuid()], notice)?
                 .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        with_proofs(rows)
+    }
+
+    async fn release_review_notices(
+        &self,
+        request: RequestId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let rows = self
+            .writer
+            .write(move |c| {
+                c.prepare_cached(&format!(
+                    "UPDATE access_notices SET released_at = ?2 \
+                     WHERE deferred_review = ?1 AND released_at IS NULL \
+                     RETURNING {NOTICE_COLUMNS}"
+                ))
+                .and_then(|mut st| {
+                    st.query_map(params![request.as_uuid(), now.as_millis()], notice)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_err)
             })
             .await?;
         with_proofs(rows)
@@ -494,6 +519,9 @@ fn notice(row: &Row<'_>) -> rusqlite::Result<(AccessNoticeRecord, Vec<u8>)> {
             proof: Vec::new(),
             deferred_until: time("deferred_until")?,
             released_at: time("released_at")?,
+            deferred_review: row
+                .get::<_, Option<Uuid>>("deferred_review")?
+                .map(RequestId::from_uuid),
         },
         row.get::<_, Vec<u8>>("proof")?,
     ))

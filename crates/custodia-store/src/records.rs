@@ -347,6 +347,9 @@ pub struct AccessNoticeRecord {
     /// Deferred under a non-disclosure order until this time: the member does not see the
     /// notice before it is released. `None`: told at once.
     pub deferred_until: Option<Timestamp>,
+    /// Deferred until the second review of this emergency request: released when it is
+    /// decided. `None`: not deferred for a review.
+    pub deferred_review: Option<RequestId>,
     /// When a deferred notice was released to the member.
     pub released_at: Option<Timestamp>,
 }

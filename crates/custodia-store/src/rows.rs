@@ -58,7 +58,7 @@ pub fn proof_of(bytes: &[u8]) -> StoreResult<Vec<[u8; 32]>> {
 /// The columns of `access_notices`, in the order both backends read and write them.
 pub const NOTICE_COLUMNS: &str = "id, user_id, conversation_id, read_at, role, reason, case_id, \
      messages, first_sent_at, last_sent_at, log_index, checkpoint, proof, deferred_until, \
-     released_at";
+     released_at, deferred_review";
 
 /// The last checkpoint's row.
 pub fn checkpoint(row: Option<(i64, String)>) -> StoreResult<Option<(u64, String)>> {

@@ -151,6 +151,13 @@ pub trait CaseStore: Send + Sync {
     /// (marking it released at `now`) and returns those it released: each is released
     /// once, whichever node asks, however often.
     async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>>;
+    /// Releases, in one step, every notice deferred for the second review of `request`
+    /// (marking it released at `now`) and returns them; each once.
+    async fn release_review_notices(
+        &self,
+        request: RequestId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<AccessNoticeRecord>>;
     /// Sets a case's non-disclosure order to end at `until`, and the deferral of its
     /// notices not yet released with it, in one commit; `false` if there is no such case.
     async fn extend_nondisclosure(&self, case: CaseId, until: Timestamp) -> StoreResult<bool>;

@@ -351,3 +351,74 @@ async fn an_extended_order_keeps_the_notice_deferred_until_its_new_end() {
     }
     assert!(found, "the extension is logged");
 }
+
+/// An emergency read (one approver now, a second review within a day): its notices are
+/// held until the second review is decided, then told, once, saying why they were late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_reads_notice_waits_for_its_second_review() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
+    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap().id;
+    alice.send(chat, "a1", "where are you").await.unwrap();
+    let mut live = bob.connect().await.unwrap();
+    sync(&mut live, HashMap::new()).await;
+
+    let case = lo1
+        .open_legal_case(&wire::OpenLegalCase {
+            conversation_id: chat,
+            from_seq: 1,
+            to_seq: 1,
+            reference: "Emergency request 2026/7".into(),
+            nondisclosure_until_ms: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    let request = lo1
+        .request_access(&wire::CreateAccessRequest {
+            case_id: case,
+            reason: "emergency_disclosure".into(),
+            from_seq: 1,
+            to_seq: 1,
+            tier: "content".into(),
+            duration_secs: 3600,
+            justification: "a life is at risk".into(),
+        })
+        .await
+        .unwrap();
+    sen.decide(request.id, true, "imminent danger")
+        .await
+        .unwrap();
+    lo1.read_grant(request.id).await.unwrap();
+    assert!(
+        alice.access_notices().await.unwrap().is_empty(),
+        "held for the review"
+    );
+    assert!(notices_until_pong(&mut live).await.is_empty());
+
+    lo2.decide(request.id, true, "reviewed, justified")
+        .await
+        .unwrap();
+    let told = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            if let ServerFrame::AccessNotice(n) = frame(&mut live).await {
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("bob is told live once the review is done");
+    assert!(told.deferred_until_review);
+    for member in [&alice, &bob] {
+        let list = member.access_notices().await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].reason, "emergency_disclosure");
+        assert!(list[0].deferred_until_review);
+    }
+    assert_eq!(server.release_notices().await, 0, "nothing left to release");
+}
