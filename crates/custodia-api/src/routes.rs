@@ -100,11 +100,20 @@ async fn access_notices(
 async fn ready(State(s): State<AppState>) -> Result<&'static str, ApiError> {
     match s.service.ready().await {
         Ok(()) => Ok("ready"),
-        // The reason names the failing part (store errors never hold stored values).
+        // The reason is a category: this endpoint is public, and a driver's message may
+        // name internal hosts. The operator's log has the details.
         Err(ServiceError::Unavailable(why) | ServiceError::Internal(why)) => {
-            Err(ApiError::unavailable(format!("not ready: {why}")))
+            tracing::debug!(%why, "not ready");
+            let reason = if why.contains("fan-out") {
+                "fan-out to the other nodes is down"
+            } else if why.contains("full") {
+                "storage cannot commit: the disk is full"
+            } else {
+                "storage cannot commit"
+            };
+            Err(ApiError::unavailable(format!("not ready: {reason}")))
         }
-        Err(e) => Err(ApiError::unavailable(format!("not ready: {e}"))),
+        Err(_) => Err(ApiError::unavailable("not ready")),
     }
 }
 
