@@ -27,11 +27,14 @@ pub struct ServerArgs {
     #[arg(
         long,
         env = "CUSTODIA_PROFILE",
-        default_value = "default",
+        default_value = DEFAULT_PROFILE,
         global = true
     )]
     pub profile: String,
 }
+
+/// The profile used when none is named.
+const DEFAULT_PROFILE: &str = "default";
 
 /// `custodia chat …` commands.
 #[derive(Subcommand, Debug)]
@@ -120,8 +123,14 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             let acct = client
                 .register(&username, &password, &date_of_birth)
                 .await?;
+            // The sign-in must use the same profile, or its session is saved elsewhere.
+            let with_profile = if server.profile == DEFAULT_PROFILE {
+                String::new()
+            } else {
+                format!(" --profile {}", clean(&server.profile))
+            };
             println!(
-                "registered {} ({}); now run: custodia chat login {}",
+                "registered {} ({}); now run: custodia chat{with_profile} login {}",
                 clean(&acct.username),
                 acct.user_id,
                 clean(&acct.username)

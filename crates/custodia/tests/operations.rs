@@ -175,16 +175,18 @@ async fn the_readme_walkthrough_works_with_the_chat_client() {
     let cfg = work.path().join("cfg");
     let c = |args: &[&str]| chat(&cfg, &server, &ca, args);
 
+    let registered = c(&[
+        "--profile",
+        "alice",
+        "register",
+        "alice",
+        "--date-of-birth",
+        ADULT_DOB,
+    ]);
+    assert!(registered.contains("registered alice"), "{registered}");
     assert!(
-        c(&[
-            "--profile",
-            "alice",
-            "register",
-            "alice",
-            "--date-of-birth",
-            ADULT_DOB
-        ])
-        .contains("registered alice")
+        registered.contains("now run: custodia chat --profile alice login alice"),
+        "the hint names the profile the session must go to: {registered}"
     );
     c(&[
         "--profile",
