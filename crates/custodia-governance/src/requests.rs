@@ -399,7 +399,7 @@ impl Governance {
                 .inner
                 .store
                 .cases
-                .release_review_notices(r.id, now)
+                .release_access_notices(custodia_store::NoticeRelease::Review(r.id), now)
                 .await?;
             self.publish_notices(released).await;
         }
@@ -644,7 +644,12 @@ impl Governance {
     /// every node: the store releases each notice once.
     pub async fn release_notices(&self) -> ServiceResult<usize> {
         let now = self.inner.clock.now();
-        let released = self.inner.store.cases.release_access_notices(now).await?;
+        let released = self
+            .inner
+            .store
+            .cases
+            .release_access_notices(custodia_store::NoticeRelease::Due, now)
+            .await?;
         let n = released.len();
         self.publish_notices(released).await;
         Ok(n)

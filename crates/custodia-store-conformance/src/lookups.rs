@@ -6,8 +6,8 @@ use custodia_core::{
     RequestId, RequestStatus, SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
 };
 use custodia_store::{
-    AccessRequestRecord, AttachmentRecord, CaseRecord, SealedTotp, SessionRecord, StaffRecord,
-    StaffSessionRecord, Storage, TokenHash,
+    AccessRequestRecord, AttachmentRecord, CaseRecord, NoticeRelease, SealedTotp, SessionRecord,
+    StaffRecord, StaffSessionRecord, Storage, TokenHash,
 };
 
 use crate::{T0, conversation, message, users};
@@ -476,12 +476,16 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
     assert!(s.cases.access_notices_of(carol).await.unwrap().is_empty());
     assert!(
         s.cases
-            .release_access_notices(at(999))
+            .release_access_notices(NoticeRelease::Due, at(999))
             .await
             .unwrap()
             .is_empty()
     );
-    let released = s.cases.release_access_notices(at(1_000)).await.unwrap();
+    let released = s
+        .cases
+        .release_access_notices(NoticeRelease::Due, at(1_000))
+        .await
+        .unwrap();
     assert_eq!(
         released,
         vec![AccessNoticeRecord {
@@ -491,7 +495,7 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
     );
     assert!(
         s.cases
-            .release_access_notices(at(5_000))
+            .release_access_notices(NoticeRelease::Due, at(5_000))
             .await
             .unwrap()
             .is_empty(),
@@ -527,14 +531,14 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
     );
     assert!(
         s.cases
-            .release_access_notices(at(2_000))
+            .release_access_notices(NoticeRelease::Due, at(2_000))
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         s.cases
-            .release_access_notices(at(9_000))
+            .release_access_notices(NoticeRelease::Due, at(9_000))
             .await
             .unwrap()
             .len(),
@@ -553,7 +557,7 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
     assert!(s.cases.access_notices_of(erin).await.unwrap().is_empty());
     assert!(
         s.cases
-            .release_access_notices(at(99_999))
+            .release_access_notices(NoticeRelease::Due, at(99_999))
             .await
             .unwrap()
             .is_empty(),
@@ -561,14 +565,14 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
     );
     assert!(
         s.cases
-            .release_review_notices(RequestId::new(), at(60))
+            .release_access_notices(NoticeRelease::Review(RequestId::new()), at(60))
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         s.cases
-            .release_review_notices(request, at(60))
+            .release_access_notices(NoticeRelease::Review(request), at(60))
             .await
             .unwrap()
             .len(),
@@ -576,7 +580,7 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
     );
     assert!(
         s.cases
-            .release_review_notices(request, at(61))
+            .release_access_notices(NoticeRelease::Review(request), at(61))
             .await
             .unwrap()
             .is_empty(),

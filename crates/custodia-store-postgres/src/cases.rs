@@ -5,10 +5,10 @@ use custodia_core::{
     AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory,
     RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
-use custodia_store::rows::{NOTICE_COLUMNS, proof_bytes, proof_of, signed};
+use custodia_store::rows::{NOTICE_COLUMNS, RELEASE_NOTICES, proof_bytes, proof_of, signed};
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
-    SealedBody, StoreError, StoreResult,
+    NoticeRelease, SealedBody, StoreError, StoreResult,
 };
 use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
@@ -422,31 +422,6 @@ impl CaseStore for PgStore {
         all(rows, notice)
     }
 
-    async fn release_review_notices(
-        &self,
-        request: RequestId,
-        now: Timestamp,
-    ) -> StoreResult<Vec<AccessNoticeRecord>> {
-        let rows = self
-            .writer
-            .write(Lock::Own, move |c| {
-                Box::pin(async move {
-                    sqlx::query(AssertSqlSafe(format!(
-                        "UPDATE access_notices SET released_at = $2 \
-                         WHERE deferred_review = $1 AND released_at IS NULL \
-                         RETURNING {NOTICE_COLUMNS}"
-                    )))
-                    .bind(request.as_uuid())
-                    .bind(now.as_millis())
-                    .fetch_all(&mut *c)
-                    .await
-                    .map_err(map_err)
-                })
-            })
-            .await?;
-        all(rows, notice)
-    }
-
     async fn extend_nondisclosure(&self, case: CaseId, until: Timestamp) -> StoreResult<bool> {
         self.writer
             .write(Lock::Own, move |c| {
@@ -474,17 +449,24 @@ impl CaseStore for PgStore {
             .await
     }
 
-    async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>> {
+    async fn release_access_notices(
+        &self,
+        which: NoticeRelease,
+        now: Timestamp,
+    ) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let review = match which {
+            NoticeRelease::Due => None,
+            NoticeRelease::Review(r) => Some(*r.as_uuid()),
+        };
         let rows = self
             .writer
             .write(Lock::Own, move |c| {
                 Box::pin(async move {
                     sqlx::query(AssertSqlSafe(format!(
-                        "UPDATE access_notices SET released_at = $1 \
-                         WHERE released_at IS NULL AND deferred_until IS NOT NULL \
-                         AND deferred_until <= $1 RETURNING {NOTICE_COLUMNS}"
+                        "{RELEASE_NOTICES} RETURNING {NOTICE_COLUMNS}"
                     )))
                     .bind(now.as_millis())
+                    .bind(review)
                     .fetch_all(&mut *c)
                     .await
                     .map_err(map_err)

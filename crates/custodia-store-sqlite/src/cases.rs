@@ -5,10 +5,10 @@ use custodia_core::{
     AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory,
     RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
-use custodia_store::rows::{NOTICE_COLUMNS, proof_bytes, proof_of, signed};
+use custodia_store::rows::{NOTICE_COLUMNS, RELEASE_NOTICES, proof_bytes, proof_of, signed};
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
-    SealedBody, StoreError, StoreResult,
+    NoticeRelease, SealedBody, StoreError, StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -430,29 +430,6 @@ impl CaseStore for SqliteStore {
         with_proofs(rows)
     }
 
-    async fn release_review_notices(
-        &self,
-        request: RequestId,
-        now: Timestamp,
-    ) -> StoreResult<Vec<AccessNoticeRecord>> {
-        let rows = self
-            .writer
-            .write(move |c| {
-                c.prepare_cached(&format!(
-                    "UPDATE access_notices SET released_at = ?2 \
-                     WHERE deferred_review = ?1 AND released_at IS NULL \
-                     RETURNING {NOTICE_COLUMNS}"
-                ))
-                .and_then(|mut st| {
-                    st.query_map(params![request.as_uuid(), now.as_millis()], notice)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(map_err)
-            })
-            .await?;
-        with_proofs(rows)
-    }
-
     async fn extend_nondisclosure(&self, case: CaseId, until: Timestamp) -> StoreResult<bool> {
         self.writer
             .write(move |c| {
@@ -473,20 +450,24 @@ impl CaseStore for SqliteStore {
             .await
     }
 
-    async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>> {
+    async fn release_access_notices(
+        &self,
+        which: NoticeRelease,
+        now: Timestamp,
+    ) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let review = match which {
+            NoticeRelease::Due => None,
+            NoticeRelease::Review(r) => Some(*r.as_uuid()),
+        };
         let rows = self
             .writer
             .write(move |c| {
-                c.prepare_cached(&format!(
-                    "UPDATE access_notices SET released_at = ?1 \
-                     WHERE released_at IS NULL AND deferred_until IS NOT NULL \
-                     AND deferred_until <= ?1 RETURNING {NOTICE_COLUMNS}"
-                ))
-                .and_then(|mut st| {
-                    st.query_map([now.as_millis()], notice)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(map_err)
+                c.prepare_cached(&format!("{RELEASE_NOTICES} RETURNING {NOTICE_COLUMNS}"))
+                    .and_then(|mut st| {
+                        st.query_map(params![now.as_millis(), review], notice)?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(map_err)
             })
             .await?;
         with_proofs(rows)

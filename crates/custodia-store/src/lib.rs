@@ -23,9 +23,9 @@ pub use records::{
     AccessNoticeRecord, AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord,
     ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord, EvidenceRecord,
     FlaggedSignal, Franking, HashKind, HashRange, LogAppend, MemberRecord, NewConversation,
-    NewMessage, PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord, StaffChangeRecord,
-    StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage, TileHash,
-    TokenHash, UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
+    NewMessage, NoticeRelease, PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord,
+    StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage,
+    TileHash, TokenHash, UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
 };
 pub use throttle::LogThrottle;
 pub use traits::{

@@ -354,6 +354,15 @@ pub struct AccessNoticeRecord {
     pub released_at: Option<Timestamp>,
 }
 
+/// Which deferred access notices to release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeRelease {
+    /// Those whose non-disclosure order has ended by the release's time.
+    Due,
+    /// Those held for this emergency request's second review (it was decided).
+    Review(RequestId),
+}
+
 /// A hash of tile level `level` ≥ 1 at `index`: the root of the 256 hashes of the level
 /// below starting at `index * 256`, stored once they are all there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

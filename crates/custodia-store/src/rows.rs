@@ -60,6 +60,13 @@ pub const NOTICE_COLUMNS: &str = "id, user_id, conversation_id, read_at, role, r
      messages, first_sent_at, last_sent_at, log_index, checkpoint, proof, deferred_until, \
      released_at, deferred_review";
 
+/// Releases deferred access notices, in both dialects: `$1` the release time (ms), `$2`
+/// the emergency request whose review was decided, or NULL for those whose order ended.
+pub const RELEASE_NOTICES: &str = "UPDATE access_notices SET released_at = $1 \
+     WHERE released_at IS NULL AND CASE WHEN $2 IS NULL \
+     THEN deferred_until IS NOT NULL AND deferred_until <= $1 \
+     ELSE deferred_review = $2 END";
+
 /// The last checkpoint's row.
 pub fn checkpoint(row: Option<(i64, String)>) -> StoreResult<Option<(u64, String)>> {
     row.map(|(size, note)| Ok((unsigned(size, "checkpoint size")?, note)))

@@ -13,9 +13,9 @@ use custodia_core::{
 use crate::{
     AccessNoticeRecord, AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord,
     ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord, HashKind, HashRange,
-    LogAppend, MemberRecord, NewConversation, NewMessage, PendingSignal, SealedTotp, SeqRange,
-    SessionRecord, StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord, StoreResult,
-    StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek,
+    LogAppend, MemberRecord, NewConversation, NewMessage, NoticeRelease, PendingSignal, SealedTotp,
+    SeqRange, SessionRecord, StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord,
+    StoreResult, StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -147,15 +147,12 @@ pub trait CaseStore: Send + Sync {
     async fn add_access_notices(&self, notices: Vec<AccessNoticeRecord>) -> StoreResult<()>;
     /// A member's access notices they may see (not deferred, or released), newest first.
     async fn access_notices_of(&self, user: UserId) -> StoreResult<Vec<AccessNoticeRecord>>;
-    /// Releases, in one step, every deferred notice whose deferral ended by `now`
-    /// (marking it released at `now`) and returns those it released: each is released
-    /// once, whichever node asks, however often.
-    async fn release_access_notices(&self, now: Timestamp) -> StoreResult<Vec<AccessNoticeRecord>>;
-    /// Releases, in one step, every notice deferred for the second review of `request`
-    /// (marking it released at `now`) and returns them; each once.
-    async fn release_review_notices(
+    /// Releases, in one step, the deferred notices `which` names (marking them released
+    /// at `now`) and returns them: each is released once, whichever node asks, however
+    /// often.
+    async fn release_access_notices(
         &self,
-        request: RequestId,
+        which: NoticeRelease,
         now: Timestamp,
     ) -> StoreResult<Vec<AccessNoticeRecord>>;
     /// Sets a case's non-disclosure order to end at `until`, and the deferral of its
