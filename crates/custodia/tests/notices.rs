@@ -28,6 +28,108 @@ async fn notices_until_pong(
     }
 }
 
+/// The next access notice on `conn` (waited for: a ping may be answered before an event
+/// already queued is forwarded).
+async fn next_notice(conn: &mut custodia_sdk::Connection) -> custodia_sdk::proto::AccessNotice {
+    tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            if let ServerFrame::AccessNotice(n) = frame(conn).await {
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("an access notice, live")
+}
+
+/// The time now, in Unix ms (the test server's clock starts there).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+const DAY_MS: i64 = 86_400_000;
+
+/// Two legal officers and a senior moderator, and alice and bob in a direct conversation
+/// where alice wrote message 1 and bob message 2.
+struct Legal {
+    server: TestServer,
+    lo1: custodia_sdk::Client,
+    lo2: custodia_sdk::Client,
+    sen: custodia_sdk::Client,
+    alice: custodia_sdk::Client,
+    bob: custodia_sdk::Client,
+    chat: uuid::Uuid,
+}
+
+impl Legal {
+    async fn new() -> Self {
+        let server = TestServer::start().await;
+        let admin = server.admin().await;
+        let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
+        let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
+        let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
+        let alice = server.user("alice").await;
+        let bob = server.user("bob").await;
+        let chat = alice.open_direct("bob").await.unwrap().id;
+        alice.send(chat, "a1", "one").await.unwrap();
+        bob.send(chat, "b1", "two").await.unwrap();
+        Self {
+            server,
+            lo1,
+            lo2,
+            sen,
+            alice,
+            bob,
+            chat,
+        }
+    }
+
+    /// lo1 opens a legal case over both messages (with a non-disclosure order ending at
+    /// `order`, if given) and asks for content under `reason`; the senior moderator
+    /// approves, and for legal process lo2 too (an emergency has one approver now).
+    /// Returns the case and the approved request.
+    async fn approved(&self, order: Option<i64>, reason: &str) -> (uuid::Uuid, uuid::Uuid) {
+        let case = self
+            .lo1
+            .open_legal_case(&wire::OpenLegalCase {
+                conversation_id: self.chat,
+                from_seq: 1,
+                to_seq: 2,
+                reference: "Court order 2026/118".into(),
+                nondisclosure_until_ms: order,
+            })
+            .await
+            .unwrap()
+            .id;
+        let request = self
+            .lo1
+            .request_access(&wire::CreateAccessRequest {
+                case_id: case,
+                reason: reason.into(),
+                from_seq: 1,
+                to_seq: 2,
+                tier: "content".into(),
+                duration_secs: 3600,
+                justification: "the order names this conversation".into(),
+            })
+            .await
+            .unwrap()
+            .id;
+        self.sen.decide(request, true, "valid order").await.unwrap();
+        if reason == "legal_process" {
+            self.lo2
+                .decide(request, true, "checked the order")
+                .await
+                .unwrap();
+        }
+        (case, request)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_read_is_noticed_by_each_member_whose_messages_it_read_and_nobody_else() {
     let server = TestServer::start().await;
@@ -76,16 +178,7 @@ async fn a_staff_read_is_noticed_by_each_member_whose_messages_it_read_and_nobod
     // Live: one notice each to alice and bob, none to carol.
     for name in ["alice", "bob"] {
         let conn = live.get_mut(name).unwrap();
-        // Wait for it (a ping may be answered before a queued event is forwarded).
-        let first = tokio::time::timeout(common::PATIENCE, async {
-            loop {
-                if let ServerFrame::AccessNotice(n) = frame(conn).await {
-                    return n;
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{name} got no notice live"));
+        let first = next_notice(conn).await;
         assert_eq!(first.case_id, case);
         let more = notices_until_pong(conn).await;
         assert!(
@@ -175,62 +268,29 @@ async fn a_staff_read_is_noticed_by_each_member_whose_messages_it_read_and_nobod
 /// between and is asked to release again — saying it was deferred and until when.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
-    let mut server = TestServer::start().await;
-    let admin = server.admin().await;
-    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
-    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
-    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let chat = alice.open_direct("bob").await.unwrap().id;
-    alice.send(chat, "a1", "one").await.unwrap();
-    bob.send(chat, "b1", "two").await.unwrap();
-
-    let day = std::time::Duration::from_secs(86_400);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let until = now_ms + 30 * 86_400_000;
-    let case = lo1
-        .open_legal_case(&wire::OpenLegalCase {
-            conversation_id: chat,
-            from_seq: 1,
-            to_seq: 2,
-            reference: "Court order 2026/118".into(),
-            nondisclosure_until_ms: Some(until),
-        })
-        .await
-        .unwrap()
-        .id;
-    let request = lo1
-        .request_access(&wire::CreateAccessRequest {
-            case_id: case,
-            reason: "legal_process".into(),
-            from_seq: 1,
-            to_seq: 2,
-            tier: "content".into(),
-            duration_secs: 3600,
-            justification: "the order names this conversation".into(),
-        })
-        .await
-        .unwrap();
-    sen.decide(request.id, true, "valid order").await.unwrap();
-    lo2.decide(request.id, true, "checked the order")
-        .await
-        .unwrap();
-    assert_eq!(lo1.read_grant(request.id).await.unwrap().messages.len(), 2);
-
+    let legal = Legal::new().await;
+    let until = now_ms() + 30 * DAY_MS;
+    let (_, request) = legal.approved(Some(until), "legal_process").await;
+    assert_eq!(
+        legal.lo1.read_grant(request).await.unwrap().messages.len(),
+        2
+    );
+    let Legal {
+        mut server,
+        alice,
+        bob,
+        ..
+    } = legal;
     assert!(
         alice.access_notices().await.unwrap().is_empty(),
         "not told yet"
     );
-    server.advance_clock(29 * day);
+    server.advance_clock(29 * DAY);
     assert_eq!(server.release_notices().await, 0, "day 29: the order holds");
     assert!(bob.access_notices().await.unwrap().is_empty());
 
     server.restart().await;
-    server.advance_clock(day + std::time::Duration::from_secs(3600));
+    server.advance_clock(DAY + std::time::Duration::from_secs(3600));
     assert_eq!(server.release_notices().await, 2, "day 30: both members");
     assert_eq!(server.release_notices().await, 0, "released once");
     server.restart().await;
@@ -258,52 +318,18 @@ async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
 /// moves later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extended_order_keeps_the_notice_deferred_until_its_new_end() {
-    let server = TestServer::start().await;
-    let admin = server.admin().await;
-    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
-    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
-    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
-    let alice = server.user("alice").await;
-    server.user("bob").await;
-    let chat = alice.open_direct("bob").await.unwrap().id;
-    alice.send(chat, "a1", "one").await.unwrap();
-
-    let day = std::time::Duration::from_secs(86_400);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let case = lo1
-        .open_legal_case(&wire::OpenLegalCase {
-            conversation_id: chat,
-            from_seq: 1,
-            to_seq: 1,
-            reference: "Court order 2026/119".into(),
-            nondisclosure_until_ms: Some(now_ms + 30 * 86_400_000),
-        })
-        .await
-        .unwrap()
-        .id;
-    let request = lo1
-        .request_access(&wire::CreateAccessRequest {
-            case_id: case,
-            reason: "legal_process".into(),
-            from_seq: 1,
-            to_seq: 1,
-            tier: "content".into(),
-            duration_secs: 3600,
-            justification: "the order names this conversation".into(),
-        })
-        .await
-        .unwrap();
-    sen.decide(request.id, true, "valid order").await.unwrap();
-    lo2.decide(request.id, true, "checked the order")
-        .await
-        .unwrap();
-    lo1.read_grant(request.id).await.unwrap();
+    let legal = Legal::new().await;
+    let now_ms = now_ms();
+    let (case, request) = legal
+        .approved(Some(now_ms + 30 * DAY_MS), "legal_process")
+        .await;
+    legal.lo1.read_grant(request).await.unwrap();
+    let Legal {
+        server, lo2, sen, ..
+    } = legal;
 
     let extension = wire::ExtendNondisclosure {
-        until_ms: now_ms + 60 * 86_400_000,
+        until_ms: now_ms + 60 * DAY_MS,
         document_sha256: "ab".repeat(32),
     };
     let err = sen
@@ -315,7 +341,7 @@ async fn an_extended_order_keeps_the_notice_deferred_until_its_new_end() {
         "{err}"
     );
     let shorter = wire::ExtendNondisclosure {
-        until_ms: now_ms + 10 * 86_400_000,
+        until_ms: now_ms + 10 * DAY_MS,
         ..extension.clone()
     };
     let err = lo2.extend_nondisclosure(case, &shorter).await.unwrap_err();
@@ -327,7 +353,7 @@ async fn an_extended_order_keeps_the_notice_deferred_until_its_new_end() {
     assert_eq!(extended.nondisclosure_until_ms, Some(extension.until_ms));
 
     // Sessions expire over these months: members sign in again to look.
-    server.advance_clock(31 * day);
+    server.advance_clock(31 * DAY);
     assert_eq!(
         server.release_notices().await,
         0,
@@ -335,7 +361,7 @@ async fn an_extended_order_keeps_the_notice_deferred_until_its_new_end() {
     );
     let alice = server.login("alice").await;
     assert!(alice.access_notices().await.unwrap().is_empty());
-    server.advance_clock(30 * day);
+    server.advance_clock(30 * DAY);
     assert_eq!(server.release_notices().await, 2, "day 61: both members");
     let notices = server.login("alice").await.access_notices().await.unwrap();
     assert_eq!(notices[0].deferred_until_ms, Some(extension.until_ms));
@@ -356,63 +382,30 @@ async fn an_extended_order_keeps_the_notice_deferred_until_its_new_end() {
 /// held until the second review is decided, then told, once, saying why they were late.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emergency_reads_notice_waits_for_its_second_review() {
-    let server = TestServer::start().await;
-    let admin = server.admin().await;
-    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
-    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
-    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let chat = alice.open_direct("bob").await.unwrap().id;
-    alice.send(chat, "a1", "where are you").await.unwrap();
-    let mut live = bob.connect().await.unwrap();
+    let legal = Legal::new().await;
+    let mut live = legal.bob.connect().await.unwrap();
     sync(&mut live, HashMap::new()).await;
-
-    let case = lo1
-        .open_legal_case(&wire::OpenLegalCase {
-            conversation_id: chat,
-            from_seq: 1,
-            to_seq: 1,
-            reference: "Emergency request 2026/7".into(),
-            nondisclosure_until_ms: None,
-        })
-        .await
-        .unwrap()
-        .id;
-    let request = lo1
-        .request_access(&wire::CreateAccessRequest {
-            case_id: case,
-            reason: "emergency_disclosure".into(),
-            from_seq: 1,
-            to_seq: 1,
-            tier: "content".into(),
-            duration_secs: 3600,
-            justification: "a life is at risk".into(),
-        })
-        .await
-        .unwrap();
-    sen.decide(request.id, true, "imminent danger")
-        .await
-        .unwrap();
-    lo1.read_grant(request.id).await.unwrap();
+    let (_, request) = legal.approved(None, "emergency_disclosure").await;
+    let Legal {
+        server,
+        lo1,
+        lo2,
+        alice,
+        bob,
+        ..
+    } = legal;
+    lo1.read_grant(request).await.unwrap();
     assert!(
         alice.access_notices().await.unwrap().is_empty(),
         "held for the review"
     );
     assert!(notices_until_pong(&mut live).await.is_empty());
 
-    lo2.decide(request.id, true, "reviewed, justified")
+    lo2.decide(request, true, "reviewed, justified")
         .await
         .unwrap();
-    let told = tokio::time::timeout(common::PATIENCE, async {
-        loop {
-            if let ServerFrame::AccessNotice(n) = frame(&mut live).await {
-                return n;
-            }
-        }
-    })
-    .await
-    .expect("bob is told live once the review is done");
+    // Bob is told live once the review is done.
+    let told = next_notice(&mut live).await;
     assert!(told.deferred_until_review);
     for member in [&alice, &bob] {
         let list = member.access_notices().await.unwrap();
