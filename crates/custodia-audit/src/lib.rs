@@ -11,18 +11,18 @@
 //! checkpoint that independent witnesses have not seen.
 //!
 //! Layout:
-//! - `entry` — [`AuditEvent`] and its canonical encodings: the public entry (subjects as
-//!   keyed pseudonyms) and the full record kept beside it.
+//! - entries: [`AuditEvent`] and its encodings live in `custodia-transparency` (re-exported
+//!   here), shared with auditors and members' clients.
 //! - `tree` — [`LogTree`]: tile completion, roots, proofs and tiles over the stored log,
 //!   computed here once for every storage backend.
 //! - this file — [`AuditLog`], [`Receipt`], [`AuditError`], and the [`Cosigner`] seam
 //!   through which witnesses are asked.
 
-mod entry;
 mod tree;
 
-pub use entry::{
+pub use custodia_transparency::{
     Actor, AuditEvent, EntryError, EntryView, Event, EventKind, Pseudonym, PseudonymKey, Subject,
+    TagKey,
 };
 pub use tree::LogTree;
 
@@ -266,9 +266,10 @@ impl AuditLog {
         }
     }
 
-    /// The pseudonym under which `subject` appears in this log's entries.
-    pub fn pseudonym(&self, subject: &Subject) -> [u8; 32] {
-        self.pseudonyms.pseudonym(subject)
+    /// The key under which `subject`'s tags in this log's entries are made (a member's is
+    /// handed to them, so their client recognises the entries about them).
+    pub fn subject_key(&self, subject: &Subject) -> TagKey {
+        self.pseudonyms.subject_key(subject)
     }
 
     /// The latest signed checkpoint, signing one for the current size if the log grew.

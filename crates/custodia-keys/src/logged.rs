@@ -8,7 +8,7 @@
 //! - the entry is in that checkpoint's tree (the inclusion proof verifies, and the entry's
 //!   bytes hash to the receipt's leaf), and
 //! - the entry records exactly this read: an `access.read` under this grant, about this
-//!   conversation (its keyed pseudonym), naming the messages (sequence numbers) read.
+//!   conversation (its tag), naming the messages (sequence numbers) read.
 //!
 //! The key service then opens only messages of that conversation whose sequence numbers
 //! the entry names. A receipt for another read, a forged or altered entry, a checkpoint
@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use custodia_audit::{EntryView, EventKind, Pseudonym, PseudonymKey, Receipt, Subject};
+use custodia_audit::{EntryView, EventKind, PseudonymKey, Receipt, Subject};
 use custodia_core::{ConversationId, RequestId};
 use custodia_tlog::{Checkpoint, NoteVerifier, SignedNote, leaf_hash, verify_inclusion};
 
@@ -134,8 +134,9 @@ impl KeyService {
             &checkpoint.root,
         )
         .map_err(|_| KeyError::NotLogged("the entry is not in the checkpoint's tree"))?;
-        let entry = EntryView::parse(&receipt.entry)
+        let view = EntryView::parse(&receipt.entry)
             .map_err(|_| KeyError::NotLogged("the entry does not decode"))?;
+        let entry = &view.event;
         let scope = |name: &str| {
             entry
                 .scope
@@ -148,10 +149,10 @@ impl KeyService {
                 "the entry does not record a read under this grant",
             ));
         }
-        let pseudonym = auth
+        let key = auth
             .pseudonyms
-            .pseudonym(&Subject::Conversation(conversation));
-        if !entry.subjects.contains(&Pseudonym::Conversation(pseudonym)) {
+            .subject_key(&Subject::Conversation(conversation));
+        if !key.recognises_conversation(&view) {
             return Err(KeyError::NotLogged(
                 "the entry does not name this conversation",
             ));

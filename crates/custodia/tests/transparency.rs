@@ -263,7 +263,7 @@ async fn single_entries_and_sizes_are_proven_from_the_tiles() {
             .unwrap();
         assert_eq!(proven.checkpoint.size, 700);
         assert_eq!(
-            proven.entry.case.as_deref(),
+            proven.entry.event.case.as_deref(),
             Some(&*format!("audit entry {index}"))
         );
         if index >= 6 {

@@ -4,7 +4,7 @@
 //! witnessed, also after it restarts.
 
 use custodia_server::RawConfig;
-use custodia_server::logcmd::{WitnessArgs, WitnessPolicy, verify};
+use custodia_server::logcmd::{WitnessPolicy, verify};
 use custodia_test::{TestServer, TestWitness, audit_event};
 use custodia_tlog::{Checkpoint, NoteVerifier, SignedNote};
 
@@ -28,11 +28,8 @@ async fn witnessed(n: usize, quorum: usize) -> (TestServer, Vec<TestWitness>) {
 }
 
 fn policy(witnesses: &[&TestWitness], quorum: Option<usize>) -> WitnessPolicy {
-    WitnessPolicy::new(&WitnessArgs {
-        witnesses: witnesses.iter().map(|w| w.key().to_string()).collect(),
-        quorum,
-    })
-    .unwrap()
+    let keys: Vec<String> = witnesses.iter().map(|w| w.key().to_string()).collect();
+    WitnessPolicy::new(&keys, quorum).unwrap()
 }
 
 /// Appends the entries concurrently (so they share checkpoints); returns the last receipt.
@@ -207,11 +204,7 @@ async fn the_witness_command_serves_cosignatures_for_a_server() {
         .await;
     append(&server, 1..3).await;
     let work = tempfile::tempdir().unwrap();
-    let policy = WitnessPolicy::new(&WitnessArgs {
-        witnesses: vec![witness_key],
-        quorum: None,
-    })
-    .unwrap();
+    let policy = WitnessPolicy::new(&[witness_key], None).unwrap();
     assert_eq!(
         verify_with(&server, &policy, &work.path().join("state"))
             .await

@@ -1,26 +1,39 @@
 //! Audit events and their canonical encoding.
 //!
 //! An [`AuditEvent`] is encoded twice: as the public **entry** (the log leaf, served to
-//! anyone) in which every subject appears only as a keyed pseudonym, and as the full
-//! **record** kept beside it in which subjects are named. Neither ever holds message
-//! content.
+//! anyone), in which every subject appears only as a tag that nobody without that
+//! subject's key can recognise, and as the full **record** kept beside it, in which
+//! subjects are named. Neither ever holds message content.
 //!
-//! Encoding, version 1 (all integers big-endian; `str` = u16 length then UTF-8 bytes):
+//! Encoding, version 2 (all integers big-endian; `str` = u16 length then UTF-8 bytes):
 //!
 //! ```text
-//! u8   form          0x01 entry, 0x81 record
+//! u8   form          0x02 entry, 0x82 record
+//! [16] salt          entry only: this entry's salt (see below)
 //! str  kind          e.g. "access.read"
 //! i64  time          milliseconds since the Unix epoch
 //! u8   has_actor     0 or 1, then: str staff id, str role
 //! u8   has_reason    0 or 1, then: str reason code
 //! u8   has_case      0 or 1, then: str case reference
-//! u16  subjects      then each: u8 tag (1 user, 2 conversation), and
-//!                    entry: 32-byte pseudonym | record: 16-byte id
+//! u16  subjects      then each: u8 kind (1 user, 2 conversation; record: 3 a member
+//!                    whose notice is withheld), and
+//!                    entry: 32-byte tag | record: 16-byte id
 //! u16  scope fields  then each: str name, str value
 //! ```
 //!
+//! **Tags.** Each subject has a *subject key*, `HMAC-SHA-256(deployment key, label ||
+//! kind || id)`; in an entry it appears as `HMAC-SHA-256(subject key, salt)`, where the salt
+//! is `HMAC-SHA-256(deployment key, "custodia/salt/v2" || record)[..16]`: different for
+//! every event, unpredictable without the deployment key, and fixed by the event (one event
+//! has one entry). A member's client holds that member's subject key ([`TagKey`]) and
+//! recognises the entries about them; to anyone else two tags of one member are unrelated
+//! random strings. A member whose notice is withheld (a non-disclosure order, an emergency
+//! before its review) appears under a key nobody is given, so the entry shows a user tag
+//! that neither they nor anyone else can recognise; when the notice is released, a
+//! `notice.released` entry names that entry with the member's ordinary tag.
+//!
 //! The encoding is canonical: one event has exactly one encoding, and decoding refuses
-//! trailing bytes, unknown forms and tags, and invalid UTF-8.
+//! trailing bytes, unknown forms and kinds, and invalid UTF-8.
 
 use std::fmt;
 
@@ -29,10 +42,13 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-const FORM_ENTRY: u8 = 0x01;
-const FORM_RECORD: u8 = 0x81;
+const FORM_ENTRY: u8 = 0x02;
+const FORM_RECORD: u8 = 0x82;
 const TAG_USER: u8 = 1;
 const TAG_CONVERSATION: u8 = 2;
+const TAG_WITHHELD: u8 = 3;
+/// The length of an entry's salt.
+pub const SALT_BYTES: usize = 16;
 
 /// What happened. The log's vocabulary; new kinds are added, never renamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,11 +81,14 @@ pub enum EventKind {
     /// A legal officer recorded a non-disclosure order's extension (scope: the case's new
     /// end and the SHA-256 of the order's document).
     OrderExtended,
+    /// The withheld access notices of an earlier `access.read` were released to their
+    /// members. Subjects: those members (findable by them); scope: the read's `entry` index.
+    NoticeReleased,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -82,6 +101,7 @@ impl EventKind {
         Self::CaseOpened,
         Self::ActionAbandoned,
         Self::OrderExtended,
+        Self::NoticeReleased,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -99,6 +119,7 @@ impl EventKind {
             Self::CaseOpened => "case.opened",
             Self::ActionAbandoned => "action.abandoned",
             Self::OrderExtended => "order.extended",
+            Self::NoticeReleased => "notice.released",
         }
     }
 
@@ -124,6 +145,9 @@ pub enum Subject {
     User(UserId),
     /// A conversation.
     Conversation(ConversationId),
+    /// A member whose access notice is withheld for now: in the entry, a user tag under a
+    /// key nobody is given (see the module docs).
+    Withheld(UserId),
 }
 
 impl Subject {
@@ -131,19 +155,28 @@ impl Subject {
         match self {
             Self::User(_) => TAG_USER,
             Self::Conversation(_) => TAG_CONVERSATION,
+            Self::Withheld(_) => TAG_WITHHELD,
+        }
+    }
+
+    /// How the subject shows in an entry: a withheld member is a user like any other.
+    fn public_tag(&self) -> u8 {
+        match self {
+            Self::Conversation(_) => TAG_CONVERSATION,
+            Self::User(_) | Self::Withheld(_) => TAG_USER,
         }
     }
 
     fn id(&self) -> &[u8; 16] {
         match self {
-            Self::User(u) => u.as_bytes(),
+            Self::User(u) | Self::Withheld(u) => u.as_bytes(),
             Self::Conversation(c) => c.as_bytes(),
         }
     }
 }
 
 /// One thing that happened, as the log records it: with subjects named ([`AuditEvent`]) or
-/// as an entry shows it, with pseudonyms ([`EntryView`]).
+/// as an entry shows it, with tags ([`EntryView`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event<S> {
     /// What happened.
@@ -165,11 +198,17 @@ pub struct Event<S> {
 /// An event with its subjects named: what is appended, and the full record.
 pub type AuditEvent = Event<Subject>;
 
-/// A decoded public entry: the event with pseudonyms in place of subjects.
-pub type EntryView = Event<Pseudonym>;
+/// A decoded public entry: its salt, and the event with tags in place of subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    /// The entry's salt, under which its subjects' tags were made.
+    pub salt: [u8; SALT_BYTES],
+    /// The event, subjects as tags.
+    pub event: Event<Pseudonym>,
+}
 
-/// The key that turns subjects into pseudonyms. Secret: with it, anyone could test
-/// whether a given user appears in the log.
+/// The deployment's key from which every subject's key, and every entry's salt, derive.
+/// Secret: with it, anyone could test whether a given user appears in the log.
 pub struct PseudonymKey(Zeroizing<[u8; 32]>);
 
 impl fmt::Debug for PseudonymKey {
@@ -184,15 +223,77 @@ impl PseudonymKey {
         Self(Zeroizing::new(bytes))
     }
 
-    /// The pseudonym of a subject: HMAC-SHA-256(key, tag || id).
-    pub fn pseudonym(&self, subject: &Subject) -> [u8; 32] {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0[..])
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(&[subject.tag()]);
-        mac.update(subject.id());
-        mac.finalize().into_bytes().into()
+    /// The key of `subject`, under which its tags in entries are made:
+    /// HMAC-SHA-256(key, "custodia/subject/v2" || kind || id).
+    pub fn subject_key(&self, subject: &Subject) -> TagKey {
+        TagKey(Zeroizing::new(hmac(
+            &self.0[..],
+            &[b"custodia/subject/v2", &[subject.tag()], subject.id()],
+        )))
     }
+
+    /// A member's key: what their client needs to recognise the entries about them.
+    pub fn member_key(&self, user: UserId) -> TagKey {
+        self.subject_key(&Subject::User(user))
+    }
+
+    /// The salt of the entry whose record is `record`.
+    fn salt(&self, record: &[u8]) -> [u8; SALT_BYTES] {
+        let mac = hmac(&self.0[..], &[b"custodia/salt/v2", record]);
+        let mut salt = [0; SALT_BYTES];
+        salt.copy_from_slice(&mac[..SALT_BYTES]);
+        salt
+    }
+}
+
+/// One subject's key: its tag in an entry is HMAC-SHA-256(key, the entry's salt). A member
+/// receives their own, and nobody else's.
+pub struct TagKey(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for TagKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TagKey").finish_non_exhaustive()
+    }
+}
+
+impl TagKey {
+    /// A key from its 32 bytes (as a member's client receives it).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The key's bytes, to hand to its member.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The subject's tag in an entry with `salt`.
+    pub fn tag(&self, salt: &[u8; SALT_BYTES]) -> [u8; 32] {
+        hmac(&self.0[..], &[salt])
+    }
+
+    /// Whether `entry` names this key's user among its subjects.
+    pub fn recognises_user(&self, entry: &EntryView) -> bool {
+        let mine = Pseudonym::User(self.tag(&entry.salt));
+        entry.event.subjects.contains(&mine)
+    }
+
+    /// Whether `entry` names this key's conversation among its subjects.
+    pub fn recognises_conversation(&self, entry: &EntryView) -> bool {
+        let mine = Pseudonym::Conversation(self.tag(&entry.salt));
+        entry.event.subjects.contains(&mine)
+    }
+}
+
+/// HMAC-SHA-256 of the concatenated `parts` under `key`.
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// Why an encoding could not be made or read.
@@ -207,35 +308,44 @@ pub enum EntryError {
     Malformed(&'static str),
 }
 
-/// A subject as an entry shows it.
+/// A subject as an entry shows it: its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Pseudonym {
-    /// A user's pseudonym.
+    /// A user's tag.
     User([u8; 32]),
-    /// A conversation's pseudonym.
+    /// A conversation's tag.
     Conversation([u8; 32]),
 }
 
 impl AuditEvent {
-    /// The public entry: subjects as pseudonyms under `key`.
+    /// The public entry: subjects as tags under their keys derived from `key`.
     pub fn entry(&self, key: &PseudonymKey) -> Result<Vec<u8>, EntryError> {
-        self.encode(FORM_ENTRY, |s, out| {
-            out.extend_from_slice(&key.pseudonym(s))
+        let salt = key.salt(&self.record()?);
+        self.encode(FORM_ENTRY, Some(&salt), |s, out| {
+            out.push(s.public_tag());
+            out.extend_from_slice(&key.subject_key(s).tag(&salt));
         })
     }
 
     /// The full record: subjects named.
     pub fn record(&self) -> Result<Vec<u8>, EntryError> {
-        self.encode(FORM_RECORD, |s, out| out.extend_from_slice(s.id()))
+        self.encode(FORM_RECORD, None, |s, out| {
+            out.push(s.tag());
+            out.extend_from_slice(s.id());
+        })
     }
 
     fn encode(
         &self,
         form: u8,
+        salt: Option<&[u8; SALT_BYTES]>,
         subject: impl Fn(&Subject, &mut Vec<u8>),
     ) -> Result<Vec<u8>, EntryError> {
         let mut out = vec![form];
+        if let Some(salt) = salt {
+            out.extend_from_slice(salt);
+        }
         put_str(&mut out, self.kind.as_str(), "kind")?;
         out.extend_from_slice(&self.time.as_millis().to_be_bytes());
         match &self.actor {
@@ -250,7 +360,6 @@ impl AuditEvent {
         put_opt(&mut out, self.case.as_deref(), "case")?;
         put_count(&mut out, self.subjects.len(), "subject list")?;
         for s in &self.subjects {
-            out.push(s.tag());
             subject(s, &mut out);
         }
         put_count(&mut out, self.scope.len(), "scope")?;
@@ -263,11 +372,14 @@ impl AuditEvent {
 
     /// Decodes a full record.
     pub fn from_record(bytes: &[u8]) -> Result<Self, EntryError> {
-        decode(bytes, FORM_RECORD, |tag, r| {
+        let mut r = Reader(bytes);
+        r.form(FORM_RECORD)?;
+        decode(r, |tag, r| {
             let id = uuid::Uuid::from_bytes(r.array::<16>()?);
             match tag {
                 TAG_USER => Ok(Subject::User(UserId::from_uuid(id))),
                 TAG_CONVERSATION => Ok(Subject::Conversation(ConversationId::from_uuid(id))),
+                TAG_WITHHELD => Ok(Subject::Withheld(UserId::from_uuid(id))),
                 _ => Err(EntryError::Malformed("unknown subject tag")),
             }
         })
@@ -277,27 +389,27 @@ impl AuditEvent {
 impl EntryView {
     /// Decodes a public entry.
     pub fn parse(bytes: &[u8]) -> Result<Self, EntryError> {
-        decode(bytes, FORM_ENTRY, |tag, r| {
+        let mut r = Reader(bytes);
+        r.form(FORM_ENTRY)?;
+        let salt = r.array()?;
+        let event = decode(r, |tag, r| {
             let p = r.array::<32>()?;
             match tag {
                 TAG_USER => Ok(Pseudonym::User(p)),
                 TAG_CONVERSATION => Ok(Pseudonym::Conversation(p)),
                 _ => Err(EntryError::Malformed("unknown subject tag")),
             }
-        })
+        })?;
+        Ok(Self { salt, event })
     }
 }
 
-/// Decodes the `form` encoding, reading each subject after its tag with `subject`.
+/// Decodes the rest of an encoding after its form (and salt), reading each subject after
+/// its tag with `subject`.
 fn decode<S>(
-    bytes: &[u8],
-    form: u8,
+    mut r: Reader<'_>,
     subject: impl Fn(u8, &mut Reader<'_>) -> Result<S, EntryError>,
 ) -> Result<Event<S>, EntryError> {
-    let mut r = Reader(bytes);
-    if r.u8()? != form {
-        return Err(EntryError::Malformed("unknown form or version"));
-    }
     let kind = EventKind::parse(&r.string()?).ok_or(EntryError::Malformed("unknown event kind"))?;
     let time = Timestamp::from_millis(i64::from_be_bytes(r.array()?));
     let actor = if r.flag()? {
@@ -374,6 +486,14 @@ impl Reader<'_> {
 
     fn u8(&mut self) -> Result<u8, EntryError> {
         Ok(self.array::<1>()?[0])
+    }
+
+    fn form(&mut self, form: u8) -> Result<(), EntryError> {
+        if self.u8()? == form {
+            Ok(())
+        } else {
+            Err(EntryError::Malformed("unknown form or version"))
+        }
     }
 
     fn u16(&mut self) -> Result<u16, EntryError> {
