@@ -42,6 +42,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/attachments/{id}", get(download))
         .route("/v1/settings", get(settings).put(set_settings))
         .route("/v1/me/access-notices", get(access_notices))
+        .route("/v1/me/log-key", get(log_key))
         .route("/v1/connections", post(connect).get(connections))
         .route("/v1/connections/{username}", delete(disconnect))
         .route("/v1/blocks", post(block).get(blocks))
@@ -93,6 +94,19 @@ async fn access_notices(
 ) -> Result<Json<Vec<wire::AccessNotice>>, ApiError> {
     let notices = s.service.access_notices(&who).await?;
     Ok(Json(notices.iter().map(convert::access_notice).collect()))
+}
+
+/// The caller's key for finding the audit log's entries about them, and the log's key.
+async fn log_key(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+) -> Result<Json<wire::MemberLogKey>, ApiError> {
+    use base64::Engine;
+    let (key, log) = s.governance.member_log_key(who.user_id);
+    Ok(Json(wire::MemberLogKey {
+        key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
+        log,
+    }))
 }
 
 /// 200 while this node can store and fan out; 503 with the reason while it cannot (a full

@@ -79,6 +79,24 @@ pub enum ChatCommand {
     /// Show when staff read messages of yours: role, reason, case, how many, and the
     /// audit log entry that records it.
     Notices,
+    /// Your access notices and, with --verify, a check that they are all: your client
+    /// reads the whole public audit log from the auditor listener, finds every entry
+    /// about you by your own tag key, and reports any read the notice list lacks.
+    AccessHistory {
+        /// Scan the audit log and compare it with the notices.
+        #[arg(long, requires = "log_url")]
+        verify: bool,
+        /// The server's auditor listener, e.g. https://127.0.0.1:8444.
+        #[arg(long)]
+        log_url: Option<String>,
+        /// A witness whose cosignature the log's checkpoint must carry (its verifier
+        /// key). Repeatable.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many of the given witnesses must have cosigned. Default: all.
+        #[arg(long)]
+        quorum: Option<usize>,
+    },
     /// Manage groups.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -179,6 +197,40 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             }
             for n in &notices {
                 println!("{}", notice_line(n));
+            }
+        }
+        ChatCommand::AccessHistory {
+            verify,
+            log_url,
+            witnesses,
+            quorum,
+        } => {
+            let client = connect(&server, &profile, true)?;
+            if !verify {
+                for n in &client.access_notices().await? {
+                    println!("{}", notice_line(n));
+                }
+                return Ok(());
+            }
+            let log_url = log_url.context("--verify needs --log-url")?;
+            let witnesses = custodia_auditor::WitnessPolicy::new(&witnesses, quorum)?;
+            let auditor = connect(
+                &ServerArgs {
+                    server: Some(log_url),
+                    ..server.clone()
+                },
+                &profile,
+                false,
+            )?;
+            let history = access_history(&client, &auditor, &witnesses).await?;
+            print_history(&history);
+            let check = history.check;
+            if !check.missing.is_empty() {
+                bail!(
+                    "the log records {} read{} of your messages that the server's notice list lacks",
+                    check.missing.len(),
+                    if check.missing.len() == 1 { "" } else { "s" }
+                );
             }
         }
         ChatCommand::Conversations => {
@@ -300,6 +352,101 @@ fn utc(ms: i64) -> String {
 }
 
 /// One line of `chat notices`: who (by role), why, how many messages, and the log entry.
+/// A member's access history checked against the audit log.
+#[derive(Debug)]
+pub struct AccessHistory {
+    /// The checkpoint the log was read at (signature and witness quorum checked).
+    pub checkpoint: custodia_tlog::Checkpoint,
+    /// The log's key name.
+    pub log: String,
+    /// The notices the server lists, newest first.
+    pub notices: Vec<custodia_sdk::proto::AccessNotice>,
+    /// What the scan found, compared with the notices.
+    pub check: custodia_transparency::HistoryCheck,
+}
+
+/// Reads the whole audit log from `auditor` (its checkpoint signed by the log key the
+/// server names and cosigned by `witnesses`' quorum, every entry checked against it),
+/// finds every entry about the member signed in on `client` with their own tag key, and
+/// compares the reads with the notices the server lists.
+pub async fn access_history(
+    client: &Client,
+    auditor: &Client,
+    witnesses: &custodia_auditor::WitnessPolicy,
+) -> anyhow::Result<AccessHistory> {
+    use base64::Engine;
+    let keys = client.log_key().await?;
+    let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(&keys.key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .context("the server sent a malformed log key")?;
+    let log_key = custodia_tlog::NoteVerifier::parse(&keys.log)
+        .map_err(|e| anyhow::anyhow!("the server sent a malformed log verifier key: {e}"))?;
+    let mut scan =
+        custodia_transparency::HistoryScan::new(custodia_transparency::TagKey::from_bytes(bytes));
+    let log = custodia_auditor::read_log(auditor, &log_key, witnesses, |i, e| scan.visit(i, e))
+        .await
+        .context("reading the audit log")?;
+    // The notices after the log: every read the checkpoint holds was told before it.
+    let size = log.checkpoint.size;
+    let notices = client.access_notices().await?;
+    let check = scan.check(notices.iter().map(|n| n.log_index).filter(|i| *i < size));
+    Ok(AccessHistory {
+        checkpoint: log.checkpoint,
+        log: log_key.name().to_owned(),
+        notices,
+        check,
+    })
+}
+
+/// Prints an access history: the notices, the entries found, and what is missing.
+fn print_history(h: &AccessHistory) {
+    for n in &h.notices {
+        println!("{}", notice_line(n));
+    }
+    let check = &h.check;
+    println!(
+        "verified the audit log {}: {} entries, root {}; {} name{} you, {} read{} of your messages",
+        clean(&h.log),
+        h.checkpoint.size,
+        custodia_auditor::hex(&h.checkpoint.root),
+        check.found.len(),
+        if check.found.len() == 1 { "s" } else { "" },
+        check.reads.len(),
+        if check.reads.len() == 1 { "" } else { "s" },
+    );
+    for f in &check.found {
+        println!(
+            "entry {}  {}  {}{}{}",
+            f.index,
+            utc(f.time_ms),
+            f.kind.as_str(),
+            f.reason
+                .as_deref()
+                .map(|r| format!(" for {}", clean(r)))
+                .unwrap_or_default(),
+            f.case
+                .as_deref()
+                .map(|c| format!(" in case {}", clean(c)))
+                .unwrap_or_default(),
+        );
+    }
+    for i in &check.missing {
+        println!(
+            "MISSING: entry {i} records a read of your messages, but the server lists no notice for it"
+        );
+    }
+    for i in &check.unconfirmed {
+        println!(
+            "unconfirmed: the notice for entry {i} is not tied to you in the log yet (a deferred read whose release is not logged?)"
+        );
+    }
+    if check.missing.is_empty() {
+        println!("every read of your messages in the log has a notice");
+    }
+}
+
 fn notice_line(n: &custodia_sdk::proto::AccessNotice) -> String {
     let deferred = match (n.deferred_until_ms, n.deferred_until_review) {
         (Some(t), _) => format!(

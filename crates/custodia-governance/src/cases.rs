@@ -241,8 +241,9 @@ impl Governance {
         self.open_case(
             case,
             None,
+            // Withheld: a sender flagged by a signal is not tipped off by their own scan.
             vec![
-                Subject::User(message.sender_id),
+                Subject::Withheld(message.sender_id),
                 Subject::Conversation(message.conversation_id),
             ],
             vec![
@@ -544,8 +545,9 @@ impl Governance {
         self.open_case(
             case,
             None,
+            // Withheld: an uploader flagged by a hash list is not tipped off by their scan.
             vec![
-                Subject::User(a.uploader),
+                Subject::Withheld(a.uploader),
                 Subject::Conversation(a.conversation_id),
             ],
             vec![

@@ -200,6 +200,17 @@ impl Governance {
         inner.signin_by_account_total.check(&account).await
     }
 
+    /// What `user`'s client needs to find the log's entries about them: their tag key and
+    /// the log's verifier key (as text). Their own data, like their notices.
+    pub fn member_log_key(&self, user: custodia_core::UserId) -> (custodia_audit::TagKey, String) {
+        (
+            self.inner
+                .audit
+                .subject_key(&custodia_audit::Subject::User(user)),
+            self.inner.audit.verifier().to_string(),
+        )
+    }
+
     /// Appends an event to the audit log and returns its receipt; fails (closed) if the
     /// log cannot take it, so the action it records does not happen.
     pub(crate) async fn append(&self, event: AuditEvent) -> ServiceResult<Receipt> {

@@ -401,6 +401,7 @@ impl Governance {
                 .cases
                 .release_access_notices(custodia_store::NoticeRelease::Review(r.id), now)
                 .await?;
+            self.log_releases(&released, now).await;
             self.publish_notices(released).await;
         }
         Ok(self.view(self.request_record(id).await?))
@@ -514,13 +515,17 @@ impl Governance {
             .messages(r.conversation_id, SeqRange::After(from - 1), limit)
             .await?;
         let stored: Vec<_> = stored.into_iter().filter(|m| m.seq <= to).collect();
+        // The entry names the conversation and every member told of the read (by a tag
+        // only they recognise; withheld while their notice is deferred).
+        let told = self.told_of(r, &stored).await?;
         let mut subjects = vec![Subject::Conversation(r.conversation_id)];
-        for m in &stored {
-            let s = Subject::User(m.sender_id);
-            if !subjects.contains(&s) {
-                subjects.push(s);
+        subjects.extend(told.members.iter().map(|m| {
+            if told.deferred() {
+                Subject::Withheld(*m)
+            } else {
+                Subject::User(*m)
             }
-        }
+        }));
         let seqs: Vec<String> = stored.iter().map(|m| m.seq.to_string()).collect();
         let receipt = self
             .append(self.event(
@@ -532,6 +537,11 @@ impl Governance {
                     ("request".into(), r.id.to_string()),
                     ("tier".into(), r.tier.as_str().into()),
                     ("messages".into(), seqs.join(" ")),
+                    ("accounts".into(), told.members.len().to_string()),
+                    (
+                        "notice".into(),
+                        if told.deferred() { "deferred" } else { "now" }.into(),
+                    ),
                 ],
             ))
             .await?;
@@ -548,7 +558,7 @@ impl Governance {
             .keys
             .verify_logged_read(&receipt, r.id, r.conversation_id)?;
         // Every member whose messages were read is told, before anything is released.
-        self.notify_read(by, r, &receipt, &stored).await?;
+        self.notify_read(by, r, &receipt, &stored, told).await?;
         let mut messages = Vec::with_capacity(stored.len());
         for m in stored {
             messages.push(match r.tier {
@@ -562,31 +572,26 @@ impl Governance {
         Ok(GrantRead { messages, receipt })
     }
 
-    /// Stores an access notice for each member whose messages are among `read` (who
-    /// sent them, or was in the conversation when they were sent; one notice per member
-    /// and read) and sends it to them live.
-    async fn notify_read(
+    /// Who is told of a read of `read` under `r`: every member whose messages these are
+    /// (who sent them, or was in the conversation when they were sent; a member who joined
+    /// later never had them), and whether their notices wait.
+    async fn told_of(
         &self,
-        by: &StaffPrincipal,
         r: &AccessRequestRecord,
-        receipt: &Receipt,
         read: &[custodia_store::StoredMessage],
-    ) -> ServiceResult<()> {
-        let (Some(first), Some(last)) = (read.first(), read.last()) else {
-            return Ok(());
-        };
-        // Whose messages these are: who sent them, and who was in the conversation when
-        // they were sent (a member who joined later never had them).
+    ) -> ServiceResult<Told> {
         let mut members: Vec<custodia_core::UserId> = read.iter().map(|m| m.sender_id).collect();
-        for m in self
-            .inner
-            .store
-            .conversations
-            .members(r.conversation_id)
-            .await?
-        {
-            if m.joined_at <= last.sent_at {
-                members.push(m.user_id);
+        if let Some(last) = read.last() {
+            for m in self
+                .inner
+                .store
+                .conversations
+                .members(r.conversation_id)
+                .await?
+            {
+                if m.joined_at <= last.sent_at {
+                    members.push(m.user_id);
+                }
             }
         }
         members.sort();
@@ -606,6 +611,32 @@ impl Governance {
             && Policy::of(r.reason).second_review
             && r.decisions.len() < 2)
             .then_some(r.id);
+        Ok(Told {
+            members,
+            deferred_until,
+            deferred_review,
+        })
+    }
+
+    /// Stores an access notice for each member `told` names (one per member and read)
+    /// and, unless they are deferred, sends them live.
+    async fn notify_read(
+        &self,
+        by: &StaffPrincipal,
+        r: &AccessRequestRecord,
+        receipt: &Receipt,
+        read: &[custodia_store::StoredMessage],
+        told: Told,
+    ) -> ServiceResult<()> {
+        let (Some(first), Some(last)) = (read.first(), read.last()) else {
+            return Ok(());
+        };
+        let Told {
+            members,
+            deferred_until,
+            deferred_review,
+        } = told;
+        let now = self.inner.clock.now();
         let notices: Vec<custodia_store::AccessNoticeRecord> = members
             .into_iter()
             .map(|user_id| custodia_store::AccessNoticeRecord {
@@ -651,8 +682,42 @@ impl Governance {
             .release_access_notices(custodia_store::NoticeRelease::Due, now)
             .await?;
         let n = released.len();
+        self.log_releases(&released, now).await;
         self.publish_notices(released).await;
         Ok(n)
+    }
+
+    /// Appends, for each read whose notices were just `released`, a `notice.released`
+    /// entry naming the read's entry and its members by their ordinary tags: from now on
+    /// their scans find the read. Best effort after the release (see ARCHITECTURE.md).
+    async fn log_releases(&self, released: &[custodia_store::AccessNoticeRecord], now: Timestamp) {
+        let mut by_read: std::collections::BTreeMap<u64, Vec<&custodia_store::AccessNoticeRecord>> =
+            std::collections::BTreeMap::new();
+        for n in released {
+            by_read.entry(n.log_index).or_default().push(n);
+        }
+        for (index, notices) in by_read {
+            let case = notices.first().map(|n| n.case_id.to_string());
+            let until = notices
+                .first()
+                .and_then(|n| n.deferred_until)
+                .map_or_else(|| "review".to_owned(), |t| t.as_millis().to_string());
+            let event = AuditEvent {
+                kind: EventKind::NoticeReleased,
+                time: now,
+                actor: None,
+                reason: None,
+                case,
+                subjects: notices.iter().map(|n| Subject::User(n.user_id)).collect(),
+                scope: vec![
+                    ("entry".into(), index.to_string()),
+                    ("deferred_until".into(), until),
+                ],
+            };
+            if let Err(e) = self.append(event).await {
+                tracing::error!(entry = index, error = %e, "released access notices could not be logged; the members' scans will not find that read");
+            }
+        }
     }
 
     /// Sends notices to their members live, if a fan-out is set.
@@ -748,5 +813,20 @@ impl Governance {
             second_review_overdue,
             digest,
         }
+    }
+}
+
+/// Who is told of a read, and whether their notices wait.
+struct Told {
+    members: Vec<custodia_core::UserId>,
+    /// Until a non-disclosure order ends.
+    deferred_until: Option<Timestamp>,
+    /// Until this emergency request's second review.
+    deferred_review: Option<RequestId>,
+}
+
+impl Told {
+    fn deferred(&self) -> bool {
+        self.deferred_until.is_some() || self.deferred_review.is_some()
     }
 }

@@ -317,6 +317,18 @@ pub struct AccessNotice {
     pub deferred_until_review: bool,
 }
 
+/// `GET /v1/me/log-key`: what a member's client needs to find, in the public audit log,
+/// every entry about them (`custodia-client chat access-history --verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberLogKey {
+    /// The member's tag key, base64 (32 bytes): an entry names them when one of its user
+    /// tags is HMAC-SHA-256(key, the entry's salt). Theirs alone: whoever holds it can
+    /// find the entries about them.
+    pub key: String,
+    /// The log's verifier key (a C2SP signed-note verifier key), to check checkpoints.
+    pub log: String,
+}
+
 /// Frames a client sends on the WebSocket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

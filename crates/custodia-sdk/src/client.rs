@@ -381,6 +381,12 @@ impl Client {
             .await
     }
 
+    /// The caller's key for finding the audit log's entries about them, and the log's
+    /// verifier key.
+    pub async fn log_key(&self) -> Result<wire::MemberLogKey, SdkError> {
+        self.call(self.req(Method::GET, "/v1/me/log-key")).await
+    }
+
     /// The caller's effective "who can message me".
     pub async fn settings(&self) -> Result<wire::Settings, SdkError> {
         self.call(self.req(Method::GET, "/v1/settings")).await

@@ -303,6 +303,11 @@ impl TestServer {
         self.running.as_ref().map_or("", |r| r.audit_url.as_str())
     }
 
+    /// A client of the auditor listener (the public log).
+    pub fn auditor_client(&self) -> Client {
+        Client::new(self.audit_url(), &self.ca).expect("auditor client")
+    }
+
     /// The audit log, to append entries as the server's components will.
     pub fn audit(&self) -> std::sync::Arc<custodia_audit::AuditLog> {
         self.running

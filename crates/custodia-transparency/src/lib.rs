@@ -2,12 +2,16 @@
 //!
 //! - `entry` — [`AuditEvent`] and its canonical encodings: the public entry (subjects as
 //!   tags only their own key recognises) and the full record kept beside it.
+//! - `scan` — [`HistoryScan`]: a member's scan for the entries about them, compared with
+//!   the access notices the server lists.
 //!
 //! No I/O: callers fetch and verify the log's tiles, and hand the entries here.
 
 mod entry;
+mod scan;
 
 pub use entry::{
     Actor, AuditEvent, EntryError, EntryView, Event, EventKind, Pseudonym, PseudonymKey,
     SALT_BYTES, Subject, TagKey,
 };
+pub use scan::{Found, HistoryCheck, HistoryScan};

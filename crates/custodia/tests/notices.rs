@@ -288,6 +288,10 @@ async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
     server.advance_clock(29 * DAY);
     assert_eq!(server.release_notices().await, 0, "day 29: the order holds");
     assert!(bob.access_notices().await.unwrap().is_empty());
+    // Nor does bob's own scan of the log find the read: its entry names him under a key
+    // nobody holds until the order ends.
+    let scan = history(&server, &bob).await;
+    assert!(scan.reads.is_empty() && scan.found.is_empty(), "{scan:?}");
 
     server.restart().await;
     server.advance_clock(DAY + std::time::Duration::from_secs(3600));
@@ -310,7 +314,128 @@ async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
             Some(until),
             "it says it was deferred"
         );
+        // Now the log names the read to them too: a `notice.released` entry with their
+        // ordinary tag points at it.
+        let scan = history(&server, member).await;
+        assert_eq!(
+            scan.reads.iter().copied().collect::<Vec<_>>(),
+            vec![list[0].log_index],
+            "{scan:?}"
+        );
+        assert!(scan.missing.is_empty() && scan.unconfirmed.is_empty());
+        assert!(
+            scan.found
+                .iter()
+                .any(|f| f.kind == custodia_audit::EventKind::NoticeReleased)
+        );
     }
+}
+
+/// `member`'s scan of the whole public log (what `chat access-history --verify` does).
+async fn history(
+    server: &TestServer,
+    member: &custodia_sdk::Client,
+) -> custodia_transparency::HistoryCheck {
+    custodia_client::chat::access_history(
+        member,
+        &server.auditor_client(),
+        &custodia_server::logcmd::WitnessPolicy::default(),
+    )
+    .await
+    .unwrap()
+    .check
+}
+
+/// The member's scan finds every read of their messages among thousands of other entries,
+/// and a notice the server drops from their list is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_scan_finds_every_read_of_theirs_among_thousands_and_catches_a_dropped_notice() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let moderator = server.new_staff(&admin, "mod", "moderator").await;
+    let senior = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let chat = alice.open_direct("bob").await.unwrap().id;
+    alice.send(chat, "a1", "hello bob").await.unwrap();
+    bob.send(chat, "b1", "leave me alone").await.unwrap();
+    let case = bob
+        .report(chat, &[2], "harassment", None)
+        .await
+        .unwrap()
+        .case_id;
+    let read = |from: u64, to: u64| {
+        let (moderator, senior) = (&moderator, &senior);
+        async move {
+            let request = moderator
+                .request_access(&wire::CreateAccessRequest {
+                    case_id: case,
+                    reason: "report_review".into(),
+                    from_seq: from,
+                    to_seq: to,
+                    tier: "content".into(),
+                    duration_secs: 3600,
+                    justification: "reviewing the report".into(),
+                })
+                .await
+                .unwrap();
+            senior.decide(request.id, true, "credible").await.unwrap();
+            moderator
+                .read_grant(request.id)
+                .await
+                .unwrap()
+                .receipt
+                .index
+        }
+    };
+    let first = read(1, 2).await;
+    // Thousands of entries about other people, in concurrent batches (sharing checkpoints).
+    let audit = server.audit();
+    for batch in 0..30 {
+        let appends = (0..100).map(|i| {
+            let audit = audit.clone();
+            async move {
+                audit
+                    .append(&custodia_test::audit_event(&format!("noise-{batch}-{i}")))
+                    .await
+                    .unwrap()
+            }
+        });
+        futures_util::future::join_all(appends).await;
+    }
+    let second = read(1, 1).await;
+
+    let alice_scan = history(&server, &alice).await;
+    assert!(alice_scan.entries > 3000);
+    assert_eq!(
+        alice_scan.reads.iter().copied().collect::<Vec<_>>(),
+        vec![first, second]
+    );
+    assert!(alice_scan.missing.is_empty() && alice_scan.unconfirmed.is_empty());
+    // Bob's messages were in the first read only (he was in the conversation when
+    // message 1 was sent, so both reads are of his messages).
+    let bob_scan = history(&server, &bob).await;
+    assert_eq!(bob_scan.reads.len(), 2, "{bob_scan:?}");
+    let carol_scan = history(&server, &carol).await;
+    assert!(
+        carol_scan.found.is_empty(),
+        "carol's key recognises nothing"
+    );
+
+    // Someone with the database drops alice's first notice: her scan names the read.
+    let db = rusqlite::Connection::open(server.data_dir().join("custodia.db")).unwrap();
+    let dropped = db
+        .execute(
+            "DELETE FROM access_notices WHERE log_index = ?1 AND user_id = \
+             (SELECT id FROM users WHERE username = 'alice')",
+            [i64::try_from(first).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(dropped, 1);
+    let after = history(&server, &alice).await;
+    assert_eq!(after.missing, vec![first], "the dropped notice is caught");
+    assert_eq!(alice.access_notices().await.unwrap().len(), 1);
 }
 
 /// A legal officer records an order's extension (logged, with the new document's hash):
