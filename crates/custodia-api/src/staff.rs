@@ -51,6 +51,7 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/requests/{id}/complete", post(complete))
         .route("/v1/staff/requests/{id}/messages", get(read))
         .route("/v1/staff/audit/records/{index}", get(audit_record))
+        .route("/v1/staff/transparency-report", get(transparency_report))
         .fallback(|| async {
             ApiError::not_found("no such staff endpoint; see custodia_proto::staff")
         })
@@ -387,16 +388,15 @@ async fn open_legal_case(
     Staff(who): Staff,
     Body(req): Body<wire::OpenLegalCase>,
 ) -> Result<(StatusCode, Json<wire::Case>), ApiError> {
-    let conv = ConversationId::from_uuid(req.conversation_id);
-    let id = gov
-        .open_legal_case(
-            &who,
-            conv,
-            (req.from_seq, req.to_seq),
-            req.reference,
-            req.nondisclosure_until_ms.map(Timestamp::from_millis),
-        )
-        .await?;
+    let request = custodia_governance::LegalRequest {
+        conversation_id: ConversationId::from_uuid(req.conversation_id),
+        scope: (req.from_seq, req.to_seq),
+        reference: req.reference,
+        process: custodia_core::LegalProcessType::parse(&req.process)?,
+        country: custodia_core::Country::parse(&req.country)?,
+        nondisclosure_until: req.nondisclosure_until_ms.map(Timestamp::from_millis),
+    };
+    let id = gov.open_legal_case(&who, request).await?;
     Ok((
         StatusCode::CREATED,
         Json(case_wire(&gov.case(&who, id).await?)),
@@ -482,6 +482,46 @@ async fn read(
     }))
 }
 
+/// `GET /v1/staff/transparency-report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=html]`.
+#[derive(serde::Deserialize)]
+struct ReportQuery {
+    from: String,
+    to: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The transparency report at the last kept checkpoint: JSON, or the HTML page; the same
+/// bytes `custodia log report` computes from the public tiles of that checkpoint.
+async fn transparency_report(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    crate::extract::Params(q): crate::extract::Params<ReportQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let period = custodia_transparency::Period::parse(&q.from, &q.to)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let html = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(_) => return Err(ApiError::unprocessable("format is json or html")),
+    };
+    let report = gov.transparency_report(&who, period).await?;
+    Ok(if html {
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            custodia_transparency::report_html(&report),
+        )
+            .into_response()
+    } else {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            report.to_json(),
+        )
+            .into_response()
+    })
+}
+
 async fn audit_record(
     State(gov): State<Governance>,
     Staff(who): Staff,
@@ -510,6 +550,10 @@ async fn audit_record(
                 custodia_audit::Subject::Conversation(c) => Some(wire::AuditSubject {
                     kind: "conversation".into(),
                     id: *c.as_uuid(),
+                }),
+                custodia_audit::Subject::Withheld(u) => Some(wire::AuditSubject {
+                    kind: "withheld_user".into(),
+                    id: *u.as_uuid(),
                 }),
                 _ => None,
             })

@@ -278,6 +278,39 @@ impl AuditLog {
         Ok(self.checkpoint_covering(size).await?.1)
     }
 
+    /// The transparency report over `period`, computed from the public entries of the
+    /// last kept checkpoint exactly as anyone reading its tiles computes it (`None`
+    /// before the first checkpoint).
+    pub async fn report(
+        &self,
+        period: custodia_transparency::Period,
+    ) -> Result<Option<custodia_proto::report::TransparencyReport>, AuditError> {
+        const CHUNK: u64 = 4096;
+        let Some((size, note)) = self.last_checkpoint().await? else {
+            return Ok(None);
+        };
+        let checkpoint = kept_checkpoint(&note)?;
+        let mut report = custodia_transparency::ReportBuilder::new(period);
+        let mut at = 0;
+        while at < size {
+            let entries = self
+                .tree
+                .store()
+                .log_entries(at, CHUNK.min(size - at))
+                .await?;
+            if entries.is_empty() {
+                return Err(StoreError::Corrupt(format!("the log has no entry {at}")).into());
+            }
+            at += entries.len() as u64;
+            entries.iter().for_each(|e| report.visit(e));
+        }
+        Ok(Some(report.finish(
+            &checkpoint.origin,
+            checkpoint.size,
+            &checkpoint.root,
+        )))
+    }
+
     /// The last checkpoint kept (signed, and cosigned by the quorum), without signing.
     pub async fn last_checkpoint(&self) -> Result<Option<(u64, String)>, AuditError> {
         Ok(self.tree.store().last_checkpoint().await?)
@@ -456,9 +489,12 @@ impl AuditLog {
 
 /// The size a kept checkpoint states.
 fn signed_size(note: &str) -> Result<u64, AuditError> {
+    kept_checkpoint(note).map(|c| c.size)
+}
+
+fn kept_checkpoint(note: &str) -> Result<Checkpoint, AuditError> {
     SignedNote::parse(note.as_bytes())
         .and_then(|n| Checkpoint::parse(&n.text))
-        .map(|c| c.size)
         .map_err(|e| AuditError::Inconsistent(format!("the kept checkpoint does not parse: {e}")))
 }
 

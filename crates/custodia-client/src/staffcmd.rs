@@ -94,6 +94,13 @@ pub enum StaffCommand {
         /// The legal process's reference.
         #[arg(long)]
         reference: String,
+        /// The kind of process: subpoena, court_order, search_warrant, emergency_request,
+        /// preservation_request or mutual_legal_assistance.
+        #[arg(long)]
+        process: String,
+        /// The country it comes from (ISO 3166-1 alpha-2, e.g. US).
+        #[arg(long)]
+        country: String,
         /// The date a non-disclosure order that comes with it ends (YYYY-MM-DD, UTC; the
         /// order holds through that day): members are not told of reads until then.
         #[arg(long)]
@@ -315,6 +322,8 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
             from,
             to,
             reference,
+            process,
+            country,
             nondisclosure_until,
         } => {
             let until = nondisclosure_until
@@ -327,6 +336,8 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
                     from_seq: from,
                     to_seq: to,
                     reference,
+                    process,
+                    country,
                     nondisclosure_until_ms: until,
                 })
                 .await?;

@@ -68,6 +68,25 @@ named_enum!(
 );
 
 named_enum!(
+    /// What kind of legal process a legal case answers (the categories platforms'
+    /// transparency reports count).
+    LegalProcessType, "process" {
+        /// A subpoena.
+        Subpoena => "subpoena",
+        /// A court order.
+        CourtOrder => "court_order",
+        /// A search warrant.
+        SearchWarrant => "search_warrant",
+        /// An emergency request (imminent danger of death or serious injury).
+        EmergencyRequest => "emergency_request",
+        /// A request to preserve data pending further process.
+        PreservationRequest => "preservation_request",
+        /// A request through a mutual legal assistance treaty (another country's process).
+        MutualLegalAssistance => "mutual_legal_assistance",
+    }
+);
+
+named_enum!(
     /// What an access grant reveals.
     DataTier, "tier" {
         /// Who wrote when: senders, times, sequence numbers; no bodies.

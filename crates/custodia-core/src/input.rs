@@ -87,6 +87,38 @@ impl fmt::Display for Username {
     }
 }
 
+/// A country or jurisdiction as an ISO 3166-1 alpha-2 code (`US`, `DE`, …): two letters,
+/// stored in upper case. The shape is checked, not membership of the ISO list.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Country([u8; 2]);
+
+impl Country {
+    /// Checks and normalises a country code.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw.trim().as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Ok(Self([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+            }
+            _ => Err(ValidationError::Malformed {
+                field: "country",
+                hint: "an ISO 3166-1 alpha-2 code such as US or DE",
+            }),
+        }
+    }
+
+    /// The code, e.g. `US`.
+    pub fn as_str(&self) -> &str {
+        // Two ASCII letters, checked in `parse`.
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A password as typed: 8–1024 bytes. Wiped from memory on drop; never printed.
 pub struct Password(zeroize::Zeroizing<String>);
 

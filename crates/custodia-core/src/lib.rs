@@ -27,16 +27,16 @@ mod safety;
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
 pub use governance::{
-    CaseKind, DataTier, ReasonCode, ReportCategory, RequestStatus, StaffChangeKind,
-    StaffChangeStatus, StaffRole,
+    CaseKind, DataTier, LegalProcessType, ReasonCode, ReportCategory, RequestStatus,
+    StaffChangeKind, StaffChangeStatus, StaffRole,
 };
 pub use ids::{
     AccessNoticeId, AttachmentId, CaseId, ConversationId, DeploymentId, MessageId, RequestId,
     SessionId, StaffChangeId, StaffId, UserId,
 };
 pub use input::{
-    BirthDate, ClientMsgId, ConversationKind, GroupTitle, MAX_BODY_BYTES, MemberRole, MessageBody,
-    Password, Username, ValidationError,
+    BirthDate, ClientMsgId, ConversationKind, Country, GroupTitle, MAX_BODY_BYTES, MemberRole,
+    MessageBody, Password, Username, ValidationError,
 };
 pub use ratelimit::{KeyedRateLimiter, RateLimit, TokenBucket};
 pub use redact::redact_url;

@@ -8,6 +8,23 @@ use custodia_service::{ServiceError, ServiceResult};
 use crate::{Governance, StaffPrincipal};
 
 impl Governance {
+    /// The transparency report over `period`, from the public entries of the last kept
+    /// checkpoint (any staff member; it says nothing the public log does not).
+    pub async fn transparency_report(
+        &self,
+        _by: &StaffPrincipal,
+        period: custodia_transparency::Period,
+    ) -> ServiceResult<custodia_proto::report::TransparencyReport> {
+        self.inner
+            .audit
+            .report(period)
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("audit log: {e}")))?
+            .ok_or(ServiceError::Unavailable(
+                "the audit log has no checkpoint yet".into(),
+            ))
+    }
+
     /// The full record of audit log entry `index` (auditors only; logged first).
     pub async fn audit_record(&self, by: &StaffPrincipal, index: u64) -> ServiceResult<AuditEvent> {
         by.require(

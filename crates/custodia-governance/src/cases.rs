@@ -11,6 +11,23 @@ use custodia_store::{CaseRecord, EvidenceRecord};
 
 use crate::{Governance, StaffPrincipal};
 
+/// A legal request as a legal officer enters it.
+#[derive(Debug, Clone)]
+pub struct LegalRequest {
+    /// The conversation it names.
+    pub conversation_id: ConversationId,
+    /// The sequence numbers it covers (first, last).
+    pub scope: (u64, u64),
+    /// The process's reference (kept in the case, never in the public log).
+    pub reference: String,
+    /// What kind of process it is.
+    pub process: custodia_core::LegalProcessType,
+    /// The country (jurisdiction) it comes from.
+    pub country: custodia_core::Country,
+    /// When a non-disclosure order that comes with it ends.
+    pub nondisclosure_until: Option<Timestamp>,
+}
+
 /// Most messages one report may name.
 pub const MAX_REPORTED: usize = 50;
 /// Longest reporter comment, in characters.
@@ -260,15 +277,22 @@ impl Governance {
     }
 
     /// A legal officer opens a case for a legal request naming a conversation and the
-    /// sequence numbers it covers.
+    /// sequence numbers it covers. Its public log entry says what a transparency report
+    /// counts (process type, country, accounts specified, whether an order defers notice)
+    /// and nothing else: the reference stays in the case.
     pub async fn open_legal_case(
         &self,
         by: &StaffPrincipal,
-        conversation_id: ConversationId,
-        scope: (u64, u64),
-        reference: String,
-        nondisclosure_until: Option<Timestamp>,
+        request: LegalRequest,
     ) -> ServiceResult<CaseId> {
+        let LegalRequest {
+            conversation_id,
+            scope,
+            reference,
+            process,
+            country,
+            nondisclosure_until,
+        } = request;
         by.require(
             &[StaffRole::LegalOfficer],
             "only legal officers open legal cases",
@@ -299,6 +323,13 @@ impl Governance {
         {
             return Err(ServiceError::NotFound("conversation"));
         }
+        // The accounts the process specifies: the conversation's members.
+        let accounts = inner
+            .store
+            .conversations
+            .members(conversation_id)
+            .await?
+            .len();
         let id = CaseId::at(inner.clock.now());
         let case = CaseRecord {
             id,
@@ -321,7 +352,18 @@ impl Governance {
             vec![Subject::Conversation(conversation_id)],
             vec![
                 ("kind".into(), "legal".into()),
-                ("reference".into(), reference),
+                ("process".into(), process.as_str().into()),
+                ("country".into(), country.as_str().into()),
+                ("accounts".into(), accounts.to_string()),
+                (
+                    "nondisclosure".into(),
+                    if nondisclosure_until.is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .into(),
+                ),
                 ("covers".into(), format!("{}-{}", scope.0, scope.1)),
             ],
         )

@@ -35,7 +35,9 @@ use custodia_keys::KeyService;
 use custodia_service::{ServiceError, ServiceResult, SharedLimit};
 use custodia_store::Storage;
 
-pub use cases::{CaseView, EvidenceView, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage};
+pub use cases::{
+    CaseView, EvidenceView, LegalRequest, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage,
+};
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
 pub use staff::{Enrolled, NewStaff, NewStaffSession, StaffChangeView, StaffPrincipal, StaffView};

@@ -71,7 +71,7 @@ async fn pending_requests_expire_after_a_day_or_an_hour_for_emergencies() {
     let conv = review.record.conversation_id;
     let legal = f
         .gov
-        .open_legal_case(lex, conv, (1, 3), "EDR 42".into(), None)
+        .open_legal_case(lex, legal_request(conv, "EDR 42"))
         .await
         .unwrap();
     let emergency = f
@@ -157,7 +157,7 @@ async fn an_emergency_grant_needs_a_second_review_within_a_day() {
     let conv = f.gov.case(lex, case).await.unwrap().conversation_id;
     let legal = f
         .gov
-        .open_legal_case(lex, conv, (1, 3), "EDR 7".into(), None)
+        .open_legal_case(lex, legal_request(conv, "EDR 7"))
         .await
         .unwrap();
     let two_days = 48 * HOUR;
@@ -397,4 +397,19 @@ async fn staff_new_in_an_approving_role_decide_nothing_for_the_first_days() {
         .decide(&sen, r.record.id, true, "ok".into())
         .await
         .unwrap();
+}
+
+/// An emergency request from the US over messages 1-3 of `conv`, without an order.
+fn legal_request(
+    conv: custodia_core::ConversationId,
+    reference: &str,
+) -> custodia_governance::LegalRequest {
+    custodia_governance::LegalRequest {
+        conversation_id: conv,
+        scope: (1, 3),
+        reference: reference.into(),
+        process: custodia_core::LegalProcessType::EmergencyRequest,
+        country: custodia_core::Country::parse("US").unwrap(),
+        nondisclosure_until: None,
+    }
 }

@@ -16,6 +16,7 @@
 //! names a later position (e.g. the conversation's `last_seq` minus what it shows) and
 //! pages older messages through history.
 
+pub mod report;
 pub mod staff;
 
 use std::collections::HashMap;

@@ -278,8 +278,13 @@ pub struct OpenLegalCase {
     pub from_seq: u64,
     /// Last sequence number covered.
     pub to_seq: u64,
-    /// The legal process's reference.
+    /// The legal process's reference (kept in the case; the public log never shows it).
     pub reference: String,
+    /// The kind of process: `subpoena`, `court_order`, `search_warrant`,
+    /// `emergency_request`, `preservation_request` or `mutual_legal_assistance`.
+    pub process: String,
+    /// The country it comes from, as an ISO 3166-1 alpha-2 code (`US`, `DE`, …).
+    pub country: String,
     /// When a non-disclosure order that comes with it ends (Unix ms): until then the
     /// members whose messages are read are not told. None: no order.
     #[serde(default)]

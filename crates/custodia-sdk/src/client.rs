@@ -135,6 +135,15 @@ impl Client {
         }
     }
 
+    pub(crate) async fn call_text(&self, r: RequestBuilder) -> Result<String, SdkError> {
+        let res = r.send().await?;
+        if res.status().is_success() {
+            Ok(res.text().await?)
+        } else {
+            Err(problem(res).await)
+        }
+    }
+
     pub(crate) async fn call_empty(&self, r: RequestBuilder) -> Result<(), SdkError> {
         let res = r.send().await?;
         if res.status().is_success() {

@@ -290,6 +290,23 @@ impl Client {
             .await
     }
 
+    /// The transparency report over the days `from` to `to` (YYYY-MM-DD, UTC) at the log's
+    /// last kept checkpoint, exactly as the server sends it: JSON, or with `html` the
+    /// self-contained page.
+    pub async fn transparency_report(
+        &self,
+        from: &str,
+        to: &str,
+        html: bool,
+    ) -> Result<String, SdkError> {
+        let format = if html { "html" } else { "json" };
+        self.call_text(
+            self.req(Method::GET, "/v1/staff/transparency-report")
+                .query(&[("from", from), ("to", to), ("format", format)]),
+        )
+        .await
+    }
+
     /// The full record beside audit log entry `index` (auditors; the read is logged).
     pub async fn audit_record(&self, index: u64) -> Result<wire::AuditRecord, SdkError> {
         self.call(self.req(Method::GET, &format!("/v1/staff/audit/records/{index}")))

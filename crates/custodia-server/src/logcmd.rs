@@ -58,6 +58,23 @@ pub enum LogCommand {
         #[arg(long)]
         leaf_hash: Option<String>,
     },
+    /// Compute the transparency report over a period from the log's public tiles alone
+    /// (every entry of the current witnessed checkpoint, checked against it): JSON, or
+    /// the self-contained HTML page. Staff get the same bytes from the server.
+    Report {
+        /// The log.
+        #[command(flatten)]
+        log: LogArgs,
+        /// The first day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: String,
+        /// The last day, included (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        to: String,
+        /// Print the HTML page instead of JSON.
+        #[arg(long)]
+        html: bool,
+    },
     /// Prove that the log still extends an earlier checkpoint (a receipt's, or a
     /// `verify --state` file): fetch the tiles of the consistency proof and check it.
     Consistency {
@@ -175,6 +192,22 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
                 println!("proof {}", hex(h));
             }
         }
+        LogCommand::Report {
+            log,
+            from,
+            to,
+            html,
+        } => {
+            let period = custodia_transparency::Period::parse(&from, &to)
+                .map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
+            let (client, key, witnesses) = log.open()?;
+            let report = report(&client, &key, &witnesses, period).await?;
+            if html {
+                print!("{}", custodia_transparency::report_html(&report));
+            } else {
+                print!("{}", report.to_json());
+            }
+        }
         LogCommand::Consistency { log, old } => {
             let (client, key, witnesses) = log.open()?;
             let bytes = fs::read(&old).with_context(|| format!("reading {}", old.display()))?;
@@ -194,6 +227,20 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The transparency report over `period`, from every entry of the log at `client` (its
+/// checkpoint signed by `key` and cosigned by `witnesses`' quorum).
+pub async fn report(
+    client: &Client,
+    key: &NoteVerifier,
+    witnesses: &WitnessPolicy,
+    period: custodia_transparency::Period,
+) -> anyhow::Result<custodia_sdk::proto::report::TransparencyReport> {
+    let mut report = custodia_transparency::ReportBuilder::new(period);
+    let log = read_log(client, key, witnesses, |_, e| report.visit(e)).await?;
+    let cp = &log.checkpoint;
+    Ok(report.finish(&cp.origin, cp.size, &cp.root))
 }
 
 /// Checks the log at `client` and remembers its checkpoint in `state`.

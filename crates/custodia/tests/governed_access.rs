@@ -308,8 +308,24 @@ async fn legal_process_needs_two_approvers_including_a_legal_officer() {
         from_seq: 1,
         to_seq: 5,
         reference: "Court order 2026/117".into(),
+        process: "court_order".into(),
+        country: "us".into(),
         nondisclosure_until_ms: Some(1),
     };
+    // An unknown process type or a malformed country is refused, saying what to use.
+    for (process, country) in [("warrant", "US"), ("court_order", "USA")] {
+        let bad = wire::OpenLegalCase {
+            process: process.into(),
+            country: country.into(),
+            nondisclosure_until_ms: None,
+            ..open.clone()
+        };
+        assert_eq!(
+            status(&w.staff("lo1").open_legal_case(&bad).await.unwrap_err()),
+            422,
+            "{process} {country}"
+        );
+    }
     assert_eq!(
         status(&w.staff("mod").open_legal_case(&open).await.unwrap_err()),
         403

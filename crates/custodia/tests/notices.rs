@@ -100,6 +100,8 @@ impl Legal {
                 from_seq: 1,
                 to_seq: 2,
                 reference: "Court order 2026/118".into(),
+                process: "court_order".into(),
+                country: "DE".into(),
                 nondisclosure_until_ms: order,
             })
             .await

@@ -1,0 +1,203 @@
+//! The transparency report: recomputed by anyone from the public tiles, equal byte for
+//! byte to the one the server serves staff for the same checkpoint, and with the counts a
+//! known mix of events must give.
+
+use custodia_sdk::Client;
+use custodia_sdk::proto::report::TransparencyReport;
+use custodia_sdk::proto::staff as wire;
+use custodia_server::logcmd::WitnessPolicy;
+use custodia_test::TestServer;
+use uuid::Uuid;
+
+/// A request for content of messages 1-2 under `case`.
+fn ask(case: Uuid, reason: &str) -> wire::CreateAccessRequest {
+    wire::CreateAccessRequest {
+        case_id: case,
+        reason: reason.into(),
+        from_seq: 1,
+        to_seq: 2,
+        tier: "content".into(),
+        duration_secs: 3600,
+        justification: "needed for the case".into(),
+    }
+}
+
+/// Two members in a direct conversation, each having written one message.
+async fn pair(server: &TestServer, a: &str, b: &str) -> (Client, Client, Uuid) {
+    let (ca, cb) = (server.user(a).await, server.user(b).await);
+    let chat = ca.open_direct(b).await.unwrap().id;
+    ca.send(chat, "m1", "first").await.unwrap();
+    cb.send(chat, "m2", "second").await.unwrap();
+    (ca, cb, chat)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_from_the_tiles_equals_the_servers_and_counts_a_known_mix() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let moderator = server.new_staff(&admin, "mod", "moderator").await;
+    let senior = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
+    let (_alice, bob, ab) = pair(&server, "alice", "bob").await;
+    let (carol, _dave, cd) = pair(&server, "carol", "dave").await;
+
+    // Two member reports; one review read, one request denied, one grant revoked.
+    let harassment = bob
+        .report(ab, &[2], "harassment", None)
+        .await
+        .unwrap()
+        .case_id;
+    let spam = carol.report(cd, &[2], "spam", None).await.unwrap().case_id;
+    let review = moderator
+        .request_access(&ask(harassment, "report_review"))
+        .await
+        .unwrap();
+    senior.decide(review.id, true, "credible").await.unwrap();
+    moderator.read_grant(review.id).await.unwrap();
+    let denied = moderator
+        .request_access(&ask(spam, "report_review"))
+        .await
+        .unwrap();
+    senior.decide(denied.id, false, "not needed").await.unwrap();
+    let revoked = moderator
+        .request_access(&ask(harassment, "report_review"))
+        .await
+        .unwrap();
+    senior.decide(revoked.id, true, "ok").await.unwrap();
+    senior.revoke(revoked.id).await.unwrap();
+
+    // Two legal requests: a US subpoena with a non-disclosure order, read under legal
+    // process and in an emergency; a German court order, never read.
+    let order = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 30 * 86_400_000;
+    let open = |chat: Uuid, process: &str, country: &str, order: Option<i64>| wire::OpenLegalCase {
+        conversation_id: chat,
+        from_seq: 1,
+        to_seq: 2,
+        reference: "LE-2026-0001 (never in the public log)".into(),
+        process: process.into(),
+        country: country.into(),
+        nondisclosure_until_ms: order,
+    };
+    let us = lo1
+        .open_legal_case(&open(ab, "subpoena", "us", Some(order)))
+        .await
+        .unwrap()
+        .id;
+    lo1.open_legal_case(&open(cd, "court_order", "DE", None))
+        .await
+        .unwrap();
+    let legal = lo1.request_access(&ask(us, "legal_process")).await.unwrap();
+    senior.decide(legal.id, true, "valid").await.unwrap();
+    lo2.decide(legal.id, true, "checked").await.unwrap();
+    lo1.read_grant(legal.id).await.unwrap();
+    let emergency = lo1
+        .request_access(&ask(us, "emergency_disclosure"))
+        .await
+        .unwrap();
+    senior
+        .decide(emergency.id, true, "imminent danger")
+        .await
+        .unwrap();
+    lo1.read_grant(emergency.id).await.unwrap();
+
+    // The server's report, and the one recomputed from the public tiles.
+    let day = |offset: i64| {
+        let t = time::OffsetDateTime::now_utc() + time::Duration::days(offset);
+        format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+    };
+    let (from, to) = (day(-1), day(1));
+    let served_json = lo2.transparency_report(&from, &to, false).await.unwrap();
+    let served_html = lo2.transparency_report(&from, &to, true).await.unwrap();
+    let period = custodia_transparency::Period::parse(&from, &to).unwrap();
+    let recomputed = custodia_server::logcmd::report(
+        &server.auditor_client(),
+        &server.log_key(),
+        &WitnessPolicy::default(),
+        period,
+    )
+    .await
+    .unwrap();
+    assert_eq!(recomputed.to_json(), served_json, "byte for byte");
+    assert_eq!(custodia_transparency::report_html(&recomputed), served_html);
+    assert!(
+        !served_json.contains("LE-2026-0001"),
+        "no reference in public"
+    );
+
+    let r: TransparencyReport = serde_json::from_str(&served_json).unwrap();
+    let l = &r.legal_requests;
+    assert_eq!(
+        (
+            l.all.requests,
+            l.all.accounts_specified,
+            l.all.with_disclosure
+        ),
+        (2, 4, 1)
+    );
+    assert_eq!(l.all.with_nondisclosure_order, 1);
+    assert_eq!((l.disclosure_rate, l.nondisclosure_share), (0.5, 0.5));
+    assert_eq!(
+        l.by_process.keys().collect::<Vec<_>>(),
+        ["court_order", "subpoena"]
+    );
+    assert_eq!(l.by_country["US"].with_disclosure, 1);
+    assert_eq!(l.by_country["DE"].with_disclosure, 0);
+    assert_eq!(
+        (
+            r.emergency_disclosures.requests,
+            r.emergency_disclosures.with_disclosure
+        ),
+        (1, 1)
+    );
+    let s = &r.staff_reads;
+    assert_eq!(
+        (s.reads, s.messages, s.accounts, s.notices_deferred),
+        (3, 6, 6, 2)
+    );
+    assert_eq!(
+        s.by_reason
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect::<Vec<_>>(),
+        [
+            ("emergency_disclosure", 1),
+            ("legal_process", 1),
+            ("report_review", 1)
+        ]
+    );
+    assert_eq!(r.member_reports.total, 2);
+    assert_eq!(r.member_reports.by_category["harassment"], 1);
+    assert_eq!(r.member_reports.by_category["spam"], 1);
+    assert_eq!(r.access_requests.total, 5);
+    assert_eq!(r.access_requests.by_reason["report_review"], 3);
+    assert_eq!((r.access_requests.denied, r.grants_revoked), (1, 1));
+    assert_eq!((r.hash_list_matches, r.notices_released), (0, 0));
+    assert_eq!(
+        r.checkpoint_size,
+        server.audit().last_checkpoint().await.unwrap().unwrap().0
+    );
+
+    // A period before anything happened counts nothing, and a bad period is refused.
+    let empty = lo2
+        .transparency_report("2020-01-01", "2020-12-31", false)
+        .await
+        .unwrap();
+    let empty: TransparencyReport = serde_json::from_str(&empty).unwrap();
+    assert_eq!((empty.entries_in_period, empty.staff_reads.reads), (0, 0));
+    let bad = lo2
+        .transparency_report("2026-02-30", &to, false)
+        .await
+        .unwrap_err();
+    assert_eq!(bad.status(), Some(422));
+    // Only signed-in staff are served it (anyone else recomputes it from the tiles).
+    let anonymous = server
+        .staff_client()
+        .transparency_report(&from, &to, false)
+        .await;
+    assert_eq!(anonymous.unwrap_err().status(), Some(401));
+}
