@@ -401,8 +401,11 @@ impl Governance {
                 .cases
                 .release_access_notices(custodia_store::NoticeRelease::Review(r.id), now)
                 .await?;
-            self.log_releases(&released, now).await;
             self.publish_notices(released).await;
+            if let Err(e) = self.log_releases(now).await {
+                // The decision stands; the next periodic pass logs the release.
+                tracing::warn!(error = %e, "released access notices are not in the audit log yet");
+            }
         }
         Ok(self.view(self.request_record(id).await?))
     }
@@ -682,42 +685,49 @@ impl Governance {
             .release_access_notices(custodia_store::NoticeRelease::Due, now)
             .await?;
         let n = released.len();
-        self.log_releases(&released, now).await;
         self.publish_notices(released).await;
+        self.log_releases(now).await?;
         Ok(n)
     }
 
-    /// Appends, for each read whose notices were just `released`, a `notice.released`
-    /// entry naming the read's entry and its members by their ordinary tags: from now on
-    /// their scans find the read. Best effort after the release (see ARCHITECTURE.md).
-    async fn log_releases(&self, released: &[custodia_store::AccessNoticeRecord], now: Timestamp) {
-        let mut by_read: std::collections::BTreeMap<u64, Vec<&custodia_store::AccessNoticeRecord>> =
+    /// Appends, for each read whose released notices the log does not record yet, a
+    /// `notice.released` entry naming the read's entry and its members by their ordinary
+    /// tags (from then on their scans find the read), then marks those releases logged.
+    /// A release the log missed (a crash between the release and its entry, a log outage)
+    /// is logged at the next pass; two nodes passing at once may both log one (the
+    /// entries say the same).
+    async fn log_releases(&self, now: Timestamp) -> ServiceResult<()> {
+        let pending = self.inner.store.cases.unlogged_releases().await?;
+        let mut by_read: std::collections::BTreeMap<u64, Vec<custodia_store::AccessNoticeRecord>> =
             std::collections::BTreeMap::new();
-        for n in released {
+        for n in pending {
             by_read.entry(n.log_index).or_default().push(n);
         }
         for (index, notices) in by_read {
-            let case = notices.first().map(|n| n.case_id.to_string());
             let until = notices
                 .first()
                 .and_then(|n| n.deferred_until)
                 .map_or_else(|| "review".to_owned(), |t| t.as_millis().to_string());
-            let event = AuditEvent {
+            self.append(AuditEvent {
                 kind: EventKind::NoticeReleased,
                 time: now,
                 actor: None,
                 reason: None,
-                case,
+                case: notices.first().map(|n| n.case_id.to_string()),
                 subjects: notices.iter().map(|n| Subject::User(n.user_id)).collect(),
                 scope: vec![
                     ("entry".into(), index.to_string()),
                     ("deferred_until".into(), until),
                 ],
-            };
-            if let Err(e) = self.append(event).await {
-                tracing::error!(entry = index, error = %e, "released access notices could not be logged; the members' scans will not find that read");
-            }
+            })
+            .await?;
+            self.inner
+                .store
+                .cases
+                .mark_releases_logged(notices.iter().map(|n| n.id).collect())
+                .await?;
         }
+        Ok(())
     }
 
     /// Sends notices to their members live, if a fan-out is set.

@@ -587,4 +587,31 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
         "once"
     );
     assert_eq!(s.cases.access_notices_of(erin).await.unwrap().len(), 1);
+
+    // Three deferred notices were released (carol's, dave's, erin's); their releases are
+    // unlogged until marked, and a notice told at once never needs one.
+    let unlogged = s.cases.unlogged_releases().await.unwrap();
+    let mut who: Vec<UserId> = unlogged.iter().map(|n| n.user_id).collect();
+    who.sort();
+    let mut expected = vec![carol, dave, erin];
+    expected.sort();
+    assert_eq!(who, expected);
+    assert!(
+        unlogged
+            .windows(2)
+            .all(|w| w[0].log_index <= w[1].log_index),
+        "by read"
+    );
+    s.cases
+        .mark_releases_logged(vec![unlogged[0].id, unlogged[1].id])
+        .await
+        .unwrap();
+    let left = s.cases.unlogged_releases().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, unlogged[2].id);
+    s.cases
+        .mark_releases_logged(vec![left[0].id])
+        .await
+        .unwrap();
+    assert!(s.cases.unlogged_releases().await.unwrap().is_empty());
 }

@@ -5,7 +5,9 @@ use custodia_core::{
     AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory,
     RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
-use custodia_store::rows::{NOTICE_COLUMNS, RELEASE_NOTICES, proof_bytes, proof_of, signed};
+use custodia_store::rows::{
+    NOTICE_COLUMNS, RELEASE_NOTICES, UNLOGGED_RELEASES, proof_bytes, proof_of, signed,
+};
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
     NoticeRelease, SealedBody, StoreError, StoreResult,
@@ -420,6 +422,34 @@ impl CaseStore for PgStore {
         .await
         .map_err(map_err)?;
         all(rows, notice)
+    }
+
+    async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {NOTICE_COLUMNS} {UNLOGGED_RELEASES}"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        all(rows, notice)
+    }
+
+    async fn mark_releases_logged(&self, ids: Vec<AccessNoticeId>) -> StoreResult<()> {
+        let ids: Vec<Uuid> = ids.iter().map(|i| *i.as_uuid()).collect();
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE access_notices SET release_logged = true WHERE id = ANY($1)",
+                    )
+                    .bind(ids)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn extend_nondisclosure(&self, case: CaseId, until: Timestamp) -> StoreResult<bool> {

@@ -5,7 +5,9 @@ use custodia_core::{
     AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory,
     RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
-use custodia_store::rows::{NOTICE_COLUMNS, RELEASE_NOTICES, proof_bytes, proof_of, signed};
+use custodia_store::rows::{
+    NOTICE_COLUMNS, RELEASE_NOTICES, UNLOGGED_RELEASES, proof_bytes, proof_of, signed,
+};
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
     NoticeRelease, SealedBody, StoreError, StoreResult,
@@ -428,6 +430,31 @@ impl CaseStore for SqliteStore {
             })
             .await?;
         with_proofs(rows)
+    }
+
+    async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>> {
+        let rows = self
+            .read(move |c| {
+                c.prepare_cached(&format!("SELECT {NOTICE_COLUMNS} {UNLOGGED_RELEASES}"))?
+                    .query_map([], notice)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        with_proofs(rows)
+    }
+
+    async fn mark_releases_logged(&self, ids: Vec<AccessNoticeId>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                let mut st = c
+                    .prepare_cached("UPDATE access_notices SET release_logged = 1 WHERE id = ?1")
+                    .map_err(map_err)?;
+                for id in &ids {
+                    st.execute([id.as_uuid()]).map_err(map_err)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn extend_nondisclosure(&self, case: CaseId, until: Timestamp) -> StoreResult<bool> {

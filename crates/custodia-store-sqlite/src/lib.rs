@@ -61,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_nondisclosure.sql"),
     include_str!("../migrations/0017_deferred_notices.sql"),
     include_str!("../migrations/0018_review_deferred_notices.sql"),
+    include_str!("../migrations/0019_release_logged.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

@@ -67,6 +67,11 @@ pub const RELEASE_NOTICES: &str = "UPDATE access_notices SET released_at = $1 \
      THEN deferred_until IS NOT NULL AND deferred_until <= $1 \
      ELSE deferred_review = $2 END";
 
+/// The rows of released notices whose release the audit log does not record yet, by read
+/// (after `SELECT {NOTICE_COLUMNS} `).
+pub const UNLOGGED_RELEASES: &str = "FROM access_notices \
+     WHERE released_at IS NOT NULL AND NOT release_logged ORDER BY log_index, user_id";
+
 /// The last checkpoint's row.
 pub fn checkpoint(row: Option<(i64, String)>) -> StoreResult<Option<(u64, String)>> {
     row.map(|(size, note)| Ok((unsigned(size, "checkpoint size")?, note)))

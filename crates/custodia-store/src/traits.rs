@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use custodia_core::{
-    AttachmentId, CaseId, ConversationId, Epoch, MemberRole, RateLimit, RequestId, RequestStatus,
-    SessionId, StaffChangeId, StaffChangeStatus, StaffId, Timestamp, UserId, Username,
-    WhoCanMessage,
+    AccessNoticeId, AttachmentId, CaseId, ConversationId, Epoch, MemberRole, RateLimit, RequestId,
+    RequestStatus, SessionId, StaffChangeId, StaffChangeStatus, StaffId, Timestamp, UserId,
+    Username, WhoCanMessage,
 };
 
 use crate::{
@@ -155,6 +155,10 @@ pub trait CaseStore: Send + Sync {
         which: NoticeRelease,
         now: Timestamp,
     ) -> StoreResult<Vec<AccessNoticeRecord>>;
+    /// Released notices whose release is not yet in the audit log, by read (log index).
+    async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>>;
+    /// Records that the releases of notices `ids` are in the audit log.
+    async fn mark_releases_logged(&self, ids: Vec<AccessNoticeId>) -> StoreResult<()>;
     /// Sets a case's non-disclosure order to end at `until`, and the deferral of its
     /// notices not yet released with it, in one commit; `false` if there is no such case.
     async fn extend_nondisclosure(&self, case: CaseId, until: Timestamp) -> StoreResult<bool>;

@@ -188,15 +188,40 @@ impl TestServer {
         }
     }
 
+    /// A server whose log is witnessed by `n` witnesses (started here) with `quorum`.
+    pub async fn witnessed(n: usize, quorum: usize) -> (Self, Vec<TestWitness>) {
+        let mut server = Self::start().await;
+        server.stop().await;
+        let key = server.log_key();
+        let mut witnesses = Vec::new();
+        for i in 0..n {
+            witnesses
+                .push(TestWitness::start(&format!("witness.test/w{i}"), vec![key.clone()]).await);
+        }
+        server
+            .restart_fresh_with(RawConfig {
+                witnesses: Some(witnesses.iter().map(TestWitness::config).collect()),
+                witness_quorum: Some(quorum),
+                ..RawConfig::default()
+            })
+            .await;
+        (server, witnesses)
+    }
+
     /// Releases the access notices whose deferral has ended by the server's clock (as the
     /// server does every minute), returning how many.
     pub async fn release_notices(&self) -> usize {
+        self.try_release_notices().await.expect("release")
+    }
+
+    /// [`Self::release_notices`], failing as the server's periodic pass may (the audit log
+    /// unavailable).
+    pub async fn try_release_notices(&self) -> anyhow::Result<usize> {
         self.running
             .as_ref()
             .expect("running")
             .release_notices()
             .await
-            .expect("release")
     }
 
     /// Moves the server's clock forward by `by` (grants and sessions expire, waiting

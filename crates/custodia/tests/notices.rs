@@ -67,7 +67,10 @@ struct Legal {
 
 impl Legal {
     async fn new() -> Self {
-        let server = TestServer::start().await;
+        Self::on(TestServer::start().await).await
+    }
+
+    async fn on(server: TestServer) -> Self {
         let admin = server.admin().await;
         let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
         let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
@@ -541,4 +544,41 @@ async fn an_emergency_reads_notice_waits_for_its_second_review() {
         assert!(list[0].deferred_until_review);
     }
     assert_eq!(server.release_notices().await, 0, "nothing left to release");
+}
+
+/// A release the audit log could not take (its witness down) is logged at the next pass,
+/// and only then marked logged: the member's scan finds the read either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_the_log_missed_is_logged_at_the_next_pass() {
+    let (server, mut witnesses) = TestServer::witnessed(1, 1).await;
+    let legal = Legal::on(server).await;
+    let (_, request) = legal
+        .approved(Some(now_ms() + 30 * DAY_MS), "legal_process")
+        .await;
+    let read = legal.lo1.read_grant(request).await.unwrap().receipt.index;
+    let Legal { server, .. } = legal;
+    server.advance_clock(31 * DAY);
+    let alice = server.login("alice").await;
+    witnesses[0].stop().await;
+    assert!(
+        server.try_release_notices().await.is_err(),
+        "the release is not in the log"
+    );
+    // Released all the same: the member is told, though the log cannot say so yet.
+    assert_eq!(alice.access_notices().await.unwrap().len(), 1);
+    witnesses[0].restart().await;
+    assert_eq!(server.release_notices().await, 0, "nothing new to release");
+    let releases = |scan: &custodia_transparency::HistoryCheck| {
+        scan.found
+            .iter()
+            .filter(|f| f.kind == custodia_audit::EventKind::NoticeReleased)
+            .count()
+    };
+    let scan = history(&server, &alice).await;
+    assert_eq!(scan.reads.iter().copied().collect::<Vec<_>>(), vec![read]);
+    assert!(scan.unconfirmed.is_empty() && scan.missing.is_empty());
+    // The entry of the failed pass (abandoned by the log) and the one of the next pass.
+    assert_eq!(releases(&scan), 2, "{scan:?}");
+    server.release_notices().await;
+    assert_eq!(releases(&history(&server, &alice).await), 2, "logged once");
 }

@@ -8,23 +8,8 @@ use custodia_server::logcmd::{WitnessPolicy, verify};
 use custodia_test::{TestServer, TestWitness, audit_event};
 use custodia_tlog::{Checkpoint, NoteVerifier, SignedNote};
 
-/// A server whose log is witnessed by `n` witnesses with `quorum`.
 async fn witnessed(n: usize, quorum: usize) -> (TestServer, Vec<TestWitness>) {
-    let mut server = TestServer::start().await;
-    server.stop().await;
-    let key = server.log_key();
-    let mut witnesses = Vec::new();
-    for i in 0..n {
-        witnesses.push(TestWitness::start(&format!("witness.test/w{i}"), vec![key.clone()]).await);
-    }
-    server
-        .restart_fresh_with(RawConfig {
-            witnesses: Some(witnesses.iter().map(TestWitness::config).collect()),
-            witness_quorum: Some(quorum),
-            ..RawConfig::default()
-        })
-        .await;
-    (server, witnesses)
+    TestServer::witnessed(n, quorum).await
 }
 
 fn policy(witnesses: &[&TestWitness], quorum: Option<usize>) -> WitnessPolicy {
