@@ -384,22 +384,45 @@ impl VerifiedLog {
     }
 }
 
+/// How much of a log [`read_log`] checks besides its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tiles {
+    /// Also every hash tile the log serves, against the hashes recomputed from the
+    /// entries (an auditor: proofs served from wrong tiles would fail others).
+    Check,
+    /// Only when the entries do not hash to the signed root, to name the altered entry (a
+    /// member's scan, a report: the root alone proves the entries).
+    OnMismatch,
+}
+
+/// Entry bundles fetched at once.
+const FETCHES_IN_FLIGHT: usize = 4;
+
 /// Reads every entry of the log at `client` and checks them against its checkpoint: the
-/// checkpoint signed by `key` and cosigned by `witnesses`' quorum, every entry bundle whole
-/// and hashing to the served tiles, the tiles to the signed root, and every entry a valid
-/// audit entry. `visit` sees each entry (its index and bytes) as it is read; whatever it
-/// gathers counts only once this returns `Ok`.
+/// checkpoint signed by `key` and cosigned by `witnesses`' quorum, every entry bundle whole,
+/// the entries hashing to the signed root (and, as `tiles` says, the served hash tiles
+/// matching them), and every entry a valid audit entry. `visit` sees each entry (its index
+/// and bytes) in order as it is read; whatever it gathers counts only once this returns
+/// `Ok`.
 pub async fn read_log(
     client: &Client,
     key: &NoteVerifier,
     witnesses: &WitnessPolicy,
+    tiles_check: Tiles,
     mut visit: impl FnMut(u64, &[u8]),
 ) -> anyhow::Result<VerifiedLog> {
+    use futures_util::StreamExt;
     let (cp, note) = served_checkpoint(client, key, witnesses).await?;
     let mut leaves: Vec<Hash> = Vec::with_capacity(usize::try_from(cp.size).unwrap_or(0));
     let mut invalid = None;
-    for tile in tiles(None, cp.size) {
-        let bundle = fetch(client, &format!("/tile/{}", tile.path())).await?;
+    let mut bundles = futures_util::stream::iter(tiles(None, cp.size))
+        .map(|tile| async move {
+            let path = format!("/tile/{}", tile.path());
+            fetch(client, &path).await.map(|b| (tile, b))
+        })
+        .buffered(FETCHES_IN_FLIGHT);
+    while let Some(fetched) = bundles.next().await {
+        let (tile, bundle) = fetched?;
         let entries =
             parse_bundle(&bundle).with_context(|| format!("entry bundle {}", tile.path()))?;
         if entries.len() != usize::from(tile.width) {
@@ -429,6 +452,32 @@ pub async fn read_log(
             .unwrap_or_default();
         levels.push(next);
     }
+    let log = VerifiedLog {
+        checkpoint: cp,
+        note,
+        levels: Levels(levels),
+    };
+    let intact = log.root_at(log.checkpoint.size)? == log.checkpoint.root;
+    if tiles_check == Tiles::Check || !intact {
+        check_tiles(client, &log).await?;
+    }
+    if !intact {
+        bail!(
+            "the entries do not hash to the checkpoint's root at size {}: the log was altered",
+            log.checkpoint.size
+        );
+    }
+    // The tree is intact; every entry must also be an audit entry.
+    if let Some((i, e)) = invalid {
+        bail!("entry {i} is in the signed tree but is not a valid audit entry: {e}");
+    }
+    Ok(log)
+}
+
+/// Compares every hash tile the log serves with the hashes recomputed from its entries,
+/// naming the first entry or tile that differs.
+async fn check_tiles(client: &Client, log: &VerifiedLog) -> anyhow::Result<()> {
+    let (levels, cp) = (&log.levels.0, &log.checkpoint);
     for (level, hashes) in levels.iter().enumerate() {
         let level = u8::try_from(level).context("too many tile levels")?;
         for tile in tiles(Some(level), cp.size) {
@@ -454,20 +503,5 @@ pub async fn read_log(
             }
         }
     }
-    let log = VerifiedLog {
-        checkpoint: cp,
-        note,
-        levels: Levels(levels),
-    };
-    if log.root_at(log.checkpoint.size)? != log.checkpoint.root {
-        bail!(
-            "the entries do not hash to the checkpoint's root at size {}: the log was altered",
-            log.checkpoint.size
-        );
-    }
-    // The tree is intact; every entry must also be an audit entry.
-    if let Some((i, e)) = invalid {
-        bail!("entry {i} is in the signed tree but is not a valid audit entry: {e}");
-    }
-    Ok(log)
+    Ok(())
 }

@@ -385,9 +385,15 @@ pub async fn access_history(
         .map_err(|e| anyhow::anyhow!("the server sent a malformed log verifier key: {e}"))?;
     let mut scan =
         custodia_transparency::HistoryScan::new(custodia_transparency::TagKey::from_bytes(bytes));
-    let log = custodia_auditor::read_log(auditor, &log_key, witnesses, |i, e| scan.visit(i, e))
-        .await
-        .context("reading the audit log")?;
+    let log = custodia_auditor::read_log(
+        auditor,
+        &log_key,
+        witnesses,
+        custodia_auditor::Tiles::OnMismatch,
+        |i, e| scan.visit(i, e),
+    )
+    .await
+    .context("reading the audit log")?;
     // The notices after the log: every read the checkpoint holds was told before it.
     let size = log.checkpoint.size;
     let notices = client.access_notices().await?;

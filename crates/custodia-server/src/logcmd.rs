@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 pub use custodia_auditor::{
-    ProvenEntry, VerifiedLog, WitnessPolicy, prove_consistency, prove_inclusion, read_log,
+    ProvenEntry, Tiles, VerifiedLog, WitnessPolicy, prove_consistency, prove_inclusion, read_log,
 };
 use custodia_auditor::{can_extend, hex, open_checkpoint};
 use custodia_sdk::Client;
@@ -238,7 +238,10 @@ pub async fn report(
     period: custodia_transparency::Period,
 ) -> anyhow::Result<custodia_sdk::proto::report::TransparencyReport> {
     let mut report = custodia_transparency::ReportBuilder::new(period);
-    let log = read_log(client, key, witnesses, |_, e| report.visit(e)).await?;
+    let log = read_log(client, key, witnesses, Tiles::OnMismatch, |_, e| {
+        report.visit(e)
+    })
+    .await?;
     let cp = &log.checkpoint;
     Ok(report.finish(&cp.origin, cp.size, &cp.root))
 }
@@ -259,7 +262,7 @@ pub async fn verify(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", state.display())),
     };
-    let log = read_log(client, key, witnesses, |_, _| ()).await?;
+    let log = read_log(client, key, witnesses, Tiles::Check, |_, _| ()).await?;
     if let Some(old) = &remembered {
         can_extend(old, &log.checkpoint).context("compared with the state file")?;
         if log.root_at(old.size)? != old.root {

@@ -587,7 +587,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
     // decides one; only moderators and senior
     // moderators ask for a report review.
     let legal = format!(
-        r#"{{"conversation_id":"{}","from_seq":1,"to_seq":2,"reference":"matrix"}}"#,
+        r#"{{"conversation_id":"{}","from_seq":1,"to_seq":2,"reference":"matrix","process":"subpoena","country":"US"}}"#,
         w.chat
     );
     for (i, actor) in ACTORS.into_iter().enumerate() {
@@ -601,7 +601,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
             .staff_create(&format!("cand{i}"), "moderator")
             .await
             .unwrap();
-        let cases: [(Method, String, Vec<u8>, u16); 10] = [
+        let cases: [(Method, String, Vec<u8>, u16); 11] = [
             (
                 Method::GET,
                 "/v1/staff/cases".into(),
@@ -659,6 +659,13 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
                 if actor == "aud" { 200 } else { 403 },
             ),
             (Method::GET, "/v1/staff/me".into(), vec![], 200),
+            // The transparency report says nothing the public log does not: every role.
+            (
+                Method::GET,
+                "/v1/staff/transparency-report?from=2020-01-01&to=2030-12-31".into(),
+                vec![],
+                200,
+            ),
             (
                 Method::GET,
                 "/v1/staff/audit/records/0".into(),
