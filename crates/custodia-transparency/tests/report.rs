@@ -72,7 +72,7 @@ fn a_period_holds_its_days_whole_in_utc_and_refuses_bad_dates() {
 #[test]
 fn a_known_mix_gives_its_counts_and_the_page_escapes_log_text() {
     let mut report = ReportBuilder::new(Period::parse("2026-03-01", "2026-03-01").unwrap());
-    let mut legal = |case: &str, process: &str, country: &str, nd: &str| {
+    let legal = |case: &str, process: &str, country: &str, nd: &str| {
         let mut e = event(
             EventKind::CaseOpened,
             MARCH_1,
