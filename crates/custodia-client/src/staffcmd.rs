@@ -167,6 +167,19 @@ pub enum StaffCommand {
         /// Request id.
         id: Uuid,
     },
+    /// Print the transparency report over a period at the log's last checkpoint: JSON, or
+    /// the HTML page (the same bytes `custodia log report` computes from the tiles).
+    Report {
+        /// The first day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: String,
+        /// The last day, included.
+        #[arg(long)]
+        to: String,
+        /// The HTML page instead of JSON.
+        #[arg(long)]
+        html: bool,
+    },
 }
 
 /// Runs one staff command.
@@ -374,6 +387,10 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         }
         StaffCommand::Revoke { id } => print_request(&c.revoke(id).await?),
         StaffCommand::Complete { id } => print_request(&c.complete(id).await?),
+        // The report is our own server's output (all escaped in the page), printed as is.
+        StaffCommand::Report { from, to, html } => {
+            print!("{}", c.transparency_report(&from, &to, html).await?);
+        }
         StaffCommand::Read { id } => {
             let read = c.read_grant(id).await?;
             println!(

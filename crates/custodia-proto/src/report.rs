@@ -123,11 +123,25 @@ pub struct AccessRequests {
 }
 
 impl TransparencyReport {
-    /// The report as JSON (pretty, fields in a fixed order, maps sorted, a final newline):
-    /// the same report is the same bytes wherever it is computed.
+    /// The report as JSON (pretty, fields in a fixed order, maps sorted, a final newline,
+    /// printable ASCII only: every other character of a string as a `\u` escape, so text
+    /// from the log cannot reach a terminal raw): the same report is the same bytes
+    /// wherever it is computed.
     pub fn to_json(&self) -> String {
         // Serializing plain data with string keys cannot fail.
-        let mut out = serde_json::to_string_pretty(self).unwrap_or_default();
+        let pretty = serde_json::to_string_pretty(self).unwrap_or_default();
+        let mut out = String::with_capacity(pretty.len() + 1);
+        for c in pretty.chars() {
+            // Outside strings the JSON is ASCII; serde escapes controls but DEL and
+            // non-ASCII (bidi overrides, invisible characters) stay raw.
+            if c.is_ascii() && c != '\u{7f}' {
+                out.push(c);
+            } else {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
         out.push('\n');
         out
     }

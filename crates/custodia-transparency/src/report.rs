@@ -426,7 +426,9 @@ fn chart<'a>(title: &str, bars: impl Iterator<Item = (&'a str, u64)>) -> String 
     s
 }
 
-/// Escapes text for HTML content and attribute values.
+/// Escapes text for HTML content and attribute values: markup characters, and anything
+/// but printable ASCII as a numeric reference (so the page is ASCII and text from the log
+/// cannot reach a terminal raw).
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -436,7 +438,10 @@ fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+            ' '..='~' => out.push(c),
+            c => {
+                let _ = write!(out, "&#x{:x};", u32::from(c));
+            }
         }
     }
     out

@@ -110,7 +110,7 @@ fn a_known_mix_gives_its_counts_and_the_page_escapes_log_text() {
         entry(&event(
             EventKind::AccessRead,
             MARCH_1,
-            Some("<script>alert(1)</script>"),
+            Some("<script>alert(1)</script>\u{202e}"),
             &[("messages", "7"), ("accounts", "1"), ("notice", "now")],
         )),
         // An auditor reading a record: no reason, no messages, not a staff read of content.
@@ -160,9 +160,15 @@ fn a_known_mix_gives_its_counts_and_the_page_escapes_log_text() {
     assert_eq!(r.hash_list_matches, 1);
     assert_eq!(r.checkpoint_root, "ab".repeat(32));
 
+    let json = r.to_json();
+    assert!(
+        json.is_ascii() && json.contains("</script>\\u202e"),
+        "{json}"
+    );
     let page = report_html(&r);
     assert!(!page.contains("<script"), "log text is escaped");
-    assert!(page.contains("&lt;script&gt;"));
+    assert!(page.contains("&lt;script&gt;") && page.contains("&#x202e;"));
+    assert!(page.is_ascii());
     assert!(
         page.contains(&"ab".repeat(32)),
         "the page names its checkpoint"
