@@ -4,6 +4,8 @@
 //! process needs two approvers including a legal officer; and every staff endpoint is
 //! checked against every role and every request state.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -70,13 +72,8 @@ impl World {
 
 fn request(case: Uuid, reason: &str, seqs: (u64, u64), secs: u64) -> wire::CreateAccessRequest {
     wire::CreateAccessRequest {
-        case_id: case,
-        reason: reason.into(),
-        from_seq: seqs.0,
-        to_seq: seqs.1,
-        tier: "content".into(),
         duration_secs: secs,
-        justification: "reviewing the reported harassment".into(),
+        ..common::content_request(case, reason, seqs)
     }
 }
 

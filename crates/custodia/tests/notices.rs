@@ -53,6 +53,40 @@ fn now_ms() -> i64 {
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 const DAY_MS: i64 = 86_400_000;
 
+/// A moderator and a senior moderator; alice, bob and carol, alice and bob in a direct
+/// conversation (no messages yet).
+struct Review {
+    server: TestServer,
+    moderator: custodia_sdk::Client,
+    senior: custodia_sdk::Client,
+    alice: custodia_sdk::Client,
+    bob: custodia_sdk::Client,
+    carol: custodia_sdk::Client,
+    chat: uuid::Uuid,
+}
+
+impl Review {
+    async fn new() -> Self {
+        let server = TestServer::start().await;
+        let admin = server.admin().await;
+        let moderator = server.new_staff(&admin, "mod", "moderator").await;
+        let senior = server.new_staff(&admin, "sen", "senior_moderator").await;
+        let alice = server.user("alice").await;
+        let bob = server.user("bob").await;
+        let carol = server.user("carol").await;
+        let chat = alice.open_direct("bob").await.unwrap().id;
+        Self {
+            server,
+            moderator,
+            senior,
+            alice,
+            bob,
+            carol,
+            chat,
+        }
+    }
+}
+
 /// Two legal officers and a senior moderator, and alice and bob in a direct conversation
 /// where alice wrote message 1 and bob message 2.
 struct Legal {
@@ -112,15 +146,7 @@ impl Legal {
             .id;
         let request = self
             .lo1
-            .request_access(&wire::CreateAccessRequest {
-                case_id: case,
-                reason: reason.into(),
-                from_seq: 1,
-                to_seq: 2,
-                tier: "content".into(),
-                duration_secs: 3600,
-                justification: "the order names this conversation".into(),
-            })
+            .request_access(&common::content_request(case, reason, (1, 2)))
             .await
             .unwrap()
             .id;
@@ -137,14 +163,15 @@ impl Legal {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_read_is_noticed_by_each_member_whose_messages_it_read_and_nobody_else() {
-    let server = TestServer::start().await;
-    let admin = server.admin().await;
-    let moderator = server.new_staff(&admin, "mod", "moderator").await;
-    let senior = server.new_staff(&admin, "sen", "senior_moderator").await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let carol = server.user("carol").await;
-    let chat = alice.open_direct("bob").await.unwrap().id;
+    let Review {
+        server,
+        moderator,
+        senior,
+        alice,
+        bob,
+        carol,
+        chat,
+    } = Review::new().await;
     // Carol talks with alice elsewhere: not part of the case.
     let other = alice.open_direct("carol").await.unwrap().id;
     carol.send(other, "c1", "unrelated").await.unwrap();
@@ -165,15 +192,7 @@ async fn a_staff_read_is_noticed_by_each_member_whose_messages_it_read_and_nobod
         .unwrap()
         .case_id;
     let request = moderator
-        .request_access(&wire::CreateAccessRequest {
-            case_id: case,
-            reason: "report_review".into(),
-            from_seq: 1,
-            to_seq: 2,
-            tier: "content".into(),
-            duration_secs: 3600,
-            justification: "reviewing the report".into(),
-        })
+        .request_access(&common::content_request(case, "report_review", (1, 2)))
         .await
         .unwrap();
     senior.decide(request.id, true, "credible").await.unwrap();
@@ -355,14 +374,15 @@ async fn history(
 /// and a notice the server drops from their list is caught.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_scan_finds_every_read_of_theirs_among_thousands_and_catches_a_dropped_notice() {
-    let server = TestServer::start().await;
-    let admin = server.admin().await;
-    let moderator = server.new_staff(&admin, "mod", "moderator").await;
-    let senior = server.new_staff(&admin, "sen", "senior_moderator").await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let carol = server.user("carol").await;
-    let chat = alice.open_direct("bob").await.unwrap().id;
+    let Review {
+        server,
+        moderator,
+        senior,
+        alice,
+        bob,
+        carol,
+        chat,
+    } = Review::new().await;
     alice.send(chat, "a1", "hello bob").await.unwrap();
     bob.send(chat, "b1", "leave me alone").await.unwrap();
     let case = bob
@@ -374,15 +394,7 @@ async fn a_members_scan_finds_every_read_of_theirs_among_thousands_and_catches_a
         let (moderator, senior) = (&moderator, &senior);
         async move {
             let request = moderator
-                .request_access(&wire::CreateAccessRequest {
-                    case_id: case,
-                    reason: "report_review".into(),
-                    from_seq: from,
-                    to_seq: to,
-                    tier: "content".into(),
-                    duration_secs: 3600,
-                    justification: "reviewing the report".into(),
-                })
+                .request_access(&common::content_request(case, "report_review", (from, to)))
                 .await
                 .unwrap();
             senior.decide(request.id, true, "credible").await.unwrap();

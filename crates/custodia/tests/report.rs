@@ -9,17 +9,11 @@ use custodia_server::logcmd::WitnessPolicy;
 use custodia_test::TestServer;
 use uuid::Uuid;
 
+mod common;
+
 /// A request for content of messages 1-2 under `case`.
 fn ask(case: Uuid, reason: &str) -> wire::CreateAccessRequest {
-    wire::CreateAccessRequest {
-        case_id: case,
-        reason: reason.into(),
-        from_seq: 1,
-        to_seq: 2,
-        tier: "content".into(),
-        duration_secs: 3600,
-        justification: "needed for the case".into(),
-    }
+    common::content_request(case, reason, (1, 2))
 }
 
 /// Two members in a direct conversation, each having written one message.

@@ -244,3 +244,20 @@ pub fn header_of(head: &str, name: &str) -> Option<String> {
             .then(|| l[prefix.len()..].trim().to_owned())
     })
 }
+
+/// A request for the content of messages `seqs` under `case`, for an hour.
+pub fn content_request(
+    case: uuid::Uuid,
+    reason: &str,
+    seqs: (u64, u64),
+) -> custodia_sdk::proto::staff::CreateAccessRequest {
+    custodia_sdk::proto::staff::CreateAccessRequest {
+        case_id: case,
+        reason: reason.into(),
+        from_seq: seqs.0,
+        to_seq: seqs.1,
+        tier: "content".into(),
+        duration_secs: 3600,
+        justification: "needed for the case".into(),
+    }
+}
