@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | report review | moderator, senior moderator | senior moderator | 1 |
 //! | legal process | legal officer | legal officer, senior moderator | 2, ≥ 1 legal officer |
-//! | emergency disclosure | legal officer, senior moderator | legal officer, senior moderator | 1 now, a 2nd review within 24 h |
+//! | emergency disclosure | legal officer, senior moderator | legal officer, senior moderator | 1 now, a 2nd review within 24 h; a grant of at most 4 h |
 //! | security incident | senior moderator, legal officer | legal officer | 1 |
 //! | user self-access, support with consent | moderator, senior moderator | senior moderator | 1 |
 //!
@@ -31,6 +31,8 @@ pub struct Policy {
     pub pending_for: Duration,
     /// Whether a second approver must review within 24 h of the grant.
     pub second_review: bool,
+    /// The longest grant this reason may ask for.
+    pub max_grant: Duration,
 }
 
 const MODERATORS: &[StaffRole] = &[StaffRole::Moderator, StaffRole::SeniorModerator];
@@ -54,6 +56,7 @@ impl Policy {
             needs_legal_officer: false,
             pending_for: DAY,
             second_review: false,
+            max_grant: 30 * DAY,
         };
         match reason {
             ReasonCode::LegalProcess => Self {
@@ -68,6 +71,7 @@ impl Policy {
                 approvers: LEGAL_OR_SENIOR,
                 pending_for: Duration::from_secs(3600),
                 second_review: true,
+                max_grant: Duration::from_secs(4 * 3600),
                 ..base
             },
             ReasonCode::SecurityIncident => Self {

@@ -23,7 +23,6 @@ use crate::{Governance, Policy, StaffPrincipal};
 /// Most messages one grant covers (one read returns them all).
 pub const MAX_GRANT_MESSAGES: u64 = 500;
 /// Longest grant.
-const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What a staff member asks for.
 #[derive(Debug, Clone)]
@@ -147,9 +146,13 @@ impl Governance {
                 "a grant covers at most 500 messages",
             ));
         }
-        if req.duration.is_zero() || req.duration > MAX_DURATION {
+        if req.duration.is_zero() || req.duration > Policy::of(req.reason).max_grant {
             return Err(ServiceError::Rejected(
-                "a grant lasts between 1 second and 30 days",
+                if req.reason == ReasonCode::EmergencyDisclosure {
+                    "an emergency grant lasts between 1 second and 4 hours: ask for the least time the emergency needs"
+                } else {
+                    "a grant lasts between 1 second and 30 days"
+                },
             ));
         }
         let justification = req.justification.trim().to_owned();
@@ -297,8 +300,10 @@ impl Governance {
             ));
         }
         let policy = Policy::of(r.reason);
+        // An emergency grant is reviewed whether or not its (short) window has ended.
         let second_review = policy.second_review
-            && matches!(view.status, RequestStatus::Approved | RequestStatus::Active);
+            && r.granted.is_some()
+            && matches!(r.status, RequestStatus::Approved | RequestStatus::Active);
         if view.status != RequestStatus::Pending && !second_review {
             return Err(ServiceError::Rejected(
                 "decisions are final: this request is no longer pending",
@@ -319,11 +324,11 @@ impl Governance {
             .collect();
         let (from, to, granted) = if second_review {
             let to = if approve {
-                view.status
+                r.status
             } else {
                 RequestStatus::Revoked
             };
-            (view.status, to, None)
+            (r.status, to, None)
         } else if !approve {
             (RequestStatus::Pending, RequestStatus::Denied, None)
         } else {
@@ -810,8 +815,12 @@ impl Governance {
         };
         let policy = Policy::of(record.reason);
         let approvals = record.decisions.iter().filter(|d| d.approve).count();
+        // Overdue also after the grant's window ended: the review judges the access made.
         let second_review_overdue = policy.second_review
-            && matches!(status, RequestStatus::Approved | RequestStatus::Active)
+            && matches!(
+                record.status,
+                RequestStatus::Approved | RequestStatus::Active
+            )
             && approvals < 2
             && record
                 .granted

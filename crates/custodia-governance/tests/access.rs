@@ -74,11 +74,28 @@ async fn pending_requests_expire_after_a_day_or_an_hour_for_emergencies() {
         .open_legal_case(lex, legal_request(conv, "EDR 42"))
         .await
         .unwrap();
+    // An emergency grant is short: at most 4 hours, the least the emergency needs.
+    let too_long = f
+        .gov
+        .request_access(
+            sen,
+            ask(
+                legal,
+                ReasonCode::EmergencyDisclosure,
+                (1, 3),
+                4 * HOUR + Duration::from_secs(1),
+            ),
+        )
+        .await;
+    assert!(
+        matches!(&too_long, Err(ServiceError::Rejected(why)) if why.contains("4 hours")),
+        "{too_long:?}"
+    );
     let emergency = f
         .gov
         .request_access(
             sen,
-            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), HOUR),
+            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), 4 * HOUR),
         )
         .await
         .unwrap();
@@ -160,12 +177,11 @@ async fn an_emergency_grant_needs_a_second_review_within_a_day() {
         .open_legal_case(lex, legal_request(conv, "EDR 7"))
         .await
         .unwrap();
-    let two_days = 48 * HOUR;
     let r = f
         .gov
         .request_access(
             lex,
-            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), two_days),
+            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), 4 * HOUR),
         )
         .await
         .unwrap();
@@ -176,20 +192,17 @@ async fn an_emergency_grant_needs_a_second_review_within_a_day() {
         .unwrap();
     assert_eq!(now.status, RequestStatus::Approved, "one approver now");
     assert!(!now.second_review_overdue);
+    // The 4-hour grant has ended by the day after; its review is overdue all the same.
     f.clock.advance(25 * HOUR);
-    assert!(
-        f.gov
-            .request(lex, r.record.id)
-            .await
-            .unwrap()
-            .second_review_overdue
-    );
+    let late = f.gov.request(lex, r.record.id).await.unwrap();
+    assert_eq!(late.status, RequestStatus::Expired);
+    assert!(late.second_review_overdue);
     let reviewed = f
         .gov
         .decide(lex2, r.record.id, true, "reviewed, justified".into())
         .await
         .unwrap();
-    assert_eq!(reviewed.status, RequestStatus::Approved);
+    assert_eq!(reviewed.status, RequestStatus::Expired);
     assert!(!reviewed.second_review_overdue);
 
     // A second review that disagrees revokes the grant.
@@ -197,7 +210,7 @@ async fn an_emergency_grant_needs_a_second_review_within_a_day() {
         .gov
         .request_access(
             lex,
-            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), two_days),
+            ask(legal, ReasonCode::EmergencyDisclosure, (1, 3), 4 * HOUR),
         )
         .await
         .unwrap();
