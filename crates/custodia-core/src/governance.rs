@@ -81,8 +81,53 @@ named_enum!(
         EmergencyRequest => "emergency_request",
         /// A request to preserve data pending further process.
         PreservationRequest => "preservation_request",
-        /// A request through a mutual legal assistance treaty (another country's process).
+        /// A request through a mutual legal assistance treaty, or a letter rogatory
+        /// (another country's process through the courts).
         MutualLegalAssistance => "mutual_legal_assistance",
+        /// Any other process (it compels nothing by itself).
+        Other => "other",
+    }
+);
+
+named_enum!(
+    /// What a legal request asks for, from least to most intrusive.
+    DataCategory, "data category" {
+        /// Who holds an account: username, date of birth, when it was created.
+        Subscriber => "subscriber",
+        /// Who wrote to whom when: senders, times, sequence numbers; no bodies.
+        Metadata => "metadata",
+        /// Message bodies.
+        Content => "content",
+    }
+);
+
+named_enum!(
+    /// How a legal request was answered after review.
+    LegalOutcome, "outcome" {
+        /// Accepted as served.
+        Full => "full",
+        /// Accepted in part: narrowed (the narrowing is written down).
+        Partial => "partial",
+        /// Rejected (with a reason).
+        Rejected => "rejected",
+    }
+);
+
+named_enum!(
+    /// Why a legal request was rejected. A closed set.
+    RejectionReason, "rejection reason" {
+        /// The process is not valid (wrong form, not signed, expired).
+        InvalidProcess => "invalid_process",
+        /// Something the review needs is missing.
+        Incomplete => "incomplete",
+        /// It asks for more than the matter can justify.
+        Overbroad => "overbroad",
+        /// It is addressed to another company or service.
+        WrongEntity => "wrong_entity",
+        /// No account matches the identifiers given.
+        NoSuchAccount => "no_such_account",
+        /// The process is not legally sufficient for the data asked for.
+        InsufficientForTier => "insufficient_for_tier",
     }
 );
 

@@ -109,6 +109,10 @@ uuid_id!(
     AttachmentId, "attachment id"
 );
 uuid_id!(
+    /// A legal request received from an agency (its intake record).
+    LegalRequestId, "legal request id"
+);
+uuid_id!(
     /// A notice to a member that staff read their messages.
     AccessNoticeId, "access notice id"
 );

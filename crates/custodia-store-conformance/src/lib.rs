@@ -55,6 +55,7 @@ pub mod checks {
         access_notices_are_a_members_own_and_stored_once_per_entry,
         an_attachment_is_kept_whole_and_found_by_id, blocks_are_listed_and_connections_end,
         cases_are_listed_newest_first_with_their_requests,
+        legal_requests_are_numbered_kept_whole_and_reviewed_once,
         members_leave_and_read_positions_only_move_forward,
         staff_are_listed_oldest_first_and_their_sessions_end,
         users_are_found_by_id_and_flags_stick,
@@ -110,7 +111,8 @@ macro_rules! conformance_tests {
             blocks_are_listed_and_connections_end,
             an_attachment_is_kept_whole_and_found_by_id,
             a_working_store_answers_a_ping,
-            access_notices_are_a_members_own_and_stored_once_per_entry
+            access_notices_are_a_members_own_and_stored_once_per_entry,
+            legal_requests_are_numbered_kept_whole_and_reviewed_once
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {

@@ -2,12 +2,13 @@
 //! stored, in the order its trait documents, and a removal happens once.
 
 use custodia_core::{
-    AttachmentId, CaseId, CaseKind, ConversationKind, DataTier, Epoch, MemberRole, ReasonCode,
+    AttachmentId, CaseId, CaseKind, ConversationKind, Country, DataCategory, DataTier, Epoch,
+    LegalOutcome, LegalProcessType, LegalRequestId, MemberRole, ReasonCode, RejectionReason,
     RequestId, RequestStatus, SessionId, StaffId, StaffRole, Timestamp, UserId, Username,
 };
 use custodia_store::{
-    AccessRequestRecord, AttachmentRecord, CaseRecord, NoticeRelease, SealedTotp, SessionRecord,
-    StaffRecord, StaffSessionRecord, Storage, TokenHash,
+    AccessRequestRecord, AttachmentRecord, CaseRecord, LegalRequestRecord, NoticeRelease,
+    SealedTotp, SessionRecord, StaffRecord, StaffSessionRecord, Storage, TokenHash,
 };
 
 use crate::{T0, conversation, message, users};
@@ -614,4 +615,160 @@ pub async fn access_notices_are_a_members_own_and_stored_once_per_entry(s: &Stor
         .await
         .unwrap();
     assert!(s.cases.unlogged_releases().await.unwrap().is_empty());
+}
+
+/// A legal request with `targets`, received at `secs`.
+fn legal_request(secs: u64, targets: Vec<custodia_store::LegalTarget>) -> LegalRequestRecord {
+    LegalRequestRecord {
+        id: LegalRequestId::new(),
+        number: 0,
+        agency: custodia_store::Agency {
+            name: "Metropolitan Police Service".into(),
+            country: Country::parse("GB").unwrap(),
+            subdivision: Some("London".into()),
+        },
+        officer: custodia_store::Officer {
+            name: "D. Inspector".into(),
+            badge: "MPS-4411".into(),
+            email: "d.inspector@met.police.uk".into(),
+            domain_verified: true,
+        },
+        process: LegalProcessType::SearchWarrant,
+        court: Some("Westminster Magistrates' Court".into()),
+        targets,
+        categories: vec![DataCategory::Subscriber, DataCategory::Content],
+        period: (at(secs), at(secs + 86_400)),
+        nondisclosure: Some(custodia_store::NondisclosureOrder {
+            authority: "the court".into(),
+            until: None,
+        }),
+        emergency_basis: None,
+        received_by: StaffId::new(),
+        received_at: at(secs),
+        review: None,
+    }
+}
+
+#[doc(hidden)]
+pub async fn legal_requests_are_numbered_kept_whole_and_reviewed_once(s: &Storage) {
+    let alice = UserId::new();
+    let first = legal_request(
+        1,
+        vec![
+            custodia_store::LegalTarget {
+                given: "username:alice".into(),
+                account: Some(alice),
+            },
+            custodia_store::LegalTarget {
+                given: "account:0192f0c5-0000-7000-8000-000000000000".into(),
+                account: None,
+            },
+        ],
+    );
+    let second = LegalRequestRecord {
+        nondisclosure: None,
+        court: None,
+        agency: custodia_store::Agency {
+            subdivision: None,
+            ..first.agency.clone()
+        },
+        ..legal_request(2, Vec::new())
+    };
+    assert_eq!(s.cases.add_legal_request(first.clone()).await.unwrap(), 1);
+    assert_eq!(s.cases.add_legal_request(second.clone()).await.unwrap(), 2);
+    assert!(
+        matches!(
+            s.cases.add_legal_request(first.clone()).await,
+            Err(custodia_store::StoreError::Conflict)
+        ),
+        "an id is stored once"
+    );
+    let stored = s.cases.legal_request(first.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        LegalRequestRecord {
+            number: 1,
+            ..first.clone()
+        }
+    );
+    let all = s.cases.legal_requests().await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.number).collect::<Vec<_>>(),
+        vec![2, 1],
+        "newest first"
+    );
+    assert_eq!(
+        all[0],
+        LegalRequestRecord {
+            number: 2,
+            ..second
+        }
+    );
+    assert!(
+        s.cases
+            .legal_request(LegalRequestId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let review = custodia_store::LegalReview {
+        outcome: LegalOutcome::Partial,
+        reason: None,
+        narrowing: Some("subscriber data only".into()),
+        accepted: vec![DataCategory::Subscriber],
+        by: StaffId::new(),
+        at: at(5),
+    };
+    assert!(
+        s.cases
+            .review_legal_request(first.id, review.clone())
+            .await
+            .unwrap()
+    );
+    let rejected = custodia_store::LegalReview {
+        outcome: LegalOutcome::Rejected,
+        reason: Some(RejectionReason::Overbroad),
+        narrowing: None,
+        accepted: Vec::new(),
+        ..review.clone()
+    };
+    assert!(
+        !s.cases
+            .review_legal_request(first.id, rejected.clone())
+            .await
+            .unwrap(),
+        "a review is final"
+    );
+    assert!(
+        !s.cases
+            .review_legal_request(LegalRequestId::new(), rejected.clone())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.cases
+            .legal_request(first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .review,
+        Some(review)
+    );
+    let second_id = s.cases.legal_requests().await.unwrap()[0].id;
+    assert!(
+        s.cases
+            .review_legal_request(second_id, rejected.clone())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.cases
+            .legal_request(second_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .review,
+        Some(rejected)
+    );
 }

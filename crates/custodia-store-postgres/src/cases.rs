@@ -2,15 +2,16 @@
 
 use async_trait::async_trait;
 use custodia_core::{
-    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory,
-    RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, LegalRequestId, ReasonCode,
+    ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
 use custodia_store::rows::{
-    NOTICE_COLUMNS, RELEASE_NOTICES, UNLOGGED_RELEASES, proof_bytes, proof_of, signed,
+    ADD_LEGAL_REQUEST, LEGAL_COLUMNS, LegalRow, NOTICE_COLUMNS, RELEASE_NOTICES,
+    REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text, proof_bytes, proof_of, signed,
 };
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
-    NoticeRelease, SealedBody, StoreError, StoreResult,
+    LegalRequestRecord, LegalReview, NoticeRelease, SealedBody, StoreError, StoreResult,
 };
 use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
@@ -424,6 +425,88 @@ impl CaseStore for PgStore {
         all(rows, notice)
     }
 
+    async fn add_legal_request(&self, request: LegalRequestRecord) -> StoreResult<u64> {
+        let r = LegalRow::of(&request);
+        let number: i64 = self
+            .writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    sqlx::query_scalar(ADD_LEGAL_REQUEST)
+                        .bind(r.id)
+                        .bind(r.agency_name)
+                        .bind(r.agency_country)
+                        .bind(r.agency_subdivision)
+                        .bind(r.officer_name)
+                        .bind(r.officer_badge)
+                        .bind(r.officer_email)
+                        .bind(r.officer_domain_verified)
+                        .bind(r.process)
+                        .bind(r.court)
+                        .bind(r.targets)
+                        .bind(r.categories)
+                        .bind(r.period_from)
+                        .bind(r.period_to)
+                        .bind(r.nd_authority)
+                        .bind(r.nd_until)
+                        .bind(r.emergency_basis)
+                        .bind(r.received_by)
+                        .bind(r.received_at)
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(map_err)
+                })
+            })
+            .await?;
+        u64::try_from(number).map_err(|_| corrupt("number"))
+    }
+
+    async fn legal_request(&self, id: LegalRequestId) -> StoreResult<Option<LegalRequestRecord>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {LEGAL_COLUMNS} FROM legal_requests WHERE id = $1"
+        )))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(legal).transpose()
+    }
+
+    async fn legal_requests(&self) -> StoreResult<Vec<LegalRequestRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {LEGAL_COLUMNS} FROM legal_requests ORDER BY number DESC"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        all(rows, legal)
+    }
+
+    async fn review_legal_request(
+        &self,
+        id: LegalRequestId,
+        review: LegalReview,
+    ) -> StoreResult<bool> {
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    let n = sqlx::query(REVIEW_LEGAL_REQUEST)
+                        .bind(review.outcome.as_str())
+                        .bind(review.reason.map(|r| r.as_str()))
+                        .bind(review.narrowing)
+                        .bind(categories_text(&review.accepted))
+                        .bind(review.by.as_uuid())
+                        .bind(review.at.as_millis())
+                        .bind(id.as_uuid())
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                    Ok(n == 1)
+                })
+            })
+            .await
+    }
+
     async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {NOTICE_COLUMNS} {UNLOGGED_RELEASES}"
@@ -505,6 +588,39 @@ impl CaseStore for PgStore {
             .await?;
         all(rows, notice)
     }
+}
+
+/// A legal request row.
+fn legal(row: &PgRow) -> StoreResult<LegalRequestRecord> {
+    LegalRow {
+        id: uuid(row, "id")?,
+        number: get(row, "number")?,
+        agency_name: get(row, "agency_name")?,
+        agency_country: get(row, "agency_country")?,
+        agency_subdivision: get(row, "agency_subdivision")?,
+        officer_name: get(row, "officer_name")?,
+        officer_badge: get(row, "officer_badge")?,
+        officer_email: get(row, "officer_email")?,
+        officer_domain_verified: get(row, "officer_domain_verified")?,
+        process: get(row, "process")?,
+        court: get(row, "court")?,
+        targets: get(row, "targets")?,
+        categories: get(row, "categories")?,
+        period_from: get(row, "period_from")?,
+        period_to: get(row, "period_to")?,
+        nd_authority: get(row, "nd_authority")?,
+        nd_until: get(row, "nd_until")?,
+        emergency_basis: get(row, "emergency_basis")?,
+        received_by: uuid(row, "received_by")?,
+        received_at: get(row, "received_at")?,
+        outcome: get(row, "outcome")?,
+        rejection: get(row, "rejection")?,
+        narrowing: get(row, "narrowing")?,
+        accepted: get(row, "accepted")?,
+        reviewed_by: get(row, "reviewed_by")?,
+        reviewed_at: get(row, "reviewed_at")?,
+    }
+    .into_record()
 }
 
 /// An access notice row.

@@ -2,15 +2,17 @@
 
 use async_trait::async_trait;
 use custodia_core::{
-    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, ReasonCode, ReportCategory,
-    RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, LegalRequestId, ReasonCode,
+    ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
 use custodia_store::rows::{
-    NOTICE_COLUMNS, RELEASE_NOTICES, UNLOGGED_RELEASES, proof_bytes, proof_of, signed,
+    ADD_LEGAL_REQUEST, LEGAL_COLUMNS, LegalRow, NOTICE_COLUMNS, RELEASE_NOTICES,
+    REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text, proof_bytes, proof_of, signed,
+    unsigned,
 };
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
-    NoticeRelease, SealedBody, StoreError, StoreResult,
+    LegalRequestRecord, LegalReview, NoticeRelease, SealedBody, StoreError, StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -432,6 +434,93 @@ impl CaseStore for SqliteStore {
         with_proofs(rows)
     }
 
+    async fn add_legal_request(&self, request: LegalRequestRecord) -> StoreResult<u64> {
+        let r = LegalRow::of(&request);
+        let number = self
+            .writer
+            .write(move |c| {
+                c.query_row(
+                    ADD_LEGAL_REQUEST,
+                    params![
+                        r.id,
+                        r.agency_name,
+                        r.agency_country,
+                        r.agency_subdivision,
+                        r.officer_name,
+                        r.officer_badge,
+                        r.officer_email,
+                        r.officer_domain_verified,
+                        r.process,
+                        r.court,
+                        r.targets,
+                        r.categories,
+                        r.period_from,
+                        r.period_to,
+                        r.nd_authority,
+                        r.nd_until,
+                        r.emergency_basis,
+                        r.received_by,
+                        r.received_at
+                    ],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map_err(map_err)
+            })
+            .await?;
+        unsigned(number, "legal request number")
+    }
+
+    async fn legal_request(&self, id: LegalRequestId) -> StoreResult<Option<LegalRequestRecord>> {
+        let row = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {LEGAL_COLUMNS} FROM legal_requests WHERE id = ?1"
+                ))?
+                .query_row([id.as_uuid()], legal_row)
+                .optional()
+            })
+            .await?;
+        row.map(LegalRow::into_record).transpose()
+    }
+
+    async fn legal_requests(&self) -> StoreResult<Vec<LegalRequestRecord>> {
+        let rows = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {LEGAL_COLUMNS} FROM legal_requests ORDER BY number DESC"
+                ))?
+                .query_map([], legal_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter().map(LegalRow::into_record).collect()
+    }
+
+    async fn review_legal_request(
+        &self,
+        id: LegalRequestId,
+        review: LegalReview,
+    ) -> StoreResult<bool> {
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    REVIEW_LEGAL_REQUEST,
+                    params![
+                        review.outcome.as_str(),
+                        review.reason.map(|r| r.as_str()),
+                        review.narrowing,
+                        categories_text(&review.accepted),
+                        review.by.as_uuid(),
+                        review.at.as_millis(),
+                        id.as_uuid()
+                    ],
+                )
+                .map(|n| n == 1)
+                .map_err(map_err)
+            })
+            .await
+    }
+
     async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>> {
         let rows = self
             .read(move |c| {
@@ -499,6 +588,38 @@ impl CaseStore for SqliteStore {
             .await?;
         with_proofs(rows)
     }
+}
+
+/// A legal request row.
+fn legal_row(r: &Row<'_>) -> rusqlite::Result<LegalRow> {
+    Ok(LegalRow {
+        id: r.get("id")?,
+        number: r.get("number")?,
+        agency_name: r.get("agency_name")?,
+        agency_country: r.get("agency_country")?,
+        agency_subdivision: r.get("agency_subdivision")?,
+        officer_name: r.get("officer_name")?,
+        officer_badge: r.get("officer_badge")?,
+        officer_email: r.get("officer_email")?,
+        officer_domain_verified: r.get("officer_domain_verified")?,
+        process: r.get("process")?,
+        court: r.get("court")?,
+        targets: r.get("targets")?,
+        categories: r.get("categories")?,
+        period_from: r.get("period_from")?,
+        period_to: r.get("period_to")?,
+        nd_authority: r.get("nd_authority")?,
+        nd_until: r.get("nd_until")?,
+        emergency_basis: r.get("emergency_basis")?,
+        received_by: r.get("received_by")?,
+        received_at: r.get("received_at")?,
+        outcome: r.get("outcome")?,
+        rejection: r.get("rejection")?,
+        narrowing: r.get("narrowing")?,
+        accepted: r.get("accepted")?,
+        reviewed_by: r.get("reviewed_by")?,
+        reviewed_at: r.get("reviewed_at")?,
+    })
 }
 
 /// An access notice row (its proof still as bytes).

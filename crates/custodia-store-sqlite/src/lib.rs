@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0017_deferred_notices.sql"),
     include_str!("../migrations/0018_review_deferred_notices.sql"),
     include_str!("../migrations/0019_release_logged.sql"),
+    include_str!("../migrations/0020_legal_requests.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

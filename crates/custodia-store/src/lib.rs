@@ -20,10 +20,11 @@ mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use records::{
-    AccessNoticeRecord, AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord,
-    ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord, EvidenceRecord,
-    FlaggedSignal, Franking, HashKind, HashRange, LogAppend, MemberRecord, NewConversation,
-    NewMessage, NoticeRelease, PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord,
+    AccessNoticeRecord, AccessRequestRecord, AddMember, Agency, Appended, AttachmentRecord,
+    CaseRecord, ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord,
+    EvidenceRecord, FlaggedSignal, Franking, HashKind, HashRange, LegalRequestRecord, LegalReview,
+    LegalTarget, LogAppend, MemberRecord, NewConversation, NewMessage, NondisclosureOrder,
+    NoticeRelease, Officer, PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord,
     StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage,
     TileHash, TokenHash, UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
 };

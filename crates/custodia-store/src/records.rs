@@ -4,9 +4,10 @@ use std::fmt;
 
 use custodia_core::{
     AccessNoticeId, AttachmentId, BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId,
-    ConversationKind, DataTier, Epoch, MemberRole, MessageId, ReasonCode, ReportCategory,
-    RequestId, RequestStatus, SessionId, StaffChangeId, StaffChangeKind, StaffChangeStatus,
-    StaffId, StaffRole, Timestamp, UserId, Username,
+    ConversationKind, Country, DataCategory, DataTier, Epoch, LegalOutcome, LegalProcessType,
+    LegalRequestId, MemberRole, MessageId, ReasonCode, RejectionReason, ReportCategory, RequestId,
+    RequestStatus, SessionId, StaffChangeId, StaffChangeKind, StaffChangeStatus, StaffId,
+    StaffRole, Timestamp, UserId, Username,
 };
 
 /// A message body after sealing: opaque bytes only the key service can open.
@@ -677,4 +678,99 @@ impl HashKind {
             Self::Md5 => "md5",
         }
     }
+}
+
+/// A legal request as received from an agency (the intake), and its review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalRequestRecord {
+    /// Id.
+    pub id: LegalRequestId,
+    /// Its number, given by the store when it is stored (the `LR-YYYY-NNNNNN` reference);
+    /// 0 before.
+    pub number: u64,
+    /// The agency that served it.
+    pub agency: Agency,
+    /// The officer who served it.
+    pub officer: Officer,
+    /// The kind of process.
+    pub process: LegalProcessType,
+    /// The issuing court, if any.
+    pub court: Option<String>,
+    /// The accounts it names, by unique identifier.
+    pub targets: Vec<LegalTarget>,
+    /// The data it asks for.
+    pub categories: Vec<DataCategory>,
+    /// The period it covers.
+    pub period: (Timestamp, Timestamp),
+    /// A non-disclosure order that comes with it.
+    pub nondisclosure: Option<NondisclosureOrder>,
+    /// For an emergency request: the facts of the imminent risk.
+    pub emergency_basis: Option<String>,
+    /// The legal officer who entered it.
+    pub received_by: StaffId,
+    /// When.
+    pub received_at: Timestamp,
+    /// How it was answered, once reviewed.
+    pub review: Option<LegalReview>,
+}
+
+/// The agency that served a legal request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agency {
+    /// Its name.
+    pub name: String,
+    /// Its country.
+    pub country: Country,
+    /// Its state, province or region, if any.
+    pub subdivision: Option<String>,
+}
+
+/// The officer who served a legal request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Officer {
+    /// Name.
+    pub name: String,
+    /// Badge number or other official id.
+    pub badge: String,
+    /// Official e-mail address.
+    pub email: String,
+    /// Whether the e-mail's domain is on the deployment's list of verified agency
+    /// domains.
+    pub domain_verified: bool,
+}
+
+/// An account a legal request names: as the agency gave it (a username or an account
+/// id), and the account it resolved to at intake, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalTarget {
+    /// As given: `username:NAME` or `account:UUID`.
+    pub given: String,
+    /// The account it names, if one exists.
+    pub account: Option<UserId>,
+}
+
+/// A non-disclosure order: who issued it and until when (none: until lifted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NondisclosureOrder {
+    /// The issuing authority.
+    pub authority: String,
+    /// When it ends, if it says.
+    pub until: Option<Timestamp>,
+}
+
+/// How a legal request was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalReview {
+    /// Full, partial or rejected.
+    pub outcome: LegalOutcome,
+    /// Why it was rejected.
+    pub reason: Option<RejectionReason>,
+    /// How a partial acceptance narrowed it.
+    pub narrowing: Option<String>,
+    /// The data categories accepted (none when rejected).
+    pub accepted: Vec<DataCategory>,
+    /// Who reviewed it.
+    pub by: StaffId,
+    /// When.
+    pub at: Timestamp,
 }

@@ -77,3 +77,197 @@ pub fn checkpoint(row: Option<(i64, String)>) -> StoreResult<Option<(u64, String
     row.map(|(size, note)| Ok((unsigned(size, "checkpoint size")?, note)))
         .transpose()
 }
+
+/// The columns of `legal_requests`, in the order of [`LegalRow`] and [`ADD_LEGAL_REQUEST`].
+pub const LEGAL_COLUMNS: &str = "id, number, agency_name, agency_country, agency_subdivision, \
+     officer_name, officer_badge, officer_email, officer_domain_verified, process, court, \
+     targets, categories, period_from, period_to, nd_authority, nd_until, emergency_basis, \
+     received_by, received_at, outcome, rejection, narrowing, accepted, reviewed_by, reviewed_at";
+
+/// Stores a legal request with the next number, in both dialects: `$1` … `$18` the
+/// columns of [`LEGAL_COLUMNS`] from `agency_name` to `received_at` after `id` (`$1`) —
+/// see [`LegalRow::params`]; returns the number.
+pub const ADD_LEGAL_REQUEST: &str = "INSERT INTO legal_requests (id, number, agency_name, \
+     agency_country, agency_subdivision, officer_name, officer_badge, officer_email, \
+     officer_domain_verified, process, court, targets, categories, period_from, period_to, \
+     nd_authority, nd_until, emergency_basis, received_by, received_at) \
+     SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+     $13, $14, $15, $16, $17, $18, $19 FROM legal_requests RETURNING number";
+
+/// Records a review, in both dialects: outcome, rejection, narrowing, accepted,
+/// reviewed_by, reviewed_at, then `$7` the id (SQLite numbers `$n` parameters in the order
+/// they appear, so they appear in order).
+pub const REVIEW_LEGAL_REQUEST: &str = "UPDATE legal_requests SET outcome = $1, \
+     rejection = $2, narrowing = $3, accepted = $4, reviewed_by = $5, reviewed_at = $6 \
+     WHERE id = $7 AND outcome IS NULL";
+
+/// A `legal_requests` row as both backends read it (ids as UUIDs, times as ms).
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct LegalRow {
+    pub id: uuid::Uuid,
+    pub number: i64,
+    pub agency_name: String,
+    pub agency_country: String,
+    pub agency_subdivision: Option<String>,
+    pub officer_name: String,
+    pub officer_badge: String,
+    pub officer_email: String,
+    pub officer_domain_verified: bool,
+    pub process: String,
+    pub court: Option<String>,
+    pub targets: String,
+    pub categories: String,
+    pub period_from: i64,
+    pub period_to: i64,
+    pub nd_authority: Option<String>,
+    pub nd_until: Option<i64>,
+    pub emergency_basis: Option<String>,
+    pub received_by: uuid::Uuid,
+    pub received_at: i64,
+    pub outcome: Option<String>,
+    pub rejection: Option<String>,
+    pub narrowing: Option<String>,
+    pub accepted: Option<String>,
+    pub reviewed_by: Option<uuid::Uuid>,
+    pub reviewed_at: Option<i64>,
+}
+
+/// Categories as stored: their names, space-separated.
+pub fn categories_text(c: &[custodia_core::DataCategory]) -> String {
+    c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn categories_of(text: &str) -> StoreResult<Vec<custodia_core::DataCategory>> {
+    text.split_whitespace()
+        .map(|c| {
+            custodia_core::DataCategory::parse(c)
+                .map_err(|_| StoreError::Corrupt(format!("data category {c:?}")))
+        })
+        .collect()
+}
+
+/// Targets as stored: one per line, `ACCOUNT-UUID-or-dash GIVEN`.
+pub fn targets_text(t: &[crate::LegalTarget]) -> String {
+    t.iter()
+        .map(|t| {
+            let account = t
+                .account
+                .map_or_else(|| "-".to_owned(), |a| a.as_uuid().to_string());
+            format!("{account} {}", t.given)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn targets_of(text: &str) -> StoreResult<Vec<crate::LegalTarget>> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let (account, given) = line
+                .split_once(' ')
+                .ok_or_else(|| StoreError::Corrupt("a legal target line".into()))?;
+            let account = match account {
+                "-" => None,
+                a => Some(custodia_core::UserId::from_uuid(a.parse().map_err(
+                    |_| StoreError::Corrupt("a legal target's account".into()),
+                )?)),
+            };
+            Ok(crate::LegalTarget {
+                given: given.to_owned(),
+                account,
+            })
+        })
+        .collect()
+}
+
+impl LegalRow {
+    /// The row of a new request (number 0, not reviewed).
+    pub fn of(r: &crate::LegalRequestRecord) -> Self {
+        Self {
+            id: *r.id.as_uuid(),
+            number: 0,
+            agency_name: r.agency.name.clone(),
+            agency_country: r.agency.country.as_str().to_owned(),
+            agency_subdivision: r.agency.subdivision.clone(),
+            officer_name: r.officer.name.clone(),
+            officer_badge: r.officer.badge.clone(),
+            officer_email: r.officer.email.clone(),
+            officer_domain_verified: r.officer.domain_verified,
+            process: r.process.as_str().to_owned(),
+            court: r.court.clone(),
+            targets: targets_text(&r.targets),
+            categories: categories_text(&r.categories),
+            period_from: r.period.0.as_millis(),
+            period_to: r.period.1.as_millis(),
+            nd_authority: r.nondisclosure.as_ref().map(|n| n.authority.clone()),
+            nd_until: r
+                .nondisclosure
+                .as_ref()
+                .and_then(|n| n.until)
+                .map(|t| t.as_millis()),
+            emergency_basis: r.emergency_basis.clone(),
+            received_by: *r.received_by.as_uuid(),
+            received_at: r.received_at.as_millis(),
+            outcome: None,
+            rejection: None,
+            narrowing: None,
+            accepted: None,
+            reviewed_by: None,
+            reviewed_at: None,
+        }
+    }
+
+    /// The record this row holds.
+    pub fn into_record(self) -> StoreResult<crate::LegalRequestRecord> {
+        use custodia_core::{Country, LegalOutcome, LegalProcessType, RejectionReason, Timestamp};
+        let corrupt = |what: &str| StoreError::Corrupt(format!("legal request {what}"));
+        let review = match (self.outcome, self.reviewed_by, self.reviewed_at) {
+            (Some(outcome), Some(by), Some(at)) => Some(crate::LegalReview {
+                outcome: LegalOutcome::parse(&outcome).map_err(|_| corrupt("outcome"))?,
+                reason: self
+                    .rejection
+                    .map(|r| RejectionReason::parse(&r).map_err(|_| corrupt("rejection")))
+                    .transpose()?,
+                narrowing: self.narrowing,
+                accepted: categories_of(self.accepted.as_deref().unwrap_or(""))?,
+                by: custodia_core::StaffId::from_uuid(by),
+                at: Timestamp::from_millis(at),
+            }),
+            _ => None,
+        };
+        Ok(crate::LegalRequestRecord {
+            id: custodia_core::LegalRequestId::from_uuid(self.id),
+            number: unsigned(self.number, "legal request number")?,
+            agency: crate::Agency {
+                name: self.agency_name,
+                country: Country::parse(&self.agency_country).map_err(|_| corrupt("country"))?,
+                subdivision: self.agency_subdivision,
+            },
+            officer: crate::Officer {
+                name: self.officer_name,
+                badge: self.officer_badge,
+                email: self.officer_email,
+                domain_verified: self.officer_domain_verified,
+            },
+            process: LegalProcessType::parse(&self.process).map_err(|_| corrupt("process"))?,
+            court: self.court,
+            targets: targets_of(&self.targets)?,
+            categories: categories_of(&self.categories)?,
+            period: (
+                Timestamp::from_millis(self.period_from),
+                Timestamp::from_millis(self.period_to),
+            ),
+            nondisclosure: self
+                .nd_authority
+                .map(|authority| crate::NondisclosureOrder {
+                    authority,
+                    until: self.nd_until.map(Timestamp::from_millis),
+                }),
+            emergency_basis: self.emergency_basis,
+            received_by: custodia_core::StaffId::from_uuid(self.received_by),
+            received_at: Timestamp::from_millis(self.received_at),
+            review,
+        })
+    }
+}

@@ -5,17 +5,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use custodia_core::{
-    AccessNoticeId, AttachmentId, CaseId, ConversationId, Epoch, MemberRole, RateLimit, RequestId,
-    RequestStatus, SessionId, StaffChangeId, StaffChangeStatus, StaffId, Timestamp, UserId,
-    Username, WhoCanMessage,
+    AccessNoticeId, AttachmentId, CaseId, ConversationId, Epoch, LegalRequestId, MemberRole,
+    RateLimit, RequestId, RequestStatus, SessionId, StaffChangeId, StaffChangeStatus, StaffId,
+    Timestamp, UserId, Username, WhoCanMessage,
 };
 
 use crate::{
     AccessNoticeRecord, AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord,
     ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord, HashKind, HashRange,
-    LogAppend, MemberRecord, NewConversation, NewMessage, NoticeRelease, PendingSignal, SealedTotp,
-    SeqRange, SessionRecord, StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord,
-    StoreResult, StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek,
+    LegalRequestRecord, LegalReview, LogAppend, MemberRecord, NewConversation, NewMessage,
+    NoticeRelease, PendingSignal, SealedTotp, SeqRange, SessionRecord, StaffChangeRecord,
+    StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage, TileHash, TokenHash,
+    UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -155,6 +156,20 @@ pub trait CaseStore: Send + Sync {
         which: NoticeRelease,
         now: Timestamp,
     ) -> StoreResult<Vec<AccessNoticeRecord>>;
+    /// Stores a new legal request, giving it the next number; returns that number.
+    /// `Conflict` if another node took the same number at once (try again).
+    async fn add_legal_request(&self, request: LegalRequestRecord) -> StoreResult<u64>;
+    /// A legal request.
+    async fn legal_request(&self, id: LegalRequestId) -> StoreResult<Option<LegalRequestRecord>>;
+    /// Every legal request, newest first.
+    async fn legal_requests(&self) -> StoreResult<Vec<LegalRequestRecord>>;
+    /// Records a legal request's review; `false` if there is no such request or it was
+    /// already reviewed (a review is final).
+    async fn review_legal_request(
+        &self,
+        id: LegalRequestId,
+        review: LegalReview,
+    ) -> StoreResult<bool>;
     /// Released notices whose release is not yet in the audit log, by read (log index).
     async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>>;
     /// Records that the releases of notices `ids` are in the audit log.
