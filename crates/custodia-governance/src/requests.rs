@@ -22,8 +22,6 @@ use crate::{Governance, Policy, StaffPrincipal};
 
 /// Most messages one grant covers (one read returns them all).
 pub const MAX_GRANT_MESSAGES: u64 = 500;
-/// Longest grant.
-
 /// What a staff member asks for.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
