@@ -52,6 +52,15 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/requests/{id}/messages", get(read))
         .route("/v1/staff/audit/records/{index}", get(audit_record))
         .route("/v1/staff/transparency-report", get(transparency_report))
+        .route(
+            "/v1/staff/legal-requests",
+            get(legal_requests).post(receive_legal_request),
+        )
+        .route("/v1/staff/legal-requests/{id}", get(legal_request))
+        .route(
+            "/v1/staff/legal-requests/{id}/review",
+            post(review_legal_request),
+        )
         .fallback(|| async {
             ApiError::not_found("no such staff endpoint; see custodia_proto::staff")
         })
@@ -480,6 +489,143 @@ async fn read(
             checkpoint: r.checkpoint.clone(),
         },
     }))
+}
+
+fn legal_request_id(raw: &str) -> Result<custodia_core::LegalRequestId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found("no such legal request"))
+}
+
+fn legal_wire(v: &custodia_governance::LegalRequestView) -> wire::LegalRequest {
+    use custodia_core::Day;
+    let r = &v.record;
+    let names = |c: &[custodia_core::DataCategory]| c.iter().map(|c| c.as_str().into()).collect();
+    wire::LegalRequest {
+        id: *r.id.as_uuid(),
+        reference: v.reference.clone(),
+        agency: wire::AgencyInfo {
+            name: r.agency.name.clone(),
+            country: r.agency.country.as_str().into(),
+            subdivision: r.agency.subdivision.clone(),
+        },
+        officer: wire::OfficerInfo {
+            name: r.officer.name.clone(),
+            badge: r.officer.badge.clone(),
+            email: r.officer.email.clone(),
+        },
+        officer_domain_verified: r.officer.domain_verified,
+        process: r.process.as_str().into(),
+        court: r.court.clone(),
+        targets: r
+            .targets
+            .iter()
+            .map(|t| wire::LegalTargetInfo {
+                given: t.given.clone(),
+                account: t.account.map(|a| *a.as_uuid()),
+            })
+            .collect(),
+        categories: names(&r.categories),
+        from: Day::of(r.period.0).to_string(),
+        to: Day::of(r.period.1).to_string(),
+        nondisclosure: r.nondisclosure.as_ref().map(|n| wire::NondisclosureInfo {
+            authority: n.authority.clone(),
+            until: n.until.map(|t| Day::of(t).to_string()),
+        }),
+        emergency_basis: r.emergency_basis.clone(),
+        received_by: *r.received_by.as_uuid(),
+        received_at_ms: r.received_at.as_millis(),
+        review: r.review.as_ref().map(|x| wire::LegalReviewInfo {
+            outcome: x.outcome.as_str().into(),
+            reason: x.reason.map(|r| r.as_str().into()),
+            narrowing: x.narrowing.clone(),
+            accepted: names(&x.accepted),
+            by: *x.by.as_uuid(),
+            at_ms: x.at.as_millis(),
+        }),
+    }
+}
+
+fn categories(raw: &[String]) -> Result<Vec<custodia_core::DataCategory>, ApiError> {
+    raw.iter()
+        .map(|c| custodia_core::DataCategory::parse(c.trim()).map_err(ApiError::from))
+        .collect()
+}
+
+async fn receive_legal_request(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Body(req): Body<wire::NewLegalRequest>,
+) -> Result<(StatusCode, Json<wire::LegalRequest>), ApiError> {
+    use custodia_core::{Country, Day, LegalProcessType};
+    let from = Day::parse(&req.from, "from")?;
+    let to = Day::parse(&req.to, "to")?;
+    let nondisclosure = match req.nondisclosure {
+        None => None,
+        Some(n) => Some(custodia_store::NondisclosureOrder {
+            authority: n.authority,
+            until: n
+                .until
+                .as_deref()
+                .map(|d| Day::parse(d, "nondisclosure.until").map(|d| d.end()))
+                .transpose()?,
+        }),
+    };
+    let new = custodia_governance::NewLegalRequest {
+        agency_name: req.agency.name,
+        agency_country: Country::parse(&req.agency.country)?,
+        agency_subdivision: req.agency.subdivision,
+        officer_name: req.officer.name,
+        officer_badge: req.officer.badge,
+        officer_email: req.officer.email,
+        process: LegalProcessType::parse(req.process.trim())?,
+        court: req.court,
+        targets: req.targets,
+        categories: categories(&req.categories)?,
+        period: (from.start(), to.end()),
+        nondisclosure,
+        emergency_basis: req.emergency_basis,
+    };
+    let view = gov.receive_legal_request(&who, new).await?;
+    Ok((StatusCode::CREATED, Json(legal_wire(&view))))
+}
+
+async fn legal_requests(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+) -> Result<Json<Vec<wire::LegalRequest>>, ApiError> {
+    let all = gov.legal_requests(&who).await?;
+    Ok(Json(all.iter().map(legal_wire).collect()))
+}
+
+async fn legal_request(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::LegalRequest>, ApiError> {
+    let view = gov.legal_request(&who, legal_request_id(&raw)?).await?;
+    Ok(Json(legal_wire(&view)))
+}
+
+async fn review_legal_request(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+    Body(req): Body<wire::ReviewLegalRequest>,
+) -> Result<Json<wire::LegalRequest>, ApiError> {
+    let decision = custodia_governance::LegalDecision {
+        outcome: custodia_core::LegalOutcome::parse(req.outcome.trim())?,
+        reason: req
+            .reason
+            .as_deref()
+            .map(|r| custodia_core::RejectionReason::parse(r.trim()))
+            .transpose()?,
+        narrowing: req.narrowing,
+        accepted: categories(&req.accepted)?,
+    };
+    let view = gov
+        .review_legal_request(&who, legal_request_id(&raw)?, decision)
+        .await?;
+    Ok(Json(legal_wire(&view)))
 }
 
 /// `GET /v1/staff/transparency-report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=html]`.

@@ -167,6 +167,9 @@ pub enum StaffCommand {
         /// Request id.
         id: Uuid,
     },
+    /// Legal requests: intake, list, show, review (legal officers).
+    #[command(subcommand)]
+    Legal(LegalCommand),
     /// Print the transparency report over a period at the log's last checkpoint: JSON, or
     /// the HTML page (the same bytes `custodia log report` computes from the tiles).
     Report {
@@ -180,6 +183,95 @@ pub enum StaffCommand {
         #[arg(long)]
         html: bool,
     },
+}
+
+/// `custodia staff legal …`.
+#[derive(Subcommand, Debug)]
+pub enum LegalCommand {
+    /// Enter a legal request as served, e.g. `intake --agency "Metropolitan Police"
+    /// --country GB --officer "D. Smith" --badge 4411 --email d.smith@met.police.uk
+    /// --process search_warrant --target alice --data content --from 2026-01-01 --to 2026-03-31`.
+    Intake(Box<IntakeArgs>),
+    /// List legal requests, newest first.
+    List,
+    /// Show one legal request.
+    Show {
+        /// Its id.
+        id: Uuid,
+    },
+    /// Review a legal request: --full, --partial with --accept and --narrowing, or
+    /// --reject REASON.
+    Review {
+        /// Its id.
+        id: Uuid,
+        /// Accept it as served.
+        #[arg(long, conflicts_with_all = ["partial", "reject"])]
+        full: bool,
+        /// Accept part of it (give --accept and --narrowing).
+        #[arg(long, conflicts_with = "reject", requires_all = ["accept", "narrowing"])]
+        partial: bool,
+        /// Reject it: invalid_process, incomplete, overbroad, wrong_entity,
+        /// no_such_account or insufficient_for_tier.
+        #[arg(long)]
+        reject: Option<String>,
+        /// A category accepted (partial). Repeatable.
+        #[arg(long)]
+        accept: Vec<String>,
+        /// How the acceptance narrows the request (partial).
+        #[arg(long)]
+        narrowing: Option<String>,
+    },
+}
+
+/// `custodia staff legal intake` options: what was served.
+#[derive(clap::Args, Debug)]
+pub struct IntakeArgs {
+    /// The agency's name.
+    #[arg(long)]
+    pub agency: String,
+    /// The agency's country (ISO 3166-1 alpha-2, e.g. GB).
+    #[arg(long)]
+    pub country: String,
+    /// The agency's state or region.
+    #[arg(long)]
+    pub subdivision: Option<String>,
+    /// The officer's name.
+    #[arg(long)]
+    pub officer: String,
+    /// The officer's badge number or official id.
+    #[arg(long)]
+    pub badge: String,
+    /// The officer's official e-mail address.
+    #[arg(long)]
+    pub email: String,
+    /// subpoena, court_order, search_warrant, mutual_legal_assistance,
+    /// preservation_request, emergency_request or other.
+    #[arg(long)]
+    pub process: String,
+    /// The issuing court.
+    #[arg(long)]
+    pub court: Option<String>,
+    /// An account named, by username or account id. Repeatable.
+    #[arg(long = "target", required = true)]
+    pub targets: Vec<String>,
+    /// Data asked for: subscriber, metadata or content. Repeatable.
+    #[arg(long = "data", required = true)]
+    pub categories: Vec<String>,
+    /// The first day covered (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: String,
+    /// The last day covered (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: String,
+    /// The authority that issued a non-disclosure order, if one came with it.
+    #[arg(long)]
+    pub nondisclosure_authority: Option<String>,
+    /// The order's last day (YYYY-MM-DD); leave out if it gives none.
+    #[arg(long, requires = "nondisclosure_authority")]
+    pub nondisclosure_until: Option<String>,
+    /// For an emergency request: the facts of the imminent risk.
+    #[arg(long)]
+    pub emergency_basis: Option<String>,
 }
 
 /// Runs one staff command.
@@ -387,6 +479,7 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         }
         StaffCommand::Revoke { id } => print_request(&c.revoke(id).await?),
         StaffCommand::Complete { id } => print_request(&c.complete(id).await?),
+        StaffCommand::Legal(cmd) => legal(&c, cmd).await?,
         // The report is our own server's output (all escaped in the page), printed as is.
         StaffCommand::Report { from, to, html } => {
             print!("{}", c.transparency_report(&from, &to, html).await?);
@@ -462,6 +555,195 @@ fn print_change(ch: &wire::StaffChange) {
         if ch.active { "active" } else { "inactive" },
         clean(&ch.status)
     );
+}
+
+async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()> {
+    match cmd {
+        LegalCommand::Intake(args) => {
+            let IntakeArgs {
+                agency,
+                country,
+                subdivision,
+                officer,
+                badge,
+                email,
+                process,
+                court,
+                targets,
+                categories,
+                from,
+                to,
+                nondisclosure_authority,
+                nondisclosure_until,
+                emergency_basis,
+            } = *args;
+            let r = c
+                .receive_legal_request(&wire::NewLegalRequest {
+                    agency: wire::AgencyInfo {
+                        name: agency,
+                        country,
+                        subdivision,
+                    },
+                    officer: wire::OfficerInfo {
+                        name: officer,
+                        badge,
+                        email,
+                    },
+                    process,
+                    court,
+                    targets,
+                    categories,
+                    from,
+                    to,
+                    nondisclosure: nondisclosure_authority.map(|authority| {
+                        wire::NondisclosureInfo {
+                            authority,
+                            until: nondisclosure_until,
+                        }
+                    }),
+                    emergency_basis,
+                })
+                .await?;
+            println!(
+                "received legal request {} (id {})",
+                clean(&r.reference),
+                r.id
+            );
+            print_legal(&r);
+        }
+        LegalCommand::List => {
+            let all = c.legal_requests().await?;
+            if all.is_empty() {
+                println!("no legal requests");
+            }
+            for r in &all {
+                println!(
+                    "{}  {}  {} ({})  {} account{}  {}  {}  {}",
+                    clean(&r.reference),
+                    r.id,
+                    clean(&r.agency.name),
+                    clean(&r.agency.country),
+                    r.targets.len(),
+                    if r.targets.len() == 1 { "" } else { "s" },
+                    clean(&r.process),
+                    clean(&r.categories.join(",")),
+                    r.review
+                        .as_ref()
+                        .map_or_else(|| "awaiting review".to_owned(), |v| clean(&v.outcome))
+                );
+            }
+        }
+        LegalCommand::Show { id } => print_legal(&c.legal_request(id).await?),
+        LegalCommand::Review {
+            id,
+            full,
+            partial,
+            reject,
+            accept,
+            narrowing,
+        } => {
+            let outcome = match (full, partial, &reject) {
+                (true, _, _) => "full",
+                (_, true, _) => "partial",
+                (_, _, Some(_)) => "rejected",
+                _ => anyhow::bail!(
+                    "say how: --full, --partial (with --accept and --narrowing) or --reject REASON"
+                ),
+            };
+            let r = c
+                .review_legal_request(
+                    id,
+                    &wire::ReviewLegalRequest {
+                        outcome: outcome.into(),
+                        reason: reject,
+                        narrowing,
+                        accepted: accept,
+                    },
+                )
+                .await?;
+            print_legal(&r);
+        }
+    }
+    Ok(())
+}
+
+fn print_legal(r: &wire::LegalRequest) {
+    println!("reference  {}", clean(&r.reference));
+    println!(
+        "agency     {} ({}{})",
+        clean(&r.agency.name),
+        clean(&r.agency.country),
+        r.agency
+            .subdivision
+            .as_deref()
+            .map(|s| format!(", {}", clean(s)))
+            .unwrap_or_default()
+    );
+    println!(
+        "officer    {}, {}, {}{}",
+        clean(&r.officer.name),
+        clean(&r.officer.badge),
+        clean(&r.officer.email),
+        if r.officer_domain_verified {
+            ""
+        } else {
+            "  (NOT a verified agency domain: confirm the request through a known channel)"
+        }
+    );
+    println!(
+        "process    {}{}",
+        clean(&r.process),
+        r.court
+            .as_deref()
+            .map(|c| format!(", {}", clean(c)))
+            .unwrap_or_default()
+    );
+    for t in &r.targets {
+        match t.account {
+            Some(a) => println!("target     {} = account {a}", clean(&t.given)),
+            None => println!("target     {} (no such account)", clean(&t.given)),
+        }
+    }
+    println!(
+        "data       {} from {} to {}",
+        clean(&r.categories.join(", ")),
+        clean(&r.from),
+        clean(&r.to)
+    );
+    if let Some(n) = &r.nondisclosure {
+        println!(
+            "order      non-disclosure by {}{}",
+            clean(&n.authority),
+            n.until
+                .as_deref()
+                .map(|u| format!(" until {}", clean(u)))
+                .unwrap_or_else(|| " (no end given)".into())
+        );
+    }
+    if let Some(b) = &r.emergency_basis {
+        println!("emergency  {}", quoted(b));
+    }
+    match &r.review {
+        None => println!("review     awaiting review"),
+        Some(v) => {
+            println!(
+                "review     {}{}; accepted: {}",
+                clean(&v.outcome),
+                v.reason
+                    .as_deref()
+                    .map(|x| format!(" ({})", clean(x)))
+                    .unwrap_or_default(),
+                if v.accepted.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    clean(&v.accepted.join(", "))
+                }
+            );
+            if let Some(n) = &v.narrowing {
+                println!("narrowed   {}", quoted(n));
+            }
+        }
+    }
 }
 
 fn print_request(r: &wire::AccessRequest) {

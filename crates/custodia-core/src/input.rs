@@ -158,6 +158,72 @@ impl fmt::Debug for Password {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct BirthDate(Date);
 
+/// A calendar day in UTC, as `YYYY-MM-DD` (a period's first or last day, an order's
+/// last day).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct Day(Date);
+
+impl Day {
+    /// Parses `YYYY-MM-DD`; `field` names the input in the error.
+    pub fn parse(raw: &str, field: &'static str) -> Result<Self, ValidationError> {
+        calendar_date(raw, field, "a date as YYYY-MM-DD").map(Self)
+    }
+
+    /// The day of `t` (UTC).
+    pub fn of(t: crate::Timestamp) -> Self {
+        let date = time::OffsetDateTime::from_unix_timestamp(t.as_millis().div_euclid(1000))
+            .map_or(time::Date::MIN, |t| t.date());
+        Self(date)
+    }
+
+    /// Its first millisecond.
+    pub fn start(&self) -> crate::Timestamp {
+        crate::Timestamp::from_millis(self.0.midnight().assume_utc().unix_timestamp() * 1000)
+    }
+
+    /// Its last millisecond.
+    pub fn end(&self) -> crate::Timestamp {
+        crate::Timestamp::from_millis(self.start().as_millis() + 86_400_000 - 1)
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0.year(),
+            u8::from(self.0.month()),
+            self.0.day()
+        )
+    }
+}
+
+/// Reads `YYYY-MM-DD` strictly (four, two and two digits, a real date).
+fn calendar_date(
+    raw: &str,
+    field: &'static str,
+    hint: &'static str,
+) -> Result<Date, ValidationError> {
+    let bad = ValidationError::Malformed { field, hint };
+    let mut parts = raw.trim().splitn(3, '-');
+    let mut num = |len: usize| {
+        parts
+            .next()
+            .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u16>().ok())
+    };
+    let (Some(y), Some(m), Some(d)) = (num(4), num(2), num(2)) else {
+        return Err(bad);
+    };
+    let month = u8::try_from(m)
+        .ok()
+        .and_then(|m| Month::try_from(m).ok())
+        .ok_or(bad.clone())?;
+    let day = u8::try_from(d).map_err(|_| bad.clone())?;
+    Date::from_calendar_date(i32::from(y), month, day).map_err(|_| bad)
+}
+
 impl BirthDate {
     /// Parses `YYYY-MM-DD` and checks it against `today`.
     pub fn parse(raw: &str, today: Date) -> Result<Self, ValidationError> {
@@ -165,22 +231,7 @@ impl BirthDate {
             field: "date_of_birth",
             hint: "a past date as YYYY-MM-DD",
         };
-        let mut parts = raw.trim().splitn(3, '-');
-        let mut num = |len: usize| {
-            parts
-                .next()
-                .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|p| p.parse::<u16>().ok())
-        };
-        let (Some(y), Some(m), Some(d)) = (num(4), num(2), num(2)) else {
-            return Err(bad);
-        };
-        let month = u8::try_from(m)
-            .ok()
-            .and_then(|m| Month::try_from(m).ok())
-            .ok_or(bad.clone())?;
-        let day = u8::try_from(d).map_err(|_| bad.clone())?;
-        let date = Date::from_calendar_date(i32::from(y), month, day).map_err(|_| bad.clone())?;
+        let date = calendar_date(raw, "date_of_birth", "a past date as YYYY-MM-DD")?;
         if date > today || date.year() < 1900 {
             return Err(bad);
         }

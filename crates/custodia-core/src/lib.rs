@@ -35,7 +35,7 @@ pub use ids::{
     RequestId, SessionId, StaffChangeId, StaffId, UserId,
 };
 pub use input::{
-    BirthDate, ClientMsgId, ConversationKind, Country, GroupTitle, MAX_BODY_BYTES, MemberRole,
+    BirthDate, ClientMsgId, ConversationKind, Country, Day, GroupTitle, MAX_BODY_BYTES, MemberRole,
     MessageBody, Password, Username, ValidationError,
 };
 pub use ratelimit::{KeyedRateLimiter, RateLimit, TokenBucket};

@@ -20,6 +20,7 @@
 
 mod audit;
 mod cases;
+mod legal;
 mod policy;
 mod requests;
 mod staff;
@@ -37,6 +38,9 @@ use custodia_store::Storage;
 
 pub use cases::{
     CaseView, EvidenceView, LegalRequest, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage,
+};
+pub use legal::{
+    LegalDecision, LegalRequestView, MAX_TARGETS, NewLegalRequest, SUFFICIENT, sufficient,
 };
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
@@ -97,6 +101,9 @@ pub struct GovernanceConfig {
     pub enrolment_ttl: Duration,
     /// How long a proposed staff change waits for its second person.
     pub staff_change_ttl: Duration,
+    /// E-mail domains of agencies the deployment has verified (a legal request from an
+    /// officer whose address is elsewhere is flagged); a domain covers its subdomains.
+    pub verified_agency_domains: Vec<String>,
 }
 
 impl Default for GovernanceConfig {
@@ -123,6 +130,7 @@ impl Default for GovernanceConfig {
             new_role_decides_after: Duration::from_secs(3 * 24 * 3600),
             enrolment_ttl: Duration::from_secs(3 * 24 * 3600),
             staff_change_ttl: Duration::from_secs(7 * 24 * 3600),
+            verified_agency_domains: Vec::new(),
         }
     }
 }

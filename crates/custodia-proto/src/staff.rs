@@ -473,3 +473,148 @@ pub struct AuditRecord {
     /// Its scope, as name/value pairs.
     pub scope: Vec<(String, String)>,
 }
+
+/// `POST /v1/staff/legal-requests`: a legal officer enters a legal request as served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewLegalRequest {
+    /// The agency that served it.
+    pub agency: AgencyInfo,
+    /// The officer who served it.
+    pub officer: OfficerInfo,
+    /// `subpoena`, `court_order`, `search_warrant`, `mutual_legal_assistance` (MLAT or
+    /// letter rogatory), `preservation_request`, `emergency_request` or `other`.
+    pub process: String,
+    /// The issuing court, if any.
+    #[serde(default)]
+    pub court: Option<String>,
+    /// The accounts named, each by username or account id (`username:NAME` and
+    /// `account:UUID` are accepted too); a display name or an IP address alone is refused.
+    pub targets: Vec<String>,
+    /// The data asked for: `subscriber`, `metadata`, `content`.
+    pub categories: Vec<String>,
+    /// The first day the request covers (YYYY-MM-DD, UTC).
+    pub from: String,
+    /// The last day it covers, included.
+    pub to: String,
+    /// A non-disclosure order that comes with it.
+    #[serde(default)]
+    pub nondisclosure: Option<NondisclosureInfo>,
+    /// For an emergency request: the facts of the imminent risk of death or serious
+    /// physical injury.
+    #[serde(default)]
+    pub emergency_basis: Option<String>,
+}
+
+/// The agency of a legal request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyInfo {
+    /// Name.
+    pub name: String,
+    /// Country (ISO 3166-1 alpha-2).
+    pub country: String,
+    /// State, province or region.
+    #[serde(default)]
+    pub subdivision: Option<String>,
+}
+
+/// The officer of a legal request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficerInfo {
+    /// Name.
+    pub name: String,
+    /// Badge number or official id.
+    pub badge: String,
+    /// Official e-mail address.
+    pub email: String,
+}
+
+/// A non-disclosure order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NondisclosureInfo {
+    /// Who issued it.
+    pub authority: String,
+    /// Its last day (YYYY-MM-DD, UTC; it holds through that day); none: until lifted.
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// A legal request as legal officers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalRequest {
+    /// Id.
+    pub id: Uuid,
+    /// Its reference to quote back, e.g. `LR-2026-000123`.
+    pub reference: String,
+    /// The agency.
+    pub agency: AgencyInfo,
+    /// The officer.
+    pub officer: OfficerInfo,
+    /// Whether the officer's e-mail domain is one the deployment verified.
+    pub officer_domain_verified: bool,
+    /// The kind of process.
+    pub process: String,
+    /// The issuing court.
+    pub court: Option<String>,
+    /// The accounts named: as given, and the account each resolved to (none: no such
+    /// account).
+    pub targets: Vec<LegalTargetInfo>,
+    /// The data asked for.
+    pub categories: Vec<String>,
+    /// The first day covered.
+    pub from: String,
+    /// The last day covered.
+    pub to: String,
+    /// The non-disclosure order.
+    pub nondisclosure: Option<NondisclosureInfo>,
+    /// The emergency basis.
+    pub emergency_basis: Option<String>,
+    /// Who entered it.
+    pub received_by: Uuid,
+    /// When (Unix ms).
+    pub received_at_ms: i64,
+    /// How it was answered, once reviewed.
+    pub review: Option<LegalReviewInfo>,
+}
+
+/// A legal request's target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalTargetInfo {
+    /// As given: `username:NAME` or `account:UUID`.
+    pub given: String,
+    /// The account it names, if one exists.
+    pub account: Option<Uuid>,
+}
+
+/// A legal request's review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalReviewInfo {
+    /// `full`, `partial` or `rejected`.
+    pub outcome: String,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// How a partial acceptance narrowed it.
+    pub narrowing: Option<String>,
+    /// The data categories accepted.
+    pub accepted: Vec<String>,
+    /// Who reviewed it.
+    pub by: Uuid,
+    /// When (Unix ms).
+    pub at_ms: i64,
+}
+
+/// `POST /v1/staff/legal-requests/{id}/review`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewLegalRequest {
+    /// `full`, `partial` or `rejected`.
+    pub outcome: String,
+    /// For a rejection: `invalid_process`, `incomplete`, `overbroad`, `wrong_entity`,
+    /// `no_such_account` or `insufficient_for_tier`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// For a partial acceptance: how it narrows the request.
+    #[serde(default)]
+    pub narrowing: Option<String>,
+    /// For a partial acceptance: the categories accepted.
+    #[serde(default)]
+    pub accepted: Vec<String>,
+}

@@ -290,6 +290,43 @@ impl Client {
             .await
     }
 
+    /// Enters a legal request as served (legal officers).
+    pub async fn receive_legal_request(
+        &self,
+        req: &wire::NewLegalRequest,
+    ) -> Result<wire::LegalRequest, SdkError> {
+        self.call(self.req(Method::POST, "/v1/staff/legal-requests").json(req))
+            .await
+    }
+
+    /// Every legal request, newest first (legal officers).
+    pub async fn legal_requests(&self) -> Result<Vec<wire::LegalRequest>, SdkError> {
+        self.call(self.req(Method::GET, "/v1/staff/legal-requests"))
+            .await
+    }
+
+    /// One legal request (legal officers).
+    pub async fn legal_request(&self, id: Uuid) -> Result<wire::LegalRequest, SdkError> {
+        self.call(self.req(Method::GET, &format!("/v1/staff/legal-requests/{id}")))
+            .await
+    }
+
+    /// Reviews a legal request: full, partial (narrowed) or rejected (legal officers).
+    pub async fn review_legal_request(
+        &self,
+        id: Uuid,
+        review: &wire::ReviewLegalRequest,
+    ) -> Result<wire::LegalRequest, SdkError> {
+        self.call(
+            self.req(
+                Method::POST,
+                &format!("/v1/staff/legal-requests/{id}/review"),
+            )
+            .json(review),
+        )
+        .await
+    }
+
     /// The transparency report over the days `from` to `to` (YYYY-MM-DD, UTC) at the log's
     /// last kept checkpoint, exactly as the server sends it: JSON, or with `html` the
     /// self-contained page.

@@ -110,6 +110,11 @@ pub struct RawConfig {
     /// created or promoted account approves nothing at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_decide_after_hours: Option<u64>,
+    /// E-mail domains of agencies the deployment has verified, e.g. `["met.police.uk",
+    /// "fbi.gov"]` (each covers its subdomains): a legal request from an officer whose
+    /// address is elsewhere is flagged for confirmation through a known channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_agency_domains: Option<Vec<String>>,
     /// The audit log's origin line (and its key's name), fixed once the log exists. Unset:
     /// the auditor listener's scheme-less URL prefix (e.g. `127.0.0.1:8444`), as
     /// c2sp.org/tlog-tiles recommends; set it to the public name auditors use, e.g.
@@ -308,6 +313,7 @@ impl RawConfig {
             shutdown_grace_secs: Some(edge.shutdown_grace.as_secs()),
             staff_session_minutes: Some(governance.staff_session_ttl.as_secs() / 60),
             staff_decide_after_hours: Some(governance.new_role_decides_after.as_secs() / 3600),
+            verified_agency_domains: Some(governance.verified_agency_domains.clone()),
             // Unset: the auditor listener's scheme-less URL prefix (c2sp.org/tlog-tiles),
             // or the name of the log key a data directory already holds.
             log_origin: None,
@@ -400,6 +406,15 @@ impl RawConfig {
             ..defaults
         };
         let decide_after_hours = given(s.staff_decide_after_hours, "staff_decide_after_hours")?;
+        let verified_agency_domains = given(s.verified_agency_domains, "verified_agency_domains")?;
+        if let Some(d) = verified_agency_domains.iter().find(|d| {
+            let d = d.trim().trim_start_matches('.');
+            !d.contains('.')
+                || d.chars()
+                    .any(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        }) {
+            bail!("verified_agency_domains: {d:?} is not a domain name such as met.police.uk");
+        }
         if decide_after_hours > 24 * 365 {
             bail!("staff_decide_after_hours must be between 0 and 8760");
         }
@@ -589,6 +604,7 @@ impl RawConfig {
             governance: custodia_governance::GovernanceConfig {
                 staff_session_ttl: Duration::from_secs(staff_minutes * 60),
                 new_role_decides_after: Duration::from_secs(decide_after_hours * 3600),
+                verified_agency_domains,
                 ..Default::default()
             },
             log_origin,

@@ -84,11 +84,17 @@ pub enum EventKind {
     /// The withheld access notices of an earlier `access.read` were released to their
     /// members. Subjects: those members (findable by them); scope: the read's `entry` index.
     NoticeReleased,
+    /// A legal officer entered a legal request as served (scope: process, country,
+    /// accounts named, data categories, non-disclosure order, verified agency domain; the
+    /// accounts are withheld subjects).
+    LegalReceived,
+    /// A legal request was reviewed (scope: outcome, rejection reason, categories accepted).
+    LegalReviewed,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 15] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -102,6 +108,8 @@ impl EventKind {
         Self::ActionAbandoned,
         Self::OrderExtended,
         Self::NoticeReleased,
+        Self::LegalReceived,
+        Self::LegalReviewed,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -120,6 +128,8 @@ impl EventKind {
             Self::ActionAbandoned => "action.abandoned",
             Self::OrderExtended => "order.extended",
             Self::NoticeReleased => "notice.released",
+            Self::LegalReceived => "legal.received",
+            Self::LegalReviewed => "legal.reviewed",
         }
     }
 

@@ -583,6 +583,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
     // propose staff changes, admins and auditors list them, and only a second person
     // decides one; only moderators and senior
     // moderators ask for a report review.
+    let intake = r#"{"agency":{"name":"Police","country":"US"},"officer":{"name":"O","badge":"1","email":"o@police.example"},"process":"subpoena","targets":["alice"],"categories":["subscriber"],"from":"2026-01-01","to":"2026-01-31"}"#;
     let legal = format!(
         r#"{{"conversation_id":"{}","from_seq":1,"to_seq":2,"reference":"matrix","process":"subpoena","country":"US"}}"#,
         w.chat
@@ -598,7 +599,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
             .staff_create(&format!("cand{i}"), "moderator")
             .await
             .unwrap();
-        let cases: [(Method, String, Vec<u8>, u16); 11] = [
+        let cases: [(Method, String, Vec<u8>, u16); 13] = [
             (
                 Method::GET,
                 "/v1/staff/cases".into(),
@@ -656,6 +657,20 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
                 if actor == "aud" { 200 } else { 403 },
             ),
             (Method::GET, "/v1/staff/me".into(), vec![], 200),
+            // Legal requests: legal officers only (moderators and admins never see them;
+            // auditors see their log records only).
+            (
+                Method::GET,
+                "/v1/staff/legal-requests".into(),
+                vec![],
+                if actor == "lex" { 200 } else { 403 },
+            ),
+            (
+                Method::POST,
+                "/v1/staff/legal-requests".into(),
+                intake.as_bytes().to_vec(),
+                if actor == "lex" { 201 } else { 403 },
+            ),
             // The transparency report says nothing the public log does not: every role.
             (
                 Method::GET,

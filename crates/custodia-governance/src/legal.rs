@@ -1,0 +1,605 @@
+//! Legal requests: the intake of what an agency served, and its legal review against the
+//! tier rules. Legal officers only; every step is in the audit log before it is stored.
+//!
+//! The tier rules are data ([`SUFFICIENT`]): which kinds of process can compel which data.
+//!
+//! | data | sufficient process |
+//! |---|---|
+//! | subscriber | subpoena, court order, search warrant, MLAT / letter rogatory, emergency request |
+//! | metadata | court order, search warrant, MLAT / letter rogatory, emergency request |
+//! | content | search warrant, MLAT / letter rogatory, emergency request |
+//!
+//! A preservation request compels nothing to be disclosed (it preserves); "other" process
+//! compels nothing by itself. An emergency request is a voluntary disclosure in imminent
+//! danger, on its own short, reviewed path.
+
+use std::net::IpAddr;
+
+use custodia_audit::{AuditEvent, EventKind, Subject};
+use custodia_core::{
+    Country, DataCategory, LegalOutcome, LegalProcessType, LegalRequestId, RejectionReason,
+    StaffRole, Timestamp, UserId, Username,
+};
+use custodia_service::{ServiceError, ServiceResult};
+use custodia_store::{
+    Agency, LegalRequestRecord, LegalReview, LegalTarget, NondisclosureOrder, Officer, StoreError,
+};
+
+use crate::{Governance, StaffPrincipal};
+
+/// Which process is sufficient for which data category.
+pub const SUFFICIENT: &[(DataCategory, &[LegalProcessType])] = {
+    use LegalProcessType::*;
+    &[
+        (
+            DataCategory::Subscriber,
+            &[
+                Subpoena,
+                CourtOrder,
+                SearchWarrant,
+                MutualLegalAssistance,
+                EmergencyRequest,
+            ],
+        ),
+        (
+            DataCategory::Metadata,
+            &[
+                CourtOrder,
+                SearchWarrant,
+                MutualLegalAssistance,
+                EmergencyRequest,
+            ],
+        ),
+        (
+            DataCategory::Content,
+            &[SearchWarrant, MutualLegalAssistance, EmergencyRequest],
+        ),
+    ]
+};
+
+/// Whether `process` can compel `category`.
+pub fn sufficient(process: LegalProcessType, category: DataCategory) -> bool {
+    SUFFICIENT
+        .iter()
+        .any(|(c, processes)| *c == category && processes.contains(&process))
+}
+
+/// The most accounts one request may name.
+pub const MAX_TARGETS: usize = 100;
+
+/// A legal request as a legal officer enters it from what was served.
+#[derive(Debug, Clone)]
+pub struct NewLegalRequest {
+    /// The agency.
+    pub agency_name: String,
+    /// Its country.
+    pub agency_country: Country,
+    /// Its state or region.
+    pub agency_subdivision: Option<String>,
+    /// The officer's name.
+    pub officer_name: String,
+    /// Badge number or official id.
+    pub officer_badge: String,
+    /// Official e-mail.
+    pub officer_email: String,
+    /// The kind of process.
+    pub process: LegalProcessType,
+    /// The issuing court.
+    pub court: Option<String>,
+    /// The accounts named: usernames or account ids (optionally `username:` or
+    /// `account:` first).
+    pub targets: Vec<String>,
+    /// The data asked for.
+    pub categories: Vec<DataCategory>,
+    /// The period covered.
+    pub period: (Timestamp, Timestamp),
+    /// A non-disclosure order that comes with it.
+    pub nondisclosure: Option<NondisclosureOrder>,
+    /// For an emergency request: the facts of the imminent risk of death or serious
+    /// physical injury.
+    pub emergency_basis: Option<String>,
+}
+
+/// How a legal officer answers a legal request.
+#[derive(Debug, Clone)]
+pub struct LegalDecision {
+    /// Full, partial or rejected.
+    pub outcome: LegalOutcome,
+    /// Why, when rejected.
+    pub reason: Option<RejectionReason>,
+    /// How a partial acceptance narrows it.
+    pub narrowing: Option<String>,
+    /// The categories accepted, when partial (full accepts all asked for).
+    pub accepted: Vec<DataCategory>,
+}
+
+/// A legal request as legal officers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalRequestView {
+    /// The stored record.
+    pub record: LegalRequestRecord,
+    /// Its external reference, e.g. `LR-2026-000123`.
+    pub reference: String,
+}
+
+const LEGAL: &[StaffRole] = &[StaffRole::LegalOfficer];
+
+fn text(value: &str, max: usize, what: &'static str) -> ServiceResult<String> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(ServiceError::Rejected(what));
+    }
+    Ok(v.to_owned())
+}
+
+fn optional(
+    value: Option<String>,
+    max: usize,
+    what: &'static str,
+) -> ServiceResult<Option<String>> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => text(v, max, what).map(Some),
+    }
+}
+
+/// The e-mail's domain, lower-cased, if the address has the shape local@domain.tld.
+fn email_domain(email: &str) -> Option<String> {
+    let (local, domain) = email.rsplit_once('@')?;
+    let ok = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    ok.then(|| domain.to_ascii_lowercase())
+}
+
+/// How a target names an account.
+enum TargetId {
+    Username(Username),
+    Account(UserId),
+}
+
+/// Reads one target: a username or an account id; refuses what only describes a person.
+fn target(raw: &str) -> ServiceResult<TargetId> {
+    let raw = raw.trim();
+    let (kind, value) = match raw.split_once(':') {
+        Some(("username", v)) => (Some("username"), v.trim()),
+        Some(("account", v)) => (Some("account"), v.trim()),
+        _ => (None, raw),
+    };
+    if value.parse::<IpAddr>().is_ok() {
+        return Err(ServiceError::Rejected(
+            "an IP address alone does not identify an account: name each account by its username or account id",
+        ));
+    }
+    if kind != Some("username")
+        && let Ok(id) = value.parse::<uuid::Uuid>()
+    {
+        return Ok(TargetId::Account(UserId::from_uuid(id)));
+    }
+    if kind == Some("account") {
+        return Err(ServiceError::Rejected(
+            "an account id is a UUID such as 0192f0c5-1b2c-7d3e-8f40-123456789abc",
+        ));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(ServiceError::Rejected(
+            "a display name does not identify an account: name each account by its username or account id",
+        ));
+    }
+    Username::parse(value).map(TargetId::Username).map_err(|_| {
+        ServiceError::Rejected(
+            "a target is a username (3-32 of a-z 0-9 _ . -) or an account id; a display name or an IP address alone is not enough",
+        )
+    })
+}
+
+impl Governance {
+    /// A legal officer enters a legal request as served. Logged (`legal.received`, with
+    /// what a transparency report counts and the targets withheld) before it is stored.
+    pub async fn receive_legal_request(
+        &self,
+        by: &StaffPrincipal,
+        new: NewLegalRequest,
+    ) -> ServiceResult<LegalRequestView> {
+        by.require(LEGAL, "only legal officers receive legal requests")?;
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let agency = Agency {
+            name: text(
+                &new.agency_name,
+                200,
+                "give the agency's name (1-200 characters)",
+            )?,
+            country: new.agency_country,
+            subdivision: optional(
+                new.agency_subdivision,
+                100,
+                "the agency's state or region has at most 100 characters",
+            )?,
+        };
+        let email = text(
+            &new.officer_email,
+            254,
+            "give the officer's official e-mail address",
+        )?;
+        let domain = email_domain(&email).ok_or(ServiceError::Rejected(
+            "the officer's e-mail address must look like name@agency.example",
+        ))?;
+        let domain_verified = inner.config.verified_agency_domains.iter().any(|d| {
+            let d = d.trim().trim_start_matches('.').to_ascii_lowercase();
+            !d.is_empty() && (domain == d || domain.ends_with(&format!(".{d}")))
+        });
+        let officer = Officer {
+            name: text(
+                &new.officer_name,
+                200,
+                "give the officer's name (1-200 characters)",
+            )?,
+            badge: text(
+                &new.officer_badge,
+                100,
+                "give the officer's badge number or official id (1-100 characters)",
+            )?,
+            email,
+            domain_verified,
+        };
+        let court = optional(
+            new.court,
+            200,
+            "the court's name has at most 200 characters",
+        )?;
+        if new.targets.is_empty() || new.targets.len() > MAX_TARGETS {
+            return Err(ServiceError::Rejected(
+                "name 1 to 100 accounts, each by its username or account id",
+            ));
+        }
+        let mut targets = Vec::with_capacity(new.targets.len());
+        for raw in &new.targets {
+            let (given, account) = match target(raw)? {
+                TargetId::Username(name) => {
+                    let found = inner.store.accounts.user_by_name(&name).await?;
+                    (format!("username:{name}"), found.map(|u| u.id))
+                }
+                TargetId::Account(id) => {
+                    let found = inner.store.accounts.user_by_id(id).await?;
+                    (format!("account:{}", id.as_uuid()), found.map(|u| u.id))
+                }
+            };
+            if !targets.iter().any(|t: &LegalTarget| t.given == given) {
+                targets.push(LegalTarget { given, account });
+            }
+        }
+        let mut categories = new.categories;
+        categories.sort();
+        categories.dedup();
+        if categories.is_empty() {
+            return Err(ServiceError::Rejected(
+                "name the data asked for: subscriber, metadata and/or content",
+            ));
+        }
+        if new.period.1 < new.period.0 {
+            return Err(ServiceError::Rejected("the period ends before it starts"));
+        }
+        let nondisclosure = match new.nondisclosure {
+            None => None,
+            Some(o) => {
+                if o.until.is_some_and(|t| t <= now) {
+                    return Err(ServiceError::Rejected(
+                        "a non-disclosure order must end in the future (or give no end)",
+                    ));
+                }
+                Some(NondisclosureOrder {
+                    authority: text(
+                        &o.authority,
+                        200,
+                        "name the authority that issued the non-disclosure order",
+                    )?,
+                    until: o.until,
+                })
+            }
+        };
+        let emergency = new.process == LegalProcessType::EmergencyRequest;
+        let emergency_basis = optional(
+            new.emergency_basis,
+            2000,
+            "the emergency basis has at most 2000 characters",
+        )?;
+        match (emergency, &emergency_basis) {
+            (true, None) => {
+                return Err(ServiceError::Rejected(
+                    "an emergency request states its basis: the facts of the imminent risk of death or serious physical injury",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(ServiceError::Rejected(
+                    "only an emergency request carries an emergency basis",
+                ));
+            }
+            _ => {}
+        }
+        let record = LegalRequestRecord {
+            id: LegalRequestId::at(now),
+            number: 0,
+            agency,
+            officer,
+            process: new.process,
+            court,
+            targets,
+            categories,
+            period: new.period,
+            nondisclosure,
+            emergency_basis,
+            received_by: by.staff_id,
+            received_at: now,
+            review: None,
+        };
+        self.append(AuditEvent {
+            kind: EventKind::LegalReceived,
+            time: now,
+            actor: Some(by.actor()),
+            reason: None,
+            case: Some(record.id.to_string()),
+            // Named, but never findable by those named: no tip-off.
+            subjects: record
+                .targets
+                .iter()
+                .filter_map(|t| t.account)
+                .map(Subject::Withheld)
+                .collect(),
+            scope: vec![
+                ("process".into(), record.process.as_str().into()),
+                ("country".into(), record.agency.country.as_str().into()),
+                ("accounts".into(), record.targets.len().to_string()),
+                (
+                    "categories".into(),
+                    custodia_store::rows::categories_text(&record.categories),
+                ),
+                (
+                    "nondisclosure".into(),
+                    if record.nondisclosure.is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .into(),
+                ),
+                (
+                    "verified_domain".into(),
+                    if record.officer.domain_verified {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .into(),
+                ),
+            ],
+        })
+        .await?;
+        let number = match inner.store.cases.add_legal_request(record.clone()).await {
+            // Another node took the number at once: the next one is free.
+            Err(StoreError::Conflict) => {
+                inner.store.cases.add_legal_request(record.clone()).await?
+            }
+            other => other?,
+        };
+        tracing::info!(legal_request = %record.id, number, "legal request received");
+        Ok(self.legal_view(LegalRequestRecord { number, ..record }))
+    }
+
+    /// Every legal request, newest first (legal officers).
+    pub async fn legal_requests(
+        &self,
+        by: &StaffPrincipal,
+    ) -> ServiceResult<Vec<LegalRequestView>> {
+        by.require(LEGAL, "only legal officers see legal requests")?;
+        let all = self.inner.store.cases.legal_requests().await?;
+        Ok(all.into_iter().map(|r| self.legal_view(r)).collect())
+    }
+
+    /// One legal request (legal officers).
+    pub async fn legal_request(
+        &self,
+        by: &StaffPrincipal,
+        id: LegalRequestId,
+    ) -> ServiceResult<LegalRequestView> {
+        by.require(LEGAL, "only legal officers see legal requests")?;
+        self.inner
+            .store
+            .cases
+            .legal_request(id)
+            .await?
+            .map(|r| self.legal_view(r))
+            .ok_or(ServiceError::NotFound("legal request"))
+    }
+
+    /// A legal officer's review: accept in full, in part (narrowed, written down), or
+    /// reject with a reason. Only categories the process can compel are accepted (the
+    /// tier rules). Logged (`legal.reviewed`) before it is stored; final.
+    pub async fn review_legal_request(
+        &self,
+        by: &StaffPrincipal,
+        id: LegalRequestId,
+        decision: LegalDecision,
+    ) -> ServiceResult<LegalRequestView> {
+        let view = self.legal_request(by, id).await?;
+        let r = &view.record;
+        if r.review.is_some() {
+            return Err(ServiceError::Conflict(
+                "this legal request was already reviewed; a review is final",
+            ));
+        }
+        let mut accepted = match decision.outcome {
+            LegalOutcome::Full => r.categories.clone(),
+            LegalOutcome::Partial => decision.accepted.clone(),
+            _ => Vec::new(),
+        };
+        accepted.sort();
+        accepted.dedup();
+        let narrowing = optional(
+            decision.narrowing,
+            2000,
+            "the narrowing has at most 2000 characters",
+        )?;
+        let reason = match decision.outcome {
+            LegalOutcome::Rejected => Some(decision.reason.ok_or(ServiceError::Rejected(
+                "a rejection gives its reason: invalid_process, incomplete, overbroad, wrong_entity, no_such_account or insufficient_for_tier",
+            ))?),
+            _ if decision.reason.is_some() => {
+                return Err(ServiceError::Rejected(
+                    "only a rejection gives a rejection reason",
+                ));
+            }
+            _ => None,
+        };
+        if decision.outcome == LegalOutcome::Partial {
+            if narrowing.is_none() {
+                return Err(ServiceError::Rejected(
+                    "a partial acceptance writes down how it narrows the request",
+                ));
+            }
+            if accepted.is_empty() || accepted.iter().any(|c| !r.categories.contains(c)) {
+                return Err(ServiceError::Rejected(
+                    "a partial acceptance accepts some of the data categories the request asks for",
+                ));
+            }
+        }
+        if let Some(c) = accepted.iter().find(|c| !sufficient(r.process, **c)) {
+            return Err(ServiceError::Rejected(match c {
+                DataCategory::Content => {
+                    "this process cannot compel content (that needs a search warrant or MLAT / letter rogatory): accept less, or reject as insufficient_for_tier"
+                }
+                DataCategory::Metadata => {
+                    "this process cannot compel metadata (that needs a court order or more): accept less, or reject as insufficient_for_tier"
+                }
+                _ => {
+                    "this process cannot compel subscriber data (that needs a subpoena or more): reject as insufficient_for_tier"
+                }
+            }));
+        }
+        if decision.outcome == LegalOutcome::Full && accepted.is_empty() {
+            return Err(ServiceError::Rejected(
+                "nothing to accept: this process compels none of the data asked for",
+            ));
+        }
+        let now = self.inner.clock.now();
+        let review = LegalReview {
+            outcome: decision.outcome,
+            reason,
+            narrowing,
+            accepted,
+            by: by.staff_id,
+            at: now,
+        };
+        let mut scope = vec![("outcome".into(), review.outcome.as_str().into())];
+        if let Some(reason) = review.reason {
+            scope.push(("reason".into(), reason.as_str().into()));
+        }
+        scope.push((
+            "accepted".into(),
+            custodia_store::rows::categories_text(&review.accepted),
+        ));
+        self.append(AuditEvent {
+            kind: EventKind::LegalReviewed,
+            time: now,
+            actor: Some(by.actor()),
+            reason: None,
+            case: Some(id.to_string()),
+            subjects: Vec::new(),
+            scope,
+        })
+        .await?;
+        if !self
+            .inner
+            .store
+            .cases
+            .review_legal_request(id, review)
+            .await?
+        {
+            return Err(ServiceError::Conflict(
+                "this legal request was reviewed meanwhile; a review is final",
+            ));
+        }
+        self.legal_request(by, id).await
+    }
+
+    fn legal_view(&self, record: LegalRequestRecord) -> LegalRequestView {
+        let year = time::OffsetDateTime::from_unix_timestamp(record.received_at.as_millis() / 1000)
+            .map_or(0, |t| t.year());
+        LegalRequestView {
+            reference: format!("LR-{year}-{:06}", record.number),
+            record,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tier table, rule by rule: every process against every category.
+    #[test]
+    fn each_process_compels_exactly_the_data_its_tier_allows() {
+        use DataCategory::{Content, Metadata, Subscriber};
+        use LegalProcessType::*;
+        let expected: &[(LegalProcessType, &[DataCategory])] = &[
+            (Subpoena, &[Subscriber]),
+            (CourtOrder, &[Subscriber, Metadata]),
+            (SearchWarrant, &[Subscriber, Metadata, Content]),
+            (MutualLegalAssistance, &[Subscriber, Metadata, Content]),
+            (EmergencyRequest, &[Subscriber, Metadata, Content]),
+            (PreservationRequest, &[]),
+            (Other, &[]),
+        ];
+        assert_eq!(expected.len(), LegalProcessType::ALL.len(), "every process");
+        for (process, allowed) in expected {
+            for category in DataCategory::ALL {
+                assert_eq!(
+                    sufficient(*process, *category),
+                    allowed.contains(category),
+                    "{process} for {category}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn targets_are_usernames_or_account_ids_never_names_or_addresses() {
+        for ok in [
+            "alice",
+            "username:alice",
+            "Alice",
+            "account:0192f0c5-1b2c-7d3e-8f40-123456789abc",
+            "0192f0c5-1b2c-7d3e-8f40-123456789abc",
+        ] {
+            assert!(target(ok).is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            ("Alice Smith", "display name"),
+            ("203.0.113.7", "IP address"),
+            ("2001:db8::1", "IP address"),
+            ("account:alice", "UUID"),
+            ("al", "username"),
+            ("", "username"),
+        ] {
+            match target(bad) {
+                Err(ServiceError::Rejected(why)) => assert!(why.contains(says), "{bad}: {why}"),
+                _ => panic!("{bad} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_officer_address_has_a_domain() {
+        assert_eq!(
+            email_domain("d.smith@Met.Police.UK").as_deref(),
+            Some("met.police.uk")
+        );
+        for bad in ["nobody", "@police.uk", "a@localhost", "a@.uk", "a@x y.uk"] {
+            assert!(email_domain(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Legal requests end to end: a legal officer enters what an agency served (targets by
+//! unique identifier only), reviews it against the tier rules, and every step is in the
+//! audit log — with what a report counts in public and nobody's identity.
+
+mod common;
+
+use custodia_audit::{EntryView, EventKind, Subject};
+use custodia_sdk::SdkError;
+use custodia_sdk::proto::staff as wire;
+use custodia_server::RawConfig;
+use custodia_test::TestServer;
+
+fn status(e: &SdkError) -> u16 {
+    e.status().unwrap_or(0)
+}
+
+/// A search warrant from a UK police force for `targets`' content and subscriber data.
+fn warrant(targets: &[&str]) -> wire::NewLegalRequest {
+    wire::NewLegalRequest {
+        agency: wire::AgencyInfo {
+            name: "Metropolitan Police Service".into(),
+            country: "gb".into(),
+            subdivision: Some("London".into()),
+        },
+        officer: wire::OfficerInfo {
+            name: "DC Jane Smith".into(),
+            badge: "MPS-4411".into(),
+            email: "jane.smith@met.police.example".into(),
+        },
+        process: "search_warrant".into(),
+        court: Some("Westminster Magistrates' Court".into()),
+        targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+        categories: vec!["content".into(), "subscriber".into()],
+        from: "2026-01-01".into(),
+        to: "2026-03-31".into(),
+        nondisclosure: Some(wire::NondisclosureInfo {
+            authority: "Westminster Magistrates' Court".into(),
+            until: Some("2099-12-31".into()),
+        }),
+        emergency_basis: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legal_request_is_received_by_identifier_reviewed_by_tier_and_logged() {
+    let server = TestServer::start_with(RawConfig {
+        verified_agency_domains: Some(vec!["police.example".into()]),
+        ..RawConfig::default()
+    })
+    .await;
+    let admin = server.admin().await;
+    let lo = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let moderator = server.new_staff(&admin, "mod", "moderator").await;
+    server.user("alice").await;
+    let bob_id = server
+        .client()
+        .register("bob", custodia_test::PASSWORD, custodia_test::ADULT_DOB)
+        .await
+        .unwrap()
+        .user_id;
+
+    // Targets by unique identifier only; what only describes a person is refused.
+    for (bad, says) in [
+        ("Alice Smith", "display name"),
+        ("198.51.100.23", "IP address"),
+    ] {
+        let e = lo
+            .receive_legal_request(&warrant(&[bad]))
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), 422);
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let mut emergency = warrant(&["alice"]);
+    emergency.process = "emergency_request".into();
+    let e = lo.receive_legal_request(&emergency).await.unwrap_err();
+    assert!(
+        e.to_string().contains("basis"),
+        "an emergency states its basis: {e}"
+    );
+    let mut odd_date = warrant(&["alice"]);
+    odd_date.to = "2026-02-30".into();
+    assert_eq!(
+        status(&lo.receive_legal_request(&odd_date).await.unwrap_err()),
+        422
+    );
+    assert_eq!(
+        status(
+            &moderator
+                .receive_legal_request(&warrant(&["alice"]))
+                .await
+                .unwrap_err()
+        ),
+        403,
+        "only legal officers"
+    );
+
+    let bob_account = format!("account:{bob_id}");
+    let received = lo
+        .receive_legal_request(&warrant(&["alice", &bob_account, "nobody_here"]))
+        .await
+        .unwrap();
+    let year = time::OffsetDateTime::now_utc().year();
+    assert_eq!(received.reference, format!("LR-{year}-000001"));
+    assert!(
+        received.officer_domain_verified,
+        "met.police.example is under police.example"
+    );
+    assert_eq!(received.agency.country, "GB");
+    let accounts: Vec<Option<uuid::Uuid>> = received.targets.iter().map(|t| t.account).collect();
+    assert_eq!(accounts[1], Some(bob_id));
+    assert!(
+        accounts[0].is_some() && accounts[2].is_none(),
+        "{accounts:?}"
+    );
+    assert_eq!(received.categories, ["subscriber", "content"]);
+    assert!(received.review.is_none());
+
+    // A subpoena from an unverified address cannot compel content.
+    let mut subpoena = warrant(&["alice"]);
+    subpoena.process = "subpoena".into();
+    subpoena.officer.email = "someone@mail.example".into();
+    subpoena.nondisclosure = None;
+    let second = lo.receive_legal_request(&subpoena).await.unwrap();
+    assert_eq!(second.reference, format!("LR-{year}-000002"));
+    assert!(!second.officer_domain_verified);
+    let full = wire::ReviewLegalRequest {
+        outcome: "full".into(),
+        reason: None,
+        narrowing: None,
+        accepted: Vec::new(),
+    };
+    let e = lo.review_legal_request(second.id, &full).await.unwrap_err();
+    assert_eq!(status(&e), 422);
+    assert!(e.to_string().contains("cannot compel content"), "{e}");
+    let partial = wire::ReviewLegalRequest {
+        outcome: "partial".into(),
+        reason: None,
+        narrowing: Some("subscriber data only: a subpoena cannot compel content".into()),
+        accepted: vec!["subscriber".into()],
+    };
+    let reviewed = lo.review_legal_request(second.id, &partial).await.unwrap();
+    let review = reviewed.review.unwrap();
+    assert_eq!(
+        (review.outcome.as_str(), review.accepted),
+        ("partial", vec!["subscriber".to_owned()])
+    );
+    assert_eq!(
+        status(&lo.review_legal_request(second.id, &full).await.unwrap_err()),
+        409,
+        "a review is final"
+    );
+    // The warrant is accepted in full; a rejection needs a reason from the closed set.
+    let reject = wire::ReviewLegalRequest {
+        outcome: "rejected".into(),
+        ..full.clone()
+    };
+    assert_eq!(
+        status(
+            &lo.review_legal_request(received.id, &reject)
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
+    lo.review_legal_request(received.id, &full).await.unwrap();
+    let listed = lo.legal_requests().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| r.reference.as_str())
+            .collect::<Vec<_>>(),
+        [second.reference.as_str(), received.reference.as_str()]
+    );
+    assert_eq!(status(&moderator.legal_requests().await.unwrap_err()), 403);
+
+    // In the log: received and reviewed, the targets withheld; the public entry says what
+    // a report counts and names no agency, officer or account.
+    let audit = server.audit();
+    let mut public = Vec::new();
+    custodia_server::logcmd::read_log(
+        &server.auditor_client(),
+        &server.log_key(),
+        &custodia_server::logcmd::WitnessPolicy::default(),
+        custodia_server::logcmd::Tiles::OnMismatch,
+        |_, e| public.push(e.to_vec()),
+    )
+    .await
+    .unwrap();
+    let mut kinds = Vec::new();
+    let mut index = 0;
+    while let Some(record) = audit.record(index).await.unwrap() {
+        if record.kind == EventKind::LegalReceived
+            && record.case.as_deref() == Some(&received.id.to_string())
+        {
+            assert!(
+                record
+                    .subjects
+                    .contains(&Subject::Withheld(custodia_core::UserId::from_uuid(bob_id)))
+            );
+            assert!(
+                !record
+                    .subjects
+                    .iter()
+                    .any(|s| matches!(s, Subject::User(_)))
+            );
+            let entry = &public[usize::try_from(index).unwrap()];
+            let text = String::from_utf8_lossy(entry);
+            for secret in [
+                "Metropolitan",
+                "jane.smith",
+                "MPS-4411",
+                "alice",
+                "Westminster",
+            ] {
+                assert!(!text.contains(secret), "{secret} in the public entry");
+            }
+            let view = EntryView::parse(entry).unwrap();
+            let scope = |k: &str| {
+                view.event
+                    .scope
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(scope("process").as_deref(), Some("search_warrant"));
+            assert_eq!(scope("country").as_deref(), Some("GB"));
+            assert_eq!(scope("accounts").as_deref(), Some("3"));
+            assert_eq!(scope("nondisclosure").as_deref(), Some("yes"));
+        }
+        kinds.push(record.kind);
+        index += 1;
+    }
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::LegalReceived)
+            .count(),
+        2
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::LegalReviewed)
+            .count(),
+        2
+    );
+}
