@@ -165,20 +165,11 @@ impl ReportBuilder {
                     *r.by_reason.entry(reason.clone()).or_default() += 1;
                 }
             }
+            // A legal request entered at intake (or, before intake existed, a legal case
+            // opened directly): what it names, counted once.
+            EventKind::LegalReceived => self.legal_request(&e.case, scope),
             EventKind::CaseOpened => match scope("kind") {
-                Some("legal") => {
-                    if let Some(case) = &e.case {
-                        self.legal.insert(
-                            case.clone(),
-                            LegalCase {
-                                process: scope("process").unwrap_or("unknown").to_owned(),
-                                country: scope("country").unwrap_or("unknown").to_owned(),
-                                accounts: count(scope("accounts")),
-                                nondisclosure: scope("nondisclosure") == Some("yes"),
-                            },
-                        );
-                    }
-                }
+                Some("legal") => self.legal_request(&e.case, scope),
                 Some("report") => bump(&mut self.member_reports, scope("category")),
                 Some("signal") => bump(&mut self.text_rule_signals, scope("category")),
                 Some("hash_match") => self.hash_list_matches += 1,
@@ -207,6 +198,26 @@ impl ReportBuilder {
             EventKind::HoldPlaced => self.preservation_holds += 1,
             EventKind::NoticeReleased => self.notices_released += 1,
             _ => {}
+        }
+    }
+
+    /// Counts the legal request `case` whose entry's scope is `scope`.
+    fn legal_request<'a>(
+        &mut self,
+        case: &Option<String>,
+        scope: impl Fn(&str) -> Option<&'a str>,
+    ) {
+        let count = |v: Option<&str>| v.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        if let Some(case) = case {
+            self.legal.insert(
+                case.clone(),
+                LegalCase {
+                    process: scope("process").unwrap_or("unknown").to_owned(),
+                    country: scope("country").unwrap_or("unknown").to_owned(),
+                    accounts: count(scope("accounts")),
+                    nondisclosure: scope("nondisclosure") == Some("yes"),
+                },
+            );
         }
     }
 

@@ -245,4 +245,27 @@ async fn a_legal_request_is_received_by_identifier_reviewed_by_tier_and_logged()
             .count(),
         2
     );
+
+    // The transparency report counts them from the log alone.
+    let today = custodia_core::Day::of(custodia_core::Timestamp::from_millis(
+        received.received_at_ms,
+    ))
+    .to_string();
+    let report: custodia_sdk::proto::report::TransparencyReport =
+        serde_json::from_str(&lo.transparency_report(&today, &today, false).await.unwrap())
+            .unwrap();
+    let l = &report.legal_requests;
+    assert_eq!(
+        (
+            l.all.requests,
+            l.all.accounts_specified,
+            l.all.with_nondisclosure_order
+        ),
+        (2, 4, 1)
+    );
+    assert_eq!(l.by_country["GB"].requests, 2);
+    assert_eq!(
+        l.by_process.keys().collect::<Vec<_>>(),
+        ["search_warrant", "subpoena"]
+    );
 }
