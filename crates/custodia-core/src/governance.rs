@@ -132,6 +132,16 @@ named_enum!(
 );
 
 named_enum!(
+    /// How a preservation hold ended.
+    HoldEnd, "hold end" {
+        /// A legal officer released it.
+        Released => "released",
+        /// Its time ran out.
+        Expired => "expired",
+    }
+);
+
+named_enum!(
     /// What an access grant reveals.
     DataTier, "tier" {
         /// Who wrote when: senders, times, sequence numbers; no bodies.

@@ -113,6 +113,10 @@ uuid_id!(
     LegalRequestId, "legal request id"
 );
 uuid_id!(
+    /// A preservation hold on an account's conversations.
+    HoldId, "hold id"
+);
+uuid_id!(
     /// A notice to a member that staff read their messages.
     AccessNoticeId, "access notice id"
 );

@@ -27,12 +27,12 @@ mod safety;
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
 pub use governance::{
-    CaseKind, DataCategory, DataTier, LegalOutcome, LegalProcessType, ReasonCode, RejectionReason,
-    ReportCategory, RequestStatus, StaffChangeKind, StaffChangeStatus, StaffRole,
+    CaseKind, DataCategory, DataTier, HoldEnd, LegalOutcome, LegalProcessType, ReasonCode,
+    RejectionReason, ReportCategory, RequestStatus, StaffChangeKind, StaffChangeStatus, StaffRole,
 };
 pub use ids::{
-    AccessNoticeId, AttachmentId, CaseId, ConversationId, DeploymentId, LegalRequestId, MessageId,
-    RequestId, SessionId, StaffChangeId, StaffId, UserId,
+    AccessNoticeId, AttachmentId, CaseId, ConversationId, DeploymentId, HoldId, LegalRequestId,
+    MessageId, RequestId, SessionId, StaffChangeId, StaffId, UserId,
 };
 pub use input::{
     BirthDate, ClientMsgId, ConversationKind, Country, Day, GroupTitle, MAX_BODY_BYTES, MemberRole,

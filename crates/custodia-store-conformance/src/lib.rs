@@ -62,7 +62,8 @@ pub mod checks {
     };
     pub use super::{
         a_decision_is_recorded_once_and_only_from_the_state_seen,
-        a_direct_pair_has_one_conversation, a_repeated_client_id_returns_the_first_message,
+        a_direct_pair_has_one_conversation, a_hold_keeps_what_it_covers_until_it_ends_once,
+        a_repeated_client_id_returns_the_first_message,
         a_signal_is_stored_with_its_message_and_kept_until_handled,
         a_staff_change_is_decided_once_and_applied_with_its_decision, a_totp_step_is_used_once,
         an_enrolment_code_works_once_and_credentials_change_only_when_enrolled,
@@ -91,6 +92,7 @@ macro_rules! conformance_tests {
             concurrent_appends_get_contiguous_sequence_numbers,
             a_repeated_client_id_returns_the_first_message,
             history_pages_both_ways_and_tombstones_destroy_bodies,
+            a_hold_keeps_what_it_covers_until_it_ends_once,
             the_first_wrapped_dek_stored_wins,
             a_totp_step_is_used_once,
             a_signal_is_stored_with_its_message_and_kept_until_handled,
@@ -926,4 +928,115 @@ pub async fn rate_buckets_spend_each_token_once_and_refill(s: &Storage) {
         1,
         "only bob's bucket is idle since before `later`"
     );
+}
+
+#[doc(hidden)]
+pub async fn a_hold_keeps_what_it_covers_until_it_ends_once(s: &Storage) {
+    use custodia_core::{HoldEnd, HoldId, LegalRequestId, StaffId};
+    let ids = users(s, &["hel", "hux"]).await;
+    let held = conversation(s, &ids, ConversationKind::Direct).await;
+    let other = conversation(s, &ids[..1], ConversationKind::Group).await;
+    for c in [held, other] {
+        for i in 1..=3 {
+            let mut m = message(c, ids[0], &format!("k{i}"));
+            m.sent_at = T0.plus(std::time::Duration::from_secs(i * 100));
+            s.messages.append(m).await.unwrap();
+        }
+    }
+    let at = |secs: u64| T0.plus(std::time::Duration::from_secs(secs));
+    let request = LegalRequestId::new();
+    let hold = custodia_store::HoldRecord {
+        id: HoldId::new(),
+        legal_request: request,
+        account: ids[0],
+        conversations: vec![held],
+        // Messages 1 and 2 (sent at 100 s and 200 s), not 3.
+        period: (at(50), at(250)),
+        placed_by: StaffId::new(),
+        placed_at: at(1_000),
+        expires_at: at(10_000),
+        extended: false,
+        ended: None,
+    };
+    s.cases.add_hold(hold.clone()).await.unwrap();
+    assert_eq!(s.cases.hold(hold.id).await.unwrap(), Some(hold.clone()));
+    assert_eq!(s.cases.holds_of(request).await.unwrap(), vec![hold.clone()]);
+    assert!(
+        s.cases
+            .holds_of(LegalRequestId::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Deleted for everyone: a held message keeps its body; the rest lose theirs.
+    for c in [held, other] {
+        for seq in 1..=3 {
+            assert!(s.messages.tombstone(c, seq, at(2_000)).await.unwrap());
+        }
+    }
+    let body = async |c, seq| {
+        let m = s.messages.message(c, seq).await.unwrap().unwrap();
+        assert!(m.deleted_at.is_some());
+        m.sealed.is_some()
+    };
+    assert!(
+        body(held, 1).await && body(held, 2).await,
+        "held bodies stay"
+    );
+    assert!(!body(held, 3).await, "outside the period: destroyed");
+    assert!(!body(other, 1).await, "another conversation: destroyed");
+    assert_eq!(
+        s.messages.purge_deleted(100).await.unwrap(),
+        0,
+        "still held"
+    );
+
+    // Extended once only; expired once; then the deferred deletions happen.
+    assert!(s.cases.extend_hold(hold.id, at(20_000)).await.unwrap());
+    assert!(
+        !s.cases.extend_hold(hold.id, at(30_000)).await.unwrap(),
+        "once"
+    );
+    assert!(s.cases.expire_holds(at(19_999)).await.unwrap().is_empty());
+    let expired = s.cases.expire_holds(at(20_000)).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].ended, Some((at(20_000), HoldEnd::Expired)));
+    assert!(expired[0].extended && expired[0].expires_at == at(20_000));
+    assert!(
+        s.cases.expire_holds(at(99_000)).await.unwrap().is_empty(),
+        "once"
+    );
+    assert!(
+        !s.cases
+            .end_hold(hold.id, at(21_000), HoldEnd::Released)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.cases.extend_hold(hold.id, at(40_000)).await.unwrap(),
+        "ended"
+    );
+    assert_eq!(s.messages.purge_deleted(1).await.unwrap(), 1, "a limit");
+    assert_eq!(s.messages.purge_deleted(100).await.unwrap(), 1);
+    assert!(!body(held, 1).await && !body(held, 2).await);
+
+    // Released by hand.
+    let second = custodia_store::HoldRecord {
+        id: HoldId::new(),
+        conversations: vec![held, other],
+        ..hold
+    };
+    s.cases.add_hold(second.clone()).await.unwrap();
+    assert!(
+        s.cases
+            .end_hold(second.id, at(3_000), HoldEnd::Released)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.cases.hold(second.id).await.unwrap().unwrap().ended,
+        Some((at(3_000), HoldEnd::Released))
+    );
+    assert_eq!(s.cases.holds_of(request).await.unwrap().len(), 2);
 }

@@ -2,16 +2,18 @@
 
 use async_trait::async_trait;
 use custodia_core::{
-    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, LegalRequestId, ReasonCode,
-    ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, HoldEnd, HoldId, LegalRequestId,
+    ReasonCode, ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
 use custodia_store::rows::{
-    ADD_LEGAL_REQUEST, LEGAL_COLUMNS, LegalRow, NOTICE_COLUMNS, RELEASE_NOTICES,
-    REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text, proof_bytes, proof_of, signed,
+    ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS, LegalRow,
+    NOTICE_COLUMNS, RELEASE_NOTICES, REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text,
+    proof_bytes, proof_of, signed,
 };
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
-    LegalRequestRecord, LegalReview, NoticeRelease, SealedBody, StoreError, StoreResult,
+    HoldRecord, LegalRequestRecord, LegalReview, NoticeRelease, SealedBody, StoreError,
+    StoreResult,
 };
 use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
@@ -507,6 +509,100 @@ impl CaseStore for PgStore {
             .await
     }
 
+    async fn add_hold(&self, hold: HoldRecord) -> StoreResult<()> {
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO legal_holds ({HOLD_COLUMNS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    )))
+                    .bind(hold.id.as_uuid())
+                    .bind(hold.legal_request.as_uuid())
+                    .bind(hold.account.as_uuid())
+                    .bind(hold.period.0.as_millis())
+                    .bind(hold.period.1.as_millis())
+                    .bind(hold.placed_by.as_uuid())
+                    .bind(hold.placed_at.as_millis())
+                    .bind(hold.expires_at.as_millis())
+                    .bind(hold.extended)
+                    .bind(hold.ended.map(|(t, _)| t.as_millis()))
+                    .bind(hold.ended.map(|(_, h)| h.as_str()))
+                    .execute(&mut *c)
+                    .await
+                    .map_err(map_err)?;
+                    for conv in &hold.conversations {
+                        sqlx::query(
+                            "INSERT INTO legal_hold_conversations (hold_id, conversation_id) \
+                             VALUES ($1, $2)",
+                        )
+                        .bind(hold.id.as_uuid())
+                        .bind(conv.as_uuid())
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn hold(&self, id: HoldId) -> StoreResult<Option<HoldRecord>> {
+        Ok(self.holds_where("id = $1", *id.as_uuid()).await?.pop())
+    }
+
+    async fn holds_of(&self, request: LegalRequestId) -> StoreResult<Vec<HoldRecord>> {
+        self.holds_where("legal_request_id = $1", *request.as_uuid())
+            .await
+    }
+
+    async fn extend_hold(&self, id: HoldId, until: Timestamp) -> StoreResult<bool> {
+        self.statement(
+            Lock::Own,
+            "UPDATE legal_holds SET expires_at = $2, extended = true \
+             WHERE id = $1 AND NOT extended AND ended_at IS NULL",
+            move |q| q.bind(*id.as_uuid()).bind(until.as_millis()),
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn end_hold(&self, id: HoldId, at: Timestamp, how: HoldEnd) -> StoreResult<bool> {
+        self.statement(
+            Lock::Own,
+            "UPDATE legal_holds SET ended_at = $2, ended_how = $3 \
+             WHERE id = $1 AND ended_at IS NULL",
+            move |q| {
+                q.bind(*id.as_uuid())
+                    .bind(at.as_millis())
+                    .bind(how.as_str())
+            },
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn expire_holds(&self, now: Timestamp) -> StoreResult<Vec<HoldRecord>> {
+        let ids: Vec<Uuid> = self
+            .writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    sqlx::query_scalar(EXPIRE_HOLDS)
+                        .bind(now.as_millis())
+                        .fetch_all(&mut *c)
+                        .await
+                        .map_err(map_err)
+                })
+            })
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.hold(HoldId::from_uuid(id)).await?);
+        }
+        Ok(out)
+    }
+
     async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {NOTICE_COLUMNS} {UNLOGGED_RELEASES}"
@@ -587,6 +683,46 @@ impl CaseStore for PgStore {
             })
             .await?;
         all(rows, notice)
+    }
+}
+
+impl PgStore {
+    /// The holds matching `filter` on `legal_holds` (one uuid parameter), oldest first,
+    /// with their conversations.
+    async fn holds_where(&self, filter: &str, value: Uuid) -> StoreResult<Vec<HoldRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HOLD_COLUMNS} FROM legal_holds WHERE {filter} ORDER BY placed_at, id"
+        )))
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let hold = HoldRow {
+                id: uuid(row, "id")?,
+                legal_request_id: uuid(row, "legal_request_id")?,
+                account: uuid(row, "account")?,
+                period_from: get(row, "period_from")?,
+                period_to: get(row, "period_to")?,
+                placed_by: uuid(row, "placed_by")?,
+                placed_at: get(row, "placed_at")?,
+                expires_at: get(row, "expires_at")?,
+                extended: get(row, "extended")?,
+                ended_at: get(row, "ended_at")?,
+                ended_how: get(row, "ended_how")?,
+            };
+            let conversations: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT conversation_id FROM legal_hold_conversations WHERE hold_id = $1 \
+                 ORDER BY conversation_id",
+            )
+            .bind(hold.id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            out.push(hold.into_record(conversations)?);
+        }
+        Ok(out)
     }
 }
 

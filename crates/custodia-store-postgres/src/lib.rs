@@ -695,12 +695,18 @@ impl MessageStore for PgStore {
     async fn tombstone(&self, id: ConversationId, seq: u64, at: Timestamp) -> StoreResult<bool> {
         self.statement(
             Lock::Conversation(*id.as_uuid()),
-            "UPDATE messages SET sealed = NULL, deleted_at = COALESCE(deleted_at, $1) \
-             WHERE conversation_id = $2 AND seq = $3",
+            custodia_store::rows::TOMBSTONE,
             move |q| q.bind(at.as_millis()).bind(*id.as_uuid()).bind(i(seq)),
         )
         .await
         .map(|n| n > 0)
+    }
+
+    async fn purge_deleted(&self, limit: u32) -> StoreResult<u64> {
+        self.statement(Lock::Own, custodia_store::rows::PURGE_DELETED, move |q| {
+            q.bind(i64::from(limit))
+        })
+        .await
     }
 
     async fn pending_signals(&self, limit: u32) -> StoreResult<Vec<PendingSignal>> {

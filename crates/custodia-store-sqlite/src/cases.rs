@@ -2,17 +2,18 @@
 
 use async_trait::async_trait;
 use custodia_core::{
-    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, LegalRequestId, ReasonCode,
-    ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, HoldEnd, HoldId, LegalRequestId,
+    ReasonCode, ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
 use custodia_store::rows::{
-    ADD_LEGAL_REQUEST, LEGAL_COLUMNS, LegalRow, NOTICE_COLUMNS, RELEASE_NOTICES,
-    REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text, proof_bytes, proof_of, signed,
-    unsigned,
+    ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS, LegalRow,
+    NOTICE_COLUMNS, RELEASE_NOTICES, REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text,
+    proof_bytes, proof_of, signed, unsigned,
 };
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
-    LegalRequestRecord, LegalReview, NoticeRelease, SealedBody, StoreError, StoreResult,
+    HoldRecord, LegalRequestRecord, LegalReview, NoticeRelease, SealedBody, StoreError,
+    StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -521,6 +522,101 @@ impl CaseStore for SqliteStore {
             .await
     }
 
+    async fn add_hold(&self, hold: HoldRecord) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    &format!(
+                        "INSERT INTO legal_holds ({HOLD_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    ),
+                    params![
+                        hold.id.as_uuid(),
+                        hold.legal_request.as_uuid(),
+                        hold.account.as_uuid(),
+                        hold.period.0.as_millis(),
+                        hold.period.1.as_millis(),
+                        hold.placed_by.as_uuid(),
+                        hold.placed_at.as_millis(),
+                        hold.expires_at.as_millis(),
+                        hold.extended,
+                        hold.ended.map(|(t, _)| t.as_millis()),
+                        hold.ended.map(|(_, h)| h.as_str()),
+                    ],
+                )
+                .map_err(map_err)?;
+                for conv in &hold.conversations {
+                    c.execute(
+                        "INSERT INTO legal_hold_conversations (hold_id, conversation_id) \
+                         VALUES (?1, ?2)",
+                        params![hold.id.as_uuid(), conv.as_uuid()],
+                    )
+                    .map_err(map_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn hold(&self, id: HoldId) -> StoreResult<Option<HoldRecord>> {
+        let mut found = self
+            .read(move |c| holds_where(c, "id = ?1", [id.as_uuid()]))
+            .await??;
+        Ok(found.pop())
+    }
+
+    async fn holds_of(&self, request: LegalRequestId) -> StoreResult<Vec<HoldRecord>> {
+        self.read(move |c| holds_where(c, "legal_request_id = ?1", [request.as_uuid()]))
+            .await?
+    }
+
+    async fn extend_hold(&self, id: HoldId, until: Timestamp) -> StoreResult<bool> {
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE legal_holds SET expires_at = ?2, extended = 1 \
+                     WHERE id = ?1 AND NOT extended AND ended_at IS NULL",
+                    params![id.as_uuid(), until.as_millis()],
+                )
+                .map(|n| n == 1)
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn end_hold(&self, id: HoldId, at: Timestamp, how: HoldEnd) -> StoreResult<bool> {
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE legal_holds SET ended_at = ?2, ended_how = ?3 \
+                     WHERE id = ?1 AND ended_at IS NULL",
+                    params![id.as_uuid(), at.as_millis(), how.as_str()],
+                )
+                .map(|n| n == 1)
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn expire_holds(&self, now: Timestamp) -> StoreResult<Vec<HoldRecord>> {
+        let ids: Vec<Uuid> = self
+            .writer
+            .write(move |c| {
+                c.prepare_cached(EXPIRE_HOLDS)
+                    .and_then(|mut st| {
+                        st.query_map([now.as_millis()], |r| r.get(0))?
+                            .collect::<rusqlite::Result<Vec<Uuid>>>()
+                    })
+                    .map_err(map_err)
+            })
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.hold(HoldId::from_uuid(id)).await?);
+        }
+        Ok(out)
+    }
+
     async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>> {
         let rows = self
             .read(move |c| {
@@ -588,6 +684,47 @@ impl CaseStore for SqliteStore {
             .await?;
         with_proofs(rows)
     }
+}
+
+/// The holds matching `filter` (a condition on `legal_holds` with its parameters),
+/// oldest first, with their conversations.
+fn holds_where<P: rusqlite::Params>(
+    c: &Connection,
+    filter: &str,
+    params: P,
+) -> rusqlite::Result<StoreResult<Vec<HoldRecord>>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {HOLD_COLUMNS} FROM legal_holds WHERE {filter} ORDER BY placed_at, id"
+        ))?
+        .query_map(params, |r| {
+            Ok(HoldRow {
+                id: r.get("id")?,
+                legal_request_id: r.get("legal_request_id")?,
+                account: r.get("account")?,
+                period_from: r.get("period_from")?,
+                period_to: r.get("period_to")?,
+                placed_by: r.get("placed_by")?,
+                placed_at: r.get("placed_at")?,
+                expires_at: r.get("expires_at")?,
+                extended: r.get("extended")?,
+                ended_at: r.get("ended_at")?,
+                ended_how: r.get("ended_how")?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let conversations = c
+            .prepare_cached(
+                "SELECT conversation_id FROM legal_hold_conversations WHERE hold_id = ?1 \
+                 ORDER BY conversation_id",
+            )?
+            .query_map([row.id], |r| r.get::<_, Uuid>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push(row.into_record(conversations));
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// A legal request row.

@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_review_deferred_notices.sql"),
     include_str!("../migrations/0019_release_logged.sql"),
     include_str!("../migrations/0020_legal_requests.sql"),
+    include_str!("../migrations/0021_legal_holds.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;
@@ -655,12 +656,21 @@ impl MessageStore for SqliteStore {
         self.writer
             .write(move |c| {
                 c.execute(
-                    "UPDATE messages SET sealed = NULL, deleted_at = COALESCE(deleted_at, ?1) \
-                     WHERE conversation_id = ?2 AND seq = ?3",
+                    custodia_store::rows::TOMBSTONE,
                     params![at.as_millis(), id.as_uuid(), seq_param(seq)],
                 )
                 .map(|n| n > 0)
                 .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn purge_deleted(&self, limit: u32) -> StoreResult<u64> {
+        self.writer
+            .write(move |c| {
+                c.execute(custodia_store::rows::PURGE_DELETED, [limit])
+                    .map(|n| n as u64)
+                    .map_err(map_err)
             })
             .await
     }

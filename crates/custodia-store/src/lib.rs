@@ -22,11 +22,12 @@ pub use error::{StoreError, StoreResult};
 pub use records::{
     AccessNoticeRecord, AccessRequestRecord, AddMember, Agency, Appended, AttachmentRecord,
     CaseRecord, ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord,
-    EvidenceRecord, FlaggedSignal, Franking, HashKind, HashRange, LegalRequestRecord, LegalReview,
-    LegalTarget, LogAppend, MemberRecord, NewConversation, NewMessage, NondisclosureOrder,
-    NoticeRelease, Officer, PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord,
-    StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage,
-    TileHash, TokenHash, UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
+    EvidenceRecord, FlaggedSignal, Franking, HashKind, HashRange, HoldRecord, LegalRequestRecord,
+    LegalReview, LegalTarget, LogAppend, MemberRecord, NewConversation, NewMessage,
+    NondisclosureOrder, NoticeRelease, Officer, PendingSignal, SealedBody, SealedTotp, SeqRange,
+    SessionRecord, StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord, StaffSessionRecord,
+    StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek, sponsors_from_text,
+    sponsors_to_text,
 };
 pub use throttle::LogThrottle;
 pub use traits::{

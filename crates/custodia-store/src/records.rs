@@ -4,10 +4,10 @@ use std::fmt;
 
 use custodia_core::{
     AccessNoticeId, AttachmentId, BirthDate, CaseId, CaseKind, ClientMsgId, ConversationId,
-    ConversationKind, Country, DataCategory, DataTier, Epoch, LegalOutcome, LegalProcessType,
-    LegalRequestId, MemberRole, MessageId, ReasonCode, RejectionReason, ReportCategory, RequestId,
-    RequestStatus, SessionId, StaffChangeId, StaffChangeKind, StaffChangeStatus, StaffId,
-    StaffRole, Timestamp, UserId, Username,
+    ConversationKind, Country, DataCategory, DataTier, Epoch, HoldEnd, HoldId, LegalOutcome,
+    LegalProcessType, LegalRequestId, MemberRole, MessageId, ReasonCode, RejectionReason,
+    ReportCategory, RequestId, RequestStatus, SessionId, StaffChangeId, StaffChangeKind,
+    StaffChangeStatus, StaffId, StaffRole, Timestamp, UserId, Username,
 };
 
 /// A message body after sealing: opaque bytes only the key service can open.
@@ -773,4 +773,30 @@ pub struct LegalReview {
     pub by: StaffId,
     /// When.
     pub at: Timestamp,
+}
+
+/// A preservation hold: an account's conversations over a period, frozen (nothing in them
+/// is destroyed while it holds). It grants no access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRecord {
+    /// Id.
+    pub id: HoldId,
+    /// The legal request it was placed for.
+    pub legal_request: LegalRequestId,
+    /// The account held.
+    pub account: UserId,
+    /// Its conversations when the hold was placed.
+    pub conversations: Vec<ConversationId>,
+    /// The messages held: those sent in this period.
+    pub period: (Timestamp, Timestamp),
+    /// Who placed it.
+    pub placed_by: StaffId,
+    /// When.
+    pub placed_at: Timestamp,
+    /// When it ends unless released sooner.
+    pub expires_at: Timestamp,
+    /// Whether it was extended (once only).
+    pub extended: bool,
+    /// When and how it ended.
+    pub ended: Option<(Timestamp, HoldEnd)>,
 }

@@ -271,3 +271,90 @@ impl LegalRow {
         })
     }
 }
+
+/// The columns of `legal_holds`.
+pub const HOLD_COLUMNS: &str = "id, legal_request_id, account, period_from, period_to, \
+     placed_by, placed_at, expires_at, extended, ended_at, ended_how";
+
+/// A `legal_holds` row as both backends read it (its conversations apart).
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct HoldRow {
+    pub id: uuid::Uuid,
+    pub legal_request_id: uuid::Uuid,
+    pub account: uuid::Uuid,
+    pub period_from: i64,
+    pub period_to: i64,
+    pub placed_by: uuid::Uuid,
+    pub placed_at: i64,
+    pub expires_at: i64,
+    pub extended: bool,
+    pub ended_at: Option<i64>,
+    pub ended_how: Option<String>,
+}
+
+impl HoldRow {
+    /// The record, with `conversations`.
+    pub fn into_record(self, conversations: Vec<uuid::Uuid>) -> StoreResult<crate::HoldRecord> {
+        use custodia_core::Timestamp;
+        let ended = match (self.ended_at, self.ended_how) {
+            (Some(at), Some(how)) => Some((
+                Timestamp::from_millis(at),
+                custodia_core::HoldEnd::parse(&how)
+                    .map_err(|_| StoreError::Corrupt("hold end".into()))?,
+            )),
+            _ => None,
+        };
+        Ok(crate::HoldRecord {
+            id: custodia_core::HoldId::from_uuid(self.id),
+            legal_request: custodia_core::LegalRequestId::from_uuid(self.legal_request_id),
+            account: custodia_core::UserId::from_uuid(self.account),
+            conversations: conversations
+                .into_iter()
+                .map(custodia_core::ConversationId::from_uuid)
+                .collect(),
+            period: (
+                Timestamp::from_millis(self.period_from),
+                Timestamp::from_millis(self.period_to),
+            ),
+            placed_by: custodia_core::StaffId::from_uuid(self.placed_by),
+            placed_at: Timestamp::from_millis(self.placed_at),
+            expires_at: Timestamp::from_millis(self.expires_at),
+            extended: self.extended,
+            ended,
+        })
+    }
+}
+
+/// Whether an active preservation hold covers the `messages` row in scope (SQL, both
+/// dialects): a hold not ended, on its conversation, over a period holding its time.
+macro_rules! held {
+    () => {
+        "EXISTS (SELECT 1 FROM legal_hold_conversations hc \
+         JOIN legal_holds h ON h.id = hc.hold_id \
+         WHERE hc.conversation_id = messages.conversation_id AND h.ended_at IS NULL \
+         AND messages.sent_at BETWEEN h.period_from AND h.period_to)"
+    };
+}
+
+/// Deletes a message for everyone, in both dialects: `$1` the time, `$2` the
+/// conversation, `$3` the sequence number; the body stays while a hold covers it.
+pub const TOMBSTONE: &str = concat!(
+    "UPDATE messages SET sealed = CASE WHEN ",
+    held!(),
+    " THEN sealed ELSE NULL END, deleted_at = COALESCE(deleted_at, $1) \
+     WHERE conversation_id = $2 AND seq = $3"
+);
+
+/// Destroys the bodies of at most `$1` deleted messages no hold covers, both dialects.
+pub const PURGE_DELETED: &str = concat!(
+    "UPDATE messages SET sealed = NULL WHERE (conversation_id, seq) IN \
+     (SELECT conversation_id, seq FROM messages \
+     WHERE deleted_at IS NOT NULL AND sealed IS NOT NULL AND NOT ",
+    held!(),
+    " LIMIT $1)"
+);
+
+/// Ends the holds whose time ran out by `$1` (both dialects), returning their ids.
+pub const EXPIRE_HOLDS: &str = "UPDATE legal_holds SET ended_at = $1, ended_how = 'expired' \
+     WHERE ended_at IS NULL AND expires_at <= $1 RETURNING id";

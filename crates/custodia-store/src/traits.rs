@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use custodia_core::{
-    AccessNoticeId, AttachmentId, CaseId, ConversationId, Epoch, LegalRequestId, MemberRole,
-    RateLimit, RequestId, RequestStatus, SessionId, StaffChangeId, StaffChangeStatus, StaffId,
-    Timestamp, UserId, Username, WhoCanMessage,
+    AccessNoticeId, AttachmentId, CaseId, ConversationId, Epoch, HoldEnd, HoldId, LegalRequestId,
+    MemberRole, RateLimit, RequestId, RequestStatus, SessionId, StaffChangeId, StaffChangeStatus,
+    StaffId, Timestamp, UserId, Username, WhoCanMessage,
 };
 
 use crate::{
     AccessNoticeRecord, AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord,
     ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord, HashKind, HashRange,
-    LegalRequestRecord, LegalReview, LogAppend, MemberRecord, NewConversation, NewMessage,
-    NoticeRelease, PendingSignal, SealedTotp, SeqRange, SessionRecord, StaffChangeRecord,
-    StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage, TileHash, TokenHash,
-    UserRecord, WrappedDek,
+    HoldRecord, LegalRequestRecord, LegalReview, LogAppend, MemberRecord, NewConversation,
+    NewMessage, NoticeRelease, PendingSignal, SealedTotp, SeqRange, SessionRecord,
+    StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage,
+    TileHash, TokenHash, UserRecord, WrappedDek,
 };
 
 /// User accounts.
@@ -170,6 +170,20 @@ pub trait CaseStore: Send + Sync {
         id: LegalRequestId,
         review: LegalReview,
     ) -> StoreResult<bool>;
+    /// Stores a preservation hold (with its conversations) in one commit.
+    async fn add_hold(&self, hold: HoldRecord) -> StoreResult<()>;
+    /// A hold.
+    async fn hold(&self, id: HoldId) -> StoreResult<Option<HoldRecord>>;
+    /// The holds placed for a legal request, oldest first.
+    async fn holds_of(&self, request: LegalRequestId) -> StoreResult<Vec<HoldRecord>>;
+    /// Extends a hold to `until`; `false` if there is no such hold, it ended, or it was
+    /// extended before (once only).
+    async fn extend_hold(&self, id: HoldId, until: Timestamp) -> StoreResult<bool>;
+    /// Ends a hold at `at` (`how`); `false` if there is no such hold or it ended already.
+    async fn end_hold(&self, id: HoldId, at: Timestamp, how: HoldEnd) -> StoreResult<bool>;
+    /// Ends, in one step, every hold whose time ran out by `now` and returns them: each
+    /// ends once, whichever node asks.
+    async fn expire_holds(&self, now: Timestamp) -> StoreResult<Vec<HoldRecord>>;
     /// Released notices whose release is not yet in the audit log, by read (log index).
     async fn unlogged_releases(&self) -> StoreResult<Vec<AccessNoticeRecord>>;
     /// Records that the releases of notices `ids` are in the audit log.
@@ -302,9 +316,13 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<StoredMessage>>;
     /// One message by sequence number.
     async fn message(&self, id: ConversationId, seq: u64) -> StoreResult<Option<StoredMessage>>;
-    /// Deletes a message for everyone: its sealed body is destroyed and a tombstone kept.
-    /// `false` if there is no such message.
+    /// Deletes a message for everyone: a tombstone is kept and its sealed body destroyed
+    /// — unless a preservation hold covers it, in which case the body stays until no hold
+    /// does ([`Self::purge_deleted`]). `false` if there is no such message.
     async fn tombstone(&self, id: ConversationId, seq: u64, at: Timestamp) -> StoreResult<bool>;
+    /// Destroys the bodies of deleted messages that no hold covers any more (at most
+    /// `limit`); returns how many.
+    async fn purge_deleted(&self, limit: u32) -> StoreResult<u64>;
     /// Signals stored with their messages whose cases are not opened yet, oldest first.
     async fn pending_signals(&self, limit: u32) -> StoreResult<Vec<PendingSignal>>;
     /// Removes a signal from the outbox once its case exists; `false` if it was not there.
