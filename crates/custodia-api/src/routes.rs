@@ -368,14 +368,29 @@ async fn delete_message(
     State(s): State<AppState>,
     Authed(who): Authed,
     Path((id, seq)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let seq: u64 = seq
         .parse()
         .map_err(|_| ApiError::unprocessable("the message is named by its sequence number"))?;
-    s.service
+    let done = s
+        .service
         .delete_message(&who, conversation_id(&id)?, seq)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(match done {
+        custodia_service::Deletion::Destroyed => StatusCode::NO_CONTENT.into_response(),
+        // Said as it is: removed for everyone, the stored copy destroyed later.
+        custodia_service::Deletion::Deferred => (
+            StatusCode::ACCEPTED,
+            Json(wire::DeletionDeferred {
+                deleted_for_everyone: true,
+                destroyed: false,
+                detail: "removed for everyone; the stored copy is kept under a legal \
+                         obligation to preserve it and destroyed when that ends"
+                    .into(),
+            }),
+        )
+            .into_response(),
+    })
 }
 
 async fn mark_read(

@@ -61,6 +61,12 @@ pub fn staff_router(governance: Governance) -> Router {
             "/v1/staff/legal-requests/{id}/review",
             post(review_legal_request),
         )
+        .route(
+            "/v1/staff/legal-requests/{id}/holds",
+            get(holds).post(place_holds),
+        )
+        .route("/v1/staff/holds/{id}/extend", post(extend_hold))
+        .route("/v1/staff/holds/{id}/release", post(release_hold))
         .fallback(|| async {
             ApiError::not_found("no such staff endpoint; see custodia_proto::staff")
         })
@@ -626,6 +632,68 @@ async fn review_legal_request(
         .review_legal_request(&who, legal_request_id(&raw)?, decision)
         .await?;
     Ok(Json(legal_wire(&view)))
+}
+
+fn hold_wire(h: &custodia_store::HoldRecord) -> wire::Hold {
+    use custodia_core::Day;
+    wire::Hold {
+        id: *h.id.as_uuid(),
+        legal_request_id: *h.legal_request.as_uuid(),
+        account: *h.account.as_uuid(),
+        conversations: h.conversations.iter().map(|c| *c.as_uuid()).collect(),
+        from: Day::of(h.period.0).to_string(),
+        to: Day::of(h.period.1).to_string(),
+        placed_at_ms: h.placed_at.as_millis(),
+        expires_at_ms: h.expires_at.as_millis(),
+        extended: h.extended,
+        ended: h.ended.map(|(_, how)| how.as_str().into()),
+        ended_at_ms: h.ended.map(|(at, _)| at.as_millis()),
+    }
+}
+
+fn hold_id(raw: &str) -> Result<custodia_core::HoldId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("no such hold"))
+}
+
+async fn place_holds(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<(StatusCode, Json<Vec<wire::Hold>>), ApiError> {
+    let placed = gov.place_holds(&who, legal_request_id(&raw)?).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(placed.iter().map(hold_wire).collect()),
+    ))
+}
+
+async fn holds(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<Vec<wire::Hold>>, ApiError> {
+    let all = gov.holds(&who, legal_request_id(&raw)?).await?;
+    Ok(Json(all.iter().map(hold_wire).collect()))
+}
+
+async fn extend_hold(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::Hold>, ApiError> {
+    Ok(Json(hold_wire(
+        &gov.extend_hold(&who, hold_id(&raw)?).await?,
+    )))
+}
+
+async fn release_hold(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<Json<wire::Hold>, ApiError> {
+    Ok(Json(hold_wire(
+        &gov.release_hold(&who, hold_id(&raw)?).await?,
+    )))
 }
 
 /// `GET /v1/staff/transparency-report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=html]`.

@@ -336,7 +336,7 @@ fn preview(m: &Message) -> String {
 
 /// One line of `chat conversations`.
 /// A date and time (UTC, to the minute) from Unix milliseconds.
-fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map(|t| {
             format!(

@@ -199,6 +199,27 @@ pub enum LegalCommand {
         /// Its id.
         id: Uuid,
     },
+    /// Place preservation holds for a legal request (a preservation request, or an
+    /// accepted one): each named account's conversations over its period, for 90 days.
+    Hold {
+        /// The legal request's id.
+        id: Uuid,
+    },
+    /// List a legal request's holds.
+    Holds {
+        /// The legal request's id.
+        id: Uuid,
+    },
+    /// Extend a hold by 90 days (once only).
+    Extend {
+        /// The hold's id.
+        hold: Uuid,
+    },
+    /// Release a hold: what it kept from deletion is destroyed.
+    Release {
+        /// The hold's id.
+        hold: Uuid,
+    },
     /// Review a legal request: --full, --partial with --accept and --narrowing, or
     /// --reject REASON.
     Review {
@@ -634,6 +655,16 @@ async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()
             }
         }
         LegalCommand::Show { id } => print_legal(&c.legal_request(id).await?),
+        LegalCommand::Hold { id } => c.place_holds(id).await?.iter().for_each(print_hold),
+        LegalCommand::Holds { id } => {
+            let all = c.holds(id).await?;
+            if all.is_empty() {
+                println!("no holds for this request");
+            }
+            all.iter().for_each(print_hold);
+        }
+        LegalCommand::Extend { hold } => print_hold(&c.extend_hold(hold).await?),
+        LegalCommand::Release { hold } => print_hold(&c.release_hold(hold).await?),
         LegalCommand::Review {
             id,
             full,
@@ -665,6 +696,26 @@ async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+fn print_hold(h: &wire::Hold) {
+    let state = match (&h.ended, h.ended_at_ms) {
+        (Some(how), Some(at)) => format!("{} {}", clean(how), crate::chat::utc(at)),
+        _ => format!(
+            "holds until {}{}",
+            crate::chat::utc(h.expires_at_ms),
+            if h.extended { " (extended)" } else { "" }
+        ),
+    };
+    println!(
+        "hold {}  account {}  {} conversation{}  messages {} to {}  {state}",
+        h.id,
+        h.account,
+        h.conversations.len(),
+        if h.conversations.len() == 1 { "" } else { "s" },
+        clean(&h.from),
+        clean(&h.to),
+    );
 }
 
 fn print_legal(r: &wire::LegalRequest) {

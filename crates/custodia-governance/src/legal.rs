@@ -536,6 +536,238 @@ impl Governance {
     }
 }
 
+/// How long a preservation hold lasts, and how much one extension adds.
+pub const HOLD_PERIOD: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+impl Governance {
+    /// A legal officer places preservation holds for a legal request — a preservation
+    /// request (unless rejected) or any accepted request: one per named account, on all
+    /// its conversations, over the request's period, for 90 days. A hold grants no access;
+    /// while it holds nothing it covers is destroyed. Each is logged (`hold.placed`) before
+    /// it is stored.
+    pub async fn place_holds(
+        &self,
+        by: &StaffPrincipal,
+        id: LegalRequestId,
+    ) -> ServiceResult<Vec<custodia_store::HoldRecord>> {
+        let view = self.legal_request(by, id).await?;
+        let r = &view.record;
+        let accepted = r
+            .review
+            .as_ref()
+            .map(|v| v.outcome != LegalOutcome::Rejected);
+        let allowed = match accepted {
+            Some(accepted) => accepted,
+            None => r.process == LegalProcessType::PreservationRequest,
+        };
+        if !allowed {
+            return Err(ServiceError::Rejected(
+                "holds are placed for a preservation request or an accepted legal request",
+            ));
+        }
+        let store = &self.inner.store.cases;
+        if store.holds_of(id).await?.iter().any(|h| h.ended.is_none()) {
+            return Err(ServiceError::Conflict(
+                "this request's holds are in place; extend or release them",
+            ));
+        }
+        let now = self.inner.clock.now();
+        let mut placed = Vec::new();
+        for account in r.targets.iter().filter_map(|t| t.account) {
+            let conversations = self
+                .inner
+                .store
+                .conversations
+                .conversations_of(account)
+                .await?
+                .into_iter()
+                .map(|c| c.conversation.id)
+                .collect::<Vec<_>>();
+            let hold = custodia_store::HoldRecord {
+                id: custodia_core::HoldId::at(now),
+                legal_request: id,
+                account,
+                conversations,
+                period: r.period,
+                placed_by: by.staff_id,
+                placed_at: now,
+                expires_at: now.plus(HOLD_PERIOD),
+                extended: false,
+                ended: None,
+            };
+            self.append(AuditEvent {
+                kind: EventKind::HoldPlaced,
+                time: now,
+                actor: Some(by.actor()),
+                reason: None,
+                case: Some(id.to_string()),
+                subjects: vec![Subject::Withheld(account)],
+                scope: vec![
+                    ("hold".into(), hold.id.to_string()),
+                    ("conversations".into(), hold.conversations.len().to_string()),
+                    ("until_ms".into(), hold.expires_at.as_millis().to_string()),
+                ],
+            })
+            .await?;
+            store.add_hold(hold.clone()).await?;
+            placed.push(hold);
+        }
+        if placed.is_empty() {
+            return Err(ServiceError::Rejected(
+                "none of the request's targets is an account: there is nothing to hold",
+            ));
+        }
+        Ok(placed)
+    }
+
+    /// The holds of a legal request (legal officers).
+    pub async fn holds(
+        &self,
+        by: &StaffPrincipal,
+        id: LegalRequestId,
+    ) -> ServiceResult<Vec<custodia_store::HoldRecord>> {
+        self.legal_request(by, id).await?;
+        Ok(self.inner.store.cases.holds_of(id).await?)
+    }
+
+    /// Extends a hold once, by 90 days from its current end (logged first).
+    pub async fn extend_hold(
+        &self,
+        by: &StaffPrincipal,
+        id: custodia_core::HoldId,
+    ) -> ServiceResult<custodia_store::HoldRecord> {
+        let hold = self.hold_record(by, id).await?;
+        if hold.ended.is_some() {
+            return Err(ServiceError::Rejected("this hold has ended"));
+        }
+        if hold.extended {
+            return Err(ServiceError::Rejected(
+                "a hold is extended once only; it is released when this extension ends",
+            ));
+        }
+        let until = hold.expires_at.plus(HOLD_PERIOD);
+        self.hold_event(by, &hold, EventKind::HoldExtended, Some(until))
+            .await?;
+        if !self.inner.store.cases.extend_hold(id, until).await? {
+            return Err(ServiceError::Conflict(
+                "the hold changed meanwhile; reload it",
+            ));
+        }
+        self.hold_record(by, id).await
+    }
+
+    /// Releases a hold (logged first); what it kept from deletion is destroyed now.
+    pub async fn release_hold(
+        &self,
+        by: &StaffPrincipal,
+        id: custodia_core::HoldId,
+    ) -> ServiceResult<custodia_store::HoldRecord> {
+        let hold = self.hold_record(by, id).await?;
+        if hold.ended.is_some() {
+            return Err(ServiceError::Rejected("this hold has ended"));
+        }
+        self.hold_event(by, &hold, EventKind::HoldReleased, None)
+            .await?;
+        let now = self.inner.clock.now();
+        if !self
+            .inner
+            .store
+            .cases
+            .end_hold(id, now, custodia_core::HoldEnd::Released)
+            .await?
+        {
+            return Err(ServiceError::Conflict(
+                "the hold changed meanwhile; reload it",
+            ));
+        }
+        self.purge_deleted().await;
+        self.hold_record(by, id).await
+    }
+
+    /// Ends the holds whose time ran out (every node, periodically; each ends once) and
+    /// logs each (`hold.expired`); then destroys what they no longer keep. Returns how
+    /// many ended.
+    pub async fn expire_holds(&self) -> ServiceResult<usize> {
+        let now = self.inner.clock.now();
+        let expired = self.inner.store.cases.expire_holds(now).await?;
+        for hold in &expired {
+            let event = AuditEvent {
+                kind: EventKind::HoldExpired,
+                time: now,
+                actor: None,
+                reason: None,
+                case: Some(hold.legal_request.to_string()),
+                subjects: vec![Subject::Withheld(hold.account)],
+                scope: vec![("hold".into(), hold.id.to_string())],
+            };
+            if let Err(e) = self.append(event).await {
+                tracing::error!(hold = %hold.id, error = %e, "an expired hold could not be logged");
+            }
+        }
+        if !expired.is_empty() {
+            self.purge_deleted().await;
+        }
+        Ok(expired.len())
+    }
+
+    /// Destroys what deleted messages no hold keeps any more.
+    async fn purge_deleted(&self) {
+        loop {
+            match self.inner.store.messages.purge_deleted(1000).await {
+                Ok(1000) => continue,
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(bodies = n, "deleted messages destroyed after their hold");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "destroying deleted messages failed; retried at the next pass");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn hold_record(
+        &self,
+        by: &StaffPrincipal,
+        id: custodia_core::HoldId,
+    ) -> ServiceResult<custodia_store::HoldRecord> {
+        by.require(LEGAL, "only legal officers handle preservation holds")?;
+        self.inner
+            .store
+            .cases
+            .hold(id)
+            .await?
+            .ok_or(ServiceError::NotFound("hold"))
+    }
+
+    async fn hold_event(
+        &self,
+        by: &StaffPrincipal,
+        hold: &custodia_store::HoldRecord,
+        kind: EventKind,
+        until: Option<Timestamp>,
+    ) -> ServiceResult<()> {
+        let mut scope = vec![("hold".into(), hold.id.to_string())];
+        if let Some(until) = until {
+            scope.push(("until_ms".into(), until.as_millis().to_string()));
+        }
+        self.append(AuditEvent {
+            kind,
+            time: self.inner.clock.now(),
+            actor: Some(by.actor()),
+            reason: None,
+            case: Some(hold.legal_request.to_string()),
+            subjects: vec![Subject::Withheld(hold.account)],
+            scope,
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

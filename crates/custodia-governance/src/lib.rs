@@ -40,7 +40,8 @@ pub use cases::{
     CaseView, EvidenceView, LegalRequest, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage,
 };
 pub use legal::{
-    LegalDecision, LegalRequestView, MAX_TARGETS, NewLegalRequest, SUFFICIENT, sufficient,
+    HOLD_PERIOD, LegalDecision, LegalRequestView, MAX_TARGETS, NewLegalRequest, SUFFICIENT,
+    sufficient,
 };
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};

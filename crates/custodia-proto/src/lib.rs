@@ -330,6 +330,19 @@ pub struct MemberLogKey {
     pub log: String,
 }
 
+/// `DELETE /v1/conversations/{id}/messages/{seq}` answered 202: the message is removed
+/// for everyone, but its stored copy is destroyed only later (a legal obligation to
+/// preserve it). A 204 means it was destroyed at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionDeferred {
+    /// Always true: nobody sees the message again.
+    pub deleted_for_everyone: bool,
+    /// Always false: the stored copy still exists.
+    pub destroyed: bool,
+    /// What happened, in words.
+    pub detail: String,
+}
+
 /// Frames a client sends on the WebSocket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -618,3 +618,31 @@ pub struct ReviewLegalRequest {
     #[serde(default)]
     pub accepted: Vec<String>,
 }
+
+/// A preservation hold: an account's conversations over a period, kept from destruction
+/// (it grants no access).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Id.
+    pub id: Uuid,
+    /// The legal request it was placed for.
+    pub legal_request_id: Uuid,
+    /// The account held.
+    pub account: Uuid,
+    /// Its conversations when the hold was placed.
+    pub conversations: Vec<Uuid>,
+    /// The first day of messages held.
+    pub from: String,
+    /// The last day.
+    pub to: String,
+    /// When it was placed (Unix ms).
+    pub placed_at_ms: i64,
+    /// When it ends unless released sooner.
+    pub expires_at_ms: i64,
+    /// Whether it was extended (once only).
+    pub extended: bool,
+    /// How it ended: `released` or `expired`; none while it holds.
+    pub ended: Option<String>,
+    /// When it ended.
+    pub ended_at_ms: Option<i64>,
+}

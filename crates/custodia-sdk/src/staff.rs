@@ -327,6 +327,36 @@ impl Client {
         .await
     }
 
+    /// Places preservation holds for a legal request (legal officers).
+    pub async fn place_holds(&self, request: Uuid) -> Result<Vec<wire::Hold>, SdkError> {
+        self.call(self.req(
+            Method::POST,
+            &format!("/v1/staff/legal-requests/{request}/holds"),
+        ))
+        .await
+    }
+
+    /// The holds of a legal request.
+    pub async fn holds(&self, request: Uuid) -> Result<Vec<wire::Hold>, SdkError> {
+        self.call(self.req(
+            Method::GET,
+            &format!("/v1/staff/legal-requests/{request}/holds"),
+        ))
+        .await
+    }
+
+    /// Extends a hold by 90 days (once).
+    pub async fn extend_hold(&self, id: Uuid) -> Result<wire::Hold, SdkError> {
+        self.call(self.req(Method::POST, &format!("/v1/staff/holds/{id}/extend")))
+            .await
+    }
+
+    /// Releases a hold.
+    pub async fn release_hold(&self, id: Uuid) -> Result<wire::Hold, SdkError> {
+        self.call(self.req(Method::POST, &format!("/v1/staff/holds/{id}/release")))
+            .await
+    }
+
     /// The transparency report over the days `from` to `to` (YYYY-MM-DD, UTC) at the log's
     /// last kept checkpoint, exactly as the server sends it: JSON, or with `html` the
     /// self-contained page.

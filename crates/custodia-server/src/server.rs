@@ -88,6 +88,15 @@ impl Running {
             .map_err(|e| anyhow::anyhow!("releasing access notices: {e}"))
     }
 
+    /// Ends the preservation holds whose time ran out by the server's clock (as the
+    /// server does every minute); returns how many.
+    pub async fn expire_holds(&self) -> anyhow::Result<usize> {
+        self.governance
+            .expire_holds()
+            .await
+            .map_err(|e| anyhow::anyhow!("ending expired holds: {e}"))
+    }
+
     /// Reads the TLS certificate files again (SIGHUP): new connections get the new
     /// certificate, open ones are not dropped. On error the old certificate stays.
     pub fn reload_tls(&self) -> anyhow::Result<()> {
@@ -156,11 +165,17 @@ where
 const NOTICE_RELEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Releases the access notices due now; a failure is logged and tried again later.
-async fn release_notices(governance: &custodia_governance::Governance) {
+/// What the clock makes due: deferred notices to release, holds to end.
+async fn timed_duties(governance: &custodia_governance::Governance) {
     match governance.release_notices().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(notices = n, "released deferred access notices"),
         Err(e) => tracing::warn!(error = %e, "could not release deferred access notices"),
+    }
+    match governance.expire_holds().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(holds = n, "preservation holds expired"),
+        Err(e) => tracing::warn!(error = %e, "could not end expired preservation holds"),
     }
 }
 
@@ -375,15 +390,16 @@ pub async fn start_with_clock(
         }
     }
     refresh_checkpoint(&audit).await;
-    // Access notices whose non-disclosure order ended while the server was down go out
-    // now, and from then on every minute (each is released once, by whichever node).
-    release_notices(&governance).await;
+    // Access notices whose non-disclosure order ended, and holds whose time ran out, while
+    // the server was down are handled now, and from then on every minute (each once, by
+    // whichever node).
+    timed_duties(&governance).await;
     let shutdown = CancellationToken::new();
     let releases = every(NOTICE_RELEASE, &shutdown, {
         let governance = governance.clone();
         move || {
             let governance = governance.clone();
-            async move { release_notices(&governance).await }
+            async move { timed_duties(&governance).await }
         }
     });
     let checkpoints = every(CHECKPOINT_REFRESH, &shutdown, {

@@ -43,8 +43,8 @@ pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
 pub use images::pdq_of as pdq_of_image;
 pub use limits::SharedLimit;
 pub use messages::{
-    Admit, Content, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome, context_of,
-    metadata_of, open_message,
+    Admit, Content, Deletion, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome,
+    context_of, metadata_of, open_message,
 };
 pub use safety::ConnectionView;
 pub use signals::{Signal, Signals, TextRules};

@@ -243,14 +243,15 @@ impl Service {
         Ok(pos)
     }
 
-    /// Deletes one of the caller's own messages for everyone: the sealed body is
-    /// destroyed and a tombstone stays in its place.
+    /// Deletes one of the caller's own messages for everyone: a tombstone stays in its
+    /// place and nobody sees it again; the sealed body is destroyed now, or — when a
+    /// preservation hold covers it — when the hold ends (the answer says which).
     pub async fn delete_message(
         &self,
         who: &Principal,
         id: ConversationId,
         seq: u64,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Deletion> {
         self.membership(who, id).await?;
         let store = &self.inner.store.messages;
         let m = store
@@ -273,7 +274,15 @@ impl Service {
                 .publish(self.member_ids(id).await?, Arc::new(event))
                 .await;
         }
-        Ok(())
+        let kept = store
+            .message(id, seq)
+            .await?
+            .is_some_and(|m| m.sealed.is_some());
+        Ok(if kept {
+            Deletion::Deferred
+        } else {
+            Deletion::Destroyed
+        })
     }
 
     /// Opens a stored message for a member, unless its sender and the member blocked one
@@ -346,14 +355,29 @@ impl Service {
     }
 }
 
+/// What deleting a message for everyone did to its stored body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Destroyed now.
+    Destroyed,
+    /// Kept until a preservation hold that covers it ends, then destroyed.
+    Deferred,
+}
+
 /// Opens a stored message for `purpose`. A body that fails authentication is reported as
 /// unreadable (and logged), never as an error for the whole request.
 pub async fn open_message(keys: &KeyService, purpose: Purpose, m: StoredMessage) -> MessageView {
-    let Some(sealed) = &m.sealed else {
+    let delivery = matches!(purpose, Purpose::Delivery { .. });
+    // A message deleted for everyone never reaches a member again, even while a hold
+    // keeps its body for legal process (staff reading under a grant still see it).
+    let Some(sealed) = m
+        .sealed
+        .as_ref()
+        .filter(|_| !(delivery && m.deleted_at.is_some()))
+    else {
         return view_of(&m, Content::Deleted);
     };
     let ctx = context_of(&m);
-    let delivery = matches!(purpose, Purpose::Delivery { .. });
     let opened = keys.open(purpose, ctx, sealed).await;
     let (content, franking_key) = match opened {
         Ok(o) => {
@@ -392,7 +416,7 @@ pub fn context_of(m: &StoredMessage) -> MessageContext<'_> {
 pub fn metadata_of(m: &StoredMessage) -> MessageView {
     view_of(
         m,
-        if m.sealed.is_some() {
+        if m.sealed.is_some() && m.deleted_at.is_none() {
             Content::Withheld
         } else {
             Content::Deleted

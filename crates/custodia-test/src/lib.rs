@@ -224,6 +224,17 @@ impl TestServer {
             .await
     }
 
+    /// Ends the holds whose time ran out by the server's clock (as the server does every
+    /// minute), returning how many.
+    pub async fn expire_holds(&self) -> usize {
+        self.running
+            .as_ref()
+            .expect("running")
+            .expire_holds()
+            .await
+            .expect("expire holds")
+    }
+
     /// Moves the server's clock forward by `by` (grants and sessions expire, waiting
     /// periods pass) without waiting.
     pub fn advance_clock(&self, by: Duration) {

@@ -90,11 +90,17 @@ pub enum EventKind {
     LegalReceived,
     /// A legal request was reviewed (scope: outcome, rejection reason, categories accepted).
     LegalReviewed,
+    /// A preservation hold was extended (once; scope: the hold, its new end).
+    HoldExtended,
+    /// A legal officer released a preservation hold (scope: the hold).
+    HoldReleased,
+    /// A preservation hold's time ran out (scope: the hold).
+    HoldExpired,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 18] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -110,6 +116,9 @@ impl EventKind {
         Self::NoticeReleased,
         Self::LegalReceived,
         Self::LegalReviewed,
+        Self::HoldExtended,
+        Self::HoldReleased,
+        Self::HoldExpired,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -130,6 +139,9 @@ impl EventKind {
             Self::NoticeReleased => "notice.released",
             Self::LegalReceived => "legal.received",
             Self::LegalReviewed => "legal.reviewed",
+            Self::HoldExtended => "hold.extended",
+            Self::HoldReleased => "hold.released",
+            Self::HoldExpired => "hold.expired",
         }
     }
 

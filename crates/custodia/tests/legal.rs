@@ -269,3 +269,148 @@ async fn a_legal_request_is_received_by_identifier_reviewed_by_tier_and_logged()
         ["search_warrant", "subpoena"]
     );
 }
+
+/// A preservation request for `target`, over the days around now.
+fn preservation(target: &str) -> wire::NewLegalRequest {
+    let day = |offset: i64| {
+        custodia_core::Day::of(custodia_core::Timestamp::from_millis(
+            (time::OffsetDateTime::now_utc() + time::Duration::days(offset)).unix_timestamp()
+                * 1000,
+        ))
+        .to_string()
+    };
+    wire::NewLegalRequest {
+        process: "preservation_request".into(),
+        categories: vec!["content".into()],
+        from: day(-1),
+        to: day(1),
+        nondisclosure: None,
+        ..warrant(&[target])
+    }
+}
+
+/// Whether message `seq` of `chat` still has its sealed body in the database.
+fn body_kept(server: &TestServer, chat: uuid::Uuid, seq: i64) -> bool {
+    let db = rusqlite::Connection::open(server.data_dir().join("custodia.db")).unwrap();
+    db.query_row(
+        "SELECT sealed IS NOT NULL FROM messages WHERE conversation_id = ?1 AND seq = ?2",
+        rusqlite::params![chat, seq],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_keeps_deleted_messages_for_90_days_extends_once_and_each_step_is_logged() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lo = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let moderator = server.new_staff(&admin, "mod", "moderator").await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap().id;
+    alice.send(chat, "a1", "first").await.unwrap();
+    alice.send(chat, "a2", "second").await.unwrap();
+
+    let request = lo
+        .receive_legal_request(&preservation("alice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&moderator.place_holds(request.id).await.unwrap_err()),
+        403
+    );
+    let holds = lo.place_holds(request.id).await.unwrap();
+    assert_eq!(holds.len(), 1);
+    assert_eq!(holds[0].conversations, [chat]);
+    assert_eq!(status(&lo.place_holds(request.id).await.unwrap_err()), 409);
+
+    // Alice deletes a held message: gone for everyone, told the copy is kept for now.
+    let (code, _, body) = alice
+        .raw(
+            custodia_sdk::Method::DELETE,
+            &format!("/v1/conversations/{chat}/messages/1"),
+            "application/json",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 202, "{}", String::from_utf8_lossy(&body));
+    let told: custodia_sdk::proto::DeletionDeferred = serde_json::from_slice(&body).unwrap();
+    assert!(told.deleted_for_everyone && !told.destroyed);
+    let seen = bob.full_history(chat).await.unwrap();
+    assert!(seen[0].body.is_none(), "bob sees it deleted");
+    assert!(body_kept(&server, chat, 1), "the held body stays");
+
+    // 90 days, one extension of 90 more, then it ends and the body is destroyed.
+    let hold = holds[0].id;
+    let extended = lo.extend_hold(hold).await.unwrap();
+    assert_eq!(
+        extended.expires_at_ms,
+        holds[0].expires_at_ms + 90 * 86_400_000
+    );
+    assert_eq!(
+        status(&lo.extend_hold(hold).await.unwrap_err()),
+        422,
+        "once only"
+    );
+    // A rejected request holds nothing; a hold can be released by hand.
+    let mut subpoena = warrant(&["alice"]);
+    subpoena.process = "subpoena".into();
+    let refused = lo.receive_legal_request(&subpoena).await.unwrap();
+    lo.review_legal_request(
+        refused.id,
+        &wire::ReviewLegalRequest {
+            outcome: "rejected".into(),
+            reason: Some("insufficient_for_tier".into()),
+            narrowing: None,
+            accepted: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(status(&lo.place_holds(refused.id).await.unwrap_err()), 422);
+    let again = lo
+        .receive_legal_request(&preservation("alice"))
+        .await
+        .unwrap();
+    let held = lo.place_holds(again.id).await.unwrap();
+    let released = lo.release_hold(held[0].id).await.unwrap();
+    assert_eq!(released.ended.as_deref(), Some("released"));
+    assert_eq!(status(&lo.release_hold(held[0].id).await.unwrap_err()), 422);
+
+    // Staff sessions are short; the clock moves on without them.
+    server.advance_clock(std::time::Duration::from_secs(179 * 86_400));
+    assert_eq!(server.expire_holds().await, 0, "day 179: still held");
+    assert!(body_kept(&server, chat, 1));
+    server.advance_clock(std::time::Duration::from_secs(86_400 + 60));
+    assert_eq!(server.expire_holds().await, 1, "day 180: it ends");
+    assert_eq!(server.expire_holds().await, 0, "once");
+    assert!(
+        !body_kept(&server, chat, 1),
+        "destroyed once no hold keeps it"
+    );
+    assert!(
+        body_kept(&server, chat, 2),
+        "a message nobody deleted stays"
+    );
+
+    // Each transition is one log entry.
+    let audit = server.audit();
+    let mut kinds = Vec::new();
+    let mut index = 0;
+    while let Some(record) = audit.record(index).await.unwrap() {
+        kinds.push(record.kind);
+        index += 1;
+    }
+    let count = |k: EventKind| kinds.iter().filter(|x| **x == k).count();
+    assert_eq!(
+        (
+            count(EventKind::HoldPlaced),
+            count(EventKind::HoldExtended),
+            count(EventKind::HoldExpired),
+            count(EventKind::HoldReleased)
+        ),
+        (2, 1, 1, 1)
+    );
+}
