@@ -65,6 +65,7 @@ pub fn staff_router(governance: Governance) -> Router {
             "/v1/staff/legal-requests/{id}/holds",
             get(holds).post(place_holds),
         )
+        .route("/v1/staff/legal-requests/{id}/produce", post(produce))
         .route("/v1/staff/holds/{id}/extend", post(extend_hold))
         .route("/v1/staff/holds/{id}/release", post(release_hold))
         .fallback(|| async {
@@ -632,6 +633,18 @@ async fn review_legal_request(
         .review_legal_request(&who, legal_request_id(&raw)?, decision)
         .await?;
     Ok(Json(legal_wire(&view)))
+}
+
+async fn produce(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+) -> Result<(StatusCode, Json<Vec<wire::AccessRequest>>), ApiError> {
+    let made = gov.produce(&who, legal_request_id(&raw)?).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(made.iter().map(request_wire).collect()),
+    ))
 }
 
 fn hold_wire(h: &custodia_store::HoldRecord) -> wire::Hold {

@@ -205,6 +205,12 @@ pub enum LegalCommand {
         /// The legal request's id.
         id: Uuid,
     },
+    /// Produce an accepted legal request: open its cases and ask for access to exactly the
+    /// accounts, data and period it covers (the requests then need their approvals).
+    Produce {
+        /// The legal request's id.
+        id: Uuid,
+    },
     /// List a legal request's holds.
     Holds {
         /// The legal request's id.
@@ -656,6 +662,11 @@ async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()
         }
         LegalCommand::Show { id } => print_legal(&c.legal_request(id).await?),
         LegalCommand::Hold { id } => c.place_holds(id).await?.iter().for_each(print_hold),
+        LegalCommand::Produce { id } => {
+            for r in &c.produce(id).await? {
+                print_request(r);
+            }
+        }
         LegalCommand::Holds { id } => {
             let all = c.holds(id).await?;
             if all.is_empty() {

@@ -412,7 +412,7 @@ impl Governance {
 
     /// Logs a case's opening (`case.opened`, with `actor`, `subjects` and `scope`), then
     /// stores the case: a case nobody can find in the log never exists.
-    async fn open_case(
+    pub(crate) async fn open_case(
         &self,
         case: CaseRecord,
         actor: Option<custodia_audit::Actor>,

@@ -768,6 +768,154 @@ impl Governance {
     }
 }
 
+/// A non-disclosure order that gives no end holds until it is lifted: its notices wait
+/// until this far-off day (9999-12-31), which a legal officer moves when it is lifted.
+pub const UNTIL_LIFTED: Timestamp = Timestamp::from_millis(253_402_300_799_999);
+
+/// How long a produced grant lasts (an emergency's is shorter: its policy caps it).
+const PRODUCTION_GRANT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+impl Governance {
+    /// Production: from an accepted legal request that accepts message data, opens a
+    /// legal case for each named account's conversation holding messages in the request's
+    /// period, and asks for access to exactly those messages (in grants of at most
+    /// [`crate::MAX_GRANT_MESSAGES`]) at the accepted tier — the intake's fields, not
+    /// retyped. The requests then need the approvals their policy demands, as any other:
+    /// there is no side door. Returns the access requests made.
+    pub async fn produce(
+        &self,
+        by: &StaffPrincipal,
+        id: LegalRequestId,
+    ) -> ServiceResult<Vec<crate::RequestView>> {
+        let view = self.legal_request(by, id).await?;
+        let r = &view.record;
+        let accepted = match &r.review {
+            Some(v) if v.outcome != LegalOutcome::Rejected => &v.accepted,
+            Some(_) => {
+                return Err(ServiceError::Rejected(
+                    "a rejected legal request produces nothing",
+                ));
+            }
+            None => {
+                return Err(ServiceError::Rejected(
+                    "review the legal request first: only an accepted request is produced",
+                ));
+            }
+        };
+        let tier = if accepted.contains(&DataCategory::Content) {
+            custodia_core::DataTier::Content
+        } else if accepted.contains(&DataCategory::Metadata) {
+            custodia_core::DataTier::Metadata
+        } else {
+            return Err(ServiceError::Rejected(
+                "the acceptance covers no message data (content or metadata) to produce",
+            ));
+        };
+        let inner = &self.inner;
+        if inner
+            .store
+            .cases
+            .cases()
+            .await?
+            .iter()
+            .any(|c| c.reference.as_deref() == Some(view.reference.as_str()))
+        {
+            return Err(ServiceError::Conflict(
+                "this legal request was produced already; see its cases",
+            ));
+        }
+        let reason = if r.process == LegalProcessType::EmergencyRequest {
+            custodia_core::ReasonCode::EmergencyDisclosure
+        } else {
+            custodia_core::ReasonCode::LegalProcess
+        };
+        let duration = PRODUCTION_GRANT.min(crate::Policy::of(reason).max_grant);
+        let nondisclosure_until = r
+            .nondisclosure
+            .as_ref()
+            .map(|o| o.until.unwrap_or(UNTIL_LIFTED));
+        let mut conversations = Vec::new();
+        for account in r.targets.iter().filter_map(|t| t.account) {
+            for c in inner.store.conversations.conversations_of(account).await? {
+                if !conversations.contains(&c.conversation.id) {
+                    conversations.push(c.conversation.id);
+                }
+            }
+        }
+        let mut requests = Vec::new();
+        for conversation in conversations {
+            let Some((first, last)) = inner
+                .store
+                .messages
+                .seq_span(conversation, r.period)
+                .await?
+            else {
+                continue;
+            };
+            let now = inner.clock.now();
+            let case = custodia_store::CaseRecord {
+                id: custodia_core::CaseId::at(now),
+                kind: custodia_core::CaseKind::Legal,
+                conversation_id: conversation,
+                reporter: None,
+                category: None,
+                comment: None,
+                reported: Vec::new(),
+                evidence: Vec::new(),
+                scope: (first, last),
+                reference: Some(view.reference.clone()),
+                opened_by: Some(by.staff_id),
+                nondisclosure_until,
+                opened_at: now,
+            };
+            let case_id = self
+                .open_case(
+                    case,
+                    Some(by.actor()),
+                    vec![Subject::Conversation(conversation)],
+                    vec![
+                        ("kind".into(), "legal".into()),
+                        ("legal_request".into(), id.to_string()),
+                        ("covers".into(), format!("{first}-{last}")),
+                    ],
+                )
+                .await?;
+            let mut from = first;
+            while from <= last {
+                let to = last.min(from + crate::MAX_GRANT_MESSAGES - 1);
+                requests.push(
+                    self.request_access(
+                        by,
+                        crate::NewRequest {
+                            case_id,
+                            reason,
+                            seqs: (from, to),
+                            tier,
+                            duration,
+                            justification: format!(
+                                "{}: {} acceptance of a {} from {} ({})",
+                                view.reference,
+                                r.review.as_ref().map_or("", |v| v.outcome.as_str()),
+                                r.process,
+                                r.agency.name,
+                                r.agency.country
+                            ),
+                        },
+                    )
+                    .await?,
+                );
+                from = to + 1;
+            }
+        }
+        if requests.is_empty() {
+            return Err(ServiceError::Rejected(
+                "the named accounts have no messages in the request's period: nothing to produce",
+            ));
+        }
+        Ok(requests)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ pub use cases::{
 };
 pub use legal::{
     HOLD_PERIOD, LegalDecision, LegalRequestView, MAX_TARGETS, NewLegalRequest, SUFFICIENT,
-    sufficient,
+    UNTIL_LIFTED, sufficient,
 };
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};

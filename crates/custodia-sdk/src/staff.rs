@@ -327,6 +327,16 @@ impl Client {
         .await
     }
 
+    /// Produces an accepted legal request: opens its cases and asks for access to
+    /// exactly what it covers (legal officers); the requests then need their approvals.
+    pub async fn produce(&self, request: Uuid) -> Result<Vec<wire::AccessRequest>, SdkError> {
+        self.call(self.req(
+            Method::POST,
+            &format!("/v1/staff/legal-requests/{request}/produce"),
+        ))
+        .await
+    }
+
     /// Places preservation holds for a legal request (legal officers).
     pub async fn place_holds(&self, request: Uuid) -> Result<Vec<wire::Hold>, SdkError> {
         self.call(self.req(

@@ -958,6 +958,20 @@ pub async fn a_hold_keeps_what_it_covers_until_it_ends_once(s: &Storage) {
         extended: false,
         ended: None,
     };
+    // Which messages a period holds, by sequence number.
+    assert_eq!(
+        s.messages.seq_span(held, (at(50), at(250))).await.unwrap(),
+        Some((1, 2))
+    );
+    assert_eq!(
+        s.messages.seq_span(held, (at(200), at(300))).await.unwrap(),
+        Some((2, 3)),
+        "both ends included"
+    );
+    assert_eq!(
+        s.messages.seq_span(held, (at(301), at(999))).await.unwrap(),
+        None
+    );
     s.cases.add_hold(hold.clone()).await.unwrap();
     assert_eq!(s.cases.hold(hold.id).await.unwrap(), Some(hold.clone()));
     assert_eq!(s.cases.holds_of(request).await.unwrap(), vec![hold.clone()]);

@@ -702,6 +702,21 @@ impl MessageStore for PgStore {
         .map(|n| n > 0)
     }
 
+    async fn seq_span(
+        &self,
+        id: ConversationId,
+        period: (Timestamp, Timestamp),
+    ) -> StoreResult<Option<(u64, u64)>> {
+        let row: (Option<i64>, Option<i64>) = sqlx::query_as(custodia_store::rows::SEQ_SPAN)
+            .bind(*id.as_uuid())
+            .bind(period.0.as_millis())
+            .bind(period.1.as_millis())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        custodia_store::rows::seq_span(row)
+    }
+
     async fn purge_deleted(&self, limit: u32) -> StoreResult<u64> {
         self.statement(Lock::Own, custodia_store::rows::PURGE_DELETED, move |q| {
             q.bind(i64::from(limit))

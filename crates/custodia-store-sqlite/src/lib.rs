@@ -665,6 +665,22 @@ impl MessageStore for SqliteStore {
             .await
     }
 
+    async fn seq_span(
+        &self,
+        id: ConversationId,
+        period: (Timestamp, Timestamp),
+    ) -> StoreResult<Option<(u64, u64)>> {
+        let row = self
+            .read(move |c| {
+                c.prepare_cached(custodia_store::rows::SEQ_SPAN)?.query_row(
+                    params![id.as_uuid(), period.0.as_millis(), period.1.as_millis()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await?;
+        custodia_store::rows::seq_span(row)
+    }
+
     async fn purge_deleted(&self, limit: u32) -> StoreResult<u64> {
         self.writer
             .write(move |c| {

@@ -358,3 +358,19 @@ pub const PURGE_DELETED: &str = concat!(
 /// Ends the holds whose time ran out by `$1` (both dialects), returning their ids.
 pub const EXPIRE_HOLDS: &str = "UPDATE legal_holds SET ended_at = $1, ended_how = 'expired' \
      WHERE ended_at IS NULL AND expires_at <= $1 RETURNING id";
+
+/// The first and last sequence numbers of conversation `$1`'s messages sent from `$2` to
+/// `$3` (ms, included), both dialects; NULLs when there are none.
+pub const SEQ_SPAN: &str = "SELECT MIN(seq), MAX(seq) FROM messages \
+     WHERE conversation_id = $1 AND sent_at BETWEEN $2 AND $3";
+
+/// A [`SEQ_SPAN`] answer.
+pub fn seq_span(row: (Option<i64>, Option<i64>)) -> StoreResult<Option<(u64, u64)>> {
+    match row {
+        (Some(first), Some(last)) => Ok(Some((
+            unsigned(first, "sequence number")?,
+            unsigned(last, "sequence number")?,
+        ))),
+        _ => Ok(None),
+    }
+}

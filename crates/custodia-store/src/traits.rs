@@ -323,6 +323,13 @@ pub trait MessageStore: Send + Sync {
     /// Destroys the bodies of deleted messages that no hold covers any more (at most
     /// `limit`); returns how many.
     async fn purge_deleted(&self, limit: u32) -> StoreResult<u64>;
+    /// The first and last sequence numbers of a conversation's messages sent in `period`
+    /// (both ends included); `None` if it has none then.
+    async fn seq_span(
+        &self,
+        id: ConversationId,
+        period: (Timestamp, Timestamp),
+    ) -> StoreResult<Option<(u64, u64)>>;
     /// Signals stored with their messages whose cases are not opened yet, oldest first.
     async fn pending_signals(&self, limit: u32) -> StoreResult<Vec<PendingSignal>>;
     /// Removes a signal from the outbox once its case exists; `false` if it was not there.

@@ -90,6 +90,8 @@ pub struct ReportBuilder {
     /// Cases and requests under which staff read messages (at any time up to the
     /// checkpoint: a disclosure may come after the period of its request).
     read_cases: BTreeSet<String>,
+    /// Legal cases opened to produce an intake's legal request: case → request.
+    produced: BTreeMap<String, String>,
     read_requests: BTreeSet<String>,
     denied: BTreeSet<String>,
     staff_reads: StaffReads,
@@ -111,6 +113,7 @@ impl ReportBuilder {
             legal: BTreeMap::new(),
             emergencies: BTreeSet::new(),
             read_cases: BTreeSet::new(),
+            produced: BTreeMap::new(),
             read_requests: BTreeSet::new(),
             denied: BTreeSet::new(),
             staff_reads: StaffReads::default(),
@@ -144,6 +147,13 @@ impl ReportBuilder {
                 self.read_requests.insert(request.to_owned());
             }
         }
+        // A case opened to produce a legal request is that request's, not another one.
+        let produced_for = (e.kind == EventKind::CaseOpened && scope("kind") == Some("legal"))
+            .then(|| scope("legal_request"))
+            .flatten();
+        if let (Some(request), Some(case)) = (produced_for, &e.case) {
+            self.produced.insert(case.clone(), request.to_owned());
+        }
         if !self.period.contains(e.time.as_millis()) {
             return;
         }
@@ -169,7 +179,7 @@ impl ReportBuilder {
             // opened directly): what it names, counted once.
             EventKind::LegalReceived => self.legal_request(&e.case, scope),
             EventKind::CaseOpened => match scope("kind") {
-                Some("legal") => self.legal_request(&e.case, scope),
+                Some("legal") if produced_for.is_none() => self.legal_request(&e.case, scope),
                 Some("report") => bump(&mut self.member_reports, scope("category")),
                 Some("signal") => bump(&mut self.text_rule_signals, scope("category")),
                 Some("hash_match") => self.hash_list_matches += 1,
@@ -226,7 +236,11 @@ impl ReportBuilder {
     pub fn finish(self, origin: &str, size: u64, root: &[u8; 32]) -> TransparencyReport {
         let mut legal = LegalRequests::default();
         for (case, c) in &self.legal {
-            let disclosed = self.read_cases.contains(case);
+            let disclosed = self.read_cases.contains(case)
+                || self
+                    .produced
+                    .iter()
+                    .any(|(c, r)| r == case && self.read_cases.contains(c));
             for row in [
                 &mut legal.all,
                 legal.by_process.entry(c.process.clone()).or_default(),

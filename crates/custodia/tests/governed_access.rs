@@ -599,7 +599,8 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
             .staff_create(&format!("cand{i}"), "moderator")
             .await
             .unwrap();
-        let cases: [(Method, String, Vec<u8>, u16); 13] = [
+        let nobody = uuid::Uuid::new_v4();
+        let cases: [(Method, String, Vec<u8>, u16); 17] = [
             (
                 Method::GET,
                 "/v1/staff/cases".into(),
@@ -670,6 +671,30 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
                 "/v1/staff/legal-requests".into(),
                 intake.as_bytes().to_vec(),
                 if actor == "lex" { 201 } else { 403 },
+            ),
+            (
+                Method::POST,
+                format!("/v1/staff/legal-requests/{nobody}/produce"),
+                vec![],
+                if actor == "lex" { 404 } else { 403 },
+            ),
+            (
+                Method::GET,
+                format!("/v1/staff/legal-requests/{nobody}/holds"),
+                vec![],
+                if actor == "lex" { 404 } else { 403 },
+            ),
+            (
+                Method::POST,
+                format!("/v1/staff/holds/{nobody}/extend"),
+                vec![],
+                if actor == "lex" { 404 } else { 403 },
+            ),
+            (
+                Method::POST,
+                format!("/v1/staff/holds/{nobody}/release"),
+                vec![],
+                if actor == "lex" { 404 } else { 403 },
             ),
             // The transparency report says nothing the public log does not: every role.
             (

@@ -414,3 +414,96 @@ async fn a_hold_keeps_deleted_messages_for_90_days_extends_once_and_each_step_is
         (2, 1, 1, 1)
     );
 }
+
+/// Production goes through the governed path: an accepted warrant opens a case per
+/// conversation of the named account and asks for exactly its messages, which then need
+/// their approvals; the read is told to nobody while the order holds, and the report ties
+/// the disclosure to the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_request_is_produced_through_cases_requests_and_approvals() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
+    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    server.user("carol").await;
+    let dm = alice.open_direct("bob").await.unwrap().id;
+    alice.send(dm, "a1", "meet at nine").await.unwrap();
+    bob.send(dm, "b1", "ok").await.unwrap();
+    let group = alice.create_group("club", &["carol"]).await.unwrap().id;
+    alice.send(group, "g1", "hello club").await.unwrap();
+
+    let mut request = preservation("alice");
+    request.process = "search_warrant".into();
+    request.categories = vec!["content".into()];
+    request.nondisclosure = Some(wire::NondisclosureInfo {
+        authority: "the court".into(),
+        until: None,
+    });
+    let warrant = lo1.receive_legal_request(&request).await.unwrap();
+    assert_eq!(
+        status(&lo1.produce(warrant.id).await.unwrap_err()),
+        422,
+        "reviewed first"
+    );
+    let full = wire::ReviewLegalRequest {
+        outcome: "full".into(),
+        reason: None,
+        narrowing: None,
+        accepted: Vec::new(),
+    };
+    lo1.review_legal_request(warrant.id, &full).await.unwrap();
+    let made = lo1.produce(warrant.id).await.unwrap();
+    assert_eq!(made.len(), 2, "one per conversation of alice's");
+    for r in &made {
+        assert_eq!(
+            (r.reason.as_str(), r.tier.as_str()),
+            ("legal_process", "content")
+        );
+        assert_eq!(r.status, "pending", "approvals as for any request");
+    }
+    assert_eq!(status(&lo1.produce(warrant.id).await.unwrap_err()), 409);
+    let dm_request = made
+        .iter()
+        .find(|r| r.conversation_id == dm)
+        .expect("the direct conversation's request");
+    assert_eq!((dm_request.from_seq, dm_request.to_seq), (1, 2));
+    assert!(
+        lo1.read_grant(dm_request.id).await.is_err(),
+        "not before approval"
+    );
+    sen.decide(dm_request.id, true, "valid warrant")
+        .await
+        .unwrap();
+    lo2.decide(dm_request.id, true, "checked").await.unwrap();
+    let read = lo1.read_grant(dm_request.id).await.unwrap();
+    assert_eq!(read.messages.len(), 2);
+    // The order gives no end: nobody is told while it holds.
+    assert!(alice.access_notices().await.unwrap().is_empty());
+    assert!(bob.access_notices().await.unwrap().is_empty());
+
+    // A subpoena accepted for subscriber data has no messages to produce.
+    let mut subpoena = preservation("alice");
+    subpoena.process = "subpoena".into();
+    subpoena.categories = vec!["subscriber".into()];
+    let subpoena = lo1.receive_legal_request(&subpoena).await.unwrap();
+    lo1.review_legal_request(subpoena.id, &full).await.unwrap();
+    assert_eq!(status(&lo1.produce(subpoena.id).await.unwrap_err()), 422);
+
+    // The report counts two legal requests (not their cases), one with a disclosure.
+    let today = custodia_core::Day::of(custodia_core::Timestamp::from_millis(
+        warrant.received_at_ms,
+    ))
+    .to_string();
+    let report: custodia_sdk::proto::report::TransparencyReport = serde_json::from_str(
+        &lo1.transparency_report(&today, &today, false)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let l = &report.legal_requests;
+    assert_eq!((l.all.requests, l.all.with_disclosure), (2, 1));
+    assert_eq!(l.by_process["search_warrant"].with_disclosure, 1);
+}
