@@ -42,8 +42,27 @@ impl ClientCommand {
     /// Runs the command.
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
-            Self::Chat { server, command } => chat::run(server, command).await,
-            Self::Staff { server, command } => staffcmd::run(server, command).await,
+            // Pointed at the other listener, every call is a 404: say which one to use.
+            Self::Chat { server, command } => chat::run(server, command).await.map_err(|e| {
+                if e.to_string().contains("no such staff endpoint") {
+                    e.context(
+                        "--server (or CUSTODIA_SERVER) names the staff API; chat talks to the client API (`listen`, e.g. https://127.0.0.1:8443)",
+                    )
+                } else {
+                    e
+                }
+            }),
+            Self::Staff { server, command } => {
+                staffcmd::run(server, command).await.map_err(|e| {
+                    if e.to_string().contains("no such endpoint") {
+                        e.context(
+                            "--server (or CUSTODIA_SERVER) names the client API; staff talk to the staff API (`staff_listen`, e.g. https://127.0.0.1:8446)",
+                        )
+                    } else {
+                        e
+                    }
+                })
+            }
         }
     }
 }
