@@ -44,6 +44,10 @@ pub fn staff_router(governance: Governance) -> Router {
             "/v1/staff/cases/{id}/nondisclosure",
             post(extend_nondisclosure),
         )
+        .route(
+            "/v1/staff/cases/{id}/nondisclosure/lift",
+            post(lift_nondisclosure),
+        )
         .route("/v1/staff/requests", post(request_access))
         .route("/v1/staff/requests/{id}", get(request))
         .route("/v1/staff/requests/{id}/decisions", post(decide))
@@ -395,6 +399,19 @@ async fn extend_nondisclosure(
             Timestamp::from_millis(req.until_ms),
             &req.document_sha256,
         )
+        .await?;
+    Ok(Json(case_wire(&case)))
+}
+
+async fn lift_nondisclosure(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    Body(req): Body<wire::LiftNondisclosure>,
+) -> Result<Json<wire::Case>, ApiError> {
+    let id: CaseId = id.parse()?;
+    let case = gov
+        .lift_nondisclosure(&who, id, &req.document_sha256)
         .await?;
     Ok(Json(case_wire(&case)))
 }

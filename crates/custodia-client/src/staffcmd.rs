@@ -167,6 +167,26 @@ pub enum StaffCommand {
         /// Request id.
         id: Uuid,
     },
+    /// Record that a legal case's non-disclosure order was extended (legal officers).
+    ExtendOrder {
+        /// The case.
+        case: Uuid,
+        /// The extended order's last day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        until: String,
+        /// SHA-256 of the extending order's document (64 hex digits).
+        #[arg(long)]
+        document_sha256: String,
+    },
+    /// Record that a legal case's non-disclosure order was lifted: the members whose
+    /// messages were read are told now (legal officers).
+    LiftOrder {
+        /// The case.
+        case: Uuid,
+        /// SHA-256 of the lifting document (64 hex digits).
+        #[arg(long)]
+        document_sha256: String,
+    },
     /// Legal requests: intake, list, show, review (legal officers).
     #[command(subcommand)]
     Legal(LegalCommand),
@@ -507,6 +527,34 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         StaffCommand::Revoke { id } => print_request(&c.revoke(id).await?),
         StaffCommand::Complete { id } => print_request(&c.complete(id).await?),
         StaffCommand::Legal(cmd) => legal(&c, cmd).await?,
+        StaffCommand::ExtendOrder {
+            case,
+            until,
+            document_sha256,
+        } => {
+            let k = c
+                .extend_nondisclosure(
+                    case,
+                    &wire::ExtendNondisclosure {
+                        until_ms: end_of_day_ms(&until)?,
+                        document_sha256,
+                    },
+                )
+                .await?;
+            println!("case {} order extended; notices wait until {until}", k.id);
+        }
+        StaffCommand::LiftOrder {
+            case,
+            document_sha256,
+        } => {
+            let k = c
+                .lift_nondisclosure(case, &wire::LiftNondisclosure { document_sha256 })
+                .await?;
+            println!(
+                "case {}: order lifted; the members whose messages were read are told now",
+                k.id
+            );
+        }
         // The report is our own server's output (all escaped in the page), printed as is.
         StaffCommand::Report { from, to, html } => {
             print!("{}", c.transparency_report(&from, &to, html).await?);

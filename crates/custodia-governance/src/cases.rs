@@ -444,17 +444,7 @@ impl Governance {
         until: Timestamp,
         document_sha256: &str,
     ) -> ServiceResult<CaseView> {
-        by.require(
-            &[StaffRole::LegalOfficer],
-            "only legal officers record non-disclosure orders",
-        )?;
-        let document = document_sha256.trim().to_ascii_lowercase();
-        if document.len() != 64 || !document.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ServiceError::Rejected(
-                "give the SHA-256 of the order's document as 64 hex digits",
-            ));
-        }
-        let case = self.case_record(id).await?;
+        let (case, document) = self.order_change(by, id, document_sha256).await?;
         match case.nondisclosure_until {
             None => {
                 return Err(ServiceError::Rejected(
@@ -487,6 +477,56 @@ impl Governance {
             .extend_nondisclosure(id, until)
             .await?;
         self.case(by, id).await
+    }
+
+    /// A legal officer records that a case's non-disclosure order was lifted (logged, with
+    /// the SHA-256 of the lifting document): the notices it held back are released now.
+    pub async fn lift_nondisclosure(
+        &self,
+        by: &StaffPrincipal,
+        id: CaseId,
+        document_sha256: &str,
+    ) -> ServiceResult<CaseView> {
+        let (case, document) = self.order_change(by, id, document_sha256).await?;
+        let now = self.inner.clock.now();
+        if case.nondisclosure_until.is_none_or(|end| end <= now) {
+            return Err(ServiceError::Rejected(
+                "this case has no non-disclosure order in force to lift",
+            ));
+        }
+        self.append(AuditEvent {
+            kind: EventKind::OrderLifted,
+            time: now,
+            actor: Some(by.actor()),
+            reason: None,
+            case: Some(id.to_string()),
+            subjects: vec![Subject::Conversation(case.conversation_id)],
+            scope: vec![("document_sha256".into(), document)],
+        })
+        .await?;
+        self.inner.store.cases.extend_nondisclosure(id, now).await?;
+        self.release_notices().await?;
+        self.case(by, id).await
+    }
+
+    /// Checks who changes an order and the document's hash; the case and the hash.
+    async fn order_change(
+        &self,
+        by: &StaffPrincipal,
+        id: CaseId,
+        document_sha256: &str,
+    ) -> ServiceResult<(CaseRecord, String)> {
+        by.require(
+            &[StaffRole::LegalOfficer],
+            "only legal officers record non-disclosure orders",
+        )?;
+        let document = document_sha256.trim().to_ascii_lowercase();
+        if document.len() != 64 || !document.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ServiceError::Rejected(
+                "give the SHA-256 of the order's document as 64 hex digits",
+            ));
+        }
+        Ok((self.case_record(id).await?, document))
     }
 
     pub(crate) async fn case_record(&self, id: CaseId) -> ServiceResult<CaseRecord> {

@@ -291,6 +291,14 @@ pub struct OpenLegalCase {
     pub nondisclosure_until_ms: Option<i64>,
 }
 
+/// `POST /v1/staff/cases/{id}/nondisclosure/lift`: a legal officer records that the
+/// case's non-disclosure order was lifted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LiftNondisclosure {
+    /// SHA-256 of the lifting document, 64 hex digits.
+    pub document_sha256: String,
+}
+
 /// `POST /v1/staff/cases/{id}/nondisclosure`: a legal officer records that the case's
 /// non-disclosure order was extended.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -214,6 +214,23 @@ impl Client {
             .await
     }
 
+    /// Records that a legal case's non-disclosure order was lifted (legal officers): its
+    /// deferred notices go out.
+    pub async fn lift_nondisclosure(
+        &self,
+        case: Uuid,
+        body: &wire::LiftNondisclosure,
+    ) -> Result<wire::Case, SdkError> {
+        self.call(
+            self.req(
+                Method::POST,
+                &format!("/v1/staff/cases/{case}/nondisclosure/lift"),
+            )
+            .json(body),
+        )
+        .await
+    }
+
     /// Records that a legal case's non-disclosure order was extended (legal officers).
     pub async fn extend_nondisclosure(
         &self,

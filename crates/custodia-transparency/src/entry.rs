@@ -96,11 +96,14 @@ pub enum EventKind {
     HoldReleased,
     /// A preservation hold's time ran out (scope: the hold).
     HoldExpired,
+    /// A legal officer recorded that a case's non-disclosure order was lifted (scope: the
+    /// SHA-256 of the lifting document); its deferred notices are released.
+    OrderLifted,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -119,6 +122,7 @@ impl EventKind {
         Self::HoldExtended,
         Self::HoldReleased,
         Self::HoldExpired,
+        Self::OrderLifted,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -142,6 +146,7 @@ impl EventKind {
             Self::HoldExtended => "hold.extended",
             Self::HoldReleased => "hold.released",
             Self::HoldExpired => "hold.expired",
+            Self::OrderLifted => "order.lifted",
         }
     }
 

@@ -600,7 +600,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
             .await
             .unwrap();
         let nobody = uuid::Uuid::new_v4();
-        let cases: [(Method, String, Vec<u8>, u16); 17] = [
+        let cases: [(Method, String, Vec<u8>, u16); 18] = [
             (
                 Method::GET,
                 "/v1/staff/cases".into(),
@@ -695,6 +695,13 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
                 format!("/v1/staff/holds/{nobody}/release"),
                 vec![],
                 if actor == "lex" { 404 } else { 403 },
+            ),
+            (
+                Method::POST,
+                format!("/v1/staff/cases/{case}/nondisclosure/lift"),
+                format!(r#"{{"document_sha256":"{}"}}"#, "ab".repeat(32)).into_bytes(),
+                // A report case has no order to lift.
+                if actor == "lex" { 422 } else { 403 },
             ),
             // The transparency report says nothing the public log does not: every role.
             (

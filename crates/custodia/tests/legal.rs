@@ -484,6 +484,36 @@ async fn an_accepted_request_is_produced_through_cases_requests_and_approvals() 
     assert!(alice.access_notices().await.unwrap().is_empty());
     assert!(bob.access_notices().await.unwrap().is_empty());
 
+    // The order is lifted: they are told now, once.
+    let lifted = lo2
+        .lift_nondisclosure(
+            dm_request.case_id,
+            &wire::LiftNondisclosure {
+                document_sha256: "ab".repeat(32),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(lifted.nondisclosure_until_ms.is_some());
+    for member in [&alice, &bob] {
+        let told = member.access_notices().await.unwrap();
+        assert_eq!(told.len(), 1, "told once the order is lifted");
+        assert_eq!(told[0].reason, "legal_process");
+    }
+    assert_eq!(
+        status(
+            &lo2.lift_nondisclosure(
+                dm_request.case_id,
+                &wire::LiftNondisclosure {
+                    document_sha256: "ab".repeat(32),
+                },
+            )
+            .await
+            .unwrap_err()
+        ),
+        422,
+        "nothing left to lift"
+    );
     // A subpoena accepted for subscriber data has no messages to produce.
     let mut subpoena = preservation("alice");
     subpoena.process = "subpoena".into();
