@@ -636,10 +636,7 @@ impl Governance {
         by: &StaffPrincipal,
         id: custodia_core::HoldId,
     ) -> ServiceResult<custodia_store::HoldRecord> {
-        let hold = self.hold_record(by, id).await?;
-        if hold.ended.is_some() {
-            return Err(ServiceError::Rejected("this hold has ended"));
-        }
+        let hold = self.holding(by, id).await?;
         if hold.extended {
             return Err(ServiceError::Rejected(
                 "a hold is extended once only; it is released when this extension ends",
@@ -662,10 +659,7 @@ impl Governance {
         by: &StaffPrincipal,
         id: custodia_core::HoldId,
     ) -> ServiceResult<custodia_store::HoldRecord> {
-        let hold = self.hold_record(by, id).await?;
-        if hold.ended.is_some() {
-            return Err(ServiceError::Rejected("this hold has ended"));
-        }
+        let hold = self.holding(by, id).await?;
         self.hold_event(by, &hold, EventKind::HoldReleased, None)
             .await?;
         let now = self.inner.clock.now();
@@ -727,6 +721,19 @@ impl Governance {
                 }
             }
         }
+    }
+
+    /// A hold still in force.
+    async fn holding(
+        &self,
+        by: &StaffPrincipal,
+        id: custodia_core::HoldId,
+    ) -> ServiceResult<custodia_store::HoldRecord> {
+        let hold = self.hold_record(by, id).await?;
+        if hold.ended.is_some() {
+            return Err(ServiceError::Rejected("this hold has ended"));
+        }
+        Ok(hold)
     }
 
     async fn hold_record(
