@@ -819,18 +819,16 @@ impl Governance {
             ));
         };
         let inner = &self.inner;
-        if inner
+        // Cases an earlier production opened (it may have stopped halfway: those without
+        // requests get them now; those with requests are done).
+        let earlier: Vec<custodia_store::CaseRecord> = inner
             .store
             .cases
             .cases()
             .await?
-            .iter()
-            .any(|c| c.reference.as_deref() == Some(view.reference.as_str()))
-        {
-            return Err(ServiceError::Conflict(
-                "this legal request was produced already; see its cases",
-            ));
-        }
+            .into_iter()
+            .filter(|c| c.reference.as_deref() == Some(view.reference.as_str()))
+            .collect();
         let reason = if r.process == LegalProcessType::EmergencyRequest {
             custodia_core::ReasonCode::EmergencyDisclosure
         } else {
@@ -859,34 +857,23 @@ impl Governance {
             else {
                 continue;
             };
-            let now = inner.clock.now();
-            let case = custodia_store::CaseRecord {
-                id: custodia_core::CaseId::at(now),
-                kind: custodia_core::CaseKind::Legal,
-                conversation_id: conversation,
-                reporter: None,
-                category: None,
-                comment: None,
-                reported: Vec::new(),
-                evidence: Vec::new(),
-                scope: (first, last),
-                reference: Some(view.reference.clone()),
-                opened_by: Some(by.staff_id),
-                nondisclosure_until,
-                opened_at: now,
+            let case_id = match earlier.iter().find(|c| c.conversation_id == conversation) {
+                Some(c) if !inner.store.cases.requests_of_case(c.id).await?.is_empty() => {
+                    continue;
+                }
+                Some(c) => c.id,
+                None => {
+                    self.open_production_case(
+                        by,
+                        id,
+                        &view.reference,
+                        conversation,
+                        (first, last),
+                        nondisclosure_until,
+                    )
+                    .await?
+                }
             };
-            let case_id = self
-                .open_case(
-                    case,
-                    Some(by.actor()),
-                    vec![Subject::Conversation(conversation)],
-                    vec![
-                        ("kind".into(), "legal".into()),
-                        ("legal_request".into(), id.to_string()),
-                        ("covers".into(), format!("{first}-{last}")),
-                    ],
-                )
-                .await?;
             let mut from = first;
             while from <= last {
                 let to = last.min(from + crate::MAX_GRANT_MESSAGES - 1);
@@ -915,11 +902,55 @@ impl Governance {
             }
         }
         if requests.is_empty() {
-            return Err(ServiceError::Rejected(
-                "the named accounts have no messages in the request's period: nothing to produce",
-            ));
+            return Err(if earlier.is_empty() {
+                ServiceError::Rejected(
+                    "the named accounts have no messages in the request's period: nothing to produce",
+                )
+            } else {
+                ServiceError::Conflict("this legal request was produced already; see its cases")
+            });
         }
         Ok(requests)
+    }
+
+    /// Opens the legal case through which request `id` is produced for one conversation
+    /// (logged first, naming the request).
+    async fn open_production_case(
+        &self,
+        by: &StaffPrincipal,
+        id: LegalRequestId,
+        reference: &str,
+        conversation: custodia_core::ConversationId,
+        (first, last): (u64, u64),
+        nondisclosure_until: Option<Timestamp>,
+    ) -> ServiceResult<custodia_core::CaseId> {
+        let now = self.inner.clock.now();
+        let case = custodia_store::CaseRecord {
+            id: custodia_core::CaseId::at(now),
+            kind: custodia_core::CaseKind::Legal,
+            conversation_id: conversation,
+            reporter: None,
+            category: None,
+            comment: None,
+            reported: Vec::new(),
+            evidence: Vec::new(),
+            scope: (first, last),
+            reference: Some(reference.to_owned()),
+            opened_by: Some(by.staff_id),
+            nondisclosure_until,
+            opened_at: now,
+        };
+        self.open_case(
+            case,
+            Some(by.actor()),
+            vec![Subject::Conversation(conversation)],
+            vec![
+                ("kind".into(), "legal".into()),
+                ("legal_request".into(), id.to_string()),
+                ("covers".into(), format!("{first}-{last}")),
+            ],
+        )
+        .await
     }
 }
 

@@ -465,6 +465,24 @@ async fn an_accepted_request_is_produced_through_cases_requests_and_approvals() 
         assert_eq!(r.status, "pending", "approvals as for any request");
     }
     assert_eq!(status(&lo1.produce(warrant.id).await.unwrap_err()), 409);
+    // A production stopped halfway (a case opened, its request not made yet) resumes
+    // where it stopped.
+    let group_request = made.iter().find(|r| r.conversation_id == group).unwrap();
+    let db = rusqlite::Connection::open(server.data_dir().join("custodia.db")).unwrap();
+    let deleted = db
+        .execute(
+            "DELETE FROM access_requests WHERE id = ?1",
+            [group_request.id],
+        )
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let resumed = lo1.produce(warrant.id).await.unwrap();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(
+        (resumed[0].conversation_id, resumed[0].case_id),
+        (group, group_request.case_id),
+        "the same case, its request made now"
+    );
     let dm_request = made
         .iter()
         .find(|r| r.conversation_id == dm)
