@@ -95,7 +95,7 @@ pub enum StaffCommand {
         #[arg(long)]
         reference: String,
         /// The kind of process: subpoena, court_order, search_warrant, emergency_request,
-        /// preservation_request or mutual_legal_assistance.
+        /// preservation_request, mutual_legal_assistance or other.
         #[arg(long)]
         process: String,
         /// The country it comes from (ISO 3166-1 alpha-2, e.g. US).
@@ -480,7 +480,7 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         } => {
             let until = nondisclosure_until
                 .as_deref()
-                .map(end_of_day_ms)
+                .map(|d| end_of_day_ms(d, "--nondisclosure-until"))
                 .transpose()?;
             let k = c
                 .open_legal_case(&wire::OpenLegalCase {
@@ -536,7 +536,7 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
                 .extend_nondisclosure(
                     case,
                     &wire::ExtendNondisclosure {
-                        until_ms: end_of_day_ms(&until)?,
+                        until_ms: end_of_day_ms(&until, "--until")?,
                         document_sha256,
                     },
                 )
@@ -899,15 +899,11 @@ fn now_ms() -> i64 {
 }
 
 /// The last millisecond of the UTC day `date` (YYYY-MM-DD), as Unix ms.
-fn end_of_day_ms(date: &str) -> anyhow::Result<i64> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let day = time::Date::parse(date.trim(), &format)
-        .map_err(|_| anyhow::anyhow!("--nondisclosure-until must be a date like 2027-01-31"))?;
-    let next = day
-        .next_day()
-        .ok_or_else(|| anyhow::anyhow!("--nondisclosure-until is too far ahead"))?;
-    let end = next.midnight().assume_utc().unix_timestamp() * 1000 - 1;
-    Ok(end)
+/// The last millisecond of `date` (YYYY-MM-DD, UTC): an order holds through its last day.
+fn end_of_day_ms(date: &str, flag: &'static str) -> anyhow::Result<i64> {
+    let day = custodia_core::Day::parse(date, flag)
+        .map_err(|_| anyhow::anyhow!("{flag} must be a date like 2027-01-31"))?;
+    Ok(day.end().as_millis())
 }
 
 #[cfg(test)]
@@ -968,9 +964,9 @@ mod tests {
     fn an_order_date_holds_through_that_utc_day() {
         // 2027-01-31 23:59:59.999 UTC.
         assert_eq!(
-            super::end_of_day_ms("2027-01-31").unwrap(),
+            super::end_of_day_ms("2027-01-31", "--until").unwrap(),
             1_801_439_999_999
         );
-        assert!(super::end_of_day_ms("31/01/2027").is_err());
+        assert!(super::end_of_day_ms("31/01/2027", "--until").is_err());
     }
 }

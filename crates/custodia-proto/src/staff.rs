@@ -281,7 +281,7 @@ pub struct OpenLegalCase {
     /// The legal process's reference (kept in the case; the public log never shows it).
     pub reference: String,
     /// The kind of process: `subpoena`, `court_order`, `search_warrant`,
-    /// `emergency_request`, `preservation_request` or `mutual_legal_assistance`.
+    /// `emergency_request`, `preservation_request`, `mutual_legal_assistance` or `other`.
     pub process: String,
     /// The country it comes from, as an ISO 3166-1 alpha-2 code (`US`, `DE`, …).
     pub country: String,

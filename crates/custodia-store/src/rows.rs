@@ -84,9 +84,9 @@ pub const LEGAL_COLUMNS: &str = "id, number, agency_name, agency_country, agency
      targets, categories, period_from, period_to, nd_authority, nd_until, emergency_basis, \
      received_by, received_at, outcome, rejection, narrowing, accepted, reviewed_by, reviewed_at";
 
-/// Stores a legal request with the next number, in both dialects: `$1` … `$18` the
-/// columns of [`LEGAL_COLUMNS`] from `agency_name` to `received_at` after `id` (`$1`) —
-/// see [`LegalRow::params`]; returns the number.
+/// Stores a legal request with the next number, in both dialects: `$1` the id, `$2` …
+/// `$19` the columns of [`LEGAL_COLUMNS`] from `agency_name` to `received_at`, in that
+/// order; returns the number.
 pub const ADD_LEGAL_REQUEST: &str = "INSERT INTO legal_requests (id, number, agency_name, \
      agency_country, agency_subdivision, officer_name, officer_badge, officer_email, \
      officer_domain_verified, process, court, targets, categories, period_from, period_to, \

@@ -4,22 +4,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use custodia_core::Day;
 use custodia_proto::report::{
     AccessRequests, Counted, Disclosures, LegalRequests, LegalRow, REPORT_FORMAT, StaffReads,
     TransparencyReport,
 };
-use time::{Date, Duration, OffsetDateTime, format_description::BorrowedFormatItem};
 
 use crate::{EntryView, EventKind};
-
-const DAY_FORMAT: &[BorrowedFormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]");
 
 /// The days a report covers (UTC, both ends included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
-    from: Date,
-    to: Date,
+    from: Day,
+    to: Day,
 }
 
 /// Why a period was refused.
@@ -42,32 +39,20 @@ pub enum PeriodError {
 impl Period {
     /// The days from `from` to `to` (YYYY-MM-DD, UTC), both included.
     pub fn parse(from: &str, to: &str) -> Result<Self, PeriodError> {
-        let day = |s: &str| {
-            Date::parse(s.trim(), DAY_FORMAT).map_err(|_| PeriodError::BadDate(s.to_owned()))
-        };
-        let (from_day, to_day) = (day(from)?, day(to)?);
-        if to_day < from_day {
+        let day = |s: &str| Day::parse(s, "day").map_err(|_| PeriodError::BadDate(s.to_owned()));
+        let (from, to) = (day(from)?, day(to)?);
+        if to < from {
             return Err(PeriodError::Backwards {
-                from: from.trim().to_owned(),
-                to: to.trim().to_owned(),
+                from: from.to_string(),
+                to: to.to_string(),
             });
         }
-        Ok(Self {
-            from: from_day,
-            to: to_day,
-        })
-    }
-
-    fn day(d: Date) -> String {
-        d.format(DAY_FORMAT).unwrap_or_default()
+        Ok(Self { from, to })
     }
 
     /// Whether `ms` (Unix ms) falls on one of the period's days.
     fn contains(&self, ms: i64) -> bool {
-        let start = self.from.midnight().assume_utc();
-        let end = self.to.midnight().assume_utc() + Duration::days(1);
-        let t = OffsetDateTime::UNIX_EPOCH + Duration::milliseconds(ms);
-        start <= t && t < end
+        (self.from.start().as_millis()..=self.to.end().as_millis()).contains(&ms)
     }
 }
 
@@ -261,8 +246,8 @@ impl ReportBuilder {
             log: origin.into(),
             checkpoint_size: size,
             checkpoint_root: root.iter().map(|b| format!("{b:02x}")).collect(),
-            from: Period::day(self.period.from),
-            to: Period::day(self.period.to),
+            from: self.period.from.to_string(),
+            to: self.period.to.to_string(),
             entries_in_period: self.entries_in_period,
             legal_requests: legal,
             emergency_disclosures: Disclosures {
