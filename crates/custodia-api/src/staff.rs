@@ -22,6 +22,9 @@ use crate::{ApiError, PeerAddr, convert};
 
 /// Largest staff request body.
 const MAX_STAFF_REQUEST_BYTES: usize = 16 * 1024;
+/// Largest legal request intake: the served documents (20 MiB together) in base64, and
+/// the rest.
+const MAX_INTAKE_BYTES: usize = custodia_governance::MAX_DOCUMENT_BYTES / 3 * 4 + 64 * 1024;
 
 /// The staff router.
 pub fn staff_router(governance: Governance) -> Router {
@@ -56,11 +59,12 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/requests/{id}/messages", get(read))
         .route("/v1/staff/audit/records/{index}", get(audit_record))
         .route("/v1/staff/transparency-report", get(transparency_report))
-        .route(
-            "/v1/staff/legal-requests",
-            get(legal_requests).post(receive_legal_request),
-        )
         .route("/v1/staff/legal-requests/{id}", get(legal_request))
+        .route(
+            "/v1/staff/legal-requests/{id}/documents/{n}",
+            get(served_document),
+        )
+        .route("/v1/staff/legal-requests/{id}/package", post(build_package))
         .route(
             "/v1/staff/legal-requests/{id}/review",
             post(review_legal_request),
@@ -81,7 +85,16 @@ pub fn staff_router(governance: Governance) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             MAX_STAFF_REQUEST_BYTES,
         ));
-    crate::edge::declared_limit(router, MAX_STAFF_REQUEST_BYTES as u64).with_state(governance)
+    // The intake carries the served documents: its own, larger limit.
+    let intake = Router::new().route(
+        "/v1/staff/legal-requests",
+        get(legal_requests).post(receive_legal_request),
+    );
+    let intake = crate::edge::declared_limit(intake, MAX_INTAKE_BYTES as u64)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_INTAKE_BYTES));
+    crate::edge::declared_limit(router, MAX_STAFF_REQUEST_BYTES as u64)
+        .merge(intake)
+        .with_state(governance)
 }
 
 /// The signed-in staff member, from `Authorization: Bearer <staff token>`.
@@ -566,6 +579,20 @@ fn legal_wire(v: &custodia_governance::LegalRequestView) -> wire::LegalRequest {
             by: *x.by.as_uuid(),
             at_ms: x.at.as_millis(),
         }),
+        documents: r
+            .documents
+            .iter()
+            .map(|d| wire::DocumentInfo {
+                name: d.name.clone(),
+                media_type: d.media_type.clone(),
+                sha256: d.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+                size: d.size,
+            })
+            .collect(),
+        follows_up: v.follows_up.clone(),
+        followed_up_by: v.followed_up_by.clone(),
+        follow_up_missing: r.process == custodia_core::LegalProcessType::EmergencyRequest
+            && v.followed_up_by.is_empty(),
     }
 }
 
@@ -608,9 +635,87 @@ async fn receive_legal_request(
         period: (from.start(), to.end()),
         nondisclosure,
         emergency_basis: req.emergency_basis,
+        documents: req
+            .documents
+            .into_iter()
+            .enumerate()
+            .map(|(n, d)| {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(d.content_base64.trim())
+                    .map_err(|_| {
+                        ApiError::unprocessable(format!(
+                            "documents[{n}].content_base64 is not base64 (standard alphabet, padded)"
+                        ))
+                    })?;
+                Ok(custodia_governance::NewDocument {
+                    name: d.name,
+                    media_type: d.media_type,
+                    bytes,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+        follows_up: req.follows_up,
     };
     let view = gov.receive_legal_request(&who, new).await?;
     Ok((StatusCode::CREATED, Json(legal_wire(&view))))
+}
+
+async fn served_document(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path((raw, n)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let position: u32 = n
+        .parse()
+        .map_err(|_| ApiError::not_found("no such served document"))?;
+    let (described, bytes) = gov
+        .served_document(&who, legal_request_id(&raw)?, position)
+        .await?;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        described
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+            .collect::<String>()
+    );
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, described.media_type),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes.to_vec(),
+    )
+        .into_response())
+}
+
+async fn build_package(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path(raw): Path<String>,
+    Body(req): Body<wire::BuildPackage>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let package = gov
+        .build_package(&who, legal_request_id(&raw)?, &req.recipient)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.tar.age\"", package.reference),
+            ),
+        ],
+        package.bytes,
+    )
+        .into_response())
 }
 
 async fn legal_requests(

@@ -258,6 +258,34 @@ impl AuditLog {
         }
     }
 
+    /// The receipt of stored entry `index` against `checkpoint`, a checkpoint this log
+    /// kept (so that several entries prove against one checkpoint, as a disclosure package
+    /// shows them).
+    pub async fn receipt_against(&self, index: u64, checkpoint: &str) -> Result<Receipt, AuditError> {
+        let size = signed_size(checkpoint)?;
+        if index >= size {
+            return Err(AuditError::Inconsistent(format!(
+                "entry {index} is not covered by a checkpoint of {size} entries"
+            )));
+        }
+        let entry = self
+            .tree
+            .store()
+            .log_entries(index, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt(format!("the log has no entry {index}")))?;
+        let proof = self.tree.inclusion_proof(index, size).await?;
+        Ok(Receipt {
+            index,
+            leaf_hash: custodia_tlog::leaf_hash(&entry),
+            proof,
+            checkpoint: checkpoint.to_owned(),
+            entry,
+        })
+    }
+
     /// The full record of entry `index`, for an authorized auditor.
     pub async fn record(&self, index: u64) -> Result<Option<AuditEvent>, AuditError> {
         match self.tree.store().log_record(index).await? {

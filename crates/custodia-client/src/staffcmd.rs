@@ -246,6 +246,29 @@ pub enum LegalCommand {
         /// The hold's id.
         hold: Uuid,
     },
+    /// Build the disclosure package of a produced request once its grants are approved:
+    /// reads them (logged), signs, and encrypts to the agency's age key, e.g. `package ID
+    /// --recipient age1… --out LR-2026-000001.tar.age`.
+    Package {
+        /// The legal request's id.
+        id: Uuid,
+        /// The agency's age public key (age1…).
+        #[arg(long)]
+        recipient: String,
+        /// Where to write the package (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Save a document served with a legal request (numbered from 1 as `show` lists them).
+    Document {
+        /// The legal request's id.
+        id: Uuid,
+        /// Which document.
+        number: u32,
+        /// Where to write it (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Review a legal request: --full, --partial with --accept and --narrowing, or
     /// --reject REASON.
     Review {
@@ -319,6 +342,56 @@ pub struct IntakeArgs {
     /// For an emergency request: the facts of the imminent risk.
     #[arg(long)]
     pub emergency_basis: Option<String>,
+    /// A document served (the warrant, its schedule, …): a file, stored sealed with its
+    /// SHA-256 recorded. Repeatable.
+    #[arg(long = "document")]
+    pub documents: Vec<std::path::PathBuf>,
+    /// For the legal process that follows an emergency request: that request's reference
+    /// (LR-YYYY-NNNNNN).
+    #[arg(long)]
+    pub follows_up: Option<String>,
+}
+
+/// A served document file, read for upload.
+fn document_upload(path: &std::path::Path) -> anyhow::Result<wire::DocumentUpload> {
+    use base64::Engine;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .with_context(|| format!("{} is not a file", path.display()))?;
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let media_type = match ext.as_str() {
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "tif" | "tiff" => "image/tiff",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        _ => "application/octet-stream",
+    };
+    Ok(wire::DocumentUpload {
+        name,
+        media_type: media_type.into(),
+        content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
+/// Writes `bytes` to a new file at `out` (refusing to overwrite one).
+fn write_new(out: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Runs one staff command.
@@ -651,7 +724,13 @@ async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()
                 nondisclosure_authority,
                 nondisclosure_until,
                 emergency_basis,
+                documents,
+                follows_up,
             } = *args;
+            let documents = documents
+                .iter()
+                .map(|p| document_upload(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let r = c
                 .receive_legal_request(&wire::NewLegalRequest {
                     agency: wire::AgencyInfo {
@@ -677,6 +756,8 @@ async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()
                         }
                     }),
                     emergency_basis,
+                    documents,
+                    follows_up,
                 })
                 .await?;
             println!(
@@ -693,7 +774,7 @@ async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()
             }
             for r in &all {
                 println!(
-                    "{}  {}  {} ({})  {} account{}  {}  {}  {}",
+                    "{}  {}  {} ({})  {} account{}  {}  {}  {}{}",
                     clean(&r.reference),
                     r.id,
                     clean(&r.agency.name),
@@ -704,7 +785,12 @@ async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()
                     clean(&r.categories.join(",")),
                     r.review
                         .as_ref()
-                        .map_or_else(|| "awaiting review".to_owned(), |v| clean(&v.outcome))
+                        .map_or_else(|| "awaiting review".to_owned(), |v| clean(&v.outcome)),
+                    if r.follow_up_missing {
+                        "  FOLLOW-UP MISSING"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -724,6 +810,36 @@ async fn legal(c: &custodia_sdk::Client, cmd: LegalCommand) -> anyhow::Result<()
         }
         LegalCommand::Extend { hold } => print_hold(&c.extend_hold(hold).await?),
         LegalCommand::Release { hold } => print_hold(&c.release_hold(hold).await?),
+        LegalCommand::Package { id, recipient, out } => {
+            if out.exists() {
+                anyhow::bail!("{} exists already: choose another --out", out.display());
+            }
+            let bytes = c.build_package(id, &recipient).await?;
+            write_new(&out, &bytes)?;
+            println!(
+                "wrote {} ({} bytes, age-encrypted to {})",
+                out.display(),
+                bytes.len(),
+                clean(recipient.trim())
+            );
+            println!(
+                "the agency checks it with: custodia disclosure verify {} --identity KEY --package-key KEY --log-key KEY",
+                out.display()
+            );
+        }
+        LegalCommand::Document { id, number, out } => {
+            let position = number
+                .checked_sub(1)
+                .context("documents are numbered from 1, as `staff legal show` lists them")?;
+            let (media_type, bytes) = c.served_document(id, position).await?;
+            write_new(&out, &bytes)?;
+            println!(
+                "wrote {} ({} bytes, {})",
+                out.display(),
+                bytes.len(),
+                clean(&media_type)
+            );
+        }
         LegalCommand::Review {
             id,
             full,
@@ -832,6 +948,25 @@ fn print_legal(r: &wire::LegalRequest) {
     }
     if let Some(b) = &r.emergency_basis {
         println!("emergency  {}", quoted(b));
+        if r.follow_up_missing {
+            println!("follow-up  MISSING: no legal process has followed this emergency request yet");
+        }
+        for f in &r.followed_up_by {
+            println!("follow-up  {}", clean(f));
+        }
+    }
+    if let Some(f) = &r.follows_up {
+        println!("follows    emergency request {}", clean(f));
+    }
+    for (n, d) in r.documents.iter().enumerate() {
+        println!(
+            "document   {}. {} ({}, {} bytes) sha256 {}",
+            n + 1,
+            clean(&d.name),
+            clean(&d.media_type),
+            d.size,
+            clean(&d.sha256)
+        );
     }
     match &r.review {
         None => println!("review     awaiting review"),

@@ -33,6 +33,20 @@ impl Timestamp {
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     }
+    /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-30T10:05:07.123Z`.
+    pub fn rfc3339(&self) -> String {
+        let t = self.to_datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        )
+    }
 }
 
 /// A source of the current time.

@@ -22,8 +22,10 @@ use custodia_core::{
 };
 use custodia_service::{ServiceError, ServiceResult};
 use custodia_store::{
-    Agency, LegalRequestRecord, LegalReview, LegalTarget, NondisclosureOrder, Officer, StoreError,
+    Agency, LegalRequestRecord, LegalReview, LegalTarget, NondisclosureOrder, Officer,
+    ServedDocument, StoreError,
 };
+use sha2::Digest;
 
 use crate::{Governance, StaffPrincipal};
 
@@ -98,7 +100,38 @@ pub struct NewLegalRequest {
     /// For an emergency request: the facts of the imminent risk of death or serious
     /// physical injury.
     pub emergency_basis: Option<String>,
+    /// The documents served (the warrant, its schedule, …) as uploaded.
+    pub documents: Vec<NewDocument>,
+    /// For the legal process that follows an emergency request: that request's
+    /// reference (`LR-YYYY-NNNNNN`) or id.
+    pub follows_up: Option<String>,
 }
+
+/// A served document as uploaded.
+#[derive(Clone)]
+pub struct NewDocument {
+    /// Its file name.
+    pub name: String,
+    /// Its media type, e.g. `application/pdf`.
+    pub media_type: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for NewDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewDocument")
+            .field("name", &self.name)
+            .field("media_type", &self.media_type)
+            .field("size", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Most documents one legal request carries.
+pub const MAX_DOCUMENTS: usize = 10;
+/// Most bytes of served documents one legal request carries, all together.
+pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
 
 /// How a legal officer answers a legal request.
 #[derive(Debug, Clone)]
@@ -120,6 +153,11 @@ pub struct LegalRequestView {
     pub record: LegalRequestRecord,
     /// Its external reference, e.g. `LR-2026-000123`.
     pub reference: String,
+    /// For an emergency request: the references of the legal process received since that
+    /// follows it up (empty: none yet — shown as missing).
+    pub followed_up_by: Vec<String>,
+    /// The reference of the emergency request this one follows up, if it does.
+    pub follows_up: Option<String>,
 }
 
 const LEGAL: &[StaffRole] = &[StaffRole::LegalOfficer];
@@ -321,8 +359,32 @@ impl Governance {
             }
             _ => {}
         }
-        let record = LegalRequestRecord {
-            id: LegalRequestId::at(now),
+        let follows_up = match optional(
+            new.follows_up,
+            64,
+            "follows_up is the emergency request's reference, e.g. LR-2026-000123",
+        )? {
+            None => None,
+            Some(given) => {
+                let all = inner.store.cases.legal_requests().await?;
+                let found = all
+                    .iter()
+                    .find(|r| reference_of(r) == given || r.id.to_string() == given)
+                    .ok_or(ServiceError::Rejected(
+                        "follows_up names no legal request: give the emergency request's reference, e.g. LR-2026-000123",
+                    ))?;
+                if found.process != LegalProcessType::EmergencyRequest || emergency {
+                    return Err(ServiceError::Rejected(
+                        "follows_up links the legal process that follows an emergency request to that emergency request",
+                    ));
+                }
+                Some(found.id)
+            }
+        };
+        let id = LegalRequestId::at(now);
+        let (documents, sealed) = self.served_documents(id, new.documents)?;
+        let mut record = LegalRequestRecord {
+            id,
             number: 0,
             agency,
             officer,
@@ -336,8 +398,53 @@ impl Governance {
             received_by: by.staff_id,
             received_at: now,
             review: None,
+            received_log_index: None,
+            documents,
+            follows_up,
         };
-        self.append(AuditEvent {
+        let mut scope = vec![
+            ("process".into(), record.process.as_str().into()),
+            ("country".into(), record.agency.country.as_str().into()),
+            ("accounts".into(), record.targets.len().to_string()),
+            (
+                "categories".into(),
+                custodia_store::rows::categories_text(&record.categories),
+            ),
+            (
+                "nondisclosure".into(),
+                if record.nondisclosure.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+            (
+                "verified_domain".into(),
+                if record.officer.domain_verified {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+        ];
+        if !record.documents.is_empty() {
+            // What was served, by hash: the log then vouches for the documents.
+            scope.push((
+                "documents_sha256".into(),
+                record
+                    .documents
+                    .iter()
+                    .map(|d| hex(&d.sha256))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ));
+        }
+        if let Some(f) = record.follows_up {
+            scope.push(("follows_up".into(), f.to_string()));
+        }
+        let receipt = self.append(AuditEvent {
             kind: EventKind::LegalReceived,
             time: now,
             actor: Some(by.actor()),
@@ -350,44 +457,106 @@ impl Governance {
                 .filter_map(|t| t.account)
                 .map(Subject::Withheld)
                 .collect(),
-            scope: vec![
-                ("process".into(), record.process.as_str().into()),
-                ("country".into(), record.agency.country.as_str().into()),
-                ("accounts".into(), record.targets.len().to_string()),
-                (
-                    "categories".into(),
-                    custodia_store::rows::categories_text(&record.categories),
-                ),
-                (
-                    "nondisclosure".into(),
-                    if record.nondisclosure.is_some() {
-                        "yes"
-                    } else {
-                        "no"
-                    }
-                    .into(),
-                ),
-                (
-                    "verified_domain".into(),
-                    if record.officer.domain_verified {
-                        "yes"
-                    } else {
-                        "no"
-                    }
-                    .into(),
-                ),
-            ],
+            scope,
         })
         .await?;
-        let number = match inner.store.cases.add_legal_request(record.clone()).await {
+        record.received_log_index = Some(receipt.index);
+        let number = match inner
+            .store
+            .cases
+            .add_legal_request(record.clone(), sealed.clone())
+            .await
+        {
             // Another node took the number at once: the next one is free.
             Err(StoreError::Conflict) => {
-                inner.store.cases.add_legal_request(record.clone()).await?
+                inner
+                    .store
+                    .cases
+                    .add_legal_request(record.clone(), sealed)
+                    .await?
             }
             other => other?,
         };
         tracing::info!(legal_request = %record.id, number, "legal request received");
-        Ok(self.legal_view(LegalRequestRecord { number, ..record }))
+        self.legal_request(by, record.id).await
+    }
+
+    /// Checks the served documents and seals each (bound to the request and its hash).
+    fn served_documents(
+        &self,
+        id: LegalRequestId,
+        documents: Vec<NewDocument>,
+    ) -> ServiceResult<(Vec<ServedDocument>, Vec<custodia_store::SealedBody>)> {
+        if documents.len() > MAX_DOCUMENTS {
+            return Err(ServiceError::Rejected(
+                "at most 10 served documents per legal request",
+            ));
+        }
+        if documents.iter().map(|d| d.bytes.len()).sum::<usize>() > MAX_DOCUMENT_BYTES {
+            return Err(ServiceError::Rejected(
+                "the served documents are at most 20 MiB together",
+            ));
+        }
+        let mut described = Vec::with_capacity(documents.len());
+        let mut sealed = Vec::with_capacity(documents.len());
+        for d in documents {
+            let name = text(
+                &d.name,
+                200,
+                "each served document has a file name (1-200 characters)",
+            )?;
+            let media_type = d.media_type.trim().to_ascii_lowercase();
+            if !media_type_ok(&media_type) {
+                return Err(ServiceError::Rejected(
+                    "each served document has a media type such as application/pdf",
+                ));
+            }
+            if d.bytes.is_empty() {
+                return Err(ServiceError::Rejected("a served document is empty"));
+            }
+            let sha256: [u8; 32] = sha2::Sha256::digest(&d.bytes).into();
+            sealed.push(
+                self.inner
+                    .keys
+                    .seal_served_document(id, &sha256, &d.bytes),
+            );
+            described.push(ServedDocument {
+                name,
+                media_type,
+                sha256,
+                size: d.bytes.len() as u64,
+            });
+        }
+        Ok((described, sealed))
+    }
+
+    /// Served document `position` of a legal request, opened (legal officers). Not member
+    /// data: what the agency served.
+    pub async fn served_document(
+        &self,
+        by: &StaffPrincipal,
+        id: LegalRequestId,
+        position: u32,
+    ) -> ServiceResult<(ServedDocument, zeroize::Zeroizing<Vec<u8>>)> {
+        let view = self.legal_request(by, id).await?;
+        let described = view
+            .record
+            .documents
+            .get(position as usize)
+            .cloned()
+            .ok_or(ServiceError::NotFound("served document"))?;
+        let sealed = self
+            .inner
+            .store
+            .cases
+            .legal_document(id, position)
+            .await?
+            .ok_or(ServiceError::NotFound("served document"))?;
+        let bytes = self
+            .inner
+            .keys
+            .open_served_document(id, &described.sha256, &sealed)?;
+        Ok((described, bytes))
     }
 
     /// Every legal request, newest first (legal officers).
@@ -397,7 +566,7 @@ impl Governance {
     ) -> ServiceResult<Vec<LegalRequestView>> {
         by.require(LEGAL, "only legal officers see legal requests")?;
         let all = self.inner.store.cases.legal_requests().await?;
-        Ok(all.into_iter().map(|r| self.legal_view(r)).collect())
+        Ok(all.iter().map(|r| legal_view(r, &all)).collect())
     }
 
     /// One legal request (legal officers).
@@ -407,12 +576,10 @@ impl Governance {
         id: LegalRequestId,
     ) -> ServiceResult<LegalRequestView> {
         by.require(LEGAL, "only legal officers see legal requests")?;
-        self.inner
-            .store
-            .cases
-            .legal_request(id)
-            .await?
-            .map(|r| self.legal_view(r))
+        let all = self.inner.store.cases.legal_requests().await?;
+        all.iter()
+            .find(|r| r.id == id)
+            .map(|r| legal_view(r, &all))
             .ok_or(ServiceError::NotFound("legal request"))
     }
 
@@ -486,13 +653,14 @@ impl Governance {
             ));
         }
         let now = self.inner.clock.now();
-        let review = LegalReview {
+        let mut review = LegalReview {
             outcome: decision.outcome,
             reason,
             narrowing,
             accepted,
             by: by.staff_id,
             at: now,
+            log_index: None,
         };
         let mut scope = vec![("outcome".into(), review.outcome.as_str().into())];
         if let Some(reason) = review.reason {
@@ -502,16 +670,18 @@ impl Governance {
             "accepted".into(),
             custodia_store::rows::categories_text(&review.accepted),
         ));
-        self.append(AuditEvent {
-            kind: EventKind::LegalReviewed,
-            time: now,
-            actor: Some(by.actor()),
-            reason: None,
-            case: Some(id.to_string()),
-            subjects: Vec::new(),
-            scope,
-        })
-        .await?;
+        let receipt = self
+            .append(AuditEvent {
+                kind: EventKind::LegalReviewed,
+                time: now,
+                actor: Some(by.actor()),
+                reason: None,
+                case: Some(id.to_string()),
+                subjects: Vec::new(),
+                scope,
+            })
+            .await?;
+        review.log_index = Some(receipt.index);
         if !self
             .inner
             .store
@@ -525,15 +695,45 @@ impl Governance {
         }
         self.legal_request(by, id).await
     }
+}
 
-    fn legal_view(&self, record: LegalRequestRecord) -> LegalRequestView {
-        let year = time::OffsetDateTime::from_unix_timestamp(record.received_at.as_millis() / 1000)
-            .map_or(0, |t| t.year());
-        LegalRequestView {
-            reference: format!("LR-{year}-{:06}", record.number),
-            record,
-        }
+/// A request's external reference, `LR-YYYY-NNNNNN` (the year it was received).
+fn reference_of(record: &LegalRequestRecord) -> String {
+    let year = time::OffsetDateTime::from_unix_timestamp(record.received_at.as_millis() / 1000)
+        .map_or(0, |t| t.year());
+    format!("LR-{year}-{:06}", record.number)
+}
+
+/// `record` as legal officers see it, with its follow-ups found among `all`.
+fn legal_view(record: &LegalRequestRecord, all: &[LegalRequestRecord]) -> LegalRequestView {
+    LegalRequestView {
+        reference: reference_of(record),
+        followed_up_by: all
+            .iter()
+            .filter(|r| r.follows_up == Some(record.id))
+            .map(reference_of)
+            .collect(),
+        follows_up: record
+            .follows_up
+            .and_then(|f| all.iter().find(|r| r.id == f))
+            .map(reference_of),
+        record: record.clone(),
     }
+}
+
+/// A media type of the shape `type/subtype` (RFC 6838 characters; no parameters).
+fn media_type_ok(t: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+    };
+    matches!(t.split_once('/'), Some((a, b)) if token(a) && token(b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How long a preservation hold lasts, and how much one extension adds.

@@ -20,6 +20,7 @@
 
 mod audit;
 mod cases;
+mod disclosure;
 mod legal;
 mod policy;
 mod requests;
@@ -39,8 +40,10 @@ use custodia_store::Storage;
 pub use cases::{
     CaseView, EvidenceView, LegalRequest, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage,
 };
+pub use disclosure::Package;
 pub use legal::{
-    HOLD_PERIOD, LegalDecision, LegalRequestView, MAX_TARGETS, NewLegalRequest, SUFFICIENT,
+    HOLD_PERIOD, LegalDecision, LegalRequestView, MAX_DOCUMENT_BYTES, MAX_DOCUMENTS, MAX_TARGETS,
+    NewDocument, NewLegalRequest, SUFFICIENT,
     UNTIL_LIFTED, sufficient,
 };
 pub use policy::Policy;

@@ -13,7 +13,9 @@ use custodia_core::{
     StaffRole, Timestamp,
 };
 use custodia_keys::Purpose;
-use custodia_service::{MessageView, ServiceError, ServiceResult, metadata_of, open_message};
+use custodia_service::{
+    MessageView, ServiceError, ServiceResult, metadata_of, open_for_disclosure, open_message,
+};
 use custodia_store::{AccessRequestRecord, DecisionRecord, SeqRange, StaffRecord, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -59,6 +61,8 @@ pub struct GrantRead {
     pub messages: Vec<MessageView>,
     /// The audit log receipt of this read.
     pub receipt: Receipt,
+    /// Each message's franking as stored (commitment and server tag), in order.
+    pub franking: Vec<Option<custodia_store::Franking>>,
 }
 
 /// Roles that make or decide requests at all.
@@ -475,6 +479,16 @@ impl Governance {
     /// in its window. The read is logged (exactly which messages) before any key is
     /// unwrapped; a refused read is logged as a denial.
     pub async fn read_grant(&self, by: &StaffPrincipal, id: RequestId) -> ServiceResult<GrantRead> {
+        self.audited_read(by, id, false).await
+    }
+
+    /// [`Self::read_grant`]; for a disclosure package, keeping each message's franking key.
+    pub(crate) async fn audited_read(
+        &self,
+        by: &StaffPrincipal,
+        id: RequestId,
+        for_disclosure: bool,
+    ) -> ServiceResult<GrantRead> {
         let record = self.request_record(id).await?;
         let view = self.view(record);
         let r = &view.record;
@@ -566,16 +580,23 @@ impl Governance {
         // Every member whose messages were read is told, before anything is released.
         self.notify_read(by, r, &receipt, &stored, told).await?;
         let mut messages = Vec::with_capacity(stored.len());
+        let franking = stored.iter().map(|m| m.franking.clone()).collect();
         for m in stored {
+            let purpose = Purpose::StaffAccess(access.clone());
             messages.push(match r.tier {
-                DataTier::Content => {
-                    open_message(&inner.keys, Purpose::StaffAccess(access.clone()), m).await
+                DataTier::Content if for_disclosure => {
+                    open_for_disclosure(&inner.keys, purpose, m).await
                 }
+                DataTier::Content => open_message(&inner.keys, purpose, m).await,
                 _ => metadata_of(&m),
             });
         }
         tracing::info!(grant = %r.id, staff = %by.staff_id, log_index = receipt.index, count = messages.len(), "audited staff read");
-        Ok(GrantRead { messages, receipt })
+        Ok(GrantRead {
+            messages,
+            receipt,
+            franking,
+        })
     }
 
     /// Who is told of a read of `read` under `r`: every member whose messages these are
@@ -802,7 +823,7 @@ impl Governance {
 
     /// The request's state now: pending past its deadline and grants past their window
     /// are expired; an emergency grant without its second review after 24 h is overdue.
-    fn view(&self, record: AccessRequestRecord) -> RequestView {
+    pub(crate) fn view(&self, record: AccessRequestRecord) -> RequestView {
         let now: Timestamp = self.inner.clock.now();
         let status = match (record.status, record.granted) {
             (RequestStatus::Pending, _) if now >= record.pending_until => RequestStatus::Expired,

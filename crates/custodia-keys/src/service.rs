@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use custodia_core::{
-    CaseId, Clock, ConversationId, DeploymentId, Epoch, MessageId, Timestamp, UserId,
+    CaseId, Clock, ConversationId, DeploymentId, Epoch, LegalRequestId, MessageId, Timestamp,
+    UserId,
 };
 use custodia_store::{DekStore, Franking, SealedBody, StoreError, WrappedDek};
 use lru::LruCache;
@@ -101,6 +102,9 @@ pub enum KeyError {
     /// A staff unwrap without a receipt that proves the read is in the audit log.
     #[error("not a logged staff read: {0}")]
     NotLogged(&'static str),
+    /// A disclosure package could not be signed.
+    #[error("package signing: {0}")]
+    Signing(&'static str),
     /// The key store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -122,6 +126,8 @@ pub struct KeyService {
     cache: Mutex<LruCache<(ConversationId, Epoch), Cached>>,
     /// The audit log staff unwraps are checked against; none: staff unwraps are refused.
     pub(crate) log_authority: Option<crate::LogAuthority>,
+    /// The deployment's disclosure-package signing key; none: no packages are signed.
+    package_signer: Option<custodia_tlog::NoteSigner>,
 }
 
 impl KeyService {
@@ -141,7 +147,35 @@ impl KeyService {
             max_age: limits.max_age,
             cache: Mutex::new(LruCache::new(limits.capacity)),
             log_authority: None,
+            package_signer: None,
         }
+    }
+
+    /// The same service, signing disclosure packages with `signer` (an Ed25519 note key).
+    pub fn with_package_signer(mut self, signer: custodia_tlog::NoteSigner) -> Self {
+        self.package_signer = Some(signer);
+        self
+    }
+
+    /// The verifier key of the package-signing key, published for recipients.
+    pub fn package_key(&self) -> Option<custodia_tlog::NoteVerifier> {
+        self.package_signer.as_ref().map(|s| s.verifier())
+    }
+
+    /// Signs `text` (a disclosure package's manifest line) as a C2SP signed note.
+    pub fn sign_package(&self, text: &str) -> Result<String, KeyError> {
+        let signer = self
+            .package_signer
+            .as_ref()
+            .ok_or(KeyError::Signing("this deployment has no package-signing key"))?;
+        let signature = signer
+            .sign(text)
+            .map_err(|_| KeyError::Signing("the package text is not a valid note"))?;
+        Ok(custodia_tlog::SignedNote {
+            text: text.to_owned(),
+            signatures: vec![signature],
+        }
+        .to_string())
     }
 
     /// The same service, accepting staff unwraps only with receipts of this audit log.
@@ -218,10 +252,7 @@ impl KeyService {
     /// Seals a text a reporter gave (a comment, a reported message) under the current KEK,
     /// bound to its case and `label`, so it cannot be moved to another case or field.
     pub fn seal_case_text(&self, case: CaseId, label: &str, text: &str) -> SealedBody {
-        let (version, kek) = self.keyring.current();
-        let mut out = version.to_be_bytes().to_vec();
-        out.extend_from_slice(&kek.seal(text.as_bytes(), &self.case_aad(case, label, version)));
-        SealedBody(out)
+        self.seal_under_kek(text.as_bytes(), |v| self.case_aad(case, label, v))
     }
 
     /// Opens what [`Self::seal_case_text`] sealed (shown to staff with its case).
@@ -231,6 +262,56 @@ impl KeyService {
         label: &str,
         sealed: &SealedBody,
     ) -> Result<String, KeyError> {
+        let raw = self.open_under_kek(sealed, |v| self.case_aad(case, label, v))?;
+        String::from_utf8(raw.to_vec()).map_err(|_| KeyError::Unreadable)
+    }
+
+    /// Seals a document served with legal request `request` under the current KEK, bound
+    /// to the request and to the document's SHA-256 (so it cannot pass for another).
+    pub fn seal_served_document(
+        &self,
+        request: LegalRequestId,
+        sha256: &[u8; 32],
+        document: &[u8],
+    ) -> SealedBody {
+        self.seal_under_kek(document, |v| self.document_aad(request, sha256, v))
+    }
+
+    /// Opens what [`Self::seal_served_document`] sealed.
+    pub fn open_served_document(
+        &self,
+        request: LegalRequestId,
+        sha256: &[u8; 32],
+        sealed: &SealedBody,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        self.open_under_kek(sealed, |v| self.document_aad(request, sha256, v))
+    }
+
+    fn document_aad(&self, request: LegalRequestId, sha256: &[u8; 32], kek_version: u32) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(96);
+        aad.extend_from_slice(b"custodia/served-document/v1\0");
+        aad.extend_from_slice(self.deployment.as_bytes());
+        aad.extend_from_slice(request.as_bytes());
+        aad.extend_from_slice(sha256);
+        aad.extend_from_slice(&kek_version.to_be_bytes());
+        aad
+    }
+
+    /// Seals `plaintext` directly under the current KEK (version first), with the
+    /// associated data `aad` makes for that version.
+    fn seal_under_kek(&self, plaintext: &[u8], aad: impl Fn(u32) -> Vec<u8>) -> SealedBody {
+        let (version, kek) = self.keyring.current();
+        let mut out = version.to_be_bytes().to_vec();
+        out.extend_from_slice(&kek.seal(plaintext, &aad(version)));
+        SealedBody(out)
+    }
+
+    /// Opens what [`Self::seal_under_kek`] sealed.
+    fn open_under_kek(
+        &self,
+        sealed: &SealedBody,
+        aad: impl Fn(u32) -> Vec<u8>,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let (version, rest) = sealed
             .0
             .split_first_chunk::<4>()
@@ -240,10 +321,7 @@ impl KeyService {
             .keyring
             .version(version)
             .ok_or(KeyError::UnknownKek(version))?;
-        let raw = kek
-            .open(rest, &self.case_aad(case, label, version))
-            .ok_or(KeyError::Unreadable)?;
-        String::from_utf8(raw.to_vec()).map_err(|_| KeyError::Unreadable)
+        kek.open(rest, &aad(version)).ok_or(KeyError::Unreadable)
     }
 
     fn case_aad(&self, case: CaseId, label: &str, kek_version: u32) -> Vec<u8> {

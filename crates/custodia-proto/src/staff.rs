@@ -511,6 +511,47 @@ pub struct NewLegalRequest {
     /// physical injury.
     #[serde(default)]
     pub emergency_basis: Option<String>,
+    /// The documents served (at most 10, 20 MiB together); stored sealed, their SHA-256
+    /// recorded and logged.
+    #[serde(default)]
+    pub documents: Vec<DocumentUpload>,
+    /// For the legal process that follows an emergency request: that request's reference
+    /// (`LR-YYYY-NNNNNN`).
+    #[serde(default)]
+    pub follows_up: Option<String>,
+}
+
+/// A served document, uploaded with the intake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentUpload {
+    /// File name.
+    pub name: String,
+    /// Media type, e.g. `application/pdf`.
+    pub media_type: String,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub content_base64: String,
+}
+
+/// A served document as stored: described, and fetched apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentInfo {
+    /// File name.
+    pub name: String,
+    /// Media type.
+    pub media_type: String,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// `POST /v1/staff/legal-requests/{id}/package`: build, sign and encrypt the disclosure
+/// package of an accepted, approved production (the answer is the age-encrypted package,
+/// `application/octet-stream`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildPackage {
+    /// The agency's age X25519 public key (`age1…`) the package is encrypted to.
+    pub recipient: String,
 }
 
 /// The agency of a legal request.
@@ -582,6 +623,18 @@ pub struct LegalRequest {
     pub received_at_ms: i64,
     /// How it was answered, once reviewed.
     pub review: Option<LegalReviewInfo>,
+    /// The documents served with it.
+    #[serde(default)]
+    pub documents: Vec<DocumentInfo>,
+    /// The emergency request this legal process follows up.
+    #[serde(default)]
+    pub follows_up: Option<String>,
+    /// For an emergency request: the legal process received since that follows it up.
+    #[serde(default)]
+    pub followed_up_by: Vec<String>,
+    /// An emergency request with no follow-up legal process yet.
+    #[serde(default)]
+    pub follow_up_missing: bool,
 }
 
 /// A legal request's target.

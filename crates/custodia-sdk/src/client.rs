@@ -144,6 +144,16 @@ impl Client {
         }
     }
 
+    /// A call whose answer is a file: its content type and bytes.
+    pub(crate) async fn call_bytes(&self, r: RequestBuilder) -> Result<(String, Vec<u8>), SdkError> {
+        let res = r.send().await?;
+        if !res.status().is_success() {
+            return Err(problem(res).await);
+        }
+        let ctype = response_type(&res);
+        Ok((ctype, res.bytes().await?.to_vec()))
+    }
+
     pub(crate) async fn call_empty(&self, r: RequestBuilder) -> Result<(), SdkError> {
         let res = r.send().await?;
         if res.status().is_success() {
@@ -469,14 +479,7 @@ impl Client {
 
     /// Downloads an attachment: its content type and bytes.
     pub async fn download(&self, id: Uuid) -> Result<(String, Vec<u8>), SdkError> {
-        let res = self
-            .req(Method::GET, &format!("/v1/attachments/{id}"))
-            .send()
-            .await?;
-        if !res.status().is_success() {
-            return Err(problem(res).await);
-        }
-        let ctype = response_type(&res);
-        Ok((ctype, res.bytes().await?.to_vec()))
+        self.call_bytes(self.req(Method::GET, &format!("/v1/attachments/{id}")))
+            .await
     }
 }

@@ -354,6 +354,36 @@ impl Client {
         .await
     }
 
+    /// Builds the disclosure package of a produced legal request, encrypted to the agency's
+    /// age `recipient` (legal officers; the build reads and is logged): the package bytes.
+    pub async fn build_package(&self, request: Uuid, recipient: &str) -> Result<Vec<u8>, SdkError> {
+        let (_, bytes) = self
+            .call_bytes(
+                self.req(
+                    Method::POST,
+                    &format!("/v1/staff/legal-requests/{request}/package"),
+                )
+                .json(&wire::BuildPackage {
+                    recipient: recipient.to_owned(),
+                }),
+            )
+            .await?;
+        Ok(bytes)
+    }
+
+    /// Served document `position` of a legal request: its media type and bytes.
+    pub async fn served_document(
+        &self,
+        request: Uuid,
+        position: u32,
+    ) -> Result<(String, Vec<u8>), SdkError> {
+        self.call_bytes(self.req(
+            Method::GET,
+            &format!("/v1/staff/legal-requests/{request}/documents/{position}"),
+        ))
+        .await
+    }
+
     /// Places preservation holds for a legal request (legal officers).
     pub async fn place_holds(&self, request: Uuid) -> Result<Vec<wire::Hold>, SdkError> {
         self.call(self.req(

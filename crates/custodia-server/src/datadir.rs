@@ -6,6 +6,7 @@
 //!   keyring             KEKs, mode 0600
 //!   log.key             the audit log's signing key (signed-note text), mode 0600
 //!   pseudonym.key       the key of the audit log's subject pseudonyms (32 bytes), mode 0600
+//!   package.key         the disclosure-package signing key (signed-note text), mode 0600
 //!   witness.key         `custodia witness` only: its cosigner key, mode 0600
 //!   witness-state/      `custodia witness` only: the last checkpoint cosigned per log
 //!   deployment-id       this deployment's id (bound into every seal)
@@ -148,6 +149,20 @@ impl DataDir {
             }
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
+    }
+
+    /// The disclosure-package signing key, created on first start named
+    /// `<origin>/disclosure`; its name never changes after.
+    pub fn package_signer(&self, origin: &str) -> anyhow::Result<NoteSigner> {
+        let existing = self.root.join("package.key");
+        let name = match fs::read_to_string(&existing) {
+            Ok(text) => NoteSigner::from_text(&zeroize::Zeroizing::new(text))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", existing.display()))?
+                .name()
+                .to_owned(),
+            Err(_) => format!("{origin}/disclosure"),
+        };
+        self.note_signer("package.key", &name, KeyKind::Ed25519)
     }
 
     /// A witness's cosigner key, created on first start with `name`.

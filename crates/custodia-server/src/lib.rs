@@ -20,6 +20,7 @@ pub mod admin;
 pub mod certs;
 pub mod config;
 pub mod datadir;
+pub mod disclosurecmd;
 pub mod logcmd;
 pub mod run;
 mod server;

@@ -21,6 +21,7 @@ pub async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()
     println!("custodia is listening on {}", running.url);
     println!("  auditor (transparency log tiles): {}", running.audit_url);
     println!("  audit log key: {}", running.audit.verifier());
+    println!("  disclosure package key: {}", running.package_key);
     println!(
         "  CA certificate: {}   (clients: --ca-cert or CUSTODIA_CA_CERT)",
         absolute(&running.ca_cert).display()

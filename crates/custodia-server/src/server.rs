@@ -37,6 +37,8 @@ pub struct Running {
     pub founders: Vec<custodia_governance::NewStaff>,
     /// The audit log (for the components that append to it).
     pub audit: Arc<custodia_audit::AuditLog>,
+    /// The verifier key of the disclosure-package signing key, for recipients.
+    pub package_key: custodia_tlog::NoteVerifier,
     /// The CA certificate clients must trust.
     pub ca_cert: PathBuf,
     /// The data directory.
@@ -243,7 +245,7 @@ fn open_core(
         custodia_audit::AuditLog::new(
             storage.log.clone(),
             log_signer,
-            origin,
+            origin.clone(),
             dir.pseudonym_key()?,
         )
         .with_witnesses(witnesses, config.witness_quorum),
@@ -263,7 +265,8 @@ fn open_core(
             clock,
             config.dek_cache,
         )
-        .with_log_authority(authority),
+        .with_log_authority(authority)
+        .with_package_signer(dir.package_signer(&origin)?),
     );
     Ok(Core {
         audit,
@@ -316,6 +319,9 @@ pub async fn start_with_clock(
         keys,
         first_start,
     } = open_core(&config, &dir, &storage, clock.clone())?;
+    let package_key = keys
+        .package_key()
+        .ok_or_else(|| anyhow::anyhow!("the key service has no package-signing key"))?;
     let hub = Hub::new();
     let nats = match &config.fanout {
         FanoutConfig::Local => None,
@@ -456,6 +462,7 @@ pub async fn start_with_clock(
         staff_url: format!("https://{}", display_host(staff_addr)),
         founders,
         audit,
+        package_key,
         ca_cert: certs.ca_cert().unwrap_or_else(|| dir.ca_cert()),
         data_dir: dir.root.clone(),
         first_start,

@@ -44,7 +44,7 @@ pub use images::pdq_of as pdq_of_image;
 pub use limits::SharedLimit;
 pub use messages::{
     Admit, Content, Deletion, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome,
-    context_of, metadata_of, open_message,
+    context_of, metadata_of, open_for_disclosure, open_message,
 };
 pub use safety::ConnectionView;
 pub use signals::{Signal, Signals, TextRules};

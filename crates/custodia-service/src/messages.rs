@@ -368,6 +368,18 @@ pub enum Deletion {
 /// unreadable (and logged), never as an error for the whole request.
 pub async fn open_message(keys: &KeyService, purpose: Purpose, m: StoredMessage) -> MessageView {
     let delivery = matches!(purpose, Purpose::Delivery { .. });
+    open(keys, purpose, m, delivery).await
+}
+
+/// Opens a stored message for a disclosure package under legal process: as
+/// [`open_message`] for staff, but keeping the franking key, so the recipient can check that
+/// the text opens the commitment stored when the message was accepted.
+pub async fn open_for_disclosure(keys: &KeyService, purpose: Purpose, m: StoredMessage) -> MessageView {
+    open(keys, purpose, m, true).await
+}
+
+async fn open(keys: &KeyService, purpose: Purpose, m: StoredMessage, keep_key: bool) -> MessageView {
+    let delivery = matches!(purpose, Purpose::Delivery { .. });
     // A message deleted for everyone never reaches a member again, even while a hold
     // keeps its body for legal process (staff reading under a grant still see it).
     let Some(sealed) = m
@@ -395,8 +407,9 @@ pub async fn open_message(keys: &KeyService, purpose: Purpose, m: StoredMessage)
         }
     };
     let mut view = view_of(&m, content);
-    // Only members get the franking key: it is theirs to disclose when reporting.
-    view.franking_key = franking_key.filter(|_| delivery);
+    // Only members get the franking key (it is theirs to disclose when reporting), and a
+    // disclosure package, whose recipient checks the text against the commitment with it.
+    view.franking_key = franking_key.filter(|_| keep_key);
     view
 }
 

@@ -646,6 +646,9 @@ fn legal_request(secs: u64, targets: Vec<custodia_store::LegalTarget>) -> LegalR
         received_by: StaffId::new(),
         received_at: at(secs),
         review: None,
+        received_log_index: Some(secs + 6),
+        documents: Vec::new(),
+        follows_up: None,
     }
 }
 
@@ -665,20 +668,67 @@ pub async fn legal_requests_are_numbered_kept_whole_and_reviewed_once(s: &Storag
             },
         ],
     );
+    let first = LegalRequestRecord {
+        documents: vec![
+            custodia_store::ServedDocument {
+                name: "warrant 2026-114.pdf".into(),
+                media_type: "application/pdf".into(),
+                sha256: [7; 32],
+                size: 51_200,
+            },
+            custodia_store::ServedDocument {
+                name: "schedule.txt".into(),
+                media_type: "text/plain".into(),
+                sha256: [0xab; 32],
+                size: 3,
+            },
+        ],
+        ..first
+    };
+    let sealed = vec![
+        custodia_store::SealedBody(vec![1, 2, 3]),
+        custodia_store::SealedBody(vec![4; 70_000]),
+    ];
     let second = LegalRequestRecord {
         nondisclosure: None,
         court: None,
+        received_log_index: None,
+        follows_up: Some(first.id),
         agency: custodia_store::Agency {
             subdivision: None,
             ..first.agency.clone()
         },
         ..legal_request(2, Vec::new())
     };
-    assert_eq!(s.cases.add_legal_request(first.clone()).await.unwrap(), 1);
-    assert_eq!(s.cases.add_legal_request(second.clone()).await.unwrap(), 2);
+    assert_eq!(
+        s.cases
+            .add_legal_request(first.clone(), sealed.clone())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.cases
+            .add_legal_request(second.clone(), Vec::new())
+            .await
+            .unwrap(),
+        2
+    );
+    for (position, document) in sealed.iter().enumerate() {
+        assert_eq!(
+            s.cases
+                .legal_document(first.id, position as u32)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(document)
+        );
+    }
+    assert!(s.cases.legal_document(first.id, 2).await.unwrap().is_none());
+    assert!(s.cases.legal_document(second.id, 0).await.unwrap().is_none());
     assert!(
         matches!(
-            s.cases.add_legal_request(first.clone()).await,
+            s.cases.add_legal_request(first.clone(), Vec::new()).await,
             Err(custodia_store::StoreError::Conflict)
         ),
         "an id is stored once"
@@ -719,6 +769,7 @@ pub async fn legal_requests_are_numbered_kept_whole_and_reviewed_once(s: &Storag
         accepted: vec![DataCategory::Subscriber],
         by: StaffId::new(),
         at: at(5),
+        log_index: Some(12),
     };
     assert!(
         s.cases

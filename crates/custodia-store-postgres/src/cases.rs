@@ -6,7 +6,8 @@ use custodia_core::{
     ReasonCode, ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
 use custodia_store::rows::{
-    ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS, LegalRow,
+    ADD_LEGAL_DOCUMENT, ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS,
+    LEGAL_DOCUMENT, LegalRow,
     NOTICE_COLUMNS, RELEASE_NOTICES, REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text,
     proof_bytes, proof_of, signed,
 };
@@ -427,13 +428,18 @@ impl CaseStore for PgStore {
         all(rows, notice)
     }
 
-    async fn add_legal_request(&self, request: LegalRequestRecord) -> StoreResult<u64> {
+    async fn add_legal_request(
+        &self,
+        request: LegalRequestRecord,
+        documents: Vec<SealedBody>,
+    ) -> StoreResult<u64> {
         let r = LegalRow::of(&request);
         let number: i64 = self
             .writer
             .write(Lock::Own, move |c| {
                 Box::pin(async move {
-                    sqlx::query_scalar(ADD_LEGAL_REQUEST)
+                    let id = r.id;
+                    let number: i64 = sqlx::query_scalar(ADD_LEGAL_REQUEST)
                         .bind(r.id)
                         .bind(r.agency_name)
                         .bind(r.agency_country)
@@ -453,9 +459,22 @@ impl CaseStore for PgStore {
                         .bind(r.emergency_basis)
                         .bind(r.received_by)
                         .bind(r.received_at)
+                        .bind(r.received_log_index)
+                        .bind(r.documents)
+                        .bind(r.follows_up)
                         .fetch_one(&mut *c)
                         .await
-                        .map_err(map_err)
+                        .map_err(map_err)?;
+                    for (position, sealed) in documents.iter().enumerate() {
+                        sqlx::query(ADD_LEGAL_DOCUMENT)
+                            .bind(id)
+                            .bind(position as i32)
+                            .bind(&sealed.0)
+                            .execute(&mut *c)
+                            .await
+                            .map_err(map_err)?;
+                    }
+                    Ok(number)
                 })
             })
             .await?;
@@ -471,6 +490,20 @@ impl CaseStore for PgStore {
         .await
         .map_err(map_err)?;
         row.as_ref().map(legal).transpose()
+    }
+
+    async fn legal_document(
+        &self,
+        id: LegalRequestId,
+        position: u32,
+    ) -> StoreResult<Option<SealedBody>> {
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(LEGAL_DOCUMENT)
+            .bind(id.as_uuid())
+            .bind(i32::try_from(position).map_err(|_| corrupt("document position"))?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(sealed.map(SealedBody))
     }
 
     async fn legal_requests(&self) -> StoreResult<Vec<LegalRequestRecord>> {
@@ -498,6 +531,7 @@ impl CaseStore for PgStore {
                         .bind(categories_text(&review.accepted))
                         .bind(review.by.as_uuid())
                         .bind(review.at.as_millis())
+                        .bind(review.log_index.map(signed))
                         .bind(id.as_uuid())
                         .execute(&mut *c)
                         .await
@@ -755,6 +789,10 @@ fn legal(row: &PgRow) -> StoreResult<LegalRequestRecord> {
         accepted: get(row, "accepted")?,
         reviewed_by: get(row, "reviewed_by")?,
         reviewed_at: get(row, "reviewed_at")?,
+        received_log_index: get(row, "received_log_index")?,
+        review_log_index: get(row, "review_log_index")?,
+        documents: get(row, "documents")?,
+        follows_up: get(row, "follows_up")?,
     }
     .into_record()
 }

@@ -6,7 +6,8 @@ use custodia_core::{
     ReasonCode, ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
 };
 use custodia_store::rows::{
-    ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS, LegalRow,
+    ADD_LEGAL_DOCUMENT, ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS,
+    LEGAL_DOCUMENT, LegalRow,
     NOTICE_COLUMNS, RELEASE_NOTICES, REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text,
     proof_bytes, proof_of, signed, unsigned,
 };
@@ -435,12 +436,17 @@ impl CaseStore for SqliteStore {
         with_proofs(rows)
     }
 
-    async fn add_legal_request(&self, request: LegalRequestRecord) -> StoreResult<u64> {
+    async fn add_legal_request(
+        &self,
+        request: LegalRequestRecord,
+        documents: Vec<SealedBody>,
+    ) -> StoreResult<u64> {
         let r = LegalRow::of(&request);
         let number = self
             .writer
             .write(move |c| {
-                c.query_row(
+                let number = c
+                    .query_row(
                     ADD_LEGAL_REQUEST,
                     params![
                         r.id,
@@ -461,11 +467,22 @@ impl CaseStore for SqliteStore {
                         r.nd_until,
                         r.emergency_basis,
                         r.received_by,
-                        r.received_at
+                        r.received_at,
+                        r.received_log_index,
+                        r.documents,
+                        r.follows_up
                     ],
                     |row| row.get::<_, i64>(0),
                 )
-                .map_err(map_err)
+                .map_err(map_err)?;
+                for (position, sealed) in documents.iter().enumerate() {
+                    c.execute(
+                        ADD_LEGAL_DOCUMENT,
+                        params![r.id, position as i64, sealed.0],
+                    )
+                    .map_err(map_err)?;
+                }
+                Ok(number)
             })
             .await?;
         unsigned(number, "legal request number")
@@ -482,6 +499,20 @@ impl CaseStore for SqliteStore {
             })
             .await?;
         row.map(LegalRow::into_record).transpose()
+    }
+
+    async fn legal_document(
+        &self,
+        id: LegalRequestId,
+        position: u32,
+    ) -> StoreResult<Option<SealedBody>> {
+        self.read(move |c| {
+            c.prepare_cached(LEGAL_DOCUMENT)?
+                .query_row(params![id.as_uuid(), position], |r| r.get(0))
+                .optional()
+        })
+        .await
+        .map(|sealed| sealed.map(SealedBody))
     }
 
     async fn legal_requests(&self) -> StoreResult<Vec<LegalRequestRecord>> {
@@ -513,6 +544,7 @@ impl CaseStore for SqliteStore {
                         categories_text(&review.accepted),
                         review.by.as_uuid(),
                         review.at.as_millis(),
+                        review.log_index.map(signed),
                         id.as_uuid()
                     ],
                 )
@@ -756,6 +788,10 @@ fn legal_row(r: &Row<'_>) -> rusqlite::Result<LegalRow> {
         accepted: r.get("accepted")?,
         reviewed_by: r.get("reviewed_by")?,
         reviewed_at: r.get("reviewed_at")?,
+        received_log_index: r.get("received_log_index")?,
+        review_log_index: r.get("review_log_index")?,
+        documents: r.get("documents")?,
+        follows_up: r.get("follows_up")?,
     })
 }
 

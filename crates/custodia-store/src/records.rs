@@ -712,6 +712,28 @@ pub struct LegalRequestRecord {
     pub received_at: Timestamp,
     /// How it was answered, once reviewed.
     pub review: Option<LegalReview>,
+    /// The audit log entry of its intake (`legal.received`); `None` for requests stored
+    /// before entries were kept with them.
+    pub received_log_index: Option<u64>,
+    /// The documents served with it (stored sealed apart; see
+    /// `CaseStore::legal_document`).
+    pub documents: Vec<ServedDocument>,
+    /// For the legal process that follows an emergency request: that request.
+    pub follows_up: Option<LegalRequestId>,
+}
+
+/// A document served with a legal request: what it is and its SHA-256 (the document
+/// itself is stored sealed, apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedDocument {
+    /// Its file name as served.
+    pub name: String,
+    /// Its media type, e.g. `application/pdf`.
+    pub media_type: String,
+    /// SHA-256 of its bytes.
+    pub sha256: [u8; 32],
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// The agency that served a legal request.
@@ -773,6 +795,9 @@ pub struct LegalReview {
     pub by: StaffId,
     /// When.
     pub at: Timestamp,
+    /// The audit log entry of the review (`legal.reviewed`); `None` for reviews stored
+    /// before entries were kept with them.
+    pub log_index: Option<u64>,
 }
 
 /// A preservation hold: an account's conversations over a period, frozen (nothing in them

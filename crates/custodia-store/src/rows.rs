@@ -82,24 +82,35 @@ pub fn checkpoint(row: Option<(i64, String)>) -> StoreResult<Option<(u64, String
 pub const LEGAL_COLUMNS: &str = "id, number, agency_name, agency_country, agency_subdivision, \
      officer_name, officer_badge, officer_email, officer_domain_verified, process, court, \
      targets, categories, period_from, period_to, nd_authority, nd_until, emergency_basis, \
-     received_by, received_at, outcome, rejection, narrowing, accepted, reviewed_by, reviewed_at";
+     received_by, received_at, outcome, rejection, narrowing, accepted, reviewed_by, reviewed_at, \
+     received_log_index, review_log_index, documents, follows_up";
 
 /// Stores a legal request with the next number, in both dialects: `$1` the id, `$2` …
 /// `$19` the columns of [`LEGAL_COLUMNS`] from `agency_name` to `received_at`, in that
-/// order; returns the number.
+/// order, then `$20` received_log_index, `$21` documents, `$22` follows_up; returns the
+/// number.
 pub const ADD_LEGAL_REQUEST: &str = "INSERT INTO legal_requests (id, number, agency_name, \
      agency_country, agency_subdivision, officer_name, officer_badge, officer_email, \
      officer_domain_verified, process, court, targets, categories, period_from, period_to, \
-     nd_authority, nd_until, emergency_basis, received_by, received_at) \
+     nd_authority, nd_until, emergency_basis, received_by, received_at, received_log_index, \
+     documents, follows_up) \
      SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-     $13, $14, $15, $16, $17, $18, $19 FROM legal_requests RETURNING number";
+     $13, $14, $15, $16, $17, $18, $19, $20, $21, $22 FROM legal_requests RETURNING number";
+
+/// Stores one sealed served document, in both dialects: request id, position, sealed.
+pub const ADD_LEGAL_DOCUMENT: &str =
+    "INSERT INTO legal_documents (legal_request_id, position, sealed) VALUES ($1, $2, $3)";
+
+/// A sealed served document, in both dialects: request id, position.
+pub const LEGAL_DOCUMENT: &str =
+    "SELECT sealed FROM legal_documents WHERE legal_request_id = $1 AND position = $2";
 
 /// Records a review, in both dialects: outcome, rejection, narrowing, accepted,
-/// reviewed_by, reviewed_at, then `$7` the id (SQLite numbers `$n` parameters in the order
-/// they appear, so they appear in order).
+/// reviewed_by, reviewed_at, review_log_index, then `$8` the id (SQLite numbers `$n`
+/// parameters in the order they appear, so they appear in order).
 pub const REVIEW_LEGAL_REQUEST: &str = "UPDATE legal_requests SET outcome = $1, \
-     rejection = $2, narrowing = $3, accepted = $4, reviewed_by = $5, reviewed_at = $6 \
-     WHERE id = $7 AND outcome IS NULL";
+     rejection = $2, narrowing = $3, accepted = $4, reviewed_by = $5, reviewed_at = $6, \
+     review_log_index = $7 WHERE id = $8 AND outcome IS NULL";
 
 /// A `legal_requests` row as both backends read it (ids as UUIDs, times as ms).
 #[derive(Debug, Clone)]
@@ -131,6 +142,46 @@ pub struct LegalRow {
     pub accepted: Option<String>,
     pub reviewed_by: Option<uuid::Uuid>,
     pub reviewed_at: Option<i64>,
+    pub received_log_index: Option<i64>,
+    pub review_log_index: Option<i64>,
+    pub documents: String,
+    pub follows_up: Option<uuid::Uuid>,
+}
+
+/// Served documents as stored: one per line, `SHA256-HEX SIZE MEDIA-TYPE NAME`.
+pub fn documents_text(d: &[crate::ServedDocument]) -> String {
+    d.iter()
+        .map(|d| {
+            let hex: String = d.sha256.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex} {} {} {}", d.size, d.media_type, d.name)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn documents_of(text: &str) -> StoreResult<Vec<crate::ServedDocument>> {
+    let corrupt = || StoreError::Corrupt("legal request documents".into());
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut parts = line.splitn(4, ' ');
+            let mut field = || parts.next().ok_or_else(corrupt);
+            let (hex, size, media_type, name) = (field()?, field()?, field()?, field()?);
+            let mut sha256 = [0u8; 32];
+            if hex.len() != 64 {
+                return Err(corrupt());
+            }
+            for (i, b) in sha256.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| corrupt())?;
+            }
+            Ok(crate::ServedDocument {
+                name: name.to_owned(),
+                media_type: media_type.to_owned(),
+                sha256,
+                size: size.parse().map_err(|_| corrupt())?,
+            })
+        })
+        .collect()
 }
 
 /// Categories as stored: their names, space-separated.
@@ -215,6 +266,10 @@ impl LegalRow {
             accepted: None,
             reviewed_by: None,
             reviewed_at: None,
+            received_log_index: r.received_log_index.map(signed),
+            review_log_index: None,
+            documents: documents_text(&r.documents),
+            follows_up: r.follows_up.map(|f| *f.as_uuid()),
         }
     }
 
@@ -233,6 +288,10 @@ impl LegalRow {
                 accepted: categories_of(self.accepted.as_deref().unwrap_or(""))?,
                 by: custodia_core::StaffId::from_uuid(by),
                 at: Timestamp::from_millis(at),
+                log_index: self
+                    .review_log_index
+                    .map(|i| unsigned(i, "review log index"))
+                    .transpose()?,
             }),
             _ => None,
         };
@@ -268,6 +327,14 @@ impl LegalRow {
             received_by: custodia_core::StaffId::from_uuid(self.received_by),
             received_at: Timestamp::from_millis(self.received_at),
             review,
+            received_log_index: self
+                .received_log_index
+                .map(|i| unsigned(i, "intake log index"))
+                .transpose()?,
+            documents: documents_of(&self.documents)?,
+            follows_up: self
+                .follows_up
+                .map(custodia_core::LegalRequestId::from_uuid),
         })
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     AccessNoticeRecord, AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord,
     ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord, HashKind, HashRange,
     HoldRecord, LegalRequestRecord, LegalReview, LogAppend, MemberRecord, NewConversation,
-    NewMessage, NoticeRelease, PendingSignal, SealedTotp, SeqRange, SessionRecord,
+    NewMessage, NoticeRelease, PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord,
     StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage,
     TileHash, TokenHash, UserRecord, WrappedDek,
 };
@@ -156,9 +156,20 @@ pub trait CaseStore: Send + Sync {
         which: NoticeRelease,
         now: Timestamp,
     ) -> StoreResult<Vec<AccessNoticeRecord>>;
-    /// Stores a new legal request, giving it the next number; returns that number.
+    /// Stores a new legal request with its served documents (sealed, in the order of
+    /// `request.documents`) in one commit, giving it the next number; returns that number.
     /// `Conflict` if another node took the same number at once (try again).
-    async fn add_legal_request(&self, request: LegalRequestRecord) -> StoreResult<u64>;
+    async fn add_legal_request(
+        &self,
+        request: LegalRequestRecord,
+        documents: Vec<SealedBody>,
+    ) -> StoreResult<u64>;
+    /// Served document `position` (from 0) of a legal request, sealed.
+    async fn legal_document(
+        &self,
+        id: LegalRequestId,
+        position: u32,
+    ) -> StoreResult<Option<SealedBody>>;
     /// A legal request.
     async fn legal_request(&self, id: LegalRequestId) -> StoreResult<Option<LegalRequestRecord>>;
     /// Every legal request, newest first.

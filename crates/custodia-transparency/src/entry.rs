@@ -99,11 +99,17 @@ pub enum EventKind {
     /// A legal officer recorded that a case's non-disclosure order was lifted (scope: the
     /// SHA-256 of the lifting document); its deferred notices are released.
     OrderLifted,
+    /// A legal officer built a disclosure package for a legal request, after its reads
+    /// (scope: the grants read, and `records`: the SHA-256 of each record file).
+    DisclosureBuilt,
+    /// A disclosure package was handed over, encrypted (scope: the SHA-256 of the
+    /// encrypted package and the recipient's age key).
+    DisclosureDelivered,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -123,6 +129,8 @@ impl EventKind {
         Self::HoldReleased,
         Self::HoldExpired,
         Self::OrderLifted,
+        Self::DisclosureBuilt,
+        Self::DisclosureDelivered,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -147,6 +155,8 @@ impl EventKind {
             Self::HoldReleased => "hold.released",
             Self::HoldExpired => "hold.expired",
             Self::OrderLifted => "order.lifted",
+            Self::DisclosureBuilt => "disclosure.built",
+            Self::DisclosureDelivered => "disclosure.delivered",
         }
     }
 

@@ -35,6 +35,9 @@ enum Command {
     /// Transparency log tools: keys and the auditor's verifier.
     #[command(subcommand)]
     Log(custodia_server::logcmd::LogCommand),
+    /// Disclosure packages: the recipient's offline check, and the package key.
+    #[command(subcommand)]
+    Disclosure(custodia_server::disclosurecmd::DisclosureCommand),
     /// Operator tools on a data directory (hash list import).
     #[command(subcommand)]
     Admin(custodia_server::admin::AdminCommand),
@@ -73,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             custodia_server::run::serve(config, flags).await
         }
         Command::Log(command) => custodia_server::logcmd::run(command).await,
+        Command::Disclosure(command) => custodia_server::disclosurecmd::run(command),
         Command::Admin(command) => custodia_server::admin::run(command).await,
         Command::Witness {
             data_dir,

@@ -421,6 +421,8 @@ enum Call {
 
 /// Who calls: the requester (a moderator), or another staff member of a role.
 const ACTORS: [&str; 6] = ["requester", "mod2", "sen", "lex", "aud", "admin"];
+/// An agency's age public key (its identity is thrown away: nothing is decrypted here).
+const AGENCY: &str = "age19rmacgdnfxfllh8xtxy98qpg2nd2epxxxasfqs3l5n8u2pnf7cqs4pegy6";
 
 /// The expected status of `call` by `actor` on a request in `state`.
 fn expected(call: Call, actor: &str, state: State) -> u16 {
@@ -600,7 +602,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
             .await
             .unwrap();
         let nobody = uuid::Uuid::new_v4();
-        let cases: [(Method, String, Vec<u8>, u16); 18] = [
+        let cases: [(Method, String, Vec<u8>, u16); 20] = [
             (
                 Method::GET,
                 "/v1/staff/cases".into(),
@@ -681,6 +683,18 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
             (
                 Method::GET,
                 format!("/v1/staff/legal-requests/{nobody}/holds"),
+                vec![],
+                if actor == "lex" { 404 } else { 403 },
+            ),
+            (
+                Method::POST,
+                format!("/v1/staff/legal-requests/{nobody}/package"),
+                format!(r#"{{"recipient":"{AGENCY}"}}"#).into_bytes(),
+                if actor == "lex" { 404 } else { 403 },
+            ),
+            (
+                Method::GET,
+                format!("/v1/staff/legal-requests/{nobody}/documents/0"),
                 vec![],
                 if actor == "lex" { 404 } else { 403 },
             ),

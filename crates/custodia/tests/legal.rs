@@ -38,6 +38,8 @@ fn warrant(targets: &[&str]) -> wire::NewLegalRequest {
             until: Some("2099-12-31".into()),
         }),
         emergency_basis: None,
+        documents: Vec::new(),
+        follows_up: None,
     }
 }
 
