@@ -311,7 +311,6 @@ pub fn archive(
     signature: &str,
     mtime: u64,
 ) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
     let all = files
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice()))
@@ -319,7 +318,13 @@ pub fn archive(
             (MANIFEST, manifest_json),
             (MANIFEST_SIG, signature.as_bytes()),
         ]);
-    for (path, bytes) in all {
+    tar_of(all, mtime)
+}
+
+/// The canonical tar of `entries`, in order: ustar headers, plain files, mode 0644.
+fn tar_of<'a>(entries: impl Iterator<Item = (&'a str, &'a [u8])>, mtime: u64) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, bytes) in entries {
         let mut header = tar::Header::new_ustar();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
@@ -433,9 +438,12 @@ pub struct Keys<'a> {
 }
 
 /// Reads a (decrypted) package archive into its files; refuses anything but plain files
-/// with plain relative paths, and a path given twice.
+/// with plain relative paths, a path given twice, and any byte outside the files that is
+/// not as custodia writes it (the archive is canonical, so every byte is checked).
 fn files_of(archive: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
     let mut files = BTreeMap::new();
+    let mut order = Vec::new();
+    let mut mtime = None;
     let mut total = 0u64;
     let mut tar = tar::Archive::new(archive);
     let entries = tar
@@ -463,9 +471,20 @@ fn files_of(archive: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
         entry
             .read_to_end(&mut bytes)
             .map_err(|e| Problem(format!("{path}: cannot be read: {e}")))?;
+        mtime.get_or_insert(entry.header().mtime().unwrap_or(0));
+        order.push(path.clone());
         if files.insert(path.clone(), bytes).is_some() {
             return problem(format!("{path}: appears twice in the package"));
         }
+    }
+    let canonical = tar_of(
+        order.iter().map(|p| (p.as_str(), files[p].as_slice())),
+        mtime.unwrap_or(0),
+    );
+    if canonical != archive {
+        return problem(
+            "the archive's headers or padding were changed (its bytes outside the files are not as built)",
+        );
     }
     Ok(files)
 }
@@ -622,30 +641,7 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
             .map(|(_, v)| v.clone())
     };
 
-    // The build entry vouches for the records; the reads name exactly the messages.
-    let build = &entries
-        .iter()
-        .find(|(w, _)| w == "build")
-        .unwrap_or_else(|| unreachable!("checked above"))
-        .1;
-    let vouched: BTreeMap<String, String> = scope(build, "records")
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|pair| pair.split_once(':'))
-        .map(|(hash, path)| (path.to_owned(), hash.to_owned()))
-        .collect();
-    for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("records/")) {
-        if vouched.get(path) != Some(&sha256_hex(bytes)) {
-            return problem(format!(
-                "{path} is not the record the log's build entry names"
-            ));
-        }
-    }
-    if let Some(missing) = vouched.keys().find(|p| !files.contains_key(*p)) {
-        return problem(format!(
-            "{missing} is named by the log's build entry but missing"
-        ));
-    }
+    // The reads name exactly the messages; the build entry vouches for the records.
     let mut logged: BTreeSet<(String, u64)> = BTreeSet::new();
     for (_, read) in entries.iter().filter(|(w, _)| w == "read") {
         let grant = scope(read, "request").unwrap_or_default();
@@ -690,6 +686,29 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
         messages = records.messages.len();
     } else if !logged.is_empty() {
         return problem(format!("{MESSAGES} is missing, but the log shows messages read for it"));
+    }
+    let build = &entries
+        .iter()
+        .find(|(w, _)| w == "build")
+        .unwrap_or_else(|| unreachable!("checked above"))
+        .1;
+    let vouched: BTreeMap<String, String> = scope(build, "records")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once(':'))
+        .map(|(hash, path)| (path.to_owned(), hash.to_owned()))
+        .collect();
+    for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("records/")) {
+        if vouched.get(path) != Some(&sha256_hex(bytes)) {
+            return problem(format!(
+                "{path} is not the record the log's build entry names"
+            ));
+        }
+    }
+    if let Some(missing) = vouched.keys().find(|p| !files.contains_key(*p)) {
+        return problem(format!(
+            "{missing} is named by the log's build entry but missing"
+        ));
     }
     let subscribers = if files.contains_key(SUBSCRIBERS) {
         json::<SubscriberRecords>(&files, SUBSCRIBERS)?.accounts.len()
