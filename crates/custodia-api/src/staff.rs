@@ -678,7 +678,11 @@ async fn served_document(
         described
             .name
             .chars()
-            .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+            .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            })
             .collect::<String>()
     );
     Ok((

@@ -261,7 +261,11 @@ impl AuditLog {
     /// The receipt of stored entry `index` against `checkpoint`, a checkpoint this log
     /// kept (so that several entries prove against one checkpoint, as a disclosure package
     /// shows them).
-    pub async fn receipt_against(&self, index: u64, checkpoint: &str) -> Result<Receipt, AuditError> {
+    pub async fn receipt_against(
+        &self,
+        index: u64,
+        checkpoint: &str,
+    ) -> Result<Receipt, AuditError> {
         let size = signed_size(checkpoint)?;
         if index >= size {
             return Err(AuditError::Inconsistent(format!(

@@ -949,7 +949,9 @@ fn print_legal(r: &wire::LegalRequest) {
     if let Some(b) = &r.emergency_basis {
         println!("emergency  {}", quoted(b));
         if r.follow_up_missing {
-            println!("follow-up  MISSING: no legal process has followed this emergency request yet");
+            println!(
+                "follow-up  MISSING: no legal process has followed this emergency request yet"
+            );
         }
         for f in &r.followed_up_by {
             println!("follow-up  {}", clean(f));

@@ -377,8 +377,7 @@ pub fn decrypt(identity_file: &str, encrypted: &[u8]) -> Result<Vec<u8>, AgeErro
     if identities.is_empty() {
         return Err(AgeError::NoIdentity);
     }
-    let decryptor =
-        age::Decryptor::new(encrypted).map_err(|e| AgeError::Decrypt(e.to_string()))?;
+    let decryptor = age::Decryptor::new(encrypted).map_err(|e| AgeError::Decrypt(e.to_string()))?;
     let mut reader = decryptor
         .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
         .map_err(|e| AgeError::Decrypt(e.to_string()))?;
@@ -489,7 +488,10 @@ fn files_of(archive: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
     Ok(files)
 }
 
-fn json<'a, T: Deserialize<'a>>(files: &'a BTreeMap<String, Vec<u8>>, path: &str) -> Result<T, Problem> {
+fn json<'a, T: Deserialize<'a>>(
+    files: &'a BTreeMap<String, Vec<u8>>,
+    path: &str,
+) -> Result<T, Problem> {
     let bytes = files
         .get(path)
         .ok_or_else(|| Problem(format!("{path} is missing from the package")))?;
@@ -506,12 +508,13 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
         .ok_or_else(|| Problem(format!("{MANIFEST_SIG} is missing from the package")))?;
     let note = SignedNote::parse(sig)
         .map_err(|e| Problem(format!("{MANIFEST_SIG} is not a signed note: {e}")))?;
-    note.verify(std::slice::from_ref(keys.package)).map_err(|_| {
-        Problem(format!(
-            "{MANIFEST_SIG} is not signed by the given package key ({})",
-            keys.package.name()
-        ))
-    })?;
+    note.verify(std::slice::from_ref(keys.package))
+        .map_err(|_| {
+            Problem(format!(
+                "{MANIFEST_SIG} is not signed by the given package key ({})",
+                keys.package.name()
+            ))
+        })?;
     let manifest_json = files
         .get(MANIFEST)
         .ok_or_else(|| Problem(format!("{MANIFEST} is missing from the package")))?;
@@ -546,8 +549,11 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
 
     // The receipts against the checkpoint, the checkpoint against the log key.
     let receipts: Receipts = json(&files, RECEIPTS)?;
-    let checkpoint_note = SignedNote::parse(receipts.checkpoint.as_bytes())
-        .map_err(|e| Problem(format!("the receipts' checkpoint is not a signed note: {e}")))?;
+    let checkpoint_note = SignedNote::parse(receipts.checkpoint.as_bytes()).map_err(|e| {
+        Problem(format!(
+            "the receipts' checkpoint is not a signed note: {e}"
+        ))
+    })?;
     checkpoint_note
         .verify(std::slice::from_ref(keys.log))
         .map_err(|_| {
@@ -645,7 +651,10 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
     let mut logged: BTreeSet<(String, u64)> = BTreeSet::new();
     for (_, read) in entries.iter().filter(|(w, _)| w == "read") {
         let grant = scope(read, "request").unwrap_or_default();
-        for seq in scope(read, "messages").unwrap_or_default().split_whitespace() {
+        for seq in scope(read, "messages")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
             let seq = seq
                 .parse()
                 .map_err(|_| Problem(format!("a read entry of grant {grant} is malformed")))?;
@@ -685,7 +694,9 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
         }
         messages = records.messages.len();
     } else if !logged.is_empty() {
-        return problem(format!("{MESSAGES} is missing, but the log shows messages read for it"));
+        return problem(format!(
+            "{MESSAGES} is missing, but the log shows messages read for it"
+        ));
     }
     let build = &entries
         .iter()
@@ -711,7 +722,9 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
         ));
     }
     let subscribers = if files.contains_key(SUBSCRIBERS) {
-        json::<SubscriberRecords>(&files, SUBSCRIBERS)?.accounts.len()
+        json::<SubscriberRecords>(&files, SUBSCRIBERS)?
+            .accounts
+            .len()
     } else {
         0
     };
@@ -762,4 +775,216 @@ pub fn summary(v: &Verified, out: &mut impl Write) -> std::io::Result<()> {
         out,
         "  not checked offline: each message's server tag (keyed by the platform; ask it to confirm)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use custodia_tlog::{MemoryTree, NoteSigner};
+    use custodia_transparency::{AuditEvent, EventKind, PseudonymKey};
+
+    use super::*;
+
+    const ID: &str = "0192f0c5-1b2c-7d3e-8f40-123456789abc";
+
+    fn event(kind: EventKind, case: &str, scope: Vec<(String, String)>) -> AuditEvent {
+        AuditEvent {
+            kind,
+            time: custodia_core_time(),
+            actor: None,
+            reason: None,
+            case: Some(case.into()),
+            subjects: Vec::new(),
+            scope,
+        }
+    }
+
+    fn custodia_core_time() -> custodia_core::Timestamp {
+        custodia_core::Timestamp::from_millis(1_780_000_000_000)
+    }
+
+    /// A small log holding a request's path and a package over it: (archive, package
+    /// signer, log signer).
+    fn package(text: &str) -> (Vec<u8>, NoteSigner, NoteSigner) {
+        let log = NoteSigner::generate("log.example/audit").unwrap();
+        let packager = NoteSigner::generate("log.example/audit/disclosure").unwrap();
+        let key = PseudonymKey::from_bytes([9; 32]);
+        let franking_key = [5u8; 32];
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&franking_key).unwrap();
+        mac.update(text.as_bytes());
+        let messages = MessageRecords {
+            legal_request: "LR-2026-000001".into(),
+            tier: "content".into(),
+            conversations: Vec::new(),
+            messages: vec![MessageRecord {
+                grant: "grant-1".into(),
+                conversation: "c".into(),
+                seq: 7,
+                message_id: "m".into(),
+                sender: "s".into(),
+                sender_username: Some("alice".into()),
+                sent_at: "2026-05-28T00:00:00.000Z".into(),
+                content: "text".into(),
+                text: Some(text.into()),
+                franking: Some(FrankingRecord {
+                    commitment: hex(&mac.finalize().into_bytes()),
+                    server_tag: "00".into(),
+                    key: Some(hex(&franking_key)),
+                }),
+            }],
+        };
+        let mut files = vec![(MESSAGES.to_owned(), to_json(&messages))];
+        let path = [
+            ("intake", event(EventKind::LegalReceived, ID, Vec::new())),
+            ("review", event(EventKind::LegalReviewed, ID, Vec::new())),
+            (
+                "read",
+                event(
+                    EventKind::AccessRead,
+                    "case",
+                    vec![
+                        ("request".into(), "grant-1".into()),
+                        ("messages".into(), "7".into()),
+                    ],
+                ),
+            ),
+            (
+                "build",
+                event(
+                    EventKind::DisclosureBuilt,
+                    ID,
+                    vec![("records".into(), records_scope(&files))],
+                ),
+            ),
+        ];
+        let entries: Vec<Vec<u8>> = path.iter().map(|(_, e)| e.entry(&key).unwrap()).collect();
+        let tree = MemoryTree(
+            entries
+                .iter()
+                .map(|e| custodia_tlog::leaf_hash(e))
+                .collect(),
+        );
+        let size = entries.len() as u64;
+        let checkpoint = Checkpoint {
+            origin: log.name().into(),
+            size,
+            root: custodia_tlog::root_hash(&tree, size).unwrap(),
+            extensions: Vec::new(),
+        }
+        .to_string();
+        let receipts = Receipts {
+            checkpoint: SignedNote {
+                signatures: vec![log.sign(&checkpoint).unwrap()],
+                text: checkpoint,
+            }
+            .to_string(),
+            entries: path
+                .iter()
+                .zip(&entries)
+                .enumerate()
+                .map(|(i, ((what, _), entry))| ReceiptRecord {
+                    what: (*what).into(),
+                    index: i as u64,
+                    leaf_hash: hex(&custodia_tlog::leaf_hash(entry)),
+                    entry: B64.encode(entry),
+                    proof: custodia_tlog::inclusion_proof(&tree, i as u64, size)
+                        .unwrap()
+                        .unwrap()
+                        .iter()
+                        .map(|h| hex(h))
+                        .collect(),
+                })
+                .collect(),
+        };
+        files.push((RECEIPTS.into(), to_json(&receipts)));
+        files.push((
+            CERTIFICATE.into(),
+            to_json(&Certificate {
+                legal_request: "LR-2026-000001".into(),
+                deployment: log.name().into(),
+                custodian: Custodian {
+                    name: "lo1".into(),
+                    staff_id: "x".into(),
+                    role: "legal_officer".into(),
+                },
+                statement: "true copies".into(),
+                date: "2026-05-28T00:00:00.000Z".into(),
+                records: vec![MESSAGES.into()],
+            }),
+        ));
+        let manifest = to_json(&manifest(
+            "LR-2026-000001",
+            ID,
+            "2026-05-28T00:00:00.000Z",
+            &files,
+        ));
+        let text = signed_text("LR-2026-000001", &manifest);
+        let sig = SignedNote {
+            signatures: vec![packager.sign(&text).unwrap()],
+            text,
+        };
+        (
+            archive(&files, &manifest, &sig.to_string(), 1_780_000_000),
+            packager,
+            log,
+        )
+    }
+
+    fn check(archive: &[u8], packager: &NoteSigner, log: &NoteSigner) -> Result<Verified, Problem> {
+        verify(
+            archive,
+            &Keys {
+                package: &packager.verifier(),
+                log: &log.verifier(),
+                witnesses: &[],
+                quorum: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn a_package_verifies_and_every_changed_byte_is_caught() {
+        let (archive, packager, log) = package("meet at nine");
+        let v = check(&archive, &packager, &log).unwrap();
+        assert_eq!((v.messages, v.franking_checked, v.receipts), (1, 1, 4));
+        for at in 0..archive.len() {
+            let mut flipped = archive.clone();
+            flipped[at] ^= 0x01;
+            assert!(check(&flipped, &packager, &log).is_err(), "byte {at}");
+        }
+    }
+
+    #[test]
+    fn the_wrong_keys_are_named() {
+        let (archive, packager, log) = package("meet at nine");
+        let other = NoteSigner::generate("other.example/audit").unwrap();
+        let e = check(&archive, &other, &log).unwrap_err();
+        assert!(e.0.contains("not signed by the given package key"), "{e}");
+        let e = check(&archive, &packager, &other).unwrap_err();
+        assert!(e.0.contains("from another log"), "{e}");
+    }
+
+    #[test]
+    fn a_package_round_trips_through_age() {
+        let (archive, _, _) = package("meet at nine");
+        let identity = age::x25519::Identity::generate();
+        let sealed = encrypt(&identity.to_public(), &archive);
+        assert!(is_age(&sealed));
+        let file = format!(
+            "# a comment\n{}\n",
+            age::secrecy::ExposeSecret::expose_secret(&identity.to_string())
+        );
+        assert_eq!(decrypt(&file, &sealed).unwrap(), archive);
+        let stranger = age::x25519::Identity::generate();
+        let other = age::secrecy::ExposeSecret::expose_secret(&stranger.to_string()).to_owned();
+        assert!(matches!(
+            decrypt(&other, &sealed),
+            Err(AgeError::Decrypt(_))
+        ));
+        assert!(matches!(
+            decrypt("# nothing\n", &sealed),
+            Err(AgeError::NoIdentity)
+        ));
+        assert!(recipient("age1nope").is_err());
+    }
 }

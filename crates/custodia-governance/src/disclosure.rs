@@ -309,7 +309,10 @@ impl Governance {
             subjects: Vec::new(),
             scope: vec![
                 ("build".into(), build.index.to_string()),
-                ("package_sha256".into(), pkg::hex(&sha2::Sha256::digest(&bytes))),
+                (
+                    "package_sha256".into(),
+                    pkg::hex(&sha2::Sha256::digest(&bytes)),
+                ),
                 ("recipient".into(), age_recipient.to_string()),
             ],
         })

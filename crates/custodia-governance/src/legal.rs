@@ -444,22 +444,23 @@ impl Governance {
         if let Some(f) = record.follows_up {
             scope.push(("follows_up".into(), f.to_string()));
         }
-        let receipt = self.append(AuditEvent {
-            kind: EventKind::LegalReceived,
-            time: now,
-            actor: Some(by.actor()),
-            reason: None,
-            case: Some(record.id.to_string()),
-            // Named, but never findable by those named: no tip-off.
-            subjects: record
-                .targets
-                .iter()
-                .filter_map(|t| t.account)
-                .map(Subject::Withheld)
-                .collect(),
-            scope,
-        })
-        .await?;
+        let receipt = self
+            .append(AuditEvent {
+                kind: EventKind::LegalReceived,
+                time: now,
+                actor: Some(by.actor()),
+                reason: None,
+                case: Some(record.id.to_string()),
+                // Named, but never findable by those named: no tip-off.
+                subjects: record
+                    .targets
+                    .iter()
+                    .filter_map(|t| t.account)
+                    .map(Subject::Withheld)
+                    .collect(),
+                scope,
+            })
+            .await?;
         record.received_log_index = Some(receipt.index);
         let number = match inner
             .store
@@ -515,11 +516,7 @@ impl Governance {
                 return Err(ServiceError::Rejected("a served document is empty"));
             }
             let sha256: [u8; 32] = sha2::Sha256::digest(&d.bytes).into();
-            sealed.push(
-                self.inner
-                    .keys
-                    .seal_served_document(id, &sha256, &d.bytes),
-            );
+            sealed.push(self.inner.keys.seal_served_document(id, &sha256, &d.bytes));
             described.push(ServedDocument {
                 name,
                 media_type,

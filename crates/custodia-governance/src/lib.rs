@@ -43,8 +43,7 @@ pub use cases::{
 pub use disclosure::Package;
 pub use legal::{
     HOLD_PERIOD, LegalDecision, LegalRequestView, MAX_DOCUMENT_BYTES, MAX_DOCUMENTS, MAX_TARGETS,
-    NewDocument, NewLegalRequest, SUFFICIENT,
-    UNTIL_LIFTED, sufficient,
+    NewDocument, NewLegalRequest, SUFFICIENT, UNTIL_LIFTED, sufficient,
 };
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};

@@ -164,10 +164,9 @@ impl KeyService {
 
     /// Signs `text` (a disclosure package's manifest line) as a C2SP signed note.
     pub fn sign_package(&self, text: &str) -> Result<String, KeyError> {
-        let signer = self
-            .package_signer
-            .as_ref()
-            .ok_or(KeyError::Signing("this deployment has no package-signing key"))?;
+        let signer = self.package_signer.as_ref().ok_or(KeyError::Signing(
+            "this deployment has no package-signing key",
+        ))?;
         let signature = signer
             .sign(text)
             .map_err(|_| KeyError::Signing("the package text is not a valid note"))?;
@@ -287,7 +286,12 @@ impl KeyService {
         self.open_under_kek(sealed, |v| self.document_aad(request, sha256, v))
     }
 
-    fn document_aad(&self, request: LegalRequestId, sha256: &[u8; 32], kek_version: u32) -> Vec<u8> {
+    fn document_aad(
+        &self,
+        request: LegalRequestId,
+        sha256: &[u8; 32],
+        kek_version: u32,
+    ) -> Vec<u8> {
         let mut aad = Vec::with_capacity(96);
         aad.extend_from_slice(b"custodia/served-document/v1\0");
         aad.extend_from_slice(self.deployment.as_bytes());

@@ -145,7 +145,10 @@ impl Client {
     }
 
     /// A call whose answer is a file: its content type and bytes.
-    pub(crate) async fn call_bytes(&self, r: RequestBuilder) -> Result<(String, Vec<u8>), SdkError> {
+    pub(crate) async fn call_bytes(
+        &self,
+        r: RequestBuilder,
+    ) -> Result<(String, Vec<u8>), SdkError> {
         let res = r.send().await?;
         if !res.status().is_success() {
             return Err(problem(res).await);

@@ -374,11 +374,20 @@ pub async fn open_message(keys: &KeyService, purpose: Purpose, m: StoredMessage)
 /// Opens a stored message for a disclosure package under legal process: as
 /// [`open_message`] for staff, but keeping the franking key, so the recipient can check that
 /// the text opens the commitment stored when the message was accepted.
-pub async fn open_for_disclosure(keys: &KeyService, purpose: Purpose, m: StoredMessage) -> MessageView {
+pub async fn open_for_disclosure(
+    keys: &KeyService,
+    purpose: Purpose,
+    m: StoredMessage,
+) -> MessageView {
     open(keys, purpose, m, true).await
 }
 
-async fn open(keys: &KeyService, purpose: Purpose, m: StoredMessage, keep_key: bool) -> MessageView {
+async fn open(
+    keys: &KeyService,
+    purpose: Purpose,
+    m: StoredMessage,
+    keep_key: bool,
+) -> MessageView {
     let delivery = matches!(purpose, Purpose::Delivery { .. });
     // A message deleted for everyone never reaches a member again, even while a hold
     // keeps its body for legal process (staff reading under a grant still see it).

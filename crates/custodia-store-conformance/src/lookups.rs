@@ -725,7 +725,13 @@ pub async fn legal_requests_are_numbered_kept_whole_and_reviewed_once(s: &Storag
         );
     }
     assert!(s.cases.legal_document(first.id, 2).await.unwrap().is_none());
-    assert!(s.cases.legal_document(second.id, 0).await.unwrap().is_none());
+    assert!(
+        s.cases
+            .legal_document(second.id, 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(
         matches!(
             s.cases.add_legal_request(first.clone(), Vec::new()).await,

@@ -7,9 +7,8 @@ use custodia_core::{
 };
 use custodia_store::rows::{
     ADD_LEGAL_DOCUMENT, ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS,
-    LEGAL_DOCUMENT, LegalRow,
-    NOTICE_COLUMNS, RELEASE_NOTICES, REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text,
-    proof_bytes, proof_of, signed,
+    LEGAL_DOCUMENT, LegalRow, NOTICE_COLUMNS, RELEASE_NOTICES, REVIEW_LEGAL_REQUEST,
+    UNLOGGED_RELEASES, categories_text, proof_bytes, proof_of, signed,
 };
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,

@@ -7,9 +7,8 @@ use custodia_core::{
 };
 use custodia_store::rows::{
     ADD_LEGAL_DOCUMENT, ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS,
-    LEGAL_DOCUMENT, LegalRow,
-    NOTICE_COLUMNS, RELEASE_NOTICES, REVIEW_LEGAL_REQUEST, UNLOGGED_RELEASES, categories_text,
-    proof_bytes, proof_of, signed, unsigned,
+    LEGAL_DOCUMENT, LegalRow, NOTICE_COLUMNS, RELEASE_NOTICES, REVIEW_LEGAL_REQUEST,
+    UNLOGGED_RELEASES, categories_text, proof_bytes, proof_of, signed, unsigned,
 };
 use custodia_store::{
     AccessNoticeRecord, AccessRequestRecord, CaseRecord, CaseStore, DecisionRecord, EvidenceRecord,
@@ -447,40 +446,37 @@ impl CaseStore for SqliteStore {
             .write(move |c| {
                 let number = c
                     .query_row(
-                    ADD_LEGAL_REQUEST,
-                    params![
-                        r.id,
-                        r.agency_name,
-                        r.agency_country,
-                        r.agency_subdivision,
-                        r.officer_name,
-                        r.officer_badge,
-                        r.officer_email,
-                        r.officer_domain_verified,
-                        r.process,
-                        r.court,
-                        r.targets,
-                        r.categories,
-                        r.period_from,
-                        r.period_to,
-                        r.nd_authority,
-                        r.nd_until,
-                        r.emergency_basis,
-                        r.received_by,
-                        r.received_at,
-                        r.received_log_index,
-                        r.documents,
-                        r.follows_up
-                    ],
-                    |row| row.get::<_, i64>(0),
-                )
-                .map_err(map_err)?;
-                for (position, sealed) in documents.iter().enumerate() {
-                    c.execute(
-                        ADD_LEGAL_DOCUMENT,
-                        params![r.id, position as i64, sealed.0],
+                        ADD_LEGAL_REQUEST,
+                        params![
+                            r.id,
+                            r.agency_name,
+                            r.agency_country,
+                            r.agency_subdivision,
+                            r.officer_name,
+                            r.officer_badge,
+                            r.officer_email,
+                            r.officer_domain_verified,
+                            r.process,
+                            r.court,
+                            r.targets,
+                            r.categories,
+                            r.period_from,
+                            r.period_to,
+                            r.nd_authority,
+                            r.nd_until,
+                            r.emergency_basis,
+                            r.received_by,
+                            r.received_at,
+                            r.received_log_index,
+                            r.documents,
+                            r.follows_up
+                        ],
+                        |row| row.get::<_, i64>(0),
                     )
                     .map_err(map_err)?;
+                for (position, sealed) in documents.iter().enumerate() {
+                    c.execute(ADD_LEGAL_DOCUMENT, params![r.id, position as i64, sealed.0])
+                        .map_err(map_err)?;
                 }
                 Ok(number)
             })

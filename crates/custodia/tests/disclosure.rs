@@ -302,7 +302,10 @@ async fn a_warrant_becomes_a_package_the_agency_opens_with_age_and_verifies_offl
     assert!(ok, "verify: {out}{err}");
     assert!(out.contains("verified"), "{out}");
     assert!(out.contains("4 messages"), "{out}");
-    assert!(out.contains("4 message texts open their commitments"), "{out}");
+    assert!(
+        out.contains("4 message texts open their commitments"),
+        "{out}"
+    );
     assert!(out.contains("cosigned by witness.test/w0"), "{out}");
     assert!(out.contains("not checked offline"), "{out}");
     let (ok, out, err) = verify(&delivered, &["--identity", identity.to_str().unwrap()]);
@@ -313,8 +316,7 @@ async fn a_warrant_becomes_a_package_the_agency_opens_with_age_and_verifies_offl
     // What is in it.
     let archive = std::fs::read(&decrypted).unwrap();
     let files = unpack(&archive);
-    let records: pkg::MessageRecords =
-        serde_json::from_slice(file(&files, pkg::MESSAGES)).unwrap();
+    let records: pkg::MessageRecords = serde_json::from_slice(file(&files, pkg::MESSAGES)).unwrap();
     assert_eq!(records.messages.len(), 4);
     let with_canary = records
         .messages
