@@ -138,14 +138,9 @@ impl Governance {
                 });
             }
             for (m, franking) in read.messages.into_iter().zip(read.franking) {
-                if !usernames.contains_key(&m.sender_id) {
-                    let name = inner
-                        .store
-                        .accounts
-                        .user_by_id(m.sender_id)
-                        .await?
-                        .map(|u| u.username.to_string());
-                    usernames.insert(m.sender_id, name);
+                if let std::collections::hash_map::Entry::Vacant(e) = usernames.entry(m.sender_id) {
+                    let user = inner.store.accounts.user_by_id(m.sender_id).await?;
+                    e.insert(user.map(|u| u.username.to_string()));
                 }
                 let (content, text) = match &m.content {
                     Content::Text(t) => ("text", Some(t.as_str().to_owned())),

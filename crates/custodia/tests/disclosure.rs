@@ -583,7 +583,7 @@ async fn an_emergency_is_granted_for_4_hours_at_most_and_its_follow_up_is_tracke
     );
     let shown = lo1.legal_request(emergency.id).await.unwrap();
     assert!(!shown.follow_up_missing);
-    assert_eq!(shown.followed_up_by, [court_order.reference.clone()]);
+    assert_eq!(shown.followed_up_by, vec![court_order.reference.clone()]);
     // Only an emergency is followed up.
     follow_up.follows_up = Some(court_order.reference.clone());
     assert_eq!(
