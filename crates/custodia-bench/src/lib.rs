@@ -1,12 +1,14 @@
 //! custodia's load generators and benchmarks, in their own crate (never published, never
-//! part of a server build), run as `custodia-bench <load|log|safety|staff>`.
+//! part of a server build), run as `custodia-bench <load|log|safety|staff|disclosure>`.
 //!
 //! Layout:
 //! - `load` — the load generator on the SDK's protocol (`custodia-bench load`).
 //! - `log` — the audit log's figures on a data directory of its own.
 //! - `safety` — PDQ, PDQ matching and upload throughput.
 //! - `staff` — the latency of an audited staff read, end to end.
+//! - `disclosure` — building and verifying a disclosure package.
 
+pub mod disclosure;
 pub mod load;
 pub mod log;
 pub mod safety;

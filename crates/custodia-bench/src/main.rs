@@ -2,7 +2,7 @@
 //! `cargo run --release -p custodia-bench -- <command> …`.
 
 use clap::{Parser, Subcommand};
-use custodia_bench::{load, log, safety, staff};
+use custodia_bench::{disclosure, load, log, safety, staff};
 use custodia_client::chat::{ServerArgs, client_for};
 
 #[derive(Parser)]
@@ -31,6 +31,8 @@ enum Command {
     Safety(safety::SafetyBenchArgs),
     /// An audited staff read on an in-process server.
     Staff(staff::StaffBenchArgs),
+    /// Building and verifying a disclosure package on an in-process server.
+    Disclosure(disclosure::DisclosureBenchArgs),
 }
 
 #[tokio::main]
@@ -40,5 +42,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Log(args) => log::run(args).await,
         Command::Safety(args) => safety::run(args).await,
         Command::Staff(args) => staff::run(args).await,
+        Command::Disclosure(args) => disclosure::run(args).await,
     }
 }
