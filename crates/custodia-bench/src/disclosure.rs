@@ -26,6 +26,10 @@ pub struct DisclosureBenchArgs {
     /// Builds (and verifications) to time.
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
+    /// Keep the first package here, with what `custodia disclosure verify` needs beside it
+    /// (`agency.key`, `package-key.txt`, `log-key.txt`), to time the CLI on it.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// Runs the benchmark and prints the figures.
@@ -157,9 +161,14 @@ pub async fn run(args: DisclosureBenchArgs) -> anyhow::Result<()> {
         .map_err(|p| anyhow::anyhow!("{p}"))?;
         verifies.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(verified.messages as u64 == args.messages);
+        if let Some(out) = args.out.as_ref().filter(|_| run == 0) {
+            std::fs::create_dir_all(out)?;
+            std::fs::write(out.join("package.tar.age"), &package)?;
+            std::fs::write(out.join("agency.key"), format!("{identity_file}\n"))?;
+            std::fs::write(out.join("package-key.txt"), format!("{package_key}\n"))?;
+            std::fs::write(out.join("log-key.txt"), format!("{log_key}\n"))?;
+        }
         if run == 0 {
-            let path = dir.path().join("package.tar.age");
-            std::fs::write(&path, &package)?;
             eprintln!(
                 "package of {} messages: {} bytes encrypted, {} bytes as a tar",
                 verified.messages,

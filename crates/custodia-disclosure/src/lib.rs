@@ -763,8 +763,10 @@ pub fn summary(v: &Verified, out: &mut impl Write) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "  records: {} messages, exactly those the logged reads name; {} subscriber records",
-        v.messages, v.subscribers
+        "  records: {} messages, exactly those the logged reads name; {} subscriber record{}",
+        v.messages,
+        v.subscribers,
+        if v.subscribers == 1 { "" } else { "s" }
     )?;
     writeln!(
         out,
