@@ -594,3 +594,82 @@ async fn an_emergency_is_granted_for_4_hours_at_most_and_its_follow_up_is_tracke
         Some(422)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_court_order_for_metadata_produces_no_text_and_still_verifies() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
+    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let dm = alice.open_direct("bob").await.unwrap().id;
+    let canary = format!("canary-{}", uuid::Uuid::new_v4());
+    alice.send(dm, "a1", &canary).await.unwrap();
+    alice.send(dm, "a2", "second").await.unwrap();
+
+    let mut order = warrant(&["alice"], b"court order for metadata");
+    order.process = "court_order".into();
+    order.categories = vec!["metadata".into()];
+    let order = lo1.receive_legal_request(&order).await.unwrap();
+    lo1.review_legal_request(
+        order.id,
+        &wire::ReviewLegalRequest {
+            outcome: "full".into(),
+            reason: None,
+            narrowing: None,
+            accepted: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let made = lo1.produce(order.id).await.unwrap();
+    assert_eq!(made[0].tier, "metadata");
+    sen.decide(made[0].id, true, "valid order").await.unwrap();
+    lo2.decide(made[0].id, true, "checked").await.unwrap();
+    let identity = age::x25519::Identity::generate();
+    let package = lo1
+        .build_package(order.id, &identity.to_public().to_string())
+        .await
+        .unwrap();
+    let archive = pkg::decrypt(
+        age::secrecy::ExposeSecret::expose_secret(&identity.to_string()),
+        &package,
+    )
+    .unwrap();
+    assert!(!contains(&archive, canary.as_bytes()), "no content");
+    let package_key = NoteVerifier::parse(
+        run(
+            bin(),
+            &[
+                "disclosure",
+                "public-key",
+                "--data-dir",
+                server.data_dir().to_str().unwrap(),
+            ],
+        )
+        .1
+        .trim(),
+    )
+    .unwrap();
+    let verified = pkg::verify(
+        &archive,
+        &pkg::Keys {
+            package: &package_key,
+            log: &server.log_key(),
+            witnesses: &[],
+            quorum: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!((verified.messages, verified.franking_checked), (2, 0));
+    assert_eq!(verified.subscribers, 0, "subscriber data was not accepted");
+    let files = unpack(&archive);
+    let records: pkg::MessageRecords = serde_json::from_slice(file(&files, pkg::MESSAGES)).unwrap();
+    assert_eq!(records.tier, "metadata");
+    assert!(records.messages.iter().all(|m| m.content == "metadata_only"
+        && m.text.is_none()
+        && m.franking.as_ref().is_some_and(|f| f.key.is_none())));
+    assert_eq!(records.conversations[0].members.len(), 2);
+}
