@@ -8,8 +8,8 @@ use axum::{Json, Router};
 use std::time::Duration;
 
 use custodia_core::{
-    CaseId, ConversationId, DataTier, Password, ReasonCode, RequestId, StaffChangeId,
-    StaffChangeStatus, StaffId, StaffRole, Timestamp, Username,
+    CaseId, DataTier, Password, ReasonCode, RequestId, StaffChangeId, StaffChangeStatus, StaffId,
+    StaffRole, Timestamp, Username,
 };
 use custodia_governance::{
     CaseView, Governance, GovernanceError, NewRequest, RequestView, StaffChangeView,
@@ -40,7 +40,7 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/changes", get(changes))
         .route("/v1/staff/changes/{id}", get(change))
         .route("/v1/staff/changes/{id}/decisions", post(decide_change))
-        .route("/v1/staff/cases", get(cases).post(open_legal_case))
+        .route("/v1/staff/cases", get(cases))
         .route("/v1/staff/cases/{id}", get(case))
         .route("/v1/staff/cases/{id}/requests", get(case_requests))
         .route(
@@ -427,26 +427,6 @@ async fn lift_nondisclosure(
         .lift_nondisclosure(&who, id, &req.document_sha256)
         .await?;
     Ok(Json(case_wire(&case)))
-}
-
-async fn open_legal_case(
-    State(gov): State<Governance>,
-    Staff(who): Staff,
-    Body(req): Body<wire::OpenLegalCase>,
-) -> Result<(StatusCode, Json<wire::Case>), ApiError> {
-    let request = custodia_governance::LegalRequest {
-        conversation_id: ConversationId::from_uuid(req.conversation_id),
-        scope: (req.from_seq, req.to_seq),
-        reference: req.reference,
-        process: custodia_core::LegalProcessType::parse(&req.process)?,
-        country: custodia_core::Country::parse(&req.country)?,
-        nondisclosure_until: req.nondisclosure_until_ms.map(Timestamp::from_millis),
-    };
-    let id = gov.open_legal_case(&who, request).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(case_wire(&gov.case(&who, id).await?)),
-    ))
 }
 
 async fn request_access(

@@ -80,32 +80,6 @@ pub enum StaffCommand {
         /// Case id.
         id: Uuid,
     },
-    /// Open a legal case (legal officers).
-    OpenLegalCase {
-        /// Conversation id named by the legal process.
-        #[arg(long)]
-        conversation: Uuid,
-        /// First sequence number covered.
-        #[arg(long)]
-        from: u64,
-        /// Last sequence number covered.
-        #[arg(long)]
-        to: u64,
-        /// The legal process's reference.
-        #[arg(long)]
-        reference: String,
-        /// The kind of process: subpoena, court_order, search_warrant, emergency_request,
-        /// preservation_request, mutual_legal_assistance or other.
-        #[arg(long)]
-        process: String,
-        /// The country it comes from (ISO 3166-1 alpha-2, e.g. US).
-        #[arg(long)]
-        country: String,
-        /// The date a non-disclosure order that comes with it ends (YYYY-MM-DD, UTC; the
-        /// order holds through that day): members are not told of reads until then.
-        #[arg(long)]
-        nondisclosure_until: Option<String>,
-    },
     /// Ask for access within a case.
     Request {
         /// Case id.
@@ -541,32 +515,6 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
             for r in c.case_requests(id).await? {
                 print_request(&r);
             }
-        }
-        StaffCommand::OpenLegalCase {
-            conversation,
-            from,
-            to,
-            reference,
-            process,
-            country,
-            nondisclosure_until,
-        } => {
-            let until = nondisclosure_until
-                .as_deref()
-                .map(|d| end_of_day_ms(d, "--nondisclosure-until"))
-                .transpose()?;
-            let k = c
-                .open_legal_case(&wire::OpenLegalCase {
-                    conversation_id: conversation,
-                    from_seq: from,
-                    to_seq: to,
-                    reference,
-                    process,
-                    country,
-                    nondisclosure_until_ms: until,
-                })
-                .await?;
-            println!("opened legal case {}", k.id);
         }
         StaffCommand::Request {
             case,

@@ -11,23 +11,6 @@ use custodia_store::{CaseRecord, EvidenceRecord};
 
 use crate::{Governance, StaffPrincipal};
 
-/// A legal request as a legal officer enters it.
-#[derive(Debug, Clone)]
-pub struct LegalRequest {
-    /// The conversation it names.
-    pub conversation_id: ConversationId,
-    /// The sequence numbers it covers (first, last).
-    pub scope: (u64, u64),
-    /// The process's reference (kept in the case, never in the public log).
-    pub reference: String,
-    /// What kind of process it is.
-    pub process: custodia_core::LegalProcessType,
-    /// The country (jurisdiction) it comes from.
-    pub country: custodia_core::Country,
-    /// When a non-disclosure order that comes with it ends.
-    pub nondisclosure_until: Option<Timestamp>,
-}
-
 /// Most messages one report may name.
 pub const MAX_REPORTED: usize = 50;
 /// Longest reporter comment, in characters.
@@ -273,101 +256,6 @@ impl Governance {
         )
         .await?;
         tracing::info!(case = %id, category = signal.category.as_str(), "signal case opened");
-        Ok(id)
-    }
-
-    /// A legal officer opens a case for a legal request naming a conversation and the
-    /// sequence numbers it covers. Its public log entry says what a transparency report
-    /// counts (process type, country, accounts specified, whether an order defers notice)
-    /// and nothing else: the reference stays in the case.
-    pub async fn open_legal_case(
-        &self,
-        by: &StaffPrincipal,
-        request: LegalRequest,
-    ) -> ServiceResult<CaseId> {
-        let LegalRequest {
-            conversation_id,
-            scope,
-            reference,
-            process,
-            country,
-            nondisclosure_until,
-        } = request;
-        by.require(
-            &[StaffRole::LegalOfficer],
-            "only legal officers open legal cases",
-        )?;
-        if nondisclosure_until.is_some_and(|t| t <= self.inner.clock.now()) {
-            return Err(ServiceError::Rejected(
-                "a non-disclosure order must end in the future; leave it out if there is none",
-            ));
-        }
-        let reference = reference.trim().to_owned();
-        if reference.is_empty() || reference.chars().count() > 200 {
-            return Err(ServiceError::Rejected(
-                "give the legal process's reference (1-200 characters)",
-            ));
-        }
-        if scope.0 == 0 || scope.0 > scope.1 {
-            return Err(ServiceError::Rejected(
-                "the sequence range must start at 1 or later and not end before it starts",
-            ));
-        }
-        let inner = &self.inner;
-        if inner
-            .store
-            .conversations
-            .conversation(conversation_id)
-            .await?
-            .is_none()
-        {
-            return Err(ServiceError::NotFound("conversation"));
-        }
-        // The accounts the process specifies: the conversation's members.
-        let accounts = inner
-            .store
-            .conversations
-            .members(conversation_id)
-            .await?
-            .len();
-        let id = CaseId::at(inner.clock.now());
-        let case = CaseRecord {
-            id,
-            kind: CaseKind::Legal,
-            conversation_id,
-            reporter: None,
-            category: None,
-            comment: None,
-            reported: Vec::new(),
-            evidence: Vec::new(),
-            scope,
-            reference: Some(reference.clone()),
-            opened_by: Some(by.staff_id),
-            nondisclosure_until,
-            opened_at: inner.clock.now(),
-        };
-        self.open_case(
-            case,
-            Some(by.actor()),
-            vec![Subject::Conversation(conversation_id)],
-            vec![
-                ("kind".into(), "legal".into()),
-                ("process".into(), process.as_str().into()),
-                ("country".into(), country.as_str().into()),
-                ("accounts".into(), accounts.to_string()),
-                (
-                    "nondisclosure".into(),
-                    if nondisclosure_until.is_some() {
-                        "yes"
-                    } else {
-                        "no"
-                    }
-                    .into(),
-                ),
-                ("covers".into(), format!("{}-{}", scope.0, scope.1)),
-            ],
-        )
-        .await?;
         Ok(id)
     }
 

@@ -37,9 +37,7 @@ use custodia_keys::KeyService;
 use custodia_service::{ServiceError, ServiceResult, SharedLimit};
 use custodia_store::Storage;
 
-pub use cases::{
-    CaseView, EvidenceView, LegalRequest, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage,
-};
+pub use cases::{CaseView, EvidenceView, MAX_COMMENT_CHARS, MAX_REPORTED, Report, ReportedMessage};
 pub use disclosure::Package;
 pub use legal::{
     HOLD_PERIOD, LegalDecision, LegalRequestView, MAX_DOCUMENT_BYTES, MAX_DOCUMENTS, MAX_TARGETS,

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::Fixture;
-use custodia_core::{DataTier, ReasonCode, ReportCategory, RequestStatus, StaffRole};
+use custodia_core::{Clock, DataTier, ReasonCode, ReportCategory, RequestStatus, StaffRole};
 use custodia_governance::{NewRequest, Report, ReportedMessage};
 use custodia_service::ServiceError;
 
@@ -68,12 +68,7 @@ async fn pending_requests_expire_after_a_day_or_an_hour_for_emergencies() {
         .request_access(m, ask(case, ReasonCode::ReportReview, (1, 3), HOUR))
         .await
         .unwrap();
-    let conv = review.record.conversation_id;
-    let legal = f
-        .gov
-        .open_legal_case(lex, legal_request(conv, "EDR 42"))
-        .await
-        .unwrap();
+    let legal = legal_case(&f, lex).await;
     // An emergency grant is short: at most 4 hours, the least the emergency needs.
     let too_long = f
         .gov
@@ -171,12 +166,8 @@ async fn an_emergency_grant_needs_a_second_review_within_a_day() {
         .await;
     let (lex, sen, lex2) = (&staff[0], &staff[1], &staff[2]);
     let case = report_case(&f, Duration::from_secs(1), 3).await;
-    let conv = f.gov.case(lex, case).await.unwrap().conversation_id;
-    let legal = f
-        .gov
-        .open_legal_case(lex, legal_request(conv, "EDR 7"))
-        .await
-        .unwrap();
+    f.gov.case(lex, case).await.unwrap();
+    let legal = legal_case(&f, lex).await;
     let r = f
         .gov
         .request_access(
@@ -412,17 +403,54 @@ async fn staff_new_in_an_approving_role_decide_nothing_for_the_first_days() {
         .unwrap();
 }
 
-/// An emergency request from the US over messages 1-3 of `conv`, without an order.
-fn legal_request(
-    conv: custodia_core::ConversationId,
-    reference: &str,
-) -> custodia_governance::LegalRequest {
-    custodia_governance::LegalRequest {
-        conversation_id: conv,
-        scope: (1, 3),
-        reference: reference.into(),
-        process: custodia_core::LegalProcessType::EmergencyRequest,
-        country: custodia_core::Country::parse("US").unwrap(),
-        nondisclosure_until: None,
-    }
+/// The legal case of an emergency request from the US naming alice (whose conversation
+/// with bob holds messages 1-3), entered, accepted and produced by `lex`.
+async fn legal_case(
+    f: &Fixture,
+    lex: &custodia_governance::StaffPrincipal,
+) -> custodia_core::CaseId {
+    let now = f.clock.now();
+    let day = Duration::from_secs(86_400);
+    let received = f
+        .gov
+        .receive_legal_request(
+            lex,
+            custodia_governance::NewLegalRequest {
+                agency_name: "FBI".into(),
+                agency_country: custodia_core::Country::parse("US").unwrap(),
+                agency_subdivision: None,
+                officer_name: "SA Doe".into(),
+                officer_badge: "42".into(),
+                officer_email: "doe@fbi.example".into(),
+                process: custodia_core::LegalProcessType::EmergencyRequest,
+                court: None,
+                targets: vec!["alice".into()],
+                categories: vec![custodia_core::DataCategory::Content],
+                period: (
+                    custodia_core::Timestamp::from_millis(now.as_millis() - 86_400_000),
+                    now.plus(day),
+                ),
+                nondisclosure: None,
+                emergency_basis: Some("a threat to a life".into()),
+                documents: Vec::new(),
+                follows_up: None,
+            },
+        )
+        .await
+        .unwrap();
+    let id = received.record.id;
+    f.gov
+        .review_legal_request(
+            lex,
+            id,
+            custodia_governance::LegalDecision {
+                outcome: custodia_core::LegalOutcome::Full,
+                reason: None,
+                narrowing: None,
+                accepted: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    f.gov.produce(lex, id).await.unwrap()[0].record.case_id
 }

@@ -16,8 +16,9 @@
 //!   sets their password and receives their TOTP secret).
 //! - `POST /v1/staff/me/password` — [`ChangePassword`]; `POST /v1/staff/me/totp` —
 //!   [`ReenrolTotp`] → [`Enrolled`] (a new TOTP secret; the old one stops working).
-//! - `GET /v1/staff/cases`, `POST /v1/staff/cases` ([`OpenLegalCase`]), `GET /v1/staff/cases/{id}`
-//!   ([`Case`]), `GET /v1/staff/cases/{id}/requests`.
+//! - `GET /v1/staff/cases`, `GET /v1/staff/cases/{id}` ([`Case`]),
+//!   `GET /v1/staff/cases/{id}/requests` (legal cases are opened by producing a legal
+//!   request: [`NewLegalRequest`]).
 //! - `POST /v1/staff/requests` ([`CreateAccessRequest`]) → [`AccessRequest`];
 //!   `GET /v1/staff/requests/{id}`; `POST …/decisions` ([`DecideRequest`]);
 //!   `POST …/revoke`; `POST …/complete`; `GET …/messages` → [`GrantRead`] (logged first).
@@ -267,28 +268,6 @@ pub struct Evidence {
 pub struct ReportResponse {
     /// The case id.
     pub case_id: Uuid,
-}
-
-/// `POST /v1/staff/cases`: a legal officer opens a legal case.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OpenLegalCase {
-    /// The conversation the legal process names.
-    pub conversation_id: Uuid,
-    /// First sequence number covered.
-    pub from_seq: u64,
-    /// Last sequence number covered.
-    pub to_seq: u64,
-    /// The legal process's reference (kept in the case; the public log never shows it).
-    pub reference: String,
-    /// The kind of process: `subpoena`, `court_order`, `search_warrant`,
-    /// `emergency_request`, `preservation_request`, `mutual_legal_assistance` or `other`.
-    pub process: String,
-    /// The country it comes from, as an ISO 3166-1 alpha-2 code (`US`, `DE`, …).
-    pub country: String,
-    /// When a non-disclosure order that comes with it ends (Unix ms): until then the
-    /// members whose messages are read are not told. None: no order.
-    #[serde(default)]
-    pub nondisclosure_until_ms: Option<i64>,
 }
 
 /// `POST /v1/staff/cases/{id}/nondisclosure/lift`: a legal officer records that the

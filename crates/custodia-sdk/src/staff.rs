@@ -247,15 +247,6 @@ impl Client {
         .await
     }
 
-    /// Opens a legal case (legal officers).
-    pub async fn open_legal_case(
-        &self,
-        case: &wire::OpenLegalCase,
-    ) -> Result<wire::Case, SdkError> {
-        self.call(self.req(Method::POST, "/v1/staff/cases").json(case))
-            .await
-    }
-
     /// Asks for access within a case.
     pub async fn request_access(
         &self,

@@ -295,51 +295,103 @@ async fn legal_process_needs_two_approvers_including_a_legal_officer() {
         5,
     )
     .await;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let in_30_days = now_ms + 30 * 86_400_000;
-    let mut open = wire::OpenLegalCase {
-        conversation_id: w.chat,
-        from_seq: 1,
-        to_seq: 5,
-        reference: "Court order 2026/117".into(),
-        process: "court_order".into(),
-        country: "us".into(),
-        nondisclosure_until_ms: Some(1),
+    // Legal cases are opened only by producing a reviewed legal request.
+    let day = |offset: i64| {
+        custodia_core::Day::of(custodia_core::Timestamp::from_millis(
+            (time::OffsetDateTime::now_utc() + time::Duration::days(offset)).unix_timestamp()
+                * 1000,
+        ))
+        .to_string()
+    };
+    let warrant = wire::NewLegalRequest {
+        agency: wire::AgencyInfo {
+            name: "Police".into(),
+            country: "US".into(),
+            subdivision: None,
+        },
+        officer: wire::OfficerInfo {
+            name: "O".into(),
+            badge: "1".into(),
+            email: "o@police.example".into(),
+        },
+        process: "search_warrant".into(),
+        court: None,
+        targets: vec!["alice".into()],
+        categories: vec!["content".into()],
+        from: day(-1),
+        to: day(1),
+        nondisclosure: Some(wire::NondisclosureInfo {
+            authority: "the court".into(),
+            until: Some(day(30)),
+        }),
+        emergency_basis: None,
+        documents: Vec::new(),
+        follows_up: None,
     };
     // An unknown process type or a malformed country is refused, saying what to use.
-    for (process, country) in [("warrant", "US"), ("court_order", "USA")] {
-        let bad = wire::OpenLegalCase {
-            process: process.into(),
-            country: country.into(),
-            nondisclosure_until_ms: None,
-            ..open.clone()
-        };
+    for (process, country) in [("warrant", "US"), ("search_warrant", "USA")] {
+        let mut bad = warrant.clone();
+        bad.process = process.into();
+        bad.agency.country = country.into();
         assert_eq!(
-            status(&w.staff("lo1").open_legal_case(&bad).await.unwrap_err()),
+            status(
+                &w.staff("lo1")
+                    .receive_legal_request(&bad)
+                    .await
+                    .unwrap_err()
+            ),
             422,
             "{process} {country}"
         );
     }
     assert_eq!(
-        status(&w.staff("mod").open_legal_case(&open).await.unwrap_err()),
+        status(
+            &w.staff("mod")
+                .receive_legal_request(&warrant)
+                .await
+                .unwrap_err()
+        ),
         403
     );
+    let mut ended = warrant.clone();
+    ended.nondisclosure = Some(wire::NondisclosureInfo {
+        authority: "the court".into(),
+        until: Some(day(-2)),
+    });
     assert_eq!(
-        status(&w.staff("lo1").open_legal_case(&open).await.unwrap_err()),
+        status(
+            &w.staff("lo1")
+                .receive_legal_request(&ended)
+                .await
+                .unwrap_err()
+        ),
         422,
         "a non-disclosure order that already ended is refused"
     );
-    open.nondisclosure_until_ms = Some(in_30_days);
-    let opened = w.staff("lo1").open_legal_case(&open).await.unwrap();
-    assert_eq!(
-        opened.nondisclosure_until_ms,
-        Some(in_30_days),
+    let received = w
+        .staff("lo1")
+        .receive_legal_request(&warrant)
+        .await
+        .unwrap();
+    w.staff("lo1")
+        .review_legal_request(
+            received.id,
+            &wire::ReviewLegalRequest {
+                outcome: "full".into(),
+                reason: None,
+                narrowing: None,
+                accepted: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let produced = w.staff("lo1").produce(received.id).await.unwrap();
+    let case = produced[0].case_id;
+    let opened = w.staff("lo1").case(case).await.unwrap();
+    assert!(
+        opened.nondisclosure_until_ms.is_some(),
         "the case keeps its non-disclosure order"
     );
-    let case = opened.id;
     assert_eq!(
         status(
             &w.staff("mod")
@@ -581,7 +633,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // The other staff endpoints by role (they do not depend on a request's state): every
-    // role but the admin sees cases; only legal officers open legal cases; only admins
+    // role but the admin sees cases; nobody opens a legal case but by production; only admins
     // propose staff changes, admins and auditors list them, and only a second person
     // decides one; only moderators and senior
     // moderators ask for a report review.
@@ -621,11 +673,12 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
                 vec![],
                 if reader { 200 } else { 403 },
             ),
+            // No side door: legal cases come only from produced legal requests.
             (
                 Method::POST,
                 "/v1/staff/cases".into(),
                 legal.clone().into_bytes(),
-                if actor == "lex" { 201 } else { 403 },
+                405,
             ),
             (
                 Method::GET,

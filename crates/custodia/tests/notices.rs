@@ -53,6 +53,13 @@ fn now_ms() -> i64 {
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 const DAY_MS: i64 = 86_400_000;
 
+/// The end of an order that holds through the day of `ms` (UTC), in ms.
+fn order_end(ms: i64) -> i64 {
+    custodia_core::Day::of(custodia_core::Timestamp::from_millis(ms))
+        .end()
+        .as_millis()
+}
+
 /// A moderator and a senior moderator; alice, bob and carol, alice and bob in a direct
 /// conversation (no messages yet).
 struct Review {
@@ -96,7 +103,6 @@ struct Legal {
     sen: custodia_sdk::Client,
     alice: custodia_sdk::Client,
     bob: custodia_sdk::Client,
-    chat: uuid::Uuid,
 }
 
 impl Legal {
@@ -121,35 +127,68 @@ impl Legal {
             sen,
             alice,
             bob,
-            chat,
         }
     }
 
-    /// lo1 opens a legal case over both messages (with a non-disclosure order ending at
-    /// `order`, if given) and asks for content under `reason`; the senior moderator
-    /// approves, and for legal process lo2 too (an emergency has one approver now).
-    /// Returns the case and the approved request.
+    /// lo1 enters a search warrant for alice's content (an emergency request when
+    /// `reason` is `emergency_disclosure`), with a non-disclosure order through the day of
+    /// `order` if given, reviews and produces it (one request over both messages); the
+    /// senior moderator approves, and for legal process lo2 too (an emergency has one
+    /// approver now). Returns the case and the approved request.
     async fn approved(&self, order: Option<i64>, reason: &str) -> (uuid::Uuid, uuid::Uuid) {
-        let case = self
+        let day =
+            |ms: i64| custodia_core::Day::of(custodia_core::Timestamp::from_millis(ms)).to_string();
+        let emergency = reason == "emergency_disclosure";
+        let received = self
             .lo1
-            .open_legal_case(&wire::OpenLegalCase {
-                conversation_id: self.chat,
-                from_seq: 1,
-                to_seq: 2,
-                reference: "Court order 2026/118".into(),
-                process: "court_order".into(),
-                country: "DE".into(),
-                nondisclosure_until_ms: order,
+            .receive_legal_request(&wire::NewLegalRequest {
+                agency: wire::AgencyInfo {
+                    name: "Bundeskriminalamt".into(),
+                    country: "DE".into(),
+                    subdivision: None,
+                },
+                officer: wire::OfficerInfo {
+                    name: "K. Weber".into(),
+                    badge: "BKA-118".into(),
+                    email: "k.weber@bka.example".into(),
+                },
+                process: if emergency {
+                    "emergency_request"
+                } else {
+                    "search_warrant"
+                }
+                .into(),
+                court: None,
+                targets: vec!["alice".into()],
+                categories: vec!["content".into()],
+                from: day(now_ms() - DAY_MS),
+                to: day(now_ms() + DAY_MS),
+                nondisclosure: order.map(|o| wire::NondisclosureInfo {
+                    authority: "Amtsgericht".into(),
+                    until: Some(day(o)),
+                }),
+                emergency_basis: emergency.then(|| "a threat to a life, tonight".into()),
+                documents: Vec::new(),
+                follows_up: None,
             })
             .await
-            .unwrap()
-            .id;
-        let request = self
-            .lo1
-            .request_access(&common::content_request(case, reason, (1, 2)))
+            .unwrap();
+        self.lo1
+            .review_legal_request(
+                received.id,
+                &wire::ReviewLegalRequest {
+                    outcome: "full".into(),
+                    reason: None,
+                    narrowing: None,
+                    accepted: Vec::new(),
+                },
+            )
             .await
-            .unwrap()
-            .id;
+            .unwrap();
+        let made = self.lo1.produce(received.id).await.unwrap();
+        assert_eq!(made.len(), 1, "alice has one conversation");
+        assert_eq!(made[0].reason, reason);
+        let request = made[0].id;
         self.sen.decide(request, true, "valid order").await.unwrap();
         if reason == "legal_process" {
             self.lo2
@@ -157,7 +196,7 @@ impl Legal {
                 .await
                 .unwrap();
         }
-        (case, request)
+        (made[0].case_id, request)
     }
 }
 
@@ -287,8 +326,8 @@ async fn a_staff_read_is_noticed_by_each_member_whose_messages_it_read_and_nobod
     assert!(matches!(status, 401 | 404), "staff get {status}");
 }
 
-/// A read under a legal request whose non-disclosure order ends in 30 days: recorded now,
-/// shown to nobody on day 29, shown on day 30 — once, though the server restarts in
+/// A read under a legal request whose non-disclosure order holds through the day 30 days
+/// from now: recorded now, shown to nobody on day 29, shown once that day has passed — once, though the server restarts in
 /// between and is asked to release again — saying it was deferred and until when.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
@@ -318,8 +357,12 @@ async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
     assert!(scan.reads.is_empty() && scan.found.is_empty(), "{scan:?}");
 
     server.restart().await;
-    server.advance_clock(DAY + std::time::Duration::from_secs(3600));
-    assert_eq!(server.release_notices().await, 2, "day 30: both members");
+    server.advance_clock(2 * DAY);
+    assert_eq!(
+        server.release_notices().await,
+        2,
+        "day 31: the order's last day has passed: both members"
+    );
     assert_eq!(server.release_notices().await, 0, "released once");
     server.restart().await;
     assert_eq!(
@@ -335,8 +378,8 @@ async fn a_non_disclosure_order_defers_the_notice_until_it_ends_exactly_once() {
         assert_eq!(list[0].reason, "legal_process");
         assert_eq!(
             list[0].deferred_until_ms,
-            Some(until),
-            "it says it was deferred"
+            Some(order_end(until)),
+            "it says it was deferred, and until when"
         );
         // Now the log names the read to them too: a `notice.released` entry with their
         // ordinary tag points at it.
