@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     parse::<staff::CreateStaff>(data);
     parse::<staff::CreateAccessRequest>(data);
     parse::<staff::ReportRequest>(data);
-    parse::<staff::OpenLegalCase>(data);
+    parse::<staff::NewLegalRequest>(data);
+    parse::<staff::BuildPackage>(data);
     parse::<staff::DecideRequest>(data);
 });
