@@ -94,22 +94,56 @@ pub fn hash_rgb(width: usize, height: usize, rgb: &[u8]) -> (PdqHash, u8) {
         rgb.len() >= width * height * 3,
         "rgb holds width*height pixels"
     );
+    hash_luma(width, height, &mut luma(&rgb[..width * height * 3], 3))
+}
+
+/// The luminance of pixels of `channels` bytes each (1 grey, 2 grey and alpha, 3 RGB,
+/// 4 RGBA; alpha is ignored, as converting to RGB does), as PDQ weighs it.
+///
+/// # Panics
+/// If `channels` is not 1 to 4 (a caller's bug).
+pub fn luma(pixels: &[u8], channels: usize) -> Vec<f32> {
+    assert!((1..=4).contains(&channels), "1 to 4 channels");
+    pixels
+        .chunks_exact(channels)
+        .map(|p| {
+            let (r, g, b) = if channels < 3 {
+                (p[0], p[0], p[0])
+            } else {
+                (p[0], p[1], p[2])
+            };
+            0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)
+        })
+        .collect()
+}
+
+/// The PDQ hash and quality of an image given as its luminance ([`luma`]), `width ×
+/// height` values row by row, at full resolution as the reference hashes it. Blurs in
+/// place: beyond `luma` it needs one line of memory.
+///
+/// # Panics
+/// If `luma` is shorter than `width * height` (a caller's bug, not input).
+pub fn hash_luma(width: usize, height: usize, luma: &mut [f32]) -> (PdqHash, u8) {
+    assert!(
+        luma.len() >= width * height,
+        "luma holds width*height values"
+    );
     if width < MIN_DIM || height < MIN_DIM {
         return (PdqHash([0; 16]), 0);
     }
-    let mut luma: Vec<f32> = rgb[..width * height * 3]
-        .chunks_exact(3)
-        .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
-        .collect();
-    let mut scratch = vec![0f32; luma.len()];
     let window_rows = jarosz_window(width, 64);
     let window_cols = jarosz_window(height, 64);
+    let mut line = vec![0f32; width.max(height)];
     for _ in 0..2 {
         for row in 0..height {
-            box_1d(&luma, &mut scratch, row * width, 1, width, window_rows);
+            line[..width].copy_from_slice(&luma[row * width..(row + 1) * width]);
+            box_1d(&line, luma, row * width, 1, width, window_rows);
         }
         for col in 0..width {
-            box_1d(&scratch, &mut luma, col, width, height, window_cols);
+            for (i, v) in line[..height].iter_mut().enumerate() {
+                *v = luma[i * width + col];
+            }
+            box_1d(&line, luma, col, width, height, window_cols);
         }
     }
     let mut small = [[0f32; 64]; 64];
@@ -142,8 +176,9 @@ fn jarosz_window(old: usize, new: usize) -> usize {
     old.div_ceil(2 * new)
 }
 
-/// A box filter of `window` along one line of `len` values at `start`, `stride` apart,
-/// shrinking the window at both ends as the reference does.
+/// A box filter of `window` over the `len` values of `input` (one line), written to
+/// `output` from `start`, `stride` apart, shrinking the window at both ends as the
+/// reference does.
 fn box_1d(
     input: &[f32],
     output: &mut [f32],
@@ -157,34 +192,34 @@ fn box_1d(
     let phase2 = window - half + 1;
     let phase3 = len.saturating_sub(window);
     let phase4 = half - 1;
-    let (mut li, mut ri, mut oi) = (start, start, start);
+    let (mut li, mut ri, mut oi) = (0, 0, start);
     let mut sum = 0f32;
     let mut current = 0f32;
     for _ in 0..phase1 {
         sum += input[ri];
         current += 1.0;
-        ri += stride;
+        ri += 1;
     }
     for _ in 0..phase2 {
         sum += input[ri];
         current += 1.0;
         output[oi] = sum / current;
-        ri += stride;
+        ri += 1;
         oi += stride;
     }
     for _ in 0..phase3 {
         sum += input[ri];
         sum -= input[li];
         output[oi] = sum / current;
-        li += stride;
-        ri += stride;
+        li += 1;
+        ri += 1;
         oi += stride;
     }
     for _ in 0..phase4 {
         sum -= input[li];
         current -= 1.0;
         output[oi] = sum / current;
-        li += stride;
+        li += 1;
         oi += stride;
     }
 }

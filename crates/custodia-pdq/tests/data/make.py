@@ -42,25 +42,26 @@ def bits_to_hex(vector):
     return "".join(f"{w:04x}" for w in reversed(words))
 
 
-images = {
-    "scene-a.png": scene(640, 480, 1),
-    "scene-b.png": scene(512, 512, 2),
-    "scene-c.png": scene(800, 600, 3),
-    "scene-d.png": scene(300, 400, 4),
-}
-# Variants of scene-a: resized and re-encoded as JPEG (the same picture to PDQ).
-images["scene-a-small.jpg"] = images["scene-a.png"].resize((320, 240), Image.BILINEAR)
-images["scene-a-q60.jpg"] = images["scene-a.png"]
+if __name__ == "__main__":
+    images = {
+        "scene-a.png": scene(640, 480, 1),
+        "scene-b.png": scene(512, 512, 2),
+        "scene-c.png": scene(800, 600, 3),
+        "scene-d.png": scene(300, 400, 4),
+    }
+    # Variants of scene-a: resized and re-encoded as JPEG (the same picture to PDQ).
+    images["scene-a-small.jpg"] = images["scene-a.png"].resize((320, 240), Image.BILINEAR)
+    images["scene-a-q60.jpg"] = images["scene-a.png"]
 
-lines = []
-for name, img in images.items():
-    if name.endswith(".jpg"):
-        img.convert("RGB").save(name, quality=60)
-    else:
-        img.save(name)
-    pixels = np.asarray(Image.open(name).convert("RGB"))
-    h, q = pdqhash.compute(pixels)
-    lines.append(f"{name} {bits_to_hex(h)} {q}")
-with open("expected.txt", "w") as f:
-    f.write("\n".join(lines) + "\n")
-print("\n".join(lines))
+    lines = []
+    for name, img in images.items():
+        if name.endswith(".jpg"):
+            img.convert("RGB").save(name, quality=60)
+        else:
+            img.save(name)
+        pixels = np.asarray(Image.open(name).convert("RGB"))
+        h, q = pdqhash.compute(pixels)
+        lines.append(f"{name} {bits_to_hex(h)} {q}")
+    with open("expected.txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
