@@ -17,6 +17,20 @@ pub enum AdminCommand {
     /// TLS certificates issued by the deployment's CA.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Print, per file, what the server computes of an upload before matching it against
+    /// the hash lists: SHA-256, MD5, the sniffed type and, for images, the PDQ hash and
+    /// quality (the same function the server runs). To check a list entry, build a list
+    /// from known files, or see why a file did not match.
+    ///
+    /// Example: custodia admin hash photo.jpg --json
+    Hash {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Recovery when no admin can act (the founding admin's one-time code was lost, or the
     /// admins were deactivated): adds a new admin account and prints its one-time
     /// enrolment code, once. Needs the server stopped (every node) and the data
@@ -81,6 +95,7 @@ pub enum HashlistCommand {
 /// Runs one admin command.
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Hash { files, json } => hash_files(&files, json),
         AdminCommand::ResetAdmin { config, data_dir } => {
             let flags = crate::RawConfig {
                 data_dir,
@@ -259,4 +274,58 @@ fn hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// `custodia admin hash`: each file hashed as an upload is.
+fn hash_files(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut all = Vec::new();
+    for path in files {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let h = custodia_service::upload_hashes(&bytes);
+        let (pdq, quality, refused) = match &h.pdq {
+            None => (None, None, None),
+            Some(Ok((hash, quality))) => (Some(hash.to_string()), Some(*quality), None),
+            Some(Err(why)) => (None, None, Some(why.clone())),
+        };
+        if json {
+            all.push(serde_json::json!({
+                "file": path.display().to_string(),
+                "sha256": hex(&h.sha256),
+                "md5": hex(&h.md5),
+                "content_type": h.content_type,
+                "pdq": pdq,
+                "pdq_quality": quality,
+                "refused": refused,
+            }));
+            continue;
+        }
+        println!("{}", path.display());
+        println!("  sha256   {}", hex(&h.sha256));
+        println!("  md5      {}", hex(&h.md5));
+        println!("  type     {}", h.content_type);
+        match (pdq, quality, refused) {
+            (Some(pdq), Some(quality), _) => {
+                println!("  pdq      {pdq}");
+                println!(
+                    "  quality  {quality}{}",
+                    if quality < 50 {
+                        "  (below 50: too little detail for PDQ to match on)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            (_, _, Some(why)) => {
+                println!(
+                    "  pdq      none: the image does not decode ({why}); the server refuses this upload"
+                )
+            }
+            _ => println!("  pdq      none (not an image the server hashes)"),
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    Ok(())
 }

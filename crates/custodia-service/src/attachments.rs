@@ -50,7 +50,33 @@ fn view(a: &AttachmentRecord) -> AttachmentView {
     }
 }
 
-/// The content type of `bytes`, by their magic numbers.
+/// What the server computes of every upload before sealing it, and matches against the
+/// hash lists: `custodia admin hash` prints exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadHashes {
+    /// SHA-256 of the bytes.
+    pub sha256: [u8; 32],
+    /// MD5 of the bytes (hash lists still carry it).
+    pub md5: [u8; 16],
+    /// The content type sniffed from the bytes.
+    pub content_type: String,
+    /// For an image: its PDQ hash and quality, or why it does not decode (then the upload
+    /// is refused). `None` for anything that is not an image.
+    pub pdq: Option<Result<(custodia_pdq::PdqHash, u8), String>>,
+}
+
+/// Hashes an upload as the server does (CPU-bound: run it on a blocking thread).
+pub fn upload_hashes(bytes: &[u8]) -> UploadHashes {
+    let content_type = sniff(bytes);
+    let pdq = crate::images::is_image(&content_type).then(|| crate::images::pdq_of(bytes));
+    UploadHashes {
+        sha256: Sha256::digest(bytes).into(),
+        md5: Md5::digest(bytes).into(),
+        content_type,
+        pdq,
+    }
+}
+
 /// The content type of an upload, from its bytes (never from what the client claims).
 pub fn sniff(bytes: &[u8]) -> String {
     infer::get(bytes)
@@ -86,14 +112,18 @@ impl Service {
                 "an attachment must be between 1 byte and the size limit",
             ));
         }
-        let (file, content_type, sha256, md5) = tokio::task::spawn_blocking(move || {
-            let sha: [u8; 32] = Sha256::digest(&file).into();
-            let md5: [u8; 16] = Md5::digest(&file).into();
-            let ct = sniff(&file);
-            (file, ct, sha, md5)
+        let (file, hashes) = tokio::task::spawn_blocking(move || {
+            let hashes = upload_hashes(&file);
+            (file, hashes)
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?;
+        let UploadHashes {
+            sha256,
+            md5,
+            content_type,
+            pdq,
+        } = hashes;
         let mut matched = inner
             .store
             .attachments
@@ -102,16 +132,7 @@ impl Service {
                 (HashKind::Md5, md5.to_vec()),
             ])
             .await?;
-        let (file, pdq) = if crate::images::is_image(&content_type) {
-            tokio::task::spawn_blocking(move || {
-                let pdq = crate::images::pdq_of(&file);
-                (file, pdq)
-            })
-            .await
-            .map_err(|e| ServiceError::Internal(format!("image task: {e}")))?
-        } else {
-            (file, Ok((custodia_pdq::PdqHash::from_bytes([0; 32]), 0)))
-        };
+        let pdq = pdq.unwrap_or(Ok((custodia_pdq::PdqHash::from_bytes([0; 32]), 0)));
         let (pdq, quality) = pdq.map_err(|why| {
             tracing::info!(uploader = %who.user_id, why, "refused an image that does not decode");
             crate::images::unreadable()

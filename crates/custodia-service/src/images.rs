@@ -41,7 +41,7 @@ pub(crate) fn is_image(content_type: &str) -> bool {
 /// resolution as hash lists are made (the `pdqhash` wrapper of Meta's code hashes the
 /// original; shrinking first moved hashes 12-14 bits). `Err` for anything that is not a
 /// whole, decodable image within the limits.
-pub fn pdq_of(bytes: &[u8]) -> Result<(PdqHash, u8), String> {
+pub(crate) fn pdq_of(bytes: &[u8]) -> Result<(PdqHash, u8), String> {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

@@ -36,11 +36,12 @@ use custodia_keys::KeyService;
 use custodia_store::Storage;
 
 pub use accounts::{NewSession, Principal, SessionInfo};
-pub use attachments::{AttachmentView, HashMatch, sniff as sniff_content_type};
+pub use attachments::{
+    AttachmentView, HashMatch, UploadHashes, sniff as sniff_content_type, upload_hashes,
+};
 pub use conversations::{ConversationView, MemberView};
 pub use error::{ServiceError, ServiceResult};
 pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
-pub use images::pdq_of as pdq_of_image;
 pub use limits::SharedLimit;
 pub use messages::{
     Admit, Content, Deletion, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome,
