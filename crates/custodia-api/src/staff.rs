@@ -328,6 +328,7 @@ fn case_wire(c: &CaseView) -> wire::Case {
         reference: c.reference.clone(),
         opened_at_ms: c.opened_at.as_millis(),
         nondisclosure_until_ms: c.nondisclosure_until.map(|t| t.as_millis()),
+        priority: c.priority.as_str().into(),
     }
 }
 

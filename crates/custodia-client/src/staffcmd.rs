@@ -625,8 +625,13 @@ fn evidence_line(e: &wire::Evidence) -> String {
 fn case_line(k: &wire::Case) -> String {
     let verified = k.evidence.iter().filter(|e| e.verified).count();
     format!(
-        "{}  {:<6} {:<12} conversation {} messages {}-{} ({} reported, {verified} verified)",
+        "{}  {:<6} {:<6} {:<12} conversation {} messages {}-{} ({} reported, {verified} verified)",
         k.id,
+        if k.priority == "high" {
+            "HIGH"
+        } else {
+            "normal"
+        },
         clean(&k.kind),
         clean(
             k.category
@@ -1040,6 +1045,7 @@ mod tests {
                 reference: None,
                 opened_at_ms: 0,
                 nondisclosure_until_ms: None,
+                priority: text.clone(),
             };
             prop_assert!(one_safe_line(&case_line(&k)));
         }

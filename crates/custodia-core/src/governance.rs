@@ -32,6 +32,16 @@ named_enum!(
 );
 
 named_enum!(
+    /// How urgently a case is handled: the queue lists `high` first, then by age.
+    CasePriority, "priority" {
+        /// Hash-list matches and child-safety text rules (as configured).
+        High => "high",
+        /// Everything else.
+        Normal => "normal",
+    }
+);
+
+named_enum!(
     /// What a report is about.
     ReportCategory, "category" {
         /// Child sexual abuse or exploitation.

@@ -27,8 +27,9 @@ mod safety;
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use epoch::{Epoch, EpochScheme};
 pub use governance::{
-    CaseKind, DataCategory, DataTier, HoldEnd, LegalOutcome, LegalProcessType, ReasonCode,
-    RejectionReason, ReportCategory, RequestStatus, StaffChangeKind, StaffChangeStatus, StaffRole,
+    CaseKind, CasePriority, DataCategory, DataTier, HoldEnd, LegalOutcome, LegalProcessType,
+    ReasonCode, RejectionReason, ReportCategory, RequestStatus, StaffChangeKind, StaffChangeStatus,
+    StaffRole,
 };
 pub use ids::{
     AccessNoticeId, AttachmentId, CaseId, ConversationId, DeploymentId, HoldId, LegalRequestId,

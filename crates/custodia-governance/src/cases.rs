@@ -52,6 +52,8 @@ pub struct CaseView {
     pub opened_at: Timestamp,
     /// A legal case's non-disclosure order: until when members may not be told.
     pub nondisclosure_until: Option<Timestamp>,
+    /// How urgently it is handled.
+    pub priority: custodia_core::CasePriority,
 }
 
 /// A reported message as the reporter disclosed it.
@@ -176,6 +178,7 @@ impl Governance {
             reporter: Some(who.user_id),
             category: Some(report.category),
             comment: comment.map(|c| inner.keys.seal_case_text(id, "comment", &c)),
+            priority: custodia_core::CasePriority::Normal,
             reported: seqs.clone(),
             evidence,
             scope,
@@ -237,6 +240,7 @@ impl Governance {
             opened_by: None,
             nondisclosure_until: None,
             opened_at: inner.clock.now(),
+            priority: signal.priority,
         };
         self.open_case(
             case,
@@ -259,10 +263,13 @@ impl Governance {
         Ok(id)
     }
 
-    /// Every case, newest first (case readers). Without the reported texts.
+    /// Every case, as a queue: high priority first, then the oldest (case readers).
+    /// Without the reported texts.
     pub async fn cases(&self, by: &StaffPrincipal) -> ServiceResult<Vec<CaseView>> {
         by.require(CASE_READERS, "this role does not handle cases")?;
-        let all = self.inner.store.cases.cases().await?;
+        let mut all = self.inner.store.cases.cases().await?;
+        // The queue: high priority first, then the longest waiting.
+        all.sort_by_key(|c| (c.priority, c.opened_at, c.id));
         Ok(all.into_iter().map(|c| self.view_case(c, false)).collect())
     }
 
@@ -465,6 +472,7 @@ impl Governance {
             reference: c.reference,
             opened_at: c.opened_at,
             nondisclosure_until: c.nondisclosure_until,
+            priority: c.priority,
         }
     }
 }
@@ -497,6 +505,7 @@ impl Governance {
             conversation_id: a.conversation_id,
             reporter: None,
             category: Some(ReportCategory::ChildSafety),
+            priority: matched.priority,
             comment: None,
             reported: Vec::new(),
             evidence: Vec::new(),
@@ -505,7 +514,7 @@ impl Governance {
                 last.max(1),
             ),
             reference: Some(format!(
-                "HIGH PRIORITY: upload matched hash list {:?}; attachment {} preserved as evidence",
+                "upload matched hash list {:?}; attachment {} preserved as evidence",
                 matched.list, a.id
             )),
             opened_by: None,

@@ -1136,6 +1136,7 @@ impl Governance {
             opened_by: Some(by.staff_id),
             nondisclosure_until,
             opened_at: now,
+            priority: custodia_core::CasePriority::Normal,
         };
         self.open_case(
             case,

@@ -318,6 +318,10 @@ pub struct Case {
     /// When the legal case's non-disclosure order ends (Unix ms), if it has one.
     #[serde(default)]
     pub nondisclosure_until_ms: Option<i64>,
+    /// `high` (hash-list matches, child-safety text rules) or `normal`; `GET
+    /// /v1/staff/cases` lists high first, then the longest waiting.
+    #[serde(default)]
+    pub priority: String,
 }
 
 /// `POST /v1/staff/requests`.

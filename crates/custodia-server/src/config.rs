@@ -169,6 +169,10 @@ pub struct RawConfig {
     /// The lowest PDQ quality (0–100) trusted for matching.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pdq_min_quality: Option<u8>,
+    /// Hash lists (by the name given at import) whose matches open `normal`-priority
+    /// cases; every other list's matches open `high` ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normal_priority_lists: Option<Vec<String>>,
     /// The largest attachment, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attachment_bytes: Option<u64>,
@@ -335,6 +339,7 @@ impl RawConfig {
             first_contact_sends_per_hour: Some(service.sends_first_contact.burst),
             pdq_max_distance: Some(service.pdq_max_distance),
             pdq_min_quality: Some(service.pdq_min_quality),
+            normal_priority_lists: Some(service.normal_priority_lists.clone()),
             max_attachment_bytes: Some(service.max_attachment_bytes),
             text_rules: None,
             log_format: Some(LogFormat::Text),
@@ -633,6 +638,7 @@ impl RawConfig {
                     0 => bail!("max_attachment_bytes must be at least 1"),
                     n => n,
                 },
+                normal_priority_lists: given(s.normal_priority_lists, "normal_priority_lists")?,
             },
             json_logs,
             witnesses,

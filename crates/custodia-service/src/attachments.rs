@@ -37,6 +37,8 @@ pub struct HashMatch {
     pub attachment: AttachmentView,
     /// The list it matched.
     pub list: String,
+    /// The priority of its case (`high` unless the list is configured `normal`).
+    pub priority: custodia_core::CasePriority,
 }
 
 fn view(a: &AttachmentRecord) -> AttachmentView {
@@ -169,9 +171,15 @@ impl Service {
         if let Some(list) = matched {
             tracing::warn!(attachment = %id, uploader = %who.user_id, "upload matched a hash list; kept as evidence");
             if let Some(sink) = &inner.signals {
+                let priority = if inner.config.normal_priority_lists.contains(&list) {
+                    custodia_core::CasePriority::Normal
+                } else {
+                    custodia_core::CasePriority::High
+                };
                 sink.file_matched(HashMatch {
                     attachment: v,
                     list,
+                    priority,
                 })
                 .await;
             }

@@ -64,6 +64,32 @@ pub(crate) fn pdq_of(bytes: &[u8]) -> Result<(PdqHash, u8), String> {
     Ok(custodia_pdq::hash_luma(w, h, &mut luma))
 }
 
+impl Service {
+    /// The PDQ list within `max_distance` of `hash`, after loading any entries imported
+    /// since the last look.
+    pub(crate) async fn pdq_match(&self, hash: &PdqHash) -> ServiceResult<Option<String>> {
+        let inner = &self.inner;
+        let loaded = inner.pdq.index.lock().unwrap_or_else(|e| e.into_inner()).1;
+        let new = inner.store.attachments.pdq_after(loaded).await?;
+        let mut guard = inner.pdq.index.lock().unwrap_or_else(|e| e.into_inner());
+        let (index, upto) = &mut *guard;
+        for (id, bytes, list) in new {
+            if id > *upto {
+                index.insert(PdqHash::from_bytes(bytes), list);
+                *upto = id;
+            }
+        }
+        Ok(index
+            .nearest(hash, inner.config.pdq_max_distance)
+            .map(|(list, _)| list.clone()))
+    }
+}
+
+/// The refusal for an image that cannot be read.
+pub(crate) fn unreadable() -> ServiceError {
+    ServiceError::Rejected("this image cannot be read; send a complete PNG, JPEG, GIF or WebP")
+}
+
 #[cfg(test)]
 mod tests {
     /// Images over 1024 px in PNG, JPEG and WebP hash within 2 bits of Meta's reference at
@@ -92,30 +118,4 @@ mod tests {
             assert!(formats.iter().any(|f| f == format), "{format} is tested");
         }
     }
-}
-
-impl Service {
-    /// The PDQ list within `max_distance` of `hash`, after loading any entries imported
-    /// since the last look.
-    pub(crate) async fn pdq_match(&self, hash: &PdqHash) -> ServiceResult<Option<String>> {
-        let inner = &self.inner;
-        let loaded = inner.pdq.index.lock().unwrap_or_else(|e| e.into_inner()).1;
-        let new = inner.store.attachments.pdq_after(loaded).await?;
-        let mut guard = inner.pdq.index.lock().unwrap_or_else(|e| e.into_inner());
-        let (index, upto) = &mut *guard;
-        for (id, bytes, list) in new {
-            if id > *upto {
-                index.insert(PdqHash::from_bytes(bytes), list);
-                *upto = id;
-            }
-        }
-        Ok(index
-            .nearest(hash, inner.config.pdq_max_distance)
-            .map(|(list, _)| list.clone()))
-    }
-}
-
-/// The refusal for an image that cannot be read.
-pub(crate) fn unreadable() -> ServiceError {
-    ServiceError::Rejected("this image cannot be read; send a complete PNG, JPEG, GIF or WebP")
 }

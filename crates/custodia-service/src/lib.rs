@@ -80,6 +80,8 @@ pub struct ServiceConfig {
     pub pdq_max_distance: u32,
     /// The lowest PDQ quality trusted for matching.
     pub pdq_min_quality: u8,
+    /// Hash lists whose matches open `normal` cases (every other list's open `high` ones).
+    pub normal_priority_lists: Vec<String>,
 }
 
 impl Default for ServiceConfig {
@@ -119,6 +121,7 @@ impl Default for ServiceConfig {
             max_attachment_bytes: 25 * 1024 * 1024,
             pdq_max_distance: 31,
             pdq_min_quality: 50,
+            normal_priority_lists: Vec::new(),
         }
     }
 }

@@ -18,9 +18,12 @@
 //! keywords = ["free crypto", "double your bitcoin"]
 //! score = 5
 //! ```
+//!
+//! A rule may say `priority = "high"` or `"normal"` for the cases it opens; by default
+//! child-safety and grooming rules are high, the rest normal.
 
 use async_trait::async_trait;
-use custodia_core::ReportCategory;
+use custodia_core::{CasePriority, ReportCategory};
 use regex::RegexSet;
 use serde::Deserialize;
 
@@ -35,6 +38,16 @@ pub struct Signal {
     pub category: ReportCategory,
     /// The summed score.
     pub score: u32,
+    /// The case's priority: `high` if any matching rule is.
+    pub priority: CasePriority,
+}
+
+/// A rule's priority when its file gives none: child-safety rules are `high`.
+pub(crate) fn default_priority(category: ReportCategory) -> CasePriority {
+    match category {
+        ReportCategory::ChildSafety | ReportCategory::Grooming => CasePriority::High,
+        _ => CasePriority::Normal,
+    }
 }
 
 /// Where signals go (the governance service opens cases).
@@ -66,12 +79,15 @@ struct RawRule {
     #[serde(default)]
     keywords: Vec<String>,
     score: u32,
+    #[serde(default)]
+    priority: Option<String>,
 }
 
 struct Rule {
     name: String,
     category: ReportCategory,
     score: u32,
+    priority: CasePriority,
 }
 
 /// Compiled text rules.
@@ -118,10 +134,17 @@ impl TextRules {
             regex::Regex::new(&pattern)
                 .map_err(|e| format!("text rule {:?}: bad pattern: {e}", r.name))?;
             patterns.push(pattern);
+            let priority = match r.priority.as_deref() {
+                None => default_priority(category),
+                Some(p) => {
+                    CasePriority::parse(p).map_err(|e| format!("text rule {:?}: {e}", r.name))?
+                }
+            };
             rules.push(Rule {
                 name: r.name,
                 category,
                 score: r.score,
+                priority,
             });
         }
         let set = RegexSet::new(&patterns).map_err(|e| format!("text rules: {e}"))?;
@@ -149,7 +172,23 @@ impl TextRules {
             rules: hits.iter().map(|r| r.name.clone()).collect(),
             category: top.category,
             score,
+            priority: hits.iter().map(|r| r.priority).min()?,
         })
+    }
+
+    /// The priority of a signal by `rules` (names) of `category`, as the rules say now
+    /// (a name no rule has any more: by its category).
+    pub fn priority_of(&self, rules: &[String], category: ReportCategory) -> CasePriority {
+        rules
+            .iter()
+            .map(|name| {
+                self.rules
+                    .iter()
+                    .find(|r| &r.name == name)
+                    .map_or(default_priority(category), |r| r.priority)
+            })
+            .min()
+            .unwrap_or(default_priority(category))
     }
 }
 
@@ -181,10 +220,17 @@ impl crate::Service {
                     .await?;
                 if let Some(m) = message {
                     let view = crate::metadata_of(&m);
+                    let priority = inner
+                        .text_rules
+                        .as_ref()
+                        .map_or(default_priority(p.signal.category), |r| {
+                            r.priority_of(&p.signal.rules, p.signal.category)
+                        });
                     let signal = Signal {
                         rules: p.signal.rules.clone(),
                         category: p.signal.category,
                         score: p.signal.score,
+                        priority,
                     };
                     sink.flagged(view, signal).await?;
                 }
@@ -262,6 +308,46 @@ score = 5
     }
 
     #[test]
+    fn child_safety_rules_open_high_cases_unless_a_rule_says_otherwise() {
+        let r = TextRules::parse(RULES).unwrap();
+        let grooming = r.evaluate("don't tell your dad").unwrap();
+        assert_eq!(
+            grooming.priority,
+            CasePriority::High,
+            "grooming: high by default"
+        );
+        let spam = TextRules::parse(&RULES.replace("threshold = 10", "threshold = 5"))
+            .unwrap()
+            .evaluate("free crypto")
+            .unwrap();
+        assert_eq!(spam.priority, CasePriority::Normal);
+        let configured = TextRules::parse(&format!(
+            "{}\n[[rules]]\nname = \"scam\"\ncategory = \"spam\"\nkeywords = [\"gift card\"]\nscore = 10\npriority = \"high\"\n",
+            RULES.replace("score = 10\n[[rules]]", "score = 10\npriority = \"normal\"\n[[rules]]")
+        ))
+        .unwrap();
+        assert_eq!(
+            configured.evaluate("don't tell your mum").unwrap().priority,
+            CasePriority::Normal,
+            "a rule may say normal"
+        );
+        let both = configured
+            .evaluate("a gift card, don't tell your mum")
+            .unwrap();
+        assert_eq!(both.priority, CasePriority::High, "high if any rule is");
+        // From the outbox: by the rules' names as the file says now.
+        assert_eq!(
+            configured.priority_of(&["scam".into()], ReportCategory::Spam),
+            CasePriority::High
+        );
+        assert_eq!(
+            configured.priority_of(&["gone".into()], ReportCategory::ChildSafety),
+            CasePriority::High,
+            "a rule no longer in the file: by its category"
+        );
+    }
+
+    #[test]
     fn bad_rule_files_say_what_is_wrong() {
         for (text, says) in [
             ("threshold = 0", "threshold"),
@@ -278,6 +364,10 @@ score = 5
                 "pattern or keywords",
             ),
             ("threshold = 1\nunknown = 2", "unknown"),
+            (
+                "threshold = 1\n[[rules]]\nname = \"x\"\ncategory = \"spam\"\npattern = \"a\"\nscore = 1\npriority = \"urgent\"",
+                "priority",
+            ),
         ] {
             let e = TextRules::parse(text).unwrap_err();
             assert!(e.contains(says), "{e} / {says}");

@@ -245,6 +245,7 @@ fn case(opened: u64) -> CaseRecord {
         opened_by: None,
         nondisclosure_until: None,
         opened_at: at(opened),
+        priority: custodia_core::CasePriority::Normal,
     }
 }
 
@@ -275,6 +276,7 @@ fn request(case: &CaseRecord, created: u64) -> AccessRequestRecord {
 pub async fn cases_are_listed_newest_first_with_their_requests(s: &Storage) {
     let (old, mut new) = (case(10), case(20));
     new.nondisclosure_until = Some(at(30 * 86_400));
+    new.priority = custodia_core::CasePriority::High;
     s.cases.create_case(old.clone()).await.unwrap();
     s.cases.create_case(new.clone()).await.unwrap();
     let listed: Vec<CaseId> = s
@@ -289,7 +291,7 @@ pub async fn cases_are_listed_newest_first_with_their_requests(s: &Storage) {
     assert_eq!(
         s.cases.case(new.id).await.unwrap(),
         Some(new.clone()),
-        "kept whole, its non-disclosure order included"
+        "kept whole, its non-disclosure order and priority included"
     );
 
     let (second, first) = (request(&old, 40), request(&old, 30));

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use custodia_core::{
-    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, HoldEnd, HoldId, LegalRequestId,
-    ReasonCode, ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+    AccessNoticeId, CaseId, CaseKind, CasePriority, ConversationId, DataTier, HoldEnd, HoldId,
+    LegalRequestId, ReasonCode, ReportCategory, RequestId, RequestStatus, StaffId, StaffRole,
+    Timestamp, UserId,
 };
 use custodia_store::rows::{
     ADD_LEGAL_DOCUMENT, ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS,
@@ -25,7 +26,7 @@ use crate::writer::Lock;
 use crate::{PgStore, all, map_err};
 
 const CASE_COLUMNS: &str = "id, kind, conversation_id, reporter, category, comment, reported, \
-     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until";
+     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until, priority";
 const REQUEST_COLUMNS: &str = "id, case_id, requester, requester_role, reason, conversation_id, \
      seq_from, seq_to, tier, duration_ms, justification, created_at, pending_until, broad, \
      required, status, granted_from, granted_until";
@@ -52,6 +53,7 @@ fn case(row: &PgRow) -> StoreResult<CaseRecord> {
         opened_by: get::<Option<Uuid>>(row, "opened_by")?.map(StaffId::from_uuid),
         opened_at: millis(row, "opened_at")?,
         nondisclosure_until: opt_millis(row, "nondisclosure_until")?,
+        priority: named(row, "priority", CasePriority::parse)?,
     })
 }
 
@@ -189,7 +191,7 @@ impl CaseStore for PgStore {
                     let reported: Vec<String> = k.reported.iter().map(u64::to_string).collect();
                     sqlx::query(AssertSqlSafe(format!(
                         "INSERT INTO cases ({CASE_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                     )))
                     .bind(k.id.as_uuid())
                     .bind(k.kind.as_str())
@@ -204,6 +206,7 @@ impl CaseStore for PgStore {
                     .bind(k.opened_by.map(|s| *s.as_uuid()))
                     .bind(k.opened_at.as_millis())
                     .bind(k.nondisclosure_until.map(|t| t.as_millis()))
+                    .bind(k.priority.as_str())
                     .execute(&mut *c)
                     .await
                     .map(drop)

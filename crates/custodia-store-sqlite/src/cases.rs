@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use custodia_core::{
-    AccessNoticeId, CaseId, CaseKind, ConversationId, DataTier, HoldEnd, HoldId, LegalRequestId,
-    ReasonCode, ReportCategory, RequestId, RequestStatus, StaffId, StaffRole, Timestamp, UserId,
+    AccessNoticeId, CaseId, CaseKind, CasePriority, ConversationId, DataTier, HoldEnd, HoldId,
+    LegalRequestId, ReasonCode, ReportCategory, RequestId, RequestStatus, StaffId, StaffRole,
+    Timestamp, UserId,
 };
 use custodia_store::rows::{
     ADD_LEGAL_DOCUMENT, ADD_LEGAL_REQUEST, EXPIRE_HOLDS, HOLD_COLUMNS, HoldRow, LEGAL_COLUMNS,
@@ -21,7 +22,7 @@ use uuid::Uuid;
 use crate::{SqliteStore, map_err};
 
 const CASE_COLUMNS: &str = "id, kind, conversation_id, reporter, category, comment, reported, \
-     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until";
+     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until, priority";
 const REQUEST_COLUMNS: &str = "id, case_id, requester, requester_role, reason, conversation_id, \
      seq_from, seq_to, tier, duration_ms, justification, created_at, pending_until, broad, \
      required, status, granted_from, granted_until";
@@ -75,6 +76,7 @@ fn case(row: &Row<'_>) -> rusqlite::Result<CaseRecord> {
         nondisclosure_until: row
             .get::<_, Option<i64>>("nondisclosure_until")?
             .map(Timestamp::from_millis),
+        priority: named(row, "priority", CasePriority::parse)?,
     })
 }
 
@@ -207,7 +209,7 @@ impl CaseStore for SqliteStore {
                 }
                 c.prepare_cached(&format!(
                     "INSERT INTO cases ({CASE_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                 ))
                 .and_then(|mut st| {
                     st.execute(params![
@@ -223,7 +225,8 @@ impl CaseStore for SqliteStore {
                         k.reference,
                         k.opened_by.map(|s| *s.as_uuid()),
                         k.opened_at.as_millis(),
-                        k.nondisclosure_until.map(|t| t.as_millis())
+                        k.nondisclosure_until.map(|t| t.as_millis()),
+                        k.priority.as_str()
                     ])
                 })
                 .map(drop)

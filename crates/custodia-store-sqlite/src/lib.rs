@@ -65,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0020_legal_requests.sql"),
     include_str!("../migrations/0021_legal_holds.sql"),
     include_str!("../migrations/0022_legal_documents.sql"),
+    include_str!("../migrations/0023_case_priority.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;

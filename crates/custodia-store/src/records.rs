@@ -533,6 +533,8 @@ pub struct CaseRecord {
     pub nondisclosure_until: Option<Timestamp>,
     /// When it was opened.
     pub opened_at: Timestamp,
+    /// How urgently it is handled (the queue lists high first, then the oldest).
+    pub priority: custodia_core::CasePriority,
 }
 
 /// A reported message as its reporter disclosed it.

@@ -124,12 +124,28 @@ async fn import(server: &TestServer, list: &str, kind: &str, lines: &str) -> (bo
 
 #[tokio::test]
 async fn a_file_on_a_hash_list_is_blocked_preserved_and_opens_a_case() {
-    let server = TestServer::start().await;
+    // The MD5 list is configured to open normal-priority cases; every other list high.
+    let server = TestServer::start_with(custodia_server::RawConfig {
+        normal_priority_lists: Some(vec!["test-md5".into()]),
+        ..custodia_server::RawConfig::default()
+    })
+    .await;
     let admin = server.admin().await;
     let m = server.new_staff(&admin, "mod", "moderator").await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let chat = alice.open_direct("bob").await.unwrap();
+    // An older, normal case: bob reports a message first.
+    alice
+        .send(chat.id, "s1", "buy followers now")
+        .await
+        .unwrap();
+    let reported = bob
+        .report(chat.id, &[1], "spam", None)
+        .await
+        .unwrap()
+        .case_id;
+    server.advance_clock(std::time::Duration::from_secs(60));
 
     let known = b"a known abuse file stand-in, exact bytes".to_vec();
     let other = b"a known file, not an image".to_vec();
@@ -152,6 +168,7 @@ async fn a_file_on_a_hash_list_is_blocked_preserved_and_opens_a_case() {
     );
 
     for file in [known, other] {
+        server.advance_clock(std::time::Duration::from_secs(60));
         let e = alice.upload(chat.id, file).await.unwrap_err();
         assert_eq!(status(&e), 422);
         assert!(e.to_string().contains("this file cannot be sent"), "{e}");
@@ -166,25 +183,44 @@ async fn a_file_on_a_hash_list_is_blocked_preserved_and_opens_a_case() {
         .await
         .unwrap();
 
-    // Two high-priority child-safety cases, no content in them.
-    let cases = cases_at_least(&m, 2).await;
-    assert_eq!(cases.len(), 2);
-    for c in &cases {
-        assert_eq!(c.category.as_deref(), Some("child_safety"));
+    // Two child-safety cases, no content in them: the SHA-256 list's is high and heads
+    // the queue before the older report; the MD5 list's is normal (as configured), after
+    // the report, which waited longer.
+    let cases = cases_at_least(&m, 3).await;
+    assert_eq!(cases.len(), 3);
+    assert_eq!(
+        cases
+            .iter()
+            .map(|c| (c.priority.as_str(), c.category.as_deref().unwrap()))
+            .collect::<Vec<_>>(),
+        [
+            ("high", "child_safety"),
+            ("normal", "spam"),
+            ("normal", "child_safety")
+        ]
+    );
+    assert_eq!(cases[1].id, reported);
+    assert!(
+        cases[0].opened_at_ms > cases[1].opened_at_ms,
+        "the older one waits"
+    );
+    for c in [&cases[0], &cases[2]] {
         assert!(
             c.reference
                 .as_deref()
-                .is_some_and(|r| r.contains("HIGH PRIORITY")),
+                .is_some_and(|r| r.contains("matched hash list")),
             "{c:?}"
         );
     }
     // Nothing was delivered: bob has no attachment to fetch and no message about it.
-    assert!(
+    assert_eq!(
         bob.history(chat.id, None, None, 10)
             .await
             .unwrap()
             .messages
-            .is_empty()
+            .len(),
+        1,
+        "only the text message"
     );
 }
 

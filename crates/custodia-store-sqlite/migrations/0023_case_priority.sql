@@ -1,0 +1,3 @@
+-- How urgently a case is handled: 'high' (hash-list matches, child-safety text rules) or
+-- 'normal'. The queue lists high first, then by age.
+ALTER TABLE cases ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
