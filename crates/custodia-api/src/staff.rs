@@ -57,6 +57,7 @@ pub fn staff_router(governance: Governance) -> Router {
         .route("/v1/staff/requests/{id}/revoke", post(revoke))
         .route("/v1/staff/requests/{id}/complete", post(complete))
         .route("/v1/staff/requests/{id}/messages", get(read))
+        .route("/v1/staff/requests/{id}/files/{file}", get(read_evidence))
         .route("/v1/staff/audit/records/{index}", get(audit_record))
         .route("/v1/staff/transparency-report", get(transparency_report))
         .route("/v1/staff/legal-requests/{id}", get(legal_request))
@@ -329,6 +330,7 @@ fn case_wire(c: &CaseView) -> wire::Case {
         opened_at_ms: c.opened_at.as_millis(),
         nondisclosure_until_ms: c.nondisclosure_until.map(|t| t.as_millis()),
         priority: c.priority.as_str().into(),
+        files: c.files.iter().map(|f| *f.as_uuid()).collect(),
     }
 }
 
@@ -507,6 +509,24 @@ async fn read(
             checkpoint: r.checkpoint.clone(),
         },
     }))
+}
+
+async fn read_evidence(
+    State(gov): State<Governance>,
+    Staff(who): Staff,
+    Path((raw, file)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let id: RequestId = id(&raw)?;
+    let file = file
+        .parse()
+        .map_err(|_| ApiError::not_found("no such preserved file"))?;
+    let (content_type, bytes) = gov.read_evidence(&who, id, file).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        bytes.to_vec(),
+    )
+        .into_response())
 }
 
 fn legal_request_id(raw: &str) -> Result<custodia_core::LegalRequestId, ApiError> {

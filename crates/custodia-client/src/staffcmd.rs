@@ -131,6 +131,17 @@ pub enum StaffCommand {
         /// Request id.
         id: Uuid,
     },
+    /// Save a case's preserved file under an evidence grant (the read is logged first),
+    /// e.g. `read-file REQUEST_ID FILE_ID --out evidence.bin` (`case` lists the files).
+    ReadFile {
+        /// Request id.
+        id: Uuid,
+        /// The preserved file's id.
+        file: Uuid,
+        /// Where to write it (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Revoke a request or grant.
     Revoke {
         /// Request id.
@@ -509,6 +520,9 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
             if let Some(comment) = &k.comment {
                 println!("reporter's comment: {}", quoted(comment));
             }
+            for f in &k.files {
+                println!("preserved file {f} (opened only under an evidence grant)");
+            }
             for e in &k.evidence {
                 println!("{}", evidence_line(e));
             }
@@ -579,6 +593,19 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         // The report is our own server's output (all escaped in the page), printed as is.
         StaffCommand::Report { from, to, html } => {
             print!("{}", c.transparency_report(&from, &to, html).await?);
+        }
+        StaffCommand::ReadFile { id, file, out } => {
+            if out.exists() {
+                anyhow::bail!("{} exists already: choose another --out", out.display());
+            }
+            let (content_type, bytes) = c.read_evidence(id, file).await?;
+            write_new(&out, &bytes)?;
+            println!(
+                "wrote {} ({} bytes, {}); the read is in the audit log",
+                out.display(),
+                bytes.len(),
+                clean(&content_type)
+            );
         }
         StaffCommand::Read { id } => {
             let read = c.read_grant(id).await?;
@@ -1046,6 +1073,7 @@ mod tests {
                 opened_at_ms: 0,
                 nondisclosure_until_ms: None,
                 priority: text.clone(),
+                files: Vec::new(),
             };
             prop_assert!(one_safe_line(&case_line(&k)));
         }

@@ -74,6 +74,9 @@ named_enum!(
         UserSelfAccess => "user_self_access",
         /// Support, with the user's consent.
         SupportWithConsent => "support_with_consent",
+        /// A report the law requires to the national clearinghouse (e.g. NCMEC's
+        /// CyberTipline in the US) of a case's preserved files.
+        MandatoryReporting => "mandatory_reporting",
     }
 );
 
@@ -158,6 +161,9 @@ named_enum!(
         Metadata => "metadata",
         /// Message bodies as well.
         Content => "content",
+        /// The files a case preserved (a hash-list match), never delivered to anyone:
+        /// for legal process or mandatory reporting only.
+        Evidence => "evidence",
     }
 );
 

@@ -54,6 +54,8 @@ pub struct CaseView {
     pub nondisclosure_until: Option<Timestamp>,
     /// How urgently it is handled.
     pub priority: custodia_core::CasePriority,
+    /// The files it preserved (opened only under an evidence grant).
+    pub files: Vec<custodia_core::AttachmentId>,
 }
 
 /// A reported message as the reporter disclosed it.
@@ -179,6 +181,7 @@ impl Governance {
             category: Some(report.category),
             comment: comment.map(|c| inner.keys.seal_case_text(id, "comment", &c)),
             priority: custodia_core::CasePriority::Normal,
+            files: Vec::new(),
             reported: seqs.clone(),
             evidence,
             scope,
@@ -241,6 +244,7 @@ impl Governance {
             nondisclosure_until: None,
             opened_at: inner.clock.now(),
             priority: signal.priority,
+            files: Vec::new(),
         };
         self.open_case(
             case,
@@ -473,6 +477,7 @@ impl Governance {
             opened_at: c.opened_at,
             nondisclosure_until: c.nondisclosure_until,
             priority: c.priority,
+            files: c.files,
         }
     }
 }
@@ -506,6 +511,7 @@ impl Governance {
             reporter: None,
             category: Some(ReportCategory::ChildSafety),
             priority: matched.priority,
+            files: vec![a.id],
             comment: None,
             reported: Vec::new(),
             evidence: Vec::new(),

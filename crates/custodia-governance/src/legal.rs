@@ -1137,6 +1137,7 @@ impl Governance {
             nondisclosure_until,
             opened_at: now,
             priority: custodia_core::CasePriority::Normal,
+            files: Vec::new(),
         };
         self.open_case(
             case,

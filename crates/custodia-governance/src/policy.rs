@@ -7,6 +7,7 @@
 //! | emergency disclosure | legal officer, senior moderator | legal officer, senior moderator | 1 now, a 2nd review within 24 h; a grant of at most 4 h |
 //! | security incident | senior moderator, legal officer | legal officer | 1 |
 //! | user self-access, support with consent | moderator, senior moderator | senior moderator | 1 |
+//! | mandatory reporting (a case's preserved files only) | legal officer | legal officer, senior moderator | 1; a grant of at most 7 days |
 //!
 //! A broad scope (more than 30 days of messages) needs one approval more. Auditors and
 //! admins never ask or approve: their roles read no content. Nobody approves their own
@@ -77,6 +78,12 @@ impl Policy {
             ReasonCode::SecurityIncident => Self {
                 requesters: LEGAL_OR_SENIOR,
                 approvers: LEGAL,
+                ..base
+            },
+            ReasonCode::MandatoryReporting => Self {
+                requesters: LEGAL,
+                approvers: LEGAL_OR_SENIOR,
+                max_grant: 7 * DAY,
                 ..base
             },
             // Report review, user self-access, support with consent; and any reason added

@@ -132,6 +132,25 @@ impl Governance {
             }
             _ => {}
         }
+        match (req.tier, req.reason) {
+            (DataTier::Evidence, ReasonCode::MandatoryReporting) if case.files.is_empty() => {
+                return Err(ServiceError::Rejected(
+                    "this case preserved no files (evidence is the files a hash-list match kept)",
+                ));
+            }
+            (DataTier::Evidence, ReasonCode::MandatoryReporting) => {}
+            (DataTier::Evidence, _) => {
+                return Err(ServiceError::Rejected(
+                    "a case's preserved files are opened for mandatory reporting only (reason mandatory_reporting)",
+                ));
+            }
+            (_, ReasonCode::MandatoryReporting) => {
+                return Err(ServiceError::Rejected(
+                    "mandatory reporting covers a case's preserved files only: ask for tier evidence",
+                ));
+            }
+            _ => {}
+        }
         let (from, to) = req.seqs;
         if from == 0 || from > to {
             return Err(ServiceError::Rejected(
@@ -492,6 +511,23 @@ impl Governance {
         let record = self.request_record(id).await?;
         let view = self.view(record);
         let r = &view.record;
+        if r.tier == DataTier::Evidence {
+            return Err(ServiceError::Rejected(
+                "this grant covers the case's preserved files: fetch each from /v1/staff/requests/{id}/files/{attachment}",
+            ));
+        }
+        self.refuse_unless_open(by, &view).await?;
+        self.read_open_grant(by, view, for_disclosure).await
+    }
+
+    /// Refuses (and logs the refusal) unless `by` may read under `view` now: its
+    /// requester, in a role that still reads, while approved and in its window.
+    async fn refuse_unless_open(
+        &self,
+        by: &StaffPrincipal,
+        view: &RequestView,
+    ) -> ServiceResult<()> {
+        let r = &view.record;
         let refusal = if by.staff_id != r.requester {
             Some("only the requester reads within a grant")
         } else if !Policy::of(r.reason).requesters.contains(&by.role) {
@@ -508,7 +544,6 @@ impl Governance {
         } else {
             None
         };
-        let inner = &self.inner;
         if let Some(why) = refusal {
             let denied = self
                 .append(self.event(
@@ -527,6 +562,78 @@ impl Governance {
             }
             return Err(ServiceError::Forbidden(why));
         }
+        Ok(())
+    }
+
+    /// Reads preserved file `attachment` of the case of evidence grant `id`: only its
+    /// requester, while the grant is open (a refusal is logged). The read — naming the
+    /// file — is logged before anything is unwrapped, and the key service opens only the
+    /// file the entry names. The uploader appears in the entry withheld: a hash-list match
+    /// is a child-safety referral, and nobody is told of it. Returns the file's content
+    /// type and its bytes as uploaded.
+    pub async fn read_evidence(
+        &self,
+        by: &StaffPrincipal,
+        id: RequestId,
+        attachment: custodia_core::AttachmentId,
+    ) -> ServiceResult<(String, zeroize::Zeroizing<Vec<u8>>)> {
+        let view = self.view(self.request_record(id).await?);
+        let r = &view.record;
+        if r.tier != DataTier::Evidence {
+            return Err(ServiceError::Rejected(
+                "this grant covers messages, not preserved files",
+            ));
+        }
+        self.refuse_unless_open(by, &view).await?;
+        let inner = &self.inner;
+        let case = self.case_record(r.case_id).await?;
+        let a = match inner.store.attachments.attachment(attachment).await? {
+            Some(a) if case.files.contains(&attachment) => a,
+            _ => return Err(ServiceError::NotFound("preserved file")),
+        };
+        let receipt = self
+            .append(self.event(
+                EventKind::AccessRead,
+                by,
+                r,
+                vec![
+                    Subject::Conversation(r.conversation_id),
+                    Subject::Withheld(a.uploader),
+                ],
+                vec![
+                    ("request".into(), r.id.to_string()),
+                    ("tier".into(), r.tier.as_str().into()),
+                    ("attachments".into(), attachment.to_string()),
+                    ("bytes".into(), a.size.to_string()),
+                ],
+            ))
+            .await?;
+        if view.status == RequestStatus::Approved {
+            let _ = inner
+                .store
+                .cases
+                .set_request_status(r.id, RequestStatus::Approved, RequestStatus::Active)
+                .await;
+        }
+        let access = inner
+            .keys
+            .verify_logged_read(&receipt, r.id, r.conversation_id)?;
+        let bytes =
+            custodia_service::open_attachment(&inner.keys, Purpose::StaffAccess(access), &a)
+                .await?;
+        tracing::info!(grant = %r.id, staff = %by.staff_id, log_index = receipt.index, "audited read of a preserved file");
+        Ok((a.content_type, bytes))
+    }
+
+    /// The read of an open grant's messages (see [`Self::read_grant`]).
+    async fn read_open_grant(
+        &self,
+        by: &StaffPrincipal,
+        view: RequestView,
+        for_disclosure: bool,
+    ) -> ServiceResult<GrantRead> {
+        let inner = &self.inner;
+        let r = &view.record;
         let (from, to) = r.seqs;
         let limit = u32::try_from(to - from + 1).unwrap_or(u32::MAX);
         let stored = inner

@@ -65,11 +65,12 @@ impl KeyService {
         ctx: AttachmentContext<'_>,
         sealed: &SealedAttachment,
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        if let Purpose::StaffAccess(_) = purpose {
-            // A logged read names messages by sequence number, not files: until it names
-            // the attachments it covers, none is opened for staff (fail closed).
+        if let Purpose::StaffAccess(access) = &purpose
+            && !access.covers_file(ctx.conversation, ctx.attachment)
+        {
+            // Only a file the logged read names is opened for staff (fail closed).
             return Err(KeyError::NotLogged(
-                "a logged read does not name attachments",
+                "the logged read does not name this file",
             ));
         }
         let aad = self.attachment_aad(&ctx);

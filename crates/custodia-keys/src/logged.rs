@@ -8,10 +8,11 @@
 //! - the entry is in that checkpoint's tree (the inclusion proof verifies, and the entry's
 //!   bytes hash to the receipt's leaf), and
 //! - the entry records exactly this read: an `access.read` under this grant, about this
-//!   conversation (its tag), naming the messages (sequence numbers) read.
+//!   conversation (its tag), naming the messages (sequence numbers) or the preserved
+//!   files (attachment ids) read.
 //!
 //! The key service then opens only messages of that conversation whose sequence numbers
-//! the entry names. A receipt for another read, a forged or altered entry, a checkpoint
+//! the entry names, and only the files it names. A receipt for another read, a forged or altered entry, a checkpoint
 //! that does not cover the entry, or one signed by another key is refused.
 
 use std::collections::BTreeSet;
@@ -19,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use custodia_audit::{EntryView, EventKind, PseudonymKey, Receipt, Subject};
-use custodia_core::{ConversationId, RequestId};
+use custodia_core::{AttachmentId, ConversationId, RequestId};
 use custodia_tlog::{Checkpoint, NoteVerifier, SignedNote, leaf_hash, verify_inclusion};
 
 use crate::{KeyError, KeyService};
@@ -68,6 +69,7 @@ pub struct LoggedAccess {
     log_index: u64,
     conversation: ConversationId,
     seqs: Arc<BTreeSet<u64>>,
+    files: Arc<BTreeSet<AttachmentId>>,
 }
 
 impl LoggedAccess {
@@ -85,6 +87,11 @@ impl LoggedAccess {
     pub fn covers(&self, conversation: ConversationId, seq: u64) -> bool {
         self.conversation == conversation && self.seqs.contains(&seq)
     }
+
+    /// Whether the logged read covers file `attachment` of `conversation`.
+    pub fn covers_file(&self, conversation: ConversationId, attachment: AttachmentId) -> bool {
+        self.conversation == conversation && self.files.contains(&attachment)
+    }
 }
 
 impl fmt::Debug for LoggedAccess {
@@ -93,6 +100,7 @@ impl fmt::Debug for LoggedAccess {
             .field("grant", &self.grant)
             .field("log_index", &self.log_index)
             .field("messages", &self.seqs.len())
+            .field("files", &self.files.len())
             .finish_non_exhaustive()
     }
 }
@@ -163,11 +171,18 @@ impl KeyService {
             .map(str::parse)
             .collect::<Result<BTreeSet<u64>, _>>()
             .map_err(|_| KeyError::NotLogged("the entry's message list is malformed"))?;
+        let files = scope("attachments")
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::parse::<AttachmentId>)
+            .collect::<Result<BTreeSet<AttachmentId>, _>>()
+            .map_err(|_| KeyError::NotLogged("the entry's file list is malformed"))?;
         Ok(LoggedAccess {
             grant,
             log_index: receipt.index,
             conversation,
             seqs: Arc::new(seqs),
+            files: Arc::new(files),
         })
     }
 }

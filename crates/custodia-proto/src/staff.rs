@@ -322,6 +322,10 @@ pub struct Case {
     /// /v1/staff/cases` lists high first, then the longest waiting.
     #[serde(default)]
     pub priority: String,
+    /// The files the case preserved (a hash-list match): opened only under an `evidence`
+    /// grant, from `GET /v1/staff/requests/{id}/files/{file}`.
+    #[serde(default)]
+    pub files: Vec<Uuid>,
 }
 
 /// `POST /v1/staff/requests`.

@@ -345,6 +345,20 @@ impl Client {
         .await
     }
 
+    /// Reads preserved file `file` under evidence grant `request` (logged first): its
+    /// content type and bytes.
+    pub async fn read_evidence(
+        &self,
+        request: Uuid,
+        file: Uuid,
+    ) -> Result<(String, Vec<u8>), SdkError> {
+        self.call_bytes(self.req(
+            Method::GET,
+            &format!("/v1/staff/requests/{request}/files/{file}"),
+        ))
+        .await
+    }
+
     /// Builds the disclosure package of a produced legal request, encrypted to the agency's
     /// age `recipient` (legal officers; the build reads and is logged): the package bytes.
     pub async fn build_package(&self, request: Uuid, recipient: &str) -> Result<Vec<u8>, SdkError> {

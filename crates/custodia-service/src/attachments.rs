@@ -52,6 +52,27 @@ fn view(a: &AttachmentRecord) -> AttachmentView {
     }
 }
 
+/// Opens a stored attachment for `purpose` (a member's delivery, or a logged staff read
+/// that names it).
+pub async fn open_attachment(
+    keys: &custodia_keys::KeyService,
+    purpose: Purpose,
+    a: &AttachmentRecord,
+) -> Result<Zeroizing<Vec<u8>>, custodia_keys::KeyError> {
+    let ctx = AttachmentContext {
+        conversation: a.conversation_id,
+        epoch: &a.epoch,
+        attachment: a.id,
+        uploader: a.uploader,
+    };
+    let sealed = SealedAttachment {
+        sealed_key: a.sealed_key.clone(),
+        key_commitment: a.key_commitment,
+        blob: a.blob.clone(),
+    };
+    keys.open_attachment(purpose, ctx, &sealed).await
+}
+
 /// What the server computes of every upload before sealing it, and matches against the
 /// hash lists: `custodia admin hash` prints exactly this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,31 +226,18 @@ impl Service {
         self.membership(who, a.conversation_id)
             .await
             .map_err(|_| ServiceError::NotFound("attachment"))?;
-        let ctx = AttachmentContext {
-            conversation: a.conversation_id,
-            epoch: &a.epoch,
-            attachment: a.id,
-            uploader: a.uploader,
-        };
-        let sealed = SealedAttachment {
-            sealed_key: a.sealed_key.clone(),
-            key_commitment: a.key_commitment,
-            blob: a.blob.clone(),
-        };
-        let bytes = inner
-            .keys
-            .open_attachment(
-                Purpose::Delivery {
-                    reader: who.user_id,
-                },
-                ctx,
-                &sealed,
-            )
-            .await
-            .map_err(|e| {
-                tracing::warn!(attachment = %id, error = %e, "attachment cannot be opened");
-                ServiceError::Rejected("this attachment is unreadable")
-            })?;
+        let bytes = open_attachment(
+            &inner.keys,
+            Purpose::Delivery {
+                reader: who.user_id,
+            },
+            &a,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(attachment = %id, error = %e, "attachment cannot be opened");
+            ServiceError::Rejected("this attachment is unreadable")
+        })?;
         Ok((view(&a), bytes))
     }
 }

@@ -37,7 +37,8 @@ use custodia_store::Storage;
 
 pub use accounts::{NewSession, Principal, SessionInfo};
 pub use attachments::{
-    AttachmentView, HashMatch, UploadHashes, sniff as sniff_content_type, upload_hashes,
+    AttachmentView, HashMatch, UploadHashes, open_attachment, sniff as sniff_content_type,
+    upload_hashes,
 };
 pub use conversations::{ConversationView, MemberView};
 pub use error::{ServiceError, ServiceResult};

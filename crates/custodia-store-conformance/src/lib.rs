@@ -676,6 +676,7 @@ pub async fn a_decision_is_recorded_once_and_only_from_the_state_seen(s: &Storag
         nondisclosure_until: None,
         opened_at: T0,
         priority: custodia_core::CasePriority::Normal,
+        files: Vec::new(),
     };
     s.cases.create_case(case.clone()).await.unwrap();
     assert_eq!(s.cases.case(case.id).await.unwrap(), Some(case.clone()));

@@ -246,6 +246,7 @@ fn case(opened: u64) -> CaseRecord {
         nondisclosure_until: None,
         opened_at: at(opened),
         priority: custodia_core::CasePriority::Normal,
+        files: Vec::new(),
     }
 }
 
@@ -277,6 +278,10 @@ pub async fn cases_are_listed_newest_first_with_their_requests(s: &Storage) {
     let (old, mut new) = (case(10), case(20));
     new.nondisclosure_until = Some(at(30 * 86_400));
     new.priority = custodia_core::CasePriority::High;
+    new.files = vec![
+        custodia_core::AttachmentId::new(),
+        custodia_core::AttachmentId::new(),
+    ];
     s.cases.create_case(old.clone()).await.unwrap();
     s.cases.create_case(new.clone()).await.unwrap();
     let listed: Vec<CaseId> = s
@@ -291,7 +296,7 @@ pub async fn cases_are_listed_newest_first_with_their_requests(s: &Storage) {
     assert_eq!(
         s.cases.case(new.id).await.unwrap(),
         Some(new.clone()),
-        "kept whole, its non-disclosure order and priority included"
+        "kept whole, its non-disclosure order, priority and files included"
     );
 
     let (second, first) = (request(&old, 40), request(&old, 30));

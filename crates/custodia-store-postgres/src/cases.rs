@@ -26,7 +26,7 @@ use crate::writer::Lock;
 use crate::{PgStore, all, map_err};
 
 const CASE_COLUMNS: &str = "id, kind, conversation_id, reporter, category, comment, reported, \
-     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until, priority";
+     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until, priority, files";
 const REQUEST_COLUMNS: &str = "id, case_id, requester, requester_role, reason, conversation_id, \
      seq_from, seq_to, tier, duration_ms, justification, created_at, pending_until, broad, \
      required, status, granted_from, granted_until";
@@ -54,6 +54,8 @@ fn case(row: &PgRow) -> StoreResult<CaseRecord> {
         opened_at: millis(row, "opened_at")?,
         nondisclosure_until: opt_millis(row, "nondisclosure_until")?,
         priority: named(row, "priority", CasePriority::parse)?,
+        files: custodia_store::rows::ids_of(&get::<String>(row, "files")?)
+            .map_err(|_| corrupt("files"))?,
     })
 }
 
@@ -191,7 +193,7 @@ impl CaseStore for PgStore {
                     let reported: Vec<String> = k.reported.iter().map(u64::to_string).collect();
                     sqlx::query(AssertSqlSafe(format!(
                         "INSERT INTO cases ({CASE_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                     )))
                     .bind(k.id.as_uuid())
                     .bind(k.kind.as_str())
@@ -207,6 +209,7 @@ impl CaseStore for PgStore {
                     .bind(k.opened_at.as_millis())
                     .bind(k.nondisclosure_until.map(|t| t.as_millis()))
                     .bind(k.priority.as_str())
+                    .bind(custodia_store::rows::ids_text(&k.files))
                     .execute(&mut *c)
                     .await
                     .map(drop)

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::{SqliteStore, map_err};
 
 const CASE_COLUMNS: &str = "id, kind, conversation_id, reporter, category, comment, reported, \
-     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until, priority";
+     scope_from, scope_to, reference, opened_by, opened_at, nondisclosure_until, priority, files";
 const REQUEST_COLUMNS: &str = "id, case_id, requester, requester_role, reason, conversation_id, \
      seq_from, seq_to, tier, duration_ms, justification, created_at, pending_until, broad, \
      required, status, granted_from, granted_until";
@@ -77,6 +77,8 @@ fn case(row: &Row<'_>) -> rusqlite::Result<CaseRecord> {
             .get::<_, Option<i64>>("nondisclosure_until")?
             .map(Timestamp::from_millis),
         priority: named(row, "priority", CasePriority::parse)?,
+        files: custodia_store::rows::ids_of(&row.get::<_, String>("files")?)
+            .map_err(|_| corrupt("files"))?,
     })
 }
 
@@ -209,7 +211,7 @@ impl CaseStore for SqliteStore {
                 }
                 c.prepare_cached(&format!(
                     "INSERT INTO cases ({CASE_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
                 ))
                 .and_then(|mut st| {
                     st.execute(params![
@@ -226,7 +228,8 @@ impl CaseStore for SqliteStore {
                         k.opened_by.map(|s| *s.as_uuid()),
                         k.opened_at.as_millis(),
                         k.nondisclosure_until.map(|t| t.as_millis()),
-                        k.priority.as_str()
+                        k.priority.as_str(),
+                        custodia_store::rows::ids_text(&k.files)
                     ])
                 })
                 .map(drop)

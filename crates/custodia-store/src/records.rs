@@ -535,6 +535,9 @@ pub struct CaseRecord {
     pub opened_at: Timestamp,
     /// How urgently it is handled (the queue lists high first, then the oldest).
     pub priority: custodia_core::CasePriority,
+    /// The files it preserved (a hash-list match): only a grant for its evidence opens
+    /// them.
+    pub files: Vec<AttachmentId>,
 }
 
 /// A reported message as its reporter disclosed it.

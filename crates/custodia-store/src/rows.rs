@@ -441,3 +441,22 @@ pub fn seq_span(row: (Option<i64>, Option<i64>)) -> StoreResult<Option<(u64, u64
         _ => Ok(None),
     }
 }
+
+/// Attachment ids as stored in one column: space-separated UUIDs.
+pub fn ids_text(ids: &[custodia_core::AttachmentId]) -> String {
+    ids.iter()
+        .map(|i| i.as_uuid().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What [`ids_text`] stored.
+pub fn ids_of(text: &str) -> StoreResult<Vec<custodia_core::AttachmentId>> {
+    text.split_whitespace()
+        .map(|s| {
+            s.parse::<uuid::Uuid>()
+                .map(custodia_core::AttachmentId::from_uuid)
+                .map_err(|_| StoreError::Corrupt(format!("attachment id {s:?}")))
+        })
+        .collect()
+}

@@ -2,6 +2,7 @@
 //! blocked, kept as evidence, a case opened; and file bytes nowhere readable on disk.
 
 use custodia_sdk::SdkError;
+use custodia_sdk::proto::staff as wire;
 use custodia_server::RawConfig;
 use custodia_test::{TestServer, cases_at_least};
 use sha2::Digest;
@@ -316,4 +317,134 @@ async fn pdq_lists_catch_the_image_resized_and_reencoded_and_bad_images_are_refu
 
     let cases = cases_at_least(&m, 3).await;
     assert_eq!(cases.len(), 3, "one case per matching upload");
+}
+
+/// A hash-list match's preserved file: nobody fetches it, but a legal officer's evidence
+/// grant for mandatory reporting returns its original bytes, one logged read each time;
+/// refused (and logged) before approval, to anyone else, and after the grant ends.
+#[tokio::test]
+async fn preserved_evidence_is_read_only_under_a_mandatory_reporting_grant() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lex = server.new_staff(&admin, "lex", "legal_officer").await;
+    let lex2 = server.new_staff(&admin, "lex2", "legal_officer").await;
+    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let moderator = server.new_staff(&admin, "mod", "moderator").await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap();
+    alice.send(chat.id, "m1", "hello").await.unwrap();
+    let known = b"a known abuse file stand-in, exact bytes, for the evidence test".to_vec();
+    let (ok, out) = import(
+        &server,
+        "ncmec",
+        "sha256",
+        &format!("{}\n", hex(&sha2::Sha256::digest(&known))),
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        status(&alice.upload(chat.id, known.clone()).await.unwrap_err()),
+        422
+    );
+    let case = cases_at_least(&lex, 1).await.remove(0);
+    assert_eq!(case.priority, "high");
+    let file = case.files[0];
+    // Nobody fetches it as a member: 404, as for any preserved file.
+    assert_eq!(status(&alice.download(file).await.unwrap_err()), 404);
+
+    let ask = |reason: &str, tier: &str| wire::CreateAccessRequest {
+        case_id: case.id,
+        reason: reason.into(),
+        from_seq: case.from_seq,
+        to_seq: case.to_seq,
+        tier: tier.into(),
+        duration_secs: 600,
+        justification: "CyberTipline report of a hash-list match".into(),
+    };
+    for (who, reason, tier) in [
+        (&lex, "mandatory_reporting", "content"),
+        (&moderator, "report_review", "evidence"),
+    ] {
+        assert_eq!(
+            status(&who.request_access(&ask(reason, tier)).await.unwrap_err()),
+            422,
+            "{reason} {tier}"
+        );
+    }
+    assert_eq!(
+        status(
+            &moderator
+                .request_access(&ask("mandatory_reporting", "evidence"))
+                .await
+                .unwrap_err()
+        ),
+        403,
+        "legal officers ask"
+    );
+    let grant = lex
+        .request_access(&ask("mandatory_reporting", "evidence"))
+        .await
+        .unwrap();
+    assert_eq!(grant.required, 1);
+    assert_eq!(
+        status(&lex.read_evidence(grant.id, file).await.unwrap_err()),
+        403,
+        "not approved yet"
+    );
+    sen.decide(grant.id, true, "a report the law requires")
+        .await
+        .unwrap();
+    let (content_type, bytes) = lex.read_evidence(grant.id, file).await.unwrap();
+    assert_eq!(
+        hex(&sha2::Sha256::digest(&bytes)),
+        hex(&sha2::Sha256::digest(&known)),
+        "the original bytes"
+    );
+    assert_eq!(
+        content_type, "text/plain; charset=utf-8",
+        "as sniffed at upload"
+    );
+    assert_eq!(
+        status(&lex2.read_evidence(grant.id, file).await.unwrap_err()),
+        403,
+        "only the requester"
+    );
+    assert_eq!(
+        status(
+            &lex.read_evidence(grant.id, uuid::Uuid::new_v4())
+                .await
+                .unwrap_err()
+        ),
+        404,
+        "only the case's files"
+    );
+    assert_eq!(
+        status(&lex.read_grant(grant.id).await.unwrap_err()),
+        422,
+        "an evidence grant opens no messages"
+    );
+    // Ten minutes on (the staff session lasts fifteen), the grant has ended.
+    server.advance_clock(std::time::Duration::from_secs(601));
+    let e = lex.read_evidence(grant.id, file).await.unwrap_err();
+    assert_eq!(status(&e), 403);
+    assert!(e.to_string().contains("expired"), "{e}");
+
+    // In the log: exactly one read of the file, and the refusals.
+    let audit = server.audit();
+    let size = audit.tree().store().log_size().await.unwrap();
+    let (mut reads, mut denied) = (0, 0);
+    for i in 0..size {
+        let e = audit.record(i).await.unwrap().unwrap();
+        let names_grant = e.scope.contains(&("request".into(), grant.id.to_string()));
+        if names_grant && e.kind == custodia_audit::EventKind::AccessRead {
+            reads += 1;
+            assert!(e.scope.contains(&("attachments".into(), file.to_string())));
+        }
+        if names_grant && e.kind == custodia_audit::EventKind::AccessDenied {
+            denied += 1;
+        }
+    }
+    assert_eq!(reads, 1, "one log entry for the one read");
+    assert_eq!(denied, 3, "before approval, another officer, after expiry");
 }

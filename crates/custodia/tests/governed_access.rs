@@ -654,7 +654,7 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
             .await
             .unwrap();
         let nobody = uuid::Uuid::new_v4();
-        let cases: [(Method, String, Vec<u8>, u16); 20] = [
+        let cases: [(Method, String, Vec<u8>, u16); 21] = [
             (
                 Method::GET,
                 "/v1/staff/cases".into(),
@@ -750,6 +750,14 @@ async fn every_staff_endpoint_against_every_role_and_request_state() {
                 format!("/v1/staff/legal-requests/{nobody}/documents/0"),
                 vec![],
                 if actor == "lex" { 404 } else { 403 },
+            ),
+            // A preserved file under an evidence grant: no such grant, for anyone (the
+            // grant's own checks are in attachments.rs).
+            (
+                Method::GET,
+                format!("/v1/staff/requests/{nobody}/files/{nobody}"),
+                vec![],
+                404,
             ),
             (
                 Method::POST,
