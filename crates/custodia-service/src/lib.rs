@@ -36,10 +36,7 @@ use custodia_keys::KeyService;
 use custodia_store::Storage;
 
 pub use accounts::{NewSession, Principal, SessionInfo};
-pub use attachments::{
-    AttachmentView, HashMatch, UploadHashes, open_attachment, sniff as sniff_content_type,
-    upload_hashes,
-};
+pub use attachments::{AttachmentView, HashMatch, UploadHashes, open_attachment, upload_hashes};
 pub use conversations::{ConversationView, MemberView};
 pub use error::{ServiceError, ServiceResult};
 pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
