@@ -101,7 +101,7 @@ pub fn upload_hashes(bytes: &[u8]) -> UploadHashes {
 }
 
 /// The content type of an upload, from its bytes (never from what the client claims).
-pub fn sniff(bytes: &[u8]) -> String {
+pub(crate) fn sniff(bytes: &[u8]) -> String {
     infer::get(bytes)
         .map(|t| t.mime_type().to_owned())
         .unwrap_or_else(|| {
