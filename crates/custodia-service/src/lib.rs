@@ -31,7 +31,7 @@ mod signals;
 use std::sync::Arc;
 use std::time::Duration;
 
-use custodia_core::{Clock, EpochScheme, KeyedRateLimiter, RateLimit};
+use custodia_core::{Clock, EpochScheme, RateLimit};
 use custodia_keys::KeyService;
 use custodia_store::Storage;
 
@@ -40,7 +40,7 @@ pub use attachments::{AttachmentView, HashMatch, UploadHashes, open_attachment, 
 pub use conversations::{ConversationView, MemberView};
 pub use error::{ServiceError, ServiceResult};
 pub use fanout::{Event, Fanout, Hub, LocalFanout, Subscription};
-pub use limits::SharedLimit;
+pub use limits::{SendLimit, SharedBuckets, SharedLimit};
 pub use messages::{
     Admit, Content, Deletion, DeliveryCursor, HistoryPage, MAX_PAGE, MessageView, SendOutcome,
     context_of, metadata_of, open_for_disclosure, open_message,
@@ -142,9 +142,13 @@ struct Inner {
     login_by_account_total: SharedLimit,
     login_by_address: SharedLimit,
     signups_by_address: SharedLimit,
-    sends_per_account: KeyedRateLimiter<custodia_core::UserId>,
-    sends_new_account: KeyedRateLimiter<custodia_core::UserId>,
-    sends_first_contact: KeyedRateLimiter<(custodia_core::UserId, custodia_core::UserId)>,
+    /// Send limits: shared by every node when `shared_limits` is set, else per node.
+    sends_per_account: SendLimit,
+    sends_new_account: SendLimit,
+    sends_first_contact: SendLimit,
+    shared_limits: Option<Arc<dyn SharedBuckets>>,
+    /// Whether the shared limits failed at their last use (each node then limits alone).
+    limits_degraded: std::sync::atomic::AtomicBool,
     /// Where signals go (case opening), if anywhere.
     signals: Option<Arc<dyn Signals>>,
     /// The text rules, if configured.
@@ -173,9 +177,15 @@ impl Service {
         let login_by_account_total = shared("login-account", config.login_per_account_total);
         let login_by_address = shared("login-address", config.login_per_address);
         let signups_by_address = shared("signup-address", config.signups_per_address);
-        let sends_per_account = KeyedRateLimiter::new(config.sends_per_account, clock.clone());
-        let sends_new_account = KeyedRateLimiter::new(config.sends_new_account, clock.clone());
-        let sends_first_contact = KeyedRateLimiter::new(config.sends_first_contact, clock.clone());
+        let sends_per_account =
+            SendLimit::new("sends-account", config.sends_per_account, clock.clone());
+        let sends_new_account =
+            SendLimit::new("sends-new-account", config.sends_new_account, clock.clone());
+        let sends_first_contact = SendLimit::new(
+            "sends-first-contact",
+            config.sends_first_contact,
+            clock.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -191,6 +201,8 @@ impl Service {
                 sends_per_account,
                 sends_new_account,
                 sends_first_contact,
+                shared_limits: None,
+                limits_degraded: std::sync::atomic::AtomicBool::new(false),
                 signals: None,
                 text_rules: None,
                 signal_wakeup: tokio::sync::Notify::new(),
@@ -210,6 +222,35 @@ impl Service {
             inner.text_rules = rules;
         }
         self
+    }
+
+    /// The same service, taking send limits from `buckets`, which every node shares (on
+    /// any failure each node limits on its own). Call before the service is shared.
+    pub fn with_shared_limits(mut self, buckets: Arc<dyn SharedBuckets>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.shared_limits = Some(buckets);
+        }
+        self
+    }
+
+    /// Whether send limits are degraded to per-node: shared limits are configured and did
+    /// not answer (at their last use, or now).
+    pub async fn limits_degraded(&self) -> bool {
+        let inner = &self.inner;
+        match &inner.shared_limits {
+            None => false,
+            Some(s) => {
+                let down = !s.healthy().await;
+                if !down {
+                    inner
+                        .limits_degraded
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                down || inner
+                    .limits_degraded
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }
+        }
     }
 
     /// The hub of live sessions on this node.

@@ -63,3 +63,75 @@ impl SharedLimit {
         }
     }
 }
+
+/// Token buckets every node shares (Redis, in a scale-out deployment): the seam the send
+/// limits take their tokens through.
+#[async_trait::async_trait]
+pub trait SharedBuckets: Send + Sync {
+    /// Takes one token for `key` under `limit` at `now`: `Ok(Ok(()))` taken,
+    /// `Ok(Err(wait))` none left, `Err(why)` the shared store did not answer (the caller
+    /// falls back to its own node's bucket).
+    async fn take(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<Result<(), Duration>, String>;
+    /// Whether the shared store answers now.
+    async fn healthy(&self) -> bool;
+}
+
+/// One send limit: shared by every node through [`SharedBuckets`] when there are any,
+/// else (and whenever they do not answer) this node's own buckets — graceful degradation
+/// to a per-node limit, which [`SendLimit::degraded`] reports.
+pub struct SendLimit {
+    name: &'static str,
+    limit: RateLimit,
+    local: custodia_core::KeyedRateLimiter<String>,
+    clock: Arc<dyn Clock>,
+}
+
+impl SendLimit {
+    /// `limit` per key, named `name` in the shared store.
+    pub fn new(name: &'static str, limit: RateLimit, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            name,
+            limit,
+            local: custodia_core::KeyedRateLimiter::new(limit, clock.clone()),
+            clock,
+        }
+    }
+
+    /// Takes one send for `key`, from `shared` if given and answering, else locally.
+    /// `degraded` records whether the shared buckets failed.
+    pub async fn check(
+        &self,
+        key: &str,
+        shared: Option<&dyn SharedBuckets>,
+        degraded: &std::sync::atomic::AtomicBool,
+    ) -> ServiceResult<()> {
+        let taken = match shared {
+            Some(s) => match s
+                .take(
+                    &format!("{}:{key}", self.name),
+                    self.limit,
+                    self.clock.now(),
+                )
+                .await
+            {
+                Ok(r) => {
+                    degraded.store(false, Ordering::Relaxed);
+                    r
+                }
+                Err(why) => {
+                    if !degraded.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(%why, "shared send limits unreachable: each node limits on its own until they answer");
+                    }
+                    self.local.check(&key.to_owned())
+                }
+            },
+            None => self.local.check(&key.to_owned()),
+        };
+        taken.map_err(|retry_after| ServiceError::RateLimited { retry_after })
+    }
+}

@@ -291,9 +291,10 @@ impl Service {
         } else {
             &inner.sends_per_account
         };
+        let shared = inner.shared_limits.as_deref();
         limiter
-            .check(&who.user_id)
-            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+            .check(&who.user_id.to_string(), shared, &inner.limits_degraded)
+            .await?;
         if targets.members != 2 {
             return Ok(());
         }
@@ -315,8 +316,12 @@ impl Service {
                 if now.since(started) < FIRST_CONTACT {
                     inner
                         .sends_first_contact
-                        .check(&(who.user_id, peer))
-                        .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+                        .check(
+                            &format!("{}:{peer}", who.user_id),
+                            shared,
+                            &inner.limits_degraded,
+                        )
+                        .await?;
                 }
             }
         }
