@@ -216,6 +216,11 @@ pub struct RawConfig {
     /// setting it requires TLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_ca_cert: Option<PathBuf>,
+    /// A Redis server every node shares for send limits, e.g.
+    /// `redis://redis.internal:6379` (unset: each node limits on its own). When it does not
+    /// answer, each node limits on its own and `/readyz` says the limits are degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
 }
 
 /// Where data is stored, validated.
@@ -353,6 +358,7 @@ impl RawConfig {
             nats_url: None,
             nats_subject_prefix: Some("custodia".into()),
             nats_ca_cert: None,
+            redis_url: None,
         }
     }
 
@@ -646,6 +652,7 @@ impl RawConfig {
             text_rules,
             storage,
             fanout,
+            redis_url: s.redis_url.filter(|u| !u.trim().is_empty()),
         })
     }
 }
@@ -751,6 +758,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// How live events reach other nodes.
     pub fanout: FanoutConfig,
+    /// The Redis every node shares for send limits, if any.
+    pub redis_url: Option<String>,
 }
 
 impl fmt::Debug for Config {

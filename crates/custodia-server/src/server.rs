@@ -352,6 +352,17 @@ pub async fn start_with_clock(
         config.service.clone(),
     )
     .with_signals(Arc::new(governance.clone()), config.text_rules.clone());
+    // Send limits every node shares, when a Redis is configured (keys per deployment).
+    let service = match &config.redis_url {
+        Some(url) => service.with_shared_limits(Arc::new(
+            custodia_limits_redis::RedisBuckets::new(
+                url,
+                &format!("custodia:{}:limit:", dir.deployment_id()?.as_uuid()),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+        None => service,
+    };
     if let Some(n) = &nats {
         n.start(service.clone())
             .await
