@@ -114,9 +114,9 @@ async fn log_key(
 async fn ready(State(s): State<AppState>) -> Result<&'static str, ApiError> {
     match s.service.ready().await {
         // Degraded limits do not stop a node: it serves, limiting sends on its own.
-        Ok(()) if s.service.limits_degraded().await => {
-            Ok("ready; send limits degraded: the shared limit store does not answer, so each node limits sends on its own")
-        }
+        Ok(()) if s.service.limits_degraded().await => Ok(
+            "ready; send limits degraded: the shared limit store does not answer, so each node limits sends on its own",
+        ),
         Ok(()) => Ok("ready"),
         // The reason is a category: this endpoint is public, and a driver's message may
         // name internal hosts. The operator's log has the details.

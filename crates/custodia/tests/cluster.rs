@@ -762,3 +762,106 @@ async fn a_member_on_a_node_that_lost_postgres_gets_every_message_once_in_order(
         received.len()
     );
 }
+
+/// The readiness text of `node` (200 expected).
+async fn readyz(node: &ProcessServer) -> String {
+    let (status, _, body) = node
+        .client()
+        .raw(Method::GET, "/readyz", "text/plain", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    String::from_utf8(body).unwrap()
+}
+
+/// One sender spreading sends over three nodes gets one budget (Redis holds it), within
+/// 10 % of the configured rate; with Redis unreachable, sends go on under each node's own
+/// limit and `/readyz` says the limits are degraded; back again, they are shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_limit_holds_across_three_nodes_and_degrades_to_per_node_without_redis() {
+    const PER_MINUTE: u32 = 60;
+    let dep = Deployment::new().await;
+    let redis =
+        std::env::var("CUSTODIA_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let hostport = redis
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(
+        tokio::net::TcpStream::connect(&hostport).await.is_ok(),
+        "cannot reach Redis at {redis}: start it (redis-server --daemonize yes) or set CUSTODIA_TEST_REDIS"
+    );
+    let proxy = TcpProxy::start(&hostport).await;
+    let mut env = dep.env(dep.database.url(), &dep.nats_url);
+    for (k, v) in [
+        ("CUSTODIA_REDIS_URL", format!("redis://{}", proxy.addr)),
+        ("CUSTODIA_SENDS_PER_MINUTE", PER_MINUTE.to_string()),
+        (
+            "CUSTODIA_NEW_ACCOUNT_SENDS_PER_MINUTE",
+            PER_MINUTE.to_string(),
+        ),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    let nodes: Vec<ProcessServer> = (0..3)
+        .map(|i| {
+            ProcessServer::start_with_env(
+                &bin(),
+                dep.dir.path(),
+                None,
+                &dep.dir.path().join(format!("node{i}.log")),
+                &env,
+            )
+        })
+        .collect();
+    let alice = user(&nodes[0], "alice").await;
+    user(&nodes[1], "bob").await;
+    let chat = alice.open_direct("bob").await.unwrap().id;
+    let sessions: Vec<Client> = nodes.iter().map(|n| on(n, &alice)).collect();
+    assert_eq!(readyz(&nodes[0]).await, "ready");
+
+    // Three times the budget, round robin over the nodes, as fast as they answer.
+    let started = std::time::Instant::now();
+    let mut accepted = 0u32;
+    for i in 0..3 * PER_MINUTE {
+        match sessions[i as usize % 3]
+            .send(chat, &format!("m{i}"), "hi")
+            .await
+        {
+            Ok(_) => accepted += 1,
+            Err(e) => assert_eq!(e.status(), Some(429), "{e}"),
+        }
+    }
+    // The budget over the time taken: the burst, plus what refilled meanwhile.
+    let elapsed = started.elapsed().as_secs_f64();
+    let budget = f64::from(PER_MINUTE) * (1.0 + elapsed / 60.0);
+    assert!(
+        (f64::from(accepted) - budget).abs() <= budget * 0.1,
+        "{accepted} sends accepted over three nodes in {elapsed:.1} s; one budget is {budget:.1}"
+    );
+
+    // Redis unreachable: sends go on, under the node's own limit; /readyz says so.
+    proxy.cut();
+    let mut fallback = 0u32;
+    for i in 0..2 * PER_MINUTE {
+        match sessions[0].send(chat, &format!("d{i}"), "hi").await {
+            Ok(_) => fallback += 1,
+            Err(e) => assert_eq!(e.status(), Some(429), "{e}"),
+        }
+    }
+    assert!(
+        fallback >= PER_MINUTE && f64::from(fallback) <= f64::from(PER_MINUTE) * 1.1,
+        "{fallback} sends through one node on its own limit of {PER_MINUTE}"
+    );
+    assert!(readyz(&nodes[0]).await.contains("degraded"));
+
+    // Back: shared again (the node reconnects within a second or so).
+    proxy.restore();
+    tokio::time::timeout(PATIENCE, async {
+        while readyz(&nodes[0]).await != "ready" {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("/readyz says ready once Redis answers again");
+}
