@@ -647,6 +647,39 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
             .map(|(_, v)| v.clone())
     };
 
+    // The build entry names the grants read for the package: every decision and read
+    // receipt is of one of them, and each has its read.
+    let build = &entries
+        .iter()
+        .find(|(w, _)| w == "build")
+        .unwrap_or_else(|| unreachable!("checked above"))
+        .1;
+    let grants: BTreeSet<String> = scope(build, "grants")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    for (what, e) in entries
+        .iter()
+        .filter(|(w, _)| w == "read" || w == "decision")
+    {
+        let grant = scope(e, "request").unwrap_or_default();
+        if !grants.contains(&grant) {
+            return problem(format!(
+                "a {what} receipt is of grant {grant:?}, which the log's build entry does not name"
+            ));
+        }
+    }
+    if let Some(g) = grants.iter().find(|g| {
+        !entries
+            .iter()
+            .any(|(w, e)| w == "read" && scope(e, "request").as_deref() == Some(g.as_str()))
+    }) {
+        return problem(format!(
+            "grant {g} was read for this package (the log's build entry says so) but the package has no receipt of that read"
+        ));
+    }
+
     // The reads name exactly the messages; the build entry vouches for the records.
     let mut logged: BTreeSet<(String, u64)> = BTreeSet::new();
     for (_, read) in entries.iter().filter(|(w, _)| w == "read") {
@@ -698,11 +731,6 @@ pub fn verify(archive: &[u8], keys: &Keys<'_>) -> Result<Verified, Problem> {
             "{MESSAGES} is missing, but the log shows messages read for it"
         ));
     }
-    let build = &entries
-        .iter()
-        .find(|(w, _)| w == "build")
-        .unwrap_or_else(|| unreachable!("checked above"))
-        .1;
     let vouched: BTreeMap<String, String> = scope(build, "records")
         .unwrap_or_default()
         .split_whitespace()
@@ -808,6 +836,11 @@ mod tests {
     /// A small log holding a request's path and a package over it: (archive, package
     /// signer, log signer).
     fn package(text: &str) -> (Vec<u8>, NoteSigner, NoteSigner) {
+        package_with(text, "grant-1")
+    }
+
+    /// The same, its build entry naming `grants`.
+    fn package_with(text: &str, grants: &str) -> (Vec<u8>, NoteSigner, NoteSigner) {
         let log = NoteSigner::generate("log.example/audit").unwrap();
         let packager = NoteSigner::generate("log.example/audit/disclosure").unwrap();
         let key = PseudonymKey::from_bytes([9; 32]);
@@ -855,7 +888,10 @@ mod tests {
                 event(
                     EventKind::DisclosureBuilt,
                     ID,
-                    vec![("records".into(), records_scope(&files))],
+                    vec![
+                        ("grants".into(), grants.into()),
+                        ("records".into(), records_scope(&files)),
+                    ],
                 ),
             ),
         ];
@@ -954,6 +990,19 @@ mod tests {
             flipped[at] ^= 0x01;
             assert!(check(&flipped, &packager, &log).is_err(), "byte {at}");
         }
+    }
+
+    #[test]
+    fn the_reads_are_exactly_those_of_the_grants_the_build_names() {
+        let (archive, packager, log) = package_with("meet at nine", "");
+        let e = check(&archive, &packager, &log).unwrap_err();
+        assert!(e.0.contains("does not name"), "{e}");
+        let (archive, packager, log) = package_with("meet at nine", "grant-1 grant-2");
+        let e = check(&archive, &packager, &log).unwrap_err();
+        assert!(
+            e.0.contains("grant grant-2") && e.0.contains("no receipt"),
+            "{e}"
+        );
     }
 
     #[test]
