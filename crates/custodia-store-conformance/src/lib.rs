@@ -73,6 +73,7 @@ pub mod checks {
         hash_lists_match_exactly_and_pdq_entries_load_incrementally,
         history_pages_both_ways_and_tombstones_destroy_bodies,
         rate_buckets_spend_each_token_once_and_refill,
+        retention_shreds_whole_epochs_past_the_cut_off_except_held_ones,
         sessions_are_found_by_token_hash_and_deleted, the_first_wrapped_dek_stored_wins,
         usernames_are_unique,
     };
@@ -93,6 +94,7 @@ macro_rules! conformance_tests {
             a_repeated_client_id_returns_the_first_message,
             history_pages_both_ways_and_tombstones_destroy_bodies,
             a_hold_keeps_what_it_covers_until_it_ends_once,
+            retention_shreds_whole_epochs_past_the_cut_off_except_held_ones,
             the_first_wrapped_dek_stored_wins,
             a_totp_step_is_used_once,
             a_signal_is_stored_with_its_message_and_kept_until_handled,
@@ -1055,4 +1057,106 @@ pub async fn a_hold_keeps_what_it_covers_until_it_ends_once(s: &Storage) {
         Some((at(3_000), HoldEnd::Released))
     );
     assert_eq!(s.cases.holds_of(request).await.unwrap().len(), 2);
+}
+
+#[doc(hidden)]
+pub async fn retention_shreds_whole_epochs_past_the_cut_off_except_held_ones(s: &Storage) {
+    use custodia_core::{HoldEnd, HoldId, LegalRequestId, StaffId};
+    let ids = users(s, &["ret", "rex"]).await;
+    let (a, b) = (
+        conversation(s, &ids, ConversationKind::Direct).await,
+        conversation(s, &ids[..1], ConversationKind::Group).await,
+    );
+    let wrapped = custodia_store::WrappedDek {
+        kek_version: 1,
+        bytes: vec![9; 40],
+    };
+    // a: two messages in January, one in May; b: one in January, held.
+    let put = async |c, epoch: &str, n: u32| {
+        let epoch = Epoch::from_label(epoch.into());
+        s.deks
+            .put_wrapped_dek(c, &epoch, wrapped.clone())
+            .await
+            .unwrap();
+        for i in 0..n {
+            let mut m = message(c, ids[0], &format!("{}-{i}", epoch.as_str()));
+            m.epoch = epoch.clone();
+            m.sent_at = T0.plus(std::time::Duration::from_secs(u64::from(i) + 1));
+            s.messages.append(m).await.unwrap();
+        }
+    };
+    put(a, "m2026-01", 2).await;
+    put(a, "m2026-05", 1).await;
+    put(b, "m2026-01", 1).await;
+    let hold = custodia_store::HoldRecord {
+        id: HoldId::new(),
+        legal_request: LegalRequestId::new(),
+        account: ids[0],
+        conversations: vec![b],
+        period: (T0, T0.plus(std::time::Duration::from_secs(3600))),
+        placed_by: StaffId::new(),
+        placed_at: T0,
+        expires_at: T0.plus(std::time::Duration::from_secs(86_400)),
+        extended: false,
+        ended: None,
+    };
+    s.cases.add_hold(hold.clone()).await.unwrap();
+    let shred = async || {
+        s.messages
+            .shred_epochs("m2026-03".into(), "d2026-03-01".into(), 100)
+            .await
+            .unwrap()
+    };
+    let gone = shred().await;
+    assert_eq!(
+        gone,
+        vec![custodia_store::ShreddedEpoch {
+            conversation_id: a,
+            epoch: Epoch::from_label("m2026-01".into()),
+            messages: 2,
+            attachments: 0,
+        }],
+        "January of a only: May is after the cut-off, and b's January is held"
+    );
+    let dek = async |c, e: &str| {
+        s.deks
+            .wrapped_dek(c, &Epoch::from_label(e.into()))
+            .await
+            .unwrap()
+    };
+    assert!(dek(a, "m2026-01").await.is_none(), "the key is destroyed");
+    assert!(s.messages.message(a, 1).await.unwrap().is_none());
+    assert!(
+        s.messages.message(a, 3).await.unwrap().is_some(),
+        "May stays"
+    );
+    assert!(dek(a, "m2026-05").await.is_some());
+    assert!(dek(b, "m2026-01").await.is_some(), "held");
+    assert!(
+        shred().await.is_empty(),
+        "nothing more while the hold holds"
+    );
+    // The hold ends: b's January goes too.
+    assert!(
+        s.cases
+            .end_hold(
+                hold.id,
+                T0.plus(std::time::Duration::from_secs(10)),
+                HoldEnd::Released
+            )
+            .await
+            .unwrap()
+    );
+    let gone = shred().await;
+    assert_eq!(gone.len(), 1);
+    assert_eq!((gone[0].conversation_id, gone[0].messages), (b, 1));
+    assert!(dek(b, "m2026-01").await.is_none());
+    // Day epochs are cut by their own label.
+    put(a, "d2026-02-27", 1).await;
+    put(a, "d2026-03-01", 1).await;
+    let gone = shred().await;
+    assert_eq!(
+        gone.iter().map(|g| g.epoch.as_str()).collect::<Vec<_>>(),
+        ["d2026-02-27"]
+    );
 }

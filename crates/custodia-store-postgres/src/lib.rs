@@ -724,6 +724,54 @@ impl MessageStore for PgStore {
         .await
     }
 
+    async fn shred_epochs(
+        &self,
+        month: String,
+        day: String,
+        limit: u32,
+    ) -> StoreResult<Vec<custodia_store::ShreddedEpoch>> {
+        use custodia_store::rows::{EXPIRED_EPOCHS, SHRED_ATTACHMENTS, SHRED_DEK, SHRED_MESSAGES};
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    let due: Vec<(uuid::Uuid, String)> = sqlx::query_as(EXPIRED_EPOCHS)
+                        .bind(month)
+                        .bind(day)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    let mut shredded = Vec::with_capacity(due.len());
+                    for (conversation, epoch) in due {
+                        let mut counts = [0u64; 2];
+                        for (n, sql) in [SHRED_MESSAGES, SHRED_ATTACHMENTS, SHRED_DEK]
+                            .into_iter()
+                            .enumerate()
+                        {
+                            let done = sqlx::query(sql)
+                                .bind(conversation)
+                                .bind(&epoch)
+                                .execute(&mut *c)
+                                .await
+                                .map_err(map_err)?
+                                .rows_affected();
+                            if let Some(count) = counts.get_mut(n) {
+                                *count = done;
+                            }
+                        }
+                        shredded.push(custodia_store::ShreddedEpoch {
+                            conversation_id: ConversationId::from_uuid(conversation),
+                            epoch: custodia_core::Epoch::from_label(epoch),
+                            messages: counts[0],
+                            attachments: counts[1],
+                        });
+                    }
+                    Ok(shredded)
+                })
+            })
+            .await
+    }
+
     async fn pending_signals(&self, limit: u32) -> StoreResult<Vec<PendingSignal>> {
         self.list(
             sqlx::query(

@@ -693,6 +693,43 @@ impl MessageStore for SqliteStore {
             .await
     }
 
+    async fn shred_epochs(
+        &self,
+        month: String,
+        day: String,
+        limit: u32,
+    ) -> StoreResult<Vec<custodia_store::ShreddedEpoch>> {
+        use custodia_store::rows::{EXPIRED_EPOCHS, SHRED_ATTACHMENTS, SHRED_DEK, SHRED_MESSAGES};
+        self.writer
+            .write(move |c| {
+                let due = (|| {
+                    c.prepare_cached(EXPIRED_EPOCHS)?
+                        .query_map(params![month, day, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<(uuid::Uuid, String)>>>()
+                })()
+                .map_err(map_err)?;
+                let mut shredded = Vec::with_capacity(due.len());
+                for (conversation, epoch) in due {
+                    let messages = c
+                        .execute(SHRED_MESSAGES, params![conversation, epoch])
+                        .map_err(map_err)?;
+                    let attachments = c
+                        .execute(SHRED_ATTACHMENTS, params![conversation, epoch])
+                        .map_err(map_err)?;
+                    c.execute(SHRED_DEK, params![conversation, epoch])
+                        .map_err(map_err)?;
+                    shredded.push(custodia_store::ShreddedEpoch {
+                        conversation_id: ConversationId::from_uuid(conversation),
+                        epoch: custodia_core::Epoch::from_label(epoch),
+                        messages: messages as u64,
+                        attachments: attachments as u64,
+                    });
+                }
+                Ok(shredded)
+            })
+            .await
+    }
+
     async fn pending_signals(&self, limit: u32) -> StoreResult<Vec<PendingSignal>> {
         self.read(move |c| {
             c.prepare_cached(

@@ -25,8 +25,8 @@ pub use records::{
     EvidenceRecord, FlaggedSignal, Franking, HashKind, HashRange, HoldRecord, LegalRequestRecord,
     LegalReview, LegalTarget, LogAppend, MemberRecord, NewConversation, NewMessage,
     NondisclosureOrder, NoticeRelease, Officer, PendingSignal, SealedBody, SealedTotp, SeqRange,
-    ServedDocument, SessionRecord, StaffChangeRecord, StaffEffect, StaffEnrolment, StaffRecord,
-    StaffSessionRecord, StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek,
+    ServedDocument, SessionRecord, ShreddedEpoch, StaffChangeRecord, StaffEffect, StaffEnrolment,
+    StaffRecord, StaffSessionRecord, StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek,
     sponsors_from_text, sponsors_to_text,
 };
 pub use throttle::LogThrottle;

@@ -685,6 +685,19 @@ impl HashKind {
     }
 }
 
+/// One epoch destroyed by retention: its key, its messages and its attachments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShreddedEpoch {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Messages deleted.
+    pub messages: u64,
+    /// Attachments deleted.
+    pub attachments: u64,
+}
+
 /// A legal request as received from an agency (the intake), and its review.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegalRequestRecord {

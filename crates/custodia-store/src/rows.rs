@@ -422,6 +422,27 @@ pub const PURGE_DELETED: &str = concat!(
     " LIMIT $1)"
 );
 
+/// Epochs past retention whose keys may go (both dialects): `$1` the month scheme's and
+/// `$2` the day scheme's first epoch still kept (labels of one scheme sort by time), `$3`
+/// how many; an epoch any of whose messages a hold covers is kept.
+pub const EXPIRED_EPOCHS: &str = concat!(
+    "SELECT conversation_id, epoch FROM deks \
+     WHERE ((substr(epoch, 1, 1) = 'm' AND epoch < $1) \
+     OR (substr(epoch, 1, 1) = 'd' AND epoch < $2)) \
+     AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.conversation_id = deks.conversation_id \
+     AND messages.epoch = deks.epoch AND ",
+    held!(),
+    ") ORDER BY epoch, conversation_id LIMIT $3"
+);
+
+/// Deletes one epoch's messages (`$1` conversation, `$2` epoch), both dialects.
+pub const SHRED_MESSAGES: &str = "DELETE FROM messages WHERE conversation_id = $1 AND epoch = $2";
+/// Deletes one epoch's attachments, both dialects.
+pub const SHRED_ATTACHMENTS: &str =
+    "DELETE FROM attachments WHERE conversation_id = $1 AND epoch = $2";
+/// Destroys one epoch's data key, both dialects: what it sealed is unreadable for good.
+pub const SHRED_DEK: &str = "DELETE FROM deks WHERE conversation_id = $1 AND epoch = $2";
+
 /// Ends the holds whose time ran out by `$1` (both dialects), returning their ids.
 pub const EXPIRE_HOLDS: &str = "UPDATE legal_holds SET ended_at = $1, ended_how = 'expired' \
      WHERE ended_at IS NULL AND expires_at <= $1 RETURNING id";

@@ -334,6 +334,16 @@ pub trait MessageStore: Send + Sync {
     /// Destroys the bodies of deleted messages that no hold covers any more (at most
     /// `limit`); returns how many.
     async fn purge_deleted(&self, limit: u32) -> StoreResult<u64>;
+    /// Retention by crypto-shredding, in one commit: for at most `limit` epochs that ended
+    /// before the cut-off (`month` and `day`: each scheme's first epoch still kept) and
+    /// none of whose messages a hold covers, destroys the epoch's data key and deletes its
+    /// messages and attachments. Returns what it destroyed.
+    async fn shred_epochs(
+        &self,
+        month: String,
+        day: String,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::ShreddedEpoch>>;
     /// The first and last sequence numbers of a conversation's messages sent in `period`
     /// (both ends included); `None` if it has none then.
     async fn seq_span(
