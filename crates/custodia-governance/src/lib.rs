@@ -24,6 +24,7 @@ mod disclosure;
 mod legal;
 mod policy;
 mod requests;
+mod retention;
 mod staff;
 
 use std::net::IpAddr;
@@ -45,6 +46,7 @@ pub use legal::{
 };
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
+pub use retention::RetentionRun;
 pub use staff::{Enrolled, NewStaff, NewStaffSession, StaffChangeView, StaffPrincipal, StaffView};
 
 /// What a staff member's own credentials can fail with, beside the service's outcomes.
@@ -105,6 +107,9 @@ pub struct GovernanceConfig {
     /// E-mail domains of agencies the deployment has verified (a legal request from an
     /// officer whose address is elsewhere is flagged); a domain covers its subdomains.
     pub verified_agency_domains: Vec<String>,
+    /// How long messages are kept: epochs that ended longer ago lose their keys (and
+    /// their messages and attachments) in the daily retention run. `None`: kept.
+    pub retention: Option<Duration>,
 }
 
 impl Default for GovernanceConfig {
@@ -132,6 +137,7 @@ impl Default for GovernanceConfig {
             enrolment_ttl: Duration::from_secs(3 * 24 * 3600),
             staff_change_ttl: Duration::from_secs(7 * 24 * 3600),
             verified_agency_domains: Vec::new(),
+            retention: None,
         }
     }
 }
@@ -155,6 +161,8 @@ struct Inner {
     reports_by_user: KeyedRateLimiter<UserId>,
     /// Where members' access notices go live (set once the fan-out exists).
     notices: std::sync::OnceLock<Arc<dyn custodia_service::Fanout>>,
+    /// The UTC day (since the epoch) retention last ran on this node.
+    retention_day: std::sync::atomic::AtomicI64,
 }
 
 impl Governance {
@@ -185,6 +193,7 @@ impl Governance {
                 signin_by_address,
                 reports_by_user,
                 notices: std::sync::OnceLock::new(),
+                retention_day: std::sync::atomic::AtomicI64::new(i64::MIN),
             }),
         }
     }

@@ -115,6 +115,11 @@ pub struct RawConfig {
     /// address is elsewhere is flagged for confirmation through a known channel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_agency_domains: Option<Vec<String>>,
+    /// Days messages are kept: the daily retention run destroys the keys of the epochs
+    /// that ended longer ago (their messages and attachments are then unreadable and
+    /// deleted), except what a preservation hold covers. Unset: kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
     /// The audit log's origin line (and its key's name), fixed once the log exists. Unset:
     /// the auditor listener's scheme-less URL prefix (e.g. `127.0.0.1:8444`), as
     /// c2sp.org/tlog-tiles recommends; set it to the public name auditors use, e.g.
@@ -323,6 +328,7 @@ impl RawConfig {
             staff_session_minutes: Some(governance.staff_session_ttl.as_secs() / 60),
             staff_decide_after_hours: Some(governance.new_role_decides_after.as_secs() / 3600),
             verified_agency_domains: Some(governance.verified_agency_domains.clone()),
+            retention_days: None,
             // Unset: the auditor listener's scheme-less URL prefix (c2sp.org/tlog-tiles),
             // or the name of the log key a data directory already holds.
             log_origin: None,
@@ -429,6 +435,13 @@ impl RawConfig {
         if decide_after_hours > 24 * 365 {
             bail!("staff_decide_after_hours must be between 0 and 8760");
         }
+        let retention = match s.retention_days {
+            None => None,
+            Some(0) => bail!(
+                "retention_days must be at least 1 (leave it out to keep messages without end)"
+            ),
+            Some(d) => Some(Duration::from_secs(u64::from(d) * 86_400)),
+        };
         let log_origin = s.log_origin;
         if let Some(o) = &log_origin
             && (o.is_empty() || o.chars().any(|c| c.is_whitespace() || c == '+'))
@@ -616,6 +629,7 @@ impl RawConfig {
                 staff_session_ttl: Duration::from_secs(staff_minutes * 60),
                 new_role_decides_after: Duration::from_secs(decide_after_hours * 3600),
                 verified_agency_domains,
+                retention,
                 ..Default::default()
             },
             log_origin,

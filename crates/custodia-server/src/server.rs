@@ -99,6 +99,17 @@ impl Running {
             .map_err(|e| anyhow::anyhow!("ending expired holds: {e}"))
     }
 
+    /// Runs retention now by the server's clock (as the server does once a day); `None`
+    /// when no retention is configured.
+    pub async fn apply_retention(
+        &self,
+    ) -> anyhow::Result<Option<custodia_governance::RetentionRun>> {
+        self.governance
+            .apply_retention()
+            .await
+            .map_err(|e| anyhow::anyhow!("retention: {e}"))
+    }
+
     /// Reads the TLS certificate files again (SIGHUP): new connections get the new
     /// certificate, open ones are not dropped. On error the old certificate stays.
     pub fn reload_tls(&self) -> anyhow::Result<()> {
@@ -178,6 +189,9 @@ async fn timed_duties(governance: &custodia_governance::Governance) {
         Ok(0) => {}
         Ok(n) => tracing::info!(holds = n, "preservation holds expired"),
         Err(e) => tracing::warn!(error = %e, "could not end expired preservation holds"),
+    }
+    if let Err(e) = governance.apply_retention_daily().await {
+        tracing::warn!(error = %e, "the retention run failed; retried at the next pass");
     }
 }
 

@@ -224,6 +224,16 @@ impl TestServer {
             .await
     }
 
+    /// Runs retention by the server's clock (as the server does daily).
+    pub async fn apply_retention(&self) -> Option<custodia_governance::RetentionRun> {
+        self.running
+            .as_ref()
+            .expect("running")
+            .apply_retention()
+            .await
+            .expect("retention")
+    }
+
     /// Ends the holds whose time ran out by the server's clock (as the server does every
     /// minute), returning how many.
     pub async fn expire_holds(&self) -> usize {

@@ -105,11 +105,15 @@ pub enum EventKind {
     /// A disclosure package was handed over, encrypted (scope: the SHA-256 of the
     /// encrypted package and the recipient's age key).
     DisclosureDelivered,
+    /// The daily retention run destroyed the keys of the epochs past retention (scope: the
+    /// cut-off, how many epochs, messages and attachments, and the epochs' labels; no
+    /// conversation and no content).
+    RetentionApplied,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -131,6 +135,7 @@ impl EventKind {
         Self::OrderLifted,
         Self::DisclosureBuilt,
         Self::DisclosureDelivered,
+        Self::RetentionApplied,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -157,6 +162,7 @@ impl EventKind {
             Self::OrderLifted => "order.lifted",
             Self::DisclosureBuilt => "disclosure.built",
             Self::DisclosureDelivered => "disclosure.delivered",
+            Self::RetentionApplied => "retention.applied",
         }
     }
 

@@ -557,3 +557,113 @@ async fn an_accepted_request_is_produced_through_cases_requests_and_approvals() 
     assert_eq!((l.all.requests, l.all.with_disclosure), (2, 1));
     assert_eq!(l.by_process["search_warrant"].with_disclosure, 1);
 }
+
+/// How many keys (and messages) conversation `chat` still has in the database.
+fn keys_and_messages(server: &TestServer, chat: uuid::Uuid) -> (i64, i64) {
+    let db = rusqlite::Connection::open(server.data_dir().join("custodia.db")).unwrap();
+    let count = |table: &str| {
+        db.query_row(
+            &format!("SELECT COUNT(*) FROM {table} WHERE conversation_id = ?1"),
+            [chat],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    (count("deks"), count("messages"))
+}
+
+/// Retention: past `retention_days`, an epoch's key is destroyed and its messages
+/// deleted; a held conversation's epoch survives until the hold ends, then goes; each run
+/// is one log entry with counts and epochs only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_shreds_old_epochs_and_a_hold_defers_it_until_it_ends() {
+    let server = TestServer::start_with(RawConfig {
+        retention_days: Some(30),
+        ..RawConfig::default()
+    })
+    .await;
+    let admin = server.admin().await;
+    let lo = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    server.user("carol").await;
+    let ab = alice.open_direct("bob").await.unwrap().id;
+    let ac = alice.open_direct("carol").await.unwrap().id;
+    for chat in [ab, ac] {
+        alice.send(chat, "m1", "an old message").await.unwrap();
+        alice.send(chat, "m2", "another").await.unwrap();
+    }
+    // Carol's conversations are preserved.
+    let request = lo
+        .receive_legal_request(&preservation("carol"))
+        .await
+        .unwrap();
+    assert_eq!(lo.place_holds(request.id).await.unwrap().len(), 1);
+    assert_eq!(
+        server.apply_retention().await.unwrap().epochs,
+        0,
+        "nothing is old yet"
+    );
+
+    server.advance_clock(std::time::Duration::from_secs(70 * 86_400));
+    let run = server.apply_retention().await.unwrap();
+    assert_eq!(
+        (run.epochs, run.messages),
+        (1, 2),
+        "alice and bob's month only"
+    );
+    assert_eq!(
+        keys_and_messages(&server, ab),
+        (0, 0),
+        "key destroyed, messages gone"
+    );
+    assert_eq!(keys_and_messages(&server, ac), (1, 2), "held");
+    let alice = server.login("alice").await;
+    assert!(
+        alice
+            .history(ab, None, None, 10)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    assert_eq!(
+        alice
+            .history(ac, None, None, 10)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
+
+    // The hold expires at 90 days; the next run destroys what it kept.
+    server.advance_clock(std::time::Duration::from_secs(21 * 86_400));
+    assert_eq!(server.expire_holds().await, 1);
+    let run = server.apply_retention().await.unwrap();
+    assert_eq!((run.epochs, run.messages), (1, 2));
+    assert_eq!(keys_and_messages(&server, ac), (0, 0));
+
+    // One entry per run (the server's own daily run at start among them): counts and
+    // epoch labels, no conversation.
+    let audit = server.audit();
+    let size = audit.tree().store().log_size().await.unwrap();
+    let mut runs = Vec::new();
+    for i in 0..size {
+        let e = audit.record(i).await.unwrap().unwrap();
+        if e.kind == EventKind::RetentionApplied {
+            assert!(e.subjects.is_empty());
+            runs.push(
+                e.scope
+                    .iter()
+                    .find(|(k, _)| k == "epochs")
+                    .unwrap()
+                    .1
+                    .clone(),
+            );
+        }
+    }
+    assert!(runs.len() >= 3, "{runs:?}");
+    assert_eq!(runs.iter().filter(|r| *r == "1").count(), 2, "{runs:?}");
+    assert!(runs.iter().all(|r| r == "0" || r == "1"), "{runs:?}");
+}
