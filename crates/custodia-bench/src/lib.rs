@@ -7,9 +7,11 @@
 //! - `safety` — PDQ, PDQ matching and upload throughput.
 //! - `staff` — the latency of an audited staff read, end to end.
 //! - `disclosure` — building and verifying a disclosure package.
+//! - `world` — the in-process deployment the staff benches start from.
 
 pub mod disclosure;
 pub mod load;
 pub mod log;
 pub mod safety;
 pub mod staff;
+pub mod world;

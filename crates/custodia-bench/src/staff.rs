@@ -8,13 +8,10 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
-use custodia_sdk::Client;
 use custodia_sdk::proto::staff as wire;
 use hdrhistogram::Histogram;
 
-use custodia_client::staffing;
 use custodia_server::RawConfig;
 
 /// `custodia-bench staff` options.
@@ -30,46 +27,20 @@ pub struct StaffBenchArgs {
 
 /// Runs the benchmark and prints p50/p99.
 pub async fn run(args: StaffBenchArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir().context("a temporary data directory")?;
-    let config = RawConfig {
-        data_dir: Some(dir.path().to_owned()),
-        listen: Some("127.0.0.1:0".into()),
-        audit_listen: Some("127.0.0.1:0".into()),
-        staff_listen: Some("127.0.0.1:0".into()),
-        // The bench's senior moderator approves as soon as it exists.
-        staff_decide_after_hours: Some(0),
-        ..RawConfig::default()
-    }
-    .validate()?;
-    let mut running = custodia_server::start(config).await?;
-    let ca = std::fs::read(&running.ca_cert)?;
-    let password = "bench password 12345";
-    let api = Client::new(&running.staff_url, &ca)?;
-    let mut founders = Vec::new();
-    for f in std::mem::take(&mut running.founders) {
-        let creds =
-            staffing::enrol(&api, f.staff.username.as_str(), &f.enrolment_code, password).await?;
-        founders.push(staffing::sign_in(&api, &creds).await?);
-    }
-    let [admin, auditor] = founders.as_slice() else {
-        anyhow::bail!("a fresh data directory has two founders");
-    };
-    let mut staff = Vec::new();
-    for (name, role) in [
-        ("bench-mod", "moderator"),
-        ("bench-sen", "senior_moderator"),
-    ] {
-        let creds = staffing::add_staff(admin, auditor, name, role, password).await?;
-        staff.push(staffing::sign_in(&api, &creds).await?);
-    }
-    let mut users = Vec::new();
-    for name in ["bench-alice", "bench-bob"] {
-        let mut c = Client::new(&running.url, &ca)?;
-        c.register(name, password, "1990-01-01").await?;
-        c.login(name, password, "bench").await?;
-        users.push(c);
-    }
-    let chat = users[0].open_direct("bench-bob").await?.id;
+    let crate::world::World {
+        mut running,
+        staff,
+        users,
+        chat,
+        ..
+    } = crate::world::start(
+        RawConfig::default(),
+        &[
+            ("bench-mod", "moderator"),
+            ("bench-sen", "senior_moderator"),
+        ],
+    )
+    .await?;
     for i in 1..=args.messages {
         users[0]
             .send(
