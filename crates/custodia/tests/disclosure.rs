@@ -207,17 +207,9 @@ async fn a_warrant_becomes_a_package_the_agency_opens_with_age_and_verifies_offl
     assert!(!received.follow_up_missing, "not an emergency");
 
     // Review, hold, produce, two approvals each.
-    lo1.review_legal_request(
-        received.id,
-        &wire::ReviewLegalRequest {
-            outcome: "full".into(),
-            reason: None,
-            narrowing: None,
-            accepted: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    lo1.review_legal_request(received.id, &common::accept_in_full())
+        .await
+        .unwrap();
     assert_eq!(lo1.place_holds(received.id).await.unwrap().len(), 1);
     let dir = tempfile::tempdir().unwrap();
     let (identity, recipient) = agency_key(dir.path());
@@ -537,17 +529,9 @@ async fn an_emergency_is_granted_for_4_hours_at_most_and_its_follow_up_is_tracke
         Some("a credible threat to the life of a named child, tonight".into());
     let emergency = lo1.receive_legal_request(&emergency).await.unwrap();
     assert!(emergency.follow_up_missing, "no legal process has followed");
-    lo1.review_legal_request(
-        emergency.id,
-        &wire::ReviewLegalRequest {
-            outcome: "full".into(),
-            reason: None,
-            narrowing: None,
-            accepted: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    lo1.review_legal_request(emergency.id, &common::accept_in_full())
+        .await
+        .unwrap();
     let made = lo1.produce(emergency.id).await.unwrap();
     assert_eq!(made[0].reason, "emergency_disclosure");
     // One approver now: the second review comes within 24 hours.
@@ -613,17 +597,9 @@ async fn a_court_order_for_metadata_produces_no_text_and_still_verifies() {
     order.process = "court_order".into();
     order.categories = vec!["metadata".into()];
     let order = lo1.receive_legal_request(&order).await.unwrap();
-    lo1.review_legal_request(
-        order.id,
-        &wire::ReviewLegalRequest {
-            outcome: "full".into(),
-            reason: None,
-            narrowing: None,
-            accepted: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    lo1.review_legal_request(order.id, &common::accept_in_full())
+        .await
+        .unwrap();
     let made = lo1.produce(order.id).await.unwrap();
     assert_eq!(made[0].tier, "metadata");
     sen.decide(made[0].id, true, "valid order").await.unwrap();

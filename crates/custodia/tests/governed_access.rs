@@ -374,15 +374,7 @@ async fn legal_process_needs_two_approvers_including_a_legal_officer() {
         .await
         .unwrap();
     w.staff("lo1")
-        .review_legal_request(
-            received.id,
-            &wire::ReviewLegalRequest {
-                outcome: "full".into(),
-                reason: None,
-                narrowing: None,
-                accepted: Vec::new(),
-            },
-        )
+        .review_legal_request(received.id, &common::accept_in_full())
         .await
         .unwrap();
     let produced = w.staff("lo1").produce(received.id).await.unwrap();

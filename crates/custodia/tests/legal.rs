@@ -126,12 +126,7 @@ async fn a_legal_request_is_received_by_identifier_reviewed_by_tier_and_logged()
     let second = lo.receive_legal_request(&subpoena).await.unwrap();
     assert_eq!(second.reference, format!("LR-{year}-000002"));
     assert!(!second.officer_domain_verified);
-    let full = wire::ReviewLegalRequest {
-        outcome: "full".into(),
-        reason: None,
-        narrowing: None,
-        accepted: Vec::new(),
-    };
+    let full = common::accept_in_full();
     let e = lo.review_legal_request(second.id, &full).await.unwrap_err();
     assert_eq!(status(&e), 422);
     assert!(e.to_string().contains("cannot compel content"), "{e}");
@@ -450,12 +445,7 @@ async fn an_accepted_request_is_produced_through_cases_requests_and_approvals() 
         422,
         "reviewed first"
     );
-    let full = wire::ReviewLegalRequest {
-        outcome: "full".into(),
-        reason: None,
-        narrowing: None,
-        accepted: Vec::new(),
-    };
+    let full = common::accept_in_full();
     lo1.review_legal_request(warrant.id, &full).await.unwrap();
     let made = lo1.produce(warrant.id).await.unwrap();
     assert_eq!(made.len(), 2, "one per conversation of alice's");

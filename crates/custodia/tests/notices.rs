@@ -174,15 +174,7 @@ impl Legal {
             .await
             .unwrap();
         self.lo1
-            .review_legal_request(
-                received.id,
-                &wire::ReviewLegalRequest {
-                    outcome: "full".into(),
-                    reason: None,
-                    narrowing: None,
-                    accepted: Vec::new(),
-                },
-            )
+            .review_legal_request(received.id, &common::accept_in_full())
             .await
             .unwrap();
         let made = self.lo1.produce(received.id).await.unwrap();

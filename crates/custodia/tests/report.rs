@@ -111,17 +111,9 @@ async fn the_report_from_the_tiles_equals_the_servers_and_counts_a_known_mix() {
     ))
     .await
     .unwrap();
-    lo1.review_legal_request(
-        warrant.id,
-        &wire::ReviewLegalRequest {
-            outcome: "full".into(),
-            reason: None,
-            narrowing: None,
-            accepted: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    lo1.review_legal_request(warrant.id, &common::accept_in_full())
+        .await
+        .unwrap();
     let legal = lo1.produce(warrant.id).await.unwrap().remove(0);
     assert_eq!((legal.from_seq, legal.to_seq), (1, 2));
     let us = legal.case_id;

@@ -261,3 +261,13 @@ pub fn content_request(
         justification: "needed for the case".into(),
     }
 }
+
+/// A legal officer's review accepting a legal request as served.
+pub fn accept_in_full() -> custodia_sdk::proto::staff::ReviewLegalRequest {
+    custodia_sdk::proto::staff::ReviewLegalRequest {
+        outcome: "full".into(),
+        reason: None,
+        narrowing: None,
+        accepted: Vec::new(),
+    }
+}
