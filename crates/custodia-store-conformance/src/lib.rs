@@ -1101,12 +1101,13 @@ pub async fn retention_shreds_whole_epochs_past_the_cut_off_except_held_ones(s: 
         ended: None,
     };
     s.cases.add_hold(hold.clone()).await.unwrap();
-    let shred = async || {
+    let shred_at_most = async |limit| {
         s.messages
-            .shred_epochs("m2026-03".into(), "d2026-03-01".into(), 100)
+            .shred_epochs("m2026-03".into(), "d2026-03-01".into(), limit)
             .await
             .unwrap()
     };
+    let shred = async || shred_at_most(100).await;
     let gone = shred().await;
     assert_eq!(
         gone,
@@ -1151,12 +1152,16 @@ pub async fn retention_shreds_whole_epochs_past_the_cut_off_except_held_ones(s: 
     assert_eq!(gone.len(), 1);
     assert_eq!((gone[0].conversation_id, gone[0].messages), (b, 1));
     assert!(dek(b, "m2026-01").await.is_none());
-    // Day epochs are cut by their own label.
+    // Day epochs are cut by their own label, oldest first, at most `limit` a commit.
     put(a, "d2026-02-27", 1).await;
+    put(a, "d2026-02-28", 1).await;
     put(a, "d2026-03-01", 1).await;
-    let gone = shred().await;
-    assert_eq!(
-        gone.iter().map(|g| g.epoch.as_str()).collect::<Vec<_>>(),
-        ["d2026-02-27"]
-    );
+    for day in ["d2026-02-27", "d2026-02-28"] {
+        let gone = shred_at_most(1).await;
+        assert_eq!(
+            gone.iter().map(|g| g.epoch.as_str()).collect::<Vec<_>>(),
+            [day]
+        );
+    }
+    assert!(shred().await.is_empty(), "the cut-off's own day stays");
 }
