@@ -649,3 +649,76 @@ async fn a_court_order_for_metadata_produces_no_text_and_still_verifies() {
         && m.franking.as_ref().is_some_and(|f| f.key.is_none())));
     assert_eq!(records.conversations[0].members.len(), 2);
 }
+
+/// Past the grant size: 501 messages are produced as two grants (500 + 1), each approved
+/// and read for the package; the package holds all 501, and its receipts both reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_production_over_two_grants_packages_every_message_once() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lo1 = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let lo2 = server.new_staff(&admin, "lo2", "legal_officer").await;
+    let sen = server.new_staff(&admin, "sen", "senior_moderator").await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let dm = alice.open_direct("bob").await.unwrap().id;
+    for i in 1..=501 {
+        alice
+            .send(dm, &format!("m{i}"), &format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    let request = lo1
+        .receive_legal_request(&warrant(&["alice"], b"warrant"))
+        .await
+        .unwrap();
+    lo1.review_legal_request(request.id, &common::accept_in_full())
+        .await
+        .unwrap();
+    let made = lo1.produce(request.id).await.unwrap();
+    assert_eq!(
+        made.iter()
+            .map(|r| (r.from_seq, r.to_seq))
+            .collect::<Vec<_>>(),
+        [(1, 500), (501, 501)]
+    );
+    for r in &made {
+        sen.decide(r.id, true, "valid warrant").await.unwrap();
+        lo2.decide(r.id, true, "checked").await.unwrap();
+    }
+    let identity = age::x25519::Identity::generate();
+    let package = lo1
+        .build_package(request.id, &identity.to_public().to_string())
+        .await
+        .unwrap();
+    let archive = pkg::decrypt(
+        age::secrecy::ExposeSecret::expose_secret(&identity.to_string()),
+        &package,
+    )
+    .unwrap();
+    let package_key = NoteSigner::from_text(
+        &std::fs::read_to_string(server.data_dir().join("package.key")).unwrap(),
+    )
+    .unwrap()
+    .verifier();
+    let verified = pkg::verify(
+        &archive,
+        &pkg::Keys {
+            package: &package_key,
+            log: &server.log_key(),
+            witnesses: &[],
+            quorum: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!((verified.messages, verified.franking_checked), (501, 501));
+    let files = unpack(&archive);
+    let records: pkg::MessageRecords = serde_json::from_slice(file(&files, pkg::MESSAGES)).unwrap();
+    let seqs: Vec<u64> = records.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=501).collect::<Vec<_>>(), "each once, in order");
+    let receipts: pkg::Receipts = serde_json::from_slice(file(&files, pkg::RECEIPTS)).unwrap();
+    assert_eq!(
+        receipts.entries.iter().filter(|r| r.what == "read").count(),
+        2
+    );
+}
