@@ -227,13 +227,22 @@ fn calendar_date(
 impl BirthDate {
     /// Parses `YYYY-MM-DD` and checks it against `today`.
     pub fn parse(raw: &str, today: Date) -> Result<Self, ValidationError> {
-        let bad = ValidationError::Malformed {
-            field: "date_of_birth",
-            hint: "a past date as YYYY-MM-DD",
-        };
-        let date = calendar_date(raw, "date_of_birth", "a past date as YYYY-MM-DD")?;
-        if date > today || date.year() < 1900 {
-            return Err(bad);
+        let date = calendar_date(
+            raw,
+            "date_of_birth",
+            "a date from 1900-01-01 to today, as YYYY-MM-DD",
+        )?;
+        if date > today {
+            return Err(ValidationError::Malformed {
+                field: "date_of_birth",
+                hint: "a date of birth that is not in the future (YYYY-MM-DD, up to today)",
+            });
+        }
+        if date.year() < 1900 {
+            return Err(ValidationError::Malformed {
+                field: "date_of_birth",
+                hint: "a date of birth from 1900-01-01 on (YYYY-MM-DD)",
+            });
         }
         Ok(Self(date))
     }
@@ -470,6 +479,15 @@ mod tests {
             "x",
         ] {
             assert!(BirthDate::parse(bad, today).is_err(), "{bad}");
+        }
+        // Each refusal says the accepted range, not just "a past date".
+        for (bad, says) in [
+            ("1800-05-01", "from 1900-01-01"),
+            ("2027-01-01", "not in the future"),
+            ("2010-02-30", "1900-01-01 to today"),
+        ] {
+            let e = BirthDate::parse(bad, today).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 

@@ -31,6 +31,12 @@ enum Command {
         /// Listener address, e.g. 127.0.0.1:8443 (port 0 picks a free one).
         #[arg(long)]
         listen: Option<String>,
+        /// The staff API's listener, e.g. 127.0.0.1:8446.
+        #[arg(long)]
+        staff_listen: Option<String>,
+        /// The auditor listener (transparency log tiles), e.g. 127.0.0.1:8444.
+        #[arg(long)]
+        audit_listen: Option<String>,
     },
     /// Transparency log tools: keys and the auditor's verifier.
     #[command(subcommand)]
@@ -67,10 +73,14 @@ async fn main() -> anyhow::Result<()> {
             config,
             data_dir,
             listen,
+            staff_listen,
+            audit_listen,
         } => {
             let flags = RawConfig {
                 data_dir,
                 listen,
+                staff_listen,
+                audit_listen,
                 ..Default::default()
             };
             custodia_server::run::serve(config, flags).await

@@ -91,6 +91,10 @@ async fn the_plaintext_canary_is_nowhere_on_disk_or_in_the_logs() {
         std::fs::metadata(&log).unwrap().len() > 0,
         "the server logged something"
     );
+    assert!(
+        !std::fs::read(&log).unwrap().contains(&0x1b),
+        "no colour codes in logs that go to a file"
+    );
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
         for s in spellings(&canary) {

@@ -496,3 +496,66 @@ async fn a_node_copied_without_the_ca_key_serves_tls_and_takes_its_own_certifica
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("holds no CA key"));
 }
+
+/// `serve` takes every listener as a flag (flags win over the environment), and says where
+/// each listens.
+#[test]
+fn serve_takes_each_listener_as_a_flag() {
+    use std::io::BufRead;
+    let bin = env!("CARGO_BIN_EXE_custodia");
+    let help = Command::new(bin)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for flag in ["--listen", "--staff-listen", "--audit-listen"] {
+        assert!(help.contains(flag), "serve --help lists {flag}: {help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--staff-listen",
+            "127.0.0.1:0",
+            "--audit-listen",
+            "127.0.0.1:0",
+        ])
+        // The environment says otherwise: the flags win.
+        .env("CUSTODIA_STAFF_LISTEN", "127.0.0.1:1")
+        .env("CUSTODIA_AUDIT_LISTEN", "127.0.0.1:1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut ports = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line
+            .split_whitespace()
+            .find(|w| w.starts_with("https://127.0.0.1:"))
+        {
+            let port: u16 = url
+                .trim_start_matches("https://127.0.0.1:")
+                .trim_end_matches('/')
+                .parse()
+                .unwrap();
+            ports.push(port);
+        }
+        if line.contains("staff API:") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(ports.len(), 3, "client, auditor and staff URLs: {ports:?}");
+    assert!(
+        ports
+            .iter()
+            .all(|p| *p > 1 && ![8443, 8444, 8446].contains(p)),
+        "each on a port picked for it: {ports:?}"
+    );
+}
