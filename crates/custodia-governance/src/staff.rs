@@ -794,20 +794,34 @@ impl Governance {
             created_at: now,
             expires_at: now.plus(inner.config.staff_session_ttl),
         };
-        self.log(
-            EventKind::StaffSignIn,
-            Some(actor),
-            vec![
-                ("outcome".into(), "signed in".into()),
-                ("session".into(), session.id.to_string()),
-            ],
-        )
-        .await?;
-        inner
-            .store
-            .staff
-            .create_staff_session(session.clone())
+        let opened = async {
+            self.log(
+                EventKind::StaffSignIn,
+                Some(actor),
+                vec![
+                    ("outcome".into(), "signed in".into()),
+                    ("session".into(), session.id.to_string()),
+                ],
+            )
             .await?;
+            inner
+                .store
+                .staff
+                .create_staff_session(session.clone())
+                .await
+                .map_err(GovernanceError::from)
+        }
+        .await;
+        if let Err(e) = opened {
+            // Not signed in after all (the log or the store failed): the code is given
+            // back, so the retry with it is not refused as a reused code.
+            if let Some(step) = step
+                && let Err(again) = inner.store.staff.unuse_totp_step(staff.id, step).await
+            {
+                tracing::warn!(error = %again, "could not give back the one-time code of a failed sign-in");
+            }
+            return Err(e);
+        }
         tracing::info!(staff = %staff.id, session = %session.id, "staff signed in");
         Ok(NewStaffSession {
             token,

@@ -456,6 +456,18 @@ pub async fn a_totp_step_is_used_once(s: &Storage) {
         "never an older one"
     );
     assert!(s.staff.use_totp_step(staff.id, 101).await.unwrap());
+    // A sign-in that could not be completed gives its step back: the retry works once.
+    assert!(
+        !s.staff.unuse_totp_step(staff.id, 100).await.unwrap(),
+        "not a step that is no longer the last"
+    );
+    assert!(s.staff.unuse_totp_step(staff.id, 101).await.unwrap());
+    assert!(s.staff.use_totp_step(staff.id, 101).await.unwrap());
+    assert!(!s.staff.use_totp_step(staff.id, 101).await.unwrap());
+    assert!(
+        !s.staff.use_totp_step(staff.id, 100).await.unwrap(),
+        "giving back does not reopen older steps"
+    );
 }
 
 fn unenrolled(name: &str, code: u8, sponsors: Vec<StaffId>) -> StaffRecord {

@@ -287,6 +287,17 @@ impl StaffStore for PgStore {
         .map(|n| n == 1)
     }
 
+    async fn unuse_totp_step(&self, id: StaffId, step: u64) -> StoreResult<bool> {
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        self.statement(
+            Lock::Own,
+            "UPDATE staff SET last_totp_step = $2 - 1 WHERE id = $1 AND last_totp_step = $2",
+            move |q| q.bind(*id.as_uuid()).bind(step),
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
     async fn create_staff_session(&self, s: StaffSessionRecord) -> StoreResult<()> {
         self.statement(
             Lock::Own,

@@ -313,6 +313,20 @@ impl StaffStore for SqliteStore {
             .await
     }
 
+    async fn unuse_totp_step(&self, id: StaffId, step: u64) -> StoreResult<bool> {
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE staff SET last_totp_step = ?2 - 1 WHERE id = ?1 AND last_totp_step = ?2",
+                    params![id.as_uuid(), step],
+                )
+                .map(|n| n == 1)
+                .map_err(map_err)
+            })
+            .await
+    }
+
     async fn create_staff_session(&self, s: StaffSessionRecord) -> StoreResult<()> {
         self.writer
             .write(move |c| {

@@ -95,6 +95,10 @@ pub trait StaffStore: Send + Sync {
     /// Records that TOTP `step` was used to sign in; `false` (and nothing changes) if this
     /// step or a later one was already used.
     async fn use_totp_step(&self, id: StaffId, step: u64) -> StoreResult<bool>;
+    /// Gives TOTP `step` back, when the sign-in it was used for could not be completed
+    /// (the audit log or the session could not be written), so the same code works for the
+    /// retry: `false` if a later step was used meanwhile (then nothing changes).
+    async fn unuse_totp_step(&self, id: StaffId, step: u64) -> StoreResult<bool>;
     /// Stores a new staff session.
     async fn create_staff_session(&self, session: StaffSessionRecord) -> StoreResult<()>;
     /// The staff session whose token hashes to `hash` (expired or not).

@@ -662,3 +662,34 @@ async fn the_operator_recovers_an_admin_with_the_server_stopped_and_it_is_logged
     }
     assert!(logged, "the recovery is in the audit log");
 }
+
+/// A sign-in the audit log cannot take (its witness is down) is refused with 503 and does
+/// not spend the one-time code: the retry with the same code works once the log is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sign_in_does_not_spend_the_one_time_code() {
+    let (server, mut witnesses) = TestServer::witnessed(1, 1).await;
+    let admin = server.admin().await;
+    let creds = server.add_staff(&admin, "lex", "legal_officer").await;
+    let code = custodia_test::totp_code(&creds.totp_uri);
+    witnesses[0].stop().await;
+    let mut c = server.staff_client();
+    let e = c
+        .staff_sign_in(&creds.username, &creds.password, &code)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    witnesses[0].restart().await;
+    c.staff_sign_in(&creds.username, &creds.password, &code)
+        .await
+        .expect("the same code works for the retry");
+    assert_eq!(
+        server
+            .staff_client()
+            .staff_sign_in(&creds.username, &creds.password, &code)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(401),
+        "and then only once"
+    );
+}
