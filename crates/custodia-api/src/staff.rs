@@ -319,6 +319,7 @@ fn case_wire(c: &CaseView) -> wire::Case {
             .map(|e| wire::Evidence {
                 seq: e.seq,
                 sender_id: *e.sender.as_uuid(),
+                sender_username: e.sender_username.clone(),
                 sent_at_ms: e.sent_at.as_millis(),
                 body: e.text.clone(),
                 verified: e.verified,
@@ -508,6 +509,11 @@ async fn read(
                 .collect(),
             checkpoint: r.checkpoint.clone(),
         },
+        usernames: read
+            .usernames
+            .iter()
+            .map(|(id, name)| (*id.as_uuid(), name.clone()))
+            .collect(),
     }))
 }
 

@@ -614,7 +614,7 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
                 read.receipt.index
             );
             for m in &read.messages {
-                println!("{}", read_line(m));
+                println!("{}", read_line(m, &read.usernames));
             }
         }
     }
@@ -623,21 +623,35 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
 
 /// One line of `staff read`: the message's text quoted (so it cannot pass for more lines
 /// or more fields), or what became of it.
-fn read_line(m: &Message) -> String {
+fn read_line(m: &Message, usernames: &std::collections::BTreeMap<Uuid, String>) -> String {
     let text = match m.state {
         MessageState::Ok => quoted(m.body.as_deref().unwrap_or("")),
         MessageState::Deleted => "(deleted)".into(),
         MessageState::Withheld => "(metadata only)".into(),
         _ => "(unreadable)".into(),
     };
-    format!("#{} {} {}: {text}", m.seq, m.sent_at_ms, m.sender_id)
+    format!(
+        "#{} {} {}: {text}",
+        m.seq,
+        crate::chat::utc(m.sent_at_ms),
+        name_or_id(usernames.get(&m.sender_id).map(String::as_str), m.sender_id)
+    )
+}
+
+/// A member as staff see them: their username, else their account id.
+fn name_or_id(username: Option<&str>, id: Uuid) -> String {
+    username.map_or_else(|| id.to_string(), clean)
 }
 
 /// One line of `staff case` per reported message: the program's own mark first, then the
 /// reporter's text quoted — a text cannot forge a mark or a line.
 fn evidence_line(e: &wire::Evidence) -> String {
     let mark = if e.verified {
-        format!("verified: sent by {} at {}", e.sender_id, e.sent_at_ms)
+        format!(
+            "verified: sent by {} at {}",
+            name_or_id(e.sender_username.as_deref(), e.sender_id),
+            crate::chat::utc(e.sent_at_ms)
+        )
     } else {
         "UNVERIFIED".to_owned()
     };
@@ -1037,6 +1051,7 @@ mod tests {
             let e = wire::Evidence {
                 seq: 2,
                 sender_id: Uuid::nil(),
+                sender_username: Some(text.clone()),
                 sent_at_ms: 0,
                 body: Some(text.clone()),
                 verified,
@@ -1056,7 +1071,9 @@ mod tests {
                 body: Some(text.clone()),
                 franking_key: None,
             };
-            prop_assert!(one_safe_line(&read_line(&m)));
+            let names = std::collections::BTreeMap::from([(Uuid::nil(), text.clone())]);
+            prop_assert!(one_safe_line(&read_line(&m, &names)));
+            prop_assert!(one_safe_line(&read_line(&m, &Default::default())));
             prop_assert!(one_safe_line(&quoted(&text)));
             let k = wire::Case {
                 id: Uuid::nil(),

@@ -65,6 +65,8 @@ pub struct EvidenceView {
     pub seq: u64,
     /// Who sent it (from the stored message, not from the reporter).
     pub sender: UserId,
+    /// Their username, when the case is shown whole.
+    pub sender_username: Option<String>,
     /// When (from the stored message).
     pub sent_at: Timestamp,
     /// The text the reporter gave.
@@ -306,7 +308,34 @@ impl Governance {
             })
             .await?;
         }
-        Ok(self.view_case(case, true))
+        let mut view = self.view_case(case, true);
+        let names = self
+            .usernames(view.evidence.iter().map(|e| e.sender))
+            .await?;
+        for e in &mut view.evidence {
+            e.sender_username = names
+                .iter()
+                .find(|(id, _)| *id == e.sender)
+                .map(|(_, n)| n.clone());
+        }
+        Ok(view)
+    }
+
+    /// The usernames of `users` (each once; an account that no longer exists is left out).
+    pub(crate) async fn usernames(
+        &self,
+        users: impl Iterator<Item = UserId>,
+    ) -> ServiceResult<Vec<(UserId, String)>> {
+        let mut ids: Vec<UserId> = users.collect();
+        ids.sort();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(u) = self.inner.store.accounts.user_by_id(id).await? {
+                out.push((id, u.username.to_string()));
+            }
+        }
+        Ok(out)
     }
 
     /// Logs a case's opening (`case.opened`, with `actor`, `subjects` and `scope`), then
@@ -454,6 +483,7 @@ impl Governance {
             .map(|e| EvidenceView {
                 seq: e.seq,
                 sender: e.sender,
+                sender_username: None,
                 sent_at: e.sent_at,
                 text: e
                     .claimed

@@ -63,6 +63,8 @@ pub struct GrantRead {
     pub receipt: Receipt,
     /// Each message's franking as stored (commitment and server tag), in order.
     pub franking: Vec<Option<custodia_store::Franking>>,
+    /// The senders' usernames (part of what the grant shows).
+    pub usernames: Vec<(custodia_core::UserId, String)>,
 }
 
 /// Roles that make or decide requests at all.
@@ -699,10 +701,12 @@ impl Governance {
             });
         }
         tracing::info!(grant = %r.id, staff = %by.staff_id, log_index = receipt.index, count = messages.len(), "audited staff read");
+        let usernames = self.usernames(messages.iter().map(|m| m.sender_id)).await?;
         Ok(GrantRead {
             messages,
             receipt,
             franking,
+            usernames,
         })
     }
 

@@ -255,6 +255,9 @@ pub struct Evidence {
     pub seq: u64,
     /// Sender (from the stored message).
     pub sender_id: Uuid,
+    /// The sender's username (shown with the case).
+    #[serde(default)]
+    pub sender_username: Option<String>,
     /// Sent (from the stored message).
     pub sent_at_ms: i64,
     /// The text the reporter gave (only when viewing one case).
@@ -435,6 +438,9 @@ pub struct GrantRead {
     pub messages: Vec<crate::Message>,
     /// The receipt of this read's log entry.
     pub receipt: Receipt,
+    /// The senders' usernames, by account id.
+    #[serde(default)]
+    pub usernames: std::collections::BTreeMap<Uuid, String>,
 }
 
 /// A subject named in a full audit record.

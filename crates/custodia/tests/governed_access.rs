@@ -845,6 +845,11 @@ async fn reported_messages_are_shown_verified_and_a_forged_report_is_not() {
     let case = m.case(honest).await.unwrap();
     let e = &case.evidence[0];
     assert!(e.verified, "the reported text is what alice sent");
+    assert_eq!(
+        e.sender_username.as_deref(),
+        Some("alice"),
+        "staff see who, by name"
+    );
     assert_eq!(e.body.as_deref(), Some("message number 2"));
     assert_eq!(e.sender_id, received[1].sender_id);
     assert_eq!(e.sent_at_ms, received[1].sent_at_ms);

@@ -490,6 +490,19 @@ async fn an_accepted_request_is_produced_through_cases_requests_and_approvals() 
     lo2.decide(dm_request.id, true, "checked").await.unwrap();
     let read = lo1.read_grant(dm_request.id).await.unwrap();
     assert_eq!(read.messages.len(), 2);
+    assert_eq!(
+        read.usernames
+            .values()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .len(),
+        2,
+        "the senders by name"
+    );
+    assert!(
+        read.usernames.values().any(|n| n == "alice")
+            && read.usernames.values().any(|n| n == "bob")
+    );
     // The order gives no end: nobody is told while it holds.
     assert!(alice.access_notices().await.unwrap().is_empty());
     assert!(bob.access_notices().await.unwrap().is_empty());
