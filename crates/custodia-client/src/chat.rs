@@ -17,7 +17,8 @@ use crate::term::clean;
 /// Where to find the server.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
-    /// Server URL, e.g. https://127.0.0.1:8443.
+    /// Server URL: for `chat`, the client API (e.g. https://127.0.0.1:8443); for `staff`,
+    /// the staff API (e.g. https://127.0.0.1:8446).
     #[arg(long, env = "CUSTODIA_SERVER", global = true)]
     pub server: Option<String>,
     /// The server's CA certificate (DATA_DIR/tls/ca.pem).
