@@ -303,6 +303,65 @@ impl RawConfig {
         fig.extract().context("reading configuration")
     }
 
+    /// The effective configuration as `load` reads it, one `key = value` line per setting
+    /// with where its value came from (a flag, a `CUSTODIA_*` variable, the file, or the
+    /// default); credentials in URLs are hidden. For `custodia serve --print-config`.
+    pub fn describe(file: Option<&Path>, flags: RawConfig) -> anyhow::Result<String> {
+        let merged = Self::load(file, flags.clone())?;
+        let table = |c: &RawConfig| -> anyhow::Result<toml::Table> {
+            Ok(toml::Table::try_from(c).context("showing the configuration")?)
+        };
+        let (effective, defaults, given) =
+            (table(&merged)?, table(&Self::defaults())?, table(&flags)?);
+        let in_file = match file {
+            Some(f) => std::fs::read_to_string(f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .parse::<toml::Table>()
+                .with_context(|| format!("{} is not TOML", f.display()))?,
+            None => toml::Table::new(),
+        };
+        let mut out = String::new();
+        for key in config_keys() {
+            let env = format!("CUSTODIA_{}", key.to_ascii_uppercase());
+            let (value, source) = match (effective.get(*key), defaults.get(*key)) {
+                (Some(v), _) => (
+                    v,
+                    if given.contains_key(*key) {
+                        "command-line flag".to_owned()
+                    } else if std::env::var_os(&env).is_some() {
+                        format!("environment {env}")
+                    } else if in_file.contains_key(*key) {
+                        format!(
+                            "file {}",
+                            file.map(Path::display)
+                                .map(|d| d.to_string())
+                                .unwrap_or_default()
+                        )
+                    } else {
+                        "default".to_owned()
+                    },
+                ),
+                (None, Some(d)) => (d, "default".to_owned()),
+                (None, None) => {
+                    out.push_str(&format!("# {key} is unset (see custodia.example.toml)\n"));
+                    continue;
+                }
+            };
+            let mut shown = toml::Value::to_string(value);
+            if key.ends_with("_url") {
+                shown = hide_credentials(&shown);
+            }
+            if ["passphrase", "password", "secret", "token"]
+                .iter()
+                .any(|s| key.contains(s))
+            {
+                shown = "\"***\"".into();
+            }
+            out.push_str(&format!("{key} = {shown}    # {source}\n"));
+        }
+        Ok(out)
+    }
+
     /// Every default, in one place: what each unset setting means. The tunables of the
     /// service, governance and the edge take their values from those crates' `Default`s,
     /// so each number is written once; [`Self::validate`] fills unset settings from here,
@@ -996,5 +1055,17 @@ mod tests {
             ..RawConfig::default()
         };
         assert!(bad.validate().unwrap_err().to_string().contains("listen"));
+    }
+}
+
+/// `scheme://user:password@host…` shown as `scheme://user:***@host…`.
+fn hide_credentials(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
     }
 }

@@ -37,6 +37,10 @@ enum Command {
         /// The auditor listener (transparency log tiles), e.g. 127.0.0.1:8444.
         #[arg(long)]
         audit_listen: Option<String>,
+        /// Print the effective configuration, each setting with where it came from, and
+        /// exit without serving.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Transparency log tools: keys and the auditor's verifier.
     #[command(subcommand)]
@@ -75,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             staff_listen,
             audit_listen,
+            print_config,
         } => {
             let flags = RawConfig {
                 data_dir,
@@ -83,6 +88,10 @@ async fn main() -> anyhow::Result<()> {
                 audit_listen,
                 ..Default::default()
             };
+            if print_config {
+                print!("{}", RawConfig::describe(config.as_deref(), flags)?);
+                return Ok(());
+            }
             custodia_server::run::serve(config, flags).await
         }
         Command::Log(command) => custodia_server::logcmd::run(command).await,

@@ -559,3 +559,49 @@ fn serve_takes_each_listener_as_a_flag() {
         "each on a port picked for it: {ports:?}"
     );
 }
+
+/// `serve --print-config` shows each setting's effective value and where it came from
+/// (flag over environment over file over default), with secrets hidden, and serves nothing.
+#[test]
+fn print_config_shows_each_settings_source_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("custodia.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:9443\"\nmax_connections = 77\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_custodia"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .args(["--staff-listen", "127.0.0.1:9446", "--print-config"])
+        .env("CUSTODIA_MAX_CONNECTIONS", "88")
+        .env("CUSTODIA_KEYRING_PASSPHRASE", "correct horse battery")
+        .env("CUSTODIA_REDIS_URL", "redis://limits:s3cret@127.0.0.1:6379")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} line in:\n{text}"))
+            .to_owned()
+    };
+    assert!(line("listen").contains("\"127.0.0.1:9443\"") && line("listen").contains("# file"));
+    assert!(line("staff_listen").ends_with("# command-line flag"));
+    assert!(line("max_connections").starts_with("max_connections = 88"));
+    assert!(line("max_connections").ends_with("# environment CUSTODIA_MAX_CONNECTIONS"));
+    assert!(line("audit_listen").ends_with("# default"));
+    assert!(line("redis_url").contains("redis://limits:***@127.0.0.1:6379"));
+    assert_eq!(
+        line("keyring_passphrase").split("    #").next(),
+        Some("keyring_passphrase = \"***\"")
+    );
+    assert!(!text.contains("s3cret") && !text.contains("correct horse"));
+    assert!(
+        !dir.path().join("custodia-data").exists(),
+        "nothing was created"
+    );
+}
