@@ -309,7 +309,7 @@ impl RawConfig {
     pub fn describe(file: Option<&Path>, flags: RawConfig) -> anyhow::Result<String> {
         let merged = Self::load(file, flags.clone())?;
         let table = |c: &RawConfig| -> anyhow::Result<toml::Table> {
-            Ok(toml::Table::try_from(c).context("showing the configuration")?)
+            toml::Table::try_from(c).context("showing the configuration")
         };
         let (effective, defaults, given) =
             (table(&merged)?, table(&Self::defaults())?, table(&flags)?);
@@ -862,6 +862,18 @@ impl fmt::Debug for Config {
     }
 }
 
+/// `scheme://user:password@host…` shown as `scheme://user:***@host…`.
+fn hide_credentials(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1055,17 +1067,5 @@ mod tests {
             ..RawConfig::default()
         };
         assert!(bad.validate().unwrap_err().to_string().contains("listen"));
-    }
-}
-
-/// `scheme://user:password@host…` shown as `scheme://user:***@host…`.
-fn hide_credentials(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
