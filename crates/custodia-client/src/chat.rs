@@ -75,6 +75,23 @@ pub enum ChatCommand {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Report messages you received to the platform's staff, e.g. `report bob 3 4
+    /// --category harassment`: their text goes with the franking key you received with
+    /// each, so staff see them verified as sent by their sender. Categories:
+    /// child_safety, grooming, harassment, spam, self_harm, other.
+    Report {
+        /// A username (direct conversation) or a conversation id.
+        with: String,
+        /// The messages' numbers (as `history` shows them, #N).
+        #[arg(required = true)]
+        seqs: Vec<u64>,
+        /// What the report is about.
+        #[arg(long)]
+        category: String,
+        /// A comment for staff (at most 2000 characters).
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// List your conversations with unread counts.
     Conversations,
     /// Show when staff read messages of yours: role, reason, case, how many, and the
@@ -177,6 +194,37 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             let id = resolve(&client, &to).await?;
             let ack = client.send(id, &Uuid::new_v4().to_string(), &text).await?;
             println!("sent #{} to {id}", ack.seq);
+        }
+        ChatCommand::Report {
+            with,
+            seqs,
+            category,
+            comment,
+        } => {
+            let client = connect(&server, &profile, true)?;
+            let id = resolve(&client, &with).await?;
+            let mut messages = Vec::with_capacity(seqs.len());
+            for seq in &seqs {
+                let page = client
+                    .history(id, Some(seq.saturating_sub(1)), None, 1)
+                    .await?;
+                match page.messages.into_iter().next() {
+                    Some(m) if m.seq == *seq => messages.push(m),
+                    _ => anyhow::bail!(
+                        "there is no message #{seq} in this conversation (see `custodia chat history {}`)",
+                        clean(&with)
+                    ),
+                }
+            }
+            let r = client
+                .report_messages(id, &messages, &category, comment.as_deref())
+                .await?;
+            println!(
+                "reported {} message{} (case {}); staff see each with the franking key you received, verified as sent by its sender",
+                messages.len(),
+                if messages.len() == 1 { "" } else { "s" },
+                r.case_id
+            );
         }
         ChatCommand::History { with, limit } => {
             let client = connect(&server, &profile, true)?;

@@ -235,6 +235,19 @@ async fn the_readme_walkthrough_works_with_the_chat_client() {
     assert!(!list.contains('\x1b'), "{list:?}");
     let group = c(&["--profile", "alice", "group", "create", "book club", "bob"]);
     assert!(group.contains("2 members"), "{group}");
+    // Alice reports bob's message #2 from the command line, with her franking key.
+    let reported = c(&[
+        "--profile",
+        "alice",
+        "report",
+        "bob",
+        "2",
+        "--category",
+        "harassment",
+        "--comment",
+        "rude",
+    ]);
+    assert!(reported.contains("reported 1 message (case "), "{reported}");
 
     // `listen` catches up on what bob missed, then prints live messages.
     let mut listen = Command::new(env!("CARGO_BIN_EXE_custodia"))
