@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use custodia_audit::{AuditEvent, EventKind, Receipt};
-use custodia_core::{DataCategory, LegalOutcome, LegalRequestId, RequestStatus, UserId};
+use custodia_core::{DataCategory, LegalRequestId, RequestStatus, UserId};
 use custodia_disclosure as pkg;
 use custodia_service::{Content, ServiceError, ServiceResult};
 use sha2::Digest;
@@ -79,19 +79,7 @@ impl Governance {
             )
         })?;
         let r = &view.record;
-        let review = match &r.review {
-            Some(v) if v.outcome != LegalOutcome::Rejected => v,
-            Some(_) => {
-                return Err(ServiceError::Rejected(
-                    "a rejected legal request produces nothing",
-                ));
-            }
-            None => {
-                return Err(ServiceError::Rejected(
-                    "review the legal request first: only an accepted request is produced",
-                ));
-            }
-        };
+        let review = crate::legal::accepted_review(r)?;
         let (Some(intake), Some(reviewed)) = (r.received_log_index, review.log_index) else {
             return Err(ServiceError::Rejected(
                 "this legal request was entered before its log entries were kept with it; enter it again to produce a package",

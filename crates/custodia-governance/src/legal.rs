@@ -694,6 +694,19 @@ impl Governance {
     }
 }
 
+/// The review of a request that may be produced: accepted in full or in part.
+pub(crate) fn accepted_review(r: &LegalRequestRecord) -> ServiceResult<&LegalReview> {
+    match &r.review {
+        Some(v) if v.outcome != LegalOutcome::Rejected => Ok(v),
+        Some(_) => Err(ServiceError::Rejected(
+            "a rejected legal request produces nothing",
+        )),
+        None => Err(ServiceError::Rejected(
+            "review the legal request first: only an accepted request is produced",
+        )),
+    }
+}
+
 /// A request's external reference, `LR-YYYY-NNNNNN` (the year it was received).
 fn reference_of(record: &LegalRequestRecord) -> String {
     let year = time::OffsetDateTime::from_unix_timestamp(record.received_at.as_millis() / 1000)
@@ -993,19 +1006,7 @@ impl Governance {
     ) -> ServiceResult<Vec<crate::RequestView>> {
         let view = self.legal_request(by, id).await?;
         let r = &view.record;
-        let accepted = match &r.review {
-            Some(v) if v.outcome != LegalOutcome::Rejected => &v.accepted,
-            Some(_) => {
-                return Err(ServiceError::Rejected(
-                    "a rejected legal request produces nothing",
-                ));
-            }
-            None => {
-                return Err(ServiceError::Rejected(
-                    "review the legal request first: only an accepted request is produced",
-                ));
-            }
-        };
+        let accepted = &accepted_review(r)?.accepted;
         let tier = if accepted.contains(&DataCategory::Content) {
             custodia_core::DataTier::Content
         } else if accepted.contains(&DataCategory::Metadata) {

@@ -610,13 +610,7 @@ impl Governance {
                 ],
             ))
             .await?;
-        if view.status == RequestStatus::Approved {
-            let _ = inner
-                .store
-                .cases
-                .set_request_status(r.id, RequestStatus::Approved, RequestStatus::Active)
-                .await;
-        }
+        self.mark_active(&view).await;
         let access = inner
             .keys
             .verify_logged_read(&receipt, r.id, r.conversation_id)?;
@@ -625,6 +619,23 @@ impl Governance {
                 .await?;
         tracing::info!(grant = %r.id, staff = %by.staff_id, log_index = receipt.index, "audited read of a preserved file");
         Ok((a.content_type, bytes))
+    }
+
+    /// A grant's first read makes it active (best effort: a concurrent read may have
+    /// moved it already).
+    async fn mark_active(&self, view: &RequestView) {
+        if view.status == RequestStatus::Approved {
+            let _ = self
+                .inner
+                .store
+                .cases
+                .set_request_status(
+                    view.record.id,
+                    RequestStatus::Approved,
+                    RequestStatus::Active,
+                )
+                .await;
+        }
     }
 
     /// The read of an open grant's messages (see [`Self::read_grant`]).
@@ -674,14 +685,7 @@ impl Governance {
                 ],
             ))
             .await?;
-        if view.status == RequestStatus::Approved {
-            // Best effort: a concurrent read may have moved it already.
-            let _ = inner
-                .store
-                .cases
-                .set_request_status(r.id, RequestStatus::Approved, RequestStatus::Active)
-                .await;
-        }
+        self.mark_active(&view).await;
         // The key service checks the receipt itself: only a read the log shows is opened.
         let access = inner
             .keys
