@@ -294,24 +294,17 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
         }
         ChatCommand::Listen => {
             let client = connect(&server, &profile, true)?;
+            let me = profile.username()?;
             let cursors: HashMap<Uuid, u64> = profile.cursors();
             let mut conn = client.connect().await?;
             conn.sync(cursors).await?;
-            let mut names: HashMap<Uuid, Names> = HashMap::new();
+            let mut names = Labels::default();
             eprintln!("listening; Ctrl-C to stop");
             while let Some(frame) = conn.next().await {
                 match frame? {
                     ServerFrame::Message(m) => {
-                        if let std::collections::hash_map::Entry::Vacant(e) =
-                            names.entry(m.conversation_id)
-                        {
-                            e.insert(Names::of(&client, m.conversation_id).await?);
-                        }
-                        println!(
-                            "[{}] {}",
-                            short(m.conversation_id),
-                            names[&m.conversation_id].line(&m)
-                        );
+                        let n = names.of(&client, m.conversation_id, &me).await;
+                        println!("[{}] {}", n.label, n.line(&m));
                         // Never past a message not yet shown: the next listen asks for it.
                         profile.save_cursors(&conn.positions())?;
                     }
@@ -321,15 +314,23 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
                         joined,
                         ..
                     } => {
-                        names.remove(&conversation_id);
-                        let verb = if joined { "joined" } else { "left" };
-                        println!("[{}] {} {verb}", short(conversation_id), clean(&username));
+                        // The members changed: ask again (a title stays; a peer list moves).
+                        names.forget(conversation_id);
+                        let label = names.of(&client, conversation_id, &me).await.label.clone();
+                        let line = match (joined, username == me) {
+                            (true, true) => "you were added".to_owned(),
+                            (false, true) => "you left or were removed".to_owned(),
+                            (true, false) => format!("{} joined", clean(&username)),
+                            (false, false) => format!("{} left", clean(&username)),
+                        };
+                        println!("[{label}] {line}");
                     }
                     ServerFrame::Deleted {
                         conversation_id,
                         seq,
                     } => {
-                        println!("[{}] message #{seq} was deleted", short(conversation_id));
+                        let label = &names.of(&client, conversation_id, &me).await.label;
+                        println!("[{label}] message #{seq} was deleted");
                     }
                     ServerFrame::AccessNotice(n) => println!("notice: {}", notice_line(&n)),
                     ServerFrame::Error { problem, .. } => {
@@ -475,7 +476,7 @@ fn print_history(h: &AccessHistory) {
         println!(
             "entry {}  {}  {}{}{}",
             f.index,
-            utc(f.time_ms),
+            local(f.time_ms, WHEN),
             f.kind.as_str(),
             f.reason
                 .as_deref()
@@ -506,20 +507,20 @@ fn notice_line(n: &custodia_sdk::proto::AccessNotice) -> String {
     let deferred = match (n.deferred_until_ms, n.deferred_until_review) {
         (Some(t), _) => format!(
             " (told late: a non-disclosure order held it until {})",
-            utc(t)
+            local(t, WHEN)
         ),
         (None, true) => " (told late: held until the emergency's second review)".to_owned(),
         (None, false) => String::new(),
     };
     format!(
         "{}  a {} read {} message{} of conversation {} ({} to {}) for {} in case {}; audit log entry {}{deferred}",
-        utc(n.read_at_ms),
+        local(n.read_at_ms, WHEN),
         clean(&n.role),
         n.messages,
         if n.messages == 1 { "" } else { "s" },
         short(n.conversation_id),
-        utc(n.first_sent_at_ms),
-        utc(n.last_sent_at_ms),
+        local(n.first_sent_at_ms, WHEN),
+        local(n.last_sent_at_ms, WHEN),
         clean(&n.reason),
         n.case_id,
         n.log_index
@@ -538,42 +539,93 @@ fn conversation_line(c: &custodia_sdk::proto::Conversation, name: &str) -> Strin
 }
 
 /// Usernames of a conversation's members, for display.
-struct Names(HashMap<Uuid, String>);
+struct Names {
+    /// Members' usernames by account id.
+    members: HashMap<Uuid, String>,
+    /// How `listen` names the conversation: a group's title, or the other members.
+    label: String,
+}
 
 impl Names {
     async fn of(client: &Client, id: Uuid) -> anyhow::Result<Self> {
         let c = client.conversation(id).await?;
-        Ok(Self(
-            c.members
-                .into_iter()
-                .map(|m| (m.user_id, m.username))
-                .collect(),
-        ))
+        let members: HashMap<Uuid, String> = c
+            .members
+            .into_iter()
+            .map(|m| (m.user_id, m.username))
+            .collect();
+        Ok(Self {
+            label: c.title.as_deref().map(clean).unwrap_or_default(),
+            members,
+        })
     }
 
     /// One line of `chat history` and `chat listen`: the whole message, escaped.
     fn line(&self, m: &Message) -> String {
         let who = self
-            .0
+            .members
             .get(&m.sender_id)
             .map(|n| clean(n))
             .unwrap_or_else(|| short(m.sender_id));
-        let when =
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(m.sent_at_ms) * 1_000_000)
-                .map(|t| format!("{:02}:{:02}", t.hour(), t.minute()))
-                .unwrap_or_default();
+        let when = local(m.sent_at_ms, "%H:%M");
         format!("#{} {when} {who}: {}", m.seq, body_text(m))
     }
 
     fn others(&self, me: &str) -> String {
-        let v: Vec<&str> = self
-            .0
+        let mut v: Vec<String> = self
+            .members
             .values()
-            .map(String::as_str)
             .filter(|n| *n != me)
+            .map(|n| clean(n))
             .collect();
+        v.sort();
         v.join(", ")
     }
+}
+
+/// The conversations `listen` has named so far.
+#[derive(Default)]
+struct Labels(HashMap<Uuid, Names>);
+
+impl Labels {
+    /// A conversation's names, asked of the server the first time (a conversation the
+    /// member has left is named by its id).
+    async fn of(&mut self, client: &Client, id: Uuid, me: &str) -> &Names {
+        if !self.0.contains_key(&id) {
+            let names = match Names::of(client, id).await {
+                Ok(mut n) => {
+                    if n.label.is_empty() {
+                        n.label = n.others(me);
+                    }
+                    n
+                }
+                Err(_) => Names {
+                    members: HashMap::new(),
+                    label: short(id),
+                },
+            };
+            self.0.insert(id, names);
+        }
+        &self.0[&id]
+    }
+
+    fn forget(&mut self, id: Uuid) {
+        self.0.remove(&id);
+    }
+}
+
+/// A date and time as members see them: their own time zone, named.
+const WHEN: &str = "%Y-%m-%d %H:%M %Z";
+
+/// A time in the member's own time zone (`TZ`, else the system's), in `strftime` form.
+fn local(ms: i64, format: &str) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                .strftime(format)
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// A username or a conversation id.

@@ -89,12 +89,13 @@ pub enum StaffCommand {
         /// user_self_access or support_with_consent.
         #[arg(long)]
         reason: String,
-        /// First sequence number.
+        /// First message number (default: the first the case covers, as `staff case`
+        /// shows).
         #[arg(long)]
-        from: u64,
-        /// Last sequence number.
+        from: Option<u64>,
+        /// Last message number (default: the last the case covers).
         #[arg(long)]
-        to: u64,
+        to: Option<u64>,
         /// metadata or content.
         #[arg(long, default_value = "content")]
         tier: String,
@@ -510,7 +511,8 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
         StaffCommand::Case { id } => {
             let k = c.case(id).await?;
             println!(
-                "case {} ({}) conversation {} covers messages {}-{}",
+                "case {} ({}) conversation {} covers messages #{} to #{} (an access request \
+                 asks within them)",
                 k.id,
                 clean(&k.kind),
                 k.conversation_id,
@@ -539,12 +541,19 @@ pub async fn run(server: ServerArgs, cmd: StaffCommand) -> anyhow::Result<()> {
             duration,
             justification,
         } => {
+            let (from_seq, to_seq) = match (from, to) {
+                (Some(f), Some(t)) => (f, t),
+                (f, t) => {
+                    let k = c.case(case).await?;
+                    (f.unwrap_or(k.from_seq), t.unwrap_or(k.to_seq))
+                }
+            };
             let r = c
                 .request_access(&wire::CreateAccessRequest {
                     case_id: case,
                     reason,
-                    from_seq: from,
-                    to_seq: to,
+                    from_seq,
+                    to_seq,
                     tier,
                     duration_secs: duration,
                     justification,

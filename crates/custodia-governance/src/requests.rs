@@ -161,7 +161,7 @@ impl Governance {
         }
         if from < case.scope.0 || to > case.scope.1 {
             return Err(ServiceError::Rejected(
-                "the range reaches beyond the case: a report covers only the reported messages and those just before them",
+                "the range reaches beyond the case: ask within the messages the case covers (its from_seq to to_seq; a report covers the reported messages and those just before them)",
             ));
         }
         if to - from + 1 > MAX_GRANT_MESSAGES {

@@ -136,17 +136,20 @@ impl Service {
     ) -> ServiceResult<ConversationView> {
         let max = self.inner.config.max_group_members as usize;
         let mut ids = vec![(who.user_id, MemberRole::Owner)];
+        let mut added = Vec::new();
         for name in members {
             let id = self.findable(who, name).await?;
             if !ids.iter().any(|(u, _)| *u == id) {
                 self.may_reach(who, id).await?;
                 ids.push((id, MemberRole::Member));
+                added.push((id, name.clone()));
             }
         }
         if ids.len() > max {
             return Err(ServiceError::Rejected("too many members for one group"));
         }
         let id = ConversationId::at(self.inner.clock.now());
+        let recipients: Vec<UserId> = ids.iter().map(|(u, _)| *u).collect();
         let new = NewConversation {
             id,
             kind: ConversationKind::Group,
@@ -160,6 +163,20 @@ impl Service {
             .conversations
             .create_conversation(new)
             .await?;
+        // Everyone's live sessions learn who is in the new group (and the added members
+        // that they were added), as for a member added later.
+        for (user_id, username) in added {
+            let event = Event::Membership {
+                conversation_id: id,
+                user_id,
+                username,
+                joined: true,
+            };
+            self.inner
+                .fanout
+                .publish(recipients.clone(), Arc::new(event))
+                .await;
+        }
         self.conversation(who, id).await
     }
 

@@ -293,6 +293,159 @@ async fn the_readme_walkthrough_works_with_the_chat_client() {
     assert!(seen.last().unwrap().contains("alice: live one"), "{seen:?}");
 }
 
+/// A program running on a pseudo-terminal of its own (its session's controlling
+/// terminal), as in a terminal window; its screen's lines arrive on `lines`.
+struct Terminal {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Terminal {
+    fn run(program: &std::path::Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        use std::io::BufRead;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("a pseudo-terminal");
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        // O_NOCTTY: never this test's own controlling terminal.
+        let noctty = rustix::fs::OFlags::NOCTTY.bits() as i32;
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(noctty)
+            .open(std::ffi::OsStr::from_bytes(name.as_bytes()))
+            .unwrap();
+        // setsid(1) --ctty: a new session whose controlling terminal is this one.
+        let mut cmd = Command::new("setsid");
+        cmd.arg("--ctty")
+            .arg(program)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        let child = cmd.spawn().expect("spawning on the terminal");
+        drop(cmd);
+        let (tx, lines) = std::sync::mpsc::channel();
+        let screen = std::fs::File::from(master);
+        std::thread::spawn(move || {
+            // Ends with EIO once the program exits and the terminal closes.
+            for line in std::io::BufReader::new(screen).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line.trim_end_matches('\r').to_owned()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `chat listen` in a real terminal (a pseudo-terminal): a direct conversation is named
+/// by the peer and a group by its title, being added to a group and members joining and
+/// leaving are shown, and times are in the member's own time zone (`TZ`).
+#[tokio::test]
+async fn chat_listen_in_a_terminal_names_each_conversation_and_shows_who_joins_and_leaves() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_custodia"));
+    let server = ProcessServer::start(&bin, &data, None, &work.path().join("log"));
+    let ca = data.join("tls/ca.pem");
+    let cfg = work.path().join("cfg");
+    let c = |args: &[&str]| chat(&cfg, &server, &ca, args);
+    for name in ["alice", "bob", "carol"] {
+        c(&[
+            "--profile",
+            name,
+            "register",
+            name,
+            "--date-of-birth",
+            ADULT_DOB,
+        ]);
+        c(&["--profile", name, "login", name]);
+    }
+
+    // bob listens in a terminal 5 h 30 min east of UTC.
+    let term = Terminal::run(
+        &bin,
+        &["chat", "--profile", "bob", "listen"],
+        &[
+            ("TZ", "XST-05:30".as_ref()),
+            ("CUSTODIA_SERVER", server.url.as_ref()),
+            ("CUSTODIA_CA_CERT", ca.as_ref()),
+            ("CUSTODIA_CONFIG_DIR", cfg.as_ref()),
+        ],
+    );
+    let rx = &term.lines;
+    let mut screen: Vec<String> = Vec::new();
+    let mut expect = |wanted: &str| -> String {
+        loop {
+            let line = rx
+                .recv_timeout(common::PATIENCE)
+                .unwrap_or_else(|_| panic!("no {wanted:?} on bob's terminal: {screen:#?}"));
+            screen.push(line.clone());
+            if line.contains(wanted) {
+                return line;
+            }
+        }
+    };
+    expect("listening; Ctrl-C to stop");
+
+    let before = time::OffsetDateTime::now_utc();
+    c(&["--profile", "alice", "send", "bob", "hello Bob"]);
+    let after = time::OffsetDateTime::now_utc();
+    let dm = expect("hello Bob");
+    let east = time::UtcOffset::from_hms(5, 30, 0).unwrap();
+    let hhmm = |t: time::OffsetDateTime| {
+        let t = t.to_offset(east);
+        format!("{:02}:{:02}", t.hour(), t.minute())
+    };
+    assert!(
+        dm == format!("[alice] #1 {} alice: hello Bob", hhmm(before))
+            || dm == format!("[alice] #1 {} alice: hello Bob", hhmm(after)),
+        "a direct conversation is named by the peer, at bob's local time: {dm:?}"
+    );
+
+    let created = c(&[
+        "--profile",
+        "alice",
+        "group",
+        "create",
+        "book club",
+        "bob",
+        "carol",
+    ]);
+    let group = created.split_whitespace().nth(2).unwrap().to_owned();
+    assert_eq!(expect("you were added"), "[book club] you were added");
+    assert_eq!(expect("carol joined"), "[book club] carol joined");
+    c(&["--profile", "alice", "send", &group, "welcome, both"]);
+    let line = expect("welcome, both");
+    assert!(
+        line.starts_with("[book club] #1 ") && line.ends_with(" alice: welcome, both"),
+        "a group is named by its title: {line:?}"
+    );
+    c(&["--profile", "alice", "group", "remove", &group, "carol"]);
+    assert_eq!(expect("carol left"), "[book club] carol left");
+    c(&["--profile", "alice", "send", "bob", "and again"]);
+    assert!(expect("and again").starts_with("[alice] #2 "));
+
+    drop(term);
+    assert!(
+        !screen.iter().any(|l| l.contains('\x1b')),
+        "no escape sequences: {screen:#?}"
+    );
+}
+
 /// Unmounts a file system when dropped.
 struct Mounted(PathBuf);
 
