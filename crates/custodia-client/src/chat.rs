@@ -591,7 +591,7 @@ impl Labels {
     /// A conversation's names, asked of the server the first time (a conversation the
     /// member has left is named by its id).
     async fn of(&mut self, client: &Client, id: Uuid, me: &str) -> &Names {
-        if !self.0.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(id) {
             let names = match Names::of(client, id).await {
                 Ok(mut n) => {
                     if n.label.is_empty() {
@@ -604,7 +604,7 @@ impl Labels {
                     label: short(id),
                 },
             };
-            self.0.insert(id, names);
+            slot.insert(names);
         }
         &self.0[&id]
     }
@@ -794,7 +794,11 @@ mod tests {
         /// one line with no escape byte, however hostile the text and the names.
         #[test]
         fn chat_lines_hold_any_text_on_one_line(body in crate::term::tests::nasty(), name in crate::term::tests::nasty()) {
-            let names = Names(HashMap::from([(Uuid::nil(), name.clone())]));
+            let mut names = Names {
+                members: HashMap::from([(Uuid::nil(), name.clone())]),
+                label: String::new(),
+            };
+            names.label = names.others("someone else");
             let m = message(&body);
             let conversation = custodia_sdk::proto::Conversation {
                 id: Uuid::nil(),
@@ -808,7 +812,8 @@ mod tests {
                 members: Vec::new(),
                 created_at_ms: 0,
             };
-            for line in [names.line(&m), conversation_line(&conversation, &name)] {
+            let listen = format!("[{}] {}", names.label, names.line(&m));
+            for line in [names.line(&m), listen, conversation_line(&conversation, &name)] {
                 prop_assert!(crate::term::tests::one_safe_line(&line), "{line:?}");
             }
             prop_assert!(names.line(&m).contains(&clean(&body)), "the whole body is shown");
