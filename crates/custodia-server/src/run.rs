@@ -51,6 +51,7 @@ pub async fn serve(file: Option<PathBuf>, flags: RawConfig) -> anyhow::Result<()
     if running.first_start {
         println!("  first start: created a new keyring, deployment id and certificates");
     }
+    println!("  ready; Ctrl-C or SIGTERM stops it");
 
     // SIGHUP: read the TLS certificate files again (operator-supplied, or new ones from
     // `custodia admin tls issue`), without dropping a connection.
@@ -101,6 +102,7 @@ pub async fn witness(
     println!("custodia witness is listening on {}", running.url);
     println!("  witness key: {}", running.key);
     println!("  CA certificate: {}", absolute(&running.ca_cert).display());
+    println!("  ready; Ctrl-C or SIGTERM stops it");
     until_signal(running.shutdown_token()).await;
     running.shutdown().await
 }
