@@ -4,11 +4,13 @@
 //!
 //! Layout:
 //! - `chat` — the member's client, profiles and the server options all commands share.
+//! - `examples` — an example for every command's `--help`, checked to parse.
 //! - `staffcmd` — `staff`: the governed-access workflow for staff.
 //! - `staffing` — enrolling and adding staff over the staff API (benchmarks and tests).
 //! - `term` — untrusted text on a terminal: escaped, one record per line.
 
 pub mod chat;
+pub mod examples;
 pub mod staffcmd;
 pub mod staffing;
 pub mod term;

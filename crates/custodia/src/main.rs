@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
-use custodia_client::ClientCommand;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use custodia_client::{ClientCommand, examples};
 use custodia_server::RawConfig;
 
 #[derive(Parser)]
@@ -70,9 +70,71 @@ enum Command {
     Client(ClientCommand),
 }
 
+/// The server's and tools' examples, as `custodia_client::examples::CLIENT` has the client's.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "serve",
+        "serve --data-dir custodia-data --listen 127.0.0.1:8443 --staff-listen 127.0.0.1:8446 \
+         --audit-listen 127.0.0.1:8444",
+    ),
+    (
+        "log keygen",
+        "log keygen --name example.org/custodia/audit --out audit-log.key",
+    ),
+    ("log public-key", "log public-key --data-dir custodia-data"),
+    (
+        "log verify",
+        r#"log verify --url https://127.0.0.1:8444 --key "$(custodia log public-key)" --ca-cert custodia-data/tls/ca.pem --state audit-state"#,
+    ),
+    (
+        "log inclusion",
+        r#"log inclusion --url https://127.0.0.1:8444 --key "$(custodia log public-key)" --ca-cert custodia-data/tls/ca.pem --index 12"#,
+    ),
+    (
+        "log report",
+        r#"log report --url https://127.0.0.1:8444 --key "$(custodia log public-key)" --ca-cert custodia-data/tls/ca.pem --from 2026-01-01 --to 2026-12-31 --html"#,
+    ),
+    (
+        "log consistency",
+        r#"log consistency --url https://127.0.0.1:8444 --key "$(custodia log public-key)" --ca-cert custodia-data/tls/ca.pem --old audit-state"#,
+    ),
+    (
+        "disclosure verify",
+        r#"disclosure verify LR.tar --package-key "$(custodia disclosure public-key)" --log-key "$(custodia log public-key)""#,
+    ),
+    (
+        "disclosure public-key",
+        "disclosure public-key --data-dir custodia-data",
+    ),
+    (
+        "admin hashlist import",
+        "admin hashlist import --data-dir custodia-data --list iwf --kind sha256 iwf-sha256.txt",
+    ),
+    (
+        "admin tls issue",
+        "admin tls issue --ca-dir custodia-data-ca --data-dir node-b --name node-b.internal \
+         --name 127.0.0.1",
+    ),
+    ("admin hash", "admin hash photo.jpg --json"),
+    (
+        "admin reset-admin",
+        "admin reset-admin --data-dir custodia-data",
+    ),
+    (
+        "witness",
+        r#"witness --data-dir witness-data --listen 127.0.0.1:8445 --log "$(custodia log public-key)""#,
+    ),
+];
+
+/// The command line, with every command's example in its `--help`.
+fn command() -> clap::Command {
+    examples::with_examples(Cli::command(), &[EXAMPLES, examples::CLIENT].concat())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    match cli.command {
         Command::Serve {
             config,
             data_dir,
@@ -104,5 +166,16 @@ async fn main() -> anyhow::Result<()> {
             logs,
         } => custodia_server::run::witness(data_dir, listen, name, &logs).await,
         Command::Client(command) => command.run().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_an_example_that_parses() {
+        let problems = examples::problems(&command(), &[EXAMPLES, examples::CLIENT].concat());
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 }
