@@ -41,6 +41,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/conversations/{id}/reports", post(report))
         .route("/v1/attachments/{id}", get(download))
         .route("/v1/settings", get(settings).put(set_settings))
+        .route("/v1/me", delete(close_account))
         .route("/v1/me/access-notices", get(access_notices))
         .route("/v1/me/log-key", get(log_key))
         .route("/v1/connections", post(connect).get(connections))
@@ -202,6 +203,43 @@ async fn login(
         user_id: *new.user_id.as_uuid(),
     };
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Closes the caller's account, with its password; says honestly what could not be
+/// destroyed yet (copies a preservation hold keeps) and when the name is free.
+async fn close_account(
+    State(s): State<AppState>,
+    Authed(who): Authed,
+    Body(req): Body<wire::CloseAccount>,
+) -> Result<Json<wire::AccountClosed>, ApiError> {
+    let password = Password::parse(req.password).map_err(|_| {
+        custodia_service::ServiceError::Forbidden(
+            "that is not this account's password; the account stays open",
+        )
+    })?;
+    let closure = s.service.close_account(&who, password).await?;
+    s.governance.log_account_closed(&closure).await;
+    let deleted = closure.deleted.len() as u64;
+    let detail = if closure.kept == 0 {
+        format!(
+            "your account is closed: you are signed out everywhere, your {deleted} messages \
+             are deleted for everyone and their stored copies destroyed, and your data is gone"
+        )
+    } else {
+        format!(
+            "your account is closed: you are signed out everywhere and your {deleted} messages \
+             are deleted for everyone; {} of them are kept, unreadable to members, under a \
+             legal obligation to preserve them, and destroyed when it ends",
+            closure.kept
+        )
+    };
+    Ok(Json(wire::AccountClosed {
+        messages_deleted: deleted,
+        messages_kept_under_hold: closure.kept,
+        attachments_destroyed: closure.attachments,
+        name_free_from_ms: s.governance.closed_name_free_from().as_millis(),
+        detail,
+    }))
 }
 
 async fn sessions(

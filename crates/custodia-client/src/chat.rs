@@ -58,6 +58,10 @@ pub enum ChatCommand {
     },
     /// Sign out and forget the saved token.
     Logout,
+    /// Close your account for good: signed out everywhere, every message you sent
+    /// deleted for everyone, your data destroyed (copies a legal hold keeps are destroyed
+    /// when it ends: you are told how many). Asks for your password to confirm.
+    CloseAccount,
     /// Send a message to a user (direct conversation) or a conversation id.
     Send {
         /// A username or a conversation id.
@@ -188,6 +192,18 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             client.logout().await?;
             profile.forget()?;
             println!("signed out");
+        }
+        ChatCommand::CloseAccount => {
+            let mut client = connect(&server, &profile, true)?;
+            let password =
+                read_password("closing your account for good; your password to confirm: ")?;
+            let closed = client.close_account(&password).await?;
+            profile.forget()?;
+            println!("{}", clean(&closed.detail));
+            println!(
+                "your username is free for others from {}",
+                local(closed.name_free_from_ms, WHEN)
+            );
         }
         ChatCommand::Send { to, text } => {
             let client = connect(&server, &profile, true)?;

@@ -915,13 +915,19 @@ impl Governance {
     }
 
     /// Destroys what deleted messages no hold keeps any more.
-    async fn purge_deleted(&self) {
+    pub(crate) async fn purge_deleted(&self) {
+        let mut destroyed = 0;
         loop {
             match self.inner.store.messages.purge_deleted(1000).await {
-                Ok(1000) => continue,
+                Ok(1000) => destroyed += 1000,
                 Ok(n) => {
-                    if n > 0 {
-                        tracing::info!(bodies = n, "deleted messages destroyed after their hold");
+                    destroyed += n;
+                    if destroyed > 0 {
+                        tracing::info!(
+                            bodies = destroyed,
+                            "deleted messages destroyed after their hold"
+                        );
+                        self.scrub().await;
                     }
                     return;
                 }

@@ -37,6 +37,7 @@ impl Governance {
             return Ok(None);
         }
         let run = self.apply_retention().await;
+        self.release_closed_names().await;
         if run.is_err() {
             // Try again at the next pass.
             self.inner
@@ -103,7 +104,66 @@ impl Governance {
                 messages = run.messages,
                 "retention destroyed the keys of expired epochs"
             );
+            self.scrub().await;
         }
         Ok(Some(run))
     }
+
+    /// Logs a member's closing of their account (what it destroyed, in counts; no
+    /// subject), after the fact: the closure stands even if the log cannot take it now.
+    pub async fn log_account_closed(&self, closure: &custodia_store::AccountClosure) {
+        let event = AuditEvent {
+            kind: EventKind::AccountClosed,
+            time: self.inner.clock.now(),
+            actor: None,
+            reason: None,
+            case: None,
+            subjects: Vec::new(),
+            scope: vec![
+                ("messages".into(), closure.deleted.len().to_string()),
+                ("kept_under_hold".into(), closure.kept.to_string()),
+                ("attachments".into(), closure.attachments.to_string()),
+            ],
+        };
+        if let Err(e) = self.append(event).await {
+            tracing::error!(error = %e, "a closed account could not be logged");
+        }
+        self.scrub().await;
+    }
+
+    /// When the name of an account closed now becomes free (the first daily run after the
+    /// grace period frees it).
+    pub fn closed_name_free_from(&self) -> custodia_core::Timestamp {
+        let grace = i64::try_from(CLOSED_NAME_GRACE.as_millis()).unwrap_or(i64::MAX);
+        custodia_core::Timestamp::from_millis(
+            self.inner.clock.now().as_millis().saturating_add(grace),
+        )
+    }
+
+    /// Frees the names of accounts closed longer than [`CLOSED_NAME_GRACE`] ago.
+    pub async fn release_closed_names(&self) {
+        let now = self.inner.clock.now().as_millis();
+        let grace = i64::try_from(CLOSED_NAME_GRACE.as_millis()).unwrap_or(i64::MAX);
+        let before = custodia_core::Timestamp::from_millis(now.saturating_sub(grace));
+        match self.inner.store.accounts.release_closed_names(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(names = n, "names of closed accounts freed"),
+            Err(e) => tracing::warn!(error = %e, "freeing closed accounts' names failed"),
+        }
+    }
+
+    /// Makes destroyed data unrecoverable from the store's own files (see
+    /// [`custodia_store::MessageStore::scrub`]); a busy store is tried again next time.
+    pub(crate) async fn scrub(&self) {
+        match self.inner.store.messages.scrub().await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!("the store was busy; scrubbing waits for the next pass"),
+            Err(e) => tracing::warn!(error = %e, "scrubbing the store failed"),
+        }
+    }
 }
+
+/// How long a closed account's name stays taken (so nobody poses as the member who just
+/// left), before the daily run frees it.
+pub(crate) const CLOSED_NAME_GRACE: std::time::Duration =
+    std::time::Duration::from_secs(30 * 86_400);

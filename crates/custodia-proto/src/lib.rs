@@ -343,6 +343,30 @@ pub struct DeletionDeferred {
     pub detail: String,
 }
 
+/// `DELETE /v1/me`: closing one's own account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseAccount {
+    /// The account's password (the bearer token alone does not close an account).
+    pub password: String,
+}
+
+/// What closing an account did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountClosed {
+    /// Messages of yours that are now deleted for everyone.
+    pub messages_deleted: u64,
+    /// Of those, how many stored copies are kept under a legal obligation to preserve
+    /// them, and destroyed when it ends.
+    pub messages_kept_under_hold: u64,
+    /// Attachments of yours destroyed.
+    pub attachments_destroyed: u64,
+    /// When your username becomes free for someone else (Unix ms).
+    pub name_free_from_ms: i64,
+    /// What happened, in words.
+    pub detail: String,
+}
+
 /// Frames a client sends on the WebSocket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -209,6 +209,19 @@ impl Client {
         Ok(())
     }
 
+    /// Closes the caller's account (with its password): signed out everywhere, their
+    /// messages deleted for everyone, their data destroyed (see [`wire::AccountClosed`]).
+    pub async fn close_account(&mut self, password: &str) -> Result<wire::AccountClosed, SdkError> {
+        let body = wire::CloseAccount {
+            password: password.to_owned(),
+        };
+        let closed = self
+            .call(self.req(Method::DELETE, "/v1/me").json(&body))
+            .await?;
+        self.token = None;
+        Ok(closed)
+    }
+
     /// The caller's sessions.
     pub async fn sessions(&self) -> Result<Vec<wire::Session>, SdkError> {
         self.call(self.req(Method::GET, "/v1/sessions")).await

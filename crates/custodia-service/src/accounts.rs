@@ -8,9 +8,12 @@ use custodia_store::{SessionRecord, UserRecord};
 use zeroize::Zeroizing;
 
 use crate::credentials::{hash_password, hash_token, new_token, verify_password};
-use crate::{Service, ServiceError, ServiceResult};
+use crate::{Event, Service, ServiceError, ServiceResult};
+use std::sync::Arc;
 
 const TOKEN_PREFIX: &str = "cst_";
+/// How a closed account's name reads once it is freed; no one registers such a name.
+const CLOSED_NAME_PREFIX: &str = "closed.";
 
 /// An authenticated user session.
 #[derive(Debug, Clone)]
@@ -74,6 +77,11 @@ impl Service {
             .signups_by_address
             .check(&from.to_string())
             .await?;
+        if username.as_str().starts_with(CLOSED_NAME_PREFIX) {
+            return Err(ServiceError::Rejected(
+                "names beginning with `closed.` are kept for closed accounts: choose another",
+            ));
+        }
         if AgeBand::of(&birth_date, self.today()) == AgeBand::Child {
             return Err(ServiceError::Rejected(
                 "you must be at least 13 years old to use custodia",
@@ -87,6 +95,7 @@ impl Service {
             password_hash: hash,
             birth_date,
             created_at: self.inner.clock.now(),
+            closed_at: None,
         };
         match self.inner.store.accounts.create_user(user).await {
             Ok(()) => Ok(id),
@@ -120,6 +129,8 @@ impl Service {
             Ok(name) => inner.store.accounts.user_by_name(&name).await?,
             Err(_) => None,
         };
+        // A closed account is checked against the decoy, as an unknown one is.
+        let user = user.filter(|u| u.closed_at.is_none());
         let ok = verify_password(user.as_ref().map(|u| u.password_hash.clone()), password).await?;
         let user = match (ok, user) {
             (true, Some(u)) => u,
@@ -187,6 +198,64 @@ impl Service {
     pub async fn sessions(&self, who: &Principal) -> ServiceResult<Vec<SessionInfo>> {
         let all = self.inner.store.sessions.sessions_of(who.user_id).await?;
         Ok(all.iter().map(|s| info(s, who.session_id)).collect())
+    }
+
+    /// Closes the caller's account, at once, when `password` is theirs: signed out on
+    /// every device, every message they sent deleted for everyone (members' live sessions
+    /// told), their own data destroyed — except message bodies a preservation hold keeps
+    /// until it ends (counted in [`AccountClosure::kept`], so they can be told). Their
+    /// name stays taken for the grace period, then is freed.
+    pub async fn close_account(
+        &self,
+        who: &Principal,
+        password: Password,
+    ) -> ServiceResult<custodia_store::AccountClosure> {
+        let store = &self.inner.store;
+        let user = store
+            .accounts
+            .user_by_id(who.user_id)
+            .await?
+            .filter(|u| u.closed_at.is_none())
+            .ok_or(ServiceError::Unauthenticated)?;
+        if !verify_password(Some(user.password_hash), password).await? {
+            return Err(ServiceError::Forbidden(
+                "that is not this account's password; the account stays open",
+            ));
+        }
+        let sessions = store.sessions.sessions_of(who.user_id).await?;
+        let closure = store
+            .accounts
+            .close_account(who.user_id, self.inner.clock.now())
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let fanout = &self.inner.fanout;
+        for s in sessions {
+            fanout.disconnect_session(who.user_id, s.id).await;
+        }
+        for conversation_id in &closure.conversations {
+            let members = self.member_ids(*conversation_id).await?;
+            for (conv, seq) in closure.deleted.iter().filter(|(c, _)| c == conversation_id) {
+                let event = Event::Deleted {
+                    conversation_id: *conv,
+                    seq: *seq,
+                };
+                fanout.publish(members.clone(), Arc::new(event)).await;
+            }
+            let left = Event::Membership {
+                conversation_id: *conversation_id,
+                user_id: who.user_id,
+                username: who.username.clone(),
+                joined: false,
+            };
+            fanout.publish(members, Arc::new(left)).await;
+        }
+        tracing::info!(
+            user = %who.user_id,
+            deleted = closure.deleted.len(),
+            kept = closure.kept,
+            "account closed by its member"
+        );
+        Ok(closure)
     }
 
     /// Ends one of the caller's sessions (the current one to sign out); its live

@@ -81,6 +81,7 @@ impl Service {
             .accounts
             .user_by_name(name)
             .await?
+            .filter(|u| u.closed_at.is_none())
             .ok_or(ServiceError::NotFound("user"))?
             .id)
     }

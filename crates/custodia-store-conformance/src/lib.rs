@@ -137,6 +137,7 @@ fn user(name: &str) -> UserRecord {
         password_hash: "$argon2id$test".into(),
         birth_date: BirthDate::parse("1990-01-01", time::macros::date!(2026 - 01 - 01)).unwrap(),
         created_at: T0,
+        closed_at: None,
     }
 }
 

@@ -212,7 +212,7 @@ pub(crate) fn all<T>(
 
 const MESSAGE_COLUMNS: &str = "conversation_id, seq, id, sender_id, client_id, sent_at, epoch, sealed, deleted_at, \
      commitment, franking_tag";
-const USER_COLUMNS: &str = "id, username, password_hash, birth_date, created_at";
+const USER_COLUMNS: &str = "id, username, password_hash, birth_date, created_at, closed_at";
 const SESSION_COLUMNS: &str = "token_hash, id, user_id, device, created_at, expires_at";
 const MEMBER_QUERY: &str = "SELECT m.user_id, u.username, m.role, m.read_seq, m.joined_at FROM members m \
                             JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1";
@@ -254,6 +254,92 @@ impl AccountStore for PgStore {
             )))
             .bind(id.as_uuid()),
             rows::user,
+        )
+        .await
+    }
+
+    async fn close_account(
+        &self,
+        id: UserId,
+        at: Timestamp,
+    ) -> StoreResult<Option<custodia_store::AccountClosure>> {
+        use custodia_store::rows::{
+            CLOSE_ACCOUNT, ERASE_ACCOUNT_DATA, ERASE_ATTACHMENTS, KEPT_SENT, MEMBERSHIPS,
+            SENT_LIVE, TOMBSTONE_SENT,
+        };
+        let user = *id.as_uuid();
+        let at = at.as_millis();
+        self.writer
+            .write(Lock::Own, move |c| {
+                Box::pin(async move {
+                    let closed = sqlx::query(CLOSE_ACCOUNT)
+                        .bind(at)
+                        .bind(user)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    if closed.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    let deleted: Vec<(uuid::Uuid, i64)> = sqlx::query_as(SENT_LIVE)
+                        .bind(user)
+                        .fetch_all(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    let conversations: Vec<(uuid::Uuid,)> = sqlx::query_as(MEMBERSHIPS)
+                        .bind(user)
+                        .fetch_all(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query(TOMBSTONE_SENT)
+                        .bind(at)
+                        .bind(user)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    let (kept,): (i64,) = sqlx::query_as(KEPT_SENT)
+                        .bind(user)
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(map_err)?;
+                    let attachments = sqlx::query(ERASE_ATTACHMENTS)
+                        .bind(user)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                    for sql in ERASE_ACCOUNT_DATA {
+                        sqlx::query(sql)
+                            .bind(user)
+                            .execute(&mut *c)
+                            .await
+                            .map_err(map_err)?;
+                    }
+                    Ok(Some(custodia_store::AccountClosure {
+                        deleted: deleted
+                            .into_iter()
+                            .map(|(conv, seq)| {
+                                (ConversationId::from_uuid(conv), seq.unsigned_abs())
+                            })
+                            .collect(),
+                        kept: kept.unsigned_abs(),
+                        attachments,
+                        conversations: conversations
+                            .into_iter()
+                            .map(|(conv,)| ConversationId::from_uuid(conv))
+                            .collect(),
+                    }))
+                })
+            })
+            .await
+    }
+
+    async fn release_closed_names(&self, before: Timestamp) -> StoreResult<u64> {
+        self.statement(
+            Lock::Own,
+            "UPDATE users SET username = 'closed.' || substr(replace(id::text, '-', ''), 1, 25) \
+             WHERE closed_at IS NOT NULL AND closed_at < $1 AND username NOT LIKE 'closed.%'",
+            move |q| q.bind(before.as_millis()),
         )
         .await
     }
@@ -722,6 +808,11 @@ impl MessageStore for PgStore {
             q.bind(i64::from(limit))
         })
         .await
+    }
+
+    async fn scrub(&self) -> StoreResult<bool> {
+        // Dead row versions go with PostgreSQL's own (auto)vacuum; nothing of ours to do.
+        Ok(true)
     }
 
     async fn shred_epochs(

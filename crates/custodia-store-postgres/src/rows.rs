@@ -69,6 +69,7 @@ pub(crate) fn user(row: &PgRow) -> StoreResult<UserRecord> {
         birth_date: BirthDate::parse(&get::<String>(row, "birth_date")?, time::Date::MAX)
             .map_err(|_| corrupt("birth_date"))?,
         created_at: millis(row, "created_at")?,
+        closed_at: get::<Option<i64>>(row, "closed_at")?.map(custodia_core::Timestamp::from_millis),
     })
 }
 

@@ -44,6 +44,7 @@ async fn concurrent_appends_share_commits() {
         password_hash: "$argon2id$test".into(),
         birth_date: BirthDate::parse("1990-01-01", time::macros::date!(2026 - 01 - 01)).unwrap(),
         created_at: now,
+        closed_at: None,
     };
     let sender = user.id;
     s.accounts.create_user(user).await.unwrap();

@@ -66,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0021_legal_holds.sql"),
     include_str!("../migrations/0022_legal_documents.sql"),
     include_str!("../migrations/0023_case_priority.sql"),
+    include_str!("../migrations/0024_account_closure.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;
@@ -220,7 +221,7 @@ fn seq_param(seq: u64) -> i64 {
 
 const MESSAGE_COLUMNS: &str = "conversation_id, seq, id, sender_id, client_id, sent_at, epoch, sealed, deleted_at, \
      commitment, franking_tag";
-const USER_COLUMNS: &str = "id, username, password_hash, birth_date, created_at";
+const USER_COLUMNS: &str = "id, username, password_hash, birth_date, created_at, closed_at";
 const SESSION_COLUMNS: &str = "token_hash, id, user_id, device, created_at, expires_at";
 const MEMBER_QUERY: &str = "SELECT m.user_id, u.username, m.role, m.read_seq, m.joined_at FROM members m \
                             JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?1";
@@ -267,6 +268,77 @@ impl AccountStore for SqliteStore {
                 .optional()
         })
         .await
+    }
+
+    async fn close_account(
+        &self,
+        id: UserId,
+        at: Timestamp,
+    ) -> StoreResult<Option<custodia_store::AccountClosure>> {
+        use custodia_store::rows::{
+            CLOSE_ACCOUNT, ERASE_ACCOUNT_DATA, ERASE_ATTACHMENTS, KEPT_SENT, MEMBERSHIPS,
+            SENT_LIVE, TOMBSTONE_SENT,
+        };
+        self.writer
+            .write(move |c| {
+                let user = *id.as_uuid();
+                let at = at.as_millis();
+                if c.execute(CLOSE_ACCOUNT, params![at, user])
+                    .map_err(map_err)?
+                    == 0
+                {
+                    return Ok(None);
+                }
+                let listed = (|| {
+                    let deleted = c
+                        .prepare_cached(SENT_LIVE)?
+                        .query_map([user], |r| {
+                            Ok((ConversationId::from_uuid(r.get(0)?), r.get::<_, i64>(1)?))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    let conversations = c
+                        .prepare_cached(MEMBERSHIPS)?
+                        .query_map([user], |r| Ok(ConversationId::from_uuid(r.get(0)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok((deleted, conversations))
+                })()
+                .map_err(map_err)?;
+                c.execute(TOMBSTONE_SENT, params![at, user])
+                    .map_err(map_err)?;
+                let kept: i64 = c
+                    .query_row(KEPT_SENT, [user], |r| r.get(0))
+                    .map_err(map_err)?;
+                let attachments = c.execute(ERASE_ATTACHMENTS, [user]).map_err(map_err)?;
+                for sql in ERASE_ACCOUNT_DATA {
+                    c.execute(sql, [user]).map_err(map_err)?;
+                }
+                Ok(Some(custodia_store::AccountClosure {
+                    deleted: listed
+                        .0
+                        .into_iter()
+                        .map(|(conv, seq)| (conv, seq.unsigned_abs()))
+                        .collect(),
+                    kept: kept.unsigned_abs(),
+                    attachments: attachments as u64,
+                    conversations: listed.1,
+                }))
+            })
+            .await
+    }
+
+    async fn release_closed_names(&self, before: Timestamp) -> StoreResult<u64> {
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE users SET username = 'closed.' || substr(lower(hex(id)), 1, 25) \
+                     WHERE closed_at IS NOT NULL AND closed_at < ?1 \
+                     AND username NOT LIKE 'closed.%'",
+                    [before.as_millis()],
+                )
+                .map(|n| n as u64)
+                .map_err(map_err)
+            })
+            .await
     }
 }
 
@@ -691,6 +763,23 @@ impl MessageStore for SqliteStore {
                     .map_err(map_err)
             })
             .await
+    }
+
+    async fn scrub(&self) -> StoreResult<bool> {
+        // Its own connection: a checkpoint runs outside any transaction, so not on the
+        // writer's; it waits a while for readers, then says whether it got through.
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = Connection::open(&path).map_err(map_err)?;
+            c.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(map_err)?;
+            let busy: i64 = c
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .map_err(map_err)?;
+            Ok(busy == 0)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("scrubbing: {e}")))?
     }
 
     async fn shred_epochs(

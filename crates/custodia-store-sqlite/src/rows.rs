@@ -37,6 +37,9 @@ pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
         password_hash: row.get("password_hash")?,
         birth_date: BirthDate::parse(&dob, time::Date::MAX).map_err(|_| corrupt("birth_date"))?,
         created_at: millis(row, "created_at")?,
+        closed_at: row
+            .get::<_, Option<i64>>("closed_at")?
+            .map(custodia_core::Timestamp::from_millis),
     })
 }
 

@@ -20,14 +20,14 @@ mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use records::{
-    AccessNoticeRecord, AccessRequestRecord, AddMember, Agency, Appended, AttachmentRecord,
-    CaseRecord, ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord,
-    EvidenceRecord, FlaggedSignal, Franking, HashKind, HashRange, HoldRecord, LegalRequestRecord,
-    LegalReview, LegalTarget, LogAppend, MemberRecord, NewConversation, NewMessage,
-    NondisclosureOrder, NoticeRelease, Officer, PendingSignal, SealedBody, SealedTotp, SeqRange,
-    ServedDocument, SessionRecord, ShreddedEpoch, StaffChangeRecord, StaffEffect, StaffEnrolment,
-    StaffRecord, StaffSessionRecord, StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek,
-    sponsors_from_text, sponsors_to_text,
+    AccessNoticeRecord, AccessRequestRecord, AccountClosure, AddMember, Agency, Appended,
+    AttachmentRecord, CaseRecord, ConnectionRecord, ConversationRecord, ConversationSummary,
+    DecisionRecord, EvidenceRecord, FlaggedSignal, Franking, HashKind, HashRange, HoldRecord,
+    LegalRequestRecord, LegalReview, LegalTarget, LogAppend, MemberRecord, NewConversation,
+    NewMessage, NondisclosureOrder, NoticeRelease, Officer, PendingSignal, SealedBody, SealedTotp,
+    SeqRange, ServedDocument, SessionRecord, ShreddedEpoch, StaffChangeRecord, StaffEffect,
+    StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage, TileHash, TokenHash,
+    UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
 };
 pub use throttle::LogThrottle;
 pub use traits::{

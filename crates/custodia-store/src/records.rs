@@ -78,6 +78,22 @@ pub struct UserRecord {
     pub birth_date: BirthDate,
     /// When the account was created.
     pub created_at: Timestamp,
+    /// When its member closed it (`DELETE /v1/me`), if they did.
+    pub closed_at: Option<Timestamp>,
+}
+
+/// What closing an account did (in one commit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountClosure {
+    /// The messages it sent that became deleted for everyone, by conversation and number.
+    pub deleted: Vec<(ConversationId, u64)>,
+    /// Of its deleted messages, those whose sealed bodies a preservation hold keeps until
+    /// it ends (destroyed then, as any deleted message's).
+    pub kept: u64,
+    /// Attachments it uploaded that were destroyed (a held or case-preserved one stays).
+    pub attachments: u64,
+    /// The conversations it was a member of (it is not any more).
+    pub conversations: Vec<ConversationId>,
 }
 
 /// A signed-in session.

@@ -413,6 +413,45 @@ pub const TOMBSTONE: &str = concat!(
      WHERE conversation_id = $2 AND seq = $3"
 );
 
+/// Closing an account, both dialects, in one transaction and in this order: `$1` the
+/// time, `$2` the account; only an open account closes. Its password stops working (no
+/// hash verifies against an empty one), its name stays taken until
+/// [`crate::AccountStore::release_closed_names`].
+pub const CLOSE_ACCOUNT: &str =
+    "UPDATE users SET closed_at = $1, password_hash = '' WHERE id = $2 AND closed_at IS NULL";
+/// The messages `$1` sent that are not deleted yet.
+pub const SENT_LIVE: &str = "SELECT conversation_id, seq FROM messages \
+     WHERE sender_id = $1 AND deleted_at IS NULL ORDER BY conversation_id, seq";
+/// Deletes every message `$2` sent for everyone at `$1`: bodies destroyed, except what a
+/// hold covers (destroyed when it ends, as [`TOMBSTONE`] does).
+pub const TOMBSTONE_SENT: &str = concat!(
+    "UPDATE messages SET sealed = CASE WHEN ",
+    held!(),
+    " THEN sealed ELSE NULL END, deleted_at = COALESCE(deleted_at, $1) WHERE sender_id = $2"
+);
+/// How many of `$1`'s messages keep a sealed body (under a hold) once all are deleted.
+pub const KEPT_SENT: &str =
+    "SELECT COUNT(*) FROM messages WHERE sender_id = $1 AND sealed IS NOT NULL";
+/// The conversations `$1` is a member of.
+pub const MEMBERSHIPS: &str = "SELECT conversation_id FROM members WHERE user_id = $1";
+/// Destroys the attachments `$1` uploaded, except those a case preserved or a hold covers.
+pub const ERASE_ATTACHMENTS: &str = "DELETE FROM attachments WHERE uploader = $1 \
+     AND NOT preserved AND NOT EXISTS (SELECT 1 FROM legal_hold_conversations hc \
+     JOIN legal_holds h ON h.id = hc.hold_id \
+     WHERE hc.conversation_id = attachments.conversation_id AND h.ended_at IS NULL \
+     AND attachments.created_at BETWEEN h.period_from AND h.period_to)";
+/// The rest of an account's own data, each statement with `$1` the account: sessions,
+/// memberships (and read positions), connections, blocks both ways, settings, and its
+/// access notices. (Reports it made stay with their cases: staff's records, sealed.)
+pub const ERASE_ACCOUNT_DATA: [&str; 6] = [
+    "DELETE FROM sessions WHERE user_id = $1",
+    "DELETE FROM members WHERE user_id = $1",
+    "DELETE FROM connections WHERE low = $1 OR high = $1",
+    "DELETE FROM blocks WHERE blocker = $1 OR blocked = $1",
+    "DELETE FROM message_settings WHERE user_id = $1",
+    "DELETE FROM access_notices WHERE user_id = $1",
+];
+
 /// Destroys the bodies of at most `$1` deleted messages no hold covers, both dialects.
 pub const PURGE_DELETED: &str = concat!(
     "UPDATE messages SET sealed = NULL WHERE (conversation_id, seq) IN \

@@ -30,6 +30,18 @@ pub trait AccountStore: Send + Sync {
     async fn user_by_name(&self, name: &Username) -> StoreResult<Option<UserRecord>>;
     /// Looks a user up by id.
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// Closes an account in one commit (see [`crate::rows::CLOSE_ACCOUNT`] and what
+    /// follows it): signed out everywhere, every message it sent deleted for everyone
+    /// (bodies destroyed unless a hold covers them), its attachments, memberships,
+    /// connections, blocks, settings and notices gone. `None` if there is no open account.
+    async fn close_account(
+        &self,
+        id: UserId,
+        at: Timestamp,
+    ) -> StoreResult<Option<crate::AccountClosure>>;
+    /// Frees the names of accounts closed before `before` (each becomes `closed.` and
+    /// the start of its id, a name registration refuses); returns how many.
+    async fn release_closed_names(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
 /// Signed-in sessions.
@@ -338,6 +350,12 @@ pub trait MessageStore: Send + Sync {
     /// Destroys the bodies of deleted messages that no hold covers any more (at most
     /// `limit`); returns how many.
     async fn purge_deleted(&self, limit: u32) -> StoreResult<u64>;
+    /// Makes what was destroyed unrecoverable from the backend's own files as well: for
+    /// SQLite, a checkpoint that truncates the write-ahead log, whose older page images
+    /// can still hold a destroyed body (deleted rows themselves are overwritten:
+    /// `secure_delete`). `false` if readers kept it from finishing (the next pass tries
+    /// again). PostgreSQL's dead row versions are the operator's `VACUUM`'s.
+    async fn scrub(&self) -> StoreResult<bool>;
     /// Retention by crypto-shredding, in one commit: for at most `limit` epochs that ended
     /// before the cut-off (`month` and `day`: each scheme's first epoch still kept) and
     /// none of whose messages a hold covers, destroys the epoch's data key and deletes its

@@ -109,11 +109,15 @@ pub enum EventKind {
     /// cut-off, how many epochs, messages and attachments, and the epochs' labels; no
     /// conversation and no content).
     RetentionApplied,
+    /// A member closed their account (scope: how many of their messages were deleted for
+    /// everyone, how many bodies a hold keeps until it ends, and attachments destroyed; no
+    /// subject: the account is gone).
+    AccountClosed,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 23] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -136,6 +140,7 @@ impl EventKind {
         Self::DisclosureBuilt,
         Self::DisclosureDelivered,
         Self::RetentionApplied,
+        Self::AccountClosed,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -163,6 +168,7 @@ impl EventKind {
             Self::DisclosureBuilt => "disclosure.built",
             Self::DisclosureDelivered => "disclosure.delivered",
             Self::RetentionApplied => "retention.applied",
+            Self::AccountClosed => "account.closed",
         }
     }
 
