@@ -67,6 +67,7 @@ pub mod checks {
         a_signal_is_stored_with_its_message_and_kept_until_handled,
         a_staff_change_is_decided_once_and_applied_with_its_decision, a_totp_step_is_used_once,
         an_enrolment_code_works_once_and_credentials_change_only_when_enrolled,
+        closing_an_account_deletes_its_messages_and_data_except_what_a_hold_keeps,
         concurrent_appends_get_contiguous_sequence_numbers,
         connections_become_mutual_and_blocks_work_either_way,
         groups_refuse_members_beyond_the_limit,
@@ -95,6 +96,7 @@ macro_rules! conformance_tests {
             history_pages_both_ways_and_tombstones_destroy_bodies,
             a_hold_keeps_what_it_covers_until_it_ends_once,
             retention_shreds_whole_epochs_past_the_cut_off_except_held_ones,
+            closing_an_account_deletes_its_messages_and_data_except_what_a_hold_keeps,
             the_first_wrapped_dek_stored_wins,
             a_totp_step_is_used_once,
             a_signal_is_stored_with_its_message_and_kept_until_handled,
@@ -1070,6 +1072,111 @@ pub async fn a_hold_keeps_what_it_covers_until_it_ends_once(s: &Storage) {
         Some((at(3_000), HoldEnd::Released))
     );
     assert_eq!(s.cases.holds_of(request).await.unwrap().len(), 2);
+}
+
+#[doc(hidden)]
+pub async fn closing_an_account_deletes_its_messages_and_data_except_what_a_hold_keeps(
+    s: &Storage,
+) {
+    use custodia_core::{HoldEnd, HoldId, LegalRequestId, StaffId};
+    let ids = users(s, &["cleo", "dan", "eve"]).await;
+    let (cleo, dan, eve) = (ids[0], ids[1], ids[2]);
+    let direct = conversation(s, &[cleo, dan], ConversationKind::Direct).await;
+    let group = conversation(s, &ids, ConversationKind::Group).await;
+    for (c, who, client) in [
+        (direct, cleo, "c1"),
+        (direct, dan, "d1"),
+        (direct, cleo, "c2"),
+        (group, cleo, "c3"),
+    ] {
+        s.messages.append(message(c, who, client)).await.unwrap();
+    }
+    s.sessions
+        .create_session(SessionRecord {
+            id: SessionId::new(),
+            user_id: cleo,
+            token_hash: TokenHash([7; 32]),
+            device: "phone".into(),
+            created_at: T0,
+            expires_at: T0.plus(std::time::Duration::from_secs(60)),
+        })
+        .await
+        .unwrap();
+    s.safety.request_connection(cleo, dan, T0).await.unwrap();
+    s.safety.request_connection(dan, cleo, T0).await.unwrap();
+    s.safety.block(cleo, eve, T0).await.unwrap();
+    // The group is preserved.
+    let hold = custodia_store::HoldRecord {
+        id: HoldId::new(),
+        legal_request: LegalRequestId::new(),
+        account: dan,
+        conversations: vec![group],
+        period: (T0, T0.plus(std::time::Duration::from_secs(3600))),
+        placed_by: StaffId::new(),
+        placed_at: T0,
+        expires_at: T0.plus(std::time::Duration::from_secs(86_400)),
+        extended: false,
+        ended: None,
+    };
+    s.cases.add_hold(hold.clone()).await.unwrap();
+
+    let t1 = T0.plus(std::time::Duration::from_secs(60));
+    let closure = s.accounts.close_account(cleo, t1).await.unwrap().unwrap();
+    let mut deleted = closure.deleted.clone();
+    deleted.sort();
+    let mut expected = vec![(direct, 1), (direct, 3), (group, 1)];
+    expected.sort();
+    assert_eq!(deleted, expected, "every message cleo sent, and only hers");
+    assert_eq!(closure.kept, 1, "the held group's message keeps its body");
+    let mut left = closure.conversations.clone();
+    left.sort();
+    let mut both = vec![direct, group];
+    both.sort();
+    assert_eq!(left, both);
+    let body = async |c, seq| {
+        let m = s.messages.message(c, seq).await.unwrap().unwrap();
+        (m.deleted_at.is_some(), m.sealed.is_some())
+    };
+    assert_eq!(body(direct, 1).await, (true, false), "destroyed");
+    assert_eq!(body(direct, 2).await, (false, true), "dan's stays");
+    assert_eq!(
+        body(group, 1).await,
+        (true, true),
+        "deleted, kept under the hold"
+    );
+    assert!(s.sessions.sessions_of(cleo).await.unwrap().is_empty());
+    assert!(s.safety.connections_of(dan).await.unwrap().is_empty());
+    assert!(s.safety.blocked_by(cleo).await.unwrap().is_empty());
+    let members = s.conversations.members(group).await.unwrap();
+    assert!(members.iter().all(|m| m.user_id != cleo) && members.len() == 2);
+    let closed = s.accounts.user_by_id(cleo).await.unwrap().unwrap();
+    assert_eq!(closed.closed_at, Some(t1));
+    assert!(
+        s.accounts.close_account(cleo, t1).await.unwrap().is_none(),
+        "once"
+    );
+
+    // The name stays taken until released, then is free for someone else.
+    assert_eq!(s.accounts.release_closed_names(t1).await.unwrap(), 0);
+    let later = t1.plus(std::time::Duration::from_millis(1));
+    assert_eq!(s.accounts.release_closed_names(later).await.unwrap(), 1);
+    assert_eq!(s.accounts.release_closed_names(later).await.unwrap(), 0);
+    let renamed = s.accounts.user_by_id(cleo).await.unwrap().unwrap();
+    assert!(
+        renamed.username.as_str().starts_with("closed."),
+        "{:?}",
+        renamed.username
+    );
+    users(s, &["cleo"]).await;
+
+    // The hold ends: the kept body goes the way of any deleted message's.
+    s.cases
+        .end_hold(hold.id, later, HoldEnd::Released)
+        .await
+        .unwrap();
+    assert_eq!(s.messages.purge_deleted(100).await.unwrap(), 1);
+    assert_eq!(body(group, 1).await, (true, false));
+    s.messages.scrub().await.unwrap();
 }
 
 #[doc(hidden)]
