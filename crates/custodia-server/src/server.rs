@@ -110,6 +110,12 @@ impl Running {
             .map_err(|e| anyhow::anyhow!("retention: {e}"))
     }
 
+    /// Frees the names of accounts closed longer ago than the grace period (as the
+    /// server's daily run does).
+    pub async fn release_closed_names(&self) {
+        self.governance.release_closed_names().await;
+    }
+
     /// Reads the TLS certificate files again (SIGHUP): new connections get the new
     /// certificate, open ones are not dropped. On error the old certificate stays.
     pub fn reload_tls(&self) -> anyhow::Result<()> {

@@ -234,6 +234,16 @@ impl TestServer {
             .expect("retention")
     }
 
+    /// Frees the names of accounts closed longer ago than the grace period (as the
+    /// server's daily run does).
+    pub async fn release_closed_names(&self) {
+        self.running
+            .as_ref()
+            .expect("running")
+            .release_closed_names()
+            .await;
+    }
+
     /// Ends the holds whose time ran out by the server's clock (as the server does every
     /// minute), returning how many.
     pub async fn expire_holds(&self) -> usize {

@@ -670,3 +670,178 @@ async fn retention_shreds_old_epochs_and_a_hold_defers_it_until_it_ends() {
     assert_eq!(runs.iter().filter(|r| *r == "1").count(), 2, "{runs:?}");
     assert!(runs.iter().all(|r| r == "0" || r == "1"), "{runs:?}");
 }
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The sealed body of message `seq` of `chat`, as stored.
+fn sealed_body(server: &TestServer, chat: uuid::Uuid, seq: i64) -> Vec<u8> {
+    let db = rusqlite::Connection::open(server.data_dir().join("custodia.db")).unwrap();
+    db.query_row(
+        "SELECT sealed FROM messages WHERE conversation_id = ?1 AND seq = ?2",
+        rusqlite::params![chat, seq],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Erasure: with their password a member closes their account. Their messages show as
+/// deleted to the others at once (live too), their sessions end, their name stays taken
+/// for the grace period; what they sent is found nowhere in the data directory (its
+/// sealed bytes neither, in the database, its write-ahead log or anywhere else) — except a
+/// message a hold covers, which survives until the hold ends, as the member is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_closes_their_account_and_what_they_sent_is_destroyed_unless_held() {
+    use custodia_sdk::proto::ServerFrame;
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lo = server.new_staff(&admin, "lo1", "legal_officer").await;
+    let mut alice = server.user("alice").await;
+    let other_device = server.login("alice").await;
+    let bob = server.user("bob").await;
+    server.user("carol").await;
+    let ab = alice.open_direct("bob").await.unwrap().id;
+    let ac = alice.open_direct("carol").await.unwrap().id;
+    let canary = "CANARY-7f3a9c1e-only-alice-wrote-this";
+    alice.send(ab, "a1", canary).await.unwrap();
+    bob.send(ab, "b1", "bob's own words").await.unwrap();
+    alice.send(ac, "a2", "words a hold keeps").await.unwrap();
+    // Carol's conversations are preserved.
+    let request = lo
+        .receive_legal_request(&preservation("carol"))
+        .await
+        .unwrap();
+    let holds = lo.place_holds(request.id).await.unwrap();
+    let mut bob_live = bob.connect().await.unwrap();
+    common::sync(&mut bob_live, Default::default()).await;
+
+    // What to look for: the canary's sealed bytes are in the data directory now.
+    let sealed = sealed_body(&server, ab, 1);
+    let needle = &sealed[sealed.len() - 32..];
+    assert!(
+        !files_holding(server.data_dir(), needle).is_empty(),
+        "the search finds a stored body"
+    );
+
+    // The wrong password changes nothing.
+    let (code, kind, body) = alice
+        .raw(
+            custodia_sdk::Method::DELETE,
+            "/v1/me",
+            "application/json",
+            br#"{"password":"not alice's password at all"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(kind, "application/problem+json");
+    alice.send(ab, "a3", "still here").await.unwrap();
+
+    let closed = alice.close_account(custodia_test::PASSWORD).await.unwrap();
+    assert_eq!(
+        (closed.messages_deleted, closed.messages_kept_under_hold),
+        (3, 1)
+    );
+    assert!(
+        closed.detail.contains("1 of them are kept"),
+        "told honestly: {}",
+        closed.detail
+    );
+
+    // Bob sees them deleted, live and in the history; his own message stays.
+    let mut seen_deleted = Vec::new();
+    while seen_deleted.len() < 2 {
+        match common::frame(&mut bob_live).await {
+            ServerFrame::Deleted {
+                conversation_id,
+                seq,
+            } if conversation_id == ab => seen_deleted.push(seq),
+            _ => {}
+        }
+    }
+    seen_deleted.sort();
+    assert!(
+        seen_deleted == [1, 3] || seen_deleted == [1, 2],
+        "{seen_deleted:?}"
+    );
+    let history = bob.full_history(ab).await.unwrap();
+    let bodies: Vec<Option<&str>> = history.iter().map(|m| m.body.as_deref()).collect();
+    assert_eq!(bodies, [None, Some("bob's own words"), None]);
+
+    // Signed out everywhere; cannot sign in; the name is taken for now.
+    assert_eq!(
+        status(&other_device.conversations().await.unwrap_err()),
+        401
+    );
+    let mut again = server.client();
+    assert_eq!(
+        status(
+            &again
+                .login("alice", custodia_test::PASSWORD, "d")
+                .await
+                .unwrap_err()
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            &again
+                .register("alice", custodia_test::PASSWORD, custodia_test::ADULT_DOB)
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
+
+    // Nowhere in the data directory: not the sealed bytes, not the text.
+    assert_eq!(
+        files_holding(server.data_dir(), needle),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert!(files_holding(server.data_dir(), canary.as_bytes()).is_empty());
+    assert!(
+        body_kept(&server, ac, 1),
+        "the held message survives for now"
+    );
+
+    // The hold ends; the kept copy goes.
+    lo.release_hold(holds[0].id).await.unwrap();
+    assert!(!body_kept(&server, ac, 1));
+
+    // After the grace period the name is free for someone new.
+    server.advance_clock(std::time::Duration::from_secs(31 * 86_400));
+    server.release_closed_names().await;
+    again
+        .register("alice", custodia_test::PASSWORD, custodia_test::ADULT_DOB)
+        .await
+        .unwrap();
+
+    // One entry, counts only.
+    let audit = server.audit();
+    let size = audit.tree().store().log_size().await.unwrap();
+    let mut closures = Vec::new();
+    for i in 0..size {
+        let e = audit.record(i).await.unwrap().unwrap();
+        if e.kind == EventKind::AccountClosed {
+            assert!(e.subjects.is_empty());
+            closures.push(e.scope);
+        }
+    }
+    assert_eq!(closures.len(), 1);
+    assert!(closures[0].contains(&("kept_under_hold".into(), "1".into())));
+}
