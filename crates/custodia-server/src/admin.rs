@@ -43,6 +43,40 @@ pub enum AdminCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Back up a data directory while servers run: a consistent snapshot of the SQLite
+    /// database (`VACUUM INTO`), the keys, the TLS files and, with --config, the
+    /// configuration file, as one tar encrypted with age to the operator's key. On
+    /// PostgreSQL take the database with pg_dump or pg_basebackup and this with
+    /// --keys-only.
+    Backup {
+        /// The data directory.
+        #[arg(long, default_value = "custodia-data")]
+        data_dir: PathBuf,
+        /// The age public key it is encrypted to (`age-keygen` prints one; keep its
+        /// private half off this machine).
+        #[arg(long)]
+        recipient: String,
+        /// Keys, TLS files and configuration only (the database is backed up elsewhere).
+        #[arg(long)]
+        keys_only: bool,
+        /// A configuration file to keep with it (restored as `custodia.toml`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to write it (never overwritten).
+        out: PathBuf,
+    },
+    /// Restore a backup into a new, empty data directory; `custodia serve --data-dir` then
+    /// starts on it.
+    Restore {
+        /// The age identity file whose key the backup was encrypted to.
+        #[arg(long)]
+        identity: PathBuf,
+        /// The data directory to create (absent or empty).
+        #[arg(long, default_value = "custodia-data")]
+        data_dir: PathBuf,
+        /// The backup file.
+        backup: PathBuf,
+    },
 }
 
 /// `custodia admin tls …`.
@@ -96,6 +130,46 @@ pub enum HashlistCommand {
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Hash { files, json } => hash_files(&files, json),
+        AdminCommand::Backup {
+            data_dir,
+            recipient,
+            keys_only,
+            config,
+            out,
+        } => {
+            let done =
+                crate::backup::backup(&data_dir, &recipient, keys_only, config.as_deref(), &out)?;
+            println!(
+                "wrote {} ({} bytes, {} files{}, age-encrypted to {})",
+                out.display(),
+                done.bytes,
+                done.files,
+                if done.database {
+                    ", with a snapshot of the database"
+                } else {
+                    ", no database"
+                },
+                recipient.trim()
+            );
+            println!(
+                "restore with: custodia admin restore --identity KEY --data-dir NEW_DIR {}",
+                out.display()
+            );
+            Ok(())
+        }
+        AdminCommand::Restore {
+            identity,
+            data_dir,
+            backup,
+        } => {
+            let files = crate::backup::restore(&backup, &identity, &data_dir)?;
+            println!(
+                "restored {files} files into {}; start it with: custodia serve --data-dir {}",
+                data_dir.display(),
+                data_dir.display()
+            );
+            Ok(())
+        }
         AdminCommand::ResetAdmin { config, data_dir } => {
             let flags = crate::RawConfig {
                 data_dir,

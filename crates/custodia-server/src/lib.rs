@@ -17,6 +17,7 @@
 //! - `witness` — `custodia witness`, and the client a log uses to reach witnesses.
 
 pub mod admin;
+pub mod backup;
 pub mod certs;
 pub mod config;
 pub mod datadir;

@@ -139,6 +139,22 @@ impl SqliteStore {
     }
 }
 
+/// Writes a consistent copy of the database at `db` to `out` (which must not exist) while
+/// servers go on using it: SQLite's `VACUUM INTO` reads one snapshot (a read transaction,
+/// which in WAL mode blocks no writer) and writes it compacted, without the free pages
+/// that could hold destroyed data. Blocking.
+pub fn snapshot(db: &Path, out: &Path) -> StoreResult<()> {
+    let c = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(map_err)?;
+    c.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(map_err)?;
+    let target = out
+        .to_str()
+        .ok_or_else(|| StoreError::Backend("the snapshot's path is not UTF-8".into()))?;
+    c.execute("VACUUM INTO ?1", [target]).map_err(map_err)?;
+    Ok(())
+}
+
 fn open_writer(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(map_err)?;
     conn.busy_timeout(Duration::from_secs(10))

@@ -121,6 +121,15 @@ const EXAMPLES: &[(&str, &str)] = &[
         "admin reset-admin --data-dir custodia-data",
     ),
     (
+        "admin backup",
+        "admin backup --data-dir custodia-data --recipient \
+         age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p backup.tar.age",
+    ),
+    (
+        "admin restore",
+        "admin restore --identity operator.key --data-dir restored-data backup.tar.age",
+    ),
+    (
         "witness",
         r#"witness --data-dir witness-data --listen 127.0.0.1:8445 --log "$(custodia log public-key)""#,
     ),

@@ -358,3 +358,181 @@ async fn sigterm_during_a_burst_says_goodbye_answers_every_send_and_exits_in_bou
         "every send written is stored once ({refused} were refused)"
     );
 }
+
+/// Runs `custodia ARGS…` to the end (async: servers of this test keep answering).
+async fn custodia(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    tokio::process::Command::new(bin())
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// Backup and restore: a backup taken while alice sends a burst, restored into a fresh
+/// data directory, starts a server holding every message acknowledged before the backup
+/// began, and the audit log there still verifies against the state an auditor saved
+/// before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_a_send_burst_restores_every_message_acknowledged_before_it() {
+    let work = tempfile::tempdir().unwrap();
+    let (data, restored) = (work.path().join("data"), work.path().join("restored"));
+    let log = work.path().join("server.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let auditor = format!("https://127.0.0.1:{port}");
+    let env = vec![(
+        "CUSTODIA_AUDIT_LISTEN".to_owned(),
+        format!("127.0.0.1:{port}"),
+    )];
+    let server = ProcessServer::start_with_env(&bin(), &data, None, &log, &env);
+    let alice = signed_in(&server, "alice", true).await;
+    signed_in(&server, "bob", true).await;
+    let chat = alice.open_direct("bob").await.unwrap().id;
+
+    // An auditor saves the log's state before any backup.
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let key = custodia(&[
+        &os("log"),
+        &os("public-key"),
+        &os("--data-dir"),
+        data.as_os_str(),
+    ])
+    .await;
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let state = work.path().join("audit-state");
+    let verify = |ca: PathBuf| {
+        let (key, state, auditor) = (key.clone(), state.clone(), auditor.clone());
+        async move {
+            let args = [
+                os("log"),
+                os("verify"),
+                os("--url"),
+                os(&auditor),
+                os("--key"),
+                os(&key),
+                os("--state"),
+                state.into_os_string(),
+                os("--ca-cert"),
+                ca.into_os_string(),
+            ];
+            custodia(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>()).await
+        }
+    };
+    let before = verify(data.join("tls/ca.pem")).await;
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+
+    let identity = age::x25519::Identity::generate();
+    let identity_file = work.path().join("operator.key");
+    std::fs::write(
+        &identity_file,
+        age::secrecy::ExposeSecret::expose_secret(&identity.to_string()),
+    )
+    .unwrap();
+    let recipient = identity.to_public().to_string();
+    let archive = work.path().join("backup.tar.age");
+
+    // The burst: 600 sends; the backup starts once 200 are acknowledged and runs while
+    // the rest are sent and stored.
+    let mut conn = alice.connect().await.unwrap();
+    common::sync(&mut conn, HashMap::new()).await;
+    let (mut tx, mut rx) = conn.split();
+    let sending = tokio::spawn(async move {
+        for i in 0..600 {
+            tx.send(chat, &format!("b-{i}"), &format!("burst message {i}"))
+                .await
+                .unwrap();
+        }
+        tx
+    });
+    let mut acked = HashMap::new();
+    let mut next_ack = async || loop {
+        let frame = tokio::time::timeout(common::PATIENCE, rx.next())
+            .await
+            .expect("acks keep coming")
+            .unwrap()
+            .unwrap();
+        if let custodia_sdk::proto::ServerFrame::Ack(a) = frame {
+            return (a.client_id, a.seq);
+        }
+    };
+    while acked.len() < 200 {
+        let (id, seq) = next_ack().await;
+        acked.insert(id, seq);
+    }
+    let acked_before = acked.clone();
+    let done = tokio::spawn(
+        tokio::process::Command::new(bin())
+            .args(["admin", "backup", "--data-dir"])
+            .arg(&data)
+            .args(["--recipient", &recipient])
+            .arg(&archive)
+            .output(),
+    );
+    while acked.len() < 600 {
+        let (id, seq) = next_ack().await;
+        acked.insert(id, seq);
+    }
+    drop(sending.await);
+    let done = done.await.unwrap().unwrap();
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(said.contains("with a snapshot of the database"), "{said}");
+    let bytes = std::fs::read(&archive).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "encrypted");
+    server.kill();
+
+    // A wrong key restores nothing; the right one restores into an empty directory only.
+    let stranger = work.path().join("stranger.key");
+    std::fs::write(
+        &stranger,
+        age::secrecy::ExposeSecret::expose_secret(&age::x25519::Identity::generate().to_string()),
+    )
+    .unwrap();
+    let restore = |key: &Path| {
+        let args = [
+            os("admin"),
+            os("restore"),
+            os("--identity"),
+            key.as_os_str().to_owned(),
+            os("--data-dir"),
+            restored.clone().into_os_string(),
+            archive.clone().into_os_string(),
+        ];
+        async move { custodia(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>()).await }
+    };
+    let refused = restore(&stranger).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("decrypting"));
+    let _ = std::fs::remove_dir_all(&restored);
+    let ok = restore(&identity_file).await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let again = restore(&identity_file).await;
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+
+    let server = ProcessServer::start_with_env(&bin(), &restored, None, &log, &env);
+    let alice = signed_in(&server, "alice", false).await;
+    let history = alice.full_history(chat).await.unwrap();
+    assert_acked_kept(&history, &acked_before);
+    assert!(history.len() >= acked_before.len());
+    let after = verify(restored.join("tls/ca.pem")).await;
+    assert!(
+        after.status.success(),
+        "the restored log extends what the auditor saw: {}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+}
