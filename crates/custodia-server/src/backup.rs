@@ -101,7 +101,9 @@ pub fn backup(
     };
     file.sync_all()?;
     fs::rename(&tmp, out)?;
-    sync_dir(out.parent().unwrap_or(Path::new(".")))?;
+    // A bare file name's parent is "": the current directory.
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+    sync_dir(parent.unwrap_or(Path::new(".")))?;
     Ok(BackupSummary {
         files,
         bytes: fs::metadata(out)?.len(),
