@@ -17,6 +17,7 @@
 mod audit;
 mod convert;
 mod edge;
+mod export;
 mod extract;
 mod metrics;
 mod problem;

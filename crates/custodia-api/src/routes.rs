@@ -42,6 +42,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/attachments/{id}", get(download))
         .route("/v1/settings", get(settings).put(set_settings))
         .route("/v1/me", delete(close_account))
+        .route("/v1/me/export", get(crate::export::export))
         .route("/v1/me/access-notices", get(access_notices))
         .route("/v1/me/log-key", get(log_key))
         .route("/v1/connections", post(connect).get(connections))
@@ -515,7 +516,7 @@ async fn set_settings(
     }))
 }
 
-fn connection(c: &custodia_service::ConnectionView) -> wire::Connection {
+pub(crate) fn connection(c: &custodia_service::ConnectionView) -> wire::Connection {
     wire::Connection {
         username: c.user.to_string(),
         accepted: c.accepted,

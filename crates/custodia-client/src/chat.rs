@@ -58,6 +58,13 @@ pub enum ChatCommand {
     },
     /// Sign out and forget the saved token.
     Logout,
+    /// Save everything the service holds about you (profile, settings, connections,
+    /// blocks, access notices, every conversation with the messages you can see) as a zip
+    /// of JSON files with a README.
+    Export {
+        /// Where to write it (never overwritten).
+        file: PathBuf,
+    },
     /// Close your account for good: signed out everywhere, every message you sent
     /// deleted for everyone, your data destroyed (copies a legal hold keeps are destroyed
     /// when it ends: you are told how many). Asks for your password to confirm.
@@ -192,6 +199,22 @@ pub async fn run(server: ServerArgs, cmd: ChatCommand) -> anyhow::Result<()> {
             client.logout().await?;
             profile.forget()?;
             println!("signed out");
+        }
+        ChatCommand::Export { file } => {
+            let client = connect(&server, &profile, true)?;
+            let mut out = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .await
+                .with_context(|| format!("creating {} (choose a new file)", file.display()))?;
+            let bytes = client.export_to(&mut out).await?;
+            out.sync_all().await?;
+            println!(
+                "wrote {} ({bytes} bytes): your data as a zip of JSON files; README.txt inside says what each is",
+                file.display()
+            );
         }
         ChatCommand::CloseAccount => {
             let mut client = connect(&server, &profile, true)?;

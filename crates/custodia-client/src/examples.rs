@@ -19,6 +19,10 @@ pub const CLIENT: &[(&str, &str)] = &[
     ("chat login", "chat --profile alice login alice"),
     ("chat logout", "chat --profile alice logout"),
     ("chat close-account", "chat --profile alice close-account"),
+    (
+        "chat export",
+        "chat --profile alice export alice-export.zip",
+    ),
     ("chat send", r#"chat --profile alice send bob "hello Bob""#),
     ("chat listen", "chat --profile bob listen"),
     (

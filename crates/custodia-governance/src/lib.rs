@@ -159,6 +159,8 @@ struct Inner {
     signin_by_account_total: SharedLimit,
     signin_by_address: SharedLimit,
     reports_by_user: KeyedRateLimiter<UserId>,
+    /// Self-exports: a few a day per member (each reads their whole history).
+    exports_by_user: KeyedRateLimiter<UserId>,
     /// Where members' access notices go live (set once the fan-out exists).
     notices: std::sync::OnceLock<Arc<dyn custodia_service::Fanout>>,
     /// The UTC day (since the epoch) retention last ran on this node.
@@ -181,6 +183,13 @@ impl Governance {
             shared("staff-signin-account", config.signin_per_account_total);
         let signin_by_address = shared("staff-signin-address", config.signin_per_address);
         let reports_by_user = KeyedRateLimiter::new(config.reports_per_user, clock.clone());
+        let exports_by_user = KeyedRateLimiter::new(
+            custodia_core::RateLimit {
+                burst: 3,
+                per: Duration::from_secs(24 * 3600),
+            },
+            clock.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -192,6 +201,7 @@ impl Governance {
                 signin_by_account_total,
                 signin_by_address,
                 reports_by_user,
+                exports_by_user,
                 notices: std::sync::OnceLock::new(),
                 retention_day: std::sync::atomic::AtomicI64::new(i64::MIN),
             }),

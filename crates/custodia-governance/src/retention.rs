@@ -140,6 +140,26 @@ impl Governance {
         )
     }
 
+    /// A member begins exporting their own data: rate limited (3 a day), and logged —
+    /// before anything is read — as their own access, with them as the subject.
+    pub async fn begin_self_export(&self, who: &custodia_service::Principal) -> ServiceResult<()> {
+        self.inner
+            .exports_by_user
+            .check(&who.user_id)
+            .map_err(|retry_after| custodia_service::ServiceError::RateLimited { retry_after })?;
+        self.append(AuditEvent {
+            kind: EventKind::SelfExport,
+            time: self.inner.clock.now(),
+            actor: None,
+            reason: None,
+            case: None,
+            subjects: vec![custodia_audit::Subject::User(who.user_id)],
+            scope: Vec::new(),
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Frees the names of accounts closed longer than [`CLOSED_NAME_GRACE`] ago.
     pub async fn release_closed_names(&self) {
         let now = self.inner.clock.now().as_millis();

@@ -343,6 +343,19 @@ pub struct DeletionDeferred {
     pub detail: String,
 }
 
+/// `profile.json` of a self-export (`GET /v1/me/export`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportProfile {
+    /// The account's id.
+    pub user_id: Uuid,
+    /// Its username.
+    pub username: String,
+    /// The date of birth given at registration (YYYY-MM-DD).
+    pub date_of_birth: String,
+    /// When it was created (Unix ms).
+    pub created_at_ms: i64,
+}
+
 /// `DELETE /v1/me`: closing one's own account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

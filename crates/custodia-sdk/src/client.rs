@@ -222,6 +222,30 @@ impl Client {
         Ok(closed)
     }
 
+    /// Exports everything the service holds about the caller (a zip of JSON files),
+    /// writing it to `out` chunk by chunk as it arrives; returns the bytes written.
+    pub async fn export_to(
+        &self,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, SdkError> {
+        use tokio::io::AsyncWriteExt;
+        let mut res = self.req(Method::GET, "/v1/me/export").send().await?;
+        if !res.status().is_success() {
+            return Err(problem(res).await);
+        }
+        let mut written = 0;
+        while let Some(chunk) = res.chunk().await? {
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| SdkError::Protocol(format!("writing the export: {e}")))?;
+            written += chunk.len() as u64;
+        }
+        out.flush()
+            .await
+            .map_err(|e| SdkError::Protocol(format!("writing the export: {e}")))?;
+        Ok(written)
+    }
+
     /// The caller's sessions.
     pub async fn sessions(&self) -> Result<Vec<wire::Session>, SdkError> {
         self.call(self.req(Method::GET, "/v1/sessions")).await

@@ -194,6 +194,18 @@ impl Service {
         })
     }
 
+    /// When the caller's account was created.
+    pub async fn created_at(&self, who: &Principal) -> ServiceResult<Timestamp> {
+        Ok(self
+            .inner
+            .store
+            .accounts
+            .user_by_id(who.user_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?
+            .created_at)
+    }
+
     /// The caller's sessions, newest first.
     pub async fn sessions(&self, who: &Principal) -> ServiceResult<Vec<SessionInfo>> {
         let all = self.inner.store.sessions.sessions_of(who.user_id).await?;

@@ -113,11 +113,14 @@ pub enum EventKind {
     /// everyone, how many bodies a hold keeps until it ends, and attachments destroyed; no
     /// subject: the account is gone).
     AccountClosed,
+    /// A member exported their own data (`GET /v1/me/export`); the subject is them, so
+    /// their own scan of the log finds it.
+    SelfExport,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 24] = [
         Self::AccessRead,
         Self::AccessDenied,
         Self::RequestCreated,
@@ -141,6 +144,7 @@ impl EventKind {
         Self::DisclosureDelivered,
         Self::RetentionApplied,
         Self::AccountClosed,
+        Self::SelfExport,
     ];
 
     /// The kind's name in the log, e.g. `access.read`.
@@ -169,6 +173,7 @@ impl EventKind {
             Self::DisclosureDelivered => "disclosure.delivered",
             Self::RetentionApplied => "retention.applied",
             Self::AccountClosed => "account.closed",
+            Self::SelfExport => "export.self",
         }
     }
 

@@ -771,3 +771,123 @@ fn print_config_shows_each_settings_source_and_hides_secrets() {
         "nothing was created"
     );
 }
+
+/// Self-export: `chat export` writes a zip of the member's own data — their
+/// conversations with every message they can see, and no one else's — streamed: the
+/// server's peak memory barely moves while it sends an export far larger than that.
+/// 20,000 messages of 1 KiB here (CUSTODIA_EXPORT_MESSAGES=100000 for the 100,000 of
+/// the acceptance: about two minutes of sending in a debug build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_exports_their_data_as_a_streamed_zip_of_their_conversations_only() {
+    let messages_sent: usize = std::env::var("CUSTODIA_EXPORT_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let filler = if messages_sent >= 100_000 { 4 } else { 38 };
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_custodia"));
+    let server = ProcessServer::start(&bin, &data, None, &work.path().join("log"));
+    let ca = data.join("tls/ca.pem");
+    let cfg = work.path().join("cfg");
+    let c = |args: &[&str]| chat(&cfg, &server, &ca, args);
+    for name in ["alice", "bob", "carol"] {
+        c(&[
+            "--profile",
+            name,
+            "register",
+            name,
+            "--date-of-birth",
+            ADULT_DOB,
+        ]);
+        c(&["--profile", name, "login", name]);
+    }
+    c(&[
+        "--profile",
+        "bob",
+        "send",
+        "carol",
+        "between bob and carol only",
+    ]);
+    c(&["--profile", "bob", "send", "alice", "hello alice"]);
+
+    // Alice's long history, sent pipelined over one WebSocket.
+    let mut alice = server.client();
+    alice.login("alice", PASSWORD, "bulk").await.unwrap();
+    let chat_id = alice.open_direct("bob").await.unwrap().id;
+    let mut conn = alice.connect().await.unwrap();
+    common::sync(&mut conn, Default::default()).await;
+    let (mut tx, mut rx) = conn.split();
+    let sending = tokio::spawn(async move {
+        for i in 0..messages_sent {
+            let text = format!(
+                "message {i:06} {}",
+                "lorem ipsum dolor sit amet ".repeat(filler)
+            );
+            tx.send(chat_id, &format!("m{i}"), &text).await.unwrap();
+        }
+        tx
+    });
+    let mut acked = 0;
+    while acked < messages_sent {
+        match tokio::time::timeout(common::PATIENCE, rx.next()).await {
+            Ok(Some(Ok(custodia_sdk::proto::ServerFrame::Ack(_)))) => acked += 1,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the bulk send stopped after {acked}: {other:?}"),
+        }
+    }
+    drop(sending.await);
+
+    let before = server.peak_rss_bytes();
+    let file = work.path().join("alice-export.zip");
+    let said = c(&["--profile", "alice", "export", file.to_str().unwrap()]);
+    assert!(said.contains("README.txt"), "{said}");
+    let grown = server.peak_rss_bytes().saturating_sub(before);
+
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&file).unwrap()).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    names.sort();
+    let conversation = format!("conversations/{chat_id}.json");
+    let mut expected = [
+        "README.txt",
+        "access-notices.json",
+        "blocks.json",
+        "connections.json",
+        &conversation,
+        "conversations.json",
+        "profile.json",
+        "settings.json",
+    ];
+    expected.sort();
+    assert_eq!(
+        names, expected,
+        "alice's one conversation, and none of bob and carol's"
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name(&conversation).unwrap(), &mut text).unwrap();
+    let messages: Vec<custodia_sdk::proto::Message> = serde_json::from_str(&text).unwrap();
+    assert_eq!(messages.len(), messages_sent + 1);
+    assert_eq!(messages[0].body.as_deref(), Some("hello alice"));
+    let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=messages_sent as u64 + 1).collect::<Vec<_>>());
+    let mut profile = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("profile.json").unwrap(), &mut profile).unwrap();
+    assert!(profile.contains("\"username\": \"alice\""), "{profile}");
+    let mut everything = Vec::new();
+    for i in 0..zip.len() {
+        std::io::Read::read_to_end(&mut zip.by_index(i).unwrap(), &mut everything).unwrap();
+    }
+    assert!(
+        !String::from_utf8_lossy(&everything).contains("between bob and carol only"),
+        "no one else's conversation"
+    );
+
+    // Flat: the JSON alone is far larger than what the server's peak grew by.
+    let json = text.len() as u64;
+    assert!(json > 15 << 20, "a large export: {json} bytes of JSON");
+    assert!(
+        grown < json / 4,
+        "the server's peak memory grew by {grown} bytes for {json} bytes of JSON"
+    );
+    eprintln!("export: {json} bytes of JSON, server peak grew {grown} bytes");
+}
