@@ -143,6 +143,23 @@ fn user(name: &str) -> UserRecord {
     }
 }
 
+/// A hold on `conversation` for `account`'s request, over its first hour, for a day.
+fn day_hold(account: UserId, conversation: ConversationId) -> custodia_store::HoldRecord {
+    use custodia_core::{HoldId, LegalRequestId, StaffId};
+    custodia_store::HoldRecord {
+        id: HoldId::new(),
+        legal_request: LegalRequestId::new(),
+        account,
+        conversations: vec![conversation],
+        period: (T0, T0.plus(std::time::Duration::from_secs(3600))),
+        placed_by: StaffId::new(),
+        placed_at: T0,
+        expires_at: T0.plus(std::time::Duration::from_secs(86_400)),
+        extended: false,
+        ended: None,
+    }
+}
+
 async fn users(s: &Storage, names: &[&str]) -> Vec<UserId> {
     let mut out = Vec::new();
     for n in names {
@@ -1078,7 +1095,7 @@ pub async fn a_hold_keeps_what_it_covers_until_it_ends_once(s: &Storage) {
 pub async fn closing_an_account_deletes_its_messages_and_data_except_what_a_hold_keeps(
     s: &Storage,
 ) {
-    use custodia_core::{HoldEnd, HoldId, LegalRequestId, StaffId};
+    use custodia_core::HoldEnd;
     let ids = users(s, &["cleo", "dan", "eve"]).await;
     let (cleo, dan, eve) = (ids[0], ids[1], ids[2]);
     let direct = conversation(s, &[cleo, dan], ConversationKind::Direct).await;
@@ -1106,18 +1123,7 @@ pub async fn closing_an_account_deletes_its_messages_and_data_except_what_a_hold
     s.safety.request_connection(dan, cleo, T0).await.unwrap();
     s.safety.block(cleo, eve, T0).await.unwrap();
     // The group is preserved.
-    let hold = custodia_store::HoldRecord {
-        id: HoldId::new(),
-        legal_request: LegalRequestId::new(),
-        account: dan,
-        conversations: vec![group],
-        period: (T0, T0.plus(std::time::Duration::from_secs(3600))),
-        placed_by: StaffId::new(),
-        placed_at: T0,
-        expires_at: T0.plus(std::time::Duration::from_secs(86_400)),
-        extended: false,
-        ended: None,
-    };
+    let hold = day_hold(dan, group);
     s.cases.add_hold(hold.clone()).await.unwrap();
 
     let t1 = T0.plus(std::time::Duration::from_secs(60));
@@ -1181,7 +1187,7 @@ pub async fn closing_an_account_deletes_its_messages_and_data_except_what_a_hold
 
 #[doc(hidden)]
 pub async fn retention_shreds_whole_epochs_past_the_cut_off_except_held_ones(s: &Storage) {
-    use custodia_core::{HoldEnd, HoldId, LegalRequestId, StaffId};
+    use custodia_core::HoldEnd;
     let ids = users(s, &["ret", "rex"]).await;
     let (a, b) = (
         conversation(s, &ids, ConversationKind::Direct).await,
@@ -1208,18 +1214,7 @@ pub async fn retention_shreds_whole_epochs_past_the_cut_off_except_held_ones(s: 
     put(a, "m2026-01", 2).await;
     put(a, "m2026-05", 1).await;
     put(b, "m2026-01", 1).await;
-    let hold = custodia_store::HoldRecord {
-        id: HoldId::new(),
-        legal_request: LegalRequestId::new(),
-        account: ids[0],
-        conversations: vec![b],
-        period: (T0, T0.plus(std::time::Duration::from_secs(3600))),
-        placed_by: StaffId::new(),
-        placed_at: T0,
-        expires_at: T0.plus(std::time::Duration::from_secs(86_400)),
-        extended: false,
-        ended: None,
-    };
+    let hold = day_hold(ids[0], b);
     s.cases.add_hold(hold.clone()).await.unwrap();
     let shred_at_most = async |limit| {
         s.messages

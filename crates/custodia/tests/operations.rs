@@ -293,6 +293,51 @@ async fn the_readme_walkthrough_works_with_the_chat_client() {
     assert!(seen.last().unwrap().contains("alice: live one"), "{seen:?}");
 }
 
+/// A real server, and `custodia chat` profiles of members registered and signed in there.
+struct Members {
+    work: tempfile::TempDir,
+    bin: PathBuf,
+    server: ProcessServer,
+    ca: PathBuf,
+    cfg: PathBuf,
+}
+
+impl Members {
+    fn start(names: &[&str]) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let data = work.path().join("data");
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_custodia"));
+        let server = ProcessServer::start(&bin, &data, None, &work.path().join("log"));
+        let (ca, cfg) = (data.join("tls/ca.pem"), work.path().join("cfg"));
+        for name in names {
+            let profile = ["--profile", name];
+            chat(
+                &cfg,
+                &server,
+                &ca,
+                &[
+                    &profile[..],
+                    &["register", name, "--date-of-birth", ADULT_DOB],
+                ]
+                .concat(),
+            );
+            chat(
+                &cfg,
+                &server,
+                &ca,
+                &[&profile[..], &["login", name]].concat(),
+            );
+        }
+        Self {
+            work,
+            bin,
+            server,
+            ca,
+            cfg,
+        }
+    }
+}
+
 /// A program running on a pseudo-terminal of its own (its session's controlling
 /// terminal), as in a terminal window; its screen's lines arrive on `lines`.
 struct Terminal {
@@ -356,28 +401,13 @@ impl Drop for Terminal {
 /// leaving are shown, and times are in the member's own time zone (`TZ`).
 #[tokio::test]
 async fn chat_listen_in_a_terminal_names_each_conversation_and_shows_who_joins_and_leaves() {
-    let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_custodia"));
-    let server = ProcessServer::start(&bin, &data, None, &work.path().join("log"));
-    let ca = data.join("tls/ca.pem");
-    let cfg = work.path().join("cfg");
-    let c = |args: &[&str]| chat(&cfg, &server, &ca, args);
-    for name in ["alice", "bob", "carol"] {
-        c(&[
-            "--profile",
-            name,
-            "register",
-            name,
-            "--date-of-birth",
-            ADULT_DOB,
-        ]);
-        c(&["--profile", name, "login", name]);
-    }
+    let m = Members::start(&["alice", "bob", "carol"]);
+    let (bin, server, ca, cfg) = (&m.bin, &m.server, &m.ca, &m.cfg);
+    let c = |args: &[&str]| chat(cfg, server, ca, args);
 
     // bob listens in a terminal 5 h 30 min east of UTC.
     let term = Terminal::run(
-        &bin,
+        bin,
         &["chat", "--profile", "bob", "listen"],
         &[
             ("TZ", "XST-05:30".as_ref()),
@@ -784,24 +814,9 @@ async fn a_member_exports_their_data_as_a_streamed_zip_of_their_conversations_on
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
     let filler = if messages_sent >= 100_000 { 4 } else { 38 };
-    let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_custodia"));
-    let server = ProcessServer::start(&bin, &data, None, &work.path().join("log"));
-    let ca = data.join("tls/ca.pem");
-    let cfg = work.path().join("cfg");
-    let c = |args: &[&str]| chat(&cfg, &server, &ca, args);
-    for name in ["alice", "bob", "carol"] {
-        c(&[
-            "--profile",
-            name,
-            "register",
-            name,
-            "--date-of-birth",
-            ADULT_DOB,
-        ]);
-        c(&["--profile", name, "login", name]);
-    }
+    let m = Members::start(&["alice", "bob", "carol"]);
+    let (work, server, ca, cfg) = (&m.work, &m.server, &m.ca, &m.cfg);
+    let c = |args: &[&str]| chat(cfg, server, ca, args);
     c(&[
         "--profile",
         "bob",
