@@ -156,7 +156,8 @@ impl Governance {
                 claimed: m
                     .text
                     .as_ref()
-                    .map(|t| inner.keys.seal_case_text(id, &evidence_label(m.seq), t)),
+                    .map(|t| inner.keys.seal_case_text(id, &evidence_label(m.seq), t))
+                    .transpose()?,
                 verified,
             });
         }
@@ -181,7 +182,9 @@ impl Governance {
             conversation_id: conv,
             reporter: Some(who.user_id),
             category: Some(report.category),
-            comment: comment.map(|c| inner.keys.seal_case_text(id, "comment", &c)),
+            comment: comment
+                .map(|c| inner.keys.seal_case_text(id, "comment", &c))
+                .transpose()?,
             priority: custodia_core::CasePriority::Normal,
             files: Vec::new(),
             reported: seqs.clone(),

@@ -516,7 +516,11 @@ impl Governance {
                 return Err(ServiceError::Rejected("a served document is empty"));
             }
             let sha256: [u8; 32] = sha2::Sha256::digest(&d.bytes).into();
-            sealed.push(self.inner.keys.seal_served_document(id, &sha256, &d.bytes));
+            sealed.push(
+                self.inner
+                    .keys
+                    .seal_served_document(id, &sha256, &d.bytes)?,
+            );
             described.push(ServedDocument {
                 name,
                 media_type,

@@ -52,7 +52,7 @@ impl FrankingKey {
     }
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC takes keys of any length.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
@@ -65,7 +65,7 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 impl KeyService {
     /// The franking of a message with `commitment`: the tag under the current KEK.
     pub(crate) fn franking(&self, ctx: &MessageContext<'_>, commitment: [u8; 32]) -> Franking {
-        let (version, _) = self.keyring.current();
+        let version = self.kek.current();
         Franking {
             commitment,
             tag: self.tag(ctx, &commitment, version).unwrap_or_default(),
@@ -99,11 +99,9 @@ impl KeyService {
         commitment: &[u8; 32],
         kek_version: u32,
     ) -> Result<Vec<u8>, KeyError> {
-        let kek = self
-            .keyring
-            .version(kek_version)
-            .ok_or(KeyError::UnknownKek(kek_version))?;
-        let tag_key = Zeroizing::new(hmac(kek.expose(), &[b"custodia/franking-tag-key/v1"]));
+        let tag_key = self
+            .kek
+            .derive(kek_version, b"custodia/franking-tag-key/v1")?;
         let sent_at = ctx.sent_at.as_millis().to_be_bytes();
         let mac = hmac(
             &tag_key[..],

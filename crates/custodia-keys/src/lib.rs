@@ -6,6 +6,7 @@
 //! KEK (through the `DekStore` seam), and opens bodies only for a named [`Purpose`].
 //!
 //! Layout:
+//! - `kek` — [`KekProvider`], the seam to where KEKs live (the keyring, a PKCS#11 token).
 //! - `keyring` — the KEK file on disk (mode 0600, optionally passphrase-wrapped).
 //! - `aead` — XChaCha20-Poly1305 sealing with associated data; the key types.
 //! - `service` — [`KeyService`]: seal, open, the DEK cache.
@@ -17,6 +18,7 @@
 mod aead;
 mod attachments;
 mod franking;
+mod kek;
 mod keyring;
 mod logged;
 mod service;
@@ -24,6 +26,7 @@ mod totp;
 
 pub use attachments::{AttachmentContext, SealedAttachment};
 pub use franking::FrankingKey;
+pub use kek::KekProvider;
 pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
 pub use logged::{LogAuthority, LoggedAccess};
 pub use service::{

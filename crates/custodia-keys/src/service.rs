@@ -12,7 +12,7 @@ use custodia_store::{DekStore, Franking, SealedBody, StoreError, WrappedDek};
 use lru::LruCache;
 use zeroize::Zeroizing;
 
-use crate::Keyring;
+use crate::KekProvider;
 use crate::LoggedAccess;
 use crate::aead::SecretKey;
 use crate::franking::FrankingKey;
@@ -118,7 +118,8 @@ struct Cached {
 /// The key service. Holds the keyring and a bounded cache of unwrapped DEKs.
 pub struct KeyService {
     pub(crate) deployment: DeploymentId,
-    pub(crate) keyring: Keyring,
+    /// Where the KEKs are: the keyring, or a PKCS#11 token.
+    pub(crate) kek: Box<dyn KekProvider>,
     store: Arc<dyn DekStore>,
     clock: Arc<dyn Clock>,
     max_age: Duration,
@@ -134,14 +135,14 @@ impl KeyService {
     /// A key service for one deployment.
     pub fn new(
         deployment: DeploymentId,
-        keyring: Keyring,
+        kek: impl KekProvider + 'static,
         store: Arc<dyn DekStore>,
         clock: Arc<dyn Clock>,
         limits: CacheLimits,
     ) -> Self {
         Self {
             deployment,
-            keyring,
+            kek: Box::new(kek),
             store,
             clock,
             max_age: limits.max_age,
@@ -250,7 +251,12 @@ impl KeyService {
 
     /// Seals a text a reporter gave (a comment, a reported message) under the current KEK,
     /// bound to its case and `label`, so it cannot be moved to another case or field.
-    pub fn seal_case_text(&self, case: CaseId, label: &str, text: &str) -> SealedBody {
+    pub fn seal_case_text(
+        &self,
+        case: CaseId,
+        label: &str,
+        text: &str,
+    ) -> Result<SealedBody, KeyError> {
         self.seal_under_kek(text.as_bytes(), |v| self.case_aad(case, label, v))
     }
 
@@ -272,7 +278,7 @@ impl KeyService {
         request: LegalRequestId,
         sha256: &[u8; 32],
         document: &[u8],
-    ) -> SealedBody {
+    ) -> Result<SealedBody, KeyError> {
         self.seal_under_kek(document, |v| self.document_aad(request, sha256, v))
     }
 
@@ -303,11 +309,15 @@ impl KeyService {
 
     /// Seals `plaintext` directly under the current KEK (version first), with the
     /// associated data `aad` makes for that version.
-    fn seal_under_kek(&self, plaintext: &[u8], aad: impl Fn(u32) -> Vec<u8>) -> SealedBody {
-        let (version, kek) = self.keyring.current();
+    fn seal_under_kek(
+        &self,
+        plaintext: &[u8],
+        aad: impl Fn(u32) -> Vec<u8>,
+    ) -> Result<SealedBody, KeyError> {
+        let version = self.kek.current();
         let mut out = version.to_be_bytes().to_vec();
-        out.extend_from_slice(&kek.seal(plaintext, &aad(version)));
-        SealedBody(out)
+        out.extend_from_slice(&self.kek.seal(version, plaintext, &aad(version))?);
+        Ok(SealedBody(out))
     }
 
     /// Opens what [`Self::seal_under_kek`] sealed.
@@ -321,11 +331,7 @@ impl KeyService {
             .split_first_chunk::<4>()
             .ok_or(KeyError::Unreadable)?;
         let version = u32::from_be_bytes(*version);
-        let kek = self
-            .keyring
-            .version(version)
-            .ok_or(KeyError::UnknownKek(version))?;
-        kek.open(rest, &aad(version)).ok_or(KeyError::Unreadable)
+        self.kek.open(version, rest, &aad(version))
     }
 
     fn case_aad(&self, case: CaseId, label: &str, kek_version: u32) -> Vec<u8> {
@@ -361,8 +367,10 @@ impl KeyService {
             Some(w) => w,
             None if create => {
                 let fresh = SecretKey::generate();
-                let (version, kek) = self.keyring.current();
-                let bytes = kek.seal(fresh.expose(), &self.dek_aad(conv, epoch, version));
+                let version = self.kek.current();
+                let bytes =
+                    self.kek
+                        .seal(version, fresh.expose(), &self.dek_aad(conv, epoch, version))?;
                 // If another writer raced us, the stored key wins and ours is dropped.
                 self.store
                     .put_wrapped_dek(
@@ -377,16 +385,11 @@ impl KeyService {
             }
             None => return Err(KeyError::NoKey),
         };
-        let kek = self
-            .keyring
-            .version(wrapped.kek_version)
-            .ok_or(KeyError::UnknownKek(wrapped.kek_version))?;
-        let raw = kek
-            .open(
-                &wrapped.bytes,
-                &self.dek_aad(conv, epoch, wrapped.kek_version),
-            )
-            .ok_or(KeyError::Unreadable)?;
+        let raw = self.kek.open(
+            wrapped.kek_version,
+            &wrapped.bytes,
+            &self.dek_aad(conv, epoch, wrapped.kek_version),
+        )?;
         let dek = Arc::new(SecretKey::from_slice(&raw).ok_or(KeyError::Unreadable)?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.put(

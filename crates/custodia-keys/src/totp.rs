@@ -27,8 +27,10 @@ impl KeyService {
         let uri = totp(raw, account)?
             .to_url()
             .map_err(|_| KeyError::Totp("the account name cannot be put in a TOTP URI"))?;
-        let (version, kek) = self.keyring.current();
-        let bytes = kek.seal(raw, &self.totp_aad(staff, version));
+        let version = self.kek.current();
+        let bytes = self
+            .kek
+            .seal(version, raw, &self.totp_aad(staff, version))?;
         Ok((
             SealedTotp {
                 kek_version: version,
@@ -47,13 +49,11 @@ impl KeyService {
         code: &str,
         now: Timestamp,
     ) -> Result<Option<u64>, KeyError> {
-        let kek = self
-            .keyring
-            .version(sealed.kek_version)
-            .ok_or(KeyError::UnknownKek(sealed.kek_version))?;
-        let raw = kek
-            .open(&sealed.bytes, &self.totp_aad(staff, sealed.kek_version))
-            .ok_or(KeyError::Unreadable)?;
+        let raw = self.kek.open(
+            sealed.kek_version,
+            &sealed.bytes,
+            &self.totp_aad(staff, sealed.kek_version),
+        )?;
         let secs = u64::try_from(now.as_millis() / 1000).unwrap_or(0);
         Ok(totp(&raw, "staff")?.check(code.trim(), secs))
     }
