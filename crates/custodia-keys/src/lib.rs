@@ -8,6 +8,7 @@
 //! Layout:
 //! - `kek` — [`KekProvider`], the seam to where KEKs live (the keyring, a PKCS#11 token).
 //! - `keyring` — the KEK file on disk (mode 0600, optionally passphrase-wrapped).
+//! - `pkcs11` — KEKs in a PKCS#11 token (an HSM), used in place, never extractable.
 //! - `aead` — XChaCha20-Poly1305 sealing with associated data; the key types.
 //! - `service` — [`KeyService`]: seal, open, the DEK cache.
 //! - `totp` — staff TOTP secrets, sealed under the KEK and checked here.
@@ -21,6 +22,7 @@ mod franking;
 mod kek;
 mod keyring;
 mod logged;
+mod pkcs11;
 mod service;
 mod totp;
 
@@ -29,6 +31,7 @@ pub use franking::FrankingKey;
 pub use kek::KekProvider;
 pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
 pub use logged::{LogAuthority, LoggedAccess};
+pub use pkcs11::{Pkcs11Config, Pkcs11Kek};
 pub use service::{
     CacheLimits, KeyError, KeyService, MessageContext, Opened, Purpose, SealedMessage,
 };

@@ -96,6 +96,9 @@ pub enum KeyError {
     /// The DEK was wrapped by a KEK version this keyring does not hold.
     #[error("data key wrapped by unknown KEK version {0}")]
     UnknownKek(u32),
+    /// The PKCS#11 token holding the KEKs failed or refused (its words, never a key).
+    #[error("KEK token: {0}")]
+    Token(String),
     /// A TOTP secret could not be made or used.
     #[error("TOTP: {0}")]
     Totp(&'static str),

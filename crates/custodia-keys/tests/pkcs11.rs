@@ -1,0 +1,123 @@
+//! The PKCS#11 KEK provider against a real token: SoftHSM2 (Debian's `softhsm2`, which
+//! `.ci/run` installs), each test on a token of its own, deleted afterwards.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use custodia_keys::{KekProvider, KeyError, Pkcs11Config, Pkcs11Kek};
+use zeroize::Zeroizing;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const PIN: &str = "4711-user-pin";
+
+/// A fresh SoftHSM2 token, deleted when dropped.
+struct Token(String);
+
+impl Token {
+    fn new(name: &str) -> Self {
+        let label = format!("{name}-{}", std::process::id());
+        let made = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", &label])
+            .args(["--pin", PIN, "--so-pin", "4711-so-pin"])
+            .output()
+            .expect("softhsm2-util (apt-get install -y softhsm2; .ci/run installs it)");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        Self(label)
+    }
+
+    fn config(&self) -> Pkcs11Config {
+        Pkcs11Config {
+            module: PathBuf::from(MODULE),
+            token: self.0.clone(),
+            pin: Zeroizing::new(PIN.to_owned()),
+            key_label: "custodia-kek".into(),
+        }
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        let _ = Command::new("softhsm2-util")
+            .args(["--delete-token", "--token", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn a_token_seals_opens_and_derives_with_keys_it_made_and_keeps() {
+    let token = Token::new("kek-roundtrip");
+    let (kek, created) = Pkcs11Kek::open(&token.config()).unwrap();
+    assert!(created, "an empty token gets version 1");
+    assert_eq!(kek.current(), 1);
+
+    let sealed = kek.seal(1, b"a data key", b"bound to this").unwrap();
+    assert_eq!(
+        &kek.open(1, &sealed, b"bound to this").unwrap()[..],
+        b"a data key"
+    );
+    assert_ne!(
+        kek.seal(1, b"a data key", b"bound to this").unwrap(),
+        sealed,
+        "a fresh nonce each time"
+    );
+    assert!(matches!(
+        kek.open(1, &sealed, b"bound to that"),
+        Err(KeyError::Unreadable)
+    ));
+    let mut flipped = sealed.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(matches!(
+        kek.open(1, &flipped, b"bound to this"),
+        Err(KeyError::Unreadable)
+    ));
+    assert!(matches!(
+        kek.open(2, &sealed, b"bound to this"),
+        Err(KeyError::UnknownKek(2))
+    ));
+
+    let derived = kek.derive(1, b"custodia/franking-tag-key/v1").unwrap();
+    assert_eq!(
+        *derived,
+        *kek.derive(1, b"custodia/franking-tag-key/v1").unwrap()
+    );
+    assert_ne!(*derived, *kek.derive(1, b"another use").unwrap());
+    drop(kek);
+
+    // The keys stay in the token: a new session finds them and opens what was sealed.
+    let (again, created) = Pkcs11Kek::open(&token.config()).unwrap();
+    assert!(!created);
+    assert_eq!(
+        &again.open(1, &sealed, b"bound to this").unwrap()[..],
+        b"a data key"
+    );
+    assert_eq!(
+        *again.derive(1, b"custodia/franking-tag-key/v1").unwrap(),
+        *derived
+    );
+}
+
+#[test]
+fn a_wrong_pin_or_token_is_refused_with_what_to_check() {
+    let token = Token::new("kek-refusals");
+    let mut wrong = token.config();
+    wrong.pin = Zeroizing::new("not the pin".into());
+    let Err(KeyError::Token(why)) = Pkcs11Kek::open(&wrong) else {
+        panic!("a wrong PIN must be refused")
+    };
+    assert!(why.contains("check the PIN"), "{why}");
+    assert!(
+        !why.contains("not the pin"),
+        "the PIN is never repeated: {why}"
+    );
+    let mut missing = token.config();
+    missing.token = "no-such-token".into();
+    let Err(KeyError::Token(why)) = Pkcs11Kek::open(&missing) else {
+        panic!("a missing token must be refused")
+    };
+    assert!(why.contains("no token labelled"), "{why}");
+}
