@@ -47,3 +47,26 @@ impl KekProvider for Keyring {
         Ok(Zeroizing::new(hmac(kek.expose(), &[label])))
     }
 }
+
+impl<T: KekProvider + ?Sized> KekProvider for Box<T> {
+    fn current(&self) -> u32 {
+        (**self).current()
+    }
+
+    fn seal(&self, version: u32, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, KeyError> {
+        (**self).seal(version, plaintext, aad)
+    }
+
+    fn open(
+        &self,
+        version: u32,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        (**self).open(version, sealed, aad)
+    }
+
+    fn derive(&self, version: u32, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        (**self).derive(version, label)
+    }
+}

@@ -133,6 +133,22 @@ pub struct RawConfig {
     /// with one; afterwards it must always be given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring_passphrase: Option<String>,
+    /// A PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so): the KEKs then live in
+    /// that token, used in place and never extractable, instead of the keyring file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token holding the KEKs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_token_label: Option<String>,
+    /// The token's user PIN (better: `pkcs11_pin_file`, or CUSTODIA_PKCS11_PIN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_pin: Option<String>,
+    /// A file holding the token's user PIN (its first line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// The prefix of the KEK objects' labels in the token (`LABEL-v1`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_key_label: Option<String>,
     /// Most data keys held unwrapped in memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dek_cache_capacity: Option<usize>,
@@ -351,9 +367,11 @@ impl RawConfig {
             if key.ends_with("_url") {
                 shown = hide_credentials(&shown);
             }
-            if ["passphrase", "password", "secret", "token"]
+            if ["passphrase", "password", "secret"]
                 .iter()
                 .any(|s| key.contains(s))
+                || key.ends_with("_pin")
+                || key.ends_with("_token")
             {
                 shown = "\"***\"".into();
             }
@@ -396,6 +414,11 @@ impl RawConfig {
                 _ => EpochKind::Month,
             }),
             keyring_passphrase: None,
+            pkcs11_module: None,
+            pkcs11_token_label: None,
+            pkcs11_pin: None,
+            pkcs11_pin_file: None,
+            pkcs11_key_label: Some("custodia-kek".into()),
             dek_cache_capacity: Some(10_000),
             dek_cache_max_age_secs: Some(300),
             max_group_members: Some(service.max_group_members),
@@ -662,6 +685,40 @@ impl RawConfig {
         if matches!(&s.keyring_passphrase, Some(p) if p.is_empty()) {
             bail!("keyring_passphrase is set but empty; unset it or give a passphrase");
         }
+        let pkcs11 = match s.pkcs11_module {
+            None => None,
+            Some(module) => {
+                let token = s.pkcs11_token_label.filter(|t| !t.is_empty()).context(
+                    "pkcs11_module is set: set pkcs11_token_label to the token holding the KEKs",
+                )?;
+                let pin = match (s.pkcs11_pin, s.pkcs11_pin_file) {
+                    (Some(_), Some(_)) => {
+                        bail!("set pkcs11_pin or pkcs11_pin_file, not both")
+                    }
+                    (Some(p), None) => p,
+                    (None, Some(f)) => std::fs::read_to_string(&f)
+                        .with_context(|| format!("pkcs11_pin_file: reading {}", f.display()))?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    (None, None) => bail!(
+                        "pkcs11_module is set: give the token's PIN in pkcs11_pin_file or CUSTODIA_PKCS11_PIN"
+                    ),
+                };
+                if s.keyring_passphrase.is_some() {
+                    bail!(
+                        "keyring_passphrase is for the keyring file; with pkcs11_module there is none"
+                    );
+                }
+                Some(custodia_keys::Pkcs11Config {
+                    module,
+                    token,
+                    pin: zeroize::Zeroizing::new(pin),
+                    key_label: s.pkcs11_key_label.unwrap_or_else(|| "custodia-kek".into()),
+                })
+            }
+        };
         let data_dir = given(s.data_dir, "data_dir")?;
         let tls = match (s.tls_cert, s.tls_key) {
             (Some(cert), Some(key)) => {
@@ -693,6 +750,7 @@ impl RawConfig {
             },
             log_origin,
             keyring_passphrase: s.keyring_passphrase.map(KeyringPassphrase::new),
+            pkcs11,
             dek_cache: CacheLimits { capacity, max_age },
             service: ServiceConfig {
                 epoch,
@@ -815,6 +873,8 @@ pub struct Config {
     pub log_origin: Option<String>,
     /// Keyring passphrase, if any.
     pub keyring_passphrase: Option<KeyringPassphrase>,
+    /// The PKCS#11 token holding the KEKs, if they are not in the keyring file.
+    pub pkcs11: Option<custodia_keys::Pkcs11Config>,
     /// DEK cache bounds.
     pub dek_cache: CacheLimits,
     /// Service tunables.
@@ -849,6 +909,13 @@ impl fmt::Debug for Config {
             .field(
                 "keyring_passphrase",
                 &self.keyring_passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "pkcs11",
+                &self
+                    .pkcs11
+                    .as_ref()
+                    .map(|p| (&p.module, &p.token, &p.key_label, "pin <redacted>")),
             )
             .field("dek_cache", &self.dek_cache)
             .field("service", &self.service)

@@ -245,9 +245,21 @@ fn open_core(
     storage: &custodia_store::Storage,
     clock: Arc<dyn custodia_core::Clock>,
 ) -> anyhow::Result<Core> {
-    let (keyring, first_start) =
-        Keyring::load_or_create(&dir.keyring(), config.keyring_passphrase.as_ref())
-            .context("opening the keyring")?;
+    // The KEKs: in the PKCS#11 token when one is configured (no keyring file then),
+    // else in the data directory's keyring.
+    let (kek, first_start): (Box<dyn custodia_keys::KekProvider>, bool) = match &config.pkcs11 {
+        Some(token) => {
+            let (kek, created) = custodia_keys::Pkcs11Kek::open(token)
+                .map_err(|e| anyhow::anyhow!("opening the KEK token: {e}"))?;
+            (Box::new(kek), created)
+        }
+        None => {
+            let (keyring, created) =
+                Keyring::load_or_create(&dir.keyring(), config.keyring_passphrase.as_ref())
+                    .context("opening the keyring")?;
+            (Box::new(keyring), created)
+        }
+    };
     let deployment = dir.deployment_id()?;
     // The log's origin: as configured, or the one its key has had since the log began,
     // or for a new log the auditor listener's scheme-less URL prefix (c2sp.org/tlog-tiles).
@@ -280,7 +292,7 @@ fn open_core(
     let keys = Arc::new(
         KeyService::new(
             deployment,
-            keyring,
+            kek,
             storage.deks.clone(),
             clock,
             config.dek_cache,

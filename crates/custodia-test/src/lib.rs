@@ -115,6 +115,56 @@ pub struct TestServer {
     running: Option<Running>,
     url: String,
     ca: Vec<u8>,
+    /// The SoftHSM2 token holding the KEKs (`CUSTODIA_TEST_KEK=pkcs11`); deleted after
+    /// the server is gone.
+    _token: Option<SoftToken>,
+}
+
+/// A fresh SoftHSM2 token (Debian's `softhsm2`), deleted when dropped.
+pub struct SoftToken {
+    /// Its label.
+    pub label: String,
+}
+
+/// SoftHSM2's PKCS#11 module.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// The user PIN of every [`SoftToken`].
+pub const SOFTHSM_PIN: &str = "4711-user-pin";
+
+impl SoftToken {
+    /// Initialises a token labelled after `name` and this process.
+    pub fn new(name: &str) -> Self {
+        let label = format!("{name}-{}", std::process::id());
+        let made = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", &label])
+            .args(["--pin", SOFTHSM_PIN, "--so-pin", "4711-so-pin"])
+            .output()
+            .expect("softhsm2-util (apt-get install -y softhsm2; .ci/run installs it)");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        Self { label }
+    }
+
+    /// `config` with its KEKs in this token.
+    pub fn configure(&self, config: RawConfig) -> RawConfig {
+        RawConfig {
+            pkcs11_module: Some(SOFTHSM_MODULE.into()),
+            pkcs11_token_label: Some(self.label.clone()),
+            pkcs11_pin: Some(SOFTHSM_PIN.into()),
+            ..config
+        }
+    }
+}
+
+impl Drop for SoftToken {
+    fn drop(&mut self) {
+        let _ = Command::new("softhsm2-util")
+            .args(["--delete-token", "--token", &self.label])
+            .output();
+    }
 }
 
 impl TestServer {
@@ -128,6 +178,14 @@ impl TestServer {
     /// (`staff_decide_after_hours = 0`, see `boot`). The founding staff enrol with
     /// [`PASSWORD`].
     pub async fn start_with(config: RawConfig) -> Self {
+        // The suites run again with their KEKs in SoftHSM2 (`CUSTODIA_TEST_KEK=pkcs11`).
+        let (config, token) = match std::env::var("CUSTODIA_TEST_KEK").as_deref() {
+            Ok("pkcs11") if config.pkcs11_module.is_none() => {
+                let token = SoftToken::new("custodia-test");
+                (token.configure(config), Some(token))
+            }
+            _ => (config, None),
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = std::sync::Arc::new(TestClock::default());
         let mut running = boot(dir.path(), "127.0.0.1:0", &config, &clock).await;
@@ -147,6 +205,7 @@ impl TestServer {
             running: Some(running),
             url,
             ca,
+            _token: token,
         }
     }
 
@@ -168,7 +227,11 @@ impl TestServer {
     /// Starts a stopped server again on its data directory (on a fresh port), with
     /// `config` from now on.
     pub async fn restart_fresh_with(&mut self, config: RawConfig) {
-        self.config = config;
+        // The KEKs stay in the same token.
+        self.config = match &self._token {
+            Some(token) => token.configure(config),
+            None => config,
+        };
         self.restart_fresh().await;
     }
 

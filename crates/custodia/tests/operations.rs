@@ -906,3 +906,48 @@ async fn a_member_exports_their_data_as_a_streamed_zip_of_their_conversations_on
     );
     eprintln!("export: {json} bytes of JSON, server peak grew {grown} bytes");
 }
+
+/// With `pkcs11_module`, the KEKs live in the token (SoftHSM2 here): the data directory
+/// holds no keyring, messages and staff sign-in work across a restart, and a wrong PIN
+/// stops the server with an error that says what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_kek_in_a_token_the_data_directory_holds_no_key_encryption_key() {
+    let token = custodia_test::SoftToken::new("custodia-ops");
+    let mut server = TestServer::start_with(token.configure(Default::default())).await;
+    assert!(
+        !server.data_dir().join("keyring").exists(),
+        "no keyring file: the KEKs are in the token"
+    );
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let chat = alice.open_direct("bob").await.unwrap().id;
+    alice
+        .send(chat, "k1", "sealed by the token's KEK")
+        .await
+        .unwrap();
+    server.admin().await;
+    server.restart().await;
+    let bob = server.login("bob").await;
+    let seen = bob.full_history(chat).await.unwrap();
+    assert_eq!(seen[0].body.as_deref(), Some("sealed by the token's KEK"));
+
+    server.stop().await;
+    let wrong = custodia_server::RawConfig {
+        pkcs11_pin: Some("not the pin".into()),
+        ..token.configure(Default::default())
+    };
+    let refused = custodia_server::start(
+        custodia_server::RawConfig {
+            data_dir: Some(server.data_dir().to_owned()),
+            listen: Some("127.0.0.1:0".into()),
+            audit_listen: Some("127.0.0.1:0".into()),
+            staff_listen: Some("127.0.0.1:0".into()),
+            ..wrong
+        }
+        .validate()
+        .unwrap(),
+    )
+    .await;
+    let why = format!("{:#}", refused.err().expect("a wrong PIN stops the start"));
+    assert!(why.contains("check the PIN"), "{why}");
+}
