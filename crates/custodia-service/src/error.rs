@@ -58,6 +58,9 @@ impl From<KeyError> for ServiceError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Store(s) => s.into(),
+            // The HSM holding the KEKs is down or refuses: an outage (503, retry
+            // elsewhere), as a lost database is, not a bug.
+            KeyError::Token(why) => Self::Unavailable(format!("the KEK token: {why}")),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -65,3 +68,20 @@ impl From<KeyError> for ServiceError {
 
 /// Result of a service call.
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_outage_is_unavailable_and_a_broken_seal_is_internal() {
+        assert!(matches!(
+            ServiceError::from(KeyError::Token("session closed".into())),
+            ServiceError::Unavailable(why) if why.contains("KEK token")
+        ));
+        assert!(matches!(
+            ServiceError::from(KeyError::Unreadable),
+            ServiceError::Internal(_)
+        ));
+    }
+}
