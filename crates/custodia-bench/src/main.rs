@@ -2,7 +2,7 @@
 //! `cargo run --release -p custodia-bench -- <command> …`.
 
 use clap::{Parser, Subcommand};
-use custodia_bench::{disclosure, load, log, safety, staff};
+use custodia_bench::{disclosure, kek, load, log, safety, staff};
 use custodia_client::chat::{ServerArgs, client_for};
 
 #[derive(Parser)]
@@ -33,6 +33,8 @@ enum Command {
     Staff(staff::StaffBenchArgs),
     /// Building and verifying a disclosure package on an in-process server.
     Disclosure(disclosure::DisclosureBenchArgs),
+    /// Sealing and opening data keys under the keyring's KEK and a PKCS#11 token's.
+    Kek(kek::KekBenchArgs),
 }
 
 #[tokio::main]
@@ -43,5 +45,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Safety(args) => safety::run(args).await,
         Command::Staff(args) => staff::run(args).await,
         Command::Disclosure(args) => disclosure::run(args).await,
+        Command::Kek(args) => kek::run(args).await,
     }
 }
