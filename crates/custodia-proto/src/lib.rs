@@ -24,8 +24,22 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// `Debug` for a request that carries a secret: only the named fields are shown, so a
+/// password never reaches a log or a panic message.
+macro_rules! debug_showing {
+    ($ty:ident: $($field:ident),*) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 /// `POST /v1/accounts`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RegisterRequest {
     /// 3–32 of `a-z 0-9 _ . -`.
     pub username: String,
@@ -44,8 +58,10 @@ pub struct Account {
     pub username: String,
 }
 
+debug_showing!(RegisterRequest: username, date_of_birth);
+
 /// `POST /v1/sessions`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct LoginRequest {
     /// Name.
     pub username: String,
@@ -55,6 +71,8 @@ pub struct LoginRequest {
     #[serde(default)]
     pub device: Option<String>,
 }
+
+debug_showing!(LoginRequest: username, device);
 
 /// A new session; the token is shown only here.
 #[derive(Clone, Serialize, Deserialize)]
@@ -357,12 +375,14 @@ pub struct ExportProfile {
 }
 
 /// `DELETE /v1/me`: closing one's own account.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloseAccount {
     /// The account's password (the bearer token alone does not close an account).
     pub password: String,
 }
+
+debug_showing!(CloseAccount:);
 
 /// What closing an account did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -510,4 +530,42 @@ pub struct Attachment {
     pub content_type: String,
     /// When.
     pub created_at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carrying_a_password_never_show_it() {
+        let secret = "correct horse battery staple";
+        let shown = [
+            format!(
+                "{:?}",
+                RegisterRequest {
+                    username: "alice".into(),
+                    password: secret.into(),
+                    date_of_birth: "1990-01-01".into(),
+                }
+            ),
+            format!(
+                "{:?}",
+                LoginRequest {
+                    username: "alice".into(),
+                    password: secret.into(),
+                    device: None,
+                }
+            ),
+            format!(
+                "{:?}",
+                CloseAccount {
+                    password: secret.into(),
+                }
+            ),
+        ];
+        for s in &shown {
+            assert!(!s.contains(secret), "{s}");
+        }
+        assert!(shown[1].contains("alice"), "{}", shown[1]);
+    }
 }
