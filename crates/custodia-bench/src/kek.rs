@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use clap::Args;
-use custodia_keys::{KekProvider, Keyring, Pkcs11Config, Pkcs11Kek};
+use custodia_keys::{KekProvider, Keyring, Pkcs11Kek};
 
 /// `custodia-bench kek` options.
 #[derive(Args, Debug, Clone)]
@@ -24,12 +24,7 @@ pub async fn run(args: KekBenchArgs) -> anyhow::Result<()> {
     drop(keyring);
 
     let token = custodia_test::SoftToken::new("custodia-bench-kek");
-    let (hsm, _) = Pkcs11Kek::open(&Pkcs11Config {
-        module: custodia_test::SOFTHSM_MODULE.into(),
-        token: token.label.clone(),
-        pin: zeroize::Zeroizing::new(custodia_test::SOFTHSM_PIN.into()),
-        key_label: "custodia-kek".into(),
-    })?;
+    let (hsm, _) = Pkcs11Kek::open(&token.pkcs11_config())?;
     report("PKCS#11 (SoftHSM2)", &hsm, args.ops)?;
     Ok(())
 }

@@ -368,15 +368,7 @@ pub fn encrypt(recipient: &age::x25519::Recipient, archive: &[u8]) -> Vec<u8> {
 /// Decrypts an age-encrypted package with the identities in `identity_file` (the text of
 /// an age identity file: `AGE-SECRET-KEY-1…` lines, `#` comments).
 pub fn decrypt(identity_file: &str, encrypted: &[u8]) -> Result<Vec<u8>, AgeError> {
-    let identities: Vec<age::x25519::Identity> = identity_file
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.parse().ok())
-        .collect();
-    if identities.is_empty() {
-        return Err(AgeError::NoIdentity);
-    }
+    let identities = identities(identity_file)?;
     let decryptor = age::Decryptor::new(encrypted).map_err(|e| AgeError::Decrypt(e.to_string()))?;
     let mut reader = decryptor
         .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
@@ -386,6 +378,21 @@ pub fn decrypt(identity_file: &str, encrypted: &[u8]) -> Result<Vec<u8>, AgeErro
         .read_to_end(&mut out)
         .map_err(|e| AgeError::Decrypt(e.to_string()))?;
     Ok(out)
+}
+
+/// The X25519 identities of an age identity file's text (`AGE-SECRET-KEY-1…` lines, `#`
+/// comments); an error if it holds none.
+pub fn identities(identity_file: &str) -> Result<Vec<age::x25519::Identity>, AgeError> {
+    let found: Vec<age::x25519::Identity> = identity_file
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    if found.is_empty() {
+        return Err(AgeError::NoIdentity);
+    }
+    Ok(found)
 }
 
 /// Whether `bytes` start like an age file.

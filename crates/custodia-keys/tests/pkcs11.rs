@@ -1,56 +1,14 @@
 //! The PKCS#11 KEK provider against a real token: SoftHSM2 (Debian's `softhsm2`, which
 //! `.ci/run` installs), each test on a token of its own, deleted afterwards.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use custodia_keys::{KekProvider, KeyError, Pkcs11Config, Pkcs11Kek};
+use custodia_keys::{KekProvider, KeyError, Pkcs11Kek};
+use custodia_test::SoftToken as Token;
 use zeroize::Zeroizing;
-
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const PIN: &str = "4711-user-pin";
-
-/// A fresh SoftHSM2 token, deleted when dropped.
-struct Token(String);
-
-impl Token {
-    fn new(name: &str) -> Self {
-        let label = format!("{name}-{}", std::process::id());
-        let made = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", &label])
-            .args(["--pin", PIN, "--so-pin", "4711-so-pin"])
-            .output()
-            .expect("softhsm2-util (apt-get install -y softhsm2; .ci/run installs it)");
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        Self(label)
-    }
-
-    fn config(&self) -> Pkcs11Config {
-        Pkcs11Config {
-            module: PathBuf::from(MODULE),
-            token: self.0.clone(),
-            pin: Zeroizing::new(PIN.to_owned()),
-            key_label: "custodia-kek".into(),
-        }
-    }
-}
-
-impl Drop for Token {
-    fn drop(&mut self) {
-        let _ = Command::new("softhsm2-util")
-            .args(["--delete-token", "--token", &self.0])
-            .output();
-    }
-}
 
 #[test]
 fn a_token_seals_opens_and_derives_with_keys_it_made_and_keeps() {
     let token = Token::new("kek-roundtrip");
-    let (kek, created) = Pkcs11Kek::open(&token.config()).unwrap();
+    let (kek, created) = Pkcs11Kek::open(&token.pkcs11_config()).unwrap();
     assert!(created, "an empty token gets version 1");
     assert_eq!(kek.current(), 1);
 
@@ -89,7 +47,7 @@ fn a_token_seals_opens_and_derives_with_keys_it_made_and_keeps() {
     drop(kek);
 
     // The keys stay in the token: a new session finds them and opens what was sealed.
-    let (again, created) = Pkcs11Kek::open(&token.config()).unwrap();
+    let (again, created) = Pkcs11Kek::open(&token.pkcs11_config()).unwrap();
     assert!(!created);
     assert_eq!(
         &again.open(1, &sealed, b"bound to this").unwrap()[..],
@@ -104,7 +62,7 @@ fn a_token_seals_opens_and_derives_with_keys_it_made_and_keeps() {
 #[test]
 fn a_wrong_pin_or_token_is_refused_with_what_to_check() {
     let token = Token::new("kek-refusals");
-    let mut wrong = token.config();
+    let mut wrong = token.pkcs11_config();
     wrong.pin = Zeroizing::new("not the pin".into());
     let Err(KeyError::Token(why)) = Pkcs11Kek::open(&wrong) else {
         panic!("a wrong PIN must be refused")
@@ -114,7 +72,7 @@ fn a_wrong_pin_or_token_is_refused_with_what_to_check() {
         !why.contains("not the pin"),
         "the PIN is never repeated: {why}"
     );
-    let mut missing = token.config();
+    let mut missing = token.pkcs11_config();
     missing.token = "no-such-token".into();
     let Err(KeyError::Token(why)) = Pkcs11Kek::open(&missing) else {
         panic!("a missing token must be refused")

@@ -38,9 +38,8 @@ pub fn backup(
     config: Option<&Path>,
     out: &Path,
 ) -> anyhow::Result<BackupSummary> {
-    let recipient: age::x25519::Recipient = recipient.trim().parse().map_err(|e| {
-        anyhow::anyhow!("--recipient must be an age public key (age1…, from age-keygen): {e}")
-    })?;
+    let recipient = custodia_disclosure::recipient(recipient)
+        .map_err(|e| anyhow::anyhow!("--recipient: {e} (age-keygen prints one)"))?;
     if !data_dir.join("keyring").is_file() {
         bail!(
             "{} is not a custodia data directory (it has no keyring): give --data-dir",
@@ -149,18 +148,12 @@ pub fn restore(input: &Path, identity_file: &Path, data_dir: &Path) -> anyhow::R
         fs::read_to_string(identity_file)
             .with_context(|| format!("reading the identity {}", identity_file.display()))?,
     );
-    let identities: Vec<age::x25519::Identity> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.parse().ok())
-        .collect();
-    if identities.is_empty() {
-        bail!(
+    let identities = custodia_disclosure::identities(&text).map_err(|_| {
+        anyhow::anyhow!(
             "{} holds no age identity (AGE-SECRET-KEY-1…)",
             identity_file.display()
-        );
-    }
+        )
+    })?;
     let file = File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let decryptor = age::Decryptor::new_buffered(std::io::BufReader::new(file))
         .map_err(|e| anyhow::anyhow!("{} is not an age-encrypted backup: {e}", input.display()))?;

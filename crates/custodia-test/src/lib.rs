@@ -148,6 +148,16 @@ impl SoftToken {
         Self { label }
     }
 
+    /// The key service's settings for this token.
+    pub fn pkcs11_config(&self) -> custodia_keys::Pkcs11Config {
+        custodia_keys::Pkcs11Config {
+            module: SOFTHSM_MODULE.into(),
+            token: self.label.clone(),
+            pin: zeroize::Zeroizing::new(SOFTHSM_PIN.into()),
+            key_label: "custodia-kek".into(),
+        }
+    }
+
     /// `config` with its KEKs in this token.
     pub fn configure(&self, config: RawConfig) -> RawConfig {
         RawConfig {
