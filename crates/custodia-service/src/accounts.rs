@@ -240,27 +240,40 @@ impl Service {
             .close_account(who.user_id, self.inner.clock.now())
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
-        let fanout = &self.inner.fanout;
+        let fanout = self.inner.fanout.clone();
         for s in sessions {
             fanout.disconnect_session(who.user_id, s.id).await;
         }
+        let mut told = Vec::with_capacity(closure.conversations.len());
         for conversation_id in &closure.conversations {
-            let members = self.member_ids(*conversation_id).await?;
-            for (conv, seq) in closure.deleted.iter().filter(|(c, _)| c == conversation_id) {
-                let event = Event::Deleted {
-                    conversation_id: *conv,
-                    seq: *seq,
-                };
-                fanout.publish(members.clone(), Arc::new(event)).await;
-            }
-            let left = Event::Membership {
-                conversation_id: *conversation_id,
-                user_id: who.user_id,
-                username: who.username.clone(),
-                joined: false,
-            };
-            fanout.publish(members, Arc::new(left)).await;
+            told.push((*conversation_id, self.member_ids(*conversation_id).await?));
         }
+        // Live sessions learn of every deletion in the background: a member with a long
+        // history is answered at once, and fan-out is best effort anyway (a client that
+        // misses an event sees the deletion when it next reads).
+        let mut deleted: std::collections::HashMap<_, Vec<u64>> = std::collections::HashMap::new();
+        for (conversation_id, seq) in &closure.deleted {
+            deleted.entry(*conversation_id).or_default().push(*seq);
+        }
+        let (user_id, username) = (who.user_id, who.username.clone());
+        tokio::spawn(async move {
+            for (conversation_id, members) in told {
+                for seq in deleted.remove(&conversation_id).unwrap_or_default() {
+                    let event = Event::Deleted {
+                        conversation_id,
+                        seq,
+                    };
+                    fanout.publish(members.clone(), Arc::new(event)).await;
+                }
+                let left = Event::Membership {
+                    conversation_id,
+                    user_id,
+                    username: username.clone(),
+                    joined: false,
+                };
+                fanout.publish(members, Arc::new(left)).await;
+            }
+        });
         tracing::info!(
             user = %who.user_id,
             deleted = closure.deleted.len(),
