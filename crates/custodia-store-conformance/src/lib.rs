@@ -73,6 +73,7 @@ pub mod checks {
         groups_refuse_members_beyond_the_limit,
         hash_lists_match_exactly_and_pdq_entries_load_incrementally,
         history_pages_both_ways_and_tombstones_destroy_bodies,
+        kek_sealed_things_are_found_by_version_and_replaced_only_if_unchanged,
         rate_buckets_spend_each_token_once_and_refill,
         retention_shreds_whole_epochs_past_the_cut_off_except_held_ones,
         sessions_are_found_by_token_hash_and_deleted, the_first_wrapped_dek_stored_wins,
@@ -98,6 +99,7 @@ macro_rules! conformance_tests {
             retention_shreds_whole_epochs_past_the_cut_off_except_held_ones,
             closing_an_account_deletes_its_messages_and_data_except_what_a_hold_keeps,
             the_first_wrapped_dek_stored_wins,
+            kek_sealed_things_are_found_by_version_and_replaced_only_if_unchanged,
             a_totp_step_is_used_once,
             a_signal_is_stored_with_its_message_and_kept_until_handled,
             an_enrolment_code_works_once_and_credentials_change_only_when_enrolled,
@@ -1279,4 +1281,230 @@ pub async fn retention_shreds_whole_epochs_past_the_cut_off_except_held_ones(s: 
         );
     }
     assert!(shred().await.is_empty(), "the cut-off's own day stays");
+}
+
+#[doc(hidden)]
+pub async fn kek_sealed_things_are_found_by_version_and_replaced_only_if_unchanged(s: &Storage) {
+    use custodia_store::{KekItem, KekSealedKind, KekStep, KekStepKind, KekUsage};
+    let sealed = |version: u32, fill: u8| {
+        let mut bytes = version.to_be_bytes().to_vec();
+        bytes.extend([fill; 20]);
+        bytes
+    };
+    // 7 data keys under version 1 (more than one batch of 3), 2 under version 2.
+    let conv = ConversationId::new();
+    for (i, version) in [1, 1, 1, 2, 1, 1, 2, 1, 1].into_iter().enumerate() {
+        let epoch = Epoch::from_label(format!("d2026-11-{:02}", i + 1));
+        let dek = WrappedDek {
+            kek_version: version,
+            bytes: vec![u8::try_from(i).unwrap(); 40],
+        };
+        s.deks.put_wrapped_dek(conv, &epoch, dek).await.unwrap();
+    }
+    let staff = StaffRecord {
+        totp: SealedTotp {
+            kek_version: 1,
+            bytes: vec![9; 40],
+        },
+        ..unenrolled("kekstaff", 1, Vec::new())
+    };
+    s.staff.create_staff(staff.clone()).await.unwrap();
+    let u = users(s, &["kek1", "kek2"]).await;
+    let chat = conversation(s, &u, ConversationKind::Direct).await;
+    let case = CaseRecord {
+        id: CaseId::new(),
+        kind: CaseKind::Report,
+        conversation_id: chat,
+        reporter: Some(u[0]),
+        category: None,
+        comment: Some(SealedBody(sealed(1, 7))),
+        reported: vec![2],
+        evidence: vec![
+            custodia_store::EvidenceRecord {
+                seq: 1,
+                sender: u[1],
+                sent_at: T0,
+                claimed: Some(SealedBody(sealed(2, 1))),
+                verified: true,
+            },
+            custodia_store::EvidenceRecord {
+                seq: 2,
+                sender: u[1],
+                sent_at: T0,
+                claimed: Some(SealedBody(sealed(1, 2))),
+                verified: true,
+            },
+            custodia_store::EvidenceRecord {
+                seq: 3,
+                sender: u[1],
+                sent_at: T0,
+                claimed: None,
+                verified: false,
+            },
+        ],
+        scope: (1, 3),
+        reference: None,
+        opened_by: None,
+        nondisclosure_until: None,
+        opened_at: T0,
+        priority: custodia_core::CasePriority::Normal,
+        files: Vec::new(),
+    };
+    s.cases.create_case(case.clone()).await.unwrap();
+
+    let mut usage = s.deks.kek_usage().await.unwrap();
+    usage.sort_by_key(|u| (u.kind, u.version));
+    let u = |kind, version, count| KekUsage {
+        kind,
+        version,
+        count,
+    };
+    assert_eq!(
+        usage,
+        vec![
+            u(KekSealedKind::Dek, 1, 7),
+            u(KekSealedKind::Dek, 2, 2),
+            u(KekSealedKind::Totp, 1, 1),
+            u(KekSealedKind::CaseComment, 1, 1),
+            u(KekSealedKind::Evidence, 1, 1),
+            u(KekSealedKind::Evidence, 2, 1),
+        ],
+        "counted by kind and version; a row without a sealed value is not counted"
+    );
+
+    // Paging through the data keys not under version 2, three at a time, in key order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .deks
+            .kek_sealed_not_under(KekSealedKind::Dek, 2, after.clone(), 3)
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.item.clone());
+        seen.extend(page);
+    }
+    assert_eq!(seen.len(), 7, "every data key under version 1, once");
+    assert!(seen.iter().all(|k| k.sealed.kek_version == 1));
+    let KekItem::Dek { epoch, .. } = &seen[0].item else {
+        panic!("a data key is not a data key: {:?}", seen[0].item)
+    };
+    assert_eq!(epoch.as_str(), "d2026-11-01");
+
+    // Replacing: only while the stored value is the one read.
+    let first = seen[0].clone();
+    let new = WrappedDek {
+        kek_version: 2,
+        bytes: vec![0xAA; 40],
+    };
+    assert!(
+        s.deks
+            .replace_kek_sealed(first.clone(), new.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.deks.replace_kek_sealed(first, new.clone()).await.unwrap(),
+        "a value that changed since it was read is not replaced"
+    );
+    assert_eq!(
+        s.deks
+            .wrapped_dek(conv, &Epoch::from_label("d2026-11-01".into()))
+            .await
+            .unwrap(),
+        Some(new)
+    );
+
+    // The prefixed kinds: the version is the value's first four bytes.
+    let evidence = s
+        .deks
+        .kek_sealed_not_under(KekSealedKind::Evidence, 2, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(
+        evidence[0].item,
+        KekItem::Evidence {
+            case: case.id,
+            seq: 2
+        }
+    );
+    let resealed = WrappedDek {
+        kek_version: 2,
+        bytes: sealed(2, 5),
+    };
+    assert!(
+        s.deks
+            .replace_kek_sealed(evidence[0].clone(), resealed.clone())
+            .await
+            .unwrap()
+    );
+    let totp = s
+        .deks
+        .kek_sealed_not_under(KekSealedKind::Totp, 2, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(totp.len(), 1);
+    assert!(
+        s.deks
+            .replace_kek_sealed(
+                totp[0].clone(),
+                WrappedDek {
+                    kek_version: 2,
+                    bytes: vec![8; 40]
+                }
+            )
+            .await
+            .unwrap()
+    );
+    let stored = s.staff.staff_by_id(staff.id).await.unwrap().unwrap();
+    assert_eq!(stored.totp.kek_version, 2);
+    assert_eq!(stored.totp.bytes, vec![8; 40]);
+    let stored = s.cases.case(case.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.evidence[1].claimed,
+        Some(SealedBody(resealed.bytes)),
+        "the case shows the resealed text"
+    );
+
+    // Steps: each step of each version once; the log index recorded after.
+    let step = |kind, version| KekStep {
+        kind,
+        version,
+        at: T0,
+        detail: "data_keys=7".into(),
+        log_index: None,
+    };
+    assert!(
+        s.deks
+            .add_kek_step(step(KekStepKind::Rotated, 2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.deks
+            .add_kek_step(step(KekStepKind::Rotated, 2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.deks
+            .add_kek_step(step(KekStepKind::Rewrapped, 2))
+            .await
+            .unwrap()
+    );
+    s.deks
+        .kek_step_logged(KekStepKind::Rotated, 2, 41)
+        .await
+        .unwrap();
+    let steps = s.deks.kek_steps().await.unwrap();
+    assert_eq!(steps.len(), 2);
+    let rotated = steps
+        .iter()
+        .find(|s| s.kind == KekStepKind::Rotated)
+        .unwrap();
+    assert_eq!(rotated.log_index, Some(41));
+    assert_eq!(rotated.detail, "data_keys=7");
 }

@@ -16,6 +16,7 @@
 
 mod attachments;
 mod cases;
+mod keks;
 mod limits;
 mod log;
 mod rows;
@@ -948,6 +949,46 @@ impl DekStore for PgStore {
                 })
             })
             .await
+    }
+
+    async fn kek_usage(&self) -> StoreResult<Vec<custodia_store::KekUsage>> {
+        self.pg_kek_usage().await
+    }
+
+    async fn kek_sealed_not_under(
+        &self,
+        kind: custodia_store::KekSealedKind,
+        current: u32,
+        after: Option<custodia_store::KekItem>,
+        limit: u32,
+    ) -> StoreResult<Vec<custodia_store::KekSealed>> {
+        self.pg_kek_sealed_not_under(kind, current, after, limit)
+            .await
+    }
+
+    async fn replace_kek_sealed(
+        &self,
+        old: custodia_store::KekSealed,
+        new: WrappedDek,
+    ) -> StoreResult<bool> {
+        self.pg_replace_kek_sealed(old, new).await
+    }
+
+    async fn add_kek_step(&self, step: custodia_store::KekStep) -> StoreResult<bool> {
+        self.pg_add_kek_step(step).await
+    }
+
+    async fn kek_steps(&self) -> StoreResult<Vec<custodia_store::KekStep>> {
+        self.pg_kek_steps().await
+    }
+
+    async fn kek_step_logged(
+        &self,
+        kind: custodia_store::KekStepKind,
+        version: u32,
+        index: u64,
+    ) -> StoreResult<()> {
+        self.pg_kek_step_logged(kind, version, index).await
     }
 }
 

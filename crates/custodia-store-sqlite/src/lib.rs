@@ -13,6 +13,7 @@
 
 mod attachments;
 mod cases;
+mod keks;
 mod limits;
 mod log;
 mod rows;
@@ -67,6 +68,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0022_legal_documents.sql"),
     include_str!("../migrations/0023_case_priority.sql"),
     include_str!("../migrations/0024_account_closure.sql"),
+    include_str!("../migrations/0025_kek_steps.sql"),
 ];
 /// Read connections (and blocking threads reading) at once.
 const READERS: usize = 4;
@@ -918,6 +920,46 @@ impl DekStore for SqliteStore {
                 .map_err(map_err)
             })
             .await
+    }
+
+    async fn kek_usage(&self) -> StoreResult<Vec<custodia_store::KekUsage>> {
+        self.sqlite_kek_usage().await
+    }
+
+    async fn kek_sealed_not_under(
+        &self,
+        kind: custodia_store::KekSealedKind,
+        current: u32,
+        after: Option<custodia_store::KekItem>,
+        limit: u32,
+    ) -> StoreResult<Vec<custodia_store::KekSealed>> {
+        self.sqlite_kek_sealed_not_under(kind, current, after, limit)
+            .await
+    }
+
+    async fn replace_kek_sealed(
+        &self,
+        old: custodia_store::KekSealed,
+        new: WrappedDek,
+    ) -> StoreResult<bool> {
+        self.sqlite_replace_kek_sealed(old, new).await
+    }
+
+    async fn add_kek_step(&self, step: custodia_store::KekStep) -> StoreResult<bool> {
+        self.sqlite_add_kek_step(step).await
+    }
+
+    async fn kek_steps(&self) -> StoreResult<Vec<custodia_store::KekStep>> {
+        self.sqlite_kek_steps().await
+    }
+
+    async fn kek_step_logged(
+        &self,
+        kind: custodia_store::KekStepKind,
+        version: u32,
+        index: u64,
+    ) -> StoreResult<()> {
+        self.sqlite_kek_step_logged(kind, version, index).await
     }
 }
 

@@ -23,11 +23,12 @@ pub use records::{
     AccessNoticeRecord, AccessRequestRecord, AccountClosure, AddMember, Agency, Appended,
     AttachmentRecord, CaseRecord, ConnectionRecord, ConversationRecord, ConversationSummary,
     DecisionRecord, EvidenceRecord, FlaggedSignal, Franking, HashKind, HashRange, HoldRecord,
-    LegalRequestRecord, LegalReview, LegalTarget, LogAppend, MemberRecord, NewConversation,
-    NewMessage, NondisclosureOrder, NoticeRelease, Officer, PendingSignal, SealedBody, SealedTotp,
-    SeqRange, ServedDocument, SessionRecord, ShreddedEpoch, StaffChangeRecord, StaffEffect,
-    StaffEnrolment, StaffRecord, StaffSessionRecord, StoredMessage, TileHash, TokenHash,
-    UserRecord, WrappedDek, sponsors_from_text, sponsors_to_text,
+    KekItem, KekSealed, KekSealedKind, KekStep, KekStepKind, KekUsage, LegalRequestRecord,
+    LegalReview, LegalTarget, LogAppend, MemberRecord, NewConversation, NewMessage,
+    NondisclosureOrder, NoticeRelease, Officer, PendingSignal, SealedBody, SealedTotp, SeqRange,
+    ServedDocument, SessionRecord, ShreddedEpoch, StaffChangeRecord, StaffEffect, StaffEnrolment,
+    StaffRecord, StaffSessionRecord, StoredMessage, TileHash, TokenHash, UserRecord, WrappedDek,
+    sponsors_from_text, sponsors_to_text,
 };
 pub use throttle::LogThrottle;
 pub use traits::{

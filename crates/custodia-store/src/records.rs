@@ -859,3 +859,157 @@ pub struct HoldRecord {
     /// When and how it ended.
     pub ended: Option<(Timestamp, HoldEnd)>,
 }
+
+/// Where one thing sealed directly under a key-encryption key is kept: what KEK rotation
+/// rewraps, and what retiring a KEK version must find none of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KekItem {
+    /// A conversation epoch's data key (`deks`).
+    Dek {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// A staff member's TOTP secret.
+    Totp {
+        /// The staff member.
+        staff: StaffId,
+    },
+    /// A reporter's comment on a case.
+    CaseComment {
+        /// The case.
+        case: CaseId,
+    },
+    /// A reported message's text as the reporter gave it.
+    Evidence {
+        /// The case.
+        case: CaseId,
+        /// The message's sequence number.
+        seq: u64,
+    },
+    /// A document served with a legal request.
+    Document {
+        /// The request.
+        request: LegalRequestId,
+        /// Its position among the request's documents.
+        position: u32,
+    },
+}
+
+impl KekItem {
+    /// Its kind.
+    pub fn kind(&self) -> KekSealedKind {
+        match self {
+            Self::Dek { .. } => KekSealedKind::Dek,
+            Self::Totp { .. } => KekSealedKind::Totp,
+            Self::CaseComment { .. } => KekSealedKind::CaseComment,
+            Self::Evidence { .. } => KekSealedKind::Evidence,
+            Self::Document { .. } => KekSealedKind::Document,
+        }
+    }
+}
+
+/// The kinds of things sealed directly under a KEK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KekSealedKind {
+    /// Conversation data keys: nearly all of them.
+    Dek,
+    /// Staff TOTP secrets.
+    Totp,
+    /// Reporters' comments.
+    CaseComment,
+    /// Reported messages' texts.
+    Evidence,
+    /// Documents served with legal requests.
+    Document,
+}
+
+impl KekSealedKind {
+    /// Every kind, data keys first.
+    pub const ALL: [Self; 5] = [
+        Self::Dek,
+        Self::Totp,
+        Self::CaseComment,
+        Self::Evidence,
+        Self::Document,
+    ];
+
+    /// Its name in progress reports and log entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dek => "data keys",
+            Self::Totp => "staff TOTP secrets",
+            Self::CaseComment => "case comments",
+            Self::Evidence => "reported texts",
+            Self::Document => "served documents",
+        }
+    }
+}
+
+/// One thing sealed directly under a KEK, as stored. For the kinds stored with their
+/// version in front of the bytes (case texts, documents), `sealed.bytes` is the whole
+/// stored value, version included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekSealed {
+    /// Where it is kept.
+    pub item: KekItem,
+    /// The KEK version and the sealed bytes.
+    pub sealed: WrappedDek,
+}
+
+/// How many things of one kind are sealed under one KEK version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KekUsage {
+    /// The kind.
+    pub kind: KekSealedKind,
+    /// The KEK version.
+    pub version: u32,
+    /// How many.
+    pub count: u64,
+}
+
+/// A step of a KEK's life, recorded by the operator's tool or by the rotation, and
+/// logged by a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KekStepKind {
+    /// The operator made the version current (`custodia admin keys rotate`).
+    Rotated,
+    /// Nothing sealed under an older version remains: every item was rewrapped.
+    Rewrapped,
+    /// The operator destroyed the version (`custodia admin keys retire`).
+    Retired,
+}
+
+impl KekStepKind {
+    /// Its stored and logged name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rotated => "rotated",
+            Self::Rewrapped => "rewrapped",
+            Self::Retired => "retired",
+        }
+    }
+
+    /// From its stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Rotated, Self::Rewrapped, Self::Retired]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One recorded step of a KEK version's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekStep {
+    /// What happened.
+    pub kind: KekStepKind,
+    /// To which version.
+    pub version: u32,
+    /// When.
+    pub at: Timestamp,
+    /// Counts, as `name=value` words (no key material, no content).
+    pub detail: String,
+    /// The audit entry that records it, once a server logged it.
+    pub log_index: Option<u64>,
+}

@@ -520,3 +520,256 @@ pub fn ids_of(text: &str) -> StoreResult<Vec<custodia_core::AttachmentId>> {
         })
         .collect()
 }
+
+/// Where a kind of KEK-sealed thing is kept: its table, its key columns, the column of
+/// its KEK version (none: the version is the first four bytes of the value, big-endian),
+/// and the column of its sealed bytes (NULL where a row has none).
+#[derive(Debug, Clone, Copy)]
+pub struct KekColumns {
+    /// The table.
+    pub table: &'static str,
+    /// The key columns, in order.
+    pub keys: &'static [&'static str],
+    /// The KEK version column, if the version is not a prefix of the value.
+    pub version: Option<&'static str>,
+    /// The sealed bytes.
+    pub bytes: &'static str,
+}
+
+/// Where `kind` is kept; both backends keep every kind in the same shape.
+pub fn kek_columns(kind: crate::KekSealedKind) -> KekColumns {
+    use crate::KekSealedKind as K;
+    let (table, keys, version, bytes): (_, &'static [&'static str], _, _) = match kind {
+        K::Dek => (
+            "deks",
+            &["conversation_id", "epoch"],
+            Some("kek_version"),
+            "wrapped",
+        ),
+        K::Totp => ("staff", &["id"], Some("totp_kek_version"), "totp_sealed"),
+        K::CaseComment => ("cases", &["id"], None, "comment"),
+        K::Evidence => ("case_evidence", &["case_id", "seq"], None, "claimed"),
+        K::Document => (
+            "legal_documents",
+            &["legal_request_id", "position"],
+            None,
+            "sealed",
+        ),
+    };
+    KekColumns {
+        table,
+        keys,
+        version,
+        bytes,
+    }
+}
+
+impl KekColumns {
+    /// The KEK version of a row, as SQL: an integer column, or the value's 4-byte prefix.
+    fn version_expr(&self) -> String {
+        match self.version {
+            Some(v) => v.to_owned(),
+            None => format!("substr({}, 1, 4)", self.bytes),
+        }
+    }
+
+    /// `(version, count)` per version of this kind.
+    pub fn usage_sql(&self) -> String {
+        format!(
+            "SELECT {v} AS v, count(*) AS n FROM {t} WHERE {b} IS NOT NULL GROUP BY {v}",
+            v = self.version_expr(),
+            t = self.table,
+            b = self.bytes,
+        )
+    }
+
+    /// The rows not under version `$1` (an integer, or its 4 big-endian bytes), keys
+    /// after the `after` values `$2…` when `after`, in key order, at most `limit`:
+    /// columns `k0`, `k1`, …, `b` (the bytes) and, with a version column, `v`.
+    pub fn not_under_sql(&self, after: bool, limit: u32) -> String {
+        let keys = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{k} AS k{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let version = self
+            .version
+            .map(|v| format!(", {v} AS v"))
+            .unwrap_or_default();
+        let after = if after {
+            let params = (0..self.keys.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(" AND ({}) > ({params})", self.keys.join(", "))
+        } else {
+            String::new()
+        };
+        format!(
+            "SELECT {keys}, {b} AS b{version} FROM {t} WHERE {b} IS NOT NULL AND {ve} <> $1{after} \
+             ORDER BY {order} LIMIT {limit}",
+            b = self.bytes,
+            t = self.table,
+            ve = self.version_expr(),
+            order = self.keys.join(", "),
+        )
+    }
+
+    /// Sets the bytes to `$1` (and the version column to `$2`) where the keys are the
+    /// following parameters and the bytes are still `$last`.
+    pub fn replace_sql(&self) -> String {
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let set_version = self
+            .version
+            .map(|v| format!(", {v} = ${}", next()))
+            .unwrap_or_default();
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| format!("{k} = ${}", next()))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!(
+            "UPDATE {t} SET {b} = $1{set_version} WHERE {keys} AND {b} = ${old}",
+            t = self.table,
+            b = self.bytes,
+            old = next(),
+        )
+    }
+}
+
+/// A KEK version as the value prefixes store it.
+pub fn kek_prefix(version: u32) -> [u8; 4] {
+    version.to_be_bytes()
+}
+
+/// The KEK version of a prefixed sealed value.
+pub fn kek_version_of(bytes: &[u8]) -> StoreResult<u32> {
+    bytes
+        .first_chunk::<4>()
+        .map(|p| u32::from_be_bytes(*p))
+        .ok_or_else(|| StoreError::Corrupt("a KEK-sealed value has no version".into()))
+}
+
+/// Inserts a KEK step unless that step of that version is there (`$1` kind, `$2`
+/// version, `$3` time, `$4` detail).
+pub const ADD_KEK_STEP: &str = "INSERT INTO kek_steps (kind, version, at, detail) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (kind, version) DO NOTHING";
+/// Every KEK step, oldest first.
+pub const KEK_STEPS: &str =
+    "SELECT kind, version, at, detail, log_index FROM kek_steps ORDER BY at, version, kind";
+/// Records the log entry `$1` of step `$2` of version `$3`.
+pub const KEK_STEP_LOGGED: &str =
+    "UPDATE kek_steps SET log_index = $1 WHERE kind = $2 AND version = $3 AND log_index IS NULL";
+
+/// The second key column of a KEK item, where its kind has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KekKey {
+    /// A text key (an epoch label).
+    Text(String),
+    /// An integer key (a sequence number, a position).
+    Int(i64),
+}
+
+/// The key column values of `item`, in [`KekColumns::keys`] order.
+pub fn kek_item_keys(item: &crate::KekItem) -> (uuid::Uuid, Option<KekKey>) {
+    use crate::KekItem as I;
+    match item {
+        I::Dek {
+            conversation,
+            epoch,
+        } => (
+            *conversation.as_uuid(),
+            Some(KekKey::Text(epoch.as_str().to_owned())),
+        ),
+        I::Totp { staff } => (*staff.as_uuid(), None),
+        I::CaseComment { case } => (*case.as_uuid(), None),
+        I::Evidence { case, seq } => (*case.as_uuid(), Some(KekKey::Int(signed(*seq)))),
+        I::Document { request, position } => {
+            (*request.as_uuid(), Some(KekKey::Int(i64::from(*position))))
+        }
+    }
+}
+
+/// A KEK item of `kind` from its key columns (`text`/`int`: the second column, read as
+/// the kind's type) and its stored `bytes` and version column.
+pub fn kek_sealed(
+    kind: crate::KekSealedKind,
+    first: uuid::Uuid,
+    text: Option<String>,
+    int: Option<i64>,
+    bytes: Vec<u8>,
+    version: Option<i64>,
+) -> StoreResult<crate::KekSealed> {
+    use crate::KekItem as I;
+    use crate::KekSealedKind as K;
+    use custodia_core::{CaseId, ConversationId, Epoch, LegalRequestId, StaffId};
+    let missing = || StoreError::Corrupt("a KEK-sealed row lacks a key".into());
+    let item = match kind {
+        K::Dek => I::Dek {
+            conversation: ConversationId::from_uuid(first),
+            epoch: Epoch::from_label(text.ok_or_else(missing)?),
+        },
+        K::Totp => I::Totp {
+            staff: StaffId::from_uuid(first),
+        },
+        K::CaseComment => I::CaseComment {
+            case: CaseId::from_uuid(first),
+        },
+        K::Evidence => I::Evidence {
+            case: CaseId::from_uuid(first),
+            seq: unsigned(int.ok_or_else(missing)?, "seq")?,
+        },
+        K::Document => I::Document {
+            request: LegalRequestId::from_uuid(first),
+            position: u32::try_from(int.ok_or_else(missing)?)
+                .map_err(|_| StoreError::Corrupt("a document position".into()))?,
+        },
+    };
+    let kek_version = match version {
+        Some(v) => u32::try_from(v).map_err(|_| StoreError::Corrupt("kek_version".into()))?,
+        None => kek_version_of(&bytes)?,
+    };
+    Ok(crate::KekSealed {
+        item,
+        sealed: crate::WrappedDek { kek_version, bytes },
+    })
+}
+
+/// Whether the second key column of `kind` is text (else an integer, or none).
+pub fn kek_second_key_is_text(kind: crate::KekSealedKind) -> bool {
+    kind == crate::KekSealedKind::Dek
+}
+
+/// A KEK version read back from a usage row: an integer column or a 4-byte prefix.
+pub fn kek_usage_version(int: Option<i64>, prefix: Option<Vec<u8>>) -> StoreResult<u32> {
+    match (int, prefix) {
+        (Some(v), _) => u32::try_from(v).map_err(|_| StoreError::Corrupt("kek_version".into())),
+        (None, Some(p)) => kek_version_of(&p),
+        (None, None) => Err(StoreError::Corrupt("a KEK version".into())),
+    }
+}
+
+/// A KEK step from its stored columns.
+pub fn kek_step(
+    kind: String,
+    version: i64,
+    at: i64,
+    detail: String,
+    log_index: Option<i64>,
+) -> StoreResult<crate::KekStep> {
+    Ok(crate::KekStep {
+        kind: crate::KekStepKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown KEK step {kind:?}")))?,
+        version: u32::try_from(version).map_err(|_| StoreError::Corrupt("a KEK version".into()))?,
+        at: custodia_core::Timestamp::from_millis(at),
+        detail,
+        log_index: log_index.map(|i| unsigned(i, "log index")).transpose()?,
+    })
+}

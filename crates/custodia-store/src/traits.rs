@@ -13,8 +13,9 @@ use custodia_core::{
 use crate::{
     AccessNoticeRecord, AccessRequestRecord, AddMember, Appended, AttachmentRecord, CaseRecord,
     ConnectionRecord, ConversationRecord, ConversationSummary, DecisionRecord, HashKind, HashRange,
-    HoldRecord, LegalRequestRecord, LegalReview, LogAppend, MemberRecord, NewConversation,
-    NewMessage, NoticeRelease, PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord,
+    HoldRecord, KekItem, KekSealed, KekSealedKind, KekStep, KekStepKind, KekUsage,
+    LegalRequestRecord, LegalReview, LogAppend, MemberRecord, NewConversation, NewMessage,
+    NoticeRelease, PendingSignal, SealedBody, SealedTotp, SeqRange, SessionRecord,
     StaffChangeRecord, StaffEffect, StaffRecord, StaffSessionRecord, StoreResult, StoredMessage,
     TileHash, TokenHash, UserRecord, WrappedDek,
 };
@@ -399,6 +400,34 @@ pub trait DekStore: Send + Sync {
         epoch: &Epoch,
         dek: WrappedDek,
     ) -> StoreResult<WrappedDek>;
+
+    /// How many things of each kind are sealed under each KEK version.
+    async fn kek_usage(&self) -> StoreResult<Vec<KekUsage>>;
+
+    /// Up to `limit` things of `kind` sealed under a KEK version other than `current`,
+    /// in the order of their keys, after `after` (the last one of the previous batch).
+    async fn kek_sealed_not_under(
+        &self,
+        kind: KekSealedKind,
+        current: u32,
+        after: Option<KekItem>,
+        limit: u32,
+    ) -> StoreResult<Vec<KekSealed>>;
+
+    /// Replaces `old` with `new` if it is still stored exactly as `old` (a
+    /// compare-and-swap: a concurrent change wins); whether it did.
+    async fn replace_kek_sealed(&self, old: KekSealed, new: WrappedDek) -> StoreResult<bool>;
+
+    /// Records a step of a KEK version's life unless that step of that version is
+    /// recorded already; whether it did.
+    async fn add_kek_step(&self, step: KekStep) -> StoreResult<bool>;
+
+    /// Every recorded step, oldest first.
+    async fn kek_steps(&self) -> StoreResult<Vec<KekStep>>;
+
+    /// Records that the audit entry `index` logs step `kind` of `version`.
+    async fn kek_step_logged(&self, kind: KekStepKind, version: u32, index: u64)
+    -> StoreResult<()>;
 }
 
 /// Rate-limit buckets kept in the store, shared by every node of a deployment, for the
