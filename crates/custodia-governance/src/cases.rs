@@ -516,9 +516,7 @@ impl Governance {
 }
 
 /// The label a reported message's disclosed text is sealed under.
-fn evidence_label(seq: u64) -> String {
-    format!("message {seq}")
-}
+use custodia_keys::evidence_label;
 
 impl Governance {
     /// An upload matched a hash list: flags the uploader and opens a child-safety case

@@ -65,7 +65,7 @@ pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 impl KeyService {
     /// The franking of a message with `commitment`: the tag under the current KEK.
     pub(crate) fn franking(&self, ctx: &MessageContext<'_>, commitment: [u8; 32]) -> Franking {
-        let version = self.kek.current();
+        let version = self.current_kek();
         Franking {
             commitment,
             tag: self.tag(ctx, &commitment, version).unwrap_or_default(),
@@ -101,7 +101,7 @@ impl KeyService {
     ) -> Result<Vec<u8>, KeyError> {
         let tag_key = self
             .kek
-            .derive(kek_version, b"custodia/franking-tag-key/v1")?;
+            .derive(kek_version, crate::kek::FRANKING_TAG_LABEL)?;
         let sent_at = ctx.sent_at.as_millis().to_be_bytes();
         let mac = hmac(
             &tag_key[..],

@@ -6,7 +6,12 @@
 //! kdf argon2id <m_cost_kib> <t_cost> <p_cost> <salt-base64>     (only if passphrase-wrapped)
 //! current <version>
 //! key <version> <base64 key, or base64 of the key sealed under the passphrase key>
+//! retired <version> <base64 franking tag key, or it sealed under the passphrase key>
 //! ```
+//!
+//! A retired version keeps only the key its franking tags were made with
+//! (`HMAC(KEK, franking label)`): reports of old messages still verify, and nothing sealed
+//! under it can be opened again.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +28,7 @@ use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 use crate::aead::SecretKey;
+use crate::franking::hmac;
 
 const HEADER: &str = "custodia-keyring v1";
 
@@ -65,6 +71,12 @@ pub enum KeyringError {
     /// The passphrase does not open the keyring.
     #[error("the keyring passphrase is wrong")]
     WrongPassphrase,
+    /// The keyring has no such KEK version (never made, or retired).
+    #[error("the keyring has no KEK version {0}")]
+    NoSuchVersion(u32),
+    /// The current KEK version cannot be retired.
+    #[error("KEK version {0} is current: rotate to a new version first")]
+    Current(u32),
     /// A passphrase was configured for a keyring that has none.
     #[error(
         "a keyring passphrase is configured but the keyring is not protected by one; remove the setting"
@@ -76,6 +88,8 @@ pub enum KeyringError {
 pub struct Keyring {
     current: u32,
     keys: BTreeMap<u32, SecretKey>,
+    /// What is left of retired versions: their franking tag keys.
+    retired: BTreeMap<u32, Zeroizing<[u8; 32]>>,
 }
 
 impl fmt::Debug for Keyring {
@@ -109,6 +123,38 @@ fn key_aad(version: u32) -> Vec<u8> {
     format!("custodia/keyring/v1/{version}").into_bytes()
 }
 
+fn retired_aad(version: u32) -> Vec<u8> {
+    format!("custodia/keyring/v1/retired/{version}").into_bytes()
+}
+
+/// Writes `text` to `path` through a new file in the same directory, synced, then renamed
+/// over it (readers see the old keyring or the new one, never half of one).
+fn write_atomically(path: &Path, text: &str) -> Result<(), KeyringError> {
+    let io = |source| KeyringError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    // A temporary file a crash left behind is stale.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
 impl Keyring {
     /// Loads the keyring at `path`, or creates one with a fresh KEK (version 1) if the
     /// file does not exist. Returns whether it was created.
@@ -126,25 +172,102 @@ impl Keyring {
                 let ring = Self {
                     current: 1,
                     keys: BTreeMap::from([(1, SecretKey::generate())]),
+                    retired: BTreeMap::new(),
                 };
-                let text = ring.render(pass)?;
-                let tmp = path.with_extension("tmp");
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)
-                    .map_err(io)?;
-                f.write_all(text.as_bytes()).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                fs::rename(&tmp, path).map_err(io)?;
-                if let Some(dir) = path.parent() {
-                    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-                }
+                write_atomically(path, &ring.render(pass)?)?;
                 Ok((ring, true))
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// Loads the keyring at `path` (which must exist).
+    pub fn load(path: &Path, pass: Option<&KeyringPassphrase>) -> Result<Self, KeyringError> {
+        let text = fs::read_to_string(path).map_err(|source| KeyringError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&Zeroizing::new(text), pass)
+    }
+
+    /// Changes the keyring file at `path` with `change`, and writes it back atomically.
+    fn modify<T>(
+        path: &Path,
+        pass: Option<&KeyringPassphrase>,
+        change: impl FnOnce(&mut Self) -> Result<T, KeyringError>,
+    ) -> Result<T, KeyringError> {
+        let mut ring = Self::load(path, pass)?;
+        let out = change(&mut ring)?;
+        write_atomically(path, &ring.render(pass)?)?;
+        Ok(out)
+    }
+
+    /// Adds a new KEK version to the keyring file (the highest version ever, plus one);
+    /// with `current`, the file names it current. Returns the version.
+    pub fn add_version(
+        path: &Path,
+        pass: Option<&KeyringPassphrase>,
+        current: bool,
+    ) -> Result<u32, KeyringError> {
+        Self::modify(path, pass, |ring| {
+            let highest = ring
+                .keys
+                .keys()
+                .chain(ring.retired.keys())
+                .max()
+                .copied()
+                .unwrap_or(0);
+            let v = highest + 1;
+            ring.keys.insert(v, SecretKey::generate());
+            if current {
+                ring.current = v;
+            }
+            Ok(v)
+        })
+    }
+
+    /// Names version `v` current in the keyring file.
+    pub fn set_current(
+        path: &Path,
+        pass: Option<&KeyringPassphrase>,
+        v: u32,
+    ) -> Result<(), KeyringError> {
+        Self::modify(path, pass, |ring| {
+            if !ring.keys.contains_key(&v) {
+                return Err(KeyringError::NoSuchVersion(v));
+            }
+            ring.current = v;
+            Ok(())
+        })
+    }
+
+    /// Destroys KEK version `v` in the keyring file, keeping only its franking tag key.
+    pub fn retire(
+        path: &Path,
+        pass: Option<&KeyringPassphrase>,
+        v: u32,
+    ) -> Result<(), KeyringError> {
+        Self::modify(path, pass, |ring| {
+            if v == ring.current {
+                return Err(KeyringError::Current(v));
+            }
+            let kek = ring.keys.remove(&v).ok_or(KeyringError::NoSuchVersion(v))?;
+            ring.retired.insert(
+                v,
+                Zeroizing::new(hmac(kek.expose(), &[crate::kek::FRANKING_TAG_LABEL])),
+            );
+            Ok(())
+        })
+    }
+
+    /// The versions it can seal and open under.
+    pub fn versions(&self) -> Vec<u32> {
+        self.keys.keys().copied().collect()
+    }
+
+    /// The franking tag key of a retired version.
+    pub(crate) fn retired_tag_key(&self, v: u32) -> Option<&[u8; 32]> {
+        self.retired.get(&v).map(|k| &**k)
     }
 
     /// The current KEK and its version.
@@ -189,6 +312,13 @@ impl Keyring {
             };
             out.push_str(&format!("key {v} {material}\n"));
         }
+        for (v, k) in &self.retired {
+            let material = match &wrap {
+                Some(w) => B64.encode(w.seal(&k[..], &retired_aad(*v))),
+                None => B64.encode(&k[..]),
+            };
+            out.push_str(&format!("retired {v} {material}\n"));
+        }
         Ok(out)
     }
 
@@ -200,6 +330,7 @@ impl Keyring {
         let mut kdf = None;
         let mut current = None;
         let mut raw_keys = Vec::new();
+        let mut raw_retired = Vec::new();
         for line in lines.filter(|l| !l.trim().is_empty()) {
             let f: Vec<&str> = line.split_ascii_whitespace().collect();
             match f.as_slice() {
@@ -234,6 +365,16 @@ impl Keyring {
                     );
                     raw_keys.push((v, bytes));
                 }
+                ["retired", v, material] => {
+                    let v = v
+                        .parse::<u32>()
+                        .map_err(|_| KeyringError::Malformed("retired version"))?;
+                    let bytes = Zeroizing::new(
+                        B64.decode(material)
+                            .map_err(|_| KeyringError::Malformed("retired key"))?,
+                    );
+                    raw_retired.push((v, bytes));
+                }
                 _ => return Err(KeyringError::Malformed("unknown line")),
             }
         }
@@ -257,11 +398,29 @@ impl Keyring {
             .ok_or(KeyringError::Malformed("key length"))?;
             keys.insert(v, key);
         }
+        let mut retired = BTreeMap::new();
+        for (v, bytes) in raw_retired {
+            let plain = match &unwrap_key {
+                Some(w) => w
+                    .open(&bytes, &retired_aad(v))
+                    .ok_or(KeyringError::WrongPassphrase)?,
+                None => Zeroizing::new(bytes.to_vec()),
+            };
+            let key: [u8; 32] = plain
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyringError::Malformed("retired key length"))?;
+            retired.insert(v, Zeroizing::new(key));
+        }
         let current = current.ok_or(KeyringError::Malformed("no current version"))?;
         if !keys.contains_key(&current) {
             return Err(KeyringError::Malformed("current version has no key"));
         }
-        Ok(Self { current, keys })
+        Ok(Self {
+            current,
+            keys,
+            retired,
+        })
     }
 }
 

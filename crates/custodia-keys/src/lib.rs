@@ -28,10 +28,11 @@ mod totp;
 
 pub use attachments::{AttachmentContext, SealedAttachment};
 pub use franking::FrankingKey;
-pub use kek::KekProvider;
+pub use kek::{KekProvider, KeyringFile};
 pub use keyring::{Keyring, KeyringError, KeyringPassphrase};
 pub use logged::{LogAuthority, LoggedAccess};
 pub use pkcs11::{Pkcs11Config, Pkcs11Kek};
 pub use service::{
     CacheLimits, KeyError, KeyService, MessageContext, Opened, Purpose, SealedMessage,
+    evidence_label,
 };

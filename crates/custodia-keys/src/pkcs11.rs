@@ -5,10 +5,12 @@
 //!
 //! Objects are labelled `LABEL-vN` (AES) and `LABEL-vN-derive` (HMAC); the highest
 //! version present is current. The first start on an empty token creates version 1.
+//! Retiring a version destroys its AES key and keeps its HMAC key, so the franking tags
+//! made with it still verify while nothing sealed under it opens again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -41,14 +43,15 @@ pub struct Pkcs11Config {
 pub struct Pkcs11Kek {
     // Declared before the context: the session closes before the library finalizes.
     session: Mutex<Session>,
-    keys: BTreeMap<u32, Version>,
-    current: u32,
+    keys: RwLock<BTreeMap<u32, Version>>,
+    label: String,
     _context: Pkcs11,
 }
 
 #[derive(Clone, Copy)]
 struct Version {
-    aes: ObjectHandle,
+    /// None once retired.
+    aes: Option<ObjectHandle>,
     mac: ObjectHandle,
 }
 
@@ -89,12 +92,11 @@ impl Pkcs11Kek {
         if created {
             keys.insert(1, generate(&session, &config.key_label, 1)?);
         }
-        let current = *keys.keys().next_back().unwrap_or(&1);
         Ok((
             Self {
                 session: Mutex::new(session),
-                keys,
-                current,
+                keys: RwLock::new(keys),
+                label: config.key_label.clone(),
                 _context: context,
             },
             created,
@@ -102,7 +104,51 @@ impl Pkcs11Kek {
     }
 
     fn version(&self, v: u32) -> Result<Version, KeyError> {
-        self.keys.get(&v).copied().ok_or(KeyError::UnknownKek(v))
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&v)
+            .copied()
+            .ok_or(KeyError::UnknownKek(v))
+    }
+
+    fn aes(&self, v: u32) -> Result<ObjectHandle, KeyError> {
+        self.version(v)?.aes.ok_or(KeyError::UnknownKek(v))
+    }
+
+    /// Generates a new KEK version in the token (the highest ever, plus one), which is
+    /// then current; returns it.
+    pub fn add_version(&self) -> Result<u32, KeyError> {
+        self.refresh()?;
+        let highest = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .next_back()
+            .copied();
+        let v = highest.unwrap_or(0) + 1;
+        let made = generate(&self.session(), &self.label, v)?;
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(v, made);
+        Ok(v)
+    }
+
+    /// Destroys the AES key of version `v` in the token, keeping its franking tag key.
+    pub fn retire(&self, v: u32) -> Result<(), KeyError> {
+        self.refresh()?;
+        if v == KekProvider::current(self) {
+            return Err(KeyError::Token(format!(
+                "KEK version {v} is current: rotate to a new version first"
+            )));
+        }
+        let aes = self.aes(v)?;
+        self.session()
+            .destroy_object(aes)
+            .map_err(|e| token_error("destroying the KEK", e))?;
+        self.refresh()
     }
 
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {
@@ -115,8 +161,8 @@ fn find_versions(session: &Session, label: &str) -> Result<BTreeMap<u32, Version
     let handles = session
         .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
         .map_err(|e| token_error("listing keys", e))?;
-    let mut aes = BTreeMap::new();
-    let mut mac = BTreeMap::new();
+    let mut aes: BTreeMap<u32, ObjectHandle> = BTreeMap::new();
+    let mut mac: BTreeMap<u32, ObjectHandle> = BTreeMap::new();
     let prefix = format!("{label}-v");
     for h in handles {
         let attrs = session
@@ -134,9 +180,17 @@ fn find_versions(session: &Session, label: &str) -> Result<BTreeMap<u32, Version
             None => rest.parse().ok().map(|v: u32| aes.insert(v, h)),
         };
     }
-    Ok(aes
+    Ok(mac
         .into_iter()
-        .filter_map(|(v, aes)| mac.get(&v).map(|mac| (v, Version { aes, mac: *mac })))
+        .map(|(v, mac)| {
+            (
+                v,
+                Version {
+                    aes: aes.get(&v).copied(),
+                    mac,
+                },
+            )
+        })
         .collect())
 }
 
@@ -160,9 +214,11 @@ fn generate(session: &Session, label: &str, v: u32) -> Result<Version, KeyError>
         Attribute::Sign(true),
     ]);
     Ok(Version {
-        aes: session
-            .generate_key(&Mechanism::AesKeyGen, &aes)
-            .map_err(|e| token_error("generating the KEK", e))?,
+        aes: Some(
+            session
+                .generate_key(&Mechanism::AesKeyGen, &aes)
+                .map_err(|e| token_error("generating the KEK", e))?,
+        ),
         mac: session
             .generate_key(&Mechanism::GenericSecretKeyGen, &mac)
             .map_err(|e| token_error("generating the KEK's derivation key", e))?,
@@ -171,11 +227,27 @@ fn generate(session: &Session, label: &str, v: u32) -> Result<Version, KeyError>
 
 impl KekProvider for Pkcs11Kek {
     fn current(&self) -> u32 {
-        self.current
+        self.versions().last().copied().unwrap_or(1)
+    }
+
+    fn versions(&self) -> Vec<u32> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, k)| k.aes.is_some())
+            .map(|(v, _)| *v)
+            .collect()
+    }
+
+    fn refresh(&self) -> Result<(), KeyError> {
+        let found = find_versions(&self.session(), &self.label)?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = found;
+        Ok(())
     }
 
     fn seal(&self, version: u32, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let key = self.version(version)?.aes;
+        let key = self.aes(version)?;
         let mut nonce = [0u8; NONCE];
         OsRng.fill_bytes(&mut nonce);
         let mut iv = nonce;
@@ -197,7 +269,7 @@ impl KekProvider for Pkcs11Kek {
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let key = self.version(version)?.aes;
+        let key = self.aes(version)?;
         let (nonce, body) = sealed
             .split_first_chunk::<NONCE>()
             .ok_or(KeyError::Unreadable)?;

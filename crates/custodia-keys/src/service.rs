@@ -1,6 +1,7 @@
 //! [`KeyService`]: sealing and opening message bodies under per-(conversation, epoch) DEKs.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use custodia_core::{
     CaseId, Clock, ConversationId, DeploymentId, Epoch, LegalRequestId, MessageId, Timestamp,
     UserId,
 };
-use custodia_store::{DekStore, Franking, SealedBody, StoreError, WrappedDek};
+use custodia_store::{DekStore, Franking, KekItem, KekSealed, SealedBody, StoreError, WrappedDek};
 use lru::LruCache;
 use zeroize::Zeroizing;
 
@@ -99,6 +100,9 @@ pub enum KeyError {
     /// The PKCS#11 token holding the KEKs failed or refused (its words, never a key).
     #[error("KEK token: {0}")]
     Token(String),
+    /// The keyring file could not be read again.
+    #[error("keyring: {0}")]
+    Keyring(String),
     /// A TOTP secret could not be made or used.
     #[error("TOTP: {0}")]
     Totp(&'static str),
@@ -123,6 +127,9 @@ pub struct KeyService {
     pub(crate) deployment: DeploymentId,
     /// Where the KEKs are: the keyring, or a PKCS#11 token.
     pub(crate) kek: Box<dyn KekProvider>,
+    /// The version new seals use: the provider's at start, then what the deployment's
+    /// rotation made current.
+    current: AtomicU32,
     store: Arc<dyn DekStore>,
     clock: Arc<dyn Clock>,
     max_age: Duration,
@@ -143,9 +150,11 @@ impl KeyService {
         clock: Arc<dyn Clock>,
         limits: CacheLimits,
     ) -> Self {
+        let current = AtomicU32::new(kek.current());
         Self {
             deployment,
             kek: Box::new(kek),
+            current,
             store,
             clock,
             max_age: limits.max_age,
@@ -185,6 +194,80 @@ impl KeyService {
     pub fn with_log_authority(mut self, authority: crate::LogAuthority) -> Self {
         self.log_authority = Some(authority);
         self
+    }
+
+    /// The KEK version new seals use.
+    pub fn current_kek(&self) -> u32 {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// The KEK versions the provider can seal and open under now.
+    pub fn kek_versions(&self) -> Vec<u32> {
+        self.kek.versions()
+    }
+
+    /// Finds the provider's KEK versions again (one was added or retired).
+    pub fn refresh_keks(&self) -> Result<(), KeyError> {
+        self.kek.refresh()
+    }
+
+    /// Makes KEK `version` the one new seals use, once the provider holds it (finding its
+    /// versions again first if it does not yet).
+    pub fn adopt_kek(&self, version: u32) -> Result<(), KeyError> {
+        if !self.kek.versions().contains(&version) {
+            self.kek.refresh()?;
+            if !self.kek.versions().contains(&version) {
+                return Err(KeyError::UnknownKek(version));
+            }
+        }
+        self.current.store(version, Ordering::Release);
+        Ok(())
+    }
+
+    /// `item` sealed again under the current KEK version: opened under its own version
+    /// with its associated data and sealed anew (the data key or secret inside is the
+    /// same, so nothing it protects changes). A served document's associated data needs
+    /// the document's SHA-256 (`document_sha256`).
+    pub fn rewrap(
+        &self,
+        item: &KekSealed,
+        document_sha256: Option<&[u8; 32]>,
+    ) -> Result<WrappedDek, KeyError> {
+        let to = self.current_kek();
+        let sha = match (&item.item, document_sha256) {
+            (KekItem::Document { .. }, None) => return Err(KeyError::Unreadable),
+            (_, sha) => sha.copied().unwrap_or_default(),
+        };
+        let aad = |v: u32| -> Vec<u8> {
+            match &item.item {
+                KekItem::Dek {
+                    conversation,
+                    epoch,
+                } => self.dek_aad(*conversation, epoch, v),
+                KekItem::Totp { staff } => self.totp_aad(*staff, v),
+                KekItem::CaseComment { case } => self.case_aad(*case, "comment", v),
+                KekItem::Evidence { case, seq } => self.case_aad(*case, &evidence_label(*seq), v),
+                KekItem::Document { request, .. } => self.document_aad(*request, &sha, v),
+            }
+        };
+        let from = item.sealed.kek_version;
+        match rows_prefixed(&item.item) {
+            false => {
+                let raw = self.kek.open(from, &item.sealed.bytes, &aad(from))?;
+                Ok(WrappedDek {
+                    kek_version: to,
+                    bytes: self.kek.seal(to, &raw, &aad(to))?,
+                })
+            }
+            true => {
+                let raw = self.open_under_kek(&SealedBody(item.sealed.bytes.clone()), aad)?;
+                let sealed = self.seal_under_kek(&raw, aad)?;
+                Ok(WrappedDek {
+                    kek_version: to,
+                    bytes: sealed.0,
+                })
+            }
+        }
     }
 
     /// Seals a new message body with a fresh franking key, creating the epoch's DEK if it
@@ -317,7 +400,7 @@ impl KeyService {
         plaintext: &[u8],
         aad: impl Fn(u32) -> Vec<u8>,
     ) -> Result<SealedBody, KeyError> {
-        let version = self.kek.current();
+        let version = self.current_kek();
         let mut out = version.to_be_bytes().to_vec();
         out.extend_from_slice(&self.kek.seal(version, plaintext, &aad(version))?);
         Ok(SealedBody(out))
@@ -370,7 +453,7 @@ impl KeyService {
             Some(w) => w,
             None if create => {
                 let fresh = SecretKey::generate();
-                let version = self.kek.current();
+                let version = self.current_kek();
                 let bytes =
                     self.kek
                         .seal(version, fresh.expose(), &self.dek_aad(conv, epoch, version))?;
@@ -425,6 +508,19 @@ impl KeyService {
         aad.extend_from_slice(&kek_version.to_be_bytes());
         aad
     }
+}
+
+/// Whether `item` is stored with its KEK version in front of its bytes.
+fn rows_prefixed(item: &KekItem) -> bool {
+    matches!(
+        item,
+        KekItem::CaseComment { .. } | KekItem::Evidence { .. } | KekItem::Document { .. }
+    )
+}
+
+/// The label a reported message's text is sealed under in its case.
+pub fn evidence_label(seq: u64) -> String {
+    format!("message {seq}")
 }
 
 /// Appends a length-prefixed label, so adjacent fields cannot be confused.

@@ -27,7 +27,7 @@ impl KeyService {
         let uri = totp(raw, account)?
             .to_url()
             .map_err(|_| KeyError::Totp("the account name cannot be put in a TOTP URI"))?;
-        let version = self.kek.current();
+        let version = self.current_kek();
         let bytes = self
             .kek
             .seal(version, raw, &self.totp_aad(staff, version))?;
@@ -58,7 +58,7 @@ impl KeyService {
         Ok(totp(&raw, "staff")?.check(code.trim(), secs))
     }
 
-    fn totp_aad(&self, staff: StaffId, kek_version: u32) -> Vec<u8> {
+    pub(crate) fn totp_aad(&self, staff: StaffId, kek_version: u32) -> Vec<u8> {
         let mut aad = Vec::with_capacity(64);
         aad.extend_from_slice(b"custodia/totp/v1\0");
         aad.extend_from_slice(self.deployment.as_bytes());

@@ -12,7 +12,10 @@ use custodia_core::{
 use custodia_keys::{
     CacheLimits, FrankingKey, KeyError, KeyService, Keyring, MessageContext, Purpose,
 };
-use custodia_store::{DekStore, NoObserver, SealedBody, StoreResult, WrappedDek};
+use custodia_store::{
+    DekStore, KekItem, KekSealed, KekSealedKind, KekStep, KekStepKind, KekUsage, NoObserver,
+    SealedBody, StoreResult, WrappedDek,
+};
 use custodia_store_sqlite::SqliteStore;
 
 /// The real store, counting how often the key service reads a wrapped key from it.
@@ -38,6 +41,37 @@ impl DekStore for Counting {
         dek: WrappedDek,
     ) -> StoreResult<WrappedDek> {
         self.inner.put_wrapped_dek(id, epoch, dek).await
+    }
+    async fn kek_usage(&self) -> StoreResult<Vec<KekUsage>> {
+        self.inner.kek_usage().await
+    }
+    async fn kek_sealed_not_under(
+        &self,
+        kind: KekSealedKind,
+        current: u32,
+        after: Option<KekItem>,
+        limit: u32,
+    ) -> StoreResult<Vec<KekSealed>> {
+        self.inner
+            .kek_sealed_not_under(kind, current, after, limit)
+            .await
+    }
+    async fn replace_kek_sealed(&self, old: KekSealed, new: WrappedDek) -> StoreResult<bool> {
+        self.inner.replace_kek_sealed(old, new).await
+    }
+    async fn add_kek_step(&self, step: KekStep) -> StoreResult<bool> {
+        self.inner.add_kek_step(step).await
+    }
+    async fn kek_steps(&self) -> StoreResult<Vec<KekStep>> {
+        self.inner.kek_steps().await
+    }
+    async fn kek_step_logged(
+        &self,
+        kind: KekStepKind,
+        version: u32,
+        index: u64,
+    ) -> StoreResult<()> {
+        self.inner.kek_step_logged(kind, version, index).await
     }
 }
 
@@ -272,4 +306,139 @@ async fn franking_verifies_only_the_exact_text_from_its_sender_at_its_time() {
     let mut forged_tag = m.franking.clone();
     *forged_tag.tag.last_mut().unwrap() ^= 1;
     assert!(!keys.verify_franking(&c, &forged_tag, b"you will regret this", key));
+}
+
+#[tokio::test]
+async fn a_rotated_kek_rewraps_every_data_key_and_a_retired_one_opens_nothing_but_tags_still_verify()
+ {
+    let f = Fixture::new().await;
+    let deployment = DeploymentId::new();
+    let (ring, _) = custodia_keys::KeyringFile::open(&f.keyring_path, None).unwrap();
+    let keys = KeyService::new(
+        deployment,
+        ring,
+        f.store.clone(),
+        f.clock.clone(),
+        CacheLimits {
+            capacity: NonZeroUsize::new(1).unwrap(),
+            max_age: Duration::from_secs(60),
+        },
+    );
+    let sender = UserId::new();
+    let reader = Purpose::Delivery { reader: sender };
+    let epochs: Vec<Epoch> = (1..=5)
+        .map(|d| Epoch::from_label(format!("d2026-11-0{d}")))
+        .collect();
+    let conv = ConversationId::new();
+    let mut sent = Vec::new();
+    for epoch in &epochs {
+        let msg = MessageId::new();
+        let m = keys
+            .seal(ctx(conv, epoch, msg, sender), b"before")
+            .await
+            .unwrap();
+        sent.push((epoch.clone(), msg, m));
+    }
+    assert_eq!(keys.current_kek(), 1);
+
+    // The operator adds version 2; the service adopts it once its provider holds it.
+    let v = Keyring::add_version(&f.keyring_path, None, true).unwrap();
+    assert_eq!(v, 2);
+    keys.adopt_kek(2).unwrap();
+    assert_eq!(keys.current_kek(), 2);
+    assert!(matches!(keys.adopt_kek(3), Err(KeyError::UnknownKek(3))));
+    assert_eq!(
+        keys.current_kek(),
+        2,
+        "a version it does not hold is not adopted"
+    );
+
+    // A new epoch's key is wrapped under version 2 at once.
+    let new_epoch = Epoch::from_label("d2026-11-09".into());
+    keys.seal(ctx(conv, &new_epoch, MessageId::new(), sender), b"after")
+        .await
+        .unwrap();
+    let wrapped = f
+        .store
+        .wrapped_dek(conv, &new_epoch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wrapped.kek_version, 2);
+
+    let old_wrapped = f
+        .store
+        .wrapped_dek(conv, &epochs[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old_wrapped.kek_version, 1);
+
+    // Rewrap what is under version 1, two at a time.
+    let mut after = None;
+    let mut rewrapped = 0;
+    loop {
+        let page = f
+            .store
+            .kek_sealed_not_under(KekSealedKind::Dek, 2, after.clone(), 2)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.item.clone());
+        for item in page {
+            let new = keys.rewrap(&item, None).unwrap();
+            assert_eq!(new.kek_version, 2);
+            assert!(f.store.replace_kek_sealed(item, new).await.unwrap());
+            rewrapped += 1;
+        }
+    }
+    assert_eq!(rewrapped, 5);
+    let usage = f.store.kek_usage().await.unwrap();
+    assert!(
+        usage.iter().all(|u| u.version == 2),
+        "nothing is left under version 1: {usage:?}"
+    );
+
+    // Version 1 retired: a fresh service (cold cache) opens every message, and the
+    // franking tags made under version 1 still verify.
+    Keyring::retire(&f.keyring_path, None, 1).unwrap();
+    let text = std::fs::read_to_string(&f.keyring_path).unwrap();
+    assert!(text.contains("\nretired 1 ") && !text.contains("\nkey 1 "));
+    let (ring, created) = custodia_keys::KeyringFile::open(&f.keyring_path, None).unwrap();
+    assert!(!created);
+    let fresh = KeyService::new(
+        deployment,
+        ring,
+        f.store.clone(),
+        f.clock.clone(),
+        CacheLimits {
+            capacity: NonZeroUsize::new(16).unwrap(),
+            max_age: Duration::from_secs(60),
+        },
+    );
+    assert_eq!(fresh.kek_versions(), vec![2]);
+    for (epoch, msg, m) in &sent {
+        let c = ctx(conv, epoch, *msg, sender);
+        let opened = fresh.open(reader.clone(), c, &m.sealed).await.unwrap();
+        assert_eq!(&opened.body[..], b"before");
+        assert!(fresh.verify_franking(&c, &m.franking, b"before", &m.franking_key));
+        assert!(!fresh.verify_franking(&c, &m.franking, b"changed", &m.franking_key));
+    }
+    // Nothing sealed under version 1 opens any more: a copy of the data key as it was
+    // wrapped before (an old backup, say) is useless.
+    let old = KekSealed {
+        item: KekItem::Dek {
+            conversation: conv,
+            epoch: epochs[0].clone(),
+        },
+        sealed: old_wrapped,
+    };
+    assert!(matches!(
+        fresh.rewrap(&old, None),
+        Err(KeyError::UnknownKek(1))
+    ));
+    assert!(matches!(
+        Keyring::retire(&f.keyring_path, None, 2),
+        Err(custodia_keys::KeyringError::Current(2))
+    ));
 }

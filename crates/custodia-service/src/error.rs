@@ -61,6 +61,7 @@ impl From<KeyError> for ServiceError {
             // The HSM holding the KEKs is down or refuses: an outage (503, retry
             // elsewhere), as a lost database is, not a bug.
             KeyError::Token(why) => Self::Unavailable(format!("the KEK token: {why}")),
+            KeyError::Keyring(why) => Self::Unavailable(format!("the keyring: {why}")),
             other => Self::Internal(other.to_string()),
         }
     }
