@@ -17,6 +17,7 @@
 //! - `cases` — reports by members and legal cases.
 //! - `policy` — who may ask and who must approve, by reason code.
 //! - `requests` — access requests, decisions, grants, and audited reads.
+//! - `rotation` — KEK rotation while serving: adopt, log, rewrap, finish.
 
 mod audit;
 mod cases;
@@ -25,6 +26,7 @@ mod legal;
 mod policy;
 mod requests;
 mod retention;
+mod rotation;
 mod staff;
 
 use std::net::IpAddr;
@@ -47,6 +49,7 @@ pub use legal::{
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
 pub use retention::RetentionRun;
+pub use rotation::{KekStatus, RotationRound, usage_detail};
 pub use staff::{Enrolled, NewStaff, NewStaffSession, StaffChangeView, StaffPrincipal, StaffView};
 
 /// What a staff member's own credentials can fail with, beside the service's outcomes.
@@ -165,6 +168,8 @@ struct Inner {
     notices: std::sync::OnceLock<Arc<dyn custodia_service::Fanout>>,
     /// The UTC day (since the epoch) retention last ran on this node.
     retention_day: std::sync::atomic::AtomicI64,
+    /// Where this node's rewrap pass of a KEK rotation stands.
+    rewrap: tokio::sync::Mutex<rotation::RewrapCursor>,
 }
 
 impl Governance {
@@ -204,6 +209,7 @@ impl Governance {
                 exports_by_user,
                 notices: std::sync::OnceLock::new(),
                 retention_day: std::sync::atomic::AtomicI64::new(i64::MIN),
+                rewrap: tokio::sync::Mutex::new(rotation::RewrapCursor::default()),
             }),
         }
     }

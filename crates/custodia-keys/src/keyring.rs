@@ -33,6 +33,7 @@ use crate::franking::hmac;
 const HEADER: &str = "custodia-keyring v1";
 
 /// A passphrase that wraps the keyring. Never printed.
+#[derive(Clone)]
 pub struct KeyringPassphrase(Zeroizing<String>);
 
 impl KeyringPassphrase {

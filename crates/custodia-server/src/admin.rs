@@ -17,6 +17,9 @@ pub enum AdminCommand {
     /// TLS certificates issued by the deployment's CA.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Key-encryption keys: rotate while serving, retire old versions, progress.
+    #[command(subcommand)]
+    Keys(crate::keyscmd::KeysCommand),
     /// Print, per file, what the server computes of an upload before matching it against
     /// the hash lists: SHA-256, MD5, the sniffed type and, for images, the PDQ hash and
     /// quality (the same function the server runs). To check a list entry, build a list
@@ -130,6 +133,7 @@ pub enum HashlistCommand {
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Hash { files, json } => hash_files(&files, json),
+        AdminCommand::Keys(cmd) => crate::keyscmd::run(cmd).await,
         AdminCommand::Backup {
             data_dir,
             recipient,

@@ -155,6 +155,10 @@ pub struct RawConfig {
     /// Longest a data key stays unwrapped in memory, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dek_cache_max_age_secs: Option<u64>,
+    /// During a KEK rotation (`custodia admin keys rotate`), most keys and secrets each
+    /// node rewraps per second in the background, so sends keep their latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kek_rewrap_per_sec: Option<u32>,
     /// Most members of one group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_group_members: Option<u32>,
@@ -421,6 +425,7 @@ impl RawConfig {
             pkcs11_key_label: Some("custodia-kek".into()),
             dek_cache_capacity: Some(10_000),
             dek_cache_max_age_secs: Some(300),
+            kek_rewrap_per_sec: Some(1000),
             max_group_members: Some(service.max_group_members),
             session_ttl_hours: Some(service.session_ttl.as_secs() / 3600),
             login_attempts_per_account: Some(service.login_per_account.burst),
@@ -540,6 +545,10 @@ impl RawConfig {
             .context("dek_cache_capacity must be at least 1")?;
         let max_age =
             Duration::from_secs(given(s.dek_cache_max_age_secs, "dek_cache_max_age_secs")?);
+        let kek_rewrap_per_sec = given(s.kek_rewrap_per_sec, "kek_rewrap_per_sec")?;
+        if kek_rewrap_per_sec == 0 {
+            bail!("kek_rewrap_per_sec must be at least 1");
+        }
         let max_group_members = given(s.max_group_members, "max_group_members")?;
         if !(2..=100_000).contains(&max_group_members) {
             bail!("max_group_members must be between 2 and 100000");
@@ -752,6 +761,7 @@ impl RawConfig {
             keyring_passphrase: s.keyring_passphrase.map(KeyringPassphrase::new),
             pkcs11,
             dek_cache: CacheLimits { capacity, max_age },
+            kek_rewrap_per_sec,
             service: ServiceConfig {
                 epoch,
                 max_group_members,
@@ -877,6 +887,8 @@ pub struct Config {
     pub pkcs11: Option<custodia_keys::Pkcs11Config>,
     /// DEK cache bounds.
     pub dek_cache: CacheLimits,
+    /// Keys and secrets each node rewraps per second during a KEK rotation.
+    pub kek_rewrap_per_sec: u32,
     /// Service tunables.
     pub service: ServiceConfig,
     /// JSON logs.
@@ -918,6 +930,7 @@ impl fmt::Debug for Config {
                     .map(|p| (&p.module, &p.token, &p.key_label, "pin <redacted>")),
             )
             .field("dek_cache", &self.dek_cache)
+            .field("kek_rewrap_per_sec", &self.kek_rewrap_per_sec)
             .field("service", &self.service)
             .field("json_logs", &self.json_logs)
             .field("witnesses", &self.witnesses)

@@ -12,7 +12,8 @@
 //! - `server` — assembling and running a server ([`start`]), and [`open_storage`], the one
 //!   way `serve`, `admin` and the benchmarks open the configured store.
 //! - `run` — `custodia serve` and `custodia witness` in the foreground, until a signal.
-//! - `admin` — `custodia admin`: operator tools (hash list import).
+//! - `admin` — `custodia admin`: operator tools (hash lists, TLS, backup, recovery).
+//! - `keyscmd` — `custodia admin keys`: KEK rotation, retirement, progress.
 //! - `logcmd` — `custodia log`: keys, the auditor's verifier and proofs.
 //! - `witness` — `custodia witness`, and the client a log uses to reach witnesses.
 
@@ -22,6 +23,7 @@ pub mod certs;
 pub mod config;
 pub mod datadir;
 pub mod disclosurecmd;
+pub mod keyscmd;
 pub mod logcmd;
 pub mod run;
 mod server;

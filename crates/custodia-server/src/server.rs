@@ -8,7 +8,7 @@ use crate::SystemClock;
 use anyhow::Context;
 use custodia_api::{AppState, Metrics, TlsListener, tls13_server_config};
 use custodia_fanout_nats::NatsFanout;
-use custodia_keys::{KeyService, Keyring};
+use custodia_keys::{KeyService, KeyringFile};
 use custodia_service::{Fanout, Hub, LocalFanout, Service};
 use custodia_store::Storage;
 use custodia_store_postgres::PgStore;
@@ -201,6 +201,22 @@ async fn timed_duties(governance: &custodia_governance::Governance) {
     }
 }
 
+/// How often a running server looks for KEK steps (a rotation, a retirement) and rewraps
+/// its share of what an old KEK version still seals.
+const KEK_ROUND: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One round of KEK rotation work with a budget of `per_sec` (one second's worth); a
+/// failure is logged and the next round tries again.
+async fn rotation_round(governance: &custodia_governance::Governance, per_sec: u32) {
+    match governance.rotation_round(u64::from(per_sec)).await {
+        Ok(r) if r.rewrapped > 0 => {
+            tracing::debug!(rewrapped = r.rewrapped, version = r.current, "rewrapped under the current KEK")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "KEK rotation round failed; retried in a moment"),
+    }
+}
+
 /// How often a running server signs (and has witnessed) a checkpoint for its log's size.
 const CHECKPOINT_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -255,7 +271,7 @@ fn open_core(
         }
         None => {
             let (keyring, created) =
-                Keyring::load_or_create(&dir.keyring(), config.keyring_passphrase.as_ref())
+                KeyringFile::open(&dir.keyring(), config.keyring_passphrase.clone())
                     .context("opening the keyring")?;
             (Box::new(keyring), created)
         }
@@ -443,7 +459,17 @@ pub async fn start_with_clock(
     // the server was down are handled now, and from then on every minute (each once, by
     // whichever node).
     timed_duties(&governance).await;
+    // A rotation the operator started while this node was down: adopted before serving.
+    rotation_round(&governance, config.kek_rewrap_per_sec).await;
     let shutdown = CancellationToken::new();
+    let rotation = every(KEK_ROUND, &shutdown, {
+        let governance = governance.clone();
+        let per_sec = config.kek_rewrap_per_sec;
+        move || {
+            let governance = governance.clone();
+            async move { rotation_round(&governance, per_sec).await }
+        }
+    });
     let releases = every(NOTICE_RELEASE, &shutdown, {
         let governance = governance.clone();
         move || {
@@ -495,6 +521,7 @@ pub async fn start_with_clock(
         let _ = renewals.await;
         let _ = checkpoints.await;
         let _ = releases.await;
+        let _ = rotation.await;
         api.and(auditor).and(staff)
     });
     tracing::info!(%addr, "listening");
