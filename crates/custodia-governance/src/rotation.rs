@@ -131,9 +131,9 @@ impl Governance {
         let keys = &inner.keys;
         let steps = inner.store.deks.kek_steps().await?;
         // Versions the operator retired leave this node's provider too.
-        let retired_here = steps.iter().any(|s| {
-            s.kind == KekStepKind::Retired && keys.kek_versions().contains(&s.version)
-        });
+        let retired_here = steps
+            .iter()
+            .any(|s| s.kind == KekStepKind::Retired && keys.kek_versions().contains(&s.version));
         if retired_here {
             keys.refresh_keks()?;
         }

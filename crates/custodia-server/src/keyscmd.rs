@@ -77,13 +77,14 @@ impl Keks {
             ),
             None => {
                 let path = DataDir::open(&config.data_dir)?.keyring();
-                let ring = Keyring::load(&path, config.keyring_passphrase.as_ref())
-                    .with_context(|| {
+                let ring = Keyring::load(&path, config.keyring_passphrase.as_ref()).with_context(
+                    || {
                         format!(
                             "opening the keyring of {} (start the server once to create it)",
                             config.data_dir.display()
                         )
-                    })?;
+                    },
+                )?;
                 Self::File(path, config.keyring_passphrase.clone(), ring)
             }
         })
@@ -212,7 +213,9 @@ async fn rotate(
          under it within a second, log the rotation, and rewrap the {older} keys and secrets \
          under older versions in the background."
     );
-    println!("  progress: custodia admin keys status; when it is complete: custodia admin keys retire {from}");
+    println!(
+        "  progress: custodia admin keys status; when it is complete: custodia admin keys retire {from}"
+    );
     Ok(())
 }
 

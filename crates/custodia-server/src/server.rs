@@ -210,7 +210,11 @@ const KEK_ROUND: std::time::Duration = std::time::Duration::from_secs(1);
 async fn rotation_round(governance: &custodia_governance::Governance, per_sec: u32) {
     match governance.rotation_round(u64::from(per_sec)).await {
         Ok(r) if r.rewrapped > 0 => {
-            tracing::debug!(rewrapped = r.rewrapped, version = r.current, "rewrapped under the current KEK")
+            tracing::debug!(
+                rewrapped = r.rewrapped,
+                version = r.current,
+                "rewrapped under the current KEK"
+            )
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "KEK rotation round failed; retried in a moment"),

@@ -1309,6 +1309,11 @@ pub async fn kek_sealed_things_are_found_by_version_and_replaced_only_if_unchang
         ..unenrolled("kekstaff", 1, Vec::new())
     };
     s.staff.create_staff(staff.clone()).await.unwrap();
+    // Not enrolled yet: no TOTP secret, nothing sealed.
+    s.staff
+        .create_staff(unenrolled("kekpending", 2, Vec::new()))
+        .await
+        .unwrap();
     let u = users(s, &["kek1", "kek2"]).await;
     let chat = conversation(s, &u, ConversationKind::Direct).await;
     let case = CaseRecord {

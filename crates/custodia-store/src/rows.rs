@@ -523,7 +523,8 @@ pub fn ids_of(text: &str) -> StoreResult<Vec<custodia_core::AttachmentId>> {
 
 /// Where a kind of KEK-sealed thing is kept: its table, its key columns, the column of
 /// its KEK version (none: the version is the first four bytes of the value, big-endian),
-/// and the column of its sealed bytes (NULL where a row has none).
+/// and the column of its sealed bytes (NULL, or empty, where a row has none: a staff
+/// account not enrolled yet has no TOTP secret).
 #[derive(Debug, Clone, Copy)]
 pub struct KekColumns {
     /// The table.
@@ -576,7 +577,7 @@ impl KekColumns {
     /// `(version, count)` per version of this kind.
     pub fn usage_sql(&self) -> String {
         format!(
-            "SELECT {v} AS v, count(*) AS n FROM {t} WHERE {b} IS NOT NULL GROUP BY {v}",
+            "SELECT {v} AS v, count(*) AS n FROM {t} WHERE length({b}) > 0 GROUP BY {v}",
             v = self.version_expr(),
             t = self.table,
             b = self.bytes,
@@ -608,7 +609,7 @@ impl KekColumns {
             String::new()
         };
         format!(
-            "SELECT {keys}, {b} AS b{version} FROM {t} WHERE {b} IS NOT NULL AND {ve} <> $1{after} \
+            "SELECT {keys}, {b} AS b{version} FROM {t} WHERE length({b}) > 0 AND {ve} <> $1{after} \
              ORDER BY {order} LIMIT {limit}",
             b = self.bytes,
             t = self.table,

@@ -125,9 +125,18 @@ const EXAMPLES: &[(&str, &str)] = &[
         "admin backup --data-dir custodia-data --recipient \
          age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p backup.tar.age",
     ),
-    ("admin keys rotate", "admin keys rotate --data-dir custodia-data"),
-    ("admin keys retire", "admin keys retire --data-dir custodia-data 1"),
-    ("admin keys status", "admin keys status --data-dir custodia-data"),
+    (
+        "admin keys rotate",
+        "admin keys rotate --data-dir custodia-data",
+    ),
+    (
+        "admin keys retire",
+        "admin keys retire --data-dir custodia-data 1",
+    ),
+    (
+        "admin keys status",
+        "admin keys status --data-dir custodia-data",
+    ),
     (
         "admin restore",
         "admin restore --identity operator.key --data-dir restored-data backup.tar.age",

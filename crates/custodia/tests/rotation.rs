@@ -1,0 +1,247 @@
+//! KEK rotation while serving, with the real `custodia` binary: `admin keys rotate` under a
+//! steady send load, SIGKILL in the middle of the rewrap, a restart that finishes it, and
+//! `admin keys retire` of the old version — with every message still readable.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use custodia_test::{ADULT_DOB, PASSWORD, ProcessServer};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_custodia"))
+}
+
+/// Runs `custodia admin keys ARGS… --data-dir DATA` to the end.
+async fn keys(data: &Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(bin())
+        .args(["admin", "keys"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .await
+        .unwrap()
+}
+
+async fn status(data: &Path) -> serde_json::Value {
+    let out = keys(data, &["status", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "keys status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Polls `keys status` until `done` holds of it (the servers work in the background).
+async fn status_until(data: &Path, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    for _ in 0..3_000 {
+        if done(&status(data).await) {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the KEK status never showed {what}: {}", status(data).await);
+}
+
+/// What the steady load sent: every acknowledged message's text by conversation and
+/// sequence number, and every send that failed.
+#[derive(Default)]
+struct Sent {
+    acked: HashMap<(uuid::Uuid, u64), String>,
+    failed: Vec<String>,
+}
+
+/// Sends one message after another (each waits for its answer) until `stop`, into one
+/// direct conversation and, every 20th, into a new group (a new data key, wrapped under
+/// whichever version is current when it is made).
+fn steady_load(
+    alice: custodia_sdk::Client,
+    direct: uuid::Uuid,
+    round: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Sent> {
+    tokio::spawn(async move {
+        let mut sent = Sent::default();
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            let chat = if i % 20 == 0 {
+                match alice
+                    .create_group(&format!("load {round}-{i}"), &["bob"])
+                    .await
+                {
+                    Ok(g) => g.id,
+                    Err(e) => {
+                        sent.failed.push(format!("creating a group: {e}"));
+                        continue;
+                    }
+                }
+            } else {
+                direct
+            };
+            let text = format!("load {round}-{i}");
+            match alice.send(chat, &format!("l{round}-{i}"), &text).await {
+                Ok(ack) => {
+                    sent.acked.insert((chat, ack.seq), text);
+                }
+                Err(e) => sent.failed.push(format!("send {i}: {e}")),
+            }
+        }
+        sent
+    })
+}
+
+fn start(data: &Path, log: &Path) -> ProcessServer {
+    // Slow on purpose, so the rewrap is still under way when the server is killed.
+    let env = [("CUSTODIA_KEK_REWRAP_PER_SEC".to_owned(), "40".to_owned())];
+    ProcessServer::start_with_env(&bin(), data, None, log, &env)
+}
+
+async fn signed_in(server: &ProcessServer, name: &str, register: bool) -> custodia_sdk::Client {
+    let mut c = server.client();
+    if register {
+        c.register(name, PASSWORD, ADULT_DOB).await.unwrap();
+    }
+    c.login(name, PASSWORD, "test").await.unwrap();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kek_rotation_under_steady_sends_survives_sigkill_and_ends_with_every_key_under_the_new_version()
+ {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let log = work.path().join("server.log");
+    let server = start(&data, &log);
+    let alice = signed_in(&server, "alice", true).await;
+    signed_in(&server, "bob", true).await;
+
+    // 200 conversations with a first message each: 200 data keys under version 1.
+    let mut expected: HashMap<(uuid::Uuid, u64), String> = HashMap::new();
+    for i in 0..200 {
+        let g = alice
+            .create_group(&format!("g{i}"), &["bob"])
+            .await
+            .unwrap();
+        let text = format!("before the rotation {i}");
+        let ack = alice.send(g.id, &format!("b{i}"), &text).await.unwrap();
+        expected.insert((g.id, ack.seq), text);
+    }
+    let direct = alice.open_direct("bob").await.unwrap().id;
+    let before = status(&data).await;
+    assert_eq!(before["current"], 1);
+    assert!(before["total"].as_u64().unwrap() >= 200, "{before}");
+
+    // Rotation starts while alice sends without pause.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(alice.clone(), direct, 1, stop.clone());
+    let rotated = keys(&data, &["rotate"]).await;
+    let said = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        rotated.status.success() && said.contains("KEK version 2 is current (was 1)"),
+        "rotate: {said} {}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    status_until(&data, "rewrap under way", |s| {
+        s["current"] == 2 && s["under_current"].as_u64().unwrap() >= 60
+    })
+    .await;
+    // Retiring version 1 now is refused: keys are still sealed under it.
+    let early = keys(&data, &["retire", "1"]).await;
+    assert!(!early.status.success());
+    let why = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        why.contains("still sealed under KEK version 1"),
+        "retire before the end: {why}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let first = load.await.unwrap();
+    assert!(first.failed.is_empty(), "sends failed: {:?}", first.failed);
+    assert!(!first.acked.is_empty());
+    expected.extend(first.acked);
+
+    // SIGKILL in the middle of the rewrap.
+    server.kill();
+    let killed = status(&data).await;
+    assert_eq!(killed["complete"], false, "killed mid-rotation: {killed}");
+    assert!(
+        killed["under_current"].as_u64() < killed["total"].as_u64(),
+        "{killed}"
+    );
+
+    // Restarted, the server finishes the rotation, under load again.
+    let server = start(&data, &log);
+    let alice = signed_in(&server, "alice", false).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(alice.clone(), direct, 2, stop.clone());
+    status_until(&data, "the rotation complete", |s| s["complete"] == true).await;
+    stop.store(true, Ordering::Relaxed);
+    let second = load.await.unwrap();
+    assert!(
+        second.failed.is_empty(),
+        "sends failed: {:?}",
+        second.failed
+    );
+    expected.extend(second.acked);
+
+    let done = status(&data).await;
+    for u in done["usage"].as_array().unwrap() {
+        assert_eq!(u["version"], 2, "everything is under version 2: {done}");
+    }
+    let logged = |s: &serde_json::Value, step: &str, version: u64| {
+        s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["step"] == step && x["version"] == version && x["log_index"].is_u64())
+    };
+    status_until(&data, "the rotation logged", |s| {
+        logged(s, "rotated", 2) && logged(s, "rewrapped", 2)
+    })
+    .await;
+
+    // Version 2 is current and cannot go; version 1 is destroyed, and the server logs it.
+    let current = keys(&data, &["retire", "2"]).await;
+    assert!(!current.status.success());
+    assert!(String::from_utf8_lossy(&current.stderr).contains("KEK version 2 is current"));
+    let retired = keys(&data, &["retire", "1"]).await;
+    assert!(
+        retired.status.success(),
+        "retire 1: {}",
+        String::from_utf8_lossy(&retired.stderr)
+    );
+    status_until(&data, "the retirement logged", |s| logged(s, "retired", 1)).await;
+    let keyring = std::fs::read_to_string(data.join("keyring")).unwrap();
+    assert!(
+        !keyring.lines().any(|l| l.starts_with("key 1 ")),
+        "version 1's key is gone from the keyring"
+    );
+    assert_eq!(status(&data).await["versions_held"], serde_json::json!([2]));
+
+    // A fresh start (nothing cached) opens every acknowledged message for bob.
+    assert!(server.terminate().success());
+    let server = start(&data, &log);
+    let bob = signed_in(&server, "bob", false).await;
+    let mut by_chat: HashMap<uuid::Uuid, Vec<(u64, String)>> = HashMap::new();
+    for ((chat, seq), text) in &expected {
+        by_chat.entry(*chat).or_default().push((*seq, text.clone()));
+    }
+    for (chat, mut messages) in by_chat {
+        let history = bob.full_history(chat).await.unwrap();
+        let shown: HashMap<u64, Option<String>> =
+            history.into_iter().map(|m| (m.seq, m.body)).collect();
+        messages.sort();
+        for (seq, text) in messages {
+            assert_eq!(
+                shown.get(&seq),
+                Some(&Some(text.clone())),
+                "message {seq} of {chat} reads as sent"
+            );
+        }
+    }
+    drop(server);
+}
