@@ -79,3 +79,45 @@ fn a_wrong_pin_or_token_is_refused_with_what_to_check() {
     };
     assert!(why.contains("no token labelled"), "{why}");
 }
+
+#[test]
+fn a_new_version_made_in_the_token_becomes_current_and_a_retired_one_keeps_only_its_tag_key() {
+    let token = Token::new("kek-rotate");
+    let (kek, _) = Pkcs11Kek::open(&token.pkcs11_config()).unwrap();
+    let old = kek.seal(1, b"a data key", b"aad").unwrap();
+    let tag_key = kek.derive(1, b"custodia/franking-tag-key/v1").unwrap();
+
+    assert_eq!(kek.add_version().unwrap(), 2);
+    assert_eq!(kek.versions(), vec![1, 2]);
+    assert_eq!(kek.current(), 2);
+    let new = kek.seal(2, b"a data key", b"aad").unwrap();
+
+    assert!(
+        matches!(kek.retire(2), Err(KeyError::Token(why)) if why.contains("current")),
+        "the current version cannot be retired"
+    );
+    kek.retire(1).unwrap();
+    assert_eq!(kek.versions(), vec![2]);
+    assert!(matches!(
+        kek.open(1, &old, b"aad"),
+        Err(KeyError::UnknownKek(1))
+    ));
+    assert_eq!(
+        *kek.derive(1, b"custodia/franking-tag-key/v1").unwrap(),
+        *tag_key,
+        "old franking tags still verify"
+    );
+    drop(kek);
+
+    // Found the same way by a new session.
+    let (again, created) = Pkcs11Kek::open(&token.pkcs11_config()).unwrap();
+    assert!(!created);
+    assert_eq!(again.versions(), vec![2]);
+    assert_eq!(again.current(), 2);
+    assert_eq!(&again.open(2, &new, b"aad").unwrap()[..], b"a data key");
+    assert!(again.open(1, &old, b"aad").is_err());
+    assert_eq!(
+        *again.derive(1, b"custodia/franking-tag-key/v1").unwrap(),
+        *tag_key
+    );
+}

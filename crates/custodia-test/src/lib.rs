@@ -158,6 +158,16 @@ impl SoftToken {
         }
     }
 
+    /// The `CUSTODIA_*` variables that put a server's (or an operator tool's) KEKs in
+    /// this token.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("CUSTODIA_PKCS11_MODULE".into(), SOFTHSM_MODULE.into()),
+            ("CUSTODIA_PKCS11_TOKEN_LABEL".into(), self.label.clone()),
+            ("CUSTODIA_PKCS11_PIN".into(), SOFTHSM_PIN.into()),
+        ]
+    }
+
     /// `config` with its KEKs in this token.
     pub fn configure(&self, config: RawConfig) -> RawConfig {
         RawConfig {

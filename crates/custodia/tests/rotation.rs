@@ -13,37 +13,66 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_custodia"))
 }
 
-/// Runs `custodia admin keys ARGS… --data-dir DATA` to the end.
-async fn keys(data: &Path, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(bin())
-        .args(["admin", "keys"])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .await
-        .unwrap()
+/// One deployment's data directory, server log and settings (the KEKs in its keyring
+/// file, or in a SoftHSM2 token).
+struct Deployment {
+    data: PathBuf,
+    log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
-async fn status(data: &Path) -> serde_json::Value {
-    let out = keys(data, &["status", "--json"]).await;
-    assert!(
-        out.status.success(),
-        "keys status failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Polls `keys status` until `done` holds of it (the servers work in the background).
-async fn status_until(data: &Path, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
-    for _ in 0..3_000 {
-        if done(&status(data).await) {
-            return;
+impl Deployment {
+    fn new(work: &Path, env: Vec<(String, String)>) -> Self {
+        Self {
+            data: work.join("data"),
+            log: work.join("server.log"),
+            env,
         }
-        tokio::task::yield_now().await;
     }
-    panic!("the KEK status never showed {what}: {}", status(data).await);
+
+    fn start(&self) -> ProcessServer {
+        // Slow on purpose, so the rewrap is still under way when the server is killed.
+        let mut env = self.env.clone();
+        env.push(("CUSTODIA_KEK_REWRAP_PER_SEC".to_owned(), "40".to_owned()));
+        ProcessServer::start_with_env(&bin(), &self.data, None, &self.log, &env)
+    }
+
+    /// Runs `custodia admin keys ARGS… --data-dir DATA` to the end.
+    async fn keys(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(bin())
+            .args(["admin", "keys"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .await
+            .unwrap()
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        let out = self.keys(&["status", "--json"]).await;
+        assert!(
+            out.status.success(),
+            "keys status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Polls `keys status` until `done` holds of it (the servers work in the background).
+    async fn status_until(&self, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+        for _ in 0..3_000 {
+            if done(&self.status().await) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!(
+            "the KEK status never showed {what}: {}",
+            self.status().await
+        );
+    }
 }
 
 /// What the steady load sent: every acknowledged message's text by conversation and
@@ -94,12 +123,6 @@ fn steady_load(
     })
 }
 
-fn start(data: &Path, log: &Path) -> ProcessServer {
-    // Slow on purpose, so the rewrap is still under way when the server is killed.
-    let env = [("CUSTODIA_KEK_REWRAP_PER_SEC".to_owned(), "40".to_owned())];
-    ProcessServer::start_with_env(&bin(), data, None, log, &env)
-}
-
 async fn signed_in(server: &ProcessServer, name: &str, register: bool) -> custodia_sdk::Client {
     let mut c = server.client();
     if register {
@@ -113,9 +136,21 @@ async fn signed_in(server: &ProcessServer, name: &str, register: bool) -> custod
 async fn a_kek_rotation_under_steady_sends_survives_sigkill_and_ends_with_every_key_under_the_new_version()
  {
     let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    let log = work.path().join("server.log");
-    let server = start(&data, &log);
+    rotate_under_load(&Deployment::new(work.path(), Vec::new())).await;
+}
+
+/// The same with the KEKs in a PKCS#11 token (SoftHSM2): the operator's tool makes the
+/// new version in the token while the server holds its own session to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kek_rotation_in_a_token_under_steady_sends_survives_sigkill_and_ends_under_the_new_version()
+ {
+    let work = tempfile::tempdir().unwrap();
+    let token = custodia_test::SoftToken::new("rotation");
+    rotate_under_load(&Deployment::new(work.path(), token.env())).await;
+}
+
+async fn rotate_under_load(d: &Deployment) {
+    let server = d.start();
     let alice = signed_in(&server, "alice", true).await;
     signed_in(&server, "bob", true).await;
 
@@ -131,26 +166,26 @@ async fn a_kek_rotation_under_steady_sends_survives_sigkill_and_ends_with_every_
         expected.insert((g.id, ack.seq), text);
     }
     let direct = alice.open_direct("bob").await.unwrap().id;
-    let before = status(&data).await;
+    let before = d.status().await;
     assert_eq!(before["current"], 1);
     assert!(before["total"].as_u64().unwrap() >= 200, "{before}");
 
     // Rotation starts while alice sends without pause.
     let stop = Arc::new(AtomicBool::new(false));
     let load = steady_load(alice.clone(), direct, 1, stop.clone());
-    let rotated = keys(&data, &["rotate"]).await;
+    let rotated = d.keys(&["rotate"]).await;
     let said = String::from_utf8_lossy(&rotated.stdout);
     assert!(
         rotated.status.success() && said.contains("KEK version 2 is current (was 1)"),
         "rotate: {said} {}",
         String::from_utf8_lossy(&rotated.stderr)
     );
-    status_until(&data, "rewrap under way", |s| {
+    d.status_until("rewrap under way", |s| {
         s["current"] == 2 && s["under_current"].as_u64().unwrap() >= 60
     })
     .await;
     // Retiring version 1 now is refused: keys are still sealed under it.
-    let early = keys(&data, &["retire", "1"]).await;
+    let early = d.keys(&["retire", "1"]).await;
     assert!(!early.status.success());
     let why = String::from_utf8_lossy(&early.stderr);
     assert!(
@@ -166,7 +201,7 @@ async fn a_kek_rotation_under_steady_sends_survives_sigkill_and_ends_with_every_
 
     // SIGKILL in the middle of the rewrap.
     server.kill();
-    let killed = status(&data).await;
+    let killed = d.status().await;
     assert_eq!(killed["complete"], false, "killed mid-rotation: {killed}");
     assert!(
         killed["under_current"].as_u64() < killed["total"].as_u64(),
@@ -174,11 +209,12 @@ async fn a_kek_rotation_under_steady_sends_survives_sigkill_and_ends_with_every_
     );
 
     // Restarted, the server finishes the rotation, under load again.
-    let server = start(&data, &log);
+    let server = d.start();
     let alice = signed_in(&server, "alice", false).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = steady_load(alice.clone(), direct, 2, stop.clone());
-    status_until(&data, "the rotation complete", |s| s["complete"] == true).await;
+    d.status_until("the rotation complete", |s| s["complete"] == true)
+        .await;
     stop.store(true, Ordering::Relaxed);
     let second = load.await.unwrap();
     assert!(
@@ -188,7 +224,7 @@ async fn a_kek_rotation_under_steady_sends_survives_sigkill_and_ends_with_every_
     );
     expected.extend(second.acked);
 
-    let done = status(&data).await;
+    let done = d.status().await;
     for u in done["usage"].as_array().unwrap() {
         assert_eq!(u["version"], 2, "everything is under version 2: {done}");
     }
@@ -199,32 +235,34 @@ async fn a_kek_rotation_under_steady_sends_survives_sigkill_and_ends_with_every_
             .iter()
             .any(|x| x["step"] == step && x["version"] == version && x["log_index"].is_u64())
     };
-    status_until(&data, "the rotation logged", |s| {
+    d.status_until("the rotation logged", |s| {
         logged(s, "rotated", 2) && logged(s, "rewrapped", 2)
     })
     .await;
 
     // Version 2 is current and cannot go; version 1 is destroyed, and the server logs it.
-    let current = keys(&data, &["retire", "2"]).await;
+    let current = d.keys(&["retire", "2"]).await;
     assert!(!current.status.success());
     assert!(String::from_utf8_lossy(&current.stderr).contains("KEK version 2 is current"));
-    let retired = keys(&data, &["retire", "1"]).await;
+    let retired = d.keys(&["retire", "1"]).await;
     assert!(
         retired.status.success(),
         "retire 1: {}",
         String::from_utf8_lossy(&retired.stderr)
     );
-    status_until(&data, "the retirement logged", |s| logged(s, "retired", 1)).await;
-    let keyring = std::fs::read_to_string(data.join("keyring")).unwrap();
-    assert!(
-        !keyring.lines().any(|l| l.starts_with("key 1 ")),
-        "version 1's key is gone from the keyring"
-    );
-    assert_eq!(status(&data).await["versions_held"], serde_json::json!([2]));
+    d.status_until("the retirement logged", |s| logged(s, "retired", 1))
+        .await;
+    if let Ok(keyring) = std::fs::read_to_string(d.data.join("keyring")) {
+        assert!(
+            !keyring.lines().any(|l| l.starts_with("key 1 ")),
+            "version 1's key is gone from the keyring"
+        );
+    }
+    assert_eq!(d.status().await["versions_held"], serde_json::json!([2]));
 
     // A fresh start (nothing cached) opens every acknowledged message for bob.
     assert!(server.terminate().success());
-    let server = start(&data, &log);
+    let server = d.start();
     let bob = signed_in(&server, "bob", false).await;
     let mut by_chat: HashMap<uuid::Uuid, Vec<(u64, String)>> = HashMap::new();
     for ((chat, seq), text) in &expected {
