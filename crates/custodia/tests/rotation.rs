@@ -264,15 +264,27 @@ async fn rotate_under_load(d: &Deployment) {
     assert!(server.terminate().success());
     let server = d.start();
     let bob = signed_in(&server, "bob", false).await;
-    let mut by_chat: HashMap<uuid::Uuid, Vec<(u64, String)>> = HashMap::new();
-    for ((chat, seq), text) in &expected {
-        by_chat.entry(*chat).or_default().push((*seq, text.clone()));
+    every_message_reads_as_sent(&bob, &expected).await;
+    drop(server);
+}
+
+/// Every acknowledged message reads as it was sent.
+async fn every_message_reads_as_sent(
+    reader: &custodia_sdk::Client,
+    expected: &HashMap<(uuid::Uuid, u64), String>,
+) {
+    let mut by_chat: HashMap<uuid::Uuid, Vec<(u64, &String)>> = HashMap::new();
+    for ((chat, seq), text) in expected {
+        by_chat.entry(*chat).or_default().push((*seq, text));
     }
-    for (chat, mut messages) in by_chat {
-        let history = bob.full_history(chat).await.unwrap();
-        let shown: HashMap<u64, Option<String>> =
-            history.into_iter().map(|m| (m.seq, m.body)).collect();
-        messages.sort();
+    for (chat, messages) in by_chat {
+        let shown: HashMap<u64, Option<String>> = reader
+            .full_history(chat)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.seq, m.body))
+            .collect();
         for (seq, text) in messages {
             assert_eq!(
                 shown.get(&seq),
@@ -281,5 +293,65 @@ async fn rotate_under_load(d: &Deployment) {
             );
         }
     }
-    drop(server);
+}
+
+/// On PostgreSQL, two nodes on one data directory both rewrap (each item by
+/// compare-and-swap); the node the rotation started on is killed mid-rewrap, and the other
+/// finishes alone while alice's sends go through it without a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_two_nodes_share_the_rewrap_and_one_finishes_it_when_the_other_dies() {
+    let cluster = custodia_test::Deployment::new().await;
+    let d = Deployment {
+        data: cluster.dir.path().to_owned(),
+        log: cluster.dir.path().join("nodes.log"),
+        env: cluster.env(cluster.database.url(), &cluster.nats_url),
+    };
+    let a = d.start();
+    let b = d.start();
+    let alice = signed_in(&a, "alice", true).await;
+    signed_in(&a, "bob", true).await;
+    let mut expected: HashMap<(uuid::Uuid, u64), String> = HashMap::new();
+    for i in 0..150 {
+        let g = alice
+            .create_group(&format!("g{i}"), &["bob"])
+            .await
+            .unwrap();
+        let text = format!("before the rotation {i}");
+        let ack = alice.send(g.id, &format!("b{i}"), &text).await.unwrap();
+        expected.insert((g.id, ack.seq), text);
+    }
+    let direct = alice.open_direct("bob").await.unwrap().id;
+    let alice_on_b = signed_in(&b, "alice", false).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(alice_on_b, direct, 1, stop.clone());
+
+    let rotated = d.keys(&["rotate"]).await;
+    assert!(
+        rotated.status.success(),
+        "rotate: {}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    d.status_until("rewrap under way", |s| {
+        s["current"] == 2 && s["under_current"].as_u64().unwrap() >= 40
+    })
+    .await;
+    a.kill();
+    d.status_until("the rotation complete", |s| s["complete"] == true)
+        .await;
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.await.unwrap();
+    assert!(sent.failed.is_empty(), "sends failed: {:?}", sent.failed);
+    expected.extend(sent.acked);
+    let retired = d.keys(&["retire", "1"]).await;
+    assert!(
+        retired.status.success(),
+        "retire 1: {}",
+        String::from_utf8_lossy(&retired.stderr)
+    );
+
+    // A new node (nothing cached) opens every acknowledged message.
+    let c = d.start();
+    let bob = signed_in(&c, "bob", false).await;
+    every_message_reads_as_sent(&bob, &expected).await;
+    drop((b, c));
 }
