@@ -2,7 +2,7 @@
 //! `cargo run --release -p custodia-bench -- <command> …`.
 
 use clap::{Parser, Subcommand};
-use custodia_bench::{disclosure, kek, load, log, safety, staff};
+use custodia_bench::{disclosure, kek, load, log, rotation, safety, staff};
 use custodia_client::chat::{ServerArgs, client_for};
 
 #[derive(Parser)]
@@ -35,6 +35,8 @@ enum Command {
     Disclosure(disclosure::DisclosureBenchArgs),
     /// Sealing and opening data keys under the keyring's KEK and a PKCS#11 token's.
     Kek(kek::KekBenchArgs),
+    /// A KEK rotation on an in-process server: the rewrap rate, sends meanwhile.
+    Rotation(rotation::RotationBenchArgs),
 }
 
 #[tokio::main]
@@ -46,5 +48,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Staff(args) => staff::run(args).await,
         Command::Disclosure(args) => disclosure::run(args).await,
         Command::Kek(args) => kek::run(args).await,
+        Command::Rotation(args) => rotation::run(args).await,
     }
 }
