@@ -36,7 +36,7 @@ pub async fn run(args: DisclosureBenchArgs) -> anyhow::Result<()> {
         staff,
         users,
         chat,
-        ..
+        _dir,
     } = crate::world::start(
         RawConfig {
             sends_per_minute: Some(1_000_000),

@@ -41,6 +41,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The in-process servers' logs, at RUST_LOG's level (none unless it is set).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match Cli::parse().command {
         Command::Load { server, args } => load::run(client_for(&server)?, args).await,
         Command::Log(args) => log::run(args).await,

@@ -51,7 +51,11 @@ async fn sends(
                 i += 1;
                 let t0 = Instant::now();
                 match client
-                    .send(chat, &format!("{tag}-{s}-{i}"), "a message during the bench")
+                    .send(
+                        chat,
+                        &format!("{tag}-{s}-{i}"),
+                        "a message during the bench",
+                    )
                     .await
                 {
                     Ok(_) => h.record(t0.elapsed().as_micros() as u64)?,
@@ -81,10 +85,14 @@ pub async fn run(args: RotationBenchArgs) -> anyhow::Result<()> {
         mut running,
         users,
         chat,
+        _dir,
         ..
     } = crate::world::start(
         RawConfig {
             kek_rewrap_per_sec: Some(args.rate),
+            sends_per_minute: Some(100_000_000),
+            new_account_sends_per_minute: Some(100_000_000),
+            first_contact_sends_per_hour: Some(100_000_000),
             ..RawConfig::default()
         },
         &[],

@@ -32,7 +32,7 @@ pub async fn run(args: StaffBenchArgs) -> anyhow::Result<()> {
         staff,
         users,
         chat,
-        ..
+        _dir,
     } = crate::world::start(
         RawConfig::default(),
         &[

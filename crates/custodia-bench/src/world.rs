@@ -19,7 +19,9 @@ pub struct World {
     pub users: Vec<Client>,
     /// Their direct conversation.
     pub chat: uuid::Uuid,
-    _dir: tempfile::TempDir,
+    /// The data directory, deleted when dropped: a destructuring must keep it bound
+    /// (`_dir`), or it is gone while the server runs.
+    pub _dir: tempfile::TempDir,
 }
 
 /// Starts `config` (its listeners, data directory and the staff waiting period are set

@@ -19,6 +19,11 @@ use crate::Governance;
 /// Items read per page.
 const PAGE: u32 = 100;
 
+/// Once a rotation is complete, how often a node still looks for items sealed under an
+/// older version (a node that had not adopted the new version yet may have made one);
+/// looking means reading through every data key, so not every second.
+const SWEEP_AFTER_COMPLETE_MS: i64 = 10 * 60 * 1000;
+
 /// Where the rewrap pass of one node stands: the kind and the last key it handled.
 #[derive(Debug, Default)]
 pub(crate) struct RewrapCursor {
@@ -27,6 +32,8 @@ pub(crate) struct RewrapCursor {
     after: Option<KekItem>,
     /// Items this pass could not rewrap (their sealed bytes do not open).
     failed: u64,
+    /// When this node last looked through everything after the rotation was complete.
+    swept_at: Option<custodia_core::Timestamp>,
 }
 
 /// What one round of the rotation duty did.
@@ -170,6 +177,18 @@ impl Governance {
             .any(|s| s.kind == KekStepKind::Rewrapped && s.version == target)
         {
             round.complete = true;
+            let now = inner.clock.now();
+            let mut cursor = inner.rewrap.lock().await;
+            let recent = cursor.swept_at.is_some_and(|t| {
+                now.as_millis().saturating_sub(t.as_millis()) < SWEEP_AFTER_COMPLETE_MS
+            });
+            // A pass in progress goes on; a new one starts only every so often.
+            if recent && cursor.kind == 0 && cursor.after.is_none() {
+                return Ok(round);
+            }
+            if cursor.kind == 0 && cursor.after.is_none() {
+                cursor.swept_at = Some(now);
+            }
         }
         round.rewrapped = self.rewrap_some(target, budget).await?;
         if !round.complete && round.rewrapped == 0 {
@@ -202,6 +221,7 @@ impl Governance {
                 }
                 *cursor = RewrapCursor {
                     target,
+                    swept_at: cursor.swept_at,
                     ..RewrapCursor::default()
                 };
                 break;
