@@ -17,7 +17,7 @@ use custodia_store::{
 use crate::Governance;
 
 /// Items read per page.
-const PAGE: u32 = 100;
+const PAGE: u32 = 25;
 
 /// Once a rotation is complete, how often a node still looks for items sealed under an
 /// older version (a node that had not adopted the new version yet may have made one);
@@ -132,7 +132,8 @@ pub fn usage_detail(usage: &[KekUsage], version: u32) -> String {
 impl Governance {
     /// One round of the rotation duty (a running server runs it every second): adopts the
     /// version the operator made current, logs the recorded steps not logged yet, and
-    /// rewraps up to `budget` items still sealed under older versions.
+    /// rewraps up to `budget` items still sealed under older versions, paced over about a
+    /// second (page by page), so the store takes them between sends, not as one burst.
     pub async fn rotation_round(&self, budget: u64) -> ServiceResult<RotationRound> {
         let inner = &self.inner;
         let keys = &inner.keys;
@@ -190,6 +191,9 @@ impl Governance {
                 cursor.swept_at = Some(now);
             }
         }
+        if budget == 0 {
+            return Ok(round);
+        }
         round.rewrapped = self.rewrap_some(target, budget).await?;
         if !round.complete && round.rewrapped == 0 {
             round.complete = self.finish_if_done(target).await?;
@@ -238,6 +242,7 @@ impl Governance {
                 continue;
             };
             cursor.after = Some(last.item.clone());
+            let got = page.len();
             let mut replacements = tokio::task::JoinSet::new();
             for item in page {
                 done += 1;
@@ -259,6 +264,9 @@ impl Governance {
                 // sealed it under the current version.
                 r.map_err(|e| custodia_service::ServiceError::Internal(e.to_string()))??;
             }
+            // This page's share of the second the budget is for.
+            let share = std::time::Duration::from_secs(1).mul_f64(got as f64 / budget as f64);
+            tokio::time::sleep(share).await;
         }
         Ok(done)
     }

@@ -463,8 +463,9 @@ pub async fn start_with_clock(
     // the server was down are handled now, and from then on every minute (each once, by
     // whichever node).
     timed_duties(&governance).await;
-    // A rotation the operator started while this node was down: adopted before serving.
-    rotation_round(&governance, config.kek_rewrap_per_sec).await;
+    // A rotation the operator started while this node was down: adopted (and its steps
+    // logged) before serving; the rewrap goes on in the background.
+    rotation_round(&governance, 0).await;
     let shutdown = CancellationToken::new();
     let rotation = every(KEK_ROUND, &shutdown, {
         let governance = governance.clone();
