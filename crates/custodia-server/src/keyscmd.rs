@@ -323,11 +323,7 @@ fn status_text(status: &KekStatus, keks: &Keks) -> String {
         p.current,
         list(&keks.versions())
     );
-    let percent = if p.total == 0 {
-        100
-    } else {
-        p.under_current * 100 / p.total
-    };
+    let percent = (p.under_current * 100).checked_div(p.total).unwrap_or(100);
     out.push_str(&format!(
         "{} of {} keys and secrets are under version {} ({percent}%){}\n",
         p.under_current,
