@@ -13,7 +13,7 @@ use custodia_core::{
     Password, StaffRole, Timestamp, Username,
 };
 use custodia_governance::{Governance, GovernanceConfig, NewStaff, StaffPrincipal};
-use custodia_keys::{CacheLimits, KeyService, Keyring, LogAuthority};
+use custodia_keys::{CacheLimits, KeyService, KeyringFile, LogAuthority};
 use custodia_service::{Hub, LocalFanout, Principal, Service, ServiceConfig, ServiceError};
 use custodia_store::{NoObserver, Storage};
 use custodia_store_sqlite::SqliteStore;
@@ -22,7 +22,7 @@ pub const FROM: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct Fixture {
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     /// The founders' TOTP URIs once enrolled (admin, auditor).
     founder_uris: std::sync::Mutex<Vec<(StaffRole, String)>>,
     pub clock: Arc<ManualClock>,
@@ -58,7 +58,8 @@ impl Fixture {
             .unwrap();
         let storage = Storage::from_backend(sqlite);
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_795_435_200_000)));
-        let (keyring, _) = Keyring::load_or_create(&dir.path().join("keyring"), None).unwrap();
+        // The server's own provider: the keyring file, read again when it changes.
+        let (keyring, _) = KeyringFile::open(&dir.path().join("keyring"), None).unwrap();
         let audit = Arc::new(AuditLog::new(
             storage.log.clone(),
             custodia_tlog::NoteSigner::generate("test/audit").unwrap(),
@@ -100,7 +101,7 @@ impl Fixture {
             ServiceConfig::default(),
         );
         Self {
-            _dir: dir,
+            dir,
             founder_uris: std::sync::Mutex::new(Vec::new()),
             clock,
             audit,
