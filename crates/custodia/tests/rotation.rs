@@ -149,22 +149,32 @@ async fn a_kek_rotation_in_a_token_under_steady_sends_survives_sigkill_and_ends_
     rotate_under_load(&Deployment::new(work.path(), token.env())).await;
 }
 
-async fn rotate_under_load(d: &Deployment) {
-    let server = d.start();
-    let alice = signed_in(&server, "alice", true).await;
-    signed_in(&server, "bob", true).await;
-
-    // 200 conversations with a first message each: 200 data keys under version 1.
-    let mut expected: HashMap<(uuid::Uuid, u64), String> = HashMap::new();
-    for i in 0..200 {
+/// `n` groups of `alice` and bob with a first message each (one data key each); the
+/// messages by conversation and sequence number.
+async fn groups_with_bob(
+    alice: &custodia_sdk::Client,
+    n: usize,
+) -> HashMap<(uuid::Uuid, u64), String> {
+    let mut sent = HashMap::new();
+    for i in 0..n {
         let g = alice
             .create_group(&format!("g{i}"), &["bob"])
             .await
             .unwrap();
         let text = format!("before the rotation {i}");
         let ack = alice.send(g.id, &format!("b{i}"), &text).await.unwrap();
-        expected.insert((g.id, ack.seq), text);
+        sent.insert((g.id, ack.seq), text);
     }
+    sent
+}
+
+async fn rotate_under_load(d: &Deployment) {
+    let server = d.start();
+    let alice = signed_in(&server, "alice", true).await;
+    signed_in(&server, "bob", true).await;
+
+    // 200 conversations with a first message each: 200 data keys under version 1.
+    let mut expected = groups_with_bob(&alice, 200).await;
     let direct = alice.open_direct("bob").await.unwrap().id;
     let before = d.status().await;
     assert_eq!(before["current"], 1);
@@ -310,16 +320,7 @@ async fn on_postgresql_two_nodes_share_the_rewrap_and_one_finishes_it_when_the_o
     let b = d.start();
     let alice = signed_in(&a, "alice", true).await;
     signed_in(&a, "bob", true).await;
-    let mut expected: HashMap<(uuid::Uuid, u64), String> = HashMap::new();
-    for i in 0..150 {
-        let g = alice
-            .create_group(&format!("g{i}"), &["bob"])
-            .await
-            .unwrap();
-        let text = format!("before the rotation {i}");
-        let ack = alice.send(g.id, &format!("b{i}"), &text).await.unwrap();
-        expected.insert((g.id, ack.seq), text);
-    }
+    let mut expected = groups_with_bob(&alice, 150).await;
     let direct = alice.open_direct("bob").await.unwrap().id;
     let alice_on_b = signed_in(&b, "alice", false).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -354,4 +355,59 @@ async fn on_postgresql_two_nodes_share_the_rewrap_and_one_finishes_it_when_the_o
     let bob = signed_in(&c, "bob", false).await;
     every_message_reads_as_sent(&bob, &expected).await;
     drop((b, c));
+}
+
+/// For nodes that each hold a copy of the keyring: `rotate --stage` adds the version
+/// without making it current (nothing is wrapped under it, so a node without the copy yet
+/// loses nothing), and `rotate` then makes the staged version current instead of adding
+/// another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_version_is_held_but_unused_until_rotate_makes_it_current() {
+    let work = tempfile::tempdir().unwrap();
+    let d = Deployment::new(work.path(), Vec::new());
+    let server = d.start();
+    let alice = signed_in(&server, "alice", true).await;
+    signed_in(&server, "bob", true).await;
+    groups_with_bob(&alice, 3).await;
+
+    let staged = d.keys(&["rotate", "--stage"]).await;
+    let said = String::from_utf8_lossy(&staged.stdout);
+    assert!(
+        staged.status.success()
+            && said.contains("added KEK version 2")
+            && said.contains("not current yet"),
+        "stage: {said} {}",
+        String::from_utf8_lossy(&staged.stderr)
+    );
+    let held = d.status().await;
+    assert_eq!(held["versions_held"], serde_json::json!([1, 2]));
+    assert_eq!(held["current"], 1);
+    // A conversation made now still gets its key under version 1.
+    let g = alice.create_group("after staging", &["bob"]).await.unwrap();
+    alice.send(g.id, "s1", "after staging").await.unwrap();
+    let usage = d.status().await;
+    assert!(
+        usage["usage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["version"] != 2),
+        "nothing under the staged version: {usage}"
+    );
+
+    let rotated = d.keys(&["rotate"]).await;
+    let said = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        said.contains("KEK version 2 is current (was 1)"),
+        "rotate: {said} {}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    d.status_until("the rotation complete", |s| s["complete"] == true)
+        .await;
+    assert_eq!(
+        d.status().await["versions_held"],
+        serde_json::json!([1, 2]),
+        "the staged version was made current, no other added"
+    );
+    drop(server);
 }
