@@ -76,6 +76,18 @@ pub struct KeyringFile {
     path: PathBuf,
     passphrase: Option<KeyringPassphrase>,
     ring: RwLock<Keyring>,
+    /// SHA-256 of the file as last read: it is parsed again (an argon2id derivation, with
+    /// a passphrase) only when it changed.
+    read: std::sync::Mutex<[u8; 32]>,
+}
+
+fn file_digest(path: &Path) -> Result<[u8; 32], KeyringError> {
+    use sha2::Digest;
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyringError::Io {
+        path: path.display().to_string(),
+        source,
+    })?);
+    Ok(sha2::Sha256::digest(&bytes[..]).into())
 }
 
 impl KeyringFile {
@@ -91,6 +103,7 @@ impl KeyringFile {
                 path: path.to_owned(),
                 passphrase,
                 ring: RwLock::new(ring),
+                read: std::sync::Mutex::new(file_digest(path)?),
             },
             created,
         ))
@@ -128,9 +141,15 @@ impl KekProvider for KeyringFile {
     }
 
     fn refresh(&self) -> Result<(), KeyError> {
-        let fresh = Keyring::load(&self.path, self.passphrase.as_ref())
-            .map_err(|e| KeyError::Keyring(e.to_string()))?;
+        let failed = |e: KeyringError| KeyError::Keyring(e.to_string());
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        let digest = file_digest(&self.path).map_err(failed)?;
+        if digest == *read {
+            return Ok(());
+        }
+        let fresh = Keyring::load(&self.path, self.passphrase.as_ref()).map_err(failed)?;
         *self.ring.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        *read = digest;
         Ok(())
     }
 }
