@@ -149,7 +149,10 @@ impl Governance {
             current: keys.current_kek(),
             ..RotationRound::default()
         };
-        if let Some(target) = target(&steps)
+        // The version the store names; before any rotation, the first (a version a
+        // `rotate` added but stopped before recording is not used until it is recorded).
+        let wanted = target(&steps).or_else(|| keys.kek_versions().first().copied());
+        if let Some(target) = wanted
             && target != round.current
         {
             match keys.adopt_kek(target) {

@@ -90,12 +90,14 @@ impl Keks {
         })
     }
 
-    /// The version in use where no rotation is recorded.
-    fn current(&self) -> u32 {
-        match self {
-            Self::File(_, _, ring) => KekProvider::current(ring),
-            Self::Token(t) => t.current(),
-        }
+    /// The version the servers use: the one the store names, or before any rotation the
+    /// first (the servers' own rule: a version a `rotate` added without recording it is
+    /// not used).
+    fn in_use(&self, status: &KekStatus) -> u32 {
+        status
+            .target
+            .or_else(|| self.versions().first().copied())
+            .unwrap_or(1)
     }
 
     fn versions(&self) -> Vec<u32> {
@@ -163,26 +165,27 @@ async fn rotate(
 ) -> anyhow::Result<()> {
     let (_, storage, keks) = open(config, data_dir).await?;
     let before = status(&storage).await?;
-    let from = before.target.unwrap_or_else(|| keks.current());
-    let version = match &keks {
-        Keks::Token(_) if stage => bail!(
+    let from = keks.in_use(&before);
+    // A version above it that the store does not name yet was staged, or added by a
+    // rotate that stopped before recording it: it is made current instead of another.
+    let staged = keks.versions().into_iter().filter(|v| *v > from).max();
+    let version = match (&keks, staged) {
+        (Keks::Token(_), _) if stage => bail!(
             "--stage is for keyring files copied to each node; every node uses the same token"
         ),
-        Keks::Token(token) => token
+        (Keks::File(..), Some(v)) if stage => bail!(
+            "KEK version {v} is already staged: copy the keyring to every node, then run \
+             `custodia admin keys rotate` to make it current"
+        ),
+        (Keks::Token(_), Some(v)) => v,
+        (Keks::Token(token), None) => token
             .add_version()
             .map_err(|e| anyhow::anyhow!("adding a KEK version in the token: {e}"))?,
-        Keks::File(path, pass, ring) => {
-            // A version staged earlier (above every version made current) is made current
-            // instead of adding another.
-            let staged = ring.versions().into_iter().filter(|v| *v > from).max();
-            match staged {
-                Some(v) if !stage => {
-                    Keyring::set_current(path, pass.as_ref(), v)?;
-                    v
-                }
-                _ => Keyring::add_version(path, pass.as_ref(), !stage)?,
-            }
+        (Keks::File(path, pass, _), Some(v)) if !stage => {
+            Keyring::set_current(path, pass.as_ref(), v)?;
+            v
         }
+        (Keks::File(path, pass, _), _) => Keyring::add_version(path, pass.as_ref(), !stage)?,
     };
     if stage {
         let Keks::File(path, ..) = &keks else {
@@ -226,7 +229,7 @@ async fn retire(
 ) -> anyhow::Result<()> {
     let (_, storage, keks) = open(config, data_dir).await?;
     let state = status(&storage).await?;
-    let current = state.target.unwrap_or_else(|| keks.current());
+    let current = keks.in_use(&state);
     if version == current {
         bail!(
             "KEK version {version} is current: rotate to a new version first (custodia admin keys rotate)"
@@ -304,7 +307,7 @@ struct Progress {
 }
 
 fn progress(status: &KekStatus, keks: &Keks) -> Progress {
-    let current = status.target.unwrap_or_else(|| keks.current());
+    let current = keks.in_use(status);
     let under_current = status.under(current);
     let total = status.total();
     Progress {

@@ -411,3 +411,59 @@ async fn a_staged_version_is_held_but_unused_until_rotate_makes_it_current() {
     );
     drop(server);
 }
+
+/// A `rotate` that stopped after adding the version to the keyring but before recording
+/// it (a crash, a lost database connection): the servers keep the version the store
+/// names, and running `rotate` again makes that added version current, logged, instead
+/// of adding another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotate_that_stopped_half_way_is_finished_by_running_it_again() {
+    let work = tempfile::tempdir().unwrap();
+    let d = Deployment::new(work.path(), Vec::new());
+    let server = d.start();
+    let alice = signed_in(&server, "alice", true).await;
+    signed_in(&server, "bob", true).await;
+    groups_with_bob(&alice, 3).await;
+    assert!(server.terminate().success());
+
+    // What the interrupted rotate left: version 2 in the keyring, named current there,
+    // and nothing in the store.
+    let added = custodia_keys::Keyring::add_version(&d.data.join("keyring"), None, true).unwrap();
+    assert_eq!(added, 2);
+    let server = d.start();
+    let alice = signed_in(&server, "alice", false).await;
+    let g = alice
+        .create_group("after the stop", &["bob"])
+        .await
+        .unwrap();
+    alice.send(g.id, "h1", "after the stop").await.unwrap();
+    let state = d.status().await;
+    assert_eq!(state["current"], 1, "{state}");
+    assert!(
+        state["usage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["version"] == 1),
+        "no key under the unrecorded version: {state}"
+    );
+
+    let again = d.keys(&["rotate"]).await;
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        said.contains("KEK version 2 is current (was 1)"),
+        "rotate again: {said} {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    d.status_until("the rotation complete and logged", |s| {
+        s["complete"] == true
+            && s["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["step"] == "rotated" && x["version"] == 2 && x["log_index"].is_u64())
+    })
+    .await;
+    assert_eq!(d.status().await["versions_held"], serde_json::json!([1, 2]));
+    drop(server);
+}
