@@ -442,3 +442,54 @@ async fn a_rotated_kek_rewraps_every_data_key_and_a_retired_one_opens_nothing_bu
         Err(custodia_keys::KeyringError::Current(2))
     ));
 }
+
+#[tokio::test]
+async fn a_served_document_is_rewrapped_bound_to_its_request_and_digest() {
+    let f = Fixture::new().await;
+    let (ring, _) = custodia_keys::KeyringFile::open(&f.keyring_path, None).unwrap();
+    let keys = KeyService::new(
+        DeploymentId::new(),
+        ring,
+        f.store.clone(),
+        f.clock.clone(),
+        CacheLimits {
+            capacity: NonZeroUsize::new(4).unwrap(),
+            max_age: Duration::from_secs(60),
+        },
+    );
+    let request = custodia_core::LegalRequestId::new();
+    let document = b"%PDF- a court order";
+    let sha = [7u8; 32];
+    let sealed = keys.seal_served_document(request, &sha, document).unwrap();
+    let item = KekSealed {
+        item: KekItem::Document {
+            request,
+            position: 0,
+        },
+        sealed: WrappedDek {
+            kek_version: 1,
+            bytes: sealed.0.clone(),
+        },
+    };
+    Keyring::add_version(&f.keyring_path, None, true).unwrap();
+    keys.adopt_kek(2).unwrap();
+    assert!(
+        matches!(keys.rewrap(&item, None), Err(KeyError::Unreadable)),
+        "a document's digest is part of what it is bound to"
+    );
+    assert!(
+        keys.rewrap(&item, Some(&[8u8; 32])).is_err(),
+        "another digest"
+    );
+    let new = keys.rewrap(&item, Some(&sha)).unwrap();
+    assert_eq!(new.kek_version, 2);
+    assert_eq!(
+        &new.bytes[..4],
+        &2u32.to_be_bytes(),
+        "stored with its version in front"
+    );
+    let opened = keys
+        .open_served_document(request, &sha, &SealedBody(new.bytes))
+        .unwrap();
+    assert_eq!(&opened[..], document);
+}
