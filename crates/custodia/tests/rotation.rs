@@ -60,6 +60,17 @@ impl Deployment {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `custodia admin keys rotate` from version 1 to 2, which says so.
+    async fn rotate_to_2(&self) {
+        let rotated = self.keys(&["rotate"]).await;
+        let said = String::from_utf8_lossy(&rotated.stdout);
+        assert!(
+            rotated.status.success() && said.contains("KEK version 2 is current (was 1)"),
+            "rotate: {said} {}",
+            String::from_utf8_lossy(&rotated.stderr)
+        );
+    }
+
     /// Polls `keys status` until `done` holds of it (the servers work in the background).
     async fn status_until(&self, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
         for _ in 0..3_000 {
@@ -73,6 +84,15 @@ impl Deployment {
             self.status().await
         );
     }
+}
+
+/// Whether everything `keys status --json` counts is sealed under `version`.
+fn all_under(status: &serde_json::Value, version: u64) -> bool {
+    status["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["version"] == version)
 }
 
 /// What the steady load sent: every acknowledged message's text by conversation and
@@ -183,13 +203,7 @@ async fn rotate_under_load(d: &Deployment) {
     // Rotation starts while alice sends without pause.
     let stop = Arc::new(AtomicBool::new(false));
     let load = steady_load(alice.clone(), direct, 1, stop.clone());
-    let rotated = d.keys(&["rotate"]).await;
-    let said = String::from_utf8_lossy(&rotated.stdout);
-    assert!(
-        rotated.status.success() && said.contains("KEK version 2 is current (was 1)"),
-        "rotate: {said} {}",
-        String::from_utf8_lossy(&rotated.stderr)
-    );
+    d.rotate_to_2().await;
     d.status_until("rewrap under way", |s| {
         s["current"] == 2 && s["under_current"].as_u64().unwrap() >= 60
     })
@@ -235,9 +249,7 @@ async fn rotate_under_load(d: &Deployment) {
     expected.extend(second.acked);
 
     let done = d.status().await;
-    for u in done["usage"].as_array().unwrap() {
-        assert_eq!(u["version"], 2, "everything is under version 2: {done}");
-    }
+    assert!(all_under(&done, 2), "everything is under version 2: {done}");
     let logged = |s: &serde_json::Value, step: &str, version: u64| {
         s["steps"]
             .as_array()
@@ -326,12 +338,7 @@ async fn on_postgresql_two_nodes_share_the_rewrap_and_one_finishes_it_when_the_o
     let stop = Arc::new(AtomicBool::new(false));
     let load = steady_load(alice_on_b, direct, 1, stop.clone());
 
-    let rotated = d.keys(&["rotate"]).await;
-    assert!(
-        rotated.status.success(),
-        "rotate: {}",
-        String::from_utf8_lossy(&rotated.stderr)
-    );
+    d.rotate_to_2().await;
     d.status_until("rewrap under way", |s| {
         s["current"] == 2 && s["under_current"].as_u64().unwrap() >= 40
     })
@@ -387,21 +394,11 @@ async fn a_staged_version_is_held_but_unused_until_rotate_makes_it_current() {
     alice.send(g.id, "s1", "after staging").await.unwrap();
     let usage = d.status().await;
     assert!(
-        usage["usage"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|u| u["version"] != 2),
+        all_under(&usage, 1),
         "nothing under the staged version: {usage}"
     );
 
-    let rotated = d.keys(&["rotate"]).await;
-    let said = String::from_utf8_lossy(&rotated.stdout);
-    assert!(
-        said.contains("KEK version 2 is current (was 1)"),
-        "rotate: {said} {}",
-        String::from_utf8_lossy(&rotated.stderr)
-    );
+    d.rotate_to_2().await;
     d.status_until("the rotation complete", |s| s["complete"] == true)
         .await;
     assert_eq!(
@@ -440,21 +437,11 @@ async fn a_rotate_that_stopped_half_way_is_finished_by_running_it_again() {
     let state = d.status().await;
     assert_eq!(state["current"], 1, "{state}");
     assert!(
-        state["usage"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|u| u["version"] == 1),
+        all_under(&state, 1),
         "no key under the unrecorded version: {state}"
     );
 
-    let again = d.keys(&["rotate"]).await;
-    let said = String::from_utf8_lossy(&again.stdout);
-    assert!(
-        said.contains("KEK version 2 is current (was 1)"),
-        "rotate again: {said} {}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    d.rotate_to_2().await;
     d.status_until("the rotation complete and logged", |s| {
         s["complete"] == true
             && s["steps"]
