@@ -36,12 +36,24 @@ pub(crate) struct RewrapCursor {
     swept_at: Option<custodia_core::Timestamp>,
 }
 
+impl RewrapCursor {
+    /// A fresh pass when the target version changed.
+    fn aim_at(&mut self, target: u32) {
+        if self.target != target {
+            *self = Self {
+                target,
+                ..Self::default()
+            };
+        }
+    }
+}
+
 /// What one round of the rotation duty did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RotationRound {
     /// The version new seals use on this node.
     pub current: u32,
-    /// Items rewrapped in this round.
+    /// Items handled in this round (rewrapped, or found not to open and left).
     pub rewrapped: u64,
     /// Steps logged in this round.
     pub logged: u64,
@@ -138,11 +150,13 @@ impl Governance {
         let inner = &self.inner;
         let keys = &inner.keys;
         let steps = inner.store.deks.kek_steps().await?;
+        let recorded = target(&steps);
+        let held = keys.kek_versions();
         // Versions the operator retired leave this node's provider too.
-        let retired_here = steps
+        if steps
             .iter()
-            .any(|s| s.kind == KekStepKind::Retired && keys.kek_versions().contains(&s.version));
-        if retired_here {
+            .any(|s| s.kind == KekStepKind::Retired && held.contains(&s.version))
+        {
             keys.refresh_keks()?;
         }
         let mut round = RotationRound {
@@ -151,7 +165,7 @@ impl Governance {
         };
         // The version the store names; before any rotation, the first (a version a
         // `rotate` added but stopped before recording is not used until it is recorded).
-        let wanted = target(&steps).or_else(|| keys.kek_versions().first().copied());
+        let wanted = recorded.or_else(|| held.first().copied());
         if let Some(target) = wanted
             && target != round.current
         {
@@ -172,7 +186,7 @@ impl Governance {
             self.log_kek_step(step).await?;
             round.logged += 1;
         }
-        let Some(target) = target(&steps) else {
+        let Some(target) = recorded else {
             round.complete = true;
             return Ok(round);
         };
@@ -183,6 +197,7 @@ impl Governance {
             round.complete = true;
             let now = inner.clock.now();
             let mut cursor = inner.rewrap.lock().await;
+            cursor.aim_at(target);
             let recent = cursor.swept_at.is_some_and(|t| {
                 now.as_millis().saturating_sub(t.as_millis()) < SWEEP_AFTER_COMPLETE_MS
             });
@@ -200,6 +215,10 @@ impl Governance {
         round.rewrapped = self.rewrap_some(target, budget).await?;
         if !round.complete && round.rewrapped == 0 {
             round.complete = self.finish_if_done(target).await?;
+            if round.complete {
+                // The pass that found nothing left counts as this node's sweep.
+                inner.rewrap.lock().await.swept_at = Some(inner.clock.now());
+            }
         }
         Ok(round)
     }
@@ -209,12 +228,7 @@ impl Governance {
     async fn rewrap_some(&self, target: u32, budget: u64) -> ServiceResult<u64> {
         let inner = &self.inner;
         let mut cursor = inner.rewrap.lock().await;
-        if cursor.target != target {
-            *cursor = RewrapCursor {
-                target,
-                ..RewrapCursor::default()
-            };
-        }
+        cursor.aim_at(target);
         let mut done = 0;
         while done < budget {
             let Some(&kind) = KekSealedKind::ALL.get(cursor.kind) else {

@@ -194,3 +194,48 @@ async fn an_item_that_does_not_open_is_left_and_the_rotation_is_not_recorded_com
     assert!(status.under(2) >= 1);
     assert!(!status.has(KekStepKind::Rewrapped, 2));
 }
+
+#[tokio::test]
+async fn after_the_rotation_a_key_left_under_the_old_version_is_rewrapped_at_the_next_sweep() {
+    let f = Fixture::new().await;
+    let alice = f.user("alice").await;
+    let bob = f.user("bob").await;
+    f.chat(&alice, &bob, 2, std::time::Duration::from_secs(1))
+        .await;
+    let old = f
+        .storage
+        .deks
+        .kek_sealed_not_under(KekSealedKind::Dek, 99, None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    rotate(&f).await;
+    assert!(rounds(&f, 10).await);
+    // A node that had not adopted version 2 yet stored this key under version 1 (here:
+    // the key as it was before the rotation is put back).
+    let now = f
+        .storage
+        .deks
+        .kek_sealed_not_under(KekSealedKind::Dek, 1, None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        f.storage
+            .deks
+            .replace_kek_sealed(now, old.sealed.clone())
+            .await
+            .unwrap()
+    );
+    // Complete rotations are not swept every second (a sweep reads every key)…
+    f.gov.rotation_round(1_000_000).await.unwrap();
+    let status = KekStatus::read(&f.storage).await.unwrap();
+    assert_eq!(status.under(1), 1, "{status:?}");
+    // …but every ten minutes.
+    f.clock.advance(std::time::Duration::from_secs(11 * 60));
+    for _ in 0..3 {
+        f.gov.rotation_round(1_000_000).await.unwrap();
+    }
+    let status = KekStatus::read(&f.storage).await.unwrap();
+    assert_eq!(status.under(1), 0, "{status:?}");
+}
