@@ -49,7 +49,7 @@ pub use legal::{
 pub use policy::Policy;
 pub use requests::{GrantRead, MAX_GRANT_MESSAGES, NewRequest, RequestView};
 pub use retention::RetentionRun;
-pub use rotation::{KekStatus, RotationRound, usage_detail};
+pub use rotation::{KekStatus, RotationRound, usage_detail, version_in_use};
 pub use staff::{Enrolled, NewStaff, NewStaffSession, StaffChangeView, StaffPrincipal, StaffView};
 
 /// What a staff member's own credentials can fail with, beside the service's outcomes.

@@ -107,6 +107,13 @@ impl KekStatus {
     }
 }
 
+/// The version the servers use: the one the operator last made current, or before any
+/// rotation the first one `held` (a version a `rotate` added but stopped before
+/// recording is not used until it is recorded).
+pub fn version_in_use(steps: &[KekStep], held: &[u32]) -> Option<u32> {
+    target(steps).or_else(|| held.first().copied())
+}
+
 /// The version the operator last made current.
 fn target(steps: &[KekStep]) -> Option<u32> {
     steps
@@ -163,9 +170,7 @@ impl Governance {
             current: keys.current_kek(),
             ..RotationRound::default()
         };
-        // The version the store names; before any rotation, the first (a version a
-        // `rotate` added but stopped before recording is not used until it is recorded).
-        let wanted = recorded.or_else(|| held.first().copied());
+        let wanted = version_in_use(&steps, &held);
         if let Some(target) = wanted
             && target != round.current
         {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use custodia_core::Clock;
-use custodia_governance::{KekStatus, usage_detail};
+use custodia_governance::{KekStatus, usage_detail, version_in_use};
 use custodia_keys::{KekProvider, Keyring, Pkcs11Kek};
 use custodia_store::{KekSealedKind, KekStep, KekStepKind, NoObserver, Storage};
 
@@ -90,14 +90,9 @@ impl Keks {
         })
     }
 
-    /// The version the servers use: the one the store names, or before any rotation the
-    /// first (the servers' own rule: a version a `rotate` added without recording it is
-    /// not used).
+    /// The version the servers use (their own rule).
     fn in_use(&self, status: &KekStatus) -> u32 {
-        status
-            .target
-            .or_else(|| self.versions().first().copied())
-            .unwrap_or(1)
+        version_in_use(&status.steps, &self.versions()).unwrap_or(1)
     }
 
     fn versions(&self) -> Vec<u32> {
@@ -111,7 +106,7 @@ impl Keks {
 async fn open(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
-) -> anyhow::Result<(Config, Storage, Keks)> {
+) -> anyhow::Result<(Storage, Keks)> {
     let flags = crate::RawConfig {
         data_dir,
         ..crate::RawConfig::default()
@@ -119,7 +114,7 @@ async fn open(
     let config = crate::RawConfig::load(config.as_deref(), flags)?.validate()?;
     let storage = crate::open_storage(&config, Arc::new(NoObserver)).await?;
     let keks = Keks::open(&config)?;
-    Ok((config, storage, keks))
+    Ok((storage, keks))
 }
 
 async fn status(storage: &Storage) -> anyhow::Result<KekStatus> {
@@ -146,7 +141,7 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             data_dir,
             json,
         } => {
-            let (_, storage, keks) = open(config, data_dir).await?;
+            let (storage, keks) = open(config, data_dir).await?;
             let status = status(&storage).await?;
             if json {
                 println!("{}", status_json(&status, &keks));
@@ -163,7 +158,7 @@ async fn rotate(
     data_dir: Option<PathBuf>,
     stage: bool,
 ) -> anyhow::Result<()> {
-    let (_, storage, keks) = open(config, data_dir).await?;
+    let (storage, keks) = open(config, data_dir).await?;
     let before = status(&storage).await?;
     let from = keks.in_use(&before);
     // A version above it that the store does not name yet was staged, or added by a
@@ -227,7 +222,7 @@ async fn retire(
     data_dir: Option<PathBuf>,
     version: u32,
 ) -> anyhow::Result<()> {
-    let (_, storage, keks) = open(config, data_dir).await?;
+    let (storage, keks) = open(config, data_dir).await?;
     let state = status(&storage).await?;
     let current = keks.in_use(&state);
     if version == current {
